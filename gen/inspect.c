@@ -1,0 +1,365 @@
+/*
+ * inspect.c — `kgen inspect`: what a GGUF file holds, as text or JSON.
+ *
+ * Reads only what kg_gguf_open validated; never fails on missing or oddly
+ * typed metadata (it reports "-" / null), since any real file must inspect.
+ */
+#include "gen.h"
+#include "json.h"
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ─────────────────────────── summary ─────────────────────────── */
+
+/* Rotary embedding layout by architecture; GGUF does not store it (it is a
+ * property of the architecture's reference implementation). */
+static const char *rope_type(const char *arch)
+{
+    static const char *neox[] = {"falcon", "gptneox", "stablelm", "qwen", "qwen2", "qwen2moe", "qwen3",
+                                 "qwen3moe", "phi2", "phi3", "gemma", "gemma2", "gemma3", "starcoder2",
+                                 "openelm", "olmo2", "bitnet", "codeshell", "exaone", "nemotron", "dbrx"};
+    static const char *norm[] = {"llama", "mistral", "baichuan", "starcoder", "internlm2", "minicpm",
+                                 "xverse", "command-r", "olmo", "arctic", "deepseek", "deepseek2", "granite"};
+    static const char *none[] = {"gpt2", "mpt", "bloom", "bert", "t5"};
+    for (size_t i = 0; i < sizeof neox / sizeof *neox; i++) if (!strcmp(arch, neox[i])) return "neox";
+    for (size_t i = 0; i < sizeof norm / sizeof *norm; i++) if (!strcmp(arch, norm[i])) return "norm";
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++) if (!strcmp(arch, none[i])) return "none";
+    return "unknown";
+}
+
+enum { HP_LAYER, HP_EMBD, HP_HEAD, HP_HEAD_KV, HP_FF, HP_VOCAB, HP_CTX, HP_ROT, HP_COUNT };
+
+static const struct {
+    const char *json, *label, *suffix;
+} hp_keys[HP_COUNT] = {
+    {"n_layer", "layers", "block_count"},
+    {"n_embd", "embedding", "embedding_length"},
+    {"n_head", "heads", "attention.head_count"},
+    {"n_head_kv", "KV heads", "attention.head_count_kv"},
+    {"n_ff", "feed-forward", "feed_forward_length"},
+    {"n_vocab", "vocab", "vocab_size"},
+    {"n_ctx", "context", "context_length"},
+    {"n_rot", "rope dims", "rope.dimension_count"},
+};
+
+static const char *special_names[] = {"bos", "eos", "eot", "eom", "unk", "sep", "pad", "mask"};
+#define N_SPECIAL (sizeof special_names / sizeof *special_names)
+
+typedef struct by_type {
+    uint64_t tensors, params, bytes;
+} by_type;
+
+typedef struct summary {
+    char arch[64];                 /* "" if absent */
+    const kg_value *hp[HP_COUNT];  /* integer scalar or per-layer array; NULL if absent */
+    uint64_t n_vocab_tokens;       /* from tokenizer.ggml.tokens; 0 if none */
+    const kg_value *rope_base, *rope_scaling, *eps_rms, *eps_ln, *name;
+    const kg_value *tok_model, *tok_pre, *tokens, *merges, *chat_template;
+    const kg_value *special[N_SPECIAL];
+    bool tied;                     /* token_embd.weight present, output.weight absent */
+    uint64_t params, bytes;
+    by_type types[KG_TYPE_COUNT];
+} summary;
+
+static bool is_int(const kg_value *v)
+{
+    return v && v->type != KG_V_F32 && v->type != KG_V_F64 && v->type != KG_V_STRING && v->type != KG_V_ARRAY;
+}
+
+static const kg_value *arch_key(const kg_gguf *g, const char *arch, const char *suffix)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return kg_gguf_find(g, key);
+}
+
+static const kg_value *typed(const kg_value *v, kg_vtype t) { return v && v->type == t ? v : NULL; }
+
+static void summarize(const kg_gguf *g, summary *s)
+{
+    memset(s, 0, sizeof *s);
+    const kg_value *a = typed(kg_gguf_find(g, "general.architecture"), KG_V_STRING);
+    if (a) kg_escape(s->arch, sizeof s->arch, a->str.ptr, a->str.len, 40);
+    for (int i = 0; i < HP_COUNT; i++) {
+        const kg_value *v = s->arch[0] ? arch_key(g, s->arch, hp_keys[i].suffix) : NULL;
+        bool ok = is_int(v) || (v && v->type == KG_V_ARRAY && v->arr.raw && v->arr.type != KG_V_F32 &&
+                                v->arr.type != KG_V_F64);
+        s->hp[i] = ok ? v : NULL;
+    }
+    if (s->arch[0]) {
+        s->rope_base = arch_key(g, s->arch, "rope.freq_base");
+        s->rope_scaling = typed(arch_key(g, s->arch, "rope.scaling.type"), KG_V_STRING);
+        s->eps_rms = arch_key(g, s->arch, "attention.layer_norm_rms_epsilon");
+        s->eps_ln = arch_key(g, s->arch, "attention.layer_norm_epsilon");
+    }
+    s->name = typed(kg_gguf_find(g, "general.name"), KG_V_STRING);
+    s->tok_model = typed(kg_gguf_find(g, "tokenizer.ggml.model"), KG_V_STRING);
+    s->tok_pre = typed(kg_gguf_find(g, "tokenizer.ggml.pre"), KG_V_STRING);
+    s->tokens = kg_gguf_find(g, "tokenizer.ggml.tokens");
+    if (s->tokens && (s->tokens->type != KG_V_ARRAY || s->tokens->arr.type != KG_V_STRING)) s->tokens = NULL;
+    s->n_vocab_tokens = s->tokens ? s->tokens->arr.n : 0;
+    s->merges = typed(kg_gguf_find(g, "tokenizer.ggml.merges"), KG_V_ARRAY);
+    s->chat_template = typed(kg_gguf_find(g, "tokenizer.chat_template"), KG_V_STRING);
+    for (size_t i = 0; i < N_SPECIAL; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", special_names[i]);
+        const kg_value *v = kg_gguf_find(g, key);
+        s->special[i] = is_int(v) ? v : NULL;
+    }
+    s->tied = kg_gguf_find_tensor(g, "token_embd.weight") && !kg_gguf_find_tensor(g, "output.weight");
+    for (uint64_t i = 0; i < kg_gguf_n_tensors(g); i++) {
+        const kg_tensor *t = kg_gguf_tensor(g, i);
+        s->params += t->n_elements;
+        s->bytes += t->n_bytes;
+        s->types[t->type].tensors++;
+        s->types[t->type].params += t->n_elements;
+        s->types[t->type].bytes += t->n_bytes;
+    }
+}
+
+/* n_vocab: tokenizer token count, else {arch}.vocab_size. */
+static bool vocab(const summary *s, uint64_t *n)
+{
+    if (s->n_vocab_tokens) { *n = s->n_vocab_tokens; return true; }
+    if (s->hp[HP_VOCAB] && s->hp[HP_VOCAB]->type != KG_V_ARRAY) { *n = s->hp[HP_VOCAB]->u; return true; }
+    return false;
+}
+
+static double num(const kg_value *v)
+{
+    switch (v->type) {
+    case KG_V_F32: case KG_V_F64: return v->f;
+    case KG_V_I8: case KG_V_I16: case KG_V_I32: case KG_V_I64: return (double)v->i;
+    default: return (double)v->u;
+    }
+}
+
+static bool is_num(const kg_value *v) { return v && (is_int(v) || v->type == KG_V_F32 || v->type == KG_V_F64); }
+
+/* Token text for id `v`, escaped for display, or "" if out of range. */
+static const char *token_text(const summary *s, const kg_value *v, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (s->tokens && v->type != KG_V_ARRAY && num(v) >= 0 && (uint64_t)num(v) < s->tokens->arr.n) {
+        kg_str t = s->tokens->arr.strs[(uint64_t)num(v)];
+        kg_escape(buf, cap, t.ptr, t.len, 40);
+    }
+    return buf;
+}
+
+/* ─────────────────────────── text ─────────────────────────── */
+
+static void fmt_bytes(char *buf, size_t cap, uint64_t b)
+{
+    if (b >= (1ull << 30)) snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+    else if (b >= (1ull << 20)) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
+    else if (b >= (1ull << 10)) snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+    else snprintf(buf, cap, "%" PRIu64 " B", b);
+}
+
+static void fmt_shape(char *buf, size_t cap, const kg_tensor *t)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (uint32_t d = 0; d < t->n_dims && o < cap; d++)
+        o += (size_t)snprintf(buf + o, cap - o, d ? " x %" PRIu64 : "%" PRIu64, t->ne[d]);
+    if (t->n_dims == 0) snprintf(buf, cap, "scalar");
+}
+
+static void print_hp(FILE *f, const kg_value *v)
+{
+    if (!v) { fputs("-\n", f); return; }
+    if (v->type != KG_V_ARRAY) { fprintf(f, "%.0f\n", num(v)); return; }
+    kg_value e;
+    double lo = 0, hi = 0;
+    for (uint64_t i = 0; kg_value_elem(v, i, &e); i++) {
+        double x = num(&e);
+        if (i == 0 || x < lo) lo = x;
+        if (i == 0 || x > hi) hi = x;
+    }
+    fprintf(f, "per layer (%" PRIu64 " values, %.0f..%.0f)\n", v->arr.n, lo, hi);
+}
+
+static void print_str(FILE *f, const kg_value *v)
+{
+    char buf[256];
+    fprintf(f, "%s\n", v ? kg_escape(buf, sizeof buf, v->str.ptr, v->str.len, 120) : "-");
+}
+
+static void print_text(const kg_gguf *g, const summary *s, FILE *f)
+{
+    char buf[256], b2[64];
+    uint64_t nv;
+    fmt_bytes(b2, sizeof b2, kg_gguf_file_size(g));
+    kg_escape(buf, sizeof buf, kg_gguf_name(g), strlen(kg_gguf_name(g)), 160);
+    fprintf(f, "file            %s (%s, GGUF v%" PRIu32 ", alignment %" PRIu32 ", %" PRIu64 " keys, %" PRIu64 " tensors)\n",
+            buf, b2, kg_gguf_version(g), kg_gguf_alignment(g), kg_gguf_n_kv(g), kg_gguf_n_tensors(g));
+    fputs("name            ", f); print_str(f, s->name);
+    fprintf(f, "architecture    %s\n\nhyperparameters\n", s->arch[0] ? s->arch : "-");
+    for (int i = 0; i < HP_COUNT; i++) {
+        fprintf(f, "  %-14s", hp_keys[i].label);
+        if (i == HP_VOCAB && vocab(s, &nv)) fprintf(f, "%" PRIu64 "\n", nv);
+        else print_hp(f, s->hp[i]);
+    }
+    fprintf(f, "  %-14s%s", "rope", s->arch[0] ? rope_type(s->arch) : "-");
+    if (is_num(s->rope_base)) fprintf(f, ", base %g", num(s->rope_base));
+    if (s->rope_scaling) fprintf(f, ", scaling %s", kg_escape(buf, sizeof buf, s->rope_scaling->str.ptr, s->rope_scaling->str.len, 40));
+    fputc('\n', f);
+    fprintf(f, "  %-14s", "norm eps");
+    if (is_num(s->eps_rms)) fprintf(f, "%g (RMSNorm)\n", num(s->eps_rms));
+    else if (is_num(s->eps_ln)) fprintf(f, "%g (LayerNorm)\n", num(s->eps_ln));
+    else fputs("-\n", f);
+    fprintf(f, "  %-14s%s\n", "output", s->tied ? "tied to token_embd.weight" :
+            kg_gguf_find_tensor(g, "output.weight") ? "output.weight" : "-");
+
+    fputs("\ntokenizer\n  model         ", f); print_str(f, s->tok_model);
+    fputs("  pre-tokenizer ", f); print_str(f, s->tok_pre);
+    fprintf(f, "  tokens        %" PRIu64 "\n", s->n_vocab_tokens);
+    fprintf(f, "  merges        %" PRIu64 "\n", s->merges ? s->merges->arr.n : 0);
+    fputs("  special      ", f);
+    int any = 0;
+    for (size_t i = 0; i < N_SPECIAL; i++) {
+        if (!s->special[i]) continue;
+        fprintf(f, "%s %s %.0f '%s'", any++ ? "," : "", special_names[i], num(s->special[i]),
+                token_text(s, s->special[i], buf, sizeof buf));
+    }
+    fputs(any ? "\n" : " -\n", f);
+    if (s->chat_template) fprintf(f, "  chat template yes (%" PRIu64 " bytes)\n", s->chat_template->str.len);
+    else fputs("  chat template no\n", f);
+
+    fprintf(f, "\ntensors\n  %-40s %-8s %-22s %12s\n", "name", "type", "shape", "bytes");
+    for (uint64_t i = 0; i < kg_gguf_n_tensors(g); i++) {
+        const kg_tensor *t = kg_gguf_tensor(g, i);
+        fmt_shape(b2, sizeof b2, t);
+        fprintf(f, "  %-40s %-8s %-22s %12" PRIu64 "\n", kg_escape(buf, sizeof buf, t->name, strlen(t->name), 80),
+                kg_type_get(t->type)->name, b2, t->n_bytes);
+    }
+
+    fmt_bytes(b2, sizeof b2, s->bytes);
+    fprintf(f, "\ntotals\n  %-14s%" PRIu64 " (%.2f M)\n  %-14s%" PRIu64 " (%s)\n  %-14s%.3f\n", "parameters", s->params,
+            s->params / 1e6, "bytes", s->bytes, b2, "bits/weight", s->params ? 8.0 * s->bytes / s->params : 0.0);
+    fprintf(f, "  %-8s %8s %14s %14s %8s\n", "type", "tensors", "parameters", "bytes", "bpw");
+    for (int t = 0; t < KG_TYPE_COUNT; t++) {
+        const by_type *b = &s->types[t];
+        if (b->tensors)
+            fprintf(f, "  %-8s %8" PRIu64 " %14" PRIu64 " %14" PRIu64 " %8.3f\n", kg_type_get((uint32_t)t)->name,
+                    b->tensors, b->params, b->bytes, b->params ? 8.0 * b->bytes / b->params : 0.0);
+    }
+}
+
+/* ─────────────────────────── JSON ─────────────────────────── */
+
+static void json_hp(json *j, const kg_value *v)
+{
+    kg_value e;
+    if (!v) { json_null(j); return; }
+    if (v->type != KG_V_ARRAY) {
+        if (v->type == KG_V_I8 || v->type == KG_V_I16 || v->type == KG_V_I32 || v->type == KG_V_I64) json_i64(j, v->i);
+        else json_u64(j, v->u);
+        return;
+    }
+    json_arr(j);
+    for (uint64_t i = 0; kg_value_elem(v, i, &e); i++) json_hp(j, &e);
+    json_close_arr(j);
+}
+
+static void json_optstr(json *j, const char *key, const kg_value *v)
+{
+    json_key(j, key);
+    if (v) json_strn(j, v->str.ptr, v->str.len);
+    else json_null(j);
+}
+
+static void json_optnum(json *j, const char *key, const kg_value *v)
+{
+    json_key(j, key);
+    if (is_num(v)) json_f64(j, num(v));
+    else json_null(j);
+}
+
+static void print_json(const kg_gguf *g, const summary *s, FILE *f)
+{
+    json j;
+    uint64_t nv;
+    json_begin(&j, f);
+    json_key(&j, "file"); json_str(&j, kg_gguf_name(g));
+    json_key(&j, "file_bytes"); json_u64(&j, kg_gguf_file_size(g));
+    json_key(&j, "gguf_version"); json_u64(&j, kg_gguf_version(g));
+    json_key(&j, "alignment"); json_u64(&j, kg_gguf_alignment(g));
+    json_key(&j, "n_kv"); json_u64(&j, kg_gguf_n_kv(g));
+    json_optstr(&j, "name", s->name);
+    json_key(&j, "architecture");
+    if (s->arch[0]) json_str(&j, s->arch); else json_null(&j);
+    for (int i = 0; i < HP_COUNT; i++) {
+        json_key(&j, hp_keys[i].json);
+        if (i == HP_VOCAB && vocab(s, &nv)) json_u64(&j, nv);
+        else json_hp(&j, s->hp[i]);
+    }
+    json_key(&j, "rope_type"); json_str(&j, s->arch[0] ? rope_type(s->arch) : "unknown");
+    json_optnum(&j, "rope_freq_base", s->rope_base);
+    json_optstr(&j, "rope_scaling", s->rope_scaling);
+    json_optnum(&j, "norm_eps", is_num(s->eps_rms) ? s->eps_rms : s->eps_ln);
+    json_key(&j, "norm_type");
+    if (is_num(s->eps_rms)) json_str(&j, "rms"); else if (is_num(s->eps_ln)) json_str(&j, "layer"); else json_null(&j);
+    json_key(&j, "tied_embeddings"); json_bool(&j, s->tied);
+
+    json_key(&j, "tokenizer"); json_obj(&j);
+    json_optstr(&j, "model", s->tok_model);
+    json_optstr(&j, "pre", s->tok_pre);
+    json_key(&j, "n_tokens"); json_u64(&j, s->n_vocab_tokens);
+    json_key(&j, "n_merges"); json_u64(&j, s->merges ? s->merges->arr.n : 0);
+    for (size_t i = 0; i < N_SPECIAL; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_id", special_names[i]);
+        json_key(&j, key);
+        json_hp(&j, s->special[i]);
+    }
+    json_key(&j, "chat_template"); json_bool(&j, s->chat_template != NULL);
+    json_close_obj(&j);
+
+    json_key(&j, "tensors"); json_arr(&j);
+    for (uint64_t i = 0; i < kg_gguf_n_tensors(g); i++) {
+        const kg_tensor *t = kg_gguf_tensor(g, i);
+        json_obj(&j);
+        json_key(&j, "name"); json_str(&j, t->name);
+        json_key(&j, "type"); json_str(&j, kg_type_get(t->type)->name);
+        json_key(&j, "shape"); json_arr(&j);
+        for (uint32_t d = 0; d < t->n_dims; d++) json_u64(&j, t->ne[d]);
+        json_close_arr(&j);
+        json_key(&j, "bytes"); json_u64(&j, t->n_bytes);
+        json_key(&j, "offset"); json_u64(&j, t->offset);
+        json_close_obj(&j);
+    }
+    json_close_arr(&j);
+
+    json_key(&j, "totals"); json_obj(&j);
+    json_key(&j, "params"); json_u64(&j, s->params);
+    json_key(&j, "bytes"); json_u64(&j, s->bytes);
+    json_key(&j, "bits_per_weight"); json_f64(&j, s->params ? 8.0 * s->bytes / s->params : 0.0);
+    json_key(&j, "by_type"); json_arr(&j);
+    for (int t = 0; t < KG_TYPE_COUNT; t++) {
+        const by_type *b = &s->types[t];
+        if (!b->tensors) continue;
+        json_obj(&j);
+        json_key(&j, "type"); json_str(&j, kg_type_get((uint32_t)t)->name);
+        json_key(&j, "tensors"); json_u64(&j, b->tensors);
+        json_key(&j, "params"); json_u64(&j, b->params);
+        json_key(&j, "bytes"); json_u64(&j, b->bytes);
+        json_key(&j, "bits_per_weight"); json_f64(&j, b->params ? 8.0 * b->bytes / b->params : 0.0);
+        json_close_obj(&j);
+    }
+    json_close_arr(&j);
+    json_close_obj(&j);
+    json_end(&j);
+}
+
+void inspect_print(const kg_gguf *g, FILE *f, bool as_json)
+{
+    summary s;
+    summarize(g, &s);
+    if (as_json) print_json(g, &s, f);
+    else print_text(g, &s, f);
+}

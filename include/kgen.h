@@ -1,0 +1,216 @@
+/*
+ * kgen.h — the kgen library: status codes, tensor types, and the GGUF reader.
+ *
+ * Conventions (they hold for every kg_ function):
+ *   - Functions that can fail return a kg_status: KG_OK (0) or a negative
+ *     code. On failure kg_last_error() holds a message naming the file, the
+ *     field / key / tensor, and what was wrong. The library never exits or
+ *     aborts on bad input.
+ *   - Output parameters come last. On failure they are left zeroed/NULL.
+ *   - Opaque handles come in create/destroy pairs; destroy accepts NULL.
+ *   - Every exported symbol starts with kg_ (checked by `make check`).
+ */
+#ifndef KGEN_H
+#define KGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ───────────────────────────── status ───────────────────────────── */
+
+typedef enum kg_status {
+    KG_OK              =  0,
+    KG_ERR_IO          = -1, /* open/read/mmap failed (errno text in message) */
+    KG_ERR_FORMAT      = -2, /* the file is malformed                          */
+    KG_ERR_NOMEM       = -3, /* an allocation failed                           */
+    KG_ERR_UNSUPPORTED = -4, /* well-formed, but kgen cannot handle it (yet)   */
+    KG_ERR_ARG         = -5, /* the caller passed something invalid            */
+    KG_ERR_NOTFOUND    = -6, /* a key or tensor that was asked for is absent   */
+} kg_status;
+
+/* The message of the last failure on this thread. Never NULL; "" if none.
+ * Valid until the next kg_ call on the same thread. */
+const char *kg_last_error(void);
+
+/* A short name for a status ("ok", "io", "format", ...). Never NULL. */
+const char *kg_status_name(kg_status s);
+
+/* ─────────────────────────── tensor types ───────────────────────────
+ * GGML tensor types with their on-disk ids. Block layouts are facts of the
+ * GGUF format; `blck` elements are stored in `size` bytes.
+ * "full" types are the ones kgen's kernels compute with; the others are known
+ * by name and size so any real file can be inspected, and are refused (by
+ * name) only by a stage that needs to compute with them.
+ *
+ *     X(id, NAME,    blck, size, full)                                     */
+#define KG_TYPES(X)                      \
+    X(0,  F32,      1,    4,   1)        \
+    X(1,  F16,      1,    2,   1)        \
+    X(2,  Q4_0,    32,   18,   1)        \
+    X(3,  Q4_1,    32,   20,   1)        \
+    X(6,  Q5_0,    32,   22,   0)        \
+    X(7,  Q5_1,    32,   24,   0)        \
+    X(8,  Q8_0,    32,   34,   1)        \
+    X(9,  Q8_1,    32,   36,   0)        \
+    X(10, Q2_K,   256,   84,   0)        \
+    X(11, Q3_K,   256,  110,   0)        \
+    X(12, Q4_K,   256,  144,   1)        \
+    X(13, Q5_K,   256,  176,   0)        \
+    X(14, Q6_K,   256,  210,   1)        \
+    X(15, Q8_K,   256,  292,   0)        \
+    X(16, IQ2_XXS,256,   66,   0)        \
+    X(17, IQ2_XS, 256,   74,   0)        \
+    X(18, IQ3_XXS,256,   98,   0)        \
+    X(19, IQ1_S,  256,   50,   0)        \
+    X(20, IQ4_NL,  32,   18,   0)        \
+    X(21, IQ3_S,  256,  110,   0)        \
+    X(22, IQ2_S,  256,   82,   0)        \
+    X(23, IQ4_XS, 256,  136,   0)        \
+    X(24, I8,       1,    1,   0)        \
+    X(25, I16,      1,    2,   0)        \
+    X(26, I32,      1,    4,   0)        \
+    X(27, I64,      1,    8,   0)        \
+    X(28, F64,      1,    8,   0)        \
+    X(29, IQ1_M,  256,   56,   0)        \
+    X(30, BF16,     1,    2,   1)        \
+    X(34, TQ1_0,  256,   54,   0)        \
+    X(35, TQ2_0,  256,   66,   0)        \
+    X(39, MXFP4,   32,   17,   0)        \
+    X(40, NVFP4,   64,   36,   0)        \
+    X(41, Q1_0,   128,   18,   0)
+
+typedef enum kg_type {
+#define KG_X(id, name, blck, size, full) KG_TYPE_##name = id,
+    KG_TYPES(KG_X)
+#undef KG_X
+    KG_TYPE_COUNT = 42 /* one past the largest id; not every id below is a type */
+} kg_type;
+
+typedef struct kg_type_info {
+    const char *name; /* "Q4_1" */
+    uint32_t blck;    /* elements per block */
+    uint32_t size;    /* bytes per block */
+    bool full;        /* kgen computes with it */
+} kg_type_info;
+
+/* Facts about type id `t`, or NULL if `t` is not a known GGML type. */
+const kg_type_info *kg_type_get(uint32_t t);
+
+/* ─────────────────────────────── GGUF ───────────────────────────────
+ * A parsed, validated GGUF file (versions 2 and 3; little-endian).
+ * After kg_gguf_open succeeds, every string, array and tensor it exposes has
+ * been bounds-checked against the file: callers may read them without
+ * further checks. All pointers stay valid until kg_gguf_close.
+ * The file format is documented at the top of runtime/gguf.c.           */
+
+typedef struct kg_gguf kg_gguf;
+
+/* Metadata value types, with their on-disk ids. */
+typedef enum kg_vtype {
+    KG_V_U8 = 0, KG_V_I8 = 1, KG_V_U16 = 2, KG_V_I16 = 3, KG_V_U32 = 4,
+    KG_V_I32 = 5, KG_V_F32 = 6, KG_V_BOOL = 7, KG_V_STRING = 8,
+    KG_V_ARRAY = 9, KG_V_U64 = 10, KG_V_I64 = 11, KG_V_F64 = 12,
+    KG_V_COUNT = 13
+} kg_vtype;
+
+/* A string inside the file: `len` bytes at `ptr`, NOT NUL-terminated, may
+ * contain any bytes (including NUL and invalid UTF-8). */
+typedef struct kg_str {
+    const char *ptr;
+    uint64_t len;
+} kg_str;
+
+/* One metadata value. Scalars are widened into u/i/f (by signedness of the
+ * stored type; bool into u). Arrays: `arr.type` is the element type and
+ * `arr.n` the count. Elements of a fixed-size type are the file's raw
+ * little-endian bytes at `arr.raw` (read them with kg_value_elem); string
+ * elements are in `arr.strs[n]`; array elements in `arr.arrs[n]`. */
+typedef struct kg_value {
+    kg_vtype type;
+    union {
+        uint64_t u;
+        int64_t i;
+        double f;
+        kg_str str;
+        struct {
+            kg_vtype type;
+            uint64_t n;
+            const void *raw;              /* fixed-size element types      */
+            const kg_str *strs;           /* KG_V_STRING elements          */
+            const struct kg_value *arrs;  /* KG_V_ARRAY elements           */
+        } arr;
+    };
+} kg_value;
+
+typedef struct kg_kv {
+    const char *key; /* NUL-terminated copy; keys never contain NUL */
+    kg_value value;
+} kg_kv;
+
+#define KG_MAX_DIMS 4
+typedef struct kg_tensor {
+    const char *name;          /* NUL-terminated copy                       */
+    uint32_t n_dims;           /* 0..KG_MAX_DIMS                            */
+    uint64_t ne[KG_MAX_DIMS];  /* ne[0] is the innermost (contiguous) dim;
+                                  unused dims are 1                         */
+    kg_type type;
+    uint64_t offset;           /* from the start of the data section        */
+    uint64_t n_elements;
+    uint64_t n_bytes;
+    const void *data;          /* inside the mapping; n_bytes readable      */
+} kg_tensor;
+
+/* Map and parse `path`. On success *out owns the mapping. */
+kg_status kg_gguf_open(const char *path, kg_gguf **out);
+
+/* Parse a caller-owned buffer (not copied; it must outlive the handle).
+ * `name` is used in error messages. Used by tests and the fuzzer. */
+kg_status kg_gguf_open_memory(const void *buf, size_t size, const char *name,
+                              kg_gguf **out);
+
+void kg_gguf_close(kg_gguf *g);
+
+uint32_t kg_gguf_version(const kg_gguf *g);
+uint32_t kg_gguf_alignment(const kg_gguf *g);
+const char *kg_gguf_name(const kg_gguf *g);      /* path or buffer name */
+uint64_t kg_gguf_file_size(const kg_gguf *g);
+uint64_t kg_gguf_data_offset(const kg_gguf *g);  /* start of data section */
+
+uint64_t kg_gguf_n_kv(const kg_gguf *g);
+const kg_kv *kg_gguf_kv(const kg_gguf *g, uint64_t i);          /* NULL if i out of range */
+const kg_value *kg_gguf_find(const kg_gguf *g, const char *key); /* NULL if absent */
+
+uint64_t kg_gguf_n_tensors(const kg_gguf *g);
+const kg_tensor *kg_gguf_tensor(const kg_gguf *g, uint64_t i);           /* NULL if out of range */
+const kg_tensor *kg_gguf_find_tensor(const kg_gguf *g, const char *name); /* NULL if absent */
+
+/* Typed lookups. Each returns KG_ERR_NOTFOUND if the key is absent (message
+ * set), KG_ERR_FORMAT if it has the wrong type or is out of range for the
+ * result (message names the key and the stored type).
+ *   get_u64 / get_i64: any integer type (or bool), range-checked.
+ *   get_f64: any integer or float type.
+ *   get_str: a string.                                                   */
+kg_status kg_gguf_get_u64(const kg_gguf *g, const char *key, uint64_t *out);
+kg_status kg_gguf_get_i64(const kg_gguf *g, const char *key, int64_t *out);
+kg_status kg_gguf_get_f64(const kg_gguf *g, const char *key, double *out);
+kg_status kg_gguf_get_str(const kg_gguf *g, const char *key, kg_str *out);
+
+/* Element i of a fixed-size-type array value, widened like scalars:
+ * returns false if v is not such an array or i is out of range. */
+bool kg_value_elem(const kg_value *v, uint64_t i, kg_value *out);
+
+/* The name of a value type ("u32", "string", "array", ...). Never NULL. */
+const char *kg_vtype_name(uint32_t t);
+
+/* Does a kg_str equal a C string? */
+bool kg_str_eq(kg_str s, const char *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KGEN_H */

@@ -1,0 +1,42 @@
+/*
+ * internal.h — helpers shared by the library's own files. Not installed.
+ * Everything here is still exported from libkgen.a, so it keeps the kg_ prefix.
+ */
+#ifndef KGEN_INTERNAL_H
+#define KGEN_INTERNAL_H
+
+#include "kgen.h"
+
+#include <stdarg.h>
+
+/* Set this thread's error message (printf-style) and return `s`.
+ * Use as: return kg_err(KG_ERR_FORMAT, "%s: ...", name, ...); */
+kg_status kg_err(kg_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Clear the message (functions that succeed after an earlier failure). */
+void kg_err_clear(void);
+
+/* Write `len` bytes of untrusted text into `dst` (size `cap`, NUL-terminated)
+ * for display: printable ASCII and valid UTF-8 pass through; control bytes,
+ * quotes, backslashes and invalid UTF-8 become \xNN (or \" \\); text longer
+ * than `max` source bytes is cut and ends in "...". Returns dst. */
+char *kg_escape(char *dst, size_t cap, const char *src, uint64_t len, size_t max);
+
+/* ── bump arena: many small allocations freed at once ── */
+typedef struct kg_arena_chunk kg_arena_chunk;
+typedef struct kg_arena {
+    kg_arena_chunk *head;
+} kg_arena;
+
+/* Zeroed memory for `n` objects of `size` bytes, aligned to 16; NULL (with
+ * KG_ERR_NOMEM message) on overflow or out-of-memory. */
+void *kg_arena_alloc(kg_arena *a, uint64_t n, uint64_t size);
+char *kg_arena_strndup(kg_arena *a, const char *s, uint64_t len);
+void kg_arena_free(kg_arena *a);
+
+/* Overflow-checked arithmetic on uint64_t: false on overflow. */
+static inline bool kg_mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline bool kg_add_u64(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+
+#endif
