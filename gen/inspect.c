@@ -45,8 +45,14 @@ static const struct {
     {"n_rot", "rope dims", "rope.dimension_count"},
 };
 
+/* Special tokens: short name, and the key under tokenizer.ggml. (GGUF spells
+ * "seperator" so; llama.cpp writes and reads it that way.) */
 static const char *special_names[] = {"bos", "eos", "eot", "eom", "unk", "sep", "pad", "mask"};
+static const char *special_keys[] = {"bos_token_id", "eos_token_id", "eot_token_id", "eom_token_id",
+                                     "unknown_token_id", "seperator_token_id", "padding_token_id",
+                                     "mask_token_id"};
 #define N_SPECIAL (sizeof special_names / sizeof *special_names)
+_Static_assert(sizeof special_keys == sizeof special_names, "special_keys and special_names differ");
 
 typedef struct by_type {
     uint64_t tensors, params, bytes;
@@ -105,7 +111,7 @@ static void summarize(const kg_gguf *g, summary *s)
     s->chat_template = typed(kg_gguf_find(g, "tokenizer.chat_template"), KG_V_STRING);
     for (size_t i = 0; i < N_SPECIAL; i++) {
         char key[64];
-        snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", special_names[i]);
+        snprintf(key, sizeof key, "tokenizer.ggml.%s", special_keys[i]);
         const kg_value *v = kg_gguf_find(g, key);
         s->special[i] = is_int(v) ? v : NULL;
     }
