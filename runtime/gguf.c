@@ -86,23 +86,40 @@ static bool take(rd *r, void *dst, uint64_t n)
     return true;
 }
 
-static kg_status truncated(const rd *r, const char *what)
+/* What is being read, for messages; formatted only when something fails:
+ * "<label>[ <index>][ of <owner>]", e.g. "element 7 of key 'x'". */
+typedef struct field {
+    const char *label;
+    const char *owner; /* "key 'x'", "tensor 'y'" or NULL */
+    int64_t index;     /* -1: none */
+} field;
+
+static const char *field_name(const field *f, char *buf, size_t cap)
 {
+    int n = f->index >= 0 ? snprintf(buf, cap, "%s %" PRId64, f->label, f->index) : snprintf(buf, cap, "%s", f->label);
+    if (f->owner && n >= 0 && (size_t)n < cap) snprintf(buf + n, cap - (size_t)n, " of %s", f->owner);
+    return buf;
+}
+
+static kg_status truncated(const rd *r, field f)
+{
+    char w[400];
     return kg_err(KG_ERR_FORMAT,
                   "%s: truncated: file ends at byte %" PRIu64 " while reading %s",
-                  r->name, r->size, what);
+                  r->name, r->size, field_name(&f, w, sizeof w));
 }
 
 /* Reads a string header and checks its bytes are present. */
-static kg_status read_str(rd *r, kg_str *s, const char *what)
+static kg_status read_str(rd *r, kg_str *s, field f)
 {
     uint64_t len;
-    if (!take(r, &len, 8)) return truncated(r, what);
+    char w[400];
+    if (!take(r, &len, 8)) return truncated(r, f);
     if (len > left(r))
         return kg_err(KG_ERR_FORMAT,
                       "%s: %s: string length %" PRIu64 " at offset %" PRIu64
                       " runs past the end of the file (%" PRIu64 " bytes left)",
-                      r->name, what, len, r->pos - 8, left(r));
+                      r->name, field_name(&f, w, sizeof w), len, r->pos - 8, left(r));
     s->ptr = (const char *)r->p + r->pos;
     s->len = len;
     r->pos += len;
@@ -142,7 +159,8 @@ static void widen(kg_vtype t, const uint8_t *p, kg_value *out)
 typedef struct parser {
     rd r;
     kg_arena *arena;
-    const char *key; /* the key being read, for messages (escaped) */
+    const char *key;   /* the key being read, escaped, for messages */
+    const char *owner; /* "key '<key>'" */
 } parser;
 
 static kg_status read_value(parser *ps, uint32_t type, kg_value *out, int depth);
@@ -152,9 +170,7 @@ static kg_status read_array(parser *ps, kg_value *out, int depth)
     rd *r = &ps->r;
     uint32_t et;
     uint64_t n;
-    char what[320];
-    snprintf(what, sizeof what, "the array header of key '%s'", ps->key);
-    if (!take(r, &et, 4) || !take(r, &n, 8)) return truncated(r, what);
+    if (!take(r, &et, 4) || !take(r, &n, 8)) return truncated(r, (field){"the array header", ps->owner, -1});
     if (et >= KG_V_COUNT)
         return kg_err(KG_ERR_FORMAT, "%s: key '%s': array element type %" PRIu32 " is not a GGUF value type",
                       r->name, ps->key, et);
@@ -175,8 +191,7 @@ static kg_status read_array(parser *ps, kg_value *out, int depth)
         kg_str *s = kg_arena_alloc(ps->arena, n, sizeof *s);
         if (!s && n) return KG_ERR_NOMEM;
         for (uint64_t i = 0; i < n; i++) {
-            snprintf(what, sizeof what, "element %" PRIu64 " of key '%s'", i, ps->key);
-            kg_status st = read_str(r, &s[i], what);
+            kg_status st = read_str(r, &s[i], (field){"element", ps->owner, (int64_t)i});
             if (st) return st;
         }
         out->arr.strs = s;
@@ -203,20 +218,15 @@ static kg_status read_array(parser *ps, kg_value *out, int depth)
 static kg_status read_value(parser *ps, uint32_t type, kg_value *out, int depth)
 {
     rd *r = &ps->r;
-    char what[320];
     if (type == KG_V_ARRAY) return read_array(ps, out, depth);
     if (type == KG_V_STRING) {
-        snprintf(what, sizeof what, "the value of key '%s'", ps->key);
         out->type = KG_V_STRING;
-        return read_str(r, &out->str, what);
+        return read_str(r, &out->str, (field){"the string value", ps->owner, -1});
     }
     if (type >= KG_V_COUNT)
         return kg_err(KG_ERR_FORMAT, "%s: key '%s': value type %" PRIu32 " is not a GGUF value type",
                       r->name, ps->key, type);
-    if (left(r) < vsize[type]) {
-        snprintf(what, sizeof what, "the %s value of key '%s'", kg_vtype_name(type), ps->key);
-        return truncated(r, what);
-    }
+    if (left(r) < vsize[type]) return truncated(r, (field){kg_vtype_name(type), ps->owner, -1});
     widen(type, r->p + r->pos, out);
     r->pos += vsize[type];
     if (type == KG_V_BOOL && out->u > 1)
@@ -243,9 +253,9 @@ static kg_status read_name(parser *ps, const char *what, uint64_t index, char **
     rd *r = &ps->r;
     char w[96];
     kg_str s;
-    snprintf(w, sizeof w, "%s %" PRIu64, what, index);
-    kg_status st = read_str(r, &s, w);
+    kg_status st = read_str(r, &s, (field){what, NULL, (int64_t)index});
     if (st) return st;
+    snprintf(w, sizeof w, "%s %" PRIu64, what, index);
     if (s.len == 0) return kg_err(KG_ERR_FORMAT, "%s: %s is empty", r->name, w);
     if (memchr(s.ptr, 0, s.len)) return kg_err(KG_ERR_FORMAT, "%s: %s contains a NUL byte", r->name, w);
     *out = kg_arena_strndup(ps->arena, s.ptr, s.len);
@@ -255,13 +265,13 @@ static kg_status read_name(parser *ps, const char *what, uint64_t index, char **
 static kg_status read_header(kg_gguf *g, rd *r, uint64_t *n_tensors, uint64_t *n_kv)
 {
     uint8_t magic[4];
-    if (!take(r, magic, 4)) return truncated(r, "the magic (file shorter than 4 bytes)");
+    if (!take(r, magic, 4)) return truncated(r, (field){"the magic (file shorter than 4 bytes)", NULL, -1});
     if (memcmp(magic, "GGUF", 4) != 0) {
         char m[32];
         kg_escape(m, sizeof m, (const char *)magic, 4, 4);
         return kg_err(KG_ERR_FORMAT, "%s: not a GGUF file (magic is \"%s\", expected \"GGUF\")", r->name, m);
     }
-    if (!take(r, &g->version, 4)) return truncated(r, "header.version");
+    if (!take(r, &g->version, 4)) return truncated(r, (field){"header.version", NULL, -1});
     if (g->version == 1)
         return kg_err(KG_ERR_UNSUPPORTED, "%s: GGUF version 1 is not supported (only versions 2 and 3); "
                       "re-convert the model with a current llama.cpp", r->name);
@@ -271,8 +281,8 @@ static kg_status read_header(kg_gguf *g, rd *r, uint64_t *n_tensors, uint64_t *n
         return kg_err(KG_ERR_UNSUPPORTED, "%s: unknown GGUF version %" PRIu32 " (kgen reads versions 2 and 3)",
                       r->name, g->version);
     }
-    if (!take(r, n_tensors, 8)) return truncated(r, "header.tensor_count");
-    if (!take(r, n_kv, 8)) return truncated(r, "header.kv_count");
+    if (!take(r, n_tensors, 8)) return truncated(r, (field){"header.tensor_count", NULL, -1});
+    if (!take(r, n_kv, 8)) return truncated(r, (field){"header.kv_count", NULL, -1});
     /* smallest kv: key (8+1), type 4, u8 value 1; smallest tensor info: 8+1+4+4+8 */
     if (*n_kv > left(r) / 14)
         return kg_err(KG_ERR_FORMAT, "%s: header.kv_count %" PRIu64 " is impossible: the file has only %" PRIu64
@@ -286,7 +296,7 @@ static kg_status read_header(kg_gguf *g, rd *r, uint64_t *n_tensors, uint64_t *n
 static kg_status read_kvs(kg_gguf *g, parser *ps)
 {
     rd *r = &ps->r;
-    char ek[300], what[340];
+    char ek[300], owner[320];
     g->kv = kg_arena_alloc(&g->arena, g->n_kv, sizeof *g->kv);
     g->kv_sorted = kg_arena_alloc(&g->arena, g->n_kv, sizeof *g->kv_sorted);
     if (g->n_kv && (!g->kv || !g->kv_sorted)) return KG_ERR_NOMEM;
@@ -296,8 +306,9 @@ static kg_status read_kvs(kg_gguf *g, parser *ps)
         kg_status st = read_name(ps, "metadata key", i, (char **)&kv->key);
         if (st) return st;
         ps->key = kg_escape(ek, sizeof ek, kv->key, strlen(kv->key), 200);
-        snprintf(what, sizeof what, "the value type of key '%s'", ek);
-        if (!take(r, &type, 4)) return truncated(r, what);
+        snprintf(owner, sizeof owner, "key '%s'", ek);
+        ps->owner = owner;
+        if (!take(r, &type, 4)) return truncated(r, (field){"the value type", owner, -1});
         if ((st = read_value(ps, type, &kv->value, 0))) return st;
         g->kv_sorted[i] = kv;
     }
@@ -326,7 +337,7 @@ static kg_status read_alignment(kg_gguf *g)
 static kg_status read_tensor_infos(kg_gguf *g, parser *ps)
 {
     rd *r = &ps->r;
-    char en[200], what[260];
+    char en[200], owner[220];
     g->tensors = kg_arena_alloc(&g->arena, g->n_tensors, sizeof *g->tensors);
     g->t_sorted = kg_arena_alloc(&g->arena, g->n_tensors, sizeof *g->t_sorted);
     if (g->n_tensors && (!g->tensors || !g->t_sorted)) return KG_ERR_NOMEM;
@@ -336,8 +347,8 @@ static kg_status read_tensor_infos(kg_gguf *g, parser *ps)
         kg_status st = read_name(ps, "tensor name", i, (char **)&t->name);
         if (st) return st;
         kg_escape(en, sizeof en, t->name, strlen(t->name), 120);
-        snprintf(what, sizeof what, "tensor '%s' n_dims", en);
-        if (!take(r, &t->n_dims, 4)) return truncated(r, what);
+        snprintf(owner, sizeof owner, "tensor '%s'", en);
+        if (!take(r, &t->n_dims, 4)) return truncated(r, (field){"n_dims", owner, -1});
         if (t->n_dims > KG_MAX_DIMS)
             return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': n_dims is %" PRIu32 " (at most %d)", r->name, en,
                           t->n_dims, KG_MAX_DIMS);
@@ -345,15 +356,13 @@ static kg_status read_tensor_infos(kg_gguf *g, parser *ps)
         for (uint32_t d = 0; d < KG_MAX_DIMS; d++) {
             t->ne[d] = 1;
             if (d >= t->n_dims) continue;
-            snprintf(what, sizeof what, "tensor '%s' ne[%" PRIu32 "]", en, d);
-            if (!take(r, &t->ne[d], 8)) return truncated(r, what);
+            if (!take(r, &t->ne[d], 8)) return truncated(r, (field){"dimension", owner, d});
             if (t->ne[d] > INT64_MAX || !kg_mul_u64(t->n_elements, t->ne[d], &t->n_elements) ||
                 t->n_elements > INT64_MAX)
                 return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': element count overflows (ne[%" PRIu32 "] = %" PRIu64 ")",
                               r->name, en, d, t->ne[d]);
         }
-        snprintf(what, sizeof what, "tensor '%s' type", en);
-        if (!take(r, &type, 4)) return truncated(r, what);
+        if (!take(r, &type, 4)) return truncated(r, (field){"type", owner, -1});
         const kg_type_info *ti = kg_type_get(type);
         if (!ti)
             return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': unknown tensor type id %" PRIu32, r->name, en, type);
@@ -365,8 +374,7 @@ static kg_status read_tensor_infos(kg_gguf *g, parser *ps)
         t->n_bytes = t->n_elements / ti->blck * ti->size; /* n_elements <= 2^63, size <= 292: may overflow */
         if ((t->n_elements / ti->blck) > UINT64_MAX / ti->size)
             return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': byte size overflows", r->name, en);
-        snprintf(what, sizeof what, "tensor '%s' offset", en);
-        if (!take(r, &t->offset, 8)) return truncated(r, what);
+        if (!take(r, &t->offset, 8)) return truncated(r, (field){"offset", owner, -1});
         g->t_sorted[i] = t;
     }
     return KG_OK;
@@ -403,7 +411,7 @@ static kg_status place_tensors(kg_gguf *g, rd *r)
 
 static kg_status parse(kg_gguf *g)
 {
-    parser ps = {.r = {g->base, g->size, 0, g->name}, .arena = &g->arena, .key = ""};
+    parser ps = {.r = {g->base, g->size, 0, g->name}, .arena = &g->arena, .key = "", .owner = "header"};
     kg_status st;
     if ((st = read_header(g, &ps.r, &g->n_tensors, &g->n_kv))) return st;
     if ((st = read_kvs(g, &ps))) return st;
