@@ -65,6 +65,7 @@ typedef struct summary {
     const kg_value *rope_base, *rope_scaling, *eps_rms, *eps_ln, *name;
     const kg_value *tok_model, *tok_pre, *tokens, *merges, *chat_template;
     const kg_value *special[N_SPECIAL];
+    const kg_value *add_bos, *add_eos;   /* bool; NULL if absent */
     bool tied;                     /* token_embd.weight present, output.weight absent */
     uint64_t params, bytes;
     by_type types[KG_TYPE_COUNT];
@@ -115,6 +116,8 @@ static void summarize(const kg_gguf *g, summary *s)
         const kg_value *v = kg_gguf_find(g, key);
         s->special[i] = is_int(v) ? v : NULL;
     }
+    s->add_bos = typed(kg_gguf_find(g, "tokenizer.ggml.add_bos_token"), KG_V_BOOL);
+    s->add_eos = typed(kg_gguf_find(g, "tokenizer.ggml.add_eos_token"), KG_V_BOOL);
     s->tied = kg_gguf_find_tensor(g, "token_embd.weight") && !kg_gguf_find_tensor(g, "output.weight");
     for (uint64_t i = 0; i < kg_gguf_n_tensors(g); i++) {
         const kg_tensor *t = kg_gguf_tensor(g, i);
@@ -126,12 +129,13 @@ static void summarize(const kg_gguf *g, summary *s)
     }
 }
 
+static bool as_index(const kg_value *v, uint64_t *out);
+
 /* n_vocab: tokenizer token count, else {arch}.vocab_size. */
 static bool vocab(const summary *s, uint64_t *n)
 {
     if (s->n_vocab_tokens) { *n = s->n_vocab_tokens; return true; }
-    if (s->hp[HP_VOCAB] && s->hp[HP_VOCAB]->type != KG_V_ARRAY) { *n = s->hp[HP_VOCAB]->u; return true; }
-    return false;
+    return as_index(s->hp[HP_VOCAB], n);
 }
 
 static double num(const kg_value *v)
@@ -145,12 +149,23 @@ static double num(const kg_value *v)
 
 static bool is_num(const kg_value *v) { return v && (is_int(v) || v->type == KG_V_F32 || v->type == KG_V_F64); }
 
+/* A non-negative integer value as uint64, or false. */
+static bool as_index(const kg_value *v, uint64_t *out)
+{
+    if (!is_int(v)) return false;
+    bool sgn = v->type == KG_V_I8 || v->type == KG_V_I16 || v->type == KG_V_I32 || v->type == KG_V_I64;
+    if (sgn && v->i < 0) return false;
+    *out = sgn ? (uint64_t)v->i : v->u;
+    return true;
+}
+
 /* Token text for id `v`, escaped for display, or "" if out of range. */
 static const char *token_text(const summary *s, const kg_value *v, char *buf, size_t cap)
 {
+    uint64_t id;
     buf[0] = 0;
-    if (s->tokens && v->type != KG_V_ARRAY && num(v) >= 0 && (uint64_t)num(v) < s->tokens->arr.n) {
-        kg_str t = s->tokens->arr.strs[(uint64_t)num(v)];
+    if (s->tokens && as_index(v, &id) && id < s->tokens->arr.n) {
+        kg_str t = s->tokens->arr.strs[id];
         kg_escape(buf, cap, t.ptr, t.len, 40);
     }
     return buf;
@@ -233,6 +248,8 @@ static void print_text(const kg_gguf *g, const summary *s, FILE *f)
                 token_text(s, s->special[i], buf, sizeof buf));
     }
     fputs(any ? "\n" : " -\n", f);
+    fprintf(f, "  adds          bos %s, eos %s\n", s->add_bos ? (s->add_bos->u ? "yes" : "no") : "-",
+            s->add_eos ? (s->add_eos->u ? "yes" : "no") : "-");
     if (s->chat_template) fprintf(f, "  chat template yes (%" PRIu64 " bytes)\n", s->chat_template->str.len);
     else fputs("  chat template no\n", f);
 
@@ -282,7 +299,8 @@ static void json_optstr(json *j, const char *key, const kg_value *v)
 static void json_optnum(json *j, const char *key, const kg_value *v)
 {
     json_key(j, key);
-    if (is_num(v)) json_f64(j, num(v));
+    if (v && v->type == KG_V_F32) json_f32(j, (float)v->f);
+    else if (is_num(v)) json_f64(j, num(v));
     else json_null(j);
 }
 
@@ -323,6 +341,10 @@ static void print_json(const kg_gguf *g, const summary *s, FILE *f)
         json_key(&j, key);
         json_hp(&j, s->special[i]);
     }
+    json_key(&j, "add_bos");
+    if (s->add_bos) json_bool(&j, s->add_bos->u); else json_null(&j);
+    json_key(&j, "add_eos");
+    if (s->add_eos) json_bool(&j, s->add_eos->u); else json_null(&j);
     json_key(&j, "chat_template"); json_bool(&j, s->chat_template != NULL);
     json_close_obj(&j);
 

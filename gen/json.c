@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 
 static void sep(json *j)
 {
@@ -101,4 +102,16 @@ void json_f64(json *j, double v)
     value(j);
     if (!isfinite(v)) fputs("null", j->f);
     else fprintf(j->f, "%.9g", v);
+}
+
+void json_f32(json *j, float v)
+{
+    char buf[32];
+    value(j);
+    if (!isfinite(v)) { fputs("null", j->f); return; }
+    for (int p = 6; p <= 9; p++) { /* shortest that reads back as the same float */
+        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, j->f);
 }

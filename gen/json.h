@@ -27,6 +27,7 @@ void json_str(json *j, const char *s);
 void json_u64(json *j, uint64_t v);
 void json_i64(json *j, int64_t v);
 void json_f64(json *j, double v);             /* NaN/inf become null */
+void json_f32(json *j, float v);              /* shortest digits that read back exactly */
 void json_bool(json *j, bool v);
 void json_null(json *j);
 

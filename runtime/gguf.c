@@ -35,7 +35,7 @@
  *
  * kgen's extra rules (a file breaking them is refused with the reason):
  * no duplicate keys or tensor names; no empty keys or names, no NUL inside
- * them; arrays nested at most KG_MAX_NEST deep; bool bytes are 0 or 1; every
+ * them; tensors' data do not overlap (gaps are allowed); arrays nested at most KG_MAX_NEST deep; bool bytes are 0 or 1; every
  * tensor lies wholly inside the file; element counts fit in int64.
  */
 #include "internal.h"
@@ -182,14 +182,14 @@ static kg_status read_array(parser *ps, kg_value *out, int depth)
     if (n > left(r) / min)
         return kg_err(KG_ERR_FORMAT,
                       "%s: key '%s': array of %" PRIu64 " %s needs at least %" PRIu64
-                      " bytes per element but only %" PRIu64 " bytes remain",
+                      " bytes per element but only %" PRIu64 " bytes remain (truncated or corrupt file?)",
                       r->name, ps->key, n, kg_vtype_name(et), min, left(r));
     out->type = KG_V_ARRAY;
     out->arr.type = et;
     out->arr.n = n;
     if (et == KG_V_STRING) {
         kg_str *s = kg_arena_alloc(ps->arena, n, sizeof *s);
-        if (!s && n) return KG_ERR_NOMEM;
+        if (!s && n) return kg_err(KG_ERR_NOMEM, "%s: key '%s': out of memory for %" PRIu64 " strings", r->name, ps->key, n);
         for (uint64_t i = 0; i < n; i++) {
             kg_status st = read_str(r, &s[i], (field){"element", ps->owner, (int64_t)i});
             if (st) return st;
@@ -197,7 +197,7 @@ static kg_status read_array(parser *ps, kg_value *out, int depth)
         out->arr.strs = s;
     } else if (et == KG_V_ARRAY) {
         kg_value *a = kg_arena_alloc(ps->arena, n, sizeof *a);
-        if (!a && n) return KG_ERR_NOMEM;
+        if (!a && n) return kg_err(KG_ERR_NOMEM, "%s: key '%s': out of memory for %" PRIu64 " arrays", r->name, ps->key, n);
         for (uint64_t i = 0; i < n; i++) {
             kg_status st = read_value(ps, KG_V_ARRAY, &a[i], depth + 1);
             if (st) return st;
@@ -240,6 +240,14 @@ static kg_status read_value(parser *ps, uint32_t type, kg_value *out, int depth)
 static int cmp_kv(const void *a, const void *b)
 {
     return strcmp((*(const kg_kv *const *)a)->key, (*(const kg_kv *const *)b)->key);
+}
+
+/* by data offset, then by size (zero-size tensors overlap nothing) */
+static int cmp_offset(const void *a, const void *b)
+{
+    const kg_tensor *x = *(const kg_tensor *const *)a, *y = *(const kg_tensor *const *)b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return (x->n_bytes > y->n_bytes) - (x->n_bytes < y->n_bytes);
 }
 
 static int cmp_tensor(const void *a, const void *b)
@@ -286,10 +294,10 @@ static kg_status read_header(kg_gguf *g, rd *r, uint64_t *n_tensors, uint64_t *n
     /* smallest kv: key (8+1), type 4, u8 value 1; smallest tensor info: 8+1+4+4+8 */
     if (*n_kv > left(r) / 14)
         return kg_err(KG_ERR_FORMAT, "%s: header.kv_count %" PRIu64 " is impossible: the file has only %" PRIu64
-                      " bytes after the header", r->name, *n_kv, left(r));
+                      " bytes after the header (truncated or corrupt file?)", r->name, *n_kv, left(r));
     if (*n_tensors > left(r) / 25)
         return kg_err(KG_ERR_FORMAT, "%s: header.tensor_count %" PRIu64 " is impossible: the file has only %" PRIu64
-                      " bytes after the header", r->name, *n_tensors, left(r));
+                      " bytes after the header (truncated or corrupt file?)", r->name, *n_tensors, left(r));
     return KG_OK;
 }
 
@@ -357,7 +365,7 @@ static kg_status read_tensor_infos(kg_gguf *g, parser *ps)
             t->ne[d] = 1;
             if (d >= t->n_dims) continue;
             if (!take(r, &t->ne[d], 8)) return truncated(r, (field){"dimension", owner, d});
-            if (t->ne[d] > INT64_MAX || !kg_mul_u64(t->n_elements, t->ne[d], &t->n_elements) ||
+            if (!kg_mul_u64(t->n_elements, t->ne[d], &t->n_elements) ||
                 t->n_elements > INT64_MAX)
                 return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': element count overflows (ne[%" PRIu32 "] = %" PRIu64 ")",
                               r->name, en, d, t->ne[d]);
@@ -388,7 +396,8 @@ static kg_status place_tensors(kg_gguf *g, rd *r)
     if (g->n_tensors && g->data_offset > g->size)
         return kg_err(KG_ERR_FORMAT, "%s: the data section would start at byte %" PRIu64
                       ", past the end of the file (%" PRIu64 " bytes)", g->name, g->data_offset, g->size);
-    uint64_t data_size = g->data_offset <= g->size ? g->size - g->data_offset : 0;
+    if (g->data_offset > g->size) g->data_offset = g->size; /* no tensors: no data section */
+    uint64_t data_size = g->size - g->data_offset;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         kg_tensor *t = &g->tensors[i];
         kg_escape(en, sizeof en, t->name, strlen(t->name), 120);
@@ -400,6 +409,16 @@ static kg_status place_tensors(kg_gguf *g, rd *r)
                           ") runs past the end of the file (data section is %" PRIu64 " bytes)",
                           g->name, en, t->offset, t->n_bytes, data_size);
         t->data = g->base + g->data_offset + t->offset;
+    }
+    if (g->n_tensors) qsort(g->t_sorted, g->n_tensors, sizeof *g->t_sorted, cmp_offset);
+    for (uint64_t i = 1; i < g->n_tensors; i++) {
+        const kg_tensor *a = g->t_sorted[i - 1], *b = g->t_sorted[i];
+        if (a->n_bytes && b->n_bytes && a->offset + a->n_bytes > b->offset) {
+            char en2[200];
+            return kg_err(KG_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section", g->name,
+                          kg_escape(en, sizeof en, a->name, strlen(a->name), 80),
+                          kg_escape(en2, sizeof en2, b->name, strlen(b->name), 80));
+        }
     }
     if (g->n_tensors) qsort(g->t_sorted, g->n_tensors, sizeof *g->t_sorted, cmp_tensor);
     for (uint64_t i = 1; i < g->n_tensors; i++)

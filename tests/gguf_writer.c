@@ -298,7 +298,7 @@ bool tw_save(const void *buf, size_t n, const char *path)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return false;
-    bool ok = fwrite(buf, 1, n, f) == n;
+    bool ok = n == 0 || fwrite(buf, 1, n, f) == n;
     if (fclose(f) != 0) ok = false;
     return ok;
 }

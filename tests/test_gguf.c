@@ -594,3 +594,42 @@ KT_TEST(gguf_open_bad_arguments)
     kg_gguf_close(g);
     kg_gguf_close(NULL);
 }
+
+/* Extreme integers where `kgen inspect` looks (token ids, hyperparameters):
+ * they must round-trip, and the file seeds the fuzzer with them. */
+static void check_extremes(const kg_gguf *g, const tw *w, const void *ctx)
+{
+    (void)w;
+    (void)ctx;
+    uint64_t u;
+    int64_t i;
+    KT_CHECK(kg_gguf_get_u64(g, "tokenizer.ggml.bos_token_id", &u) == KG_OK && u == UINT64_MAX);
+    KT_CHECK(kg_gguf_get_i64(g, "tokenizer.ggml.eos_token_id", &i) == KG_OK && i == INT64_MIN);
+    KT_CHECK(kg_gguf_get_i64(g, "llama.vocab_size", &i) == KG_OK && i == -1);
+    KT_CHECK(kg_gguf_get_u64(g, "llama.block_count", &u) == KG_OK && u == UINT64_MAX);
+    const kg_value *v = kg_gguf_find(g, "tokenizer.ggml.tokens");
+    KT_REQUIRE(v && v->type == KG_V_ARRAY && v->arr.n == 2);
+    KT_CHECK(kg_str_eq(v->arr.strs[0], "a") && kg_str_eq(v->arr.strs[1], "b"));
+    double d;
+    KT_CHECK(kg_gguf_get_f64(g, "llama.rope.freq_base", &d) == KG_OK && isnan(d));
+}
+
+KT_TEST(gguf_extreme_values)
+{
+    tw w;
+    tw_init(&w);
+    tw_header(&w, 3, 0, 0);
+    tw_val arch = tw_cs("llama"), toks[] = {tw_cs("a"), tw_cs("b")};
+    tw_val tokens = tw_arr_of(KG_V_STRING, 2, toks), umax = {.type = KG_V_U64, .bits = UINT64_MAX};
+    tw_val imin = tw_int(KG_V_I64, INT64_MIN), neg = tw_int(KG_V_I32, -1), nan32 = tw_f32(NAN);
+    tw_kv(&w, "general.architecture", &arch);
+    tw_kv(&w, "tokenizer.ggml.tokens", &tokens);
+    tw_kv(&w, "tokenizer.ggml.bos_token_id", &umax);
+    tw_kv(&w, "tokenizer.ggml.eos_token_id", &imin);
+    tw_kv(&w, "llama.vocab_size", &neg);
+    tw_kv(&w, "llama.block_count", &umax);
+    tw_kv(&w, "llama.rope.freq_base", &nan32);
+    tw_fix_counts(&w);
+    parse_both(&w, "extremes.gguf", check_extremes, NULL);
+    tw_free(&w);
+}
