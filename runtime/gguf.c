@@ -405,9 +405,9 @@ static kg_status place_tensors(kg_gguf *g, rd *r)
             return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': data offset %" PRIu64
                           " is not a multiple of the alignment %" PRIu32, g->name, en, t->offset, g->alignment);
         if (t->offset > data_size || t->n_bytes > data_size - t->offset)
-            return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': data [%" PRIu64 ", +%" PRIu64
-                          ") runs past the end of the file (data section is %" PRIu64 " bytes)",
-                          g->name, en, t->offset, t->n_bytes, data_size);
+            return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': its %" PRIu64 " bytes at data offset %" PRIu64
+                          " run past the end of the file (the data section has %" PRIu64 " bytes)",
+                          g->name, en, t->n_bytes, t->offset, data_size);
         t->data = g->base + g->data_offset + t->offset;
     }
     if (g->n_tensors) qsort(g->t_sorted, g->n_tensors, sizeof *g->t_sorted, cmp_offset);

@@ -328,8 +328,8 @@ static const mcase cases[] = {
     {"value_type_13", b_vtype, 0, FMT, "key 'k': value type 13 is not a GGUF value type", false},
     {"value_type_max", b_vtype, 1, FMT, "value type 4294967295 is not", false},
     {"array_elem_type_13", b_vtype, 2, FMT, "array element type 13 is not a GGUF value type", false},
-    {"offset_near_u64_max", b_offset, UINT64_MAX - 31, FMT, "runs past the end of the file", true},
-    {"offset_2_63", b_offset, 1ull << 63, FMT, "data [9223372036854775808, +32) runs past the end", false},
+    {"offset_near_u64_max", b_offset, UINT64_MAX - 31, FMT, "run past the end of the file", true},
+    {"offset_2_63", b_offset, 1ull << 63, FMT, "32 bytes at data offset 9223372036854775808 run past the end", false},
     {"offset_misaligned", b_offset, 4, FMT, "data offset 4 is not a multiple of the alignment 32", true},
     {"offset_misaligned_64", b_misaligned64, 32, FMT, "data offset 32 is not a multiple of the alignment 64", false},
     {"duplicate_tensor", b_dup_tensor, 0, FMT, "duplicate tensor name 'w'", true},
@@ -349,8 +349,8 @@ static const mcase cases[] = {
     {"tensor_type_max", b_shape, 10, FMT, "unknown tensor type id 4294967295", false},
     {"n_dims_5", b_ndims, 5, FMT, "tensor 'w': n_dims is 5 (at most 4)", false},
     {"n_dims_max", b_ndims, UINT32_MAX, FMT, "n_dims is 4294967295", false},
-    {"data_past_eof", b_data_short, 4, FMT, "tensor 'w': data [0, +32) runs past the end of the file (data section is 28 bytes)", true},
-    {"data_missing", b_data_short, 32, FMT, "(data section is 0 bytes)", false},
+    {"data_past_eof", b_data_short, 4, FMT, "tensor 'w': its 32 bytes at data offset 0 run past the end of the file (the data section has 28 bytes)", true},
+    {"data_missing", b_data_short, 32, FMT, "(the data section has 0 bytes)", false},
     {"data_section_past_eof", b_data_start, 4096, FMT, "the data section would start at byte 4096, past the end", false},
     {"alignment_0", b_alignment, 0, FMT, "general.alignment is 0 (must be a power of two)", false},
     {"alignment_3", b_alignment, 1, FMT, "general.alignment is 3", false},
@@ -457,7 +457,7 @@ static void cut_expect(const tw *w, size_t p, char *exp, size_t cap)
     if (ends_with(f->name, ".bytes")) snprintf(exp, cap, "runs past the end of the file");
     else if (!strcmp(f->name, "padding")) snprintf(exp, cap, "the data section would start at byte");
     else if (ends_with(f->name, ".data") || !strncmp(f->name, "data.", 5))
-        snprintf(exp, cap, "runs past the end of the file (data section is %zu bytes)", p - w->data_start);
+        snprintf(exp, cap, "run past the end of the file (the data section has %zu bytes)", p - w->data_start);
     else snprintf(exp, cap, "truncated: file ends at byte %zu while reading", p);
 }
 
