@@ -1,0 +1,19 @@
+/* bitcode.S — the kernel templates' LLVM bitcode, one blob per ISA level,
+ * embedded in kgen so it needs no clang and no template files at run time.
+ * The files are found through the assembler's include path (-Wa,-I$(B)).
+ * gen/llvm.c reads them (see gen.h). */
+#define BLOB(name, file)                  \
+    .section .rodata;                     \
+    .balign 16;                           \
+    .globl kgen_bc_##name;                \
+    .globl kgen_bc_##name##_end;          \
+kgen_bc_##name:                           \
+    .incbin file;                         \
+kgen_bc_##name##_end:                     \
+    .byte 0
+
+BLOB(generic, "templates-generic.bc")
+BLOB(avx2, "templates-avx2.bc")
+BLOB(avx512, "templates-avx512.bc")
+
+.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,124 @@
+/*
+ * kernel.h — what every CPU kernel template shares.
+ *
+ * ── The template convention (the generator relies on it) ──
+ *
+ *   void kgt_NAME(void *const *p, int ith, int nth, PARAMS...)
+ *
+ *   p        the kernel's pointers (inputs, outputs, weights, workspace);
+ *            which is which is documented at each template. Runtime scalars
+ *            (a position, a length) are passed as pointers to int64_t in p.
+ *   ith/nth  this thread's index and the thread count: the template does
+ *            only its share of the work (SPMD, as in ggml) and never
+ *            allocates, locks or waits.
+ *   PARAMS   the bound parameters: int64_t or double only, named. At
+ *            generation time the generator creates one wrapper per kernel
+ *            instance that calls the template with constants for them (or,
+ *            for a parameter bound "at run time", with rt[i]), then inlines
+ *            and optimizes for the target: shapes, types and flags fold away.
+ *
+ *   Every function named kgt_* with this shape is a template; the generator
+ *   finds them (and their parameter names) in the bitcode. Helpers are
+ *   `static inline`. No globals with state, no libc calls except what LLVM
+ *   lowers inline (memcpy/memset) and libm functions the .so links anyway.
+ *
+ * The same files are compiled natively into the tests (to test templates
+ * directly) and to bitcode for the generator, once per ISA level
+ * (KG_ISA_* below, from the compiler's target macros).
+ */
+#ifndef KGEN_KERNEL_H
+#define KGEN_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KG_KERNEL __attribute__((visibility("default")))
+#define KG_INLINE static inline __attribute__((always_inline))
+#define KG_RESTRICT __restrict
+
+/* ── tensor type ids (GGML's; same as kg_type in include/kgen.h) ── */
+enum {
+    KGT_F32 = 0, KGT_F16 = 1, KGT_Q4_0 = 2, KGT_Q4_1 = 3, KGT_Q8_0 = 8,
+    KGT_Q4_K = 12, KGT_Q6_K = 14, KGT_BF16 = 30,
+};
+
+/* ── activation modes of products ── */
+enum {
+    KGT_ACT_F32 = 0, /* activations are f32 rows                            */
+    KGT_ACT_Q8 = 1,  /* activations are kgt_q8a blocks (quantized on the fly) */
+};
+
+/* ── epilogue flags of products (bitwise or) ── */
+enum {
+    KGT_EPI_BIAS = 1,     /* y += bias[n]                                     */
+    KGT_EPI_RESIDUAL = 2, /* y += residual[m][n]                              */
+    KGT_EPI_SWIGLU = 4,   /* y = silu(W x) * (W_up x): two products           */
+    KGT_EPI_OUT_Q8 = 8,   /* store y as kgt_q8a blocks instead of f32         */
+};
+
+/* ── GGUF block layouts (facts of the format; little-endian) ── */
+typedef uint16_t kgt_f16; /* IEEE half, as bits */
+
+typedef struct { kgt_f16 d; uint8_t qs[16]; } kgt_block_q4_0;            /* w = (q - 8) * d; lo nibbles are 0..15, hi 16..31 */
+typedef struct { kgt_f16 d, m; uint8_t qs[16]; } kgt_block_q4_1;         /* w = q * d + m */
+typedef struct { kgt_f16 d; int8_t qs[32]; } kgt_block_q8_0;             /* w = q * d */
+typedef struct { kgt_f16 d, dmin; uint8_t scales[12]; uint8_t qs[128]; } kgt_block_q4_K; /* 256: 8 x 32, 6-bit scales and mins */
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; kgt_f16 d; } kgt_block_q6_K; /* 256: 16 x 16, 6-bit q */
+
+_Static_assert(sizeof(kgt_block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(kgt_block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(kgt_block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(kgt_block_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(kgt_block_q6_K) == 210, "q6_K");
+
+/* kgen's own activation block: 32 values quantized symmetrically to int8
+ * with one f32 scale, plus the sum of the int8 values (for weight formats
+ * with a min/offset: sum_k (q_k d + m) x_k needs sum_k x_k).              */
+typedef struct { float d; int32_t sum; int8_t qs[32]; } kgt_q8a;
+_Static_assert(sizeof(kgt_q8a) == 40, "q8a");
+
+/* ── scalar conversions (exact, no tables) ── */
+KG_INLINE float kgt_f16_to_f32(kgt_f16 h)
+{
+    _Float16 f;
+    memcpy(&f, &h, 2);
+    return (float)f;
+}
+
+KG_INLINE kgt_f16 kgt_f32_to_f16(float f)
+{
+    _Float16 h = (_Float16)f;
+    kgt_f16 r;
+    memcpy(&r, &h, 2);
+    return r;
+}
+
+KG_INLINE float kgt_bf16_to_f32(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ── work split: rows [*lo, *hi) of `n` for thread ith of nth, in whole
+ *    multiples of `align` rows (so no two threads share an output block) ── */
+KG_INLINE void kgt_split(int64_t n, int64_t align, int ith, int nth, int64_t *lo, int64_t *hi)
+{
+    int64_t units = (n + align - 1) / align;
+    int64_t per = (units + nth - 1) / nth;
+    int64_t a = per * ith * align, b = per * (ith + 1) * align;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
+/* ── ISA level this file is being compiled for ── */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define KG_ISA_AVX512 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define KG_ISA_AVX2 1
+#endif
+
+#endif
