@@ -16,4 +16,69 @@ void inspect_print(const kg_gguf *g, FILE *f, bool as_json);
  * Returns the process exit status (0 ok, 1 failure, 2 usage). */
 int cmd_cache(int argc, char **argv);
 
+/* `kgen kernel`: specialize and emit one kernel instance (gen/cmd_kernel.c). */
+int cmd_kernel(int argc, char **argv);
+
+/* ─────────────── targets (gen/target.c) ─────────────── */
+
+/* Which template bitcode a target can use (Makefile.in: ISA_*). */
+typedef enum gen_isa { GEN_ISA_GENERIC, GEN_ISA_AVX2, GEN_ISA_AVX512, GEN_ISA_COUNT } gen_isa;
+
+typedef struct gen_target {
+    char triple[64];      /* normalized, e.g. x86_64-pc-linux-gnu */
+    char cpu[64];         /* LLVM CPU name, e.g. znver4 */
+    char features[4096];  /* LLVM feature list "+avx2,-avx512f,..." (explicit part) */
+    gen_isa isa;
+} gen_target;
+
+kg_status gen_target_host(gen_target *t);
+/* "NAME[,+feat,-feat...]"; "host" or "native" mean the host. */
+kg_status gen_target_parse(const char *spec, gen_target *t);
+const char *gen_isa_name(gen_isa isa);
+
+/* ─────────────── kernel instances (gen/llvm.c) ─────────────── */
+
+/* Every compiled instance has this signature: p are the kernel's pointers
+ * (see its template), rt the values of parameters bound at run time. */
+typedef void (*gen_kfn)(void *const *p, const int64_t *rt, int ith, int nth);
+
+#define GEN_MAX_PARAMS 16
+typedef struct gen_param {
+    char name[32];        /* the template parameter's name */
+    bool runtime;         /* read from rt[rt_index] instead of a constant (int64 only) */
+    int rt_index;
+    int64_t i;            /* the constant, for int64 parameters */
+    double f;             /* the constant, for double parameters */
+} gen_param;
+
+typedef struct gen_kinst {
+    char tmpl[32];        /* template name without "kgt_", e.g. "mm" */
+    char sym[64];         /* the instance's exported symbol */
+    int n_params;
+    gen_param params[GEN_MAX_PARAMS];
+} gen_kinst;
+
+typedef enum gen_emit { GEN_EMIT_OBJ, GEN_EMIT_ASM, GEN_EMIT_LL } gen_emit;
+
+/* Specialize `n` instances into one module for target `t`, optimize (O3),
+ * emit. *out is malloc'd (free it); for GEN_EMIT_LL it is NUL-terminated. */
+kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit emit, void **out, size_t *size);
+
+/* The embedded bitcode of an ISA level (for hashing into cache keys). */
+void gen_bitcode(gen_isa isa, const void **data, size_t *size);
+
+/* Print the templates and their parameters (name and type). */
+kg_status gen_list_templates(gen_isa isa, FILE *f);
+
+/* Link an object into a shared object with the system compiler driver
+ * ($CC, else cc). */
+kg_status gen_link_so(const void *obj, size_t size, const char *out_path);
+
+/* In-process execution through ORC LLJIT. */
+typedef struct gen_jit gen_jit;
+kg_status gen_jit_create(gen_jit **out);
+kg_status gen_jit_add(gen_jit *j, const void *obj, size_t size);  /* copies obj */
+kg_status gen_jit_lookup(gen_jit *j, const char *sym, gen_kfn *out);
+void gen_jit_destroy(gen_jit *j);
+
 #endif

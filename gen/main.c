@@ -14,6 +14,9 @@ static const char usage[] =
     "commands:\n"
     "  inspect MODEL.gguf [--json]   print a model's architecture, hyperparameters,\n"
     "                                tokenizer, tensor table and totals\n"
+    "  kernel TEMPLATE NAME=VALUE... [--cpu CPU] [--emit obj|asm|ll|so] -o FILE\n"
+    "                                specialize one kernel template and emit it\n"
+    "  kernel --list                 list the kernel templates and their parameters\n"
     "  cache ls|stats|verify|clear   the compiled-artifact cache ($KGEN_CACHE_DIR,\n"
     "                                else $XDG_CACHE_HOME/kgen, else ~/.cache/kgen)\n"
     "  help                          show this help\n"
@@ -66,6 +69,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
+    if (!strcmp(cmd, "kernel")) return cmd_kernel(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         fputs(usage, stdout);
         return 0;

@@ -17,9 +17,9 @@
  *            for a parameter bound "at run time", with rt[i]), then inlines
  *            and optimizes for the target: shapes, types and flags fold away.
  *
- *   Every function named kgt_* with this shape is a template; the generator
- *   finds them (and their parameter names) in the bitcode. Helpers are
- *   `static inline`. No globals with state, no libc calls except what LLVM
+ *   Every non-static function named kgt_* with this shape is a template;
+ *   the generator finds them (and their parameter names) in the bitcode.
+ *   Helpers are `static inline` (KG_INLINE). No globals with state, no libc calls except what LLVM
  *   lowers inline (memcpy/memset) and libm functions the .so links anyway.
  *
  * The same files are compiled natively into the tests (to test templates

@@ -1,0 +1,406 @@
+/*
+ * llvm.c — specialization through the LLVM C API.
+ *
+ * For a set of kernel instances (template + bound parameters):
+ *   1. parse the embedded template bitcode of the target's ISA level;
+ *   2. add one wrapper per instance, `void SYM(ptr p, ptr rt, i32 ith,
+ *      i32 nth)`, that calls kgt_TEMPLATE(p, ith, nth, <constants or rt[i]>);
+ *   3. make every other function internal, the templates always-inline, and
+ *      stamp every function with the target's CPU and features (clang wrote
+ *      its own ISA level's; left alone, code would stay at that level);
+ *   4. run default<O3> for the target machine (shapes, types and flags are
+ *      constants now: branches fold, loops unroll and vectorize for them);
+ *   5. emit an object, assembly or textual IR.
+ * Objects run in-process through ORC LLJIT, or are linked into a .so.
+ */
+#include "gen.h"
+#include "internal.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern const char kgen_bc_generic[], kgen_bc_generic_end[];
+extern const char kgen_bc_avx2[], kgen_bc_avx2_end[];
+extern const char kgen_bc_avx512[], kgen_bc_avx512_end[];
+
+void gen_bitcode(gen_isa isa, const void **data, size_t *size)
+{
+    const char *b = kgen_bc_generic, *e = kgen_bc_generic_end;
+    if (isa == GEN_ISA_AVX2) b = kgen_bc_avx2, e = kgen_bc_avx2_end;
+    if (isa == GEN_ISA_AVX512) b = kgen_bc_avx512, e = kgen_bc_avx512_end;
+    *data = b;
+    *size = (size_t)(e - b);
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_llvm(void)
+{
+    LLVMInitializeX86TargetInfo();
+    LLVMInitializeX86Target();
+    LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeX86AsmParser();
+}
+
+/* Turns an LLVMErrorRef into a kgen error (consumes it). */
+static kg_status llvm_err(LLVMErrorRef e, const char *what)
+{
+    char *m = LLVMGetErrorMessage(e);
+    kg_status s = kg_err(KG_ERR_UNSUPPORTED, "LLVM: %s: %s", what, m);
+    LLVMDisposeErrorMessage(m);
+    return s;
+}
+
+/* The first error LLVM reports while compiling (diagnostic handler). */
+typedef struct diag {
+    char msg[512];
+} diag;
+
+static void on_diag(LLVMDiagnosticInfoRef di, void *ctx)
+{
+    diag *d = ctx;
+    if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || d->msg[0]) return;
+    char *m = LLVMGetDiagInfoDescription(di);
+    snprintf(d->msg, sizeof d->msg, "%s", m);
+    LLVMDisposeMessage(m);
+}
+
+/* ─────────────────────────── module ─────────────────────────── */
+
+static kg_status load_templates(LLVMContextRef ctx, gen_isa isa, LLVMModuleRef *m)
+{
+    const void *bc;
+    size_t n;
+    gen_bitcode(isa, &bc, &n);
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRange(bc, n, "templates", 0);
+    LLVMBool bad = LLVMParseBitcodeInContext2(ctx, buf, m);
+    LLVMDisposeMemoryBuffer(buf);
+    if (bad) return kg_err(KG_ERR_UNSUPPORTED, "LLVM: cannot read the %s template bitcode", gen_isa_name(isa));
+    return KG_OK;
+}
+
+static void set_str_attr(LLVMContextRef ctx, LLVMValueRef f, const char *k, const char *v)
+{
+    LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, k, (unsigned)strlen(k));
+    if (v && *v)
+        LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
+}
+
+static unsigned attr_kind(const char *name) { return LLVMGetEnumAttributeKindForName(name, strlen(name)); }
+
+/* Target attributes on every function; templates internal + always-inline. */
+static void prepare_functions(LLVMContextRef ctx, LLVMModuleRef m, const gen_target *t)
+{
+    unsigned noinline = attr_kind("noinline"), optnone = attr_kind("optnone"), always = attr_kind("alwaysinline");
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+        if (LLVMIsDeclaration(f)) continue;
+        set_str_attr(ctx, f, "target-cpu", t->cpu);
+        set_str_attr(ctx, f, "target-features", t->features);
+        set_str_attr(ctx, f, "tune-cpu", NULL);
+        LLVMSetLinkage(f, LLVMInternalLinkage);
+        LLVMSetVisibility(f, LLVMDefaultVisibility);
+        LLVMRemoveEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, noinline);
+        LLVMRemoveEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, optnone);
+        size_t len;
+        const char *name = LLVMGetValueName2(f, &len);
+        if (len > 4 && !strncmp(name, "kgt_", 4))
+            LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, always, 0));
+    }
+}
+
+static const gen_param *find_param(const gen_kinst *k, const char *name, size_t len)
+{
+    for (int i = 0; i < k->n_params; i++)
+        if (strlen(k->params[i].name) == len && !memcmp(k->params[i].name, name, len)) return &k->params[i];
+    return NULL;
+}
+
+/* void SYM(ptr p, ptr rt, i32 ith, i32 nth) { kgt_T(p, ith, nth, bound...); } */
+static kg_status add_wrapper(LLVMContextRef ctx, LLVMModuleRef m, const gen_target *t, const gen_kinst *k)
+{
+    char fname[64];
+    snprintf(fname, sizeof fname, "kgt_%s", k->tmpl);
+    LLVMValueRef tf = LLVMGetNamedFunction(m, fname);
+    if (!tf || LLVMIsDeclaration(tf))
+        return kg_err(KG_ERR_NOTFOUND, "instance %s: no template '%s' (see 'kgen kernel --list')", k->sym, k->tmpl);
+    if (LLVMGetNamedFunction(m, k->sym))
+        return kg_err(KG_ERR_ARG, "instance %s: the symbol is already defined", k->sym);
+    unsigned np = LLVMCountParams(tf);
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0), i32 = LLVMInt32TypeInContext(ctx),
+                i64 = LLVMInt64TypeInContext(ctx), f64 = LLVMDoubleTypeInContext(ctx);
+    if (np < 3 || LLVMTypeOf(LLVMGetParam(tf, 0)) != ptr || LLVMTypeOf(LLVMGetParam(tf, 1)) != i32 ||
+        LLVMTypeOf(LLVMGetParam(tf, 2)) != i32 || np - 3 > GEN_MAX_PARAMS)
+        return kg_err(KG_ERR_UNSUPPORTED, "template %s does not follow the convention (p, ith, nth, params...)", fname);
+
+    LLVMTypeRef wparams[4] = {ptr, ptr, i32, i32};
+    LLVMValueRef w = LLVMAddFunction(m, k->sym, LLVMFunctionType(LLVMVoidTypeInContext(ctx), wparams, 4, 0));
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, w, "entry"));
+    LLVMValueRef args[3 + GEN_MAX_PARAMS] = {LLVMGetParam(w, 0), LLVMGetParam(w, 2), LLVMGetParam(w, 3)};
+    kg_status st = KG_OK;
+    int used = 0;
+    for (unsigned i = 3; i < np && st == KG_OK; i++) {
+        LLVMValueRef tp = LLVMGetParam(tf, i);
+        LLVMTypeRef ty = LLVMTypeOf(tp);
+        size_t len;
+        const char *pname = LLVMGetValueName2(tp, &len);
+        const gen_param *bp = find_param(k, pname, len);
+        if (!bp) {
+            st = kg_err(KG_ERR_ARG, "instance %s: template %s needs parameter '%.*s'", k->sym, k->tmpl, (int)len, pname);
+        } else if (ty != i64 && ty != f64) {
+            st = kg_err(KG_ERR_UNSUPPORTED, "template %s: parameter '%s' is neither int64_t nor double", k->tmpl, bp->name);
+        } else if (bp->runtime && ty != i64) {
+            st = kg_err(KG_ERR_ARG, "instance %s: parameter '%s' is a double and cannot be bound at run time", k->sym, bp->name);
+        } else if (bp->runtime) {
+            LLVMValueRef idx = LLVMConstInt(i64, (unsigned long long)bp->rt_index, 0);
+            LLVMValueRef gep = LLVMBuildGEP2(b, i64, LLVMGetParam(w, 1), &idx, 1, "");
+            args[i] = LLVMBuildLoad2(b, i64, gep, bp->name);
+        } else {
+            args[i] = ty == i64 ? LLVMConstInt(i64, (unsigned long long)bp->i, 1) : LLVMConstReal(f64, bp->f);
+        }
+        used++;
+    }
+    if (st == KG_OK && used != k->n_params) {
+        for (int i = 0; i < k->n_params && st == KG_OK; i++) {
+            bool found = false;
+            for (unsigned j = 3; j < np && !found; j++) {
+                size_t len;
+                const char *pname = LLVMGetValueName2(LLVMGetParam(tf, j), &len);
+                found = strlen(k->params[i].name) == len && !memcmp(pname, k->params[i].name, len);
+            }
+            if (!found) st = kg_err(KG_ERR_ARG, "instance %s: template %s has no parameter '%s'", k->sym, k->tmpl, k->params[i].name);
+        }
+    }
+    if (st == KG_OK) {
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(tf), tf, args, np, "");
+        LLVMBuildRetVoid(b);
+        set_str_attr(ctx, w, "target-cpu", t->cpu);
+        set_str_attr(ctx, w, "target-features", t->features);
+        LLVMAddAttributeAtIndex(w, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, attr_kind("nounwind"), 0));
+    }
+    LLVMDisposeBuilder(b);
+    return st;
+}
+
+static kg_status make_tm(const gen_target *t, LLVMTargetMachineRef *tm)
+{
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(t->triple, &target, &err)) {
+        kg_status s = kg_err(KG_ERR_UNSUPPORTED, "LLVM: target %s: %s", t->triple, err ? err : "?");
+        LLVMDisposeMessage(err);
+        return s;
+    }
+    *tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
+                                  LLVMRelocPIC, LLVMCodeModelDefault);
+    return *tm ? KG_OK : kg_err(KG_ERR_UNSUPPORTED, "LLVM: cannot create a target machine for %s", t->cpu);
+}
+
+static kg_status emit(LLVMTargetMachineRef tm, LLVMModuleRef m, gen_emit kind, void **out, size_t *size)
+{
+    if (kind == GEN_EMIT_LL) {
+        char *s = LLVMPrintModuleToString(m);
+        size_t n = strlen(s);
+        *out = malloc(n + 1);
+        if (*out) memcpy(*out, s, n + 1);
+        *size = n;
+        LLVMDisposeMessage(s);
+        return *out ? KG_OK : kg_err(KG_ERR_NOMEM, "out of memory for the IR text");
+    }
+    LLVMMemoryBufferRef buf;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, kind == GEN_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile, &err, &buf)) {
+        kg_status s = kg_err(KG_ERR_UNSUPPORTED, "LLVM: code generation failed: %s", err ? err : "?");
+        LLVMDisposeMessage(err);
+        return s;
+    }
+    *size = LLVMGetBufferSize(buf);
+    *out = malloc(*size + 1);
+    if (*out) {
+        memcpy(*out, LLVMGetBufferStart(buf), *size);
+        ((char *)*out)[*size] = 0;
+    }
+    LLVMDisposeMemoryBuffer(buf);
+    return *out ? KG_OK : kg_err(KG_ERR_NOMEM, "out of memory for the object");
+}
+
+kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit kind, void **out, size_t *size)
+{
+    *out = NULL;
+    *size = 0;
+    pthread_once(&init_once, init_llvm);
+    LLVMContextRef ctx = LLVMContextCreate();
+    diag d = {{0}};
+    LLVMContextSetDiagnosticHandler(ctx, on_diag, &d);
+    LLVMModuleRef m = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    kg_status st = load_templates(ctx, t->isa, &m);
+    if (st == KG_OK) st = make_tm(t, &tm);
+    if (st == KG_OK) {
+        LLVMSetTarget(m, t->triple);
+        LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+        LLVMSetModuleDataLayout(m, dl);
+        LLVMDisposeTargetData(dl);
+        prepare_functions(ctx, m, t);
+    }
+    for (int i = 0; i < n && st == KG_OK; i++) st = add_wrapper(ctx, m, t, &k[i]);
+    char *vmsg = NULL;
+    if (st == KG_OK && LLVMVerifyModule(m, LLVMReturnStatusAction, &vmsg))
+        st = kg_err(KG_ERR_UNSUPPORTED, "LLVM: the generated module is invalid: %.300s", vmsg);
+    LLVMDisposeMessage(vmsg);
+    if (st == KG_OK) {
+        LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+        LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+        LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+        LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+        LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
+        LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+        LLVMDisposePassBuilderOptions(opts);
+        if (e) st = llvm_err(e, "optimization");
+    }
+    if (st == KG_OK) st = emit(tm, m, kind, out, size);
+    if (st == KG_OK && d.msg[0]) {
+        free(*out);
+        *out = NULL;
+        st = kg_err(KG_ERR_UNSUPPORTED, "LLVM: %s (instance %s%s)", d.msg, n ? k[0].sym : "-", n > 1 ? ", ..." : "");
+    }
+    if (st != KG_OK && n && !strstr(kg_last_error(), "instance")) {
+        char prev[600];
+        snprintf(prev, sizeof prev, "%s", kg_last_error());
+        kg_err(st, "%s (compiling instance %s%s)", prev, k[0].sym, n > 1 ? ", ..." : "");
+    }
+    if (tm) LLVMDisposeTargetMachine(tm);
+    if (m) LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    return st;
+}
+
+kg_status gen_list_templates(gen_isa isa, FILE *f)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m;
+    kg_status st = load_templates(ctx, isa, &m);
+    if (st == KG_OK) {
+        for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
+            size_t len;
+            const char *name = LLVMGetValueName2(fn, &len);
+            if (LLVMIsDeclaration(fn) || LLVMGetLinkage(fn) != LLVMExternalLinkage || len < 5 || strncmp(name, "kgt_", 4))
+                continue;
+            fprintf(f, "%-16.*s", (int)len - 4, name + 4);
+            for (unsigned i = 3; i < LLVMCountParams(fn); i++) {
+                LLVMValueRef p = LLVMGetParam(fn, i);
+                const char *pn = LLVMGetValueName2(p, &len);
+                bool dbl = LLVMGetTypeKind(LLVMTypeOf(p)) == LLVMDoubleTypeKind;
+                fprintf(f, " %.*s%s", (int)len, pn, dbl ? ":f64" : "");
+            }
+            fputc('\n', f);
+        }
+        LLVMDisposeModule(m);
+    }
+    LLVMContextDispose(ctx);
+    return st;
+}
+
+/* ─────────────────────────── .so ─────────────────────────── */
+
+kg_status gen_link_so(const void *obj, size_t size, const char *out_path)
+{
+    char tmp[] = "/tmp/kgen-link-XXXXXX.o";
+    int fd = mkstemps(tmp, 2);
+    if (fd < 0) return kg_err(KG_ERR_IO, "cannot create a temporary object file: %s", strerror(errno));
+    size_t off = 0;
+    while (off < size) {
+        ssize_t w = write(fd, (const char *)obj + off, size - off);
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return kg_err(KG_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+        }
+        off += (size_t)w;
+    }
+    close(fd);
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    char *argv[] = {(char *)cc, "-shared", "-o", (char *)out_path, tmp, "-lm", NULL};
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ), status = 0;
+    if (rc == 0) while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    unlink(tmp);
+    if (rc != 0) return kg_err(KG_ERR_IO, "cannot run the linker '%s': %s", cc, strerror(rc));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return kg_err(KG_ERR_IO, "'%s -shared -o %s' failed (status %d)", cc, out_path, status);
+    return KG_OK;
+}
+
+/* ─────────────────────────── JIT ─────────────────────────── */
+
+struct gen_jit {
+    LLVMOrcLLJITRef j;
+};
+
+kg_status gen_jit_create(gen_jit **out)
+{
+    *out = NULL;
+    pthread_once(&init_once, init_llvm);
+    gen_jit *g = calloc(1, sizeof *g);
+    if (!g) return kg_err(KG_ERR_NOMEM, "out of memory");
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&g->j, LLVMOrcCreateLLJITBuilder());
+    if (e) {
+        free(g);
+        return llvm_err(e, "creating the JIT");
+    }
+    LLVMOrcDefinitionGeneratorRef dg;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&dg, LLVMOrcLLJITGetGlobalPrefix(g->j), NULL, NULL);
+    if (e) {
+        gen_jit_destroy(g);
+        return llvm_err(e, "JIT process symbols");
+    }
+    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(g->j), dg);
+    *out = g;
+    return KG_OK;
+}
+
+kg_status gen_jit_add(gen_jit *j, const void *obj, size_t size)
+{
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, "kgen-object");
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->j, LLVMOrcLLJITGetMainJITDylib(j->j), mb);
+    return e ? llvm_err(e, "adding an object to the JIT") : KG_OK;
+}
+
+kg_status gen_jit_lookup(gen_jit *j, const char *sym, gen_kfn *out)
+{
+    LLVMOrcExecutorAddress a = 0;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->j, &a, sym);
+    *out = NULL;
+    if (e) return llvm_err(e, sym);
+    *out = (gen_kfn)(uintptr_t)a;
+    return KG_OK;
+}
+
+void gen_jit_destroy(gen_jit *j)
+{
+    if (!j) return;
+    if (j->j) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->j);
+        if (e) LLVMConsumeError(e);
+    }
+    free(j);
+}
