@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "usage: kgen kernel TEMPLATE NAME=VALUE... [--cpu CPU[,+feat,-feat]] [--emit obj|asm|ll|so]\n"
-    "                   [--sym SYMBOL] [-o FILE]\n"
+    "                   [--sym SYMBOL] [--no-cache] [-o FILE]\n"
     "       kgen kernel --list [--cpu ...]\n"
     "\n"
     "Binds every parameter of the template (see --list) and compiles the instance\n"
@@ -23,7 +23,8 @@ static const char usage[] =
     "time to rt[N]. The instance's signature is\n"
     "    void SYMBOL(void *const *p, const int64_t *rt, int ith, int nth).\n"
     "--emit: obj (default), asm, ll (textual IR after O3), so (shared object).\n"
-    "asm and ll go to stdout without -o.\n";
+    "asm and ll go to stdout without -o. Artifacts are cached by content hash\n"
+    "(see 'kgen cache'); --no-cache compiles without reading or writing it.\n";
 
 /* NAME=VALUE into a gen_param */
 static kg_status parse_binding(const char *arg, gen_param *p)
@@ -80,11 +81,12 @@ int cmd_kernel(int argc, char **argv)
     gen_kinst k;
     memset(&k, 0, sizeof k);
     const char *cpu = NULL, *out = NULL, *emit = "obj";
-    bool list = false;
+    bool list = false, use_cache = true;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return 0; }
         if (!strcmp(a, "--list")) { list = true; continue; }
+        if (!strcmp(a, "--no-cache")) { use_cache = false; continue; }
         if ((!strcmp(a, "--cpu") || !strcmp(a, "--emit") || !strcmp(a, "--sym") || !strcmp(a, "-o")) && i + 1 >= argc) {
             fprintf(stderr, "kgen kernel: %s needs a value\n", a);
             return 2;
@@ -120,20 +122,27 @@ int cmd_kernel(int argc, char **argv)
     for (const char *c = k.sym; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '_') { fprintf(stderr, "kgen kernel: bad symbol '%s'\n", k.sym); return 2; }
 
+    kg_cache *cache = NULL;
+    if (use_cache && kg_cache_open(NULL, &cache) != KG_OK) {
+        fprintf(stderr, "kgen: %s\n", kg_last_error());
+        return 1;
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    void *buf;
+    void *buf = NULL;
     size_t n;
-    kg_status st = gen_compile(&t, &k, 1, kind, &buf, &n);
+    bool hit;
+    kg_status st = gen_compile_cached(cache, &t, &k, 1, kind, &buf, &n, &hit);
     if (st == KG_OK) st = so ? gen_link_so(buf, n, out) : write_file(out ? out : "-", buf, n);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     free(buf);
+    kg_cache_close(cache);
     if (st != KG_OK) {
         fprintf(stderr, "kgen: %s\n", kg_last_error());
         return 1;
     }
     if (out)
-        fprintf(stderr, "kgen: %s (%s, %s bitcode) -> %s in %.1f ms\n", k.sym, t.cpu, gen_isa_name(t.isa), out,
-                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+        fprintf(stderr, "kgen: %s (%s, %s bitcode) -> %s in %.1f ms%s\n", k.sym, t.cpu, gen_isa_name(t.isa), out,
+                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6, hit ? " (from the cache)" : "");
     return 0;
 }

@@ -64,6 +64,11 @@ typedef enum gen_emit { GEN_EMIT_OBJ, GEN_EMIT_ASM, GEN_EMIT_LL } gen_emit;
  * emit. *out is malloc'd (free it); for GEN_EMIT_LL it is NUL-terminated. */
 kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit emit, void **out, size_t *size);
 
+/* gen_compile through the cache `c` (NULL: no cache). *hit tells whether
+ * the artifact came from the cache. A failure to store is only a warning. */
+kg_status gen_compile_cached(kg_cache *c, const gen_target *t, const gen_kinst *k, int n, gen_emit emit,
+                             void **out, size_t *size, bool *hit);
+
 /* The embedded bitcode of an ISA level (for hashing into cache keys). */
 void gen_bitcode(gen_isa isa, const void **data, size_t *size);
 

@@ -210,6 +210,151 @@ const char *kg_vtype_name(uint32_t t);
 /* Does a kg_str equal a C string? */
 bool kg_str_eq(kg_str s, const char *c);
 
+/* ─────────────────────────────── cache ───────────────────────────────
+ * The on-disk cache of compiled artifacts (objects, shared objects, cubins,
+ * LLVM IR, ...), addressed by a 128-bit key. The entry format and the
+ * write/read protocol are documented at the top of runtime/cache.c.
+ *
+ * Keys. A key is XXH3-128 over a canonical text that names everything that
+ * changes the artifact: kgen version, template content hash, every bound
+ * parameter, target (triple, CPU name and features | sm arch and NVRTC
+ * version), compile options, tuning choice. Build it with kg_keytext, which
+ * starts every text with the cache format version ("kgen.cache.format=N"),
+ * so a format change gives every key a new value. NEVER put a path, a time,
+ * a host name, a user name or any other accident of the environment into a
+ * key: the same inputs must give the same key on every machine and run.
+ *
+ * Location. kg_cache_open(NULL, ..) uses $KGEN_CACHE_DIR, else
+ * $XDG_CACHE_HOME/kgen (when $XDG_CACHE_HOME is absolute), else
+ * $HOME/.cache/kgen. Missing directories are created with mode 0700. A cache
+ * directory (or the target of a symlink to one) that is not a directory,
+ * is not owned by the effective user, or is writable by group or others is
+ * refused (KG_ERR_IO; the message names the directory and the fix).
+ *
+ * Concurrency. Entries are written to a temporary file and renamed into
+ * place, so any number of threads and processes may get and put the same
+ * keys at once: readers see a whole entry or none, and concurrent puts of a
+ * key all succeed and leave one valid entry. A kg_cache handle is not
+ * modified after kg_cache_open and may be shared between threads.
+ * Corruption. Every get verifies the entry (header and payload hash); a bad
+ * entry is a miss, and it is removed.                                   */
+
+typedef struct kg_cache kg_cache;
+typedef struct kg_keytext kg_keytext;
+
+/* XXH3-128 of a key text: `hi` is the high 64 bits (XXH128_hash_t.high64). */
+typedef struct kg_key {
+    uint64_t hi, lo;
+} kg_key;
+
+#define KG_CACHE_FORMAT 1      /* entry format version; part of every key */
+#define KG_CACHE_KIND_MAX 15   /* a kind is 1..15 characters of [a-z0-9] */
+
+/* Writes the key as 32 lowercase hex digits (hi then lo, the same digits as
+ * XXH128's canonical form and Python's xxh3_128_hexdigest) and a NUL into
+ * `out`. Returns out. */
+char *kg_key_hex(kg_key key, char out[33]);
+
+/* ── key text: "name=value\n" lines, in the order appended ──
+ * Names are 1..64 characters of [a-z0-9_.-] (no '=' or newline). In string
+ * values a backslash is written "\\" and a newline "\n", so distinct
+ * sequences of lines always give distinct texts. Order matters and a name
+ * may repeat; append in a fixed order.
+ * Errors are sticky: after a failed append (bad name, out of memory) every
+ * later append and kg_keytext_finish return that error, so a caller that
+ * checks only finish can never get a key for a partial text.          */
+
+/* A new text holding "kgen.cache.format=<KG_CACHE_FORMAT>\n". */
+kg_status kg_keytext_new(kg_keytext **out);
+void kg_keytext_free(kg_keytext *t);
+
+kg_status kg_keytext_str(kg_keytext *t, const char *name, const char *value);
+kg_status kg_keytext_i64(kg_keytext *t, const char *name, int64_t value);   /* decimal */
+kg_status kg_keytext_u64(kg_keytext *t, const char *name, uint64_t value);  /* decimal */
+/* Exact: C99 hex float ("%a": 0.5 -> 0x1p-1); -0.0 and 0.0 differ; every NaN
+ * is "nan" or "-nan". */
+kg_status kg_keytext_f64(kg_keytext *t, const char *name, double value);
+/* For content (a template's source, a bitcode blob): the line holds the
+ * 32-hex-digit XXH3-128 of the `size` bytes at `data`, not the bytes. */
+kg_status kg_keytext_blob(kg_keytext *t, const char *name, const void *data, size_t size);
+
+/* The text so far, NUL-terminated; owned by t, valid until the next append
+ * or kg_keytext_free. For display and debugging ("" after a sticky error). */
+const char *kg_keytext_text(const kg_keytext *t);
+
+/* *out = XXH3-128 of the text so far. The text stays usable. */
+kg_status kg_keytext_finish(const kg_keytext *t, kg_key *out);
+
+/* ── the cache ── */
+
+/* Opens (creating it if needed, mode 0700) the cache at `dir`, or at the
+ * default location when dir is NULL (see above). Refuses unsafe directories.
+ * Close with kg_cache_close. */
+kg_status kg_cache_open(const char *dir, kg_cache **out);
+void kg_cache_close(kg_cache *c);
+
+/* The cache directory, as given or resolved (not canonicalized); owned by c. */
+const char *kg_cache_dir(const kg_cache *c);
+
+/* Reads the entry (key, kind) after verifying it. On success *data is a
+ * malloc'd copy of the payload (the caller frees it with free(); non-NULL
+ * even for an empty payload) and *size its length.
+ * KG_ERR_NOTFOUND on a miss: no entry, or an entry that failed verification
+ * (then it has been removed and the message says what was wrong).
+ * KG_ERR_ARG for a kind that is not 1..KG_CACHE_KIND_MAX of [a-z0-9];
+ * KG_ERR_IO when the entry exists but cannot be read; KG_ERR_NOMEM.
+ * Cost: one open, fstat, readv, close and one XXH3-64 over the payload. */
+kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size);
+
+/* Stores `size` bytes at `data` (NULL allowed when size is 0) as the entry
+ * (key, kind), replacing any entry there. The caller keeps `data`. Not
+ * fsync'ed (see runtime/cache.c): a crash may lose the entry, and a torn
+ * entry is caught by the next get's verification. */
+kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size);
+
+/* One entry, as kg_cache_foreach sees it. All pointers are valid only
+ * during the callback. */
+typedef struct kg_cache_entry {
+    kg_key key;             /* from the file name                            */
+    char key_hex[33];
+    char kind[KG_CACHE_KIND_MAX + 1];
+    const char *path;       /* the entry's file                              */
+    uint64_t file_size;     /* bytes on disk, header included                */
+    uint64_t size;          /* payload bytes (file_size - header; 0 if the
+                               file is shorter than a header)                */
+    int64_t mtime;          /* last write, seconds since the epoch           */
+    const char *problem;    /* KG_CACHE_VERIFY only: NULL if the entry is
+                               valid, else why it is not (it was removed)    */
+} kg_cache_entry;
+
+/* Return 0 to go on, anything else to stop kg_cache_foreach (which then
+ * returns KG_OK). */
+typedef int (*kg_cache_visit)(const kg_cache_entry *e, void *ctx);
+
+enum { KG_CACHE_VERIFY = 1 }; /* foreach flag: read and verify every entry,
+                                 remove bad ones (reported with `problem`) */
+
+/* Calls fn for every entry, ordered by key_hex then kind. Files that are not
+ * entries (temporary files, foreign names) are skipped, never reported.
+ * Without KG_CACHE_VERIFY it only lists and stats (no file is opened).
+ * Fails (KG_ERR_IO) if a directory cannot be read; an entry that vanishes
+ * meanwhile (a concurrent clear) is skipped. */
+kg_status kg_cache_foreach(kg_cache *c, unsigned flags, kg_cache_visit fn, void *ctx);
+
+/* Removes stale temporary files: those left by a put whose process died.
+ * A put holds an flock on its temporary file until it has renamed it, so a
+ * temporary file that can be locked is stale; one being written is left
+ * alone. *n_removed (may be NULL) counts the files removed, also on failure. */
+kg_status kg_cache_sweep(kg_cache *c, uint64_t *n_removed);
+
+/* Removes every entry and every stale temporary file (as kg_cache_sweep),
+ * then the empty subdirectories; the cache directory itself stays, and so do
+ * files the cache did not write. Goes on past files it cannot remove and
+ * returns the first error. *n_entries and *n_temp (each may be NULL) count
+ * what was removed, also on failure. Puts running concurrently are not
+ * disturbed (their entries may appear right after the clear). */
+kg_status kg_cache_clear(kg_cache *c, uint64_t *n_entries, uint64_t *n_temp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,667 @@
+/*
+ * test_cache.c — the compiled-artifact cache (runtime/cache.c) and `kgen
+ * cache`: hit and miss, every kind of corruption, racing processes,
+ * directory permissions, the default location, listing, and the CLI (the
+ * key text is test_cache_key.c). Each test uses a fresh directory under
+ * kt_tmpdir(). Header offsets below are the table at the top of cache.c.
+ */
+#include "kgen.h"
+#include "kt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HDR 64
+
+/* ─────────────────────────── helpers ─────────────────────────── */
+
+static void fresh_dir(const char *name, char out[512])
+{
+    snprintf(out, 512, "%s/%s", kt_tmpdir(), name);
+}
+
+static kg_key key_of(const char *s)
+{
+    kg_keytext *t;
+    kg_key k = {0, 0};
+    if (kg_keytext_new(&t) != KG_OK) return k;
+    kg_keytext_str(t, "name", s);
+    kg_keytext_finish(t, &k);
+    kg_keytext_free(t);
+    return k;
+}
+
+static void entry_file(const char *dir, kg_key k, const char *kind, char out[600])
+{
+    char h[33];
+    kg_key_hex(k, h);
+    snprintf(out, 600, "%s/%.2s/%s.%s", dir, h, h + 2, kind);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)((i * 131 + seed * 7919 + (i >> 8)) & 0xFF);
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Counts a subdirectory's files: entries ("<30 hex>.<kind>") and temp files. */
+static void count_files(const char *dir, kg_key k, int *n_entries, int *n_tmp)
+{
+    char h[33], sub[600];
+    kg_key_hex(k, h);
+    snprintf(sub, sizeof sub, "%s/%.2s", dir, h);
+    *n_entries = *n_tmp = 0;
+    DIR *d = opendir(sub);
+    if (!d) return;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strncmp(de->d_name, ".tmp-", 5)) ++*n_tmp;
+        else if (de->d_name[0] != '.') ++*n_entries;
+    }
+    closedir(d);
+}
+
+/* kg_cache_get, compared with `want`. */
+static bool hit_equals(kg_cache *c, kg_key k, const char *kind, const void *want, size_t n)
+{
+    void *data = NULL;
+    size_t size = 0;
+    kg_status s = kg_cache_get(c, k, kind, &data, &size);
+    bool ok = s == KG_OK && data && size == n && (n == 0 || memcmp(data, want, n) == 0);
+    free(data);
+    return ok;
+}
+
+static kg_status get_status(kg_cache *c, kg_key k, const char *kind)
+{
+    void *data = NULL;
+    size_t size = 0;
+    kg_status s = kg_cache_get(c, k, kind, &data, &size);
+    free(data);
+    return s;
+}
+
+/* ───────────────────────── hit and miss ───────────────────────── */
+
+KT_TEST(cache_hit_miss)
+{
+    char dir[512];
+    fresh_dir("hitmiss", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    KT_CHECK(!strcmp(kg_cache_dir(c), dir));
+    kg_key k = key_of("a"), k2 = key_of("b");
+    static unsigned char p[5000];
+    fill(p, sizeof p, 1);
+
+    void *data = (void *)1;
+    size_t size = 7;
+    KT_CHECK(kg_cache_get(c, k, "o", &data, &size) == KG_ERR_NOTFOUND);
+    KT_CHECK(data == NULL && size == 0);
+    KT_CHECK(kg_cache_put(c, k, "o", p, sizeof p) == KG_OK);
+    KT_CHECK(hit_equals(c, k, "o", p, sizeof p));
+    KT_CHECK(get_status(c, k, "so") == KG_ERR_NOTFOUND);  /* other kind */
+    KT_CHECK(get_status(c, k2, "o") == KG_ERR_NOTFOUND);  /* other key */
+    KT_CHECK(hit_equals(c, k, "o", p, sizeof p));         /* still there */
+
+    char path[600];
+    entry_file(dir, k, "o", path);
+    struct stat st;
+    KT_CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == HDR + sizeof p);
+    KT_CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
+    *strrchr(path, '/') = 0;
+    KT_CHECKF(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700, "subdirectory mode %o", st.st_mode & 0777);
+
+    /* replace; an empty payload; a second kind beside the first */
+    fill(p, sizeof p, 2);
+    KT_CHECK(kg_cache_put(c, k, "o", p, 100) == KG_OK);
+    KT_CHECK(hit_equals(c, k, "o", p, 100));
+    KT_CHECK(kg_cache_put(c, k2, "ll", NULL, 0) == KG_OK);
+    KT_CHECK(hit_equals(c, k2, "ll", "", 0));
+    KT_CHECK(kg_cache_put(c, k, "cubin", p, 10) == KG_OK);
+    KT_CHECK(hit_equals(c, k, "cubin", p, 10) && hit_equals(c, k, "o", p, 100));
+
+    /* kinds outside [a-z0-9]{1,15} */
+    const char *bad[] = {"", "O", "a/b", ".o", "o.", "0123456789abcdef", "a b", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        KT_CHECKF(get_status(c, k, bad[i]) == KG_ERR_ARG, "get kind '%s'", bad[i] ? bad[i] : "NULL");
+        KT_CHECKF(kg_cache_put(c, k, bad[i], p, 1) == KG_ERR_ARG, "put kind '%s'", bad[i] ? bad[i] : "NULL");
+    }
+    KT_CHECK(kg_cache_put(c, k, "0123456789abcde", p, 1) == KG_OK); /* 15 is fine */
+    KT_CHECK(kg_cache_put(c, k, "o", NULL, 1) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_get(c, k, "o", NULL, &size) == KG_ERR_ARG);
+    kg_cache_close(c);
+    kg_cache_close(NULL);
+    KT_CHECK(kg_cache_open("", &c) == KG_ERR_ARG && c == NULL);
+}
+
+/* ─────────────────────────── corruption ─────────────────────────── */
+
+static bool flip_byte(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    if (!f) return false;
+    int ch = fseek(f, off, SEEK_SET) == 0 ? fgetc(f) : EOF;
+    bool ok = ch != EOF && fseek(f, off, SEEK_SET) == 0 && fputc(ch ^ 0x20, f) != EOF;
+    return fclose(f) == 0 && ok;
+}
+
+KT_TEST(cache_corruption)
+{
+    char dir[512], path[600];
+    fresh_dir("corrupt", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    kg_key k = key_of("corrupt");
+    enum { N = 3000 };
+    static unsigned char p[N];
+    fill(p, N, 3);
+    entry_file(dir, k, "so", path);
+
+    /* a byte flipped: payload (first, middle, last), then every header field */
+    const struct { long off; const char *what, *msg; } flips[] = {
+        {HDR, "payload[0]", "hash"}, {HDR + N / 2, "payload[mid]", "hash"}, {HDR + N - 1, "payload[last]", "hash"},
+        {0, "magic", "magic"}, {7, "magic NUL", "magic"}, {8, "version", "version"}, {12, "reserved", "reserved"},
+        {16, "kind", "kind"}, {20, "kind padding", "kind"}, {32, "key hi", "key"}, {47, "key lo", "key"},
+        {48, "size", "payload bytes"}, {55, "size high byte", "payload bytes"}, {56, "hash", "hash"},
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        KT_REQUIRE(kg_cache_put(c, k, "so", p, N) == KG_OK);
+        KT_REQUIRE(flip_byte(path, flips[i].off));
+        KT_CHECKF(get_status(c, k, "so") == KG_ERR_NOTFOUND, "%s flipped: not a miss", flips[i].what);
+        KT_CHECKF(strstr(kg_last_error(), flips[i].msg) && strstr(kg_last_error(), "removed"),
+                  "%s flipped: message '%s'", flips[i].what, kg_last_error());
+        KT_CHECKF(!exists(path), "%s flipped: the bad entry is still there", flips[i].what);
+    }
+
+    /* truncated (0, 1, header-1, header, one payload byte short) and extended */
+    const long lens[] = {0, 1, HDR - 1, HDR, HDR + 1, HDR + N - 1, HDR + N + 1};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        KT_REQUIRE(kg_cache_put(c, k, "so", p, N) == KG_OK);
+        KT_REQUIRE(truncate(path, lens[i]) == 0);
+        KT_CHECKF(get_status(c, k, "so") == KG_ERR_NOTFOUND, "length %ld: not a miss", lens[i]);
+        KT_CHECKF(!exists(path), "length %ld: the bad entry is still there", lens[i]);
+    }
+
+    /* a valid entry of another key renamed onto this one's name */
+    kg_key other = key_of("other");
+    char opath[600];
+    entry_file(dir, other, "so", opath);
+    KT_REQUIRE(kg_cache_put(c, other, "so", p, N) == KG_OK);
+    char odir[600];
+    snprintf(odir, sizeof odir, "%s", path);
+    *strrchr(odir, '/') = 0;
+    mkdir(odir, 0700);
+    KT_REQUIRE(rename(opath, path) == 0);
+    KT_CHECK(get_status(c, k, "so") == KG_ERR_NOTFOUND && !exists(path));
+
+    /* and after all that, a put is a hit again */
+    KT_CHECK(kg_cache_put(c, k, "so", p, N) == KG_OK);
+    KT_CHECK(hit_equals(c, k, "so", p, N));
+    int ne, nt;
+    count_files(dir, k, &ne, &nt);
+    KT_CHECKF(ne == 1 && nt == 0, "%d entries and %d temp files", ne, nt);
+    kg_cache_close(c);
+}
+
+/* ─────────────────────────── processes ─────────────────────────── */
+
+enum { N_PROC = 8, RACE_SIZE = 1 << 20 };
+
+/* Forks N_PROC children that wait on a pipe, then run body(i); true if all
+ * exited 0. */
+static bool race(int (*body)(int i, void *ctx), void *ctx)
+{
+    int gate[2];
+    pid_t pids[N_PROC];
+    if (pipe(gate) != 0) return false;
+    fflush(stdout);
+    for (int i = 0; i < N_PROC; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            char b;
+            close(gate[1]);
+            while (read(gate[0], &b, 1) < 0 && errno == EINTR) {}
+            _exit(body(i, ctx)); /* _exit: not the runner's atexit */
+        }
+    }
+    close(gate[0]);
+    close(gate[1]); /* go */
+    bool ok = true;
+    for (int i = 0; i < N_PROC; i++) {
+        int st;
+        if (pids[i] < 0 || waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0) ok = false;
+    }
+    return ok;
+}
+
+typedef struct race_ctx {
+    const char *dir;
+    kg_key key;
+    const unsigned char *payload;
+    bool get_first;
+} race_ctx;
+
+static int race_body(int i, void *vctx)
+{
+    race_ctx *r = vctx;
+    kg_cache *c;
+    (void)i;
+    if (kg_cache_open(r->dir, &c) != KG_OK) return 1;
+    int rc = 0;
+    kg_status s = r->get_first ? get_status(c, r->key, "o") : KG_ERR_NOTFOUND;
+    if (s == KG_ERR_NOTFOUND) s = kg_cache_put(c, r->key, "o", r->payload, RACE_SIZE);
+    if (s != KG_OK) rc = 2;
+    else if (!hit_equals(c, r->key, "o", r->payload, RACE_SIZE)) rc = 3;
+    kg_cache_close(c);
+    return rc;
+}
+
+KT_TEST(cache_race)
+{
+    char dir[512];
+    fresh_dir("race", dir);
+    unsigned char *p = malloc(RACE_SIZE);
+    KT_REQUIRE(p);
+    fill(p, RACE_SIZE, 4);
+    for (int round = 0; round < 6; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "race-%d", round);
+        race_ctx r = {dir, key_of(name), p, round % 2 == 1};
+        KT_CHECKF(race(race_body, &r), "round %d (%s): a process failed", round, r.get_first ? "get-or-put" : "put");
+        int ne, nt;
+        count_files(dir, r.key, &ne, &nt);
+        KT_CHECKF(ne == 1 && nt == 0, "round %d: %d entries and %d temp files", round, ne, nt);
+        kg_cache *c;
+        KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+        KT_CHECK(hit_equals(c, r.key, "o", p, RACE_SIZE));
+        kg_cache_close(c);
+    }
+    free(p);
+}
+
+/* Puts racing a clear: every put must succeed (it starts again when the
+ * clear takes its subdirectory or temporary file away). */
+static int put_many(int i, void *vctx)
+{
+    const char *dir = vctx;
+    kg_cache *c;
+    if (kg_cache_open(dir, &c) != KG_OK) return 1;
+    static unsigned char p[64 << 10];
+    int rc = 0;
+    for (int j = 0; j < 200 && !rc; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d/%d", i, j % 8); /* 8 keys: shared subdirectories get emptied */
+        fill(p, sizeof p, (unsigned)j);
+        if (kg_cache_put(c, key_of(name), "o", p, sizeof p) != KG_OK) {
+            fprintf(stderr, "put: %s\n", kg_last_error());
+            rc = 2;
+        }
+    }
+    kg_cache_close(c);
+    return rc;
+}
+
+KT_TEST(cache_race_clear)
+{
+    static char dir[512];
+    fresh_dir("raceclear", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    fflush(stdout);
+    pid_t clearer = fork();
+    if (clearer == 0)
+        for (;;) kg_cache_clear(c, NULL, NULL); /* until killed */
+    KT_CHECK(race(put_many, dir));
+    int st;
+    KT_CHECK(clearer > 0 && kill(clearer, SIGKILL) == 0 && waitpid(clearer, &st, 0) == clearer);
+    uint64_t n = 0, nt = 9;
+    KT_CHECK(kg_cache_clear(c, &n, &nt) == KG_OK && nt == 0);
+    kg_cache_close(c);
+}
+
+/* ─────────────────────────── directories ─────────────────────────── */
+
+KT_TEST(cache_permissions)
+{
+    char dir[512], link[600], file[600];
+    kg_cache *c;
+    fresh_dir("perm", dir);
+    KT_REQUIRE(mkdir(dir, 0700) == 0);
+    for (int pass = 0; pass < 3; pass++) {
+        mode_t m = pass == 0 ? 0777 : pass == 1 ? 0770 : 0702;
+        KT_REQUIRE(chmod(dir, m) == 0);
+        c = (kg_cache *)1;
+        KT_CHECKF(kg_cache_open(dir, &c) == KG_ERR_IO && c == NULL, "mode %o accepted", m);
+        KT_CHECKF(strstr(kg_last_error(), dir) && strstr(kg_last_error(), "chmod 700"), "mode %o: %s", m,
+                  kg_last_error());
+    }
+    /* a symlink is judged by its target */
+    snprintf(link, sizeof link, "%s-link", dir);
+    KT_REQUIRE(symlink(dir, link) == 0);
+    KT_CHECK(kg_cache_open(link, &c) == KG_ERR_IO && strstr(kg_last_error(), "symlink"));
+    KT_REQUIRE(chmod(dir, 0755) == 0); /* readable by others is fine */
+    KT_CHECK(kg_cache_open(link, &c) == KG_OK);
+    kg_cache_close(c);
+    KT_CHECK(kg_cache_open(dir, &c) == KG_OK);
+    kg_cache_close(c);
+
+    /* not a directory; a dangling symlink */
+    snprintf(file, sizeof file, "%s/file", dir);
+    FILE *f = fopen(file, "w");
+    KT_REQUIRE(f);
+    fclose(f);
+    KT_CHECK(kg_cache_open(file, &c) == KG_ERR_IO && strstr(kg_last_error(), "not a directory"));
+    snprintf(link, sizeof link, "%s/dangling", dir);
+    KT_REQUIRE(symlink("/nonexistent/kgen-cache", link) == 0);
+    KT_CHECK(kg_cache_open(link, &c) != KG_OK);
+
+    /* missing parents are created, each 0700 */
+    char deep[600];
+    snprintf(deep, sizeof deep, "%s/a/b/c", dir);
+    KT_REQUIRE(kg_cache_open(deep, &c) == KG_OK);
+    kg_cache_close(c);
+    struct stat st;
+    for (int i = 0; i < 3; i++) {
+        KT_CHECKF(stat(deep, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700, "%s: mode %o", deep,
+                  st.st_mode & 0777);
+        *strrchr(deep, '/') = 0;
+    }
+}
+
+KT_TEST(cache_owner)
+{
+    char dir[512];
+    kg_cache *c;
+    fresh_dir("owner", dir);
+    KT_REQUIRE(mkdir(dir, 0700) == 0);
+    if (chown(dir, 12345, (gid_t)-1) != 0)
+        KT_SKIP("cannot chown a directory to another uid (%s; needs root): ownership refusal not tested",
+                strerror(errno));
+    KT_CHECK(kg_cache_open(dir, &c) == KG_ERR_IO);
+    KT_CHECKF(strstr(kg_last_error(), dir) && strstr(kg_last_error(), "12345") && strstr(kg_last_error(), "chown"),
+              "message: %s", kg_last_error());
+}
+
+typedef struct saved_env {
+    const char *name;
+    char *value;
+} saved_env;
+
+static void env_save(saved_env *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) e[i].value = getenv(e[i].name) ? strdup(getenv(e[i].name)) : NULL;
+}
+
+static void env_restore(saved_env *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].value) setenv(e[i].name, e[i].value, 1);
+        else unsetenv(e[i].name);
+        free(e[i].value);
+    }
+}
+
+static bool opens_at(const char *want)
+{
+    kg_cache *c;
+    if (kg_cache_open(NULL, &c) != KG_OK) return false;
+    struct stat st;
+    bool ok = !strcmp(kg_cache_dir(c), want) && stat(want, &st) == 0 && S_ISDIR(st.st_mode) &&
+              (st.st_mode & 0777) == 0700;
+    kg_cache_close(c);
+    return ok;
+}
+
+KT_TEST(cache_default_dir)
+{
+    saved_env env[] = {{"KGEN_CACHE_DIR", NULL}, {"XDG_CACHE_HOME", NULL}, {"HOME", NULL}};
+    env_save(env, 3);
+    char base[512], xdg[600], home[600], want[700];
+    fresh_dir("where", base);
+    snprintf(xdg, sizeof xdg, "%s/xdg", base);
+    snprintf(home, sizeof home, "%s/home", base);
+
+    unsetenv("KGEN_CACHE_DIR");
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    setenv("HOME", home, 1);
+    snprintf(want, sizeof want, "%s/kgen", xdg);
+    KT_CHECKF(opens_at(want), "XDG_CACHE_HOME: %s", kg_last_error());
+
+    setenv("XDG_CACHE_HOME", "relative/dir", 1); /* not absolute: ignored (XDG spec) */
+    snprintf(want, sizeof want, "%s/.cache/kgen", home);
+    KT_CHECKF(opens_at(want), "HOME: %s", kg_last_error());
+    unsetenv("XDG_CACHE_HOME");
+    KT_CHECK(opens_at(want));
+
+    snprintf(want, sizeof want, "%s/env", base);
+    setenv("KGEN_CACHE_DIR", want, 1);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    KT_CHECK(opens_at(want));
+
+    unsetenv("KGEN_CACHE_DIR");
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("HOME");
+    kg_cache *c;
+    KT_CHECK(kg_cache_open(NULL, &c) == KG_ERR_ARG && strstr(kg_last_error(), "KGEN_CACHE_DIR"));
+    env_restore(env, 3);
+}
+
+/* ─────────────────────────── listing ─────────────────────────── */
+
+typedef struct seen {
+    int n, bad;
+    char last[64];
+    bool sorted;
+    uint64_t bytes;
+} seen;
+
+static int visit(const kg_cache_entry *e, void *ctx)
+{
+    seen *s = ctx;
+    char id[64];
+    snprintf(id, sizeof id, "%s.%s", e->key_hex, e->kind);
+    if (s->n && strcmp(s->last, id) >= 0) s->sorted = false;
+    snprintf(s->last, sizeof s->last, "%s", id);
+    s->n++;
+    s->bad += e->problem != NULL;
+    s->bytes += e->size;
+    return 0;
+}
+
+static int stop_at_two(const kg_cache_entry *e, void *ctx)
+{
+    (void)e;
+    return ++*(int *)ctx == 2;
+}
+
+/* A file named `name` in k's subdirectory. If `lock`, it is a temporary
+ * file being written: the returned descriptor holds its flock (close it);
+ * else -1. */
+static int make_tmp(const char *dir, kg_key k, const char *name, bool lock)
+{
+    char h[33], path[700];
+    kg_key_hex(k, h);
+    snprintf(path, sizeof path, "%s/%.2s/%s", dir, h, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (write(fd, "partial", 7) != 7 || !lock || flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+KT_TEST(cache_foreach_clear)
+{
+    char dir[512], path[600], foreign[600];
+    fresh_dir("list", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    unsigned char p[1000];
+    fill(p, sizeof p, 5);
+    kg_key keys[20];
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        keys[i] = key_of(name);
+        KT_REQUIRE(kg_cache_put(c, keys[i], i % 3 ? "o" : "so", p, (size_t)i * 10) == KG_OK);
+    }
+    KT_CHECK(kg_cache_put(c, keys[0], "o", p, 1) == KG_OK); /* two kinds of one key */
+    snprintf(foreign, sizeof foreign, "%s/README", dir);
+    FILE *f = fopen(foreign, "w");
+    KT_REQUIRE(f);
+    fclose(f);
+    make_tmp(dir, keys[1], ".tmp-dead11", false);
+    int live = make_tmp(dir, keys[2], ".tmp-live22", true);
+    KT_REQUIRE(live >= 0);
+    make_tmp(dir, keys[3], "notes.txt", false); /* foreign, in a subdirectory */
+
+    seen s = {.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, 0, visit, &s) == KG_OK);
+    KT_CHECKF(s.n == 21 && s.sorted && s.bad == 0 && s.bytes == 1900 + 1, "n=%d sorted=%d bytes=%llu", s.n, s.sorted,
+              (unsigned long long)s.bytes);
+    int stops = 0;
+    KT_CHECK(kg_cache_foreach(c, 0, stop_at_two, &stops) == KG_OK && stops == 2);
+
+    entry_file(dir, keys[4], "o", path);
+    KT_REQUIRE(flip_byte(path, HDR + 3));
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, KG_CACHE_VERIFY, visit, &s) == KG_OK);
+    KT_CHECKF(s.n == 21 && s.bad == 1 && !exists(path), "n=%d bad=%d", s.n, s.bad);
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, KG_CACHE_VERIFY, visit, &s) == KG_OK && s.n == 20 && s.bad == 0);
+
+    uint64_t n = 0, nt = 0;
+    KT_CHECK(kg_cache_sweep(c, &n) == KG_OK && n == 1); /* the dead one only */
+    KT_CHECK(kg_cache_sweep(c, &n) == KG_OK && n == 0);
+    KT_CHECK(kg_cache_clear(c, &n, &nt) == KG_OK && n == 20 && nt == 0); /* the live one stays */
+    int ne, ntmp;
+    count_files(dir, keys[2], &ne, &ntmp);
+    KT_CHECKF(ne == 0 && ntmp == 1, "after clear: %d entries, %d temp files", ne, ntmp);
+    close(live); /* its writer died */
+    KT_CHECK(kg_cache_clear(c, &n, &nt) == KG_OK && n == 0 && nt == 1);
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, 0, visit, &s) == KG_OK && s.n == 0);
+    KT_CHECK(exists(foreign) && exists(dir));
+    entry_file(dir, keys[2], "o", path);
+    *strrchr(path, '/') = 0;
+    KT_CHECKF(!exists(path), "empty subdirectory %s not removed", path);
+    entry_file(dir, keys[3], "o", path);
+    *strrchr(path, '/') = 0;
+    KT_CHECK(exists(path)); /* it holds a foreign file */
+    KT_CHECK(kg_cache_put(c, keys[0], "o", p, 10) == KG_OK && hit_equals(c, keys[0], "o", p, 10));
+    kg_cache_close(c);
+}
+
+/* ─────────────────────────── the CLI ─────────────────────────── */
+
+static int kgen(char *out, char *err, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    char *argv[] = {(char *)kt_kgen_bin(), "cache", (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
+    return kt_run(argv, out, 16384, err, 4096);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+KT_TEST(cache_cli)
+{
+    if (access(kt_kgen_bin(), X_OK) != 0) KT_SKIP("%s not found (set KGEN_BIN)", kt_kgen_bin());
+    static char out[16384], err[4096];
+    char dir[512], path[600], line[700];
+    fresh_dir("cli", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    unsigned char p[4096];
+    fill(p, sizeof p, 6);
+    kg_key k1 = key_of("cli1"), k2 = key_of("cli2"), k3 = key_of("cli3");
+    KT_REQUIRE(kg_cache_put(c, k1, "o", p, 100) == KG_OK && kg_cache_put(c, k2, "so", p, 4096) == KG_OK &&
+               kg_cache_put(c, k3, "o", p, 1000) == KG_OK);
+
+    int rc = kgen(out, err, "stats", "--dir", dir, NULL);
+    KT_CHECKF(rc == 0, "stats: %d %s", rc, err);
+    snprintf(line, sizeof line, "directory: %s\n", dir);
+    KT_CHECKF(strstr(out, line) && strstr(out, "entries:   3\n") && strstr(out, "5196 payload, 5388 on disk"),
+              "stats:\n%s", out);
+    KT_CHECKF(strstr(out, "  o             2 entries           1100 bytes\n") &&
+              strstr(out, "  so            1 entries           4096 bytes\n"), "stats:\n%s", out);
+
+    rc = kgen(out, err, "ls", "--dir", dir, NULL);
+    KT_CHECKF(rc == 0 && count_lines(out) == 3, "ls: %d\n%s%s", rc, out, err);
+    char h[33];
+    snprintf(line, sizeof line, "%s  o            100  ", kg_key_hex(k1, h));
+    KT_CHECKF(strstr(out, line), "ls: no line '%s' in\n%s", line, out);
+    char *first = strdup(out);
+    for (char *save, *l = strtok_r(first, "\n", &save), *prev = NULL; l; prev = l, l = strtok_r(NULL, "\n", &save))
+        KT_CHECKF(!prev || strcmp(prev, l) < 0, "ls not sorted:\n%s", out);
+    free(first);
+
+    rc = kgen(out, err, "verify", "--dir", dir, NULL);
+    KT_CHECKF(rc == 0 && strstr(out, "verified 3 entries: 3 ok, 0 bad"), "verify: %d\n%s%s", rc, out, err);
+
+    /* corrupt one entry; leave a stale and a fresh temporary file */
+    entry_file(dir, k2, "so", path);
+    KT_REQUIRE(flip_byte(path, HDR + 100));
+    make_tmp(dir, k1, ".tmp-deadxx", false);
+    int live = make_tmp(dir, k3, ".tmp-livexx", true);
+    KT_REQUIRE(live >= 0);
+    rc = kgen(out, err, "verify", "--dir", dir, NULL);
+    snprintf(line, sizeof line, "removed %s.so: payload hash mismatch\n", kg_key_hex(k2, h));
+    KT_CHECKF(rc == 0 && strstr(out, line) && strstr(out, "verified 3 entries: 2 ok, 1 bad (removed)") &&
+              strstr(out, "removed 1 stale temporary files"), "verify: %d\n%s%s", rc, out, err);
+    KT_CHECK(!exists(path));
+    rc = kgen(out, err, "ls", "--dir", dir, NULL);
+    KT_CHECKF(rc == 0 && count_lines(out) == 2, "ls after verify: %d\n%s", rc, out);
+
+    /* the environment variable names the directory */
+    char *saved = getenv("KGEN_CACHE_DIR") ? strdup(getenv("KGEN_CACHE_DIR")) : NULL;
+    setenv("KGEN_CACHE_DIR", dir, 1);
+    rc = kgen(out, err, "stats", NULL, NULL, NULL);
+    snprintf(line, sizeof line, "directory: %s\n", dir);
+    KT_CHECKF(rc == 0 && strstr(out, line) && strstr(out, "entries:   2\n"), "stats via env: %d\n%s%s", rc, out, err);
+    rc = kgen(out, err, "clear", NULL, NULL, NULL);
+    snprintf(line, sizeof line, "removed 2 entries and 0 temporary files from %s\n", dir);
+    KT_CHECKF(rc == 0 && !strcmp(out, line), "clear: %d\n%s%s", rc, out, err);
+    close(live);
+    rc = kgen(out, err, "clear", NULL, NULL, NULL);
+    snprintf(line, sizeof line, "removed 0 entries and 1 temporary files from %s\n", dir);
+    KT_CHECKF(rc == 0 && !strcmp(out, line), "clear: %d\n%s%s", rc, out, err);
+    if (saved) setenv("KGEN_CACHE_DIR", saved, 1);
+    else unsetenv("KGEN_CACHE_DIR");
+    free(saved);
+    rc = kgen(out, err, "ls", "--dir", dir, NULL);
+    KT_CHECKF(rc == 0 && !out[0], "ls after clear: %d\n%s", rc, out);
+    KT_CHECK(get_status(c, k1, "o") == KG_ERR_NOTFOUND);
+    kg_cache_close(c);
+
+    /* usage, help, refusal */
+    KT_CHECK(kgen(out, err, NULL, NULL, NULL, NULL) == 2 && strstr(err, "usage"));
+    KT_CHECK(kgen(out, err, "frob", NULL, NULL, NULL) == 2 && strstr(err, "frob"));
+    KT_CHECK(kgen(out, err, "ls", "--bogus", NULL, NULL) == 2 && strstr(err, "--bogus"));
+    KT_CHECK(kgen(out, err, "ls", "extra", NULL, NULL) == 2);
+    KT_CHECK(kgen(out, err, "ls", "--dir", NULL, NULL) == 2);
+    KT_CHECK(kgen(out, err, "--help", NULL, NULL, NULL) == 0 && strstr(out, "verify"));
+    const char *cmds[] = {"ls", "stats", "verify", "clear"};
+    for (int i = 0; i < 4; i++) {
+        rc = kgen(out, err, cmds[i], "--help", NULL, NULL);
+        KT_CHECKF(rc == 0 && strstr(out, "usage: kgen cache") && strstr(out, cmds[i]), "%s --help: %d", cmds[i], rc);
+    }
+    KT_REQUIRE(chmod(dir, 0777) == 0);
+    rc = kgen(out, err, "ls", "--dir", dir, NULL);
+    KT_CHECKF(rc == 1 && !strncmp(err, "kgen: ", 6) && strstr(err, dir) && strstr(err, "chmod 700") && !out[0],
+              "refused dir: %d\n%s", rc, err);
+}
