@@ -176,3 +176,43 @@ KT_TEST(specialize_errors)
     gen_kinst dup[2] = {inst("probe", "same", 2, ok), inst("probe", "same", 2, ok)};
     KT_CHECK(gen_compile(&t, dup, 2, GEN_EMIT_OBJ, &out, &n) != KG_OK && strstr(kg_last_error(), "already defined"));
 }
+
+/* compile through the cache: miss then hit with identical bytes; any change
+ * of parameter, target or output kind is a different key */
+KT_TEST(specialize_cached)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/gen-cache", kt_tmpdir());
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    gen_target t, t2;
+    KT_REQUIRE(gen_target_host(&t) == KG_OK && gen_target_parse("haswell", &t2) == KG_OK);
+    gen_param a[] = {P("n", 100), PF("scale", 2.0)}, b[] = {P("n", 101), PF("scale", 2.0)};
+    gen_kinst ka = inst("probe", "t_cached", 2, a), kb = inst("probe", "t_cached", 2, b);
+    struct { const gen_target *t; const gen_kinst *k; gen_emit e; bool want_hit; } steps[] = {
+        {&t, &ka, GEN_EMIT_OBJ, false}, {&t, &ka, GEN_EMIT_OBJ, true}, {&t, &kb, GEN_EMIT_OBJ, false},
+        {&t2, &ka, GEN_EMIT_OBJ, false}, {&t, &ka, GEN_EMIT_ASM, false}, {&t, &kb, GEN_EMIT_OBJ, true},
+    };
+    void *first = NULL;
+    size_t first_n = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        void *out;
+        size_t n;
+        bool hit;
+        kg_status s = gen_compile_cached(c, steps[i].t, steps[i].k, 1, steps[i].e, &out, &n, &hit);
+        KT_CHECKF(s == KG_OK && hit == steps[i].want_hit, "step %zu: status %d hit %d (%s)", i, s, hit, kg_last_error());
+        if (s != KG_OK) continue;
+        if (i == 0) { first = out; first_n = n; continue; }
+        if (i == 1) KT_CHECK(n == first_n && memcmp(out, first, n) == 0);
+        free(out);
+    }
+    /* the cached object runs */
+    gen_jit *j;
+    gen_kfn f = NULL;
+    KT_REQUIRE(gen_jit_create(&j) == KG_OK);
+    if (first && gen_jit_add(j, first, first_n) == KG_OK && gen_jit_lookup(j, "t_cached", &f) == KG_OK) run_probe(f, 100, NULL, 2.0, 2);
+    else kt_fail(__FILE__, __LINE__, "cached object: %s", kg_last_error());
+    gen_jit_destroy(j);
+    free(first);
+    kg_cache_close(c);
+}
