@@ -209,7 +209,7 @@ static kg_status make_tm(const gen_target *t, LLVMTargetMachineRef *tm)
         LLVMDisposeMessage(err);
         return s;
     }
-    *tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
+    *tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, LLVMCodeGenLevelDefault,
                                   LLVMRelocPIC, LLVMCodeModelDefault);
     return *tm ? KG_OK : kg_err(KG_ERR_UNSUPPORTED, "LLVM: cannot create a target machine for %s", t->cpu);
 }
@@ -242,6 +242,8 @@ static kg_status emit(LLVMTargetMachineRef tm, LLVMModuleRef m, gen_emit kind, v
     return *out ? KG_OK : kg_err(KG_ERR_NOMEM, "out of memory for the object");
 }
 
+#define PRUNE_PIPELINE "globaldce,ipsccp,function(sroa,sccp,simplifycfg),globaldce"
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -252,7 +254,7 @@ static double now_ms(void)
 kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit kind, void **out, size_t *size)
 {
     bool dbg = getenv("KGEN_DEBUG") && *getenv("KGEN_DEBUG") && strcmp(getenv("KGEN_DEBUG"), "0");
-    double t0 = now_ms(), t_parse = 0, t_opt = 0;
+    double t0 = now_ms(), t_parse = 0, t_setup = 0, t_opt = 0;
     *out = NULL;
     *size = 0;
     pthread_once(&init_once, init_llvm);
@@ -272,24 +274,34 @@ kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit k
         prepare_functions(ctx, m, t);
     }
     for (int i = 0; i < n && st == KG_OK; i++) st = add_wrapper(ctx, m, t, &k[i]);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    /* Prune before O3: drop the templates no instance uses; push each
+     * wrapper's constants into its (single-caller) template (ipsccp) and fold
+     * the branches they decide (sroa, sccp, simplifycfg); drop the helpers
+     * that left unused. Otherwise O3, working bottom-up, would first optimize
+     * every generic helper of a template (e.g. the dot products of all weight
+     * types) before the dead branches that call them are removed. */
+    if (st == KG_OK) {
+        LLVMErrorRef e = LLVMRunPasses(m, PRUNE_PIPELINE, tm, opts);
+        if (e) st = llvm_err(e, "pruning");
+    }
     char *vmsg = NULL;
     if (st == KG_OK && LLVMVerifyModule(m, LLVMReturnStatusAction, &vmsg))
         st = kg_err(KG_ERR_UNSUPPORTED, "LLVM: the generated module is invalid: %.300s", vmsg);
     LLVMDisposeMessage(vmsg);
+    t_setup = now_ms();
     if (st == KG_OK) {
-        LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
         LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
         LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
         LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
         LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
-        /* drop the templates no instance uses before O3 spends time on them
-         * (inlining first, "always-inline,...", was 10x slower on mm: the
-         * unsimplified generic body is huge) */
-        LLVMErrorRef e = LLVMRunPasses(m, "globaldce,default<O3>", tm, opts);
-        LLVMDisposePassBuilderOptions(opts);
+        /* (inlining the templates first, "always-inline,default<O3>", was 10x
+         * slower on mm: the unsimplified generic body is huge) */
+        LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
         if (e) st = llvm_err(e, "optimization");
         t_opt = now_ms();
     }
+    LLVMDisposePassBuilderOptions(opts);
     if (st == KG_OK) st = emit(tm, m, kind, out, size);
     if (st == KG_OK && d.msg[0]) {
         free(*out);
@@ -305,8 +317,9 @@ kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit k
     if (m) LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
     if (dbg && st == KG_OK)
-        fprintf(stderr, "kgen: compile %s%s: parse %.1f ms, O3 %.1f ms, emit %.1f ms, total %.1f ms\n", n ? k[0].sym : "-",
-                n > 1 ? ", ..." : "", t_parse - t0, t_opt - t_parse, now_ms() - t_opt, now_ms() - t0);
+        fprintf(stderr, "kgen: compile %s%s: parse %.1f ms, setup %.1f ms, O3 %.1f ms, emit %.1f ms, total %.1f ms\n",
+                n ? k[0].sym : "-", n > 1 ? ", ..." : "", t_parse - t0, t_setup - t_parse, t_opt - t_setup,
+                now_ms() - t_opt, now_ms() - t0);
     return st;
 }
 
