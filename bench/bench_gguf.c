@@ -5,6 +5,7 @@
  *
  * usage: bench-gguf OUT.json MODEL.gguf...
  */
+#include "bench.h"
 #include "kgen.h"
 
 #include <fcntl.h>
@@ -17,23 +18,10 @@
 
 enum { RUNS = 31 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The floor: map the file and read every byte of its metadata region. */
 static double floor_once(const char *path, uint64_t header_bytes)
 {
-    double t = now();
+    double t = bench_now();
     int fd = open(path, O_RDONLY);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb)) { perror(path); exit(1); }
@@ -44,7 +32,7 @@ static double floor_once(const char *path, uint64_t header_bytes)
     for (uint64_t i = 0; i < header_bytes; i += 64) sum += p[i];
     munmap((void *)p, (size_t)sb.st_size);
     (void)sum;
-    return now() - t;
+    return bench_now() - t;
 }
 
 int main(int argc, char **argv)
@@ -61,15 +49,13 @@ int main(int argc, char **argv)
         uint64_t hdr = kg_gguf_data_offset(g), nkv = kg_gguf_n_kv(g), nt = kg_gguf_n_tensors(g);
         kg_gguf_close(g);
         for (int r = 0; r < RUNS; r++) { /* interleaved: A B A B */
-            double t = now();
+            double t = bench_now();
             if (kg_gguf_open(argv[m], &g)) { fprintf(stderr, "%s\n", kg_last_error()); return 1; }
             kg_gguf_close(g);
-            t_open[r] = now() - t;
+            t_open[r] = bench_now() - t;
             t_floor[r] = floor_once(argv[m], hdr);
         }
-        qsort(t_open, RUNS, sizeof *t_open, cmp);
-        qsort(t_floor, RUNS, sizeof *t_floor, cmp);
-        double mo = t_open[RUNS / 2] * 1e3, mf = t_floor[RUNS / 2] * 1e3;
+        double mo = bench_median(t_open, RUNS) * 1e3, mf = bench_median(t_floor, RUNS) * 1e3;
         const char *base = argv[m];
         for (const char *s = argv[m]; *s; s++) if (*s == '/') base = s + 1;
         printf("%-36s %8llu %8llu %12.3f %12.3f %8.1f\n", base, (unsigned long long)nkv, (unsigned long long)nt, mo, mf, mo / mf);

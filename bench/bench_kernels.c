@@ -1,0 +1,346 @@
+/*
+ * bench_kernels.c — decode-product throughput of specialized kernels beside
+ * this machine's memory bandwidth, measured in the same run.
+ *
+ *   bench-kernels [--quick] [--json OUT.json]
+ *
+ * For each weight type and shape (SmolLM2-135M and TinyLlama-1.1B matrices)
+ * the mm template is specialized for M = 1 through the real generator path
+ * (bitcode -> constant wrapper -> O3 -> object -> LLJIT) and run by 1 and 2
+ * threads in SPMD style (every thread calls the instance with its ith, a
+ * barrier between calls). Enough copies of the weights are cycled through to
+ * exceed the last-level cache, so each call streams its weights from DRAM,
+ * as a real decode step does. GB/s counts weight bytes only.
+ *
+ * The limit: a STREAM-style triad (a = b + s*c, doubles, 3 x 256 MiB,
+ * counted as 24 bytes per element, as STREAM does) with the same threads;
+ * a read-only sum is reported beside it, since products mostly read.
+ * Also: the cold compile time of one instance, median of several.
+ */
+#include "bench.h"
+#include "gen.h"
+#include "kernel.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ─────────────────────────── SPMD team ─────────────────────────── */
+
+typedef void (*work_fn)(void *ctx, int ith, int nth);
+
+typedef struct team {
+    int nth;
+    pthread_t th[8];
+    atomic_int arrived;
+    atomic_int gen;
+    atomic_int stop;
+    work_fn fn;
+    void *ctx;
+} team;
+
+static void barrier(team *t)
+{
+    int g = atomic_load(&t->gen);
+    if (atomic_fetch_add(&t->arrived, 1) == t->nth - 1) {
+        atomic_store(&t->arrived, 0);
+        atomic_fetch_add(&t->gen, 1);
+    } else {
+        while (atomic_load(&t->gen) == g) __builtin_ia32_pause();
+    }
+}
+
+typedef struct worker { team *t; int ith; } worker;
+static worker workers[8];
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        barrier(w->t); /* start */
+        if (atomic_load(&w->t->stop)) return NULL;
+        w->t->fn(w->t->ctx, w->ith, w->t->nth);
+        barrier(w->t); /* done */
+    }
+}
+
+static void team_start(team *t, int nth)
+{
+    memset(t, 0, sizeof *t);
+    t->nth = nth;
+    for (int i = 1; i < nth; i++) {
+        workers[i] = (worker){t, i};
+        pthread_create(&t->th[i], NULL, worker_main, &workers[i]);
+    }
+}
+
+/* Runs fn(ctx, ith, nth) on every thread (the caller is thread 0). */
+static void team_run(team *t, work_fn fn, void *ctx)
+{
+    t->fn = fn;
+    t->ctx = ctx;
+    barrier(t);
+    fn(ctx, 0, t->nth);
+    barrier(t);
+}
+
+static void team_stop(team *t)
+{
+    atomic_store(&t->stop, 1);
+    barrier(t);
+    for (int i = 1; i < t->nth; i++) pthread_join(t->th[i], NULL);
+}
+
+/* ─────────────────────────── bandwidth ─────────────────────────── */
+
+enum { STREAM_N = 32 << 20 }; /* doubles per array: 256 MiB */
+
+typedef struct stream { double *a, *b, *c, sum[8]; } stream;
+
+static void triad(void *ctx, int ith, int nth)
+{
+    stream *s = ctx;
+    int64_t lo, hi;
+    kgt_split(STREAM_N, 4096, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) s->a[i] = s->b[i] + 3.0 * s->c[i];
+}
+
+/* read-only: sum with 4 independent vector accumulators (a scalar loop
+ * would be add-latency-bound, not memory-bound) */
+typedef double v4d __attribute__((vector_size(32)));
+static void readsum(void *ctx, int ith, int nth)
+{
+    stream *s = ctx;
+    int64_t lo, hi;
+    kgt_split(STREAM_N, 4096, ith, nth, &lo, &hi);
+    v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, v;
+    for (int64_t i = lo; i + 16 <= hi; i += 16) {
+        memcpy(&v, s->b + i, 32); a0 += v;
+        memcpy(&v, s->b + i + 4, 32); a1 += v;
+        memcpy(&v, s->b + i + 8, 32); a2 += v;
+        memcpy(&v, s->b + i + 12, 32); a3 += v;
+    }
+    v4d t = a0 + a1 + a2 + a3;
+    s->sum[ith] = t[0] + t[1] + t[2] + t[3];
+}
+
+/* best of `reps` (STREAM reports the best), GB/s */
+static double measure_bw(team *t, stream *s, work_fn fn, double bytes, int reps)
+{
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        team_run(t, fn, s);
+        double gbs = bytes / (bench_now() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    return best;
+}
+
+/* ─────────────────────────── products ─────────────────────────── */
+
+typedef struct mmrun {
+    gen_kfn f;
+    void **w;      /* copies of the weights */
+    int ncopies, cur;
+    void *x, *y;
+} mmrun;
+
+static void mm_call(void *ctx, int ith, int nth)
+{
+    mmrun *m = ctx;
+    void *p[6] = {m->w[m->cur], m->x, m->y, NULL, NULL, NULL};
+    m->f(p, NULL, ith, nth);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+/* random weights with finite, small scales in every block */
+static void fill_weights(uint8_t *w, uint64_t bytes, int wtype, const kg_type_info *ti)
+{
+    for (uint64_t i = 0; i < bytes; i += 4) {
+        uint32_t r = rnd();
+        memcpy(w + i, &r, bytes - i < 4 ? bytes - i : 4);
+    }
+    kgt_f16 d = kgt_f32_to_f16(0.01f);
+    if (wtype == KGT_F16 || wtype == KGT_F32 || wtype == KGT_BF16) {
+        for (uint64_t i = 0; i < bytes; i += ti->size) {
+            if (wtype == KGT_F32) { float f = (float)(rnd() % 1000) * 1e-3f; memcpy(w + i, &f, 4); }
+            else if (wtype == KGT_F16) memcpy(w + i, &d, 2);
+            else { uint16_t b = 0x3c00 >> 3; memcpy(w + i, &b, 2); }
+        }
+        return;
+    }
+    size_t at = wtype == KGT_Q6_K ? 208 : 0;
+    for (uint64_t i = 0; i < bytes; i += ti->size) {
+        memcpy(w + i + at, &d, 2);
+        if (wtype == KGT_Q4_1 || wtype == KGT_Q4_K) memcpy(w + i + 2, &d, 2);
+    }
+}
+
+typedef struct result {
+    const char *model;
+    const char *type;
+    int64_t K, N;
+    int nth;
+    double gbs, tps_us;
+} result;
+
+static int mm_bench(team *t, const gen_target *tg, const char *model, int wtype, int64_t K, int64_t N, bool quick,
+                    result *res)
+{
+    const kg_type_info *ti = kg_type_get((uint32_t)wtype);
+    bool quant = wtype != KGT_F32 && wtype != KGT_F16 && wtype != KGT_BF16;
+    gen_kinst k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.tmpl, sizeof k.tmpl, "mm");
+    snprintf(k.sym, sizeof k.sym, "b_%s_%lld_%lld", ti->name, (long long)K, (long long)N);
+    const char *names[] = {"wtype", "act", "M", "N", "K", "flags"};
+    int64_t vals[] = {wtype, quant ? KGT_ACT_Q8 : KGT_ACT_F32, 1, N, K, 0};
+    for (int i = 0; i < 6; i++) {
+        snprintf(k.params[i].name, sizeof k.params[i].name, "%s", names[i]);
+        k.params[i].i = vals[i];
+    }
+    k.n_params = 6;
+    void *obj;
+    size_t n;
+    gen_jit *j;
+    mmrun m = {0};
+    if (gen_compile(tg, &k, 1, GEN_EMIT_OBJ, &obj, &n) || gen_jit_create(&j) || gen_jit_add(j, obj, n) ||
+        gen_jit_lookup(j, k.sym, &m.f)) {
+        fprintf(stderr, "bench: %s: %s\n", k.sym, kg_last_error());
+        return -1;
+    }
+    free(obj);
+    uint64_t wbytes = (uint64_t)N * (K / ti->blck) * ti->size;
+    m.ncopies = (int)((quick ? 64ull << 20 : 384ull << 20) / wbytes) + 1; /* well past the LLC */
+    if (m.ncopies > 4096) m.ncopies = 4096;
+    m.w = calloc((size_t)m.ncopies, sizeof *m.w);
+    for (int c = 0; c < m.ncopies; c++) {
+        m.w[c] = aligned_alloc(64, (wbytes + 63) & ~63ull);
+        fill_weights(m.w[c], wbytes, wtype, ti);
+    }
+    size_t xbytes = quant ? (size_t)(K / 32) * sizeof(kgt_q8a) : (size_t)K * 4;
+    m.x = aligned_alloc(64, (xbytes + 63) & ~63ull);
+    memset(m.x, 0, xbytes);
+    if (quant)
+        for (int64_t b = 0; b < K / 32; b++) {
+            kgt_q8a *q = (kgt_q8a *)m.x + b;
+            q->d = 0.02f;
+            for (int i = 0; i < 32; i++) q->qs[i] = (int8_t)(rnd() % 255 - 127);
+        }
+    else
+        for (int64_t i = 0; i < K; i++) ((float *)m.x)[i] = (float)(rnd() % 2000) * 1e-3f - 1.0f;
+    m.y = aligned_alloc(64, ((size_t)N * 4 + 63) & ~63ull);
+    for (int r = 0; r < 2; r++) for (m.cur = 0; m.cur < m.ncopies; m.cur++) team_run(t, mm_call, &m); /* warm-up */
+    int rounds = quick ? 3 : 7;
+    double samples[16];
+    for (int r = 0; r < rounds; r++) {
+        double t0 = bench_now();
+        for (m.cur = 0; m.cur < m.ncopies; m.cur++) team_run(t, mm_call, &m);
+        samples[r] = (bench_now() - t0) / m.ncopies;
+    }
+    double med = bench_median(samples, rounds);
+    *res = (result){model, ti->name, K, N, t->nth, wbytes / med / 1e9, med * 1e6};
+    for (int c = 0; c < m.ncopies; c++) free(m.w[c]);
+    free(m.w);
+    free(m.x);
+    free(m.y);
+    gen_jit_destroy(j);
+    return 0;
+}
+
+/* ─────────────────────────── main ─────────────────────────── */
+
+static double compile_ms(const gen_target *tg, int wtype, int64_t K, int64_t N)
+{
+    gen_kinst k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.tmpl, sizeof k.tmpl, "mm");
+    snprintf(k.sym, sizeof k.sym, "cold");
+    const char *names[] = {"wtype", "act", "M", "N", "K", "flags"};
+    int64_t vals[] = {wtype, KGT_ACT_Q8, 1, N, K, 0};
+    for (int i = 0; i < 6; i++) {
+        snprintf(k.params[i].name, sizeof k.params[i].name, "%s", names[i]);
+        k.params[i].i = vals[i];
+    }
+    k.n_params = 6;
+    double s[7];
+    for (int r = 0; r < 7; r++) {
+        void *obj;
+        size_t n;
+        double t0 = bench_now();
+        if (gen_compile(tg, &k, 1, GEN_EMIT_OBJ, &obj, &n)) return -1;
+        s[r] = (bench_now() - t0) * 1e3;
+        free(obj);
+    }
+    return bench_median(s, 7);
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *json = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else { fprintf(stderr, "usage: bench-kernels [--quick] [--json OUT]\n"); return 2; }
+    }
+    gen_target tg;
+    if (gen_target_host(&tg)) { fprintf(stderr, "bench: %s\n", kg_last_error()); return 1; }
+    static const struct { const char *model; int64_t K, N; } shapes[] = {
+        {"SmolLM2", 576, 576}, {"SmolLM2", 576, 1536}, {"SmolLM2", 1536, 576}, {"SmolLM2", 576, 49152},
+        {"TinyLlama", 2048, 2048}, {"TinyLlama", 2048, 5632}, {"TinyLlama", 5632, 2048}, {"TinyLlama", 2048, 32000},
+    };
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q6_K, KGT_F16, KGT_BF16, KGT_F32};
+    stream s = {aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), {0}};
+    for (int64_t i = 0; i < STREAM_N; i++) s.a[i] = 0, s.b[i] = 1, s.c[i] = 2;
+
+    FILE *js = json ? fopen(json, "w") : NULL;
+    if (json && !js) { perror(json); return 1; }
+    if (js) fprintf(js, "{\"bench\":\"kernels\",\"cpu\":\"%s\",\"isa\":\"%s\",\"quick\":%s,\"threads\":[", tg.cpu,
+                    gen_isa_name(tg.isa), quick ? "true" : "false");
+    printf("kgen kernel bench: %s (%s templates), decode products (M=1), weights streamed from DRAM\n", tg.cpu,
+           gen_isa_name(tg.isa));
+    for (int nth = 1; nth <= 2; nth++) {
+        team t;
+        team_start(&t, nth);
+        double tri = measure_bw(&t, &s, triad, 24.0 * STREAM_N, quick ? 3 : 5);
+        double rd = measure_bw(&t, &s, readsum, 8.0 * STREAM_N, quick ? 3 : 5);
+        printf("\n%d thread%s: triad %.1f GB/s, read %.1f GB/s\n", nth, nth > 1 ? "s" : "", tri, rd);
+        printf("  %-10s %-5s %6s %6s %10s %9s %8s %8s\n", "model", "type", "K", "N", "us/call", "GB/s", "%triad", "%read");
+        if (js) fprintf(js, "%s{\"n\":%d,\"triad_gbs\":%.2f,\"read_gbs\":%.2f,\"mm\":[", nth > 1 ? "," : "", nth, tri, rd);
+        int first = 1;
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+                if (quick && (shapes[si].N > 6000 || (types[ti] != KGT_Q4_0 && types[ti] != KGT_Q8_0))) continue;
+                result r;
+                if (mm_bench(&t, &tg, shapes[si].model, types[ti], shapes[si].K, shapes[si].N, quick, &r)) continue;
+                printf("  %-10s %-5s %6lld %6lld %10.1f %9.1f %7.0f%% %7.0f%%\n", r.model, r.type, (long long)r.K,
+                       (long long)r.N, r.tps_us, r.gbs, 100 * r.gbs / tri, 100 * r.gbs / rd);
+                if (js) fprintf(js, "%s{\"model\":\"%s\",\"type\":\"%s\",\"K\":%lld,\"N\":%lld,\"us\":%.3f,\"gbs\":%.3f}",
+                                first ? "" : ",", r.model, r.type, (long long)r.K, (long long)r.N, r.tps_us, r.gbs);
+                first = 0;
+                fflush(stdout);
+            }
+        if (js) fprintf(js, "]}");
+        team_stop(&t);
+    }
+    double cold = compile_ms(&tg, KGT_Q4_0, 2048, 5632);
+    printf("\ncold compile of one instance (mm Q4_0 2048x5632, parse bitcode + specialize + O3 + object): %.1f ms median of 7\n", cold);
+    if (js) {
+        fprintf(js, "],\"compile_cold_ms\":%.3f}\n", cold);
+        fclose(js);
+    }
+    free(s.a); free(s.b); free(s.c);
+    return 0;
+}

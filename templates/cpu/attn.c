@@ -1,0 +1,145 @@
+/*
+ * attn.c — causal attention of new tokens over the KV cache, grouped-query
+ * heads, f32 or f16 cache. Contracts in ops.h.
+ *
+ * ── Formulation ──
+ * Decode is prefill with M = 1 and pos0 = n_kv - 1. The work units are the
+ * (KV head, token, query head in the group) triples, in that order, split
+ * between threads; a thread takes its units in blocks of up to KGT_ATTN_QB
+ * rows that share a KV head (the query heads of a group, then the next
+ * token's), and walks the block's rows over one tile of K and V at a time,
+ * so the tile is read from memory once and from cache by the other rows.
+ *
+ * A block walks the cache in tiles of KGT_ATTN_KT positions with an online
+ * softmax (as in flash attention): per row a running max mx and sum l; per
+ * tile and row, the scores s_j = scale q·k_j of the positions the row sees
+ * (four keys at a time), then
+ *     mx' = max(mx, max_j s_j),  alpha = e^(mx - mx'),
+ *     p_j = e^(s_j - mx'),  l = alpha l + sum_j p_j,  o = alpha o + sum_j p_j v_j
+ * and at the end o /= l. The output rows are the accumulators; no scratch.
+ * Each row's arithmetic does not depend on which rows share its block, so the
+ * result does not depend on the thread count.
+ */
+#include "ops.h"
+
+#include <math.h>
+
+/* s[j] = scale q·k_j for the n keys of a tile (K rows at kt), four keys at
+ * a time: four vector accumulators, reduced together by kgt_vhsum4. */
+KG_INLINE void attn_scores(const float *q, const char *kt, int64_t row_bytes, int64_t n, int64_t D, int64_t type,
+                           float scale, float *s)
+{
+    for (int64_t j = 0; j < n; j += 4) {
+        const char *k[4];
+        for (int c = 0; c < 4; c++) k[c] = kt + (j + c < n ? j + c : n - 1) * row_bytes; /* past n: recompute the last */
+        kgt_vf a[4] = {{0}}, qv;
+        int64_t d = 0;
+        for (; d + KGT_VF <= D; d += KGT_VF) {
+            qv = kgt_vload(q + d);
+            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t(k[c], d, type);
+        }
+        if (d < D) {
+            qv = kgt_vload_part(q + d, D - d, 0.0f);
+            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t_part(k[c], d, D - d, type);
+        }
+        kgt_v4f r = kgt_vhsum4(a) * scale;
+        for (int c = 0; c < 4 && j + c < n; c++) s[j + c] = r[c];
+    }
+}
+
+/* o = alpha o + sum_j p[j] v_j over the n V rows of a tile at vt: KGT_ATTN_DV
+ * vectors of o at a time stay in registers across the tile. */
+KG_INLINE void attn_accum(float *o, float alpha, const float *p, const char *vt, int64_t row_bytes, int64_t n,
+                          int64_t D, int64_t type)
+{
+    kgt_vf acc[KGT_ATTN_DV];
+    int64_t d0 = 0;
+    while (d0 + KGT_VF <= D) {
+        int64_t nv = (D - d0) / KGT_VF < KGT_ATTN_DV ? (D - d0) / KGT_VF : KGT_ATTN_DV;
+        for (int64_t k = 0; k < nv; k++) acc[k] = kgt_vload(o + d0 + k * KGT_VF) * alpha;
+        for (int64_t j = 0; j < n; j++) {
+            const kgt_vf pj = kgt_vsplat(p[j]);
+            for (int64_t k = 0; k < nv; k++) acc[k] += pj * kgt_vload_t(vt + j * row_bytes, d0 + k * KGT_VF, type);
+        }
+        for (int64_t k = 0; k < nv; k++) kgt_vstore(o + d0 + k * KGT_VF, acc[k]);
+        d0 += nv * KGT_VF;
+    }
+    if (d0 < D) {
+        acc[0] = kgt_vload_part(o + d0, D - d0, 0.0f) * alpha;
+        for (int64_t j = 0; j < n; j++) acc[0] += p[j] * kgt_vload_t_part(vt + j * row_bytes, d0, D - d0, type);
+        kgt_vstore_part(o + d0, D - d0, acc[0]);
+    }
+}
+
+/* nb rows: query q[r], output o[r], attending to positions 0..len[r]-1 of
+ * the KV head whose K and V rows start at kb and vb (D elements of `type`
+ * each, consecutive positions). Tile by tile, row by row: the tile's K and V
+ * rows stay in cache while the block's rows use them. */
+KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *len, int64_t nb, const char *kb,
+                          const char *vb, int64_t D, int64_t type, float scale)
+{
+    const int64_t row_bytes = D * (type == KGT_F16 ? 2 : 4);
+    float s[KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0};
+    int64_t n_max = 0;
+    /* all KGT_ATTN_QB rows: a loop to nb would become a memset call */
+    for (int r = 0; r < KGT_ATTN_QB; r++) mx[r] = -__builtin_inff();
+    for (int64_t r = 0; r < nb; r++) {
+        memset(o[r], 0, (size_t)D * sizeof(float)); /* D is a constant once specialized: inline stores */
+        n_max = len[r] > n_max ? len[r] : n_max;
+    }
+    for (int64_t t0 = 0; t0 < n_max; t0 += KGT_ATTN_KT)
+        for (int64_t r = 0; r < nb; r++) {
+            const int64_t c = len[r] - t0, n = c < KGT_ATTN_KT ? c : KGT_ATTN_KT; /* positions row r sees */
+            if (n <= 0) continue;
+            attn_scores(q[r], kb + t0 * row_bytes, row_bytes, n, D, type, scale, s);
+            float m1 = kgt_max_scaled(s, n, 1.0f);
+            m1 = m1 > mx[r] ? m1 : mx[r];
+            const float alpha = kgt_expf(mx[r] - m1); /* 0 on the first tile */
+            l[r] = alpha * l[r] + kgt_exp_sum(s, n, 1.0f, m1);
+            mx[r] = m1;
+            attn_accum(o[r], alpha, s, vb + t0 * row_bytes, row_bytes, n, D, type);
+        }
+    for (int64_t r = 0; r < nb; r++) kgt_scale(o[r], D, l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+}
+
+/* M tokens at positions pos0.. (token i sees 0..pos0+i, clamped to the cache) */
+KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t D,
+                         int64_t n_ctx, int64_t type, int64_t pos0)
+{
+    const float *Q = p[0];
+    const char *Kc = p[1], *Vc = p[2];
+    float *O = p[3];
+    const int64_t G = n_head / n_head_kv, per_kv = M * G;
+    const int64_t kv_bytes = n_ctx * D * (type == KGT_F16 ? 2 : 4);
+    const float scale = (float)(1.0 / sqrt((double)D));
+    int64_t lo, hi;
+    kgt_split(n_head_kv * per_kv, 1, ith, nth, &lo, &hi);
+    for (int64_t u = lo; u < hi;) {
+        const int64_t g = u / per_kv, first = u % per_kv;
+        int64_t nb = hi - u < per_kv - first ? hi - u : per_kv - first;
+        nb = nb < KGT_ATTN_QB ? nb : KGT_ATTN_QB;
+        const float *q[KGT_ATTN_QB];
+        float *o[KGT_ATTN_QB];
+        int64_t len[KGT_ATTN_QB];
+        for (int64_t r = 0; r < nb; r++) {
+            const int64_t m = (first + r) / G, h = g * G + (first + r) % G, n = pos0 + m + 1;
+            q[r] = Q + (m * n_head + h) * D;
+            o[r] = O + (m * n_head + h) * D;
+            len[r] = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
+        }
+        attn_block(q, o, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D, type, scale);
+        u += nb;
+    }
+}
+
+KG_KERNEL void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                               int64_t n_ctx, int64_t cache_type)
+{
+    attn_rows(p, ith, nth, 1, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4] - 1);
+}
+
+KG_KERNEL void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
+                                int64_t head_dim, int64_t n_ctx, int64_t cache_type)
+{
+    attn_rows(p, ith, nth, M, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4]);
+}

@@ -1,0 +1,246 @@
+/*
+ * mm.c — kgt_mm, the matrix product with fused epilogues (see products.h
+ * for the contract). Structure, inner to outer:
+ *
+ *   mm_tile_q8 / mm_tile_f32   MT activation rows x R weight rows over all
+ *                              of K: each weight chunk is decoded once and
+ *                              used for MT rows; MT*R independent
+ *                              accumulators (in registers: MT and R are
+ *                              constants and the loops fully unrolled);
+ *                              the q8 tile goes by groups of 8 chunks
+ *                              (mm_group_q8, quants_q8.h)
+ *   mm_block                   R-row steps over a chunk of up to 32 output
+ *                              channels; row indices past the chunk's end are
+ *                              clamped to its last row (recomputed, dropped)
+ *   mm_typed                   this thread's channels in chunks of 32, each
+ *                              for all activation rows in tiles of 4 (the
+ *                              last 2-3 rows: a clamped tile of 4; a last
+ *                              single row: the 1 x 4 tile), then the epilogue
+ *   kgt_mm                     one mm_typed per (type, activation mode)
+ */
+#include "products.h"
+#include "quants_q8.h"
+
+enum { MM_MT = 4, MM_NC = 32 };
+
+typedef struct {
+    const uint8_t *w[2]; /* W, W_up */
+    const uint8_t *x;
+    int64_t wrow, xrow;  /* bytes per row */
+    int64_t M, K;
+} mm_args;
+
+/* chunk c0+c of W rows w[r] against activation rows x[m] (q8a) */
+KG_INLINE void mm_chunk_q8(int wt, int MT, int R, const uint8_t *const w[4], const uint8_t *const x[4], int64_t c0,
+                           int c, const float T[4][4][8], kgq_f32x8 acc[4][4])
+{
+    const int64_t bb = kgq_blk_bytes(wt);
+    const int kq = kgq_subs(wt) > 1;
+    kgq_wq q[4];
+    KGQ_UNROLL
+    for (int r = 0; r < R; r++) q[r] = kgq_q8_quants(wt, w[r] + (kq ? c0 / 8 : c0 + c) * bb, kq ? c : 0);
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        const kgt_q8a *xb = (const kgt_q8a *)(const void *)x[m] + c0 + c;
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) kgq_acc_chunk(&acc[m][r], kgq_dot32(wt, &q[r], xb), T[m][r][c]);
+    }
+}
+
+/* chunks c0..c0+nc-1 of W rows w[r] against activation rows x[m] (q8a),
+ * into acc[m][r]: nc = 8 (a group, c0 a multiple of 8) or 1. The same
+ * bytes `pf` further on (the next tile's rows) are prefetched: the tile's
+ * rows are short interleaved streams (a 2048-element Q4_0 row is 18 cache
+ * lines), which the hardware prefetchers pick up too late. */
+KG_INLINE void mm_group_q8(int wt, int MT, int R, const uint8_t *const w[4], const uint8_t *const x[4], int64_t c0,
+                           int nc, int64_t pf, kgq_f32x8 acc[4][4])
+{
+    const int64_t bb = kgq_blk_bytes(wt);
+    const int kq = kgq_subs(wt) > 1; /* K-quant: the group is one block */
+    const int64_t gb = kq ? bb : nc * bb, g0 = (kq ? c0 / 8 : c0) * bb; /* the group's bytes in a row */
+    KGQ_UNROLL
+    for (int r = 0; r < R; r++)
+        for (int64_t o = 0; o < gb + 63; o += 64) /* integer arithmetic: may point past the matrix */
+            __builtin_prefetch((const void *)((uintptr_t)w[r] + (uintptr_t)(g0 + pf + o)));
+    /* T[m][r][c]: the float factor of chunk c0+c's integer dot; in memory
+     * (indexed by the loop's c), so that each use is a broadcast load */
+    float T[4][4][8];
+    kgq_f32x8 dx[4], xs[4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) kgq_xscales((const kgt_q8a *)(const void *)x[m] + c0, nc, &dx[m], &xs[m]);
+    KGQ_UNROLL
+    for (int r = 0; r < R; r++) {
+        const kgq_ws ws = kgq_wscales(wt, w[r], c0, nc);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            const kgq_f32x8 t = ws.s * dx[m];
+            memcpy(T[m][r], &t, sizeof t);
+            if (kgq_has_min(wt)) acc[m][r] += ws.m * xs[m];
+        }
+    }
+    /* the chunk loop stays rolled, so T is indexed by a variable and read
+     * by broadcast loads; K-quants unroll by 4 (Q6_K's bit positions
+     * repeat every 4 chunks) */
+    if (kq) {
+        KGQ_UNROLL4
+        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, acc);
+    } else {
+        KGQ_NOUNROLL
+        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, acc);
+    }
+}
+
+/* out[m][r] = W row w[r] . activation row x[m] (q8a blocks); pf: see
+ * mm_group_q8 */
+KG_INLINE void mm_tile_q8(int wt, int MT, int R, const uint8_t *const w[4], const uint8_t *const x[4], int64_t K,
+                          int64_t pf, float out[4][4])
+{
+    kgq_f32x8 acc[4][4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) acc[m][r] = (kgq_f32x8){0};
+    }
+    const int64_t nch = K / 32;
+    int64_t c0 = 0;
+    for (; c0 + 8 <= nch; c0 += 8) mm_group_q8(wt, MT, R, w, x, c0, 8, pf, acc);
+    for (; c0 < nch; c0++) mm_group_q8(wt, MT, R, w, x, c0, 1, pf, acc); /* 32-element types' last < 8 blocks */
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) out[m][r] = kgq_hsum8(&acc[m][r]);
+    }
+}
+
+/* out[m][r] = W row w[r] . activation row x[m] (f32) */
+KG_INLINE void mm_tile_f32(int wt, int MT, int R, const uint8_t *const w[4], const uint8_t *const x[4], int64_t K,
+                           float out[4][4])
+{
+    kgq_f32x8 acc[4][4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) acc[m][r] = (kgq_f32x8){0};
+    }
+    const int64_t blk = kgq_blk(wt), nb = K / blk, bb = kgq_blk_bytes(wt);
+    const int subs = kgq_subs(wt);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        kgq_blk_t h[4];
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) h[r] = kgq_block(wt, w[r] + ib * bb);
+        KGQ_UNROLL
+        for (int s = 0; s < subs; s++) {
+            kgq_f32x8 wv[4][4];
+            KGQ_UNROLL
+            for (int r = 0; r < R; r++) kgq_deq32(wt, &h[r], s, wv[r]);
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                kgq_f32x8 xv[4];
+                memcpy(xv, x[m] + 4 * (ib * blk + 32 * s), sizeof xv);
+                KGQ_UNROLL
+                for (int r = 0; r < R; r++)
+                    acc[m][r] += (wv[r][0] * xv[0] + wv[r][1] * xv[1]) + (wv[r][2] * xv[2] + wv[r][3] * xv[3]);
+            }
+        }
+    }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) {
+            float t = 0.0f; /* float types: K past the last whole chunk */
+            for (int64_t e = nb * blk; e < K; e++) {
+                float xe;
+                memcpy(&xe, x[m] + 4 * e, 4);
+                t += kgq_w1(wt, w[r], e) * xe;
+            }
+            out[m][r] = kgq_hsum8(&acc[m][r]) + t;
+        }
+    }
+}
+
+/* y[m][j] = (W or W_up, by g) row n0+j . X row m0+m, j < nc, m < MT */
+KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
+                        float y[MM_MT][MM_NC])
+{
+    const int R = MT == 1 ? 4 : 2;
+    const uint8_t *xr[4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
+    for (int64_t j = 0; j < nc; j += R) {
+        const uint8_t *wr[4];
+        float out[4][4];
+        KGQ_UNROLL
+        for (int r = 0; r < R; r++) wr[r] = a->w[g] + (n0 + (j + r < nc ? j + r : nc - 1)) * a->wrow;
+        if (act == KGT_ACT_Q8) mm_tile_q8(wt, MT, R, wr, xr, a->K, R * a->wrow, out);
+        else mm_tile_f32(wt, MT, R, wr, xr, a->K, out);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            KGQ_UNROLL
+            for (int r = 0; r < R; r++)
+                if (j + r < nc) y[m][j + r] = out[m][r];
+        }
+    }
+}
+
+/* the epilogue for rows m0..m0+mt-1, channels n0..n0+nc-1 */
+KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t N, int64_t m0, int64_t mt, int64_t n0, int64_t nc,
+                           float y[2][MM_MT][MM_NC])
+{
+    const float *bias = flags & KGT_EPI_BIAS ? p[3] : NULL;
+    const float *res = flags & KGT_EPI_RESIDUAL ? p[4] : NULL; /* may be Y: read before written */
+    for (int64_t m = 0; m < mt; m++) {
+        float v[MM_NC];
+        for (int64_t j = 0; j < nc; j++) {
+            float g = y[0][m][j];
+            if (flags & KGT_EPI_SWIGLU) g = g / (1.0f + expf(-g)) * y[1][m][j];
+            if (flags & KGT_EPI_BIAS) g += bias[n0 + j];
+            if (flags & KGT_EPI_RESIDUAL) g += res[(m0 + m) * N + n0 + j];
+            v[j] = g;
+        }
+        if (flags & KGT_EPI_OUT_Q8) /* nc = 32: N and the thread's share are multiples of 32 */
+            kgq_quantize32(v, (kgt_q8a *)p[2] + (m0 + m) * (N / 32) + n0 / 32);
+        else
+            memcpy((float *)p[2] + (m0 + m) * N + n0, v, (size_t)nc * sizeof(float));
+    }
+}
+
+KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
+                        int64_t flags)
+{
+    const mm_args a = {
+        {p[0], flags & KGT_EPI_SWIGLU ? p[5] : NULL},
+        p[1],
+        kgq_row_bytes(wt, K),
+        act == KGT_ACT_Q8 ? K / 32 * (int64_t)sizeof(kgt_q8a) : K * (int64_t)sizeof(float),
+        M,
+        K,
+    };
+    const int ng = flags & KGT_EPI_SWIGLU ? 2 : 1;
+    int64_t lo, hi;
+    kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
+    for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
+        const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
+        for (int64_t m0 = 0; m0 < M; m0 += MM_MT) {
+            const int64_t mt = M - m0 < MM_MT ? M - m0 : MM_MT;
+            float y[2][MM_MT][MM_NC];
+            for (int g = 0; g < ng; g++) {
+                if (mt > 1) mm_block(wt, act, MM_MT, &a, g, m0, n0, nc, y[g]);
+                else mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+            }
+            mm_epilogue(p, flags, N, m0, mt, n0, nc, y);
+        }
+    }
+}
+
+KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
+                      int64_t flags)
+{
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags);
+}
+
+KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
+                      int64_t flags)
+{
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags)
+}

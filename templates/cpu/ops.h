@@ -1,0 +1,353 @@
+/*
+ * ops.h — the non-product kernel templates (norms, RoPE, softmax, attention,
+ * activations) and the vector helpers they share.
+ *
+ * Prototypes and flags come first; any C11 compiler may include them (the
+ * tests do). The helpers below them use clang's vector extensions and are
+ * seen only by clang, which compiles every template (natively for the tests
+ * and to bitcode for the generator). Other templates may use them too:
+ * kgt_vexp / kgt_vsilu / kgt_vgelu (e.g. a SwiGLU epilogue), kgt_vload_t
+ * (f32 / f16 rows).
+ *
+ * ── How the helpers vectorize ──
+ * They work on kgt_vf, KGT_VF floats wide: one register of the ISA level
+ * the file is compiled for (4 for x86-64-v2, 8 for v3, 16 for v4). A loop processes
+ * whole vectors and then one partial vector, loaded zero- (or otherwise)
+ * padded and stored back element by element, so there is no scalar tail to
+ * keep in step with the vector body. Once the generator binds the shapes,
+ * trip counts and tail lengths are constants and the loops unroll.
+ * Float reductions keep KGT_NACC vector partial sums and add them in a fixed
+ * order: the result depends on KGT_VF (the ISA level), never on the thread
+ * count or the alignment of the data.
+ */
+#ifndef KGEN_OPS_H
+#define KGEN_OPS_H
+
+#include "kernel.h"
+
+/* ── flags of kgt_rmsnorm / kgt_layernorm (bitwise or) ── */
+enum {
+    KGT_NORM_OUT_Q8 = 1, /* Y is kgt_q8a blocks (K a multiple of 32) instead of f32 */
+    KGT_NORM_BIAS = 2,   /* layernorm only: y += beta[k] (p[3])                   */
+};
+
+/* ── modes of kgt_rope (GGUF / llama.cpp rope types) ── */
+enum {
+    KGT_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1])           */
+    KGT_ROPE_NEOX = 2, /* rotate (x[i], x[i + n_rot/2])                    */
+};
+
+/* Attention processes up to KGT_ATTN_QB query rows that share a KV head
+ * together, over tiles of KGT_ATTN_KT cache positions (online softmax). */
+#define KGT_ATTN_QB 8
+#define KGT_ATTN_KT 64
+#define KGT_ATTN_DV 8 /* vectors of an output row accumulated in registers */
+
+/*
+ * Every template follows kernel.h's convention; threads split rows (the
+ * outer dimension) with kgt_split, so with M=1 thread 0 does the whole row
+ * and the others return at once, except where stated.
+ *
+ * kgt_rmsnorm    p[0] X f32[M][K], p[1] gamma f32[K], p[2] Y f32[M][K] or
+ *                kgt_q8a[M][K/32] (KGT_NORM_OUT_Q8: y quantized by quants.h's
+ *                kgq_quantize32). y = x / sqrt(mean(x²) + eps) * gamma.
+ *                Y may alias X in f32 mode.
+ * kgt_layernorm  as rmsnorm, plus p[3] beta f32[K] (read only with
+ *                KGT_NORM_BIAS): y = (x - mean) / sqrt(var + eps) * gamma (+ beta),
+ *                var the biased (1/K) variance.
+ * kgt_rope       p[0] X f32[M][n_head][head_dim], rotated in place; p[1]
+ *                positions int32_t[M]. Pair i (0 <= i < n_rot/2) turns by
+ *                theta = pos * freq_scale * freq_base^(-2i/n_rot), angle
+ *                computed in double (sin/cos from libm); dims from n_rot on
+ *                are left alone. n_rot even, <= head_dim. Threads split
+ *                (token, head) pairs, so decode splits too.
+ * kgt_softmax    p[0] X f32[M][N] in place: x = softmax(scale * x) per row
+ *                (max-subtracted; rows must hold a finite value).
+ * kgt_attn_decode  one new token, attending to cache positions 0..n_kv-1:
+ *                p[0] q f32[n_head][head_dim], p[1] K cache, p[2] V cache
+ *                (each [n_head_kv][n_ctx][head_dim] of cache_type: KGT_F32 or
+ *                KGT_F16), p[3] out f32[n_head][head_dim], p[4] int64_t *n_kv,
+ *                p[5] reserved (scratch; not read: the tiled formulation
+ *                keeps its scores on the stack; may be NULL). out must not
+ *                overlap q or the cache.
+ *                Query head h reads KV head h / (n_head / n_head_kv);
+ *                scores are scaled by 1/sqrt(head_dim). n_kv is clamped to
+ *                [0, n_ctx]; n_kv = 0 gives zeros. Threads split heads.
+ * kgt_attn_prefill  M new tokens at positions pos0..pos0+M-1 (p[4] int64_t
+ *                *pos0), whose K/V are already in the cache; token i
+ *                attends to positions 0..pos0+i (clamped to n_ctx - 1).
+ *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
+ *                rest as decode. Threads split (token, head) pairs.
+ * kgt_silu, kgt_gelu  p[0] in f32[n], p[1] out f32[n] (may alias in).
+ *                silu(x) = x / (1 + e^-x). gelu is the tanh approximation
+ *                0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) — GGML's
+ *                ggml_gelu_f32 / PyTorch's gelu(approximate="tanh") — computed
+ *                in f32 as x / (1 + e^(-2u)) (same function), not through
+ *                GGML's f16 lookup table. Threads split n in 64-float chunks.
+ */
+void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
+void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
+void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
+              int64_t mode, double freq_base, double freq_scale);
+void kgt_softmax(void *const *p, int ith, int nth, int64_t M, int64_t N, double scale);
+void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                     int64_t n_ctx, int64_t cache_type);
+void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
+                      int64_t head_dim, int64_t n_ctx, int64_t cache_type);
+void kgt_silu(void *const *p, int ith, int nth, int64_t n);
+void kgt_gelu(void *const *p, int ith, int nth, int64_t n);
+
+#if defined(__clang__)
+/* ════════════════ vector helpers (clang only) ════════════════ */
+
+#if defined(KG_ISA_AVX512)
+#define KGT_VF 16
+#elif defined(__AVX__)
+#define KGT_VF 8
+#else
+#define KGT_VF 4 /* SSE (x86-64-v2), or another target's 128-bit vectors */
+#endif
+#define KGT_NACC 4 /* vector partial sums of a reduction */
+
+typedef float kgt_vf __attribute__((vector_size(KGT_VF * 4)));
+typedef int32_t kgt_vi __attribute__((vector_size(KGT_VF * 4)));  /* comparison results: -1 / 0 */
+typedef uint32_t kgt_vu __attribute__((vector_size(KGT_VF * 4)));
+typedef uint16_t kgt_vh __attribute__((vector_size(KGT_VF * 2))); /* f16 bits */
+
+KG_INLINE kgt_vf kgt_vsplat(float x) { return (kgt_vf){0} + x; }
+
+KG_INLINE kgt_vf kgt_vload(const float *p)
+{
+    kgt_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+KG_INLINE void kgt_vstore(float *p, kgt_vf v) { memcpy(p, &v, sizeof v); }
+
+/* the first n (< KGT_VF) floats of p; the other lanes are `fill` */
+KG_INLINE kgt_vf kgt_vload_part(const float *p, int64_t n, float fill)
+{
+    kgt_vf v = kgt_vsplat(fill);
+    for (int64_t i = 0; i < n; i++) v[i] = p[i];
+    return v;
+}
+
+KG_INLINE void kgt_vstore_part(float *p, int64_t n, kgt_vf v)
+{
+    for (int64_t i = 0; i < n; i++) p[i] = v[i];
+}
+
+/* m ? a : b, lane by lane (m from a comparison) */
+KG_INLINE kgt_vf kgt_vsel(kgt_vi m, kgt_vf a, kgt_vf b)
+{
+    return (kgt_vf)(((kgt_vu)m & (kgt_vu)a) | (~(kgt_vu)m & (kgt_vu)b));
+}
+
+/* lanes 0..n-1 set */
+KG_INLINE kgt_vi kgt_vlanes_lt(int64_t n)
+{
+    kgt_vi idx;
+    for (int i = 0; i < KGT_VF; i++) idx[i] = i;
+    return idx < (int32_t)n;
+}
+
+KG_INLINE kgt_vf kgt_vmax(kgt_vf a, kgt_vf b) { return kgt_vsel(a > b, a, b); }
+KG_INLINE kgt_vf kgt_vabs(kgt_vf a) { return (kgt_vf)((kgt_vu)a & 0x7fffffffu); }
+
+/* horizontal sum / max, as a fixed tree */
+KG_INLINE float kgt_vhsum(kgt_vf v)
+{
+    float t[KGT_VF];
+    memcpy(t, &v, sizeof t);
+    for (int w = KGT_VF / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++) t[i] += t[i + w];
+    return t[0];
+}
+
+KG_INLINE float kgt_vhmax(kgt_vf v)
+{
+    float t[KGT_VF];
+    memcpy(t, &v, sizeof t);
+    for (int w = KGT_VF / 2; w > 0; w /= 2)
+        for (int i = 0; i < w; i++) t[i] = t[i] > t[i + w] ? t[i] : t[i + w];
+    return t[0];
+}
+
+/* the horizontal sums of four vectors: fold each to 4 lanes, then a
+ * transpose-and-add (fixed order) */
+typedef float kgt_v4f __attribute__((vector_size(16)));
+
+KG_INLINE kgt_v4f kgt_vhsum4(const kgt_vf *a)
+{
+    kgt_v4f f[4], t;
+    for (int c = 0; c < 4; c++) {
+        memcpy(&f[c], &a[c], sizeof f[c]);
+        for (int i = 1; i < KGT_VF / 4; i++) {
+            memcpy(&t, (const float *)&a[c] + 4 * i, sizeof t);
+            f[c] += t;
+        }
+    }
+    kgt_v4f ab = __builtin_shufflevector(f[0], f[1], 0, 4, 1, 5) + __builtin_shufflevector(f[0], f[1], 2, 6, 3, 7);
+    kgt_v4f cd = __builtin_shufflevector(f[2], f[3], 0, 4, 1, 5) + __builtin_shufflevector(f[2], f[3], 2, 6, 3, 7);
+    return __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+}
+
+/* f16 -> f32 (exact). With F16C, the hardware conversion; otherwise the
+ * bit-level one (normal, subnormal, zero, inf and NaN), so the x86-64-v2
+ * build needs no conversion library call. */
+KG_INLINE kgt_vf kgt_vcvt_f16(kgt_vh h)
+{
+#ifdef KG_ISA_AVX2
+    typedef _Float16 kgt_vhf __attribute__((vector_size(KGT_VF * 2)));
+    return __builtin_convertvector((kgt_vhf)h, kgt_vf);
+#else
+    kgt_vu u = __builtin_convertvector(h, kgt_vu);
+    kgt_vu o = (u & 0x7fffu) << 13;            /* exponent and mantissa, in place */
+    kgt_vu e = o & (0x7c00u << 13);
+    kgt_vu infnan = (kgt_vu)(e == (0x7c00u << 13)), zsub = (kgt_vu)(e == 0);
+    o += ((127u - 15u) << 23) + (infnan & ((128u - 16u) << 23)) + (zsub & (1u << 23));
+    kgt_vf f = (kgt_vf)o - (kgt_vf)(zsub & (113u << 23)); /* subnormals: minus 2^-14 */
+    return (kgt_vf)((kgt_vu)f | ((u & 0x8000u) << 16));
+#endif
+}
+
+/* KGT_VF elements of a row of `type` (KGT_F32 or KGT_F16) from element i;
+ * the _part form reads n (< KGT_VF) of them, the other lanes 0. */
+KG_INLINE kgt_vf kgt_vload_t(const void *row, int64_t i, int64_t type)
+{
+    if (type == KGT_F16) {
+        kgt_vh h;
+        memcpy(&h, (const kgt_f16 *)row + i, sizeof h);
+        return kgt_vcvt_f16(h);
+    }
+    return kgt_vload((const float *)row + i);
+}
+
+KG_INLINE kgt_vf kgt_vload_t_part(const void *row, int64_t i, int64_t n, int64_t type)
+{
+    if (type == KGT_F16) {
+        kgt_vh h = {0};
+        for (int64_t j = 0; j < n; j++) h[j] = ((const kgt_f16 *)row)[i + j];
+        return kgt_vcvt_f16(h);
+    }
+    return kgt_vload_part((const float *)row + i, n, 0.0f);
+}
+
+/* sum_i x[i] and sum_i (x[i] - c)², KGT_NACC vector partial sums each */
+KG_INLINE float kgt_sum(const float *x, int64_t n)
+{
+    kgt_vf acc[KGT_NACC] = {{0}};
+    int64_t i = 0;
+    for (; i + KGT_NACC * KGT_VF <= n; i += KGT_NACC * KGT_VF)
+        for (int k = 0; k < KGT_NACC; k++) acc[k] += kgt_vload(x + i + k * KGT_VF);
+    for (; i + KGT_VF <= n; i += KGT_VF) acc[0] += kgt_vload(x + i);
+    if (i < n) acc[1] += kgt_vload_part(x + i, n - i, 0.0f);
+    for (int k = 1; k < KGT_NACC; k++) acc[0] += acc[k];
+    return kgt_vhsum(acc[0]);
+}
+
+KG_INLINE float kgt_sumsq_centered(const float *x, int64_t n, float c)
+{
+    kgt_vf acc[KGT_NACC] = {{0}}, vc = kgt_vsplat(c), d;
+    int64_t i = 0;
+    for (; i + KGT_NACC * KGT_VF <= n; i += KGT_NACC * KGT_VF)
+        for (int k = 0; k < KGT_NACC; k++) {
+            d = kgt_vload(x + i + k * KGT_VF) - vc;
+            acc[k] += d * d;
+        }
+    for (; i + KGT_VF <= n; i += KGT_VF) {
+        d = kgt_vload(x + i) - vc;
+        acc[0] += d * d;
+    }
+    if (i < n) {
+        d = kgt_vload_part(x + i, n - i, c) - vc; /* padding with c adds 0 */
+        acc[1] += d * d;
+    }
+    for (int k = 1; k < KGT_NACC; k++) acc[0] += acc[k];
+    return kgt_vhsum(acc[0]);
+}
+
+/* e^x, lane by lane, within ~1 ulp (measured: 1.01 at most over [-87.3,
+ * 88.3]). Cephes expf: n = round(x log2 e), r = x - n ln 2 (ln 2 in two
+ * parts), e^r by its polynomial, times 2^n built in the exponent bits.
+ * x below ln(FLT_MIN) ~ -87.34 (-inf included) gives 0, above 88.37 +inf
+ * (slightly early: values within 0.35 of FLT_MAX's log overflow), NaN NaN. */
+KG_INLINE kgt_vf kgt_vexp(kgt_vf x)
+{
+    const float lo = -87.33654475f, hi = 88.37626266f; /* ln 2^-126, ln 2^127.5 */
+    kgt_vi under = x < lo, over = x > hi, nan = x != x;
+    kgt_vf xc = kgt_vsel(under | nan, kgt_vsplat(lo), kgt_vsel(over, kgt_vsplat(hi), x));
+    kgt_vf n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    kgt_vf r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    kgt_vf q = kgt_vsplat(1.9875691500e-4f);
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    kgt_vi e = (__builtin_convertvector(n, kgt_vi) + 127) << 23; /* n in [-126, 127] */
+    kgt_vf y = q * (kgt_vf)e;
+    y = kgt_vsel(under, kgt_vsplat(0.0f), kgt_vsel(over, kgt_vsplat(__builtin_inff()), y));
+    return kgt_vsel(nan, x, y);
+}
+
+/* max_i s * x[i] */
+KG_INLINE float kgt_max_scaled(const float *x, int64_t n, float s)
+{
+    kgt_vf mx = kgt_vsplat(-__builtin_inff());
+    int64_t i = 0;
+    for (; i + KGT_VF <= n; i += KGT_VF) mx = kgt_vmax(mx, kgt_vload(x + i) * s);
+    if (i < n) mx = kgt_vmax(mx, kgt_vsel(kgt_vlanes_lt(n - i), kgt_vload_part(x + i, n - i, 0.0f) * s, mx));
+    return kgt_vhmax(mx);
+}
+
+/* x[i] = e^(s * x[i] - m) in place; returns their sum (KGT_NACC partial sums) */
+KG_INLINE float kgt_exp_sum(float *x, int64_t n, float s, float m)
+{
+    kgt_vf acc[KGT_NACC] = {{0}}, vm = kgt_vsplat(m), e;
+    int64_t i = 0;
+    for (; i + KGT_NACC * KGT_VF <= n; i += KGT_NACC * KGT_VF)
+        for (int k = 0; k < KGT_NACC; k++) {
+            e = kgt_vexp(kgt_vload(x + i + k * KGT_VF) * s - vm);
+            kgt_vstore(x + i + k * KGT_VF, e);
+            acc[k] += e;
+        }
+    for (; i + KGT_VF <= n; i += KGT_VF) {
+        e = kgt_vexp(kgt_vload(x + i) * s - vm);
+        kgt_vstore(x + i, e);
+        acc[0] += e;
+    }
+    if (i < n) {
+        e = kgt_vexp(kgt_vload_part(x + i, n - i, 0.0f) * s - vm);
+        kgt_vstore_part(x + i, n - i, e);
+        acc[1] += kgt_vsel(kgt_vlanes_lt(n - i), e, kgt_vsplat(0.0f));
+    }
+    for (int k = 1; k < KGT_NACC; k++) acc[0] += acc[k];
+    return kgt_vhsum(acc[0]);
+}
+
+/* x[i] *= s */
+KG_INLINE void kgt_scale(float *x, int64_t n, float s)
+{
+    int64_t i = 0;
+    for (; i + KGT_VF <= n; i += KGT_VF) kgt_vstore(x + i, kgt_vload(x + i) * s);
+    if (i < n) kgt_vstore_part(x + i, n - i, kgt_vload_part(x + i, n - i, 0.0f) * s);
+}
+
+KG_INLINE float kgt_expf(float x) { return kgt_vexp(kgt_vsplat(x))[0]; }
+
+/* silu(x) = x / (1 + e^-x) */
+KG_INLINE kgt_vf kgt_vsilu(kgt_vf x) { return x / (1.0f + kgt_vexp(-x)); }
+
+/* GELU, tanh approximation: 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)),
+ * u = sqrt(2/pi) (x + 0.044715 x³) */
+KG_INLINE kgt_vf kgt_vgelu(kgt_vf x)
+{
+    kgt_vf u2 = x * (1.5957691216057308f + 0.0713548162726009f * x * x); /* 2u */
+    return x / (1.0f + kgt_vexp(-u2));
+}
+
+#endif /* __clang__ */
+#endif

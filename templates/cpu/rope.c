@@ -1,0 +1,67 @@
+/*
+ * rope.c — rotary position embedding, in place, modes "normal" (adjacent
+ * pairs) and "neox" (halves), as GGUF / llama.cpp define them. Contract in
+ * ops.h.
+ *
+ * Angles are computed in double (theta_i = pos * freq_scale * base^(-2i/n_rot),
+ * the power as a running product from base^(-2/n_rot)) and their sine and
+ * cosine taken in double with libm, then rounded to f32: at position 10^4
+ * an f32 angle would already be off by ~5e-4 rad. The cos/sin of a row are
+ * computed once per chunk of KGT_ROPE_CHUNK pairs and used for all the heads
+ * of that row the thread owns.
+ */
+#include "ops.h"
+
+#include <math.h>
+
+#define KGT_ROPE_CHUNK 64 /* pairs whose cos/sin sit on the stack at once */
+
+/* rotate pairs c0..c0+nc-1 of one head */
+KG_INLINE void rope_head(float *x, const float *cs, const float *sn, int64_t c0, int64_t nc, int64_t half, int64_t mode)
+{
+    if (mode == KGT_ROPE_NEOX) {
+        float *a = x + c0, *b = x + c0 + half;
+        for (int64_t i = 0; i < nc; i++) {
+            float x0 = a[i], x1 = b[i];
+            a[i] = x0 * cs[i] - x1 * sn[i];
+            b[i] = x0 * sn[i] + x1 * cs[i];
+        }
+    } else {
+        float *a = x + 2 * c0;
+        for (int64_t i = 0; i < nc; i++) {
+            float x0 = a[2 * i], x1 = a[2 * i + 1];
+            a[2 * i] = x0 * cs[i] - x1 * sn[i];
+            a[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                        int64_t mode, double freq_base, double freq_scale)
+{
+    float *X = p[0];
+    const int32_t *pos = p[1];
+    const int64_t half = n_rot / 2;
+    const double step = pow(freq_base, -2.0 / (double)n_rot); /* base^(-2/n_rot) */
+    int64_t lo, hi;
+    kgt_split(M * n_head, 1, ith, nth, &lo, &hi);
+    for (int64_t u = lo; u < hi;) {
+        /* heads h0..h1-1 of token m are this thread's */
+        int64_t m = u / n_head, h0 = u % n_head;
+        int64_t h1 = hi - u < n_head - h0 ? h0 + (hi - u) : n_head;
+        double p0 = (double)pos[m] * freq_scale;
+        for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
+            int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
+            float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
+            double f = c0 ? pow(step, (double)c0) : 1.0;
+            for (int64_t i = 0; i < nc; i++, f *= step) {
+                double theta = p0 * f;
+                cs[i] = (float)cos(theta);
+                sn[i] = (float)sin(theta);
+            }
+            for (int64_t h = h0; h < h1; h++)
+                rope_head(X + (m * n_head + h) * head_dim, cs, sn, c0, nc, half, mode);
+        }
+        u += h1 - h0;
+    }
+}

@@ -1,0 +1,224 @@
+/*
+ * ref_kernels.c — scalar references for the product templates (see
+ * ref_kernels.h). Straight from the definitions, one element at a time.
+ */
+#include "ref_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+float ref_f16(uint16_t h)
+{
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return (float)(h >> 15 ? -v : v);
+}
+
+float ref_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float f16_at(const uint8_t *p) { return ref_f16((uint16_t)(p[0] | p[1] << 8)); }
+
+int ref_type_known(int type)
+{
+    switch (type) {
+    case KGT_F32: case KGT_F16: case KGT_BF16: case KGT_Q8_0: case KGT_Q4_0: case KGT_Q4_1: case KGT_Q4_K: case KGT_Q6_K:
+        return 1;
+    default: return 0;
+    }
+}
+
+int64_t ref_block_elems(int type)
+{
+    switch (type) {
+    case KGT_Q8_0: case KGT_Q4_0: case KGT_Q4_1: return 32;
+    case KGT_Q4_K: case KGT_Q6_K: return 256;
+    default: return 1;
+    }
+}
+
+static int64_t block_bytes(int type)
+{
+    switch (type) {
+    case KGT_F32: return 4;
+    case KGT_F16: case KGT_BF16: return 2;
+    case KGT_Q8_0: return 34;  /* f16 d, int8 qs[32] */
+    case KGT_Q4_0: return 18;  /* f16 d, u8 qs[16] */
+    case KGT_Q4_1: return 20;  /* f16 d, f16 m, u8 qs[16] */
+    case KGT_Q4_K: return 144; /* f16 d, f16 dmin, u8 scales[12], u8 qs[128] */
+    case KGT_Q6_K: return 210; /* u8 ql[128], u8 qh[64], int8 scales[16], f16 d */
+    default: return 0;
+    }
+}
+
+int64_t ref_row_bytes(int type, int64_t K) { return K / ref_block_elems(type) * block_bytes(type); }
+
+/* Q4_K's packed 6-bit scale and min of sub-block j (0..7) */
+static void q4k_scale_min(const uint8_t *q, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* one block of `type` at b -> y[0..ref_block_elems) */
+static void dequant_block(int type, const uint8_t *b, float *y)
+{
+    switch (type) {
+    case KGT_F32: memcpy(y, b, 4); break;
+    case KGT_F16: y[0] = f16_at(b); break;
+    case KGT_BF16: y[0] = ref_bf16((uint16_t)(b[0] | b[1] << 8)); break;
+    case KGT_Q8_0: {
+        float d = f16_at(b);
+        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+        break;
+    }
+    case KGT_Q4_0: {
+        float d = f16_at(b);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((b[2 + j] & 0xF) - 8) * d;
+            y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+        }
+        break;
+    }
+    case KGT_Q4_1: {
+        float d = f16_at(b), m = f16_at(b + 2);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)(b[4 + j] & 0xF) * d + m;
+            y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
+        }
+        break;
+    }
+    case KGT_Q4_K: {
+        float d = f16_at(b), dmin = f16_at(b + 2);
+        const uint8_t *scales = b + 4, *q = b + 16;
+        for (int c = 0; c < 4; c++) { /* 64 elements: low nibbles, then high, of 32 bytes */
+            int sc1, m1, sc2, m2;
+            q4k_scale_min(scales, 2 * c, &sc1, &m1);
+            q4k_scale_min(scales, 2 * c + 1, &sc2, &m2);
+            float d1 = d * (float)sc1, mm1 = dmin * (float)m1, d2 = d * (float)sc2, mm2 = dmin * (float)m2;
+            for (int l = 0; l < 32; l++) {
+                y[64 * c + l] = d1 * (float)(q[32 * c + l] & 0xF) - mm1;
+                y[64 * c + 32 + l] = d2 * (float)(q[32 * c + l] >> 4) - mm2;
+            }
+        }
+        break;
+    }
+    case KGT_Q6_K: {
+        float d = f16_at(b + 208);
+        for (int n = 0; n < 2; n++) { /* two halves of 128 */
+            const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
+            const int8_t *sc = (const int8_t *)(b + 192 + 8 * n);
+            float *yy = y + 128 * n;
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32;
+                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                yy[l] = d * (float)sc[is] * (float)q1;
+                yy[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                yy[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                yy[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+void ref_dequant_row(int type, const void *row, int64_t K, float *y)
+{
+    const int64_t be = ref_block_elems(type), bb = block_bytes(type);
+    for (int64_t i = 0; i < K / be; i++) dequant_block(type, (const uint8_t *)row + i * bb, y + i * be);
+}
+
+void ref_quantize_q8a(const float *x, int64_t K, kgt_q8a *y)
+{
+    for (int64_t i = 0; i < K / 32; i++) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * i + j]));
+        int live = amax >= 0x1p-120f; /* else 127/amax could overflow: a zero block */
+        float id = live ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            float t = x[32 * i + j] * id;
+            int q = (int)rintf(t);
+            y[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[i].d = live ? amax / 127.0f : 0.0f;
+        y[i].sum = sum;
+    }
+}
+
+void ref_dequant_q8a(const kgt_q8a *x, int64_t K, float *y)
+{
+    for (int64_t i = 0; i < K / 32; i++)
+        for (int j = 0; j < 32; j++) y[32 * i + j] = x[i].d * (float)x[i].qs[j];
+}
+
+void ref_mm(const float *W, const float *Wup, const float *X, const float *bias, const float *res, int64_t M,
+            int64_t N, int64_t K, int flags, double *Y, double *mag)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double g = 0, u = 0, gm = 0, um = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const double t = (double)W[n * K + k] * X[m * K + k];
+                g += t;
+                gm += fabs(t);
+            }
+            double a = gm;
+            if (flags & KGT_EPI_SWIGLU) {
+                for (int64_t k = 0; k < K; k++) {
+                    const double t = (double)Wup[n * K + k] * X[m * K + k];
+                    u += t;
+                    um += fabs(t);
+                }
+                const double s = g / (1.0 + exp(-g));
+                a = fabs(s) * um + 1.1 * fabs(u) * gm; /* |silu'| <= 1.1 */
+                g = s * u;
+            }
+            if (flags & KGT_EPI_BIAS) {
+                g += bias[n];
+                a += fabs(bias[n]);
+            }
+            if (flags & KGT_EPI_RESIDUAL) {
+                g += res[m * N + n];
+                a += fabs(res[m * N + n]);
+            }
+            Y[m * N + n] = g;
+            if (mag) mag[m * N + n] = a;
+        }
+}
+
+void ref_mm_q8_bound(const float *W, const float *Wup, const float *X, const float *Xq, const float *bias,
+                     const float *res, int64_t M, int64_t N, int64_t K, int flags, double *Yl, double *B)
+{
+    ref_mm(W, Wup, X, bias, res, M, N, K, flags, Yl, NULL);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double g = 0, u = 0, bg = 0, bu = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const double dx = fabs((double)X[m * K + k] - Xq[m * K + k]);
+                g += (double)W[n * K + k] * X[m * K + k];
+                bg += fabs((double)W[n * K + k]) * dx;
+                if (flags & KGT_EPI_SWIGLU) {
+                    u += (double)Wup[n * K + k] * X[m * K + k];
+                    bu += fabs((double)Wup[n * K + k]) * dx;
+                }
+            }
+            B[m * N + n] = flags & KGT_EPI_SWIGLU ? 1.1 * bg * (fabs(u) + bu) + fabs(g / (1.0 + exp(-g))) * bu : bg;
+        }
+}

@@ -1,0 +1,31 @@
+/*
+ * ref_ops.h — scalar double-precision references for the non-product kernel
+ * templates (templates/cpu/ops.h), used only by tests/test_kernels_ops.c.
+ * Straight from the definitions; nothing shared with the templates. Inputs
+ * are the f32 (or f16-decoded) values the kernels see, outputs are double.
+ */
+#ifndef KGEN_REF_OPS_H
+#define KGEN_REF_OPS_H
+
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x²) + eps) * g, rows of K */
+void ref_rmsnorm(const float *x, const float *g, double *y, int64_t M, int64_t K, double eps);
+/* y = (x - mean) / sqrt(var + eps) * g (+ b when b is not NULL), var biased */
+void ref_layernorm(const float *x, const float *g, const float *b, double *y, int64_t M, int64_t K, double eps);
+/* RoPE of x[M][n_head][head_dim] into y; mode 0 adjacent pairs, 2 halves */
+void ref_rope(const float *x, const int32_t *pos, double *y, int64_t M, int64_t n_head, int64_t head_dim,
+              int64_t n_rot, int64_t mode, double base, double freq_scale);
+/* y = softmax(scale * x) per row of N */
+void ref_softmax(const float *x, double *y, int64_t M, int64_t N, double scale);
+/* Causal GQA attention: token i of M (position pos0 + i) attends to cache
+ * positions 0..pos0+i; q/out [M][n_head][D], k/v [n_head_kv][n_ctx][D]. */
+void ref_attn(const float *q, const double *k, const double *v, double *out, int64_t M, int64_t n_head,
+              int64_t n_head_kv, int64_t D, int64_t n_ctx, int64_t pos0);
+/* silu(x) = x sigmoid(x); gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) */
+void ref_silu(const float *x, double *y, int64_t n);
+void ref_gelu(const float *x, double *y, int64_t n);
+/* IEEE binary16 bits -> value, from the definition */
+double ref_f16_value(uint16_t h);
+
+#endif

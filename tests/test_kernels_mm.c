@@ -1,0 +1,659 @@
+/*
+ * test_kernels_mm.c — the product templates (templates/cpu/mm.c, quantize.c,
+ * embed.c) against the scalar references of ref_kernels.c, in two builds:
+ * "native" (the templates/cpu sources as the Makefile compiles them,
+ * -march=native: the AVX2 paths on an AVX2 machine) and "portable"
+ * (kernels_portable.c: the same sources without intrinsics); a third,
+ * "portable-biased-q8", runs the VNNI path's Q8_0 arithmetic (unsigned
+ * quants + 128, corrected by the activation sums) for Q8_0 with act Q8.
+ * The VNNI instructions themselves only run on a VNNI machine.
+ *
+ * Tolerances. Error measure: ||y - ref||_2 / max(||ref||_2, ||mag||_2 /
+ * sqrt K), ref in double, mag the outputs' sums of |terms| (ref_mm): the
+ * floor is the size a sum of K such terms has without cancellation, so an
+ * output that cancels to near zero by chance (N = 1, K = 32) is not held to
+ * a relative bound that f32 arithmetic cannot meet; for the larger shapes
+ * the measure is the plain normalized error.
+ *   TOL_F32 = 1e-5  act F32 against the double product of the dequantized
+ *                   weights and X: f32 accumulation over K <= 5632 in 8
+ *                   lanes + a pairwise chunk sum rounds at ~1e-7 per term
+ *                   (observed <= 1e-6); the dequantized weights may differ by
+ *                   one rounding (fused q*d+m) from the reference's.
+ *   TOL_F32 = 1e-5  act Q8 against the double product with the SAME
+ *                   quantized activations: chunk dots are exact int32, only
+ *                   the f32 scaling/accumulation rounds.
+ *   Q8 BOUND        act Q8 against the double product with the f32
+ *                   activations, per output: |y - ref| <= B + TOL_F32 mag,
+ *                   B the rigorous bound of the activations' rounding
+ *                   (ref_mm_q8_bound: sum_k |w| |x - xq|, |x - xq| <= d/2 =
+ *                   amax/254, carried through swiglu). In the normalized
+ *                   measure that is a few 1e-3 for uniform x in [-1, 1]
+ *                   (rms error ~ amax/(254 sqrt 3) ~ 4e-3 of rms x;
+ *                   observed up to 9e-3 on the small shapes, where few
+ *                   terms and outputs make it noisy): printed, not
+ *                   asserted. Only for K N <= 2^20, to save time: it checks
+ *                   the format more than the code.
+ *   OUT_Q8          exact: the q8a output equals ref_quantize_q8a of the
+ *                   same product's f32 output; and its dequantization is
+ *                   within sqrt(sum_blocks 32 (d/2)^2) of it (the rounding
+ *                   bound, computed from the blocks' own d).
+ *
+ * Coverage: every type x activation mode x epilogue (none, bias, residual
+ * (aliasing Y when nth = 2), swiglu, out_q8, all four) x nth 1, 2, 3 x M 1,
+ * 2, 5, 16 on small shapes (K at the format's minimum, K not a multiple of
+ * the SIMD width for float types, N = 1, N = 97 prime, N = 96, 192) in
+ * every build; the real model shapes (SmolLM2-135M, TinyLlama-1.1B; K-quants
+ * round K up to 256s) for every type with M 1 (and M 5 for SmolLM2's), nth
+ * 2, one epilogue per shape, native build only; the 49152-row SmolLM2
+ * output for Q8_0 only. Dequantization (kgt_embed) of every type, every
+ * f16/bf16 bit pattern; kgt_quantize bit-exact. The references themselves
+ * against llama.cpp's Python dequantizers (tests/ref/dequant.py) on random
+ * blocks and on rows of the real models. Time: ~6 s plain, ~18 s under
+ * ASan+UBSan on the 2-core dev VM.
+ */
+#include "kgen.h"
+#include "kt.h"
+#include "ref_kernels.h"
+#include "templates/cpu/products.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* kernels_portable.c, kernels_portable_b.c */
+void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
+             int64_t flags);
+void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
+void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
+             int64_t flags);
+void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
+void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+
+#define TOL_F32 1e-5
+
+typedef struct {
+    const char *name;
+    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*quantize)(void *const *, int, int, int64_t, int64_t);
+    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t);
+} impl;
+
+static const impl IMPLS[] = {
+    {"native", kgt_mm, kgt_quantize, kgt_embed},
+    {"portable", kgtp_mm, kgtp_quantize, kgtp_embed},
+    {"portable-biased-q8", kgtb_mm, kgtb_quantize, kgtb_embed}, /* used for Q8_0 x act Q8 only */
+};
+
+static const int TYPES[] = {KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_0, KGT_Q4_1, KGT_Q4_K, KGT_Q6_K};
+
+static const char *tname(int t)
+{
+    switch (t) {
+    case KGT_F32: return "F32";
+    case KGT_F16: return "F16";
+    case KGT_BF16: return "BF16";
+    case KGT_Q8_0: return "Q8_0";
+    case KGT_Q4_0: return "Q4_0";
+    case KGT_Q4_1: return "Q4_1";
+    case KGT_Q4_K: return "Q4_K";
+    case KGT_Q6_K: return "Q6_K";
+    default: return "?";
+    }
+}
+
+static int is_quant(int t) { return ref_block_elems(t) > 1; }
+
+/* ───────────────────────── data ───────────────────────── */
+
+static uint64_t rng = 1;
+static void seed(uint64_t s) { rng = s * 0x9E3779B97F4A7C15ull | 1; }
+static uint64_t rnd(void) /* xorshift64* */
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ull;
+}
+static float unif(void) { return (float)(rnd() >> 40) * (2.0f / 16777216.0f) - 1.0f; } /* [-1, 1) */
+
+/* a finite f16 with biased exponent in [elo, ehi], random sign and mantissa */
+static uint16_t rnd_f16(int elo, int ehi)
+{
+    return (uint16_t)((rnd() & 1) << 15 | (uint64_t)(elo + (int)(rnd() % (uint64_t)(ehi - elo + 1))) << 10 |
+                      (rnd() & 1023));
+}
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+static float *rand_floats(int64_t n)
+{
+    float *x = xmalloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = unif();
+    return x;
+}
+
+/* N rows of K elements of `type`: random bytes, with every f16 scale a
+ * random finite value of magnitude 2^-8..2^-3 (f16 weights: 2^-14..2) */
+static uint8_t *rand_weights(int type, int64_t N, int64_t K)
+{
+    const int64_t n = ref_row_bytes(type, K) * N, be = ref_block_elems(type), bb = ref_row_bytes(type, be);
+    uint8_t *w = xmalloc((size_t)n);
+    for (int64_t i = 0; i < n; i += 8) {
+        const uint64_t r = rnd();
+        memcpy(w + i, &r, (size_t)(n - i < 8 ? n - i : 8));
+    }
+    for (int64_t i = 0; i < n / bb; i++) {
+        uint8_t *b = w + i * bb;
+        switch (type) {
+        case KGT_F32: { float f = unif(); memcpy(b, &f, 4); break; }
+        case KGT_F16: put16(b, rnd_f16(1, 15)); break;
+        case KGT_BF16: { float f = unif(); uint32_t u; memcpy(&u, &f, 4); put16(b, (uint16_t)(u >> 16)); break; }
+        case KGT_Q8_0: case KGT_Q4_0: put16(b, rnd_f16(7, 12)); break;
+        case KGT_Q4_1: case KGT_Q4_K: put16(b, rnd_f16(7, 12)); put16(b + 2, rnd_f16(7, 12)); break;
+        case KGT_Q6_K: put16(b + 208, rnd_f16(7, 12)); break;
+        default: break;
+        }
+    }
+    return w;
+}
+
+static float *dequant_matrix(int type, const uint8_t *w, int64_t N, int64_t K)
+{
+    float *f = xmalloc((size_t)(N * K) * sizeof *f);
+    for (int64_t n = 0; n < N; n++) ref_dequant_row(type, w + n * ref_row_bytes(type, K), K, f + n * K);
+    return f;
+}
+
+/* the error measure of the header comment (NaN in y: NaN, which fails) */
+static double nerr(const float *y, const double *ref, const double *mag, int64_t n, int64_t K)
+{
+    double num = 0, den = 0, dm = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += (y[i] - ref[i]) * (y[i] - ref[i]);
+        den += ref[i] * ref[i];
+        dm += mag[i] * mag[i] / (double)K;
+    }
+    den = den > dm ? den : dm;
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* ───────────────────────── dequantization (kgt_embed) ───────────────────────── */
+
+/* Compares out[m] with the reference dequantization of table row ids[m].
+ * Exact, except where the kernel may fuse q*d + m into one rounding
+ * (Q4_1, Q4_K): within 2.5e-7 of the row's largest magnitude (2 ulps). */
+static void check_rows(const char *who, int type, const uint8_t *table, const int32_t *ids, int64_t M, int64_t K,
+                       const float *out)
+{
+    float *ref = xmalloc((size_t)K * sizeof *ref);
+    int bad = 0;
+    for (int64_t m = 0; m < M && bad < 3; m++) {
+        ref_dequant_row(type, table + ids[m] * ref_row_bytes(type, K), K, ref);
+        float rmax = 0;
+        for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
+        const double tol = type == KGT_Q4_1 || type == KGT_Q4_K ? 2.5e-7 * rmax : 0;
+        for (int64_t k = 0; k < K && bad < 3; k++) {
+            const float a = out[m * K + k], b = ref[k];
+            if (a == b || (isnan(a) && isnan(b)) || fabs((double)a - b) <= tol) continue;
+            kt_fail(__FILE__, __LINE__, "%s %s: row %" PRId64 " (id %d) element %" PRId64 ": %.9g, reference %.9g", who,
+                    tname(type), m, ids[m], k, a, b);
+            bad++;
+        }
+    }
+    free(ref);
+}
+
+KT_TEST(kernels_mm_dequant)
+{
+    seed(1);
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
+        const int type = TYPES[ti];
+        const int64_t K = is_quant(type) ? 512 : 1000, rows = 7, M = 9;
+        uint8_t *table = rand_weights(type, rows, K);
+        const int32_t ids[9] = {3, 0, 6, 1, 1, 5, 2, 4, 0};
+        float *out = xmalloc((size_t)(M * K) * sizeof *out);
+        for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++)
+            for (int nth = 1; nth <= 3; nth++) {
+                for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
+                void *p[3] = {table, (void *)ids, out};
+                for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K);
+                check_rows(IMPLS[ii].name, type, table, ids, M, K, out);
+            }
+        free(out);
+        free(table);
+    }
+    /* F16 and BF16: every one of the 65536 bit patterns (subnormals, inf,
+     * NaN), as one row (the vector path) and as 65536 rows of K = 1 (the
+     * element path of a row's tail) */
+    const int halves[2] = {KGT_F16, KGT_BF16};
+    uint8_t *table = xmalloc(65536 * 2);
+    float *out = xmalloc(65536 * sizeof *out);
+    int32_t *all = xmalloc(65536 * sizeof *all);
+    for (int32_t i = 0; i < 65536; i++) {
+        put16(table + 2 * i, (uint16_t)i);
+        all[i] = i;
+    }
+    for (int h = 0; h < 2; h++)
+        for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++) {
+            const int32_t id = 0;
+            void *p[3] = {table, (void *)&id, out};
+            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536);
+            check_rows(IMPLS[ii].name, halves[h], table, &id, 1, 65536, out);
+            void *p1[3] = {table, all, out};
+            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1);
+            check_rows(IMPLS[ii].name, halves[h], table, all, 65536, 1, out);
+        }
+    free(all);
+    free(out);
+    free(table);
+}
+
+/* ───────────────────────── kgt_quantize ───────────────────────── */
+
+KT_TEST(kernels_mm_quantize)
+{
+    seed(2);
+    const int64_t M = 5, K = 256, nb = M * K / 32;
+    float *x = rand_floats(M * K);
+    /* special blocks: all zero; one nonzero; exact ties (amax 127 -> id 1:
+     * x.5 rounds to even); subnormals; huge; mixed magnitudes */
+    memset(x, 0, 32 * sizeof *x);
+    memset(x + 32, 0, 32 * sizeof *x);
+    x[32 + 7] = -3.25f;
+    for (int j = 0; j < 32; j++) x[64 + j] = (float)(j - 16) + 0.5f;
+    x[64] = 127.0f;
+    for (int j = 0; j < 32; j++) x[96 + j] = (float)(j + 1) * 1e-40f * (j & 1 ? -1 : 1);
+    for (int j = 0; j < 32; j++) x[128 + j] = unif() * 1e30f;
+    for (int j = 0; j < 32; j++) x[160 + j] = unif() * (j & 1 ? 1e-3f : 1e3f);
+    kgt_q8a *ref = xmalloc((size_t)nb * sizeof *ref), *y = xmalloc((size_t)nb * sizeof *y);
+    ref_quantize_q8a(x, M * K, ref);
+    KT_CHECK(ref[2].qs[1] == -14 && ref[2].qs[2] == -14 && ref[2].qs[3] == -12); /* -14.5, -13.5, -12.5 */
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t s = 0, mx = 0;
+        for (int j = 0; j < 32; j++) {
+            s += ref[i].qs[j];
+            mx = abs(ref[i].qs[j]) > mx ? abs(ref[i].qs[j]) : mx;
+        }
+        const int zero = i == 0 || i == 3; /* all zeros; subnormals (amax < 2^-120) */
+        KT_CHECKF(s == ref[i].sum && (zero ? mx == 0 && ref[i].d == 0 : mx == 127),
+                  "reference block %" PRId64 ": sum %d/%d max %d", i, s, ref[i].sum, mx);
+    }
+    for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++)
+        for (int nth = 1; nth <= 3; nth++) {
+            memset(y, 0xff, (size_t)nb * sizeof *y);
+            void *p[2] = {x, y};
+            for (int ith = 0; ith < nth; ith++) IMPLS[ii].quantize(p, ith, nth, M, K);
+            for (int64_t i = 0; i < nb; i++)
+                KT_CHECKF(!memcmp(&y[i], &ref[i], sizeof *y), "%s nth %d: block %" PRId64 " differs (d %g/%g sum %d/%d)",
+                          IMPLS[ii].name, nth, i, y[i].d, ref[i].d, y[i].sum, ref[i].sum);
+        }
+    free(x);
+    free(ref);
+    free(y);
+}
+
+/* ───────────────────────── kgt_mm ───────────────────────── */
+
+typedef struct {
+    int type;
+    int64_t N, K;
+    uint8_t *w, *wup;
+    float *wf, *wupf, *bias;
+} wmat;
+
+static void wmat_init(wmat *a, int type, int64_t N, int64_t K, int with_up)
+{
+    a->type = type;
+    a->N = N;
+    a->K = K;
+    a->w = rand_weights(type, N, K);
+    a->wf = dequant_matrix(type, a->w, N, K);
+    a->wup = with_up ? rand_weights(type, N, K) : NULL;
+    a->wupf = with_up ? dequant_matrix(type, a->wup, N, K) : NULL;
+    a->bias = rand_floats(N);
+}
+
+static void wmat_free(wmat *a)
+{
+    free(a->w);
+    free(a->wf);
+    free(a->wup);
+    free(a->wupf);
+    free(a->bias);
+}
+
+static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *x, void *y, const float *res,
+                   int64_t M, int flags)
+{
+    void *p[6] = {a->w, (void *)x, y, a->bias, (void *)res, a->wup};
+    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags);
+}
+
+typedef struct {
+    int nth_lo, nth_hi; /* thread counts to run */
+    size_t n_impls;     /* the first n of IMPLS (1: native only) */
+} mm_runs;
+
+/* the largest errors seen, per measure, printed by each product test */
+static double max_f32, max_q8, max_q8_loose;
+
+static void print_max_errors(void)
+{
+    printf("    largest errors: act f32 %.2g, act q8 %.2g (tolerance %g); act q8 vs f32 activations %.2g (bounded per output)\n",
+           max_f32, max_q8, TOL_F32, max_q8_loose);
+    max_f32 = max_q8 = max_q8_loose = 0;
+}
+
+/* One product, checked in every build and thread count of `runs`. */
+static void check_mm(const wmat *a, int act, int64_t M, int flags, mm_runs runs)
+{
+    const int64_t N = a->N, K = a->K;
+    float *x = rand_floats(M * K), *res = rand_floats(M * N);
+    float *yf = xmalloc((size_t)(M * N) * sizeof *yf), *deq = xmalloc((size_t)(M * N) * sizeof *deq);
+    kgt_q8a *xq = NULL, *yq = NULL, *yq_ref = NULL;
+    const float *xref = x;
+    float *xdq = NULL;
+    if (act == KGT_ACT_Q8) {
+        xq = xmalloc((size_t)(M * K / 32) * sizeof *xq);
+        xdq = xmalloc((size_t)(M * K) * sizeof *xdq);
+        ref_quantize_q8a(x, M * K, xq);
+        ref_dequant_q8a(xq, M * K, xdq);
+        xref = xdq;
+    }
+    const int fflags = flags & ~KGT_EPI_OUT_Q8;
+    double *yt = xmalloc((size_t)(M * N) * sizeof *yt), *mag = xmalloc((size_t)(M * N) * sizeof *mag);
+    double *yl = NULL, *bound = NULL;
+    ref_mm(a->wf, a->wupf, xref, a->bias, res, M, N, K, fflags, yt, mag);
+    if (act == KGT_ACT_Q8 && K * N <= (1 << 20)) {
+        yl = xmalloc((size_t)(M * N) * sizeof *yl);
+        bound = xmalloc((size_t)(M * N) * sizeof *bound);
+        ref_mm_q8_bound(a->wf, a->wupf, x, xdq, a->bias, res, M, N, K, fflags, yl, bound);
+    }
+    if (flags & KGT_EPI_OUT_Q8) {
+        yq = xmalloc((size_t)(M * N / 32) * sizeof *yq);
+        yq_ref = xmalloc((size_t)(M * N / 32) * sizeof *yq_ref);
+    }
+    const void *xin = act == KGT_ACT_Q8 ? (const void *)xq : (const void *)x;
+    for (size_t ii = 0; ii < runs.n_impls; ii++)
+        for (int nth = runs.nth_lo; nth <= runs.nth_hi; nth++) {
+            const impl *im = &IMPLS[ii];
+            if (im->mm == kgtb_mm && !(a->type == KGT_Q8_0 && act == KGT_ACT_Q8)) continue; /* = portable */
+            char what[160];
+            snprintf(what, sizeof what, "%s %s act %s M %" PRId64 " N %" PRId64 " K %" PRId64 " flags %d nth %d",
+                     im->name, tname(a->type), act == KGT_ACT_Q8 ? "q8" : "f32", M, N, K, flags, nth);
+            /* f32 output; with nth 2 the residual is Y itself */
+            const int alias = (fflags & KGT_EPI_RESIDUAL) && nth == 2;
+            if (alias) memcpy(yf, res, (size_t)(M * N) * sizeof *yf);
+            else for (int64_t i = 0; i < M * N; i++) yf[i] = NAN;
+            run_mm(im, nth, a, act, xin, yf, alias ? yf : res, M, fflags);
+            const double e = nerr(yf, yt, mag, M * N, K);
+            double *mx = act == KGT_ACT_Q8 ? &max_q8 : &max_f32;
+            *mx = e > *mx ? e : *mx;
+            KT_CHECKF(e <= TOL_F32, "%s: error %.3g vs the reference (tolerance %g)", what, e, TOL_F32);
+            if (yl) {
+                const double el = nerr(yf, yl, mag, M * N, K);
+                max_q8_loose = el > max_q8_loose ? el : max_q8_loose;
+                int64_t over = 0, first = -1;
+                for (int64_t i = 0; i < M * N; i++)
+                    if (!(fabs(yf[i] - yl[i]) <= bound[i] + TOL_F32 * mag[i])) first = first < 0 ? i : first, over++;
+                KT_CHECKF(!over, "%s: %" PRId64 " outputs off the f32-activation reference by more than the q8 bound, "
+                          "first [%" PRId64 "]: %.9g vs %.9g, bound %.3g", what, over, first, first < 0 ? 0 : yf[first],
+                          first < 0 ? 0 : yl[first], first < 0 ? 0 : bound[first]);
+            }
+            if (!(flags & KGT_EPI_OUT_Q8)) continue;
+            memset(yq, 0xff, (size_t)(M * N / 32) * sizeof *yq);
+            run_mm(im, nth, a, act, xin, yq, res, M, flags);
+            ref_quantize_q8a(yf, M * N, yq_ref);
+            ref_dequant_q8a(yq, M * N, deq);
+            double bound = 0, diff = 0;
+            for (int64_t i = 0; i < M * N / 32; i++) {
+                KT_CHECKF(!memcmp(&yq[i], &yq_ref[i], sizeof *yq), "%s: q8 output block %" PRId64 " is not the f32 output quantized", what, i);
+                bound += 32 * (0.50001 * yq_ref[i].d) * (0.50001 * yq_ref[i].d);
+            }
+            for (int64_t i = 0; i < M * N; i++) diff += ((double)deq[i] - yf[i]) * ((double)deq[i] - yf[i]);
+            KT_CHECKF(sqrt(diff) <= sqrt(bound), "%s: q8 output off by %.3g (rounding bound %.3g)", what, sqrt(diff), sqrt(bound));
+        }
+    free(x);
+    free(res);
+    free(yf);
+    free(deq);
+    free(xq);
+    free(xdq);
+    free(yt);
+    free(mag);
+    free(yl);
+    free(bound);
+    free(yq);
+    free(yq_ref);
+}
+
+static const int EPIS[] = {0, KGT_EPI_BIAS, KGT_EPI_RESIDUAL, KGT_EPI_SWIGLU, KGT_EPI_OUT_Q8,
+                           KGT_EPI_BIAS | KGT_EPI_RESIDUAL | KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8};
+
+static int n_acts(int type) { return is_quant(type) ? 2 : 1; }
+
+/* every type x act x epilogue x M x nth, both builds, on small shapes */
+KT_TEST(kernels_mm_small)
+{
+    seed(3);
+    static const int64_t Ms[] = {1, 2, 5, 16};
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
+        const int type = TYPES[ti];
+        const int64_t kmin = is_quant(type) ? ref_block_elems(type) : 1;
+        /* (K, N): format minimum K with N = 1 and a prime; then N = 64 with
+         * K = 33 (float: not a SIMD multiple) or 2 blocks; then a SmolLM2-
+         * like layer (K-quants: 512, as 576 is not a multiple of 256) */
+        const int64_t shapes[4][2] = {
+            {kmin, 1},
+            {is_quant(type) ? kmin : 1000, 97},
+            {is_quant(type) ? 2 * kmin : 33, 96},
+            {type == KGT_Q4_K || type == KGT_Q6_K ? 512 : 576, 192},
+        };
+        for (int si = 0; si < 4; si++) {
+            wmat a;
+            wmat_init(&a, type, shapes[si][1], shapes[si][0], 1);
+            for (int act = 0; act < n_acts(type); act++)
+                for (size_t ei = 0; ei < sizeof EPIS / sizeof *EPIS; ei++) {
+                    if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
+                    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+                        check_mm(&a, act, Ms[mi], EPIS[ei], (mm_runs){1, 3, 3});
+                }
+            wmat_free(&a);
+        }
+    }
+    print_max_errors();
+}
+
+/* the real layers' shapes, every type, native build */
+KT_TEST(kernels_mm_models)
+{
+    seed(4);
+    static const int64_t shapes[][2] = {
+        {576, 576}, {576, 192}, {576, 1536}, {1536, 576},                 /* SmolLM2-135M */
+        {2048, 2048}, {2048, 256}, {2048, 5632}, {5632, 2048},            /* TinyLlama-1.1B */
+    };
+    static const int epis[] = {KGT_EPI_RESIDUAL, 0, KGT_EPI_SWIGLU, KGT_EPI_RESIDUAL,
+                               KGT_EPI_OUT_Q8, 0, KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8, KGT_EPI_RESIDUAL | KGT_EPI_BIAS};
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int type = TYPES[ti];
+            int64_t K = shapes[si][0];
+            if ((type == KGT_Q4_K || type == KGT_Q6_K) && K % 256) K = K / 256 * 256 + 256; /* 576 -> 768, 1536 ok */
+            wmat a;
+            wmat_init(&a, type, shapes[si][1], K, (epis[si] & KGT_EPI_SWIGLU) != 0);
+            for (int act = 0; act < n_acts(type); act++) {
+                check_mm(&a, act, 1, epis[si], (mm_runs){2, 2, 1});
+                if (K * a.N <= (1 << 20)) check_mm(&a, act, 5, epis[si], (mm_runs){2, 2, 1});
+            }
+            wmat_free(&a);
+        }
+    /* SmolLM2's tied output projection: 49152 rows of Q8_0 */
+    wmat a;
+    wmat_init(&a, KGT_Q8_0, 49152, 576, 0);
+    for (int act = 0; act < 2; act++) check_mm(&a, act, 1, 0, (mm_runs){2, 2, 1});
+    wmat_free(&a);
+    print_max_errors();
+}
+
+/* ─────────────── against llama.cpp's dequantizers (tests/ref/dequant.py) ─────────────── */
+
+typedef struct {
+    const char *what; /* for messages */
+    int type;
+    int64_t K, rows;
+    const uint8_t *data; /* rows whole rows */
+} dq_job;
+
+/* Dequantizes the jobs' rows with dequant.py (PyPI gguf) and compares every
+ * value with ref_dequant_row and with kgt_embed: the same bits (NaN: NaN),
+ * or within 1e-6 of the row's largest magnitude (an fma, or numpy's order
+ * of operations, may round once differently). Returns 0 if the reference
+ * could not run (no Python or no gguf package), 1 otherwise. */
+static int check_with_gguf_py(const dq_job *jobs, int n)
+{
+    enum { MAXJ = 16 };
+    char paths[MAXJ][512], types[MAXJ][16], ks[MAXJ][24];
+    char *argv[4 + 3 * MAXJ] = {"/usr/bin/env", getenv("PYTHON") ? getenv("PYTHON") : "python3", "tests/ref/dequant.py"};
+    size_t cap = 4096;
+    if (n > MAXJ) n = MAXJ;
+    for (int j = 0; j < n; j++) {
+        snprintf(paths[j], sizeof paths[j], "%s/dq%d.bin", kt_tmpdir(), j);
+        snprintf(types[j], sizeof types[j], "%s", tname(jobs[j].type));
+        snprintf(ks[j], sizeof ks[j], "%" PRId64, jobs[j].K);
+        FILE *f = fopen(paths[j], "wb");
+        const size_t nb = (size_t)(ref_row_bytes(jobs[j].type, jobs[j].K) * jobs[j].rows);
+        if (!f || fwrite(jobs[j].data, 1, nb, f) != nb || fclose(f)) {
+            kt_fail(__FILE__, __LINE__, "cannot write %s", paths[j]);
+            return 1;
+        }
+        argv[3 + 3 * j] = paths[j];
+        argv[4 + 3 * j] = types[j];
+        argv[5 + 3 * j] = ks[j];
+        cap += (size_t)(jobs[j].rows * jobs[j].K) * 9 + 1024;
+    }
+    argv[3 + 3 * n] = NULL;
+    char *out = xmalloc(cap), err[4096];
+    const int rc = kt_run(argv, out, cap, err, sizeof err);
+    if (rc == 3 || rc == 127) {
+        free(out);
+        return 0;
+    }
+    KT_CHECKF(rc == 0, "dequant.py failed (%d): %s", rc, err);
+    char *line, *save = NULL, *tok, *save2;
+    line = strtok_r(out, "\n", &save);
+    for (int j = 0; j < n && rc == 0; j++) {
+        const dq_job *jb = &jobs[j];
+        const int64_t K = jb->K, rb = ref_row_bytes(jb->type, K);
+        KT_CHECKF(line && line[0] == '=' && strstr(line, paths[j]), "%s: no output from dequant.py", jb->what);
+        float *ref = xmalloc((size_t)K * sizeof *ref), *ker = xmalloc((size_t)K * sizeof *ker);
+        int bad = 0;
+        for (int64_t r = 0; r < jb->rows && bad < 3; r++) {
+            line = strtok_r(NULL, "\n", &save);
+            ref_dequant_row(jb->type, jb->data + r * rb, K, ref);
+            const int32_t id = (int32_t)r;
+            void *p[3] = {(void *)jb->data, (void *)&id, ker};
+            kgt_embed(p, 0, 1, jb->type, 1, K);
+            float rmax = 0;
+            for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
+            tok = line ? strtok_r(line, " ", &save2) : NULL;
+            for (int64_t k = 0; k < K && bad < 3; k++, tok = strtok_r(NULL, " ", &save2)) {
+                if (!tok) {
+                    kt_fail(__FILE__, __LINE__, "%s row %" PRId64 ": dequant.py gave %" PRId64 " values, not %" PRId64,
+                            jb->what, r, k, K);
+                    bad = 3;
+                    break;
+                }
+                const uint32_t u = (uint32_t)strtoul(tok, NULL, 16);
+                float py;
+                memcpy(&py, &u, 4);
+                const float got[2] = {ref[k], ker[k]};
+                for (int g = 0; g < 2; g++) {
+                    const float a = got[g];
+                    if (a == py || (isnan(a) && isnan(py)) || fabs((double)a - py) <= 1e-6 * rmax) continue;
+                    kt_fail(__FILE__, __LINE__, "%s row %" PRId64 " element %" PRId64 ": %s %.9g, gguf.quants %.9g",
+                            jb->what, r, k, g ? "kgt_embed" : "reference", a, py);
+                    bad++;
+                }
+            }
+        }
+        line = strtok_r(NULL, "\n", &save);
+        free(ref);
+        free(ker);
+    }
+    free(out);
+    return 1;
+}
+
+/* random blocks of every type (scales finite), and every f16/bf16 pattern */
+KT_TEST(kernels_mm_gguf_py_random)
+{
+    seed(5);
+    dq_job jobs[10];
+    uint8_t *bufs[10];
+    int n = 0;
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++, n++) {
+        const int type = TYPES[ti];
+        const int64_t K = is_quant(type) ? 512 : 1000;
+        bufs[n] = rand_weights(type, 3, K);
+        jobs[n] = (dq_job){tname(type), type, K, 3, bufs[n]};
+    }
+    bufs[n] = xmalloc(65536 * 2);
+    for (uint32_t i = 0; i < 65536; i++) put16(bufs[n] + 2 * i, (uint16_t)i);
+    jobs[n] = (dq_job){"all F16 patterns", KGT_F16, 65536, 1, bufs[n]};
+    jobs[n + 1] = (dq_job){"all BF16 patterns", KGT_BF16, 65536, 1, bufs[n]};
+    const int ran = check_with_gguf_py(jobs, n + 2);
+    for (int i = 0; i <= n; i++) free(bufs[i]);
+    if (!ran) KT_SKIP("the independent reference needs Python and its 'gguf' package (pip install gguf)");
+}
+
+/* rows of the real models' tensors: the first two and the last */
+KT_TEST(kernels_mm_gguf_py_models)
+{
+    static const struct { const char *file, *tensor; int type; } T[] = {
+        {"SmolLM2-135M-Instruct.Q4_1.gguf", "blk.0.attn_q.weight", KGT_Q4_1},
+        {"SmolLM2-135M-Instruct.Q4_1.gguf", "token_embd.weight", KGT_Q8_0},
+        {"gemma-3-270m-q4_k_m.gguf", "blk.0.attn_output.weight", KGT_Q4_K},
+        {"gemma-3-270m-q4_k_m.gguf", "blk.0.ffn_down.weight", KGT_Q6_K},
+        {"gemma-3-270m-q4_k_m.gguf", "blk.0.attn_norm.weight", KGT_F32},
+    };
+    enum { NT = sizeof T / sizeof *T };
+    kg_gguf *g[NT] = {0};
+    dq_job jobs[NT];
+    uint8_t *bufs[NT] = {0};
+    int n = 0;
+    for (int i = 0; i < NT; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", kt_models_dir(), T[i].file);
+        if (kg_gguf_open(path, &g[i]) != KG_OK) {
+            for (int j = 0; j < i; j++) kg_gguf_close(g[j]);
+            for (int j = 0; j < n; j++) free(bufs[j]);
+            KT_SKIP("%s: %s (run 'make models')", path, kg_last_error());
+        }
+        const kg_tensor *t = kg_gguf_find_tensor(g[i], T[i].tensor);
+        KT_CHECKF(t && (int)t->type == T[i].type, "%s: %s missing or not %s", T[i].file, T[i].tensor, tname(T[i].type));
+        if (!t || (int)t->type != T[i].type) continue;
+        const int64_t K = (int64_t)t->ne[0], N = (int64_t)(t->n_elements / t->ne[0]), rb = ref_row_bytes(T[i].type, K);
+        const int64_t rows[3] = {0, 1, N - 1}, nr = N >= 3 ? 3 : N;
+        bufs[n] = xmalloc((size_t)(nr * rb));
+        for (int64_t r = 0; r < nr; r++) memcpy(bufs[n] + r * rb, (const uint8_t *)t->data + rows[r] * rb, (size_t)rb);
+        jobs[n] = (dq_job){T[i].tensor, T[i].type, K, nr, bufs[n]};
+        n++;
+    }
+    const int ran = check_with_gguf_py(jobs, n);
+    for (int i = 0; i < NT; i++) kg_gguf_close(g[i]);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    if (!ran) KT_SKIP("the independent reference needs Python and its 'gguf' package (pip install gguf)");
+}

@@ -1,0 +1,522 @@
+/*
+ * test_kernels_ops.c — the non-product kernel templates (templates/cpu/ops.h)
+ * against the double references of ref_ops.c.
+ *
+ * Each case runs the template with nth = 1, 2, 3 and 8 threads (every ith in
+ * turn on this thread: the SPMD contract without real threads; 8 exceeds the
+ * rows of most shapes, so some threads get nothing), on an output poisoned
+ * with NaN (or on a fresh copy of the input, for in-place kernels), and
+ * checks the normalized error ||y - ref|| / ||ref|| against a tolerance, and
+ * that every thread count gives the same bits as nth = 1 (each row's
+ * arithmetic must not depend on the split).
+ *
+ * Tolerances. The templates compute in f32, the references in double, on the
+ * same f32 (or f16-decoded) inputs. One f32 rounding is 6e-8 relative; an
+ * elementwise kernel (act, rope, norm's scaling) does a handful of them, plus
+ * the exp polynomial (~1 ulp): 1e-6 leaves a 10x margin over the observed
+ * <= 1e-7 (each test prints its worst). Reductions (norm statistics over
+ * K <= 2048, softmax sums, attention's dot products over head_dim and sums
+ * over up to 2048 positions through the online-softmax rescaling) add
+ * roughly sqrt(terms) roundings, kept small by vector partial sums: 1e-6
+ * for norms and softmax, 1e-5 for attention (observed <= 1e-6). The q8
+ * output of the fused norms is checked as described at check_q8.
+ *
+ * Shapes: SmolLM2-135M (embed 576, 9 heads, 3 KV heads, head_dim 64, ff
+ * 1536) and TinyLlama-1.1B (embed 2048, 32 heads, 4 KV heads, head_dim 64,
+ * ff 5632), plus awkward ones: lengths not a multiple of the vector width
+ * (1, 7, 13, 37, 101 ...), M = 1, n_kv = 1 and n_kv = n_ctx, tiles crossed
+ * and cut, head_dim 20, n_rot < head_dim, multi-head (n_head = n_head_kv).
+ */
+#include "kt.h"
+#include "ref_ops.h"
+#include "templates/cpu/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ── fixed-seed PRNG (splitmix64) ── */
+static uint64_t rng;
+
+static double rng_u01(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1p-53;
+}
+
+static float *rand_floats(int64_t n, double lo, double hi)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    if (!x) abort();
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * rng_u01());
+    return x;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) abort();
+    return p;
+}
+
+/* ── checking ── */
+static const int NTHS[] = {1, 2, 3, 8};
+enum { N_NTHS = sizeof NTHS / sizeof NTHS[0] };
+
+static double worst; /* largest normalized error of the current test */
+
+static double nerr(const float *y, const double *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += (y[i] - ref[i]) * (y[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* One kernel instance: run(ctx, ith, nth) does thread ith's share. */
+typedef void (*run_fn)(const void *ctx, int ith, int nth);
+
+/* Runs `run` for every thread count on y (n floats, reset from init first:
+ * NaN for pure outputs, the input for in-place kernels) and checks y
+ * against ref within tol, and bitwise against the nth = 1 result. */
+static void check_spmd(const char *what, run_fn run, const void *ctx, float *y, const float *init, int64_t n,
+                       const double *ref, double tol)
+{
+    float *y1 = xmalloc((size_t)n * sizeof *y1);
+    for (int t = 0; t < N_NTHS; t++) {
+        memcpy(y, init, (size_t)n * sizeof *y);
+        for (int ith = 0; ith < NTHS[t]; ith++) run(ctx, ith, NTHS[t]);
+        double e = nerr(y, ref, n);
+        KT_CHECKF(e <= tol, "%s, nth=%d: normalized error %.3g > %.3g", what, NTHS[t], e, tol);
+        if (e > worst || e != e) worst = e;
+        if (t == 0) memcpy(y1, y, (size_t)n * sizeof *y);
+        else KT_CHECKF(memcmp(y, y1, (size_t)n * sizeof *y) == 0, "%s: nth=%d differs from nth=1", what, NTHS[t]);
+    }
+    free(y1);
+}
+
+static float *nan_floats(int64_t n)
+{
+    float *x = xmalloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+static void report(const char *name, int cases, double tol)
+{
+    printf("    %s: %d cases, worst normalized error %.2g (tolerance %.0e)\n", name, cases, worst, tol);
+    worst = 0;
+}
+
+/* ══════════════════ norms ══════════════════ */
+typedef struct {
+    void *p[4];
+    int64_t M, K, flags;
+    double eps;
+    int rms;
+} norm_ctx;
+
+static void run_norm(const void *c, int ith, int nth)
+{
+    const norm_ctx *n = c;
+    (n->rms ? kgt_rmsnorm : kgt_layernorm)(n->p, ith, nth, n->M, n->K, n->eps, n->flags);
+}
+
+static const int64_t NORM_SHAPES[][2] = {
+    {1, 576}, {7, 576}, {3, 2048}, {5, 1536}, {1, 1}, {4, 13}, {3, 37}, {2, 100}, {9, 7}, {1, 2048},
+};
+
+/* variant 0 rmsnorm, 1 layernorm, 2 layernorm + bias. x is uniform, offset
+ * by 0.75 for layernorm (so the mean matters); with M >= 5 the last row is
+ * all zeros (zero variance; a zero q8 block scale for rmsnorm). */
+static void norm_inputs(int variant, int64_t M, int64_t K, norm_ctx *c, double *ref)
+{
+    float *x = rand_floats(M * K, -2.0, 2.0), *g = rand_floats(K, 0.5, 1.5), *b = rand_floats(K, -0.5, 0.5);
+    for (int64_t i = 0; i < M * K; i++) x[i] = i >= (M - 1) * K && M >= 5 ? 0.0f : x[i] + (variant ? 0.75f : 0.0f);
+    *c = (norm_ctx){{x, g, NULL, b}, M, K, variant == 2 ? KGT_NORM_BIAS : 0, variant == 1 ? 1e-5 : 1e-6, variant == 0};
+    if (variant == 0) ref_rmsnorm(x, g, ref, M, K, c->eps);
+    else ref_layernorm(x, g, variant == 2 ? b : NULL, ref, M, K, c->eps);
+}
+
+static void norm_free(norm_ctx *c)
+{
+    free(c->p[0]);
+    free(c->p[1]);
+    free(c->p[3]);
+}
+
+KT_TEST(kernels_ops_norm)
+{
+    const char *names[] = {"rmsnorm", "layernorm", "layernorm+bias"};
+    rng = 1;
+    int cases = 0;
+    for (int v = 0; v < 3; v++)
+        for (size_t s = 0; s < sizeof NORM_SHAPES / sizeof NORM_SHAPES[0]; s++) {
+            int64_t M = NORM_SHAPES[s][0], K = NORM_SHAPES[s][1];
+            double *ref = xmalloc((size_t)(M * K) * sizeof *ref);
+            norm_ctx c;
+            norm_inputs(v, M, K, &c, ref);
+            float *y = nan_floats(M * K), *init = nan_floats(M * K);
+            c.p[2] = y;
+            char what[96];
+            snprintf(what, sizeof what, "%s M=%lld K=%lld", names[v], (long long)M, (long long)K);
+            check_spmd(what, run_norm, &c, y, init, M * K, ref, 1e-6);
+            cases++;
+            /* in place (Y = X) */
+            float *x0 = xmalloc((size_t)(M * K) * sizeof *x0);
+            memcpy(x0, c.p[0], (size_t)(M * K) * sizeof *x0);
+            c.p[2] = c.p[0];
+            strcat(what, " in place");
+            check_spmd(what, run_norm, &c, c.p[0], x0, M * K, ref, 1e-6);
+            free(x0);
+            free(y);
+            free(init);
+            free(ref);
+            norm_free(&c);
+        }
+    report("norm", cases, 1e-6);
+}
+
+/*
+ * The fused q8 output. Per block, with d_ref = amax(ref) / 127:
+ *  - d within 1e-5 relative of d_ref (both are an amax of values that agree
+ *    to ~1e-7, over 127);
+ *  - every q equal to ref / d_ref rounded to nearest — except within 1e-3
+ *    of a rounding tie, where the f32 error (<= 127 * ~1e-6 in units of d)
+ *    may tip it (and the tie rule does not matter), and ±1 is allowed;
+ *  - sum = sum of q, exactly;
+ *  - the dequantized block within the quantization bound: ||q d - ref|| <=
+ *    sqrt(sum_b 32 (d_b / 2)²) (plus 1e-6 ||ref|| of f32 error).
+ * (Not checked: bit equality with quantizing the kernel's own f32 output:
+ * under -ffp-contract=fast the two paths may fuse multiply-adds differently
+ * and differ by an ulp. The rule itself, quants.h's kgq_quantize32, is
+ * tested with the products.)
+ */
+static void check_q8(const char *what, const kgt_q8a *q, const double *ref, int64_t M, int64_t K)
+{
+    int bad_d = 0, bad_q = 0, bad_sum = 0;
+    double err2 = 0, bound2 = 0, ref2 = 0;
+    for (int64_t b = 0; b < M * K / 32; b++) {
+        const double *r = ref + b * 32;
+        double amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmax(amax, fabs(r[i]));
+        double dref = amax / 127;
+        bad_d += !(fabs(q[b].d - dref) <= 1e-5 * dref);
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++) {
+            double t = dref > 0 ? r[i] / dref : 0, k = round(t);
+            bool near_tie = fabs(fabs(t - trunc(t)) - 0.5) < 1e-3;
+            bad_q += near_tie ? fabs(q[b].qs[i] - k) > 1 : q[b].qs[i] != k;
+            sum += q[b].qs[i];
+            err2 += (q[b].qs[i] * (double)q[b].d - r[i]) * (q[b].qs[i] * (double)q[b].d - r[i]);
+            ref2 += r[i] * r[i];
+        }
+        bound2 += 32 * (dref / 2) * (dref / 2);
+        bad_sum += sum != q[b].sum;
+    }
+    KT_CHECKF(!bad_d && !bad_q && !bad_sum, "%s: %d scales, %d values, %d sums off", what, bad_d, bad_q, bad_sum);
+    KT_CHECKF(sqrt(err2) <= sqrt(bound2) * (1 + 1e-5) + 1e-6 * sqrt(ref2), "%s: dequantized error %.3g > bound %.3g",
+              what, sqrt(err2), sqrt(bound2));
+    double e = sqrt(err2 / ref2);
+    worst = e > worst ? e : worst;
+}
+
+KT_TEST(kernels_ops_norm_q8)
+{
+    static const int64_t shapes[][2] = {{1, 576}, {7, 576}, {3, 2048}, {1, 32}, {5, 96}, {2, 1536}};
+    const char *names[] = {"rmsnorm", "layernorm", "layernorm+bias"};
+    rng = 2;
+    int cases = 0;
+    for (int v = 0; v < 3; v++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int64_t M = shapes[s][0], K = shapes[s][1], nb = M * K / 32;
+            double *ref = xmalloc((size_t)(M * K) * sizeof *ref);
+            norm_ctx c;
+            norm_inputs(v, M, K, &c, ref);
+            kgt_q8a *q = xmalloc((size_t)nb * sizeof *q), *q1 = xmalloc((size_t)nb * sizeof *q1);
+            c.p[2] = q;
+            c.flags |= KGT_NORM_OUT_Q8;
+            char what[96];
+            for (int t = 0; t < N_NTHS; t++) {
+                snprintf(what, sizeof what, "%s q8 M=%lld K=%lld nth=%d", names[v], (long long)M, (long long)K,
+                         NTHS[t]);
+                memset(q, 0xa5, (size_t)nb * sizeof *q);
+                for (int ith = 0; ith < NTHS[t]; ith++) run_norm(&c, ith, NTHS[t]);
+                if (t == 0) {
+                    check_q8(what, q, ref, M, K);
+                    memcpy(q1, q, (size_t)nb * sizeof *q);
+                } else {
+                    KT_CHECKF(memcmp(q, q1, (size_t)nb * sizeof *q) == 0, "%s: differs from nth=1", what);
+                }
+            }
+            cases++;
+            free(q);
+            free(q1);
+            free(ref);
+            norm_free(&c);
+        }
+    printf("    norm q8: %d cases, worst normalized dequantization error %.2g (bound: half a step per value)\n",
+           cases, worst);
+    worst = 0;
+}
+
+/* ══════════════════ rope ══════════════════ */
+typedef struct {
+    void *p[2];
+    int64_t M, n_head, head_dim, n_rot, mode;
+    double base, fscale;
+} rope_ctx;
+
+static void run_rope(const void *c, int ith, int nth)
+{
+    const rope_ctx *r = c;
+    kgt_rope(r->p, ith, nth, r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->base, r->fscale);
+}
+
+KT_TEST(kernels_ops_rope)
+{
+    /* M, n_head, head_dim, n_rot, freq_base, freq_scale, max position */
+    static const struct { int64_t M, nh, hd, nr; double base, fs; int maxpos; } shapes[] = {
+        {5, 9, 64, 64, 100000, 1, 8192},   /* SmolLM2 q */
+        {5, 3, 64, 64, 100000, 1, 8192},   /* SmolLM2 k */
+        {1, 32, 64, 64, 10000, 1, 2048},   /* TinyLlama q, decode */
+        {3, 4, 64, 64, 10000, 1, 2048},    /* TinyLlama k */
+        {4, 2, 64, 32, 10000, 1, 4096},    /* partial rotation */
+        {3, 5, 6, 4, 10000, 0.25, 100},    /* tiny heads, scaled positions */
+        {2, 3, 10, 2, 500, 1, 50},         /* one pair */
+        {2, 2, 256, 256, 1000000, 1, 32768}, /* two cos/sin chunks, far positions */
+        {7, 1, 20, 18, 10000, 0.5, 1000},
+    };
+    rng = 3;
+    int cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int mode = 0; mode <= 2; mode += 2) {
+            int64_t M = shapes[s].M, n = M * shapes[s].nh * shapes[s].hd;
+            float *x = rand_floats(n, -1.0, 1.0), *y = xmalloc((size_t)n * sizeof *y);
+            int32_t *pos = xmalloc((size_t)M * sizeof *pos);
+            for (int64_t m = 0; m < M; m++) pos[m] = m == 0 ? 0 : (int32_t)(rng_u01() * shapes[s].maxpos);
+            if (M > 1) pos[M - 1] = shapes[s].maxpos - 1;
+            double *ref = xmalloc((size_t)n * sizeof *ref);
+            ref_rope(x, pos, ref, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs);
+            rope_ctx c = {{y, pos}, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs};
+            char what[96];
+            snprintf(what, sizeof what, "rope mode %d M=%lld heads=%lld dim=%lld rot=%lld", mode, (long long)M,
+                     (long long)shapes[s].nh, (long long)shapes[s].hd, (long long)shapes[s].nr);
+            check_spmd(what, run_rope, &c, y, x, n, ref, 1e-6);
+            cases++;
+            free(x);
+            free(y);
+            free(pos);
+            free(ref);
+        }
+    report("rope", cases, 1e-6);
+}
+
+/* ══════════════════ softmax ══════════════════ */
+typedef struct {
+    void *p[1];
+    int64_t M, N;
+    double scale;
+} softmax_ctx;
+
+static void run_softmax(const void *c, int ith, int nth)
+{
+    const softmax_ctx *s = c;
+    kgt_softmax(s->p, ith, nth, s->M, s->N, s->scale);
+}
+
+KT_TEST(kernels_ops_softmax)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {2, 576}, {4, 1000}, {1, 2049}, {5, 16}, {9, 64}, {2, 101}};
+    static const double scales[] = {1.0, 0.125, -0.5, 8.0};
+    rng = 4;
+    int cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+            int64_t M = shapes[s][0], N = shapes[s][1];
+            float *x = rand_floats(M * N, -10.0, 10.0), *y = xmalloc((size_t)(M * N) * sizeof *y);
+            x[(M - 1) * N] = 3e4f; /* a dominating logit: its row underflows to one-hot */
+            double *ref = xmalloc((size_t)(M * N) * sizeof *ref);
+            ref_softmax(x, ref, M, N, scales[k]);
+            softmax_ctx c = {{y}, M, N, scales[k]};
+            char what[96];
+            snprintf(what, sizeof what, "softmax M=%lld N=%lld scale=%g", (long long)M, (long long)N, scales[k]);
+            check_spmd(what, run_softmax, &c, y, x, M * N, ref, 1e-6);
+            cases++;
+            free(x);
+            free(y);
+            free(ref);
+        }
+    report("softmax", cases, 1e-6);
+}
+
+/* ══════════════════ attention ══════════════════ */
+typedef struct {
+    void *p[6];
+    int64_t M, n_head, n_head_kv, D, n_ctx, type;
+    int decode;
+} attn_ctx;
+
+static void run_attn(const void *c, int ith, int nth)
+{
+    const attn_ctx *a = c;
+    if (a->decode) kgt_attn_decode(a->p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
+    else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
+}
+
+/* a cache [n_head_kv][n_ctx][D] of `type` with uniform(-1, 1) values; *val
+ * gets the values as the kernel reads them */
+static void *make_cache(int64_t n, int64_t type, double **val)
+{
+    *val = xmalloc((size_t)n * sizeof **val);
+    float *f = rand_floats(n, -1.0, 1.0);
+    if (type == KGT_F32) {
+        for (int64_t i = 0; i < n; i++) (*val)[i] = f[i];
+        return f;
+    }
+    kgt_f16 *h = xmalloc((size_t)n * sizeof *h);
+    for (int64_t i = 0; i < n; i++) {
+        h[i] = kgt_f32_to_f16(f[i]);
+        (*val)[i] = ref_f16_value(h[i]);
+    }
+    free(f);
+    return h;
+}
+
+/* decode when M == 0 (one token, n_kv = pos0 + 1), else prefill */
+static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type)
+{
+    int decode = M == 0;
+    int64_t Mr = decode ? 1 : M, nq = Mr * nh * D, nc = nkv * n_ctx * D;
+    double *kv, *vv, *ref = xmalloc((size_t)nq * sizeof *ref);
+    void *kc = make_cache(nc, type, &kv), *vc = make_cache(nc, type, &vv);
+    float *q = rand_floats(nq, -4.0, 4.0), *out = xmalloc((size_t)nq * sizeof *out), *init = nan_floats(nq);
+    int64_t arg = decode ? pos0 + 1 : pos0;
+    ref_attn(q, kv, vv, ref, Mr, nh, nkv, D, n_ctx, pos0);
+    attn_ctx c = {{q, kc, vc, out, &arg, NULL}, Mr, nh, nkv, D, n_ctx, type, decode};
+    char what[128];
+    snprintf(what, sizeof what, "attn %s %s M=%lld heads=%lld/%lld dim=%lld n_ctx=%lld pos0=%lld",
+             decode ? "decode" : "prefill", type == KGT_F16 ? "f16" : "f32", (long long)Mr, (long long)nh,
+             (long long)nkv, (long long)D, (long long)n_ctx, (long long)pos0);
+    check_spmd(what, run_attn, &c, out, init, nq, ref, 1e-5);
+    free(kv);
+    free(vv);
+    free(kc);
+    free(vc);
+    free(q);
+    free(out);
+    free(init);
+    free(ref);
+}
+
+KT_TEST(kernels_ops_attn_decode)
+{
+    /* heads, kv heads, head_dim, n_ctx, n_kv */
+    static const int64_t shapes[][5] = {
+        {9, 3, 64, 256, 1},   {9, 3, 64, 256, 37},  {9, 3, 64, 256, 256}, {9, 3, 64, 300, 129}, /* SmolLM2 */
+        {32, 4, 64, 256, 1},  {32, 4, 64, 200, 200}, {32, 4, 64, 512, 300}, {32, 4, 64, 2048, 2048}, /* TinyLlama */
+        {4, 4, 20, 67, 67},   {6, 2, 20, 13, 5},    {1, 1, 1, 1, 1},      {2, 1, 36, 65, 65},
+    };
+    rng = 5;
+    int cases = 0;
+    for (int64_t type = KGT_F32; type <= KGT_F16; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++, cases++)
+            attn_case(0, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4] - 1, type);
+    report("attn decode", cases, 1e-5);
+}
+
+KT_TEST(kernels_ops_attn_prefill)
+{
+    /* M, heads, kv heads, head_dim, n_ctx, pos0 */
+    static const int64_t shapes[][6] = {
+        {7, 9, 3, 64, 256, 0},   {1, 9, 3, 64, 256, 100},  {16, 9, 3, 64, 130, 114}, /* SmolLM2; last fills the cache */
+        {5, 32, 4, 64, 256, 60}, {24, 32, 4, 64, 128, 0}, {32, 32, 4, 64, 1100, 1000}, /* TinyLlama; tiles crossed */
+        {13, 4, 4, 20, 13, 0},   {3, 6, 2, 20, 70, 62},    {5, 1, 1, 1, 5, 0},
+    };
+    rng = 6;
+    int cases = 0;
+    for (int64_t type = KGT_F32; type <= KGT_F16; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++, cases++)
+            attn_case(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], shapes[s][5], type);
+    report("attn prefill", cases, 1e-5);
+}
+
+/* Every f16 bit pattern through the cache decoding: one cached position, so
+ * the output is exactly 1 * V (zero query and keys: one score, weight 1). */
+KT_TEST(kernels_ops_attn_f16_values)
+{
+    enum { D = 65536 };
+    kgt_f16 *k = calloc(D, sizeof *k), *v = xmalloc(D * sizeof *v);
+    float *q = calloc(D, sizeof *q), *out = nan_floats(D);
+    KT_REQUIRE(k && q);
+    for (int i = 0; i < D; i++) v[i] = (kgt_f16)i;
+    int64_t n_kv = 1;
+    void *p[6] = {q, k, v, out, &n_kv, NULL};
+    kgt_attn_decode(p, 0, 1, 1, 1, D, 1, KGT_F16);
+    int bad = 0;
+    for (int i = 0; i < D; i++) {
+        double want = ref_f16_value((uint16_t)i);
+        bool ok = want != want ? out[i] != out[i] : out[i] == want;
+        if (!ok && bad++ < 5) KT_CHECKF(ok, "f16 0x%04x: got %g, want %g", i, (double)out[i], want);
+    }
+    KT_CHECKF(!bad, "%d of 65536 f16 values decoded wrong", bad);
+    free(k);
+    free(v);
+    free(q);
+    free(out);
+}
+
+/* ══════════════════ activations ══════════════════ */
+typedef struct {
+    void *p[2];
+    int64_t n;
+    int gelu;
+} act_ctx;
+
+static void run_act(const void *c, int ith, int nth)
+{
+    const act_ctx *a = c;
+    (a->gelu ? kgt_gelu : kgt_silu)(a->p, ith, nth, a->n);
+}
+
+KT_TEST(kernels_ops_act)
+{
+    static const int64_t sizes[] = {1, 7, 63, 64, 65, 576, 1536, 5632, 10007};
+    rng = 7;
+    int cases = 0;
+    for (int gelu = 0; gelu <= 1; gelu++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int in_place = 0; in_place <= 1; in_place++, cases++) {
+                int64_t n = sizes[s];
+                float *x = rand_floats(n, -8.0, 8.0), *y = xmalloc((size_t)n * sizeof *y), *init;
+                /* tails of the range (exp under/overflow, flat regions), spread out
+                 * where n > 9 so they leave the normalized error meaningful */
+                static const float extremes[] = {-100.f, 100.f, -30.f, 30.f, -89.f, 89.f, 0.f, -0.f, 1e-30f};
+                const int64_t n_ext = n > 9 ? 9 : 0, stride = n / 9;
+                for (int64_t i = 0; i < n_ext; i++) x[i * stride] = extremes[i];
+                double *ref = xmalloc((size_t)n * sizeof *ref);
+                (gelu ? ref_gelu : ref_silu)(x, ref, n);
+                act_ctx c = {{in_place ? y : x, y}, n, gelu};
+                init = in_place ? x : nan_floats(n);
+                char what[64];
+                snprintf(what, sizeof what, "%s n=%lld%s", gelu ? "gelu" : "silu", (long long)n,
+                         in_place ? " in place" : "");
+                check_spmd(what, run_act, &c, y, init, n, ref, 1e-6);
+                /* the extremes, one by one (the normalized error hides small values) */
+                for (int64_t i = 0; i < n_ext; i++) {
+                    int64_t j = i * stride;
+                    KT_CHECKF(fabs(y[j] - ref[j]) <= 1e-6 * fabs(ref[j]) + 1e-30, "%s: f(%g) = %g, want %g", what,
+                              (double)x[j], (double)y[j], ref[j]);
+                }
+                if (!in_place) free(init);
+                free(x);
+                free(y);
+                free(ref);
+            }
+    report("act", cases, 1e-6);
+}
