@@ -40,17 +40,13 @@ static kg_status key_of(const gen_target *t, const gen_kinst *k, int n, gen_emit
         snprintf(name, sizeof name, "inst%d.sym", i);
         if (!st) st = kg_keytext_str(kt, name, k[i].sym);
         for (int j = 0; j < k[i].n_params && !st; j++) {
+            /* parameter names are the template's (any case): in the value */
             const gen_param *p = &k[i].params[j];
-            snprintf(name, sizeof name, "inst%d.%s", i, p->name);
-            if (p->runtime) {
-                char v[16];
-                snprintf(v, sizeof v, "@%d", p->rt_index);
-                st = kg_keytext_str(kt, name, v);
-            } else {
-                /* both readings: the template decides which one it uses */
-                st = kg_keytext_i64(kt, name, p->i);
-                if (!st) st = kg_keytext_f64(kt, name, p->f);
-            }
+            char v[128];
+            if (p->runtime) snprintf(v, sizeof v, "%s=@%d", p->name, p->rt_index);
+            else snprintf(v, sizeof v, "%s=%lld/%a", p->name, (long long)p->i, p->f); /* both readings: the template picks */
+            snprintf(name, sizeof name, "inst%d.param%d", i, j);
+            st = kg_keytext_str(kt, name, v);
         }
     }
     if (!st) st = kg_keytext_finish(kt, key);

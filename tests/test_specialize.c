@@ -206,6 +206,17 @@ KT_TEST(specialize_cached)
         if (i == 1) KT_CHECK(n == first_n && memcmp(out, first, n) == 0);
         free(out);
     }
+    /* template parameter names of any case (M, K) key correctly */
+    gen_param rp[] = {P("M", 1), P("K", 64), PF("eps", 1e-5), P("flags", 0)};
+    gen_kinst kr = inst("rmsnorm", "t_cached_norm", 4, rp);
+    for (int r = 0; r < 2; r++) {
+        void *out;
+        size_t n;
+        bool hit;
+        kg_status s = gen_compile_cached(c, &t, &kr, 1, GEN_EMIT_OBJ, &out, &n, &hit);
+        KT_CHECKF(s == KG_OK && hit == (r == 1), "rmsnorm round %d: status %d hit %d (%s)", r, s, hit, kg_last_error());
+        if (s == KG_OK) free(out);
+    }
     /* the cached object runs */
     gen_jit *j;
     gen_kfn f = NULL;

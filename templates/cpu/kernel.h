@@ -79,11 +79,28 @@ typedef struct { float d; int32_t sum; int8_t qs[32]; } kgt_q8a;
 _Static_assert(sizeof(kgt_q8a) == 40, "q8a");
 
 /* ── scalar conversions (exact, no tables) ── */
+/* Exact. With F16C the compiler's conversion is one instruction; without it
+ * (the generic x86-64-v2 bitcode) it would be a libgcc call, so the bits are
+ * rebuilt by hand. */
 KG_INLINE float kgt_f16_to_f32(kgt_f16 h)
 {
+#if defined(__F16C__)
     _Float16 f;
     memcpy(&f, &h, 2);
     return (float)f;
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+    float f;
+    if (e == 0x1f) u = sign | 0x7f800000u | (m << 13);   /* inf, nan */
+    else if (e) u = sign | ((e + 112) << 23) | (m << 13); /* normal */
+    else {                                                /* zero, subnormal: m * 2^-24 */
+        f = (float)m * 0x1p-24f;
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    memcpy(&f, &u, 4);
+    return f;
+#endif
 }
 
 KG_INLINE kgt_f16 kgt_f32_to_f16(float f)
