@@ -353,7 +353,9 @@ kg_status gen_list_templates(gen_isa isa, FILE *f)
 
 kg_status gen_link_so(const void *obj, size_t size, const char *out_path)
 {
-    char tmp[] = "/tmp/kgen-link-XXXXXX.o";
+    char tmp[4096];
+    const char *td = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(tmp, sizeof tmp, "%s/kgen-link-XXXXXX.o", td);
     int fd = mkstemps(tmp, 2);
     if (fd < 0) return kg_err(KG_ERR_IO, "cannot create a temporary object file: %s", strerror(errno));
     size_t off = 0;

@@ -30,7 +30,7 @@ typedef enum kg_status {
     KG_ERR_NOMEM       = -3, /* an allocation failed                           */
     KG_ERR_UNSUPPORTED = -4, /* well-formed, but kgen cannot handle it (yet)   */
     KG_ERR_ARG         = -5, /* the caller passed something invalid            */
-    KG_ERR_NOTFOUND    = -6, /* a key or tensor that was asked for is absent   */
+    KG_ERR_NOTFOUND    = -6, /* a file, key or tensor asked for is absent      */
 } kg_status;
 
 /* The message of the last failure on this thread. Never NULL; "" if none.

@@ -293,21 +293,10 @@ static kg_status read_entry(const char *path, kg_key key, const char *kind, void
                             size_t cap)
 {
     why[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR) return kg_err(KG_ERR_NOTFOUND, "%s: not in the cache", path);
-        return kg_err(KG_ERR_IO, "%s: %s", path, strerror(errno));
-    }
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return kg_err(KG_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return kg_err(KG_ERR_IO, "%s: not a regular file", path);
-    }
+    kg_status os = kg_open_regular(path, O_NOFOLLOW, &fd, &st);
+    if (os) return os;
     uint8_t h[HDR_SIZE];
     void *buf = NULL;
     uint64_t fsize = (uint64_t)st.st_size, psize = fsize >= HDR_SIZE ? fsize - HDR_SIZE : 0;

@@ -471,18 +471,10 @@ kg_status kg_gguf_open(const char *path, kg_gguf **out)
 {
     if (!out || !path) return kg_err(KG_ERR_ARG, "kg_gguf_open: path or out is NULL");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return kg_err(KG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return kg_err(KG_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return kg_err(KG_ERR_IO, "%s: not a regular file", path);
-    }
+    kg_status st = kg_open_regular(path, 0, &fd, &sb);
+    if (st) return st;
     if (sb.st_size == 0) {
         close(fd);
         return kg_err(KG_ERR_FORMAT, "%s: empty file (not a GGUF model)", path);
