@@ -1,5 +1,5 @@
 /* bitcode.S — the kernel templates' LLVM bitcode, one blob per ISA level,
- * embedded in kgen so it needs no clang and no template files at run time.
+ * and the model runtime's object, embedded in kgen so it needs no clang and no template files at run time.
  * The files are found through the assembler's include path (-Wa,-I$(B)).
  * gen/llvm.c reads them (see gen.h). */
 #define BLOB(name, file)                  \
@@ -15,5 +15,7 @@ kgen_bc_##name##_end:                     \
 BLOB(generic, "templates-generic.bc")
 BLOB(avx2, "templates-avx2.bc")
 BLOB(avx512, "templates-avx512.bc")
+/* the model runtime (runtime/model/), linked into every compiled model */
+BLOB(rt, "kgen-rt.o")
 
 .section .note.GNU-stack, "", @progbits

@@ -86,4 +86,11 @@ kg_status gen_jit_add(gen_jit *j, const void *obj, size_t size);  /* copies obj 
 kg_status gen_jit_lookup(gen_jit *j, const char *sym, gen_kfn *out);
 void gen_jit_destroy(gen_jit *j);
 
+/* ─────────────── tokenizer data (gen/tokdata.c) ─────────────── */
+
+/* Serializes the GGUF's tokenizer (tokenizer.ggml.*, tokenizer.chat_template)
+ * into the blob runtime/model/tokenizer.c reads (format: gen/tokdata.c).
+ * Errors name the key that is missing or malformed. *blob is malloc'd. */
+kg_status gen_tokdata(const kg_gguf *g, void **blob, size_t *size);
+
 #endif
