@@ -317,6 +317,82 @@ KT_TEST(kernels_ops_rope)
     report("rope", cases, 1e-6);
 }
 
+/* rope_kv: Q rotated into its own buffer, K rotated and V copied into the
+ * cache rows at the tokens' positions (f32 and f16 cache), nothing else of
+ * the cache touched; against ref_rope on the Q and K parts. */
+typedef struct {
+    void *p[5];
+    int64_t M, nh, nkv, hd, nr, n_ctx, ct;
+    double base;
+} rope_kv_ctx;
+
+static void run_rope_kv(const void *c, int ith, int nth)
+{
+    const rope_kv_ctx *r = c;
+    kgt_rope_kv(r->p, ith, nth, r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->base, 1.0, r->n_ctx, r->ct);
+}
+
+static float cache_get(const void *c, int64_t i, int64_t ct)
+{
+    if (ct == KGT_F32) return ((const float *)c)[i];
+    uint16_t h;
+    memcpy(&h, (const char *)c + 2 * i, 2);
+    return kgt_f16_to_f32(h);
+}
+
+KT_TEST(kernels_ops_rope_kv)
+{
+    static const struct { int64_t M, nh, nkv, hd, nr, n_ctx; double base; } shapes[] = {
+        {1, 9, 3, 64, 64, 16, 100000}, {5, 9, 3, 64, 64, 40, 100000}, {3, 32, 4, 64, 64, 9, 10000},
+        {4, 4, 4, 20, 18, 7, 10000},
+    };
+    rng = 11;
+    int cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int64_t ct = 0; ct <= 1; ct++) { /* KGT_F32, KGT_F16 */
+            int64_t M = shapes[s].M, nh = shapes[s].nh, nkv = shapes[s].nkv, hd = shapes[s].hd;
+            int64_t row = (nh + 2 * nkv) * hd, ncache = nkv * shapes[s].n_ctx * hd, esz = ct ? 2 : 4;
+            float *qkv = rand_floats(M * row, -1.0, 1.0), *q = xmalloc((size_t)(M * nh * hd) * 4);
+            float *qin = xmalloc((size_t)(M * nh * hd) * 4), *kin = xmalloc((size_t)(M * nkv * hd) * 4);
+            char *kc = xmalloc((size_t)(ncache * esz)), *vc = xmalloc((size_t)(ncache * esz));
+            int32_t *pos = xmalloc((size_t)M * 4);
+            for (int64_t m = 0; m < M; m++) {
+                pos[m] = (int32_t)((m * 3 + 1) % shapes[s].n_ctx); /* distinct rows (M <= n_ctx / 3 + 1) */
+                memcpy(qin + m * nh * hd, qkv + m * row, (size_t)(nh * hd) * 4);
+                memcpy(kin + m * nkv * hd, qkv + m * row + nh * hd, (size_t)(nkv * hd) * 4);
+            }
+            double *qref = xmalloc((size_t)(M * nh * hd) * 8), *kref = xmalloc((size_t)(M * nkv * hd) * 8);
+            ref_rope(qin, pos, qref, M, nh, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
+            ref_rope(kin, pos, kref, M, nkv, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
+            rope_kv_ctx c = {{qkv, pos, q, kc, vc}, M, nh, nkv, hd, shapes[s].nr, shapes[s].n_ctx, ct, shapes[s].base};
+            for (int t = 0; t < N_NTHS; t++) {
+                memset(kc, 0x7f, (size_t)(ncache * esz)); /* a pattern that is no value we write */
+                memset(vc, 0x7f, (size_t)(ncache * esz));
+                for (int ith = 0; ith < NTHS[t]; ith++) run_rope_kv(&c, ith, NTHS[t]);
+                double e = nerr(q, qref, M * nh * hd), ek = 0, ev = 0;
+                int64_t touched = 0, bytes_set = 0;
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t k = 0; k < nkv; k++)
+                        for (int64_t d = 0; d < hd; d++) {
+                            int64_t ci = (k * shapes[s].n_ctx + pos[m]) * hd + d;
+                            double kr = kref[(m * nkv + k) * hd + d], vr = qkv[m * row + (nh + nkv + k) * hd + d];
+                            ek = fmax(ek, fabs(cache_get(kc, ci, ct) - kr));
+                            ev = fmax(ev, fabs(cache_get(vc, ci, ct) - vr));
+                            touched++;
+                        }
+                for (int64_t i = 0; i < ncache * esz; i++) bytes_set += ((unsigned char)kc[i] != 0x7f) + ((unsigned char)vc[i] != 0x7f);
+                double tol = ct ? 1e-3 : 1e-6; /* f16: half an ulp at |x| < 2 is <= 2^-11 */
+                KT_CHECKF(e <= 1e-6, "rope_kv q (shape %zu, nth %d): error %.3g", s, NTHS[t], e);
+                KT_CHECKF(ek <= tol && ev <= tol, "rope_kv cache (shape %zu, type %lld, nth %d): k err %.3g, v err %.3g", s,
+                          (long long)ct, NTHS[t], ek, ev);
+                KT_CHECKF(bytes_set <= 2 * touched * esz, "rope_kv wrote outside its rows (%lld bytes changed)", (long long)bytes_set);
+            }
+            cases++;
+            free(qkv); free(q); free(qin); free(kin); free(kc); free(vc); free(pos); free(qref); free(kref);
+        }
+    printf("    rope_kv: %d cases\n", cases);
+}
+
 /* ══════════════════ softmax ══════════════════ */
 typedef struct {
     void *p[1];

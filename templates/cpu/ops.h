@@ -61,6 +61,14 @@ enum {
  *                computed in double (sin/cos from libm); dims from n_rot on
  *                are left alone. n_rot even, <= head_dim. Threads split
  *                (token, head) pairs, so decode splits too.
+ * kgt_rope_kv    RoPE + KV-cache append for a fused Q/K/V product:
+ *                p[0] QKV f32[M][n_head + 2 n_head_kv][head_dim] (Q heads,
+ *                then K heads, then V heads), p[1] positions int32_t[M],
+ *                p[2] Q out f32[M][n_head][head_dim] (rotated), p[3] K cache,
+ *                p[4] V cache (each [n_head_kv][n_ctx][head_dim] of
+ *                cache_type, KGT_F32 or KGT_F16): K rotated and V copied to
+ *                row pos (clamped to [0, n_ctx-1]). Rotation as kgt_rope;
+ *                head_dim <= 512. Threads split (token, Q-or-K head) pairs.
  * kgt_softmax    p[0] X f32[M][N] in place: x = softmax(scale * x) per row
  *                (max-subtracted; rows must hold a finite value).
  * kgt_attn_decode  one new token, attending to cache positions 0..n_kv-1:
@@ -89,6 +97,8 @@ void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double 
 void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
 void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
               int64_t mode, double freq_base, double freq_scale);
+void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                 int64_t n_rot, int64_t mode, double freq_base, double freq_scale, int64_t n_ctx, int64_t cache_type);
 void kgt_softmax(void *const *p, int ith, int nth, int64_t M, int64_t N, double scale);
 void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                      int64_t n_ctx, int64_t cache_type);

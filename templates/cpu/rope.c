@@ -65,3 +65,59 @@ KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_h
         u += h1 - h0;
     }
 }
+
+/* RoPE of a fused Q/K/V product's output, with the K/V cache append (ops.h). */
+KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
+                           int64_t head_dim, int64_t n_rot, int64_t mode, double freq_base, double freq_scale,
+                           int64_t n_ctx, int64_t cache_type)
+{
+    const float *QKV = p[0];
+    const int32_t *pos = p[1];
+    float *Q = p[2];
+    char *Kc = p[3], *Vc = p[4];
+    const int64_t half = n_rot / 2, nh = n_head + n_head_kv, row = (n_head + 2 * n_head_kv) * head_dim;
+    const int64_t esz = cache_type == KGT_F16 ? 2 : 4;
+    const double step = pow(freq_base, -2.0 / (double)n_rot);
+    int64_t lo, hi;
+    kgt_split(M * nh, 1, ith, nth, &lo, &hi);
+    for (int64_t u = lo; u < hi;) {
+        int64_t m = u / nh, h0 = u % nh;
+        int64_t h1 = hi - u < nh - h0 ? h0 + (hi - u) : nh;
+        const float *src = QKV + m * row;
+        double p0 = (double)pos[m] * freq_scale;
+        int64_t at = pos[m] < 0 ? 0 : pos[m] >= n_ctx ? n_ctx - 1 : pos[m];
+        for (int64_t h = h0; h < h1; h++) {
+            float x[512]; /* head_dim <= 512 (the generator checks) */
+            memcpy(x, src + h * head_dim, (size_t)head_dim * sizeof(float));
+            for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
+                int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
+                float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
+                double f = c0 ? pow(step, (double)c0) : 1.0;
+                for (int64_t i = 0; i < nc; i++, f *= step) {
+                    double theta = p0 * f;
+                    cs[i] = (float)cos(theta);
+                    sn[i] = (float)sin(theta);
+                }
+                rope_head(x, cs, sn, c0, nc, half, mode);
+            }
+            if (h < n_head) {
+                memcpy(Q + (m * n_head + h) * head_dim, x, (size_t)head_dim * sizeof(float));
+                continue;
+            }
+            int64_t kv = h - n_head;
+            const float *v = src + (n_head + n_head_kv + kv) * head_dim;
+            char *kd = Kc + ((kv * n_ctx) + at) * head_dim * esz, *vd = Vc + ((kv * n_ctx) + at) * head_dim * esz;
+            if (cache_type == KGT_F16) {
+                for (int64_t d = 0; d < head_dim; d++) {
+                    kgt_f16 a = kgt_f32_to_f16(x[d]), b = kgt_f32_to_f16(v[d]);
+                    memcpy(kd + 2 * d, &a, 2);
+                    memcpy(vd + 2 * d, &b, 2);
+                }
+            } else {
+                memcpy(kd, x, (size_t)head_dim * 4);
+                memcpy(vd, v, (size_t)head_dim * 4);
+            }
+        }
+        u += h1 - h0;
+    }
+}
