@@ -17,5 +17,7 @@ BLOB(avx2, "templates-avx2.bc")
 BLOB(avx512, "templates-avx512.bc")
 /* the model runtime (runtime/model/), linked into every compiled model */
 BLOB(rt, "kgen-rt.o")
+/* the model ABI header, written beside `kgen compile --emit obj` objects */
+BLOB(model_h, "kgen_model.h")
 
 .section .note.GNU-stack, "", @progbits

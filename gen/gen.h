@@ -64,6 +64,16 @@ typedef enum gen_emit { GEN_EMIT_OBJ, GEN_EMIT_ASM, GEN_EMIT_LL } gen_emit;
  * emit. *out is malloc'd (free it); for GEN_EMIT_LL it is NUL-terminated. */
 kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit emit, void **out, size_t *size);
 
+/* gen_compile, and before optimizing, hook->fn(ctx, module, t, arg) adds
+ * more to the module (an LLVMContextRef and LLVMModuleRef, passed as void *
+ * so this header needs no LLVM headers): lower.c's entry points. */
+typedef struct gen_hook {
+    kg_status (*fn)(void *ctx, void *module, const gen_target *t, void *arg);
+    void *arg;
+} gen_hook;
+kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const gen_hook *hook, gen_emit emit,
+                           void **out, size_t *size);
+
 /* gen_compile through the cache `c` (NULL: no cache). *hit tells whether
  * the artifact came from the cache. A failure to store is only a warning. */
 kg_status gen_compile_cached(kg_cache *c, const gen_target *t, const gen_kinst *k, int n, gen_emit emit,
@@ -85,6 +95,35 @@ kg_status gen_jit_create(gen_jit **out);
 kg_status gen_jit_add(gen_jit *j, const void *obj, size_t size);  /* copies obj */
 kg_status gen_jit_lookup(gen_jit *j, const char *sym, gen_kfn *out);
 void gen_jit_destroy(gen_jit *j);
+
+/* ─────────────── whole models (gen/model.c) ─────────────── */
+
+typedef struct gen_model_opts {
+    const char *cpu;          /* target "NAME[,+f,-f]"; NULL: this machine          */
+    int n_batch;              /* tokens per prefill step; 0: 128                     */
+    bool emit_obj;            /* a relocatable object instead of a shared object     */
+    const char *weights_file; /* external weights: the name stored in the model
+                                 (found beside it at open); NULL: embedded           */
+    const char *weights_path; /* external weights: where to write them               */
+    bool progress;            /* a line per phase on stderr                          */
+    int jobs;                 /* code generation threads; 0: the online CPUs         */
+} gen_model_opts;
+
+typedef struct gen_model_report {
+    int n_nodes, n_instances;
+    uint64_t weight_bytes, ws_bytes, code_bytes;
+    char cpu[64];
+    char content_hash[40];
+    double graph_s, codegen_s, pack_s, link_s, total_s;
+} gen_model_report;
+
+/* GGUF file -> model .so (or object) at out_path, written atomically. */
+kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r);
+
+/* `kgen compile|run|bench` (gen/cmd_*.c): argv after the command name. */
+int cmd_compile(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* ─────────────── tokenizer data (gen/tokdata.c) ─────────────── */
 

@@ -253,6 +253,12 @@ static double now_ms(void)
 
 kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit kind, void **out, size_t *size)
 {
+    return gen_compile_with(t, k, n, NULL, kind, out, size);
+}
+
+kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const gen_hook *hook, gen_emit kind,
+                           void **out, size_t *size)
+{
     bool dbg = getenv("KGEN_DEBUG") && *getenv("KGEN_DEBUG") && strcmp(getenv("KGEN_DEBUG"), "0");
     double t0 = now_ms(), t_parse = 0, t_setup = 0, t_opt = 0;
     *out = NULL;
@@ -274,6 +280,7 @@ kg_status gen_compile(const gen_target *t, const gen_kinst *k, int n, gen_emit k
         prepare_functions(ctx, m, t);
     }
     for (int i = 0; i < n && st == KG_OK; i++) st = add_wrapper(ctx, m, t, &k[i]);
+    if (st == KG_OK && hook) st = hook->fn(ctx, m, t, hook->arg);
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     /* Prune before O3: drop the templates no instance uses; push each
      * wrapper's constants into its (single-caller) template (ipsccp) and fold

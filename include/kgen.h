@@ -237,7 +237,14 @@ bool kg_str_eq(kg_str s, const char *c);
  * key all succeed and leave one valid entry. A kg_cache handle is not
  * modified after kg_cache_open and may be shared between threads.
  * Corruption. Every get verifies the entry (header and payload hash); a bad
- * entry is a miss, and it is removed.                                   */
+ * entry is a miss, and it is removed.
+ *
+ * Two layouts. kg_cache_put writes the 64-byte record (magic, kind, key,
+ * size, hash) before the payload; kg_cache_put_path writes it after, so
+ * the payload starts at offset 0 and the entry file can be used in place
+ * (a shared object dlopen()ed from the cache: ELF loaders ignore trailing
+ * bytes). Reads tell the layout by content; kg_cache_get, kg_cache_foreach
+ * and the rest handle both alike.                                       */
 
 typedef struct kg_cache kg_cache;
 typedef struct kg_keytext kg_keytext;
@@ -296,14 +303,15 @@ void kg_cache_close(kg_cache *c);
 /* The cache directory, as given or resolved (not canonicalized); owned by c. */
 const char *kg_cache_dir(const kg_cache *c);
 
-/* Reads the entry (key, kind) after verifying it. On success *data is a
- * malloc'd copy of the payload (the caller frees it with free(); non-NULL
- * even for an empty payload) and *size its length.
+/* Reads the entry (key, kind), of either layout, after verifying it. On
+ * success *data is a malloc'd copy of the payload (the caller frees it with
+ * free(); non-NULL even for an empty payload) and *size its length.
  * KG_ERR_NOTFOUND on a miss: no entry, or an entry that failed verification
  * (then it has been removed and the message says what was wrong).
  * KG_ERR_ARG for a kind that is not 1..KG_CACHE_KIND_MAX of [a-z0-9];
  * KG_ERR_IO when the entry exists but cannot be read; KG_ERR_NOMEM.
- * Cost: one open, fstat, readv, close and one XXH3-64 over the payload. */
+ * Cost: one open, fstat, two preads (three for a trailer entry), close and
+ * one XXH3-64 over the payload. */
 kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size);
 
 /* Stores `size` bytes at `data` (NULL allowed when size is 0) as the entry
@@ -312,6 +320,59 @@ kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, s
  * entry is caught by the next get's verification. */
 kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size);
 
+/* The path of the entry (key, kind), for use in place (dlopen it), after
+ * verifying it: record and payload hash, as kg_cache_get. Writes the path,
+ * NUL-terminated, into `path` (`cap` bytes; "" on failure). The path is
+ * <cache dir>/xx/<30 hex>.<kind>: relative when the cache directory was
+ * given relative, and always with a '/' (dlopen takes it as a path).
+ * Only trailer entries (written by kg_cache_put_path) qualify: their
+ * payload is the file's first `size` bytes, followed by the 64-byte record.
+ * KG_ERR_NOTFOUND on a miss: no entry; an entry that failed verification
+ * (it has been removed; the message says what was wrong); or a header
+ * entry (written by kg_cache_put: valid for kg_cache_get, so it is left in
+ * place; a kg_cache_put_path of the key replaces it).
+ * KG_ERR_ARG for a bad kind or a `cap` too small for the path (nothing is
+ * read then); KG_ERR_IO when the entry exists but cannot be read;
+ * KG_ERR_NOMEM.
+ * The file is immutable while it holds that name, but the name is not
+ * held for the caller: a concurrent kg_cache_clear or verify may remove it
+ * and a concurrent put may replace it (with a whole entry) before the
+ * caller opens it. An open that fails with ENOENT is therefore a miss.
+ * Cost: one open, fstat, two 64-byte preads, close, and one pass of
+ * 256 KiB preads hashing the payload (XXH3-64), never holding it whole:
+ * for 100 MB in the page cache, 36-61 ms on a loaded 2-core VM where
+ * XXH3-64 over the same bytes in memory took 27-34 ms (and kg_cache_get,
+ * which copies, 190-350 ms); disk speed when not cached (the pass then
+ * also warms the page cache for the loader). */
+kg_status kg_cache_get_path(kg_cache *c, kg_key key, const char *kind, char *path, size_t cap);
+
+/* Stores the finished file at `src` as the trailer entry (key, kind),
+ * replacing any entry there (of either layout). The caller gives src up:
+ * on success it is gone (moved into the cache, or copied and then
+ * unlinked), and nothing may write it meanwhile. src may be in any
+ * directory, on any filesystem.
+ *   - In place (no copy) when src is a regular file owned by the effective
+ *     user, with one link, openable for writing, on the cache's
+ *     filesystem: one pass reading src to hash it, the 64-byte trailer
+ *     appended, chmod 0600, and one rename() onto the entry's name.
+ *   - Otherwise (another filesystem: rename fails with EXDEV; or src is
+ *     someone else's, hard-linked, or read-only): copied into a temporary
+ *     file in the entry's subdirectory (hashing on the way), the trailer
+ *     appended, renamed into place, then src unlinked.
+ * Either way the entry is a mode 0600 file owned by the caller (dlopen
+ * needs read permission only), and readers see a whole entry or none;
+ * concurrent puts of one key all succeed and leave one valid entry, as
+ * kg_cache_put. Not fsync'ed (see kg_cache_put).
+ * KG_ERR_ARG: a bad kind; src is a symlink, not a regular file, the entry
+ * itself, or starts with the 8-byte cache magic "KGCACHE\0" (such a file
+ * would read as a header entry: store it with kg_cache_put). KG_ERR_IO:
+ * src cannot be opened or read (absent included), the cache cannot be
+ * written, or (the entry is stored then) src cannot be unlinked after a
+ * copy. KG_ERR_NOMEM. On failure src is left as it was (an appended
+ * trailer is cut off and the mode restored) and no entry was written,
+ * except for that last case. */
+kg_status kg_cache_put_path(kg_cache *c, kg_key key, const char *kind, const char *src);
+
 /* One entry, as kg_cache_foreach sees it. All pointers are valid only
  * during the callback. */
 typedef struct kg_cache_entry {
@@ -319,9 +380,9 @@ typedef struct kg_cache_entry {
     char key_hex[33];
     char kind[KG_CACHE_KIND_MAX + 1];
     const char *path;       /* the entry's file                              */
-    uint64_t file_size;     /* bytes on disk, header included                */
-    uint64_t size;          /* payload bytes (file_size - header; 0 if the
-                               file is shorter than a header)                */
+    uint64_t file_size;     /* bytes on disk, header (or trailer) included   */
+    uint64_t size;          /* payload bytes (file_size - 64, in both
+                               layouts; 0 if the file is shorter than 64)    */
     int64_t mtime;          /* last write, seconds since the epoch           */
     const char *problem;    /* KG_CACHE_VERIFY only: NULL if the entry is
                                valid, else why it is not (it was removed)    */
@@ -334,9 +395,11 @@ typedef int (*kg_cache_visit)(const kg_cache_entry *e, void *ctx);
 enum { KG_CACHE_VERIFY = 1 }; /* foreach flag: read and verify every entry,
                                  remove bad ones (reported with `problem`) */
 
-/* Calls fn for every entry, ordered by key_hex then kind. Files that are not
- * entries (temporary files, foreign names) are skipped, never reported.
- * Without KG_CACHE_VERIFY it only lists and stats (no file is opened).
+/* Calls fn for every entry (both layouts), ordered by key_hex then kind.
+ * Files that are not entries (temporary files, foreign names) are skipped,
+ * never reported. Without KG_CACHE_VERIFY it only lists and stats (no file
+ * is opened); with it, each entry is read once in 256 KiB pieces (never
+ * held in memory whole).
  * Fails (KG_ERR_IO) if a directory cannot be read; an entry that vanishes
  * meanwhile (a concurrent clear) is skipped. */
 kg_status kg_cache_foreach(kg_cache *c, unsigned flags, kg_cache_visit fn, void *ctx);

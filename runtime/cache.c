@@ -2,8 +2,10 @@
  * cache.c — the on-disk cache of compiled artifacts (keys: cache_key.c).
  *
  * Requires: a directory of our own (0700, owned by us). Produces: verified
- * payloads by (key, kind). Invalidates nothing: entries are immutable once
- * renamed into place; a put replaces a whole file.
+ * payloads by (key, kind), as a malloc'd copy (kg_cache_get) or, for
+ * trailer entries, as a path to a file that can be used in place
+ * (kg_cache_get_path: dlopen it). Invalidates nothing: entries are immutable
+ * once renamed into place; a put replaces a whole file.
  *
  * ── Layout ──
  *
@@ -15,7 +17,16 @@
  *
  * ── The entry file (all integers little-endian) ──
  *
- *   offset  field      type      notes
+ * An entry is a payload and a 64-byte record describing it. The record
+ * comes first (a header entry, written by kg_cache_put) or last (a trailer
+ * entry, written by kg_cache_put_path: the payload starts at offset 0, so a
+ * shared object stored this way is an ELF file that dlopen() loads in place;
+ * ELF loaders ignore bytes past what the program headers map).
+ *
+ *   header entry:   [record 64][payload size]
+ *   trailer entry:  [payload size][record 64]
+ *
+ *   record  field      type      notes
  *   ------  ---------  --------  -------------------------------------------
  *   0       magic      u8[8]     "KGCACHE\0"
  *   8       version    u32       KG_CACHE_FORMAT (1)
@@ -25,11 +36,21 @@
  *   40      key_lo     u64
  *   48      size       u64       payload bytes; equals file size - 64
  *   56      hash       u64       XXH3-64 (seed 0) of the payload
- *   64      payload    u8[size]
  *
- * Every header byte is checked on every read: an entry with any field wrong
- * is a miss, and it is removed (only if the name still holds the file that
- * was read: a concurrent put may have replaced it with a good one).
+ * The layout is told by content, never by kind or name: a file that starts
+ * with the magic is a header entry; any other file is read as a trailer
+ * entry (its last 64 bytes must be the record). So a trailer entry's payload
+ * must not start with the magic: kg_cache_put_path refuses such a source
+ * (kg_cache_put stores any payload). An empty payload gives the same 64
+ * bytes in both layouts. A file shorter than 64 bytes is bad.
+ *
+ * Every record byte is checked on every read, in both layouts, and the
+ * payload hash too: an entry with any field wrong is a miss, and it is
+ * removed (only if the name still holds the file that was read: a
+ * concurrent put may have replaced it with a good one). kg_cache_get reads
+ * either layout; kg_cache_get_path accepts only trailer entries (a header
+ * entry is a miss there, and is left alone: it is valid, just not usable in
+ * place); foreach, verify, sweep and clear treat both alike.
  *
  * ── Writing ──
  *
@@ -42,6 +63,17 @@
  * those. When the subdirectory or the temporary file vanishes under a put
  * anyway (a clear between mkdir and mkstemp, or between mkstemp and flock),
  * the put starts again, up to PUT_TRIES times.
+ *
+ * kg_cache_put_path takes a finished file (src) that the caller gives up.
+ * When src is ours (owned by the effective user), has no other name (one
+ * link) and can be opened for writing, it hashes src, appends the trailer,
+ * chmods it 0600 and rename()s it onto the entry's name: no copy. The
+ * complete file appears at once, as above. Otherwise (rename fails with
+ * EXDEV: another filesystem; or src is someone else's, has other links, or
+ * is read-only), it copies src into a temporary file exactly as a put does
+ * (hashing while copying), appends the trailer, renames, and then unlinks
+ * src. Both ways the entry is a mode 0600 file of ours. On failure src is
+ * left as it was (an appended trailer is cut off again, the mode restored).
  *
  * No fsync: a crash may lose a recent entry or leave a torn one, and a torn
  * one fails the size or hash check on the next read, so durability buys
@@ -67,6 +99,7 @@
 #define MAGIC "KGCACHE" /* with its NUL: 8 bytes */
 #define TMP_PREFIX ".tmp-"
 #define PUT_TRIES 8
+#define STREAM_CHUNK ((size_t)256 << 10) /* bytes per read when hashing or copying a file */
 
 _Static_assert(sizeof MAGIC == 8, "magic is 8 bytes");
 
@@ -228,7 +261,9 @@ static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (
 static uint64_t get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
 static uint32_t get32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
 
-static void make_header(uint8_t h[HDR_SIZE], kg_key key, const char *kind, const void *data, size_t size)
+/* The 64-byte record (header or trailer) for a payload of `size` bytes
+ * whose XXH3-64 is `hash`. */
+static void make_record(uint8_t h[HDR_SIZE], kg_key key, const char *kind, uint64_t size, uint64_t hash)
 {
     memset(h, 0, HDR_SIZE);
     memcpy(h, MAGIC, 8);
@@ -237,27 +272,30 @@ static void make_header(uint8_t h[HDR_SIZE], kg_key key, const char *kind, const
     put64(h + 32, key.hi);
     put64(h + 40, key.lo);
     put64(h + 48, size);
-    put64(h + 56, XXH3_64bits(size ? data : "", size));
+    put64(h + 56, hash);
 }
 
-/* NULL if the header and payload are right for (key, kind); else the
- * problem, written into `why`. */
-static const char *check_entry(const uint8_t *h, uint64_t payload_size, kg_key key, const char *kind,
-                               const void *payload, char *why, size_t cap)
+static uint64_t hash_mem(const void *data, size_t size) { return XXH3_64bits(size ? data : "", size); }
+
+/* NULL if every record field but the hash is right for (key, kind) and a
+ * payload of `payload_size` bytes; else the problem, written into `why`.
+ * `where` is "header" or "trailer". */
+static const char *check_record(const uint8_t *h, const char *where, uint64_t payload_size, kg_key key,
+                                const char *kind, char *why, size_t cap)
 {
     char k[16] = {0};
     memcpy(k, kind, strlen(kind));
-    if (memcmp(h, MAGIC, 8) != 0) snprintf(why, cap, "bad magic");
+    if (memcmp(h, MAGIC, 8) != 0)
+        snprintf(why, cap, "bad magic: the file starts with no header and ends with no trailer");
     else if (get32(h + 8) != KG_CACHE_FORMAT)
-        snprintf(why, cap, "format version %" PRIu32 ", not %d", get32(h + 8), KG_CACHE_FORMAT);
-    else if (get32(h + 12) != 0) snprintf(why, cap, "reserved header field is not 0");
-    else if (memcmp(h + 16, k, 16) != 0) snprintf(why, cap, "the header's kind is not '%s'", kind);
-    else if (get64(h + 32) != key.hi || get64(h + 40) != key.lo) snprintf(why, cap, "the header's key is not the file name's");
+        snprintf(why, cap, "%s format version %" PRIu32 ", not %d", where, get32(h + 8), KG_CACHE_FORMAT);
+    else if (get32(h + 12) != 0) snprintf(why, cap, "reserved %s field is not 0", where);
+    else if (memcmp(h + 16, k, 16) != 0) snprintf(why, cap, "the %s's kind is not '%s'", where, kind);
+    else if (get64(h + 32) != key.hi || get64(h + 40) != key.lo)
+        snprintf(why, cap, "the %s's key is not the file name's", where);
     else if (get64(h + 48) != payload_size)
-        snprintf(why, cap, "the header says %" PRIu64 " payload bytes, the file holds %" PRIu64, get64(h + 48),
+        snprintf(why, cap, "the %s says %" PRIu64 " payload bytes, the file holds %" PRIu64, where, get64(h + 48),
                  payload_size);
-    else if (XXH3_64bits(payload_size ? payload : "", payload_size) != get64(h + 56))
-        snprintf(why, cap, "payload hash mismatch");
     else return NULL;
     return why;
 }
@@ -271,13 +309,53 @@ static bool io_all(int fd, struct iovec *iov, int n, bool write)
         if (r <= 0) { if (r == 0) errno = EIO; return false; }
         for (size_t left = (size_t)r; n > 0 && (left || iov->iov_len == 0);) {
             size_t k = left < iov->iov_len ? left : iov->iov_len;
-            iov->iov_base = (char *)iov->iov_base + k;
+            if (k) iov->iov_base = (char *)iov->iov_base + k; /* never NULL + 0 (an empty put) */
             iov->iov_len -= k;
             left -= k;
             if (iov->iov_len == 0) { iov++; n--; }
         }
     }
     return true;
+}
+
+/* pread / pwrite all `n` bytes at `off`; false with errno set (EIO for an
+ * early end of file). */
+static bool pio_all(int fd, void *buf, size_t n, uint64_t off, bool write)
+{
+    char *p = buf;
+    while (n > 0) {
+        size_t want = n < ((size_t)1 << 30) ? n : (size_t)1 << 30;
+        ssize_t r = write ? pwrite(fd, p, want, (off_t)off) : pread(fd, p, want, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { if (r == 0) errno = EIO; return false; }
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return true;
+}
+
+/* XXH3-64 of bytes [off, off + n) of `in`, read in STREAM_CHUNK pieces;
+ * when out >= 0 the bytes are also written to `out` from offset 0. Returns
+ * 0, or what failed: 'r' (read; errno), 'w' (write; errno), 'm' (memory). */
+static int stream_hash(int in, uint64_t off, uint64_t n, int out, uint64_t *hash)
+{
+    size_t chunk = n < STREAM_CHUNK ? (size_t)n : STREAM_CHUNK;
+    void *buf = malloc(chunk ? chunk : 1);
+    XXH3_state_t *st = XXH3_createState();
+    int r = !buf || !st || XXH3_64bits_reset(st) != XXH_OK ? 'm' : 0;
+    for (uint64_t done = 0; !r && done < n; done += chunk) {
+        if (n - done < chunk) chunk = (size_t)(n - done);
+        if (!pio_all(in, buf, chunk, off + done, false)) r = 'r';
+        else if (out >= 0 && !pio_all(out, buf, chunk, done, true)) r = 'w';
+        else if (XXH3_64bits_update(st, buf, chunk) != XXH_OK) r = 'm';
+    }
+    if (!r) *hash = XXH3_64bits_digest(st);
+    int e = errno;
+    XXH3_freeState(st);
+    free(buf);
+    errno = e;
+    return r;
 }
 
 /* Removes a bad entry, unless its name now holds another file (a put's). */
@@ -287,42 +365,115 @@ static void remove_bad(const char *path, const struct stat *read_st)
     if (lstat(path, &now) == 0 && now.st_ino == read_st->st_ino && now.st_dev == read_st->st_dev) unlink(path);
 }
 
-/* Reads and verifies one entry. KG_OK: *data (malloc'd) / *size hold the
- * payload. KG_ERR_NOTFOUND: absent, or bad (removed; `why` says why). */
+/* An entry file opened for reading, its layout told and its record read. */
+typedef struct entry_file {
+    int fd;
+    struct stat st;
+    uint64_t psize;     /* payload bytes: file size - HDR_SIZE             */
+    uint64_t poff;      /* where the payload starts: HDR_SIZE or 0         */
+    bool trailer;       /* a trailer entry (the payload at offset 0)       */
+    uint8_t rec[HDR_SIZE];
+} entry_file;
+
+/* Opens `path` and checks its record against (key, kind) (not the hash).
+ * KG_OK: ef->fd is open (the caller closes it), and why[0] is set if the
+ * entry is already known to be bad. KG_ERR_NOTFOUND (absent) / KG_ERR_IO:
+ * nothing is open. */
+static kg_status open_entry(const char *path, kg_key key, const char *kind, entry_file *ef, char *why, size_t cap)
+{
+    why[0] = 0;
+    kg_status s = kg_open_regular(path, O_NOFOLLOW, &ef->fd, &ef->st);
+    if (s) return s;
+    uint64_t fsize = (uint64_t)ef->st.st_size;
+    if (fsize < HDR_SIZE) {
+        snprintf(why, cap, "truncated: %" PRIu64 " bytes, shorter than the %d-byte header", fsize, HDR_SIZE);
+        return KG_OK;
+    }
+    ef->psize = fsize - HDR_SIZE;
+    bool ok = pio_all(ef->fd, ef->rec, HDR_SIZE, 0, false);
+    ef->trailer = ok && memcmp(ef->rec, MAGIC, 8) != 0;
+    ef->poff = ef->trailer ? 0 : HDR_SIZE;
+    if (ok && ef->trailer) ok = pio_all(ef->fd, ef->rec, HDR_SIZE, ef->psize, false);
+    if (!ok) {
+        int e = errno;
+        close(ef->fd);
+        return kg_err(KG_ERR_IO, "%s: read failed: %s", path, strerror(e));
+    }
+    check_record(ef->rec, ef->trailer ? "trailer" : "header", ef->psize, key, kind, why, cap);
+    return KG_OK;
+}
+
+/* Closes ef; if why[0], removes the entry and returns the miss. */
+static kg_status close_entry(const char *path, entry_file *ef, const char *why)
+{
+    close(ef->fd);
+    if (!why[0]) return KG_OK;
+    remove_bad(path, &ef->st);
+    return kg_err(KG_ERR_NOTFOUND, "%s: bad cache entry (%s); removed it", path, why);
+}
+
+/* Reads and verifies one entry (either layout). KG_OK: *data (malloc'd) /
+ * *size hold the payload. KG_ERR_NOTFOUND: absent, or bad (removed; `why`
+ * says why). */
 static kg_status read_entry(const char *path, kg_key key, const char *kind, void **data, size_t *size, char *why,
                             size_t cap)
 {
-    why[0] = 0;
-    int fd;
-    struct stat st;
-    kg_status os = kg_open_regular(path, O_NOFOLLOW, &fd, &st);
-    if (os) return os;
-    uint8_t h[HDR_SIZE];
+    entry_file ef;
+    kg_status s = open_entry(path, key, kind, &ef, why, cap);
+    if (s) return s;
     void *buf = NULL;
-    uint64_t fsize = (uint64_t)st.st_size, psize = fsize >= HDR_SIZE ? fsize - HDR_SIZE : 0;
-    if (fsize < HDR_SIZE) snprintf(why, cap, "truncated: %" PRIu64 " bytes, shorter than the %d-byte header", fsize, HDR_SIZE);
-    else if (psize > SIZE_MAX - 1 || !(buf = malloc(psize ? (size_t)psize : 1))) {
-        close(fd);
-        return kg_err(KG_ERR_NOMEM, "%s: out of memory for %" PRIu64 " bytes", path, psize);
-    } else {
-        struct iovec iov[2] = {{h, HDR_SIZE}, {buf, (size_t)psize}};
-        if (!io_all(fd, iov, 2, false)) {
+    if (!why[0]) {
+        if (ef.psize > SIZE_MAX - 1 || !(buf = malloc(ef.psize ? (size_t)ef.psize : 1))) {
+            close(ef.fd);
+            return kg_err(KG_ERR_NOMEM, "%s: out of memory for %" PRIu64 " bytes", path, ef.psize);
+        }
+        if (!pio_all(ef.fd, buf, (size_t)ef.psize, ef.poff, false)) {
             int e = errno;
-            close(fd);
+            close(ef.fd);
             free(buf);
             return kg_err(KG_ERR_IO, "%s: read failed: %s", path, strerror(e));
         }
-        check_entry(h, psize, key, kind, buf, why, cap);
+        if (hash_mem(buf, (size_t)ef.psize) != get64(ef.rec + 56)) snprintf(why, cap, "payload hash mismatch");
     }
-    close(fd);
     if (why[0]) {
         free(buf);
-        remove_bad(path, &st);
-        return kg_err(KG_ERR_NOTFOUND, "%s: bad cache entry (%s); removed it", path, why);
+        return close_entry(path, &ef, why);
     }
+    close(ef.fd);
     *data = buf;
-    *size = (size_t)psize;
+    *size = (size_t)ef.psize;
     return KG_OK;
+}
+
+/* Verifies one entry (either layout; with `in_place`, trailer entries only)
+ * without holding its payload in memory: one pass of STREAM_CHUNK reads.
+ * KG_OK: valid. KG_ERR_NOTFOUND: absent (why[0] == 0), bad (removed; `why`
+ * says why), or, with in_place, a header entry (left alone; why[0] == 0). */
+static kg_status verify_entry(const char *path, kg_key key, const char *kind, bool in_place, char *why, size_t cap)
+{
+    entry_file ef;
+    kg_status s = open_entry(path, key, kind, &ef, why, cap);
+    if (s) return s;
+    if (!why[0] && in_place && !ef.trailer && ef.psize > 0) {
+        close(ef.fd);
+        return kg_err(KG_ERR_NOTFOUND,
+                      "%s: a header entry (written by kg_cache_put): its payload is not at offset 0, so it "
+                      "cannot be used in place",
+                      path);
+    }
+    if (!why[0]) {
+        uint64_t hash = 0;
+        posix_fadvise(ef.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        int r = stream_hash(ef.fd, ef.poff, ef.psize, -1, &hash);
+        if (r) {
+            int e = errno;
+            close(ef.fd);
+            return r == 'm' ? kg_err(KG_ERR_NOMEM, "%s: out of memory", path)
+                            : kg_err(KG_ERR_IO, "%s: read failed: %s", path, strerror(e));
+        }
+        if (hash != get64(ef.rec + 56)) snprintf(why, cap, "payload hash mismatch");
+    }
+    return close_entry(path, &ef, why);
 }
 
 kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size)
@@ -336,18 +487,33 @@ kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, s
     return read_entry(path, key, kind, data, size, why, sizeof why);
 }
 
+kg_status kg_cache_get_path(kg_cache *c, kg_key key, const char *kind, char *path, size_t cap)
+{
+    if (path && cap) path[0] = 0;
+    if (!c || !path || !cap) return kg_err(KG_ERR_ARG, "kg_cache_get_path: NULL argument");
+    if (!valid_kind(kind)) return bad_kind(kind);
+    char p[PATH_MAX], why[160];
+    if (!entry_path(c, key, kind, p)) return KG_ERR_ARG;
+    size_t n = strlen(p);
+    if (n >= cap)
+        return kg_err(KG_ERR_ARG, "kg_cache_get_path: the path needs %zu bytes, the buffer has %zu", n + 1, cap);
+    kg_status s = verify_entry(p, key, kind, true, why, sizeof why);
+    if (s == KG_OK) memcpy(path, p, n + 1);
+    return s;
+}
+
 /* ─────────────────────────── write ─────────────────────────── */
 
-kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size)
+/* Fills the temporary file `fd` (named `tmp`) with a whole entry. */
+typedef kg_status (*fill_fn)(int fd, const char *tmp, void *ctx);
+
+/* Writes an entry through a temporary file in the subdirectory of `path`
+ * (its first sub_len bytes), locked until it is renamed onto `path`. */
+static kg_status put_via_tmp(const char *path, size_t sub_len, fill_fn fill, void *ctx)
 {
-    if (!c || (!data && size)) return kg_err(KG_ERR_ARG, "kg_cache_put: NULL argument");
-    if (!valid_kind(kind)) return bad_kind(kind);
-    char path[PATH_MAX], tmp[PATH_MAX];
-    if (!entry_path(c, key, kind, path)) return KG_ERR_ARG;
-    size_t sub_len = strlen(c->dir) + 3; /* "<dir>/xx" */
-    if (sub_len + sizeof "/" TMP_PREFIX "XXXXXX" > PATH_MAX) return kg_err(KG_ERR_ARG, "cache: '%s' is too long", c->dir);
-    uint8_t h[HDR_SIZE];
-    make_header(h, key, kind, data, size);
+    char tmp[PATH_MAX];
+    if (sub_len + sizeof "/" TMP_PREFIX "XXXXXX" > PATH_MAX)
+        return kg_err(KG_ERR_ARG, "cache: '%.*s' is too long", (int)sub_len, path);
     for (int attempt = 1;; attempt++) {
         memcpy(tmp, path, sub_len);
         strcpy(tmp + sub_len, "/" TMP_PREFIX "XXXXXX");
@@ -360,13 +526,18 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
         }
         if (fd < 0) return kg_err(KG_ERR_IO, "cache: cannot create a temporary file in '%.*s': %s",
                                   (int)sub_len, path, strerror(errno));
-        struct iovec iov[2] = {{h, HDR_SIZE}, {(void *)data, size}};
         int e = 0;
-        if (flock(fd, LOCK_EX) != 0 || !io_all(fd, iov, 2, true)) {
+        if (flock(fd, LOCK_EX) != 0) {
             e = errno;
             unlink(tmp);
             close(fd);
-            return kg_err(KG_ERR_IO, "cache: writing '%s' failed: %s", tmp, strerror(e));
+            return kg_err(KG_ERR_IO, "cache: locking '%s' failed: %s", tmp, strerror(e));
+        }
+        kg_status s = fill(fd, tmp, ctx);
+        if (s != KG_OK) {
+            unlink(tmp);
+            close(fd);
+            return s;
         }
         if (rename(tmp, path) != 0) {
             e = errno;
@@ -378,6 +549,153 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
         if (e != ENOENT || attempt >= PUT_TRIES) /* ENOENT: a clear removed our file before we locked it */
             return kg_err(KG_ERR_IO, "cache: renaming '%s' to '%s' failed: %s", tmp, path, strerror(e));
     }
+}
+
+typedef struct mem_src {
+    const uint8_t *hdr;
+    const void *data;
+    size_t size;
+} mem_src;
+
+static kg_status fill_mem(int fd, const char *tmp, void *ctx)
+{
+    mem_src *m = ctx;
+    struct iovec iov[2] = {{(void *)m->hdr, HDR_SIZE}, {(void *)m->data, m->size}};
+    if (!io_all(fd, iov, 2, true)) return kg_err(KG_ERR_IO, "cache: writing '%s' failed: %s", tmp, strerror(errno));
+    return KG_OK;
+}
+
+/* "<dir>/xx": the length of the entry's subdirectory's path. */
+static size_t sub_len_of(const kg_cache *c) { return strlen(c->dir) + 3; }
+
+kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size)
+{
+    if (!c || (!data && size)) return kg_err(KG_ERR_ARG, "kg_cache_put: NULL argument");
+    if (!valid_kind(kind)) return bad_kind(kind);
+    char path[PATH_MAX];
+    if (!entry_path(c, key, kind, path)) return KG_ERR_ARG;
+    uint8_t h[HDR_SIZE];
+    make_record(h, key, kind, size, hash_mem(data, size));
+    mem_src m = {h, data, size};
+    return put_via_tmp(path, sub_len_of(c), fill_mem, &m);
+}
+
+typedef struct file_src {
+    int fd;
+    const char *src;
+    uint64_t size;
+    kg_key key;
+    const char *kind;
+} file_src;
+
+/* Copies src into the temporary file, hashing it on the way, and appends
+ * the trailer. */
+static kg_status fill_file(int fd, const char *tmp, void *ctx)
+{
+    file_src *f = ctx;
+    uint64_t hash = 0;
+    uint8_t h[HDR_SIZE];
+    int r = stream_hash(f->fd, 0, f->size, fd, &hash);
+    if (r == 'm') return kg_err(KG_ERR_NOMEM, "cache: out of memory copying '%s'", f->src);
+    if (r == 'r') return kg_err(KG_ERR_IO, "cache: reading '%s' failed: %s", f->src, strerror(errno));
+    make_record(h, f->key, f->kind, f->size, hash);
+    if (r == 'w' || !pio_all(fd, h, HDR_SIZE, f->size, true))
+        return kg_err(KG_ERR_IO, "cache: writing '%s' failed: %s", tmp, strerror(errno));
+    return KG_OK;
+}
+
+/* Appends the trailer to src itself and renames it onto `path`. KG_OK, or
+ * an error with src restored; *cross_fs when the rename failed with EXDEV
+ * (src restored; no message set). */
+static kg_status put_in_place(const char *path, size_t sub_len, const file_src *f, const struct stat *st,
+                              bool *cross_fs)
+{
+    *cross_fs = false;
+    uint64_t hash = 0;
+    uint8_t h[HDR_SIZE];
+    posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    int r = stream_hash(f->fd, 0, f->size, -1, &hash);
+    if (r == 'm') return kg_err(KG_ERR_NOMEM, "cache: out of memory reading '%s'", f->src);
+    if (r) return kg_err(KG_ERR_IO, "cache: reading '%s' failed: %s", f->src, strerror(errno));
+    make_record(h, f->key, f->kind, f->size, hash);
+    const char *what = "appending the trailer to";
+    int e = 0;
+    if (!pio_all(f->fd, h, HDR_SIZE, f->size, true)) e = errno;
+    else if (fchmod(f->fd, 0600) != 0) {
+        e = errno;
+        what = "chmod 600 of";
+    }
+    for (int attempt = 1; !e; attempt++) {
+        what = "renaming";
+        if (rename(f->src, path) == 0) return KG_OK;
+        e = errno;
+        struct stat now;
+        if (e != ENOENT || attempt >= PUT_TRIES) break;
+        if (lstat(f->src, &now) != 0) break; /* src itself is gone */
+        char sub[PATH_MAX]; /* the subdirectory is missing: the first put into it, or a clear */
+        memcpy(sub, path, sub_len);
+        sub[sub_len] = 0;
+        if (mkdir(sub, 0700) != 0 && errno != EEXIST) { e = errno; what = "creating the subdirectory for"; break; }
+        e = 0;
+    }
+    /* failed: give src back as it was */
+    if (ftruncate(f->fd, (off_t)f->size) != 0 || fchmod(f->fd, st->st_mode & 07777) != 0) {}
+    if (e == EXDEV) {
+        *cross_fs = true;
+        return KG_ERR_IO;
+    }
+    return kg_err(KG_ERR_IO, "cache: %s '%s' (to '%s') failed: %s", what, f->src, path, strerror(e));
+}
+
+kg_status kg_cache_put_path(kg_cache *c, kg_key key, const char *kind, const char *src)
+{
+    if (!c || !src) return kg_err(KG_ERR_ARG, "kg_cache_put_path: NULL argument");
+    if (!valid_kind(kind)) return bad_kind(kind);
+    char path[PATH_MAX];
+    if (!entry_path(c, key, kind, path)) return KG_ERR_ARG;
+    bool writable = true;
+    const int flags = O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK; /* O_NONBLOCK: a FIFO must not hang us */
+    int fd = open(src, O_RDWR | flags);
+    if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS || errno == ETXTBSY)) {
+        writable = false;
+        fd = open(src, O_RDONLY | flags);
+    }
+    if (fd < 0) {
+        int e = errno;
+        return kg_err(e == ELOOP || e == EISDIR ? KG_ERR_ARG : KG_ERR_IO, "cache: cannot open '%s'%s: %s", src,
+                      e == ELOOP ? " (a symlink: give the file itself)" : e == EISDIR ? " (not a regular file)" : "",
+                      strerror(e));
+    }
+    struct stat st, entry_st;
+    uint8_t head[8];
+    kg_status s = KG_OK;
+    if (fstat(fd, &st) != 0) s = kg_err(KG_ERR_IO, "cache: cannot stat '%s': %s", src, strerror(errno));
+    else if (!S_ISREG(st.st_mode)) s = kg_err(KG_ERR_ARG, "cache: '%s' is not a regular file", src);
+    else if (lstat(path, &entry_st) == 0 && entry_st.st_ino == st.st_ino && entry_st.st_dev == st.st_dev)
+        s = kg_err(KG_ERR_ARG, "cache: '%s' is the entry itself", src);
+    else if (st.st_size >= 8 && !pio_all(fd, head, 8, 0, false))
+        s = kg_err(KG_ERR_IO, "cache: reading '%s' failed: %s", src, strerror(errno));
+    else if (st.st_size >= 8 && memcmp(head, MAGIC, 8) == 0)
+        s = kg_err(KG_ERR_ARG,
+                   "cache: '%s' starts with the cache magic, so as a trailer entry it would read as a header "
+                   "entry; store it with kg_cache_put",
+                   src);
+    if (s != KG_OK) {
+        close(fd);
+        return s;
+    }
+    file_src f = {fd, src, (uint64_t)st.st_size, key, kind};
+    size_t sub_len = sub_len_of(c);
+    bool copy = !writable || st.st_uid != geteuid() || st.st_nlink != 1;
+    if (!copy) s = put_in_place(path, sub_len, &f, &st, &copy);
+    if (copy) {
+        s = put_via_tmp(path, sub_len, fill_file, &f);
+        if (s == KG_OK && unlink(src) != 0 && errno != ENOENT)
+            s = kg_err(KG_ERR_IO, "cache: stored '%s' as '%s', but cannot remove it: %s", src, path,
+                       strerror(errno));
+    }
+    close(fd);
+    return s;
 }
 
 /* ─────────────────────────── scanning ─────────────────────────── */
@@ -495,13 +813,10 @@ static kg_status foreach_sub(kg_cache *c, const char *sub, const char *subname, 
         e.size = e.file_size >= HDR_SIZE ? e.file_size - HDR_SIZE : 0;
         e.mtime = (int64_t)st.st_mtime;
         if (fc->flags & KG_CACHE_VERIFY) {
-            void *data;
-            size_t size;
-            s = read_entry(path, e.key, e.kind, &data, &size, why, sizeof why);
-            if (s == KG_OK) free(data);
-            else if (s == KG_ERR_NOTFOUND && !why[0]) { s = KG_OK; continue; } /* removed meanwhile */
+            s = verify_entry(path, e.key, e.kind, false, why, sizeof why);
+            if (s == KG_ERR_NOTFOUND && !why[0]) { s = KG_OK; continue; } /* removed meanwhile */
             else if (s == KG_ERR_NOTFOUND) { s = KG_OK; e.problem = why; }
-            else break;
+            else if (s != KG_OK) break;
         }
         if (fc->fn(&e, fc->ctx)) { *stop = true; break; }
     }

@@ -118,6 +118,12 @@ int main(int argc, char **argv)
         return 2;
     }
     atexit(rm_tmpdir);
+    /* every kgen the tests run shares one private cache, removed at exit */
+    if (!getenv("KGEN_CACHE_DIR")) {
+        char cache[sizeof tmpdir + 16];
+        snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+        setenv("KGEN_CACHE_DIR", cache, 1);
+    }
     /* registration order is reversed by the constructor list: restore it */
     kt_case *rev = NULL;
     while (cases) { kt_case *n = cases->next; cases->next = rev; rev = cases; cases = n; }

@@ -2,15 +2,19 @@
  * test_cache.c — the compiled-artifact cache (runtime/cache.c) and `kgen
  * cache`: hit and miss, every kind of corruption, racing processes,
  * directory permissions, the default location, listing, and the CLI (the
- * key text is test_cache_key.c). Each test uses a fresh directory under
- * kt_tmpdir(). Header offsets below are the table at the top of cache.c.
+ * key text is test_cache_key.c); then trailer entries (kg_cache_put_path /
+ * kg_cache_get_path): the same again, the copy path, and a real dlopen from
+ * the cache. Each test uses a fresh directory under kt_tmpdir(). Record
+ * offsets below are the table at the top of cache.c.
  */
 #include "kgen.h"
 #include "kt.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -664,4 +668,555 @@ KT_TEST(cache_cli)
     rc = kgen(out, err, "ls", "--dir", dir, NULL);
     KT_CHECKF(rc == 1 && !strncmp(err, "kgen: ", 6) && strstr(err, dir) && strstr(err, "chmod 700") && !out[0],
               "refused dir: %d\n%s", rc, err);
+}
+
+/* ──────────────────── trailer entries: in place ──────────────────── */
+
+/* A new file `path` holding the n bytes at p, mode `mode`. */
+static bool write_file(const char *path, const void *p, size_t n, mode_t mode)
+{
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return false;
+    bool ok = write(fd, p, n) == (ssize_t)n;
+    return close(fd) == 0 && ok && chmod(path, mode) == 0; /* chmod: past the umask */
+}
+
+/* The whole file at path (malloc'd; *n its size), or NULL. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct stat st;
+    unsigned char *b = fstat(fileno(f), &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+    if (b && fread(b, 1, (size_t)st.st_size, f) != (size_t)st.st_size) { free(b); b = NULL; }
+    fclose(f);
+    if (b) *n = (size_t)st.st_size;
+    return b;
+}
+
+/* Is the file at path a trailer entry of the n bytes at p: those bytes
+ * first, then 64 more? */
+static bool holds_in_place(const char *path, const void *p, size_t n)
+{
+    size_t got = 0;
+    unsigned char *b = slurp(path, &got);
+    bool ok = b && got == n + HDR && (n == 0 || memcmp(b, p, n) == 0) && memcmp(b + n, "KGCACHE", 8) == 0;
+    free(b);
+    return ok;
+}
+
+static kg_status get_path_status(kg_cache *c, kg_key k, const char *kind)
+{
+    char path[PATH_MAX];
+    return kg_cache_get_path(c, k, kind, path, sizeof path);
+}
+
+/* src = <tmp>/<name>, holding the n bytes at p (mode 0755, like a linker's
+ * output). */
+static bool make_src(char src[600], const char *name, const void *p, size_t n)
+{
+    snprintf(src, 600, "%s/%s", kt_tmpdir(), name);
+    return write_file(src, p, n, 0755);
+}
+
+KT_TEST(cache_path_roundtrip)
+{
+    char dir[512], src[600], want[600], path[PATH_MAX];
+    fresh_dir("inplace", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    kg_key k = key_of("inplace"), k2 = key_of("inplace2");
+    enum { N = 100000 };
+    static unsigned char p[N];
+    fill(p, N, 11);
+
+    KT_CHECK(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_ERR_NOTFOUND && path[0] == 0);
+    KT_REQUIRE(make_src(src, "model.so", p, N));
+    struct stat sst, st;
+    KT_REQUIRE(stat(src, &sst) == 0);
+    KT_CHECKF(kg_cache_put_path(c, k, "so", src) == KG_OK, "%s", kg_last_error());
+    KT_CHECK(!exists(src)); /* moved */
+    KT_CHECKF(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK, "%s", kg_last_error());
+    entry_file(dir, k, "so", want);
+    KT_CHECKF(!strcmp(path, want), "path %s, not %s", path, want);
+    KT_CHECK(holds_in_place(path, p, N));
+    /* same filesystem: renamed, not copied; mode 0600 */
+    KT_CHECK(stat(path, &st) == 0 && st.st_ino == sst.st_ino && st.st_dev == sst.st_dev);
+    KT_CHECKF((st.st_mode & 07777) == 0600, "mode %o", st.st_mode & 07777);
+    /* kg_cache_get reads a trailer entry too; and both again */
+    KT_CHECK(hit_equals(c, k, "so", p, N));
+    KT_CHECK(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK && holds_in_place(path, p, N));
+
+    /* the buffer: exactly big enough, one byte short */
+    size_t need = strlen(want) + 1;
+    char small[PATH_MAX];
+    memset(small, 'x', sizeof small);
+    KT_CHECK(kg_cache_get_path(c, k, "so", small, need) == KG_OK && !strcmp(small, want));
+    memset(small, 'x', sizeof small);
+    KT_CHECK(kg_cache_get_path(c, k, "so", small, need - 1) == KG_ERR_ARG && small[0] == 0);
+    KT_CHECK(kg_cache_get_path(c, k, "so", NULL, 10) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_get_path(c, k, "so", small, 0) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_get_path(NULL, k, "so", small, sizeof small) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_get_path(c, k, "S", small, sizeof small) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_put_path(c, k, "a/b", src) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_put_path(c, k, "so", NULL) == KG_ERR_ARG);
+    KT_CHECK(kg_cache_put_path(NULL, k, "so", src) == KG_ERR_ARG);
+
+    /* a header entry is a miss for get_path, left in place; put_path replaces it */
+    KT_REQUIRE(kg_cache_put(c, k2, "so", p, 1000) == KG_OK);
+    KT_CHECK(get_path_status(c, k2, "so") == KG_ERR_NOTFOUND && strstr(kg_last_error(), "header entry"));
+    KT_CHECK(hit_equals(c, k2, "so", p, 1000));
+    KT_REQUIRE(make_src(src, "k2.so", p + 1, 2000));
+    KT_CHECK(kg_cache_put_path(c, k2, "so", src) == KG_OK);
+    KT_CHECK(kg_cache_get_path(c, k2, "so", path, sizeof path) == KG_OK && holds_in_place(path, p + 1, 2000));
+    KT_CHECK(hit_equals(c, k2, "so", p + 1, 2000));
+    /* and a put replaces a trailer entry */
+    KT_CHECK(kg_cache_put(c, k2, "so", p, 10) == KG_OK && hit_equals(c, k2, "so", p, 10));
+    KT_CHECK(get_path_status(c, k2, "so") == KG_ERR_NOTFOUND);
+
+    /* an empty payload (the same 64 bytes in both layouts) */
+    KT_REQUIRE(make_src(src, "empty", "", 0));
+    KT_CHECK(kg_cache_put_path(c, k2, "o", src) == KG_OK);
+    KT_CHECK(kg_cache_get_path(c, k2, "o", path, sizeof path) == KG_OK && holds_in_place(path, "", 0));
+    KT_CHECK(hit_equals(c, k2, "o", "", 0));
+    KT_CHECK(kg_cache_put(c, k2, "o", NULL, 0) == KG_OK && get_path_status(c, k2, "o") == KG_OK);
+
+    /* a payload that starts with the magic would read as a header entry: refused, src untouched */
+    static unsigned char m[200];
+    memcpy(m, "KGCACHE", 8);
+    KT_REQUIRE(make_src(src, "magic", m, sizeof m));
+    KT_CHECK(kg_cache_put_path(c, k2, "bin", src) == KG_ERR_ARG && strstr(kg_last_error(), "magic"));
+    size_t got = 0;
+    unsigned char *b = slurp(src, &got);
+    KT_CHECK(b && got == sizeof m && !memcmp(b, m, sizeof m));
+    free(b);
+    memcpy(m, "KGCACHE", 7); /* 7 of the 8 bytes: fine */
+    m[7] = 1;
+    KT_REQUIRE(make_src(src, "magic7", m, sizeof m));
+    KT_CHECK(kg_cache_put_path(c, k2, "bin", src) == KG_OK && get_path_status(c, k2, "bin") == KG_OK);
+    KT_CHECK(hit_equals(c, k2, "bin", m, sizeof m));
+
+    /* bad sources: absent, a symlink, a directory, the entry itself */
+    snprintf(src, sizeof src, "%s/absent.so", kt_tmpdir());
+    KT_CHECK(kg_cache_put_path(c, k2, "so", src) == KG_ERR_IO && strstr(kg_last_error(), src));
+    char slink[600];
+    KT_REQUIRE(make_src(src, "target.so", p, 100));
+    snprintf(slink, sizeof slink, "%s/link.so", kt_tmpdir());
+    KT_REQUIRE(symlink(src, slink) == 0);
+    KT_CHECK(kg_cache_put_path(c, k2, "so", slink) == KG_ERR_ARG && strstr(kg_last_error(), "symlink"));
+    KT_CHECK(exists(src) && exists(slink));
+    KT_CHECK(kg_cache_put_path(c, k2, "so", kt_tmpdir()) == KG_ERR_ARG);
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo", kt_tmpdir());
+    KT_REQUIRE(mkfifo(fifo, 0600) == 0);
+    KT_CHECK(kg_cache_put_path(c, k2, "so", fifo) == KG_ERR_ARG && strstr(kg_last_error(), "not a regular file"));
+    KT_REQUIRE(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK);
+    KT_CHECK(kg_cache_put_path(c, k, "so", path) == KG_ERR_ARG && strstr(kg_last_error(), "entry itself"));
+    KT_CHECK(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK && holds_in_place(path, p, N));
+
+    /* a failed put_path leaves src as it was: the entry's name is taken by a
+     * directory, so the rename fails after the trailer was appended */
+    kg_key k3 = key_of("blocked");
+    entry_file(dir, k3, "so", want);
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s", want);
+    *strrchr(sub, '/') = 0;
+    mkdir(sub, 0700);
+    KT_REQUIRE(mkdir(want, 0700) == 0);
+    KT_REQUIRE(make_src(src, "blocked.so", p, 5000));
+    KT_CHECK(kg_cache_put_path(c, k3, "so", src) == KG_ERR_IO && strstr(kg_last_error(), src));
+    b = slurp(src, &got);
+    KT_CHECKF(b && got == 5000 && !memcmp(b, p, 5000), "src changed: %zu bytes", got);
+    free(b);
+    KT_CHECK(stat(src, &st) == 0 && (st.st_mode & 07777) == 0755);
+    char ln[700];
+    snprintf(ln, sizeof ln, "%s.ln", src); /* two links: the copy path fails the same way */
+    KT_REQUIRE(link(src, ln) == 0);
+    KT_CHECK(kg_cache_put_path(c, k3, "so", src) == KG_ERR_IO);
+    KT_CHECK(exists(src) && stat(src, &st) == 0 && st.st_size == 5000 && st.st_nlink == 2);
+    int ne, nt;
+    count_files(dir, k3, &ne, &nt);
+    KT_CHECKF(nt == 0, "%d temporary files left", nt);
+    rmdir(want);
+    KT_CHECK(kg_cache_put_path(c, k3, "so", src) == KG_OK && get_path_status(c, k3, "so") == KG_OK);
+    KT_CHECK(!exists(src) && exists(ln));
+    kg_cache_close(c);
+}
+
+KT_TEST(cache_path_corruption)
+{
+    char dir[512], src[600], path[600];
+    fresh_dir("inplace-corrupt", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    kg_key k = key_of("inplace-corrupt");
+    enum { N = 3000 };
+    static unsigned char p[N];
+    fill(p, N, 12);
+    entry_file(dir, k, "so", path);
+
+    /* a byte flipped: payload (first, middle, last), then every trailer field */
+    const struct { long off; const char *what, *msg; } flips[] = {
+        {0, "payload[0]", "hash"}, {N / 2, "payload[mid]", "hash"}, {N - 1, "payload[last]", "hash"},
+        {N + 0, "magic", "magic"}, {N + 7, "magic NUL", "magic"}, {N + 8, "version", "version"},
+        {N + 12, "reserved", "reserved"}, {N + 16, "kind", "kind"}, {N + 20, "kind padding", "kind"},
+        {N + 32, "key hi", "key"}, {N + 47, "key lo", "key"}, {N + 48, "size", "payload bytes"},
+        {N + 55, "size high byte", "payload bytes"}, {N + 56, "hash", "hash"},
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        for (int via_get = 0; via_get < 2; via_get++) {
+            KT_REQUIRE(make_src(src, "c.so", p, N));
+            KT_REQUIRE(kg_cache_put_path(c, k, "so", src) == KG_OK);
+            KT_REQUIRE(flip_byte(path, flips[i].off));
+            kg_status s = via_get ? get_status(c, k, "so") : get_path_status(c, k, "so");
+            KT_CHECKF(s == KG_ERR_NOTFOUND, "%s flipped (%s): not a miss", flips[i].what, via_get ? "get" : "get_path");
+            KT_CHECKF(strstr(kg_last_error(), flips[i].msg) && strstr(kg_last_error(), "removed"),
+                      "%s flipped: message '%s'", flips[i].what, kg_last_error());
+            KT_CHECKF(!exists(path), "%s flipped: the bad entry is still there", flips[i].what);
+        }
+    }
+
+    /* truncated (to nothing, into the payload, into the trailer) and extended */
+    const long lens[] = {0, 1, HDR - 1, HDR, N, N + 1, N + HDR - 1, N + HDR + 1};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        KT_REQUIRE(make_src(src, "c.so", p, N));
+        KT_REQUIRE(kg_cache_put_path(c, k, "so", src) == KG_OK);
+        KT_REQUIRE(truncate(path, lens[i]) == 0);
+        KT_CHECKF(get_path_status(c, k, "so") == KG_ERR_NOTFOUND, "length %ld: not a miss", lens[i]);
+        KT_CHECKF(!exists(path), "length %ld: the bad entry is still there", lens[i]);
+    }
+
+    /* a valid trailer entry of another key, or of another kind, renamed onto this name */
+    kg_key other = key_of("other");
+    char opath[600];
+    entry_file(dir, other, "so", opath);
+    KT_REQUIRE(make_src(src, "o.so", p, N));
+    KT_REQUIRE(kg_cache_put_path(c, other, "so", src) == KG_OK);
+    char odir[600];
+    snprintf(odir, sizeof odir, "%s", path);
+    *strrchr(odir, '/') = 0;
+    mkdir(odir, 0700);
+    KT_REQUIRE(rename(opath, path) == 0);
+    KT_CHECK(get_path_status(c, k, "so") == KG_ERR_NOTFOUND && strstr(kg_last_error(), "key") && !exists(path));
+    KT_REQUIRE(make_src(src, "o.so", p, N));
+    KT_REQUIRE(kg_cache_put_path(c, k, "o", src) == KG_OK);
+    entry_file(dir, k, "o", opath);
+    KT_REQUIRE(rename(opath, path) == 0);
+    KT_CHECK(get_path_status(c, k, "so") == KG_ERR_NOTFOUND && strstr(kg_last_error(), "kind") && !exists(path));
+
+    /* a trailer entry whose first bytes became the magic now reads as a
+     * (bad) header entry: a miss, removed, for get_path too */
+    KT_REQUIRE(make_src(src, "c.so", p, N));
+    KT_REQUIRE(kg_cache_put_path(c, k, "so", src) == KG_OK);
+    FILE *f = fopen(path, "r+b");
+    KT_REQUIRE(f);
+    KT_REQUIRE(fwrite("KGCACHE", 1, 8, f) == 8 && fclose(f) == 0);
+    KT_CHECK(get_path_status(c, k, "so") == KG_ERR_NOTFOUND && !exists(path));
+
+    /* and after all that, a put_path is a hit again */
+    KT_REQUIRE(make_src(src, "c.so", p, N));
+    KT_CHECK(kg_cache_put_path(c, k, "so", src) == KG_OK && get_path_status(c, k, "so") == KG_OK);
+    KT_CHECK(hit_equals(c, k, "so", p, N) && holds_in_place(path, p, N));
+    int ne, nt;
+    count_files(dir, k, &ne, &nt);
+    KT_CHECKF(ne == 1 && nt == 0, "%d entries and %d temp files", ne, nt);
+    kg_cache_close(c);
+}
+
+/* The copy path on one filesystem: src has a second link, so it is not
+ * moved (another name could change the entry) but copied, and unlinked. */
+KT_TEST(cache_path_copy)
+{
+    char dir[512], src[600], ln[700], path[PATH_MAX];
+    fresh_dir("inplace-copy", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    kg_key k = key_of("copy");
+    enum { N = 700000 }; /* several copy chunks */
+    unsigned char *p = malloc(N);
+    KT_REQUIRE(p);
+    fill(p, N, 13);
+    KT_REQUIRE(make_src(src, "copy.so", p, N));
+    snprintf(ln, sizeof ln, "%s/copy-link.so", kt_tmpdir());
+    KT_REQUIRE(link(src, ln) == 0);
+    struct stat sst, st;
+    KT_REQUIRE(stat(src, &sst) == 0 && sst.st_nlink == 2);
+    KT_CHECKF(kg_cache_put_path(c, k, "so", src) == KG_OK, "%s", kg_last_error());
+    KT_CHECK(!exists(src));
+    KT_REQUIRE(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK);
+    KT_CHECK(holds_in_place(path, p, N) && hit_equals(c, k, "so", p, N));
+    KT_CHECK(stat(path, &st) == 0 && st.st_ino != sst.st_ino && (st.st_mode & 07777) == 0600);
+    /* the other name still holds the source, untouched (no trailer) */
+    size_t got = 0;
+    unsigned char *b = slurp(ln, &got);
+    KT_CHECK(b && got == N && !memcmp(b, p, N));
+    free(b);
+    KT_CHECK(stat(ln, &st) == 0 && st.st_nlink == 1 && (st.st_mode & 07777) == 0755);
+    int ne, nt;
+    count_files(dir, k, &ne, &nt);
+    KT_CHECKF(ne == 1 && nt == 0, "%d entries and %d temp files", ne, nt);
+    free(p);
+    kg_cache_close(c);
+}
+
+/* The copy path across filesystems (rename fails with EXDEV): src on
+ * /dev/shm (tmpfs) when that is another filesystem than the cache's. */
+KT_TEST(cache_path_cross_fs)
+{
+    char dir[512], src[600], path[PATH_MAX];
+    fresh_dir("inplace-xfs", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    struct stat dst, sst;
+    KT_REQUIRE(stat(dir, &dst) == 0);
+    const char *other = "/dev/shm";
+    if (stat(other, &sst) != 0 || !S_ISDIR(sst.st_mode) || access(other, W_OK) != 0) {
+        kg_cache_close(c);
+        KT_SKIP("%s is not a writable directory: no second filesystem to move a file across", other);
+    }
+    if (sst.st_dev == dst.st_dev) {
+        kg_cache_close(c);
+        KT_SKIP("%s is on the same filesystem as %s: EXDEV not tested (cache_path_copy covers the copy)", other,
+                kt_tmpdir());
+    }
+    snprintf(src, sizeof src, "%s/kgen-test-%ld.so", other, (long)getpid());
+    enum { N = 300000 };
+    unsigned char *p = malloc(N);
+    KT_REQUIRE(p);
+    fill(p, N, 14);
+    KT_REQUIRE(write_file(src, p, N, 0755));
+    kg_key k = key_of("xfs");
+    KT_CHECKF(kg_cache_put_path(c, k, "so", src) == KG_OK, "%s", kg_last_error());
+    KT_CHECK(!exists(src));
+    KT_REQUIRE(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK);
+    KT_CHECK(holds_in_place(path, p, N) && hit_equals(c, k, "so", p, N));
+    KT_CHECK(stat(path, &sst) == 0 && sst.st_dev == dst.st_dev && (sst.st_mode & 07777) == 0600);
+    int ne, nt;
+    count_files(dir, k, &ne, &nt);
+    KT_CHECKF(ne == 1 && nt == 0, "%d entries and %d temp files", ne, nt);
+    unlink(src);
+    free(p);
+    kg_cache_close(c);
+}
+
+/* Processes racing put_path on one key (each with its own source; odd ones
+ * hard-linked, so they take the copy path), optionally get_path first. */
+static int race_path_body(int i, void *vctx)
+{
+    race_ctx *r = vctx;
+    kg_cache *c;
+    if (kg_cache_open(r->dir, &c) != KG_OK) return 1;
+    int rc = 0;
+    char src[600], ln[700], path[PATH_MAX];
+    snprintf(src, sizeof src, "%s/race-src-%d", kt_tmpdir(), i);
+    snprintf(ln, sizeof ln, "%s.ln", src);
+    kg_status s = r->get_first ? get_path_status(c, r->key, "so") : KG_ERR_NOTFOUND;
+    if (s == KG_ERR_NOTFOUND) {
+        if (!write_file(src, r->payload, RACE_SIZE, 0755) || (i % 2 && link(src, ln) != 0)) rc = 4;
+        else s = kg_cache_put_path(c, r->key, "so", src);
+        unlink(ln);
+    }
+    if (!rc && s != KG_OK) rc = 2;
+    if (!rc && (kg_cache_get_path(c, r->key, "so", path, sizeof path) != KG_OK ||
+                !holds_in_place(path, r->payload, RACE_SIZE))) rc = 3;
+    if (!rc && exists(src)) rc = 5;
+    if (rc) fprintf(stderr, "process %d: %d: %s\n", i, rc, kg_last_error());
+    kg_cache_close(c);
+    return rc;
+}
+
+KT_TEST(cache_path_race)
+{
+    char dir[512];
+    fresh_dir("inplace-race", dir);
+    unsigned char *p = malloc(RACE_SIZE);
+    KT_REQUIRE(p);
+    fill(p, RACE_SIZE, 15);
+    for (int round = 0; round < 4; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "path-race-%d", round);
+        race_ctx r = {dir, key_of(name), p, round % 2 == 1};
+        KT_CHECKF(race(race_path_body, &r), "round %d (%s): a process failed", round,
+                  r.get_first ? "get_path-or-put_path" : "put_path");
+        int ne, nt;
+        count_files(dir, r.key, &ne, &nt);
+        KT_CHECKF(ne == 1 && nt == 0, "round %d: %d entries and %d temp files", round, ne, nt);
+        kg_cache *c;
+        char path[PATH_MAX];
+        KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+        KT_CHECK(kg_cache_get_path(c, r.key, "so", path, sizeof path) == KG_OK && holds_in_place(path, p, RACE_SIZE));
+        kg_cache_close(c);
+    }
+    free(p);
+}
+
+/* put_path racing a clear (which removes subdirectories): every put_path
+ * must succeed, in place or by copy. */
+static int put_path_many(int i, void *vctx)
+{
+    const char *dir = vctx;
+    kg_cache *c;
+    if (kg_cache_open(dir, &c) != KG_OK) return 1;
+    static unsigned char p[16 << 10];
+    int rc = 0;
+    for (int j = 0; j < 60 && !rc; j++) {
+        char name[32], src[600], ln[700];
+        snprintf(name, sizeof name, "%d/%d", i, j % 8);
+        snprintf(src, sizeof src, "%s/many-%d", kt_tmpdir(), i);
+        snprintf(ln, sizeof ln, "%s.ln", src);
+        fill(p, sizeof p, (unsigned)j);
+        if (!write_file(src, p, sizeof p, 0755) || (j % 3 == 0 && link(src, ln) != 0)) rc = 3;
+        else if (kg_cache_put_path(c, key_of(name), "so", src) != KG_OK) {
+            fprintf(stderr, "put_path: %s\n", kg_last_error());
+            rc = 2;
+        }
+        unlink(ln);
+    }
+    kg_cache_close(c);
+    return rc;
+}
+
+KT_TEST(cache_path_race_clear)
+{
+    static char dir[512];
+    fresh_dir("inplace-raceclear", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    fflush(stdout);
+    pid_t clearer = fork();
+    if (clearer == 0)
+        for (;;) kg_cache_clear(c, NULL, NULL); /* until killed */
+    KT_CHECK(race(put_path_many, dir));
+    int st;
+    KT_CHECK(clearer > 0 && kill(clearer, SIGKILL) == 0 && waitpid(clearer, &st, 0) == clearer);
+    uint64_t n = 0, nt = 9;
+    KT_CHECK(kg_cache_clear(c, &n, &nt) == KG_OK && nt == 0);
+    kg_cache_close(c);
+}
+
+/* Both layouts side by side: foreach, verify, sweep, clear, and the CLI. */
+KT_TEST(cache_path_listing)
+{
+    char dir[512], src[600], path[600];
+    fresh_dir("inplace-list", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    unsigned char p[1000];
+    fill(p, sizeof p, 16);
+    kg_key keys[10];
+    for (int i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "l%d", i);
+        keys[i] = key_of(name);
+        if (i % 2) KT_REQUIRE(kg_cache_put(c, keys[i], "o", p, (size_t)i * 10) == KG_OK);
+        else {
+            KT_REQUIRE(make_src(src, "l.so", p, (size_t)i * 10));
+            KT_REQUIRE(kg_cache_put_path(c, keys[i], "so", src) == KG_OK);
+        }
+    }
+    seen s = {.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, 0, visit, &s) == KG_OK);
+    KT_CHECKF(s.n == 10 && s.sorted && s.bad == 0 && s.bytes == 450, "n=%d bytes=%llu", s.n,
+              (unsigned long long)s.bytes);
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, KG_CACHE_VERIFY, visit, &s) == KG_OK);
+    KT_CHECKF(s.n == 10 && s.bad == 0, "verify: n=%d bad=%d", s.n, s.bad);
+
+    /* a bad trailer entry and a bad header entry: both found and removed */
+    entry_file(dir, keys[4], "so", path);
+    KT_REQUIRE(flip_byte(path, 40 + 20)); /* the trailer's kind */
+    char hpath[600];
+    entry_file(dir, keys[5], "o", hpath);
+    KT_REQUIRE(flip_byte(hpath, HDR + 3));
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, KG_CACHE_VERIFY, visit, &s) == KG_OK);
+    KT_CHECKF(s.n == 10 && s.bad == 2 && !exists(path) && !exists(hpath), "verify: n=%d bad=%d", s.n, s.bad);
+
+    if (access(kt_kgen_bin(), X_OK) == 0) {
+        static char out[16384], err[4096];
+        int rc = kgen(out, err, "ls", "--dir", dir, NULL);
+        KT_CHECKF(rc == 0 && count_lines(out) == 8, "ls: %d\n%s%s", rc, out, err);
+        char line[200], h[33];
+        snprintf(line, sizeof line, "%s  %-5s %10d  ", kg_key_hex(keys[8], h), "so", 80); /* ls's format */
+        KT_CHECKF(strstr(out, line), "ls: no line '%s' in\n%s", line, out);
+        rc = kgen(out, err, "stats", "--dir", dir, NULL);
+        snprintf(line, sizeof line, "  %-6s %8d entries %14d bytes\n", "so", 4, 160); /* stats's format */
+        KT_CHECKF(rc == 0 && strstr(out, "entries:   8\n") && strstr(out, "360 payload, 872 on disk") &&
+                  strstr(out, line), "stats: %d\n%s%s", rc, out, err);
+        entry_file(dir, keys[6], "so", path);
+        KT_REQUIRE(flip_byte(path, 59)); /* a payload byte */
+        rc = kgen(out, err, "verify", "--dir", dir, NULL);
+        snprintf(line, sizeof line, "removed %s.so: payload hash mismatch\n", kg_key_hex(keys[6], h));
+        KT_CHECKF(rc == 0 && strstr(out, line) && strstr(out, "verified 8 entries: 7 ok, 1 bad (removed)"),
+                  "verify: %d\n%s%s", rc, out, err);
+        KT_CHECK(!exists(path));
+    } else {
+        printf("    (%s not found: the CLI part was not run)\n", kt_kgen_bin());
+        entry_file(dir, keys[6], "so", path);
+        unlink(path);
+    }
+    uint64_t n = 0, nt = 9;
+    KT_CHECK(kg_cache_sweep(c, &n) == KG_OK && n == 0);
+    KT_CHECK(kg_cache_clear(c, &n, &nt) == KG_OK && n == 7 && nt == 0);
+    s = (seen){.sorted = true};
+    KT_CHECK(kg_cache_foreach(c, 0, visit, &s) == KG_OK && s.n == 0);
+    kg_cache_close(c);
+}
+
+/* ──────────────── a shared object, dlopen()ed from the cache ──────────────── */
+
+/* The first `name` on $PATH that can be executed, or false. */
+static bool find_on_path(const char *name, char out[PATH_MAX])
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/bin:/bin";
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        if (n && snprintf(out, PATH_MAX, "%.*s/%s", (int)n, p, name) < PATH_MAX && access(out, X_OK) == 0) return true;
+        p += n + (p[n] == ':');
+    }
+    return false;
+}
+
+KT_TEST(cache_path_dlopen)
+{
+    char cc[PATH_MAX], csrc[600], so[600], dir[512], path[PATH_MAX];
+    if (!find_on_path("cc", cc)) KT_SKIP("no 'cc' on PATH: cannot build a shared object to dlopen from the cache");
+    snprintf(csrc, sizeof csrc, "%s/answer.c", kt_tmpdir());
+    snprintf(so, sizeof so, "%s/answer.so", kt_tmpdir());
+    static const char code[] =
+        "static const char msg[] = \"loaded from the kgen cache\";\n"
+        "int kg_test_counter = 41;\n"
+        "int kg_test_answer(void) { return ++kg_test_counter; }\n"
+        "const char *kg_test_msg(void) { return msg; }\n";
+    KT_REQUIRE(write_file(csrc, code, sizeof code - 1, 0600));
+    char *argv[] = {cc, "-shared", "-fPIC", "-O1", "-o", so, csrc, NULL};
+    static char out[4096], err[4096];
+    int rc = kt_run(argv, out, sizeof out, err, sizeof err);
+    if (rc != 0) KT_SKIP("%s -shared failed (%d): %.200s", cc, rc, err);
+    size_t n = 0;
+    unsigned char *orig = slurp(so, &n);
+    KT_REQUIRE(orig && n > 4 && !memcmp(orig, "\177ELF", 4));
+
+    fresh_dir("inplace-dlopen", dir);
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    kg_key k = key_of("answer.so");
+    KT_CHECKF(kg_cache_put_path(c, k, "so", so) == KG_OK, "%s", kg_last_error());
+    KT_REQUIRE(kg_cache_get_path(c, k, "so", path, sizeof path) == KG_OK);
+    KT_CHECK(holds_in_place(path, orig, n));
+    struct stat st;
+    KT_CHECK(stat(path, &st) == 0 && !(st.st_mode & 0111)); /* no exec bit: dlopen needs none */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    KT_REQUIRE(h || (printf("    dlopen: %s\n", dlerror()), 0));
+    int (*answer)(void) = (int (*)(void))(uintptr_t)dlsym(h, "kg_test_answer");
+    const char *(*msg)(void) = (const char *(*)(void))(uintptr_t)dlsym(h, "kg_test_msg");
+    KT_CHECK(answer && answer() == 42 && answer() == 43); /* code and writable data */
+    KT_CHECK(msg && !strcmp(msg(), "loaded from the kgen cache"));
+    dlclose(h);
+    /* and still valid after being loaded */
+    KT_CHECK(get_path_status(c, k, "so") == KG_OK && hit_equals(c, k, "so", orig, n));
+    free(orig);
+    kg_cache_close(c);
 }

@@ -1,0 +1,266 @@
+/*
+ * cmd_bench.c — `kgen bench`: prefill and decode speed of a model, like
+ * llama-bench (each test repeated, mean ± sd of tokens/s), plus the cold
+ * compile time (GGUF: compiled in a child process, so its memory does not
+ * count), the time to open the model from the cache, and peak RSS.
+ *
+ *   pp N   prefill of N random tokens into an empty cache (timed: the
+ *          kgm_prefill call only; no tokenization, no sampling)
+ *   tg N   N decode steps from an empty cache (timed: the kgm_decode calls)
+ */
+#include "config.h"
+#include "internal.h"
+#include "json.h"
+#include "loader.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: kgen bench MODEL.gguf|libNAME.so [--pp 64,512] [--tg 128] [-r N] [-t THREADS]\n"
+    "                  [--json] [--cpu CPU]\n"
+    "\n"
+    "  --pp LIST   prompt lengths for the prefill tests (default 64; 0: none)\n"
+    "  --tg LIST   token counts for the decode tests (default 128; 0: none)\n"
+    "  -r N        repetitions of each test (default 5), after one warm-up run\n"
+    "  -t N        threads (default: all CPUs)\n"
+    "  --json      one JSON object on stdout instead of the table\n"
+    "For a GGUF file it also measures the cold compile (in a child process; the\n"
+    "result goes to the cache) and the open from the cache.\n";
+
+#define MAX_TESTS 16
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int parse_list(const char *s, int *out, int cap)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || v < 0 || v > 1 << 20 || n == cap) return -1;
+        if (v) out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+typedef struct {
+    int n;
+    double mean, sd;
+    double samples[64];
+    int ns;
+} result;
+
+static void stats(result *r)
+{
+    double s = 0, q = 0;
+    for (int i = 0; i < r->ns; i++) s += r->samples[i];
+    r->mean = s / r->ns;
+    for (int i = 0; i < r->ns; i++) q += (r->samples[i] - r->mean) * (r->samples[i] - r->mean);
+    r->sd = r->ns > 1 ? sqrt(q / (r->ns - 1)) : 0;
+}
+
+/* Compile in a child (fresh address space: its peak memory is not ours). */
+static kg_status cold_compile(const char *model, const gen_load_opts *lo, double *secs)
+{
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid < 0) return kg_err(KG_ERR_IO, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        gen_load_opts o = *lo;
+        o.force_compile = true;
+        o.progress = false;
+        o.open.n_threads = 1;
+        gen_loaded l;
+        kg_status st = gen_load(model, &o, &l);
+        if (st) fprintf(stderr, "kgen bench: %s\n", kg_last_error());
+        else gen_unload(&l);
+        _exit(st ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    *secs = now_s() - t0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) return kg_err(KG_ERR_IO, "%s: the compile failed", model);
+    return KG_OK;
+}
+
+static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int reps, result *res)
+{
+    const kgm_api_v1 *api = l->api;
+    kgm_info info;
+    api->describe(l->m, &info);
+    for (int t = 0; t < nl; t++) {
+        int n = lens[t];
+        if (n > info.n_ctx) {
+            fprintf(stderr, "kgen bench: %s %d exceeds the context (%d)\n", decode ? "tg" : "pp", n, info.n_ctx);
+            return 1;
+        }
+        int32_t *toks = malloc((size_t)n * sizeof *toks);
+        if (!toks) return 1;
+        uint64_t s = 1234567;
+        for (int i = 0; i < n; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            toks[i] = (int32_t)((s >> 33) % (uint64_t)info.n_vocab);
+        }
+        res[t].n = n;
+        res[t].ns = 0;
+        for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+            api->reset(l->m);
+            double t0 = now_s();
+            bool ok = true;
+            if (decode)
+                for (int i = 0; i < n && ok; i++) ok = api->decode(l->m, toks[i], i) != NULL;
+            else
+                ok = api->prefill(l->m, toks, n, 0) != NULL;
+            double dt = now_s() - t0;
+            if (!ok) {
+                fprintf(stderr, "kgen bench: %s\n", api->error(l->m));
+                free(toks);
+                return 1;
+            }
+            if (r >= 0 && res[t].ns < 64) res[t].samples[res[t].ns++] = n / dt;
+        }
+        stats(&res[t]);
+        free(toks);
+    }
+    return 0;
+}
+
+static void json_results(json *j, const char *key, const result *r, int n)
+{
+    json_key(j, key);
+    json_arr(j);
+    for (int i = 0; i < n; i++) {
+        json_obj(j);
+        json_key(j, "n"), json_i64(j, r[i].n);
+        json_key(j, "tps"), json_f64(j, r[i].mean);
+        json_key(j, "sd"), json_f64(j, r[i].sd);
+        json_key(j, "samples");
+        json_arr(j);
+        for (int k = 0; k < r[i].ns; k++) json_f64(j, r[i].samples[k]);
+        json_close_arr(j);
+        json_close_obj(j);
+    }
+    json_close_arr(j);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *model = NULL;
+    int pp[MAX_TESTS] = {64}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, reps = 5;
+    bool as_json = false;
+    gen_load_opts lo = {0};
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(o, "--json")) {
+            as_json = true;
+        } else if (!strcmp(o, "--pp") && v) {
+            if ((npp = parse_list(argv[++i], pp, MAX_TESTS)) < 0) goto bad;
+        } else if (!strcmp(o, "--tg") && v) {
+            if ((ntg = parse_list(argv[++i], tg, MAX_TESTS)) < 0) goto bad;
+        } else if (!strcmp(o, "-r") && v) {
+            reps = (int)strtol(argv[++i], &end, 10);
+            if (*end || reps < 1 || reps > 64) goto bad;
+        } else if (!strcmp(o, "-t") && v) {
+            lo.open.n_threads = (int)strtol(argv[++i], &end, 10);
+            if (*end || lo.open.n_threads < 1 || lo.open.n_threads > 256) goto bad;
+        } else if (!strcmp(o, "--cpu") && v) {
+            lo.cpu = argv[++i];
+        } else if (o[0] == '-') {
+            fprintf(stderr, "kgen bench: unknown option '%s' (see kgen bench --help)\n", o);
+            return 2;
+        } else if (model) {
+            fprintf(stderr, "kgen bench: more than one model given\n");
+            return 2;
+        } else {
+            model = o;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "kgen bench: %s %s: not a valid value (see kgen bench --help)\n", o, v ? v : "");
+        return 2;
+    }
+    if (!model) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    int maxlen = 0;
+    for (int i = 0; i < npp; i++) maxlen = pp[i] > maxlen ? pp[i] : maxlen;
+    for (int i = 0; i < ntg; i++) maxlen = tg[i] > maxlen ? tg[i] : maxlen;
+    lo.open.n_ctx = maxlen > 4096 ? maxlen : 0; /* 0: the model's default (min(its context, 4096)) */
+    double compile_s = -1;
+    size_t ml = strlen(model);
+    bool gguf = ml > 5 && !strcmp(model + ml - 5, ".gguf");
+    if (gguf && cold_compile(model, &lo, &compile_s)) {
+        fprintf(stderr, "kgen bench: %s\n", kg_last_error());
+        return 1;
+    }
+    gen_loaded l;
+    if (gen_load(model, &lo, &l)) {
+        fprintf(stderr, "kgen bench: %s\n", kg_last_error());
+        return 1;
+    }
+    kgm_info info;
+    l.api->describe(l.m, &info);
+    result rp[MAX_TESTS], rg[MAX_TESTS];
+    int rc = run_tests(&l, pp, npp, false, reps, rp);
+    if (!rc) rc = run_tests(&l, tg, ntg, true, reps, rg);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0, open_s = l.lookup_s + l.open_s;
+    if (!rc && as_json) {
+        json j;
+        json_begin(&j, stdout);
+        json_key(&j, "model"), json_str(&j, model);
+        json_key(&j, "name"), json_str(&j, info.name);
+        json_key(&j, "weight_type"), json_str(&j, info.weight_type);
+        json_key(&j, "backend"), json_str(&j, "cpu");
+        json_key(&j, "cpu"), json_str(&j, info.target_cpu);
+        json_key(&j, "kgen_version"), json_str(&j, KGEN_VERSION);
+        json_key(&j, "threads"), json_i64(&j, info.n_threads);
+        json_key(&j, "reps"), json_i64(&j, reps);
+        json_results(&j, "pp", rp, npp);
+        json_results(&j, "tg", rg, ntg);
+        json_key(&j, "compile_s");
+        if (compile_s >= 0) json_f64(&j, compile_s);
+        else json_null(&j);
+        json_key(&j, "open_s"), json_f64(&j, open_s);
+        json_key(&j, "peak_rss_mb"), json_f64(&j, rss_mb);
+        json_key(&j, "weights_mb"), json_f64(&j, info.weight_bytes / 1048576.0);
+        json_key(&j, "kv_mb"), json_f64(&j, info.kv_bytes / 1048576.0);
+        json_key(&j, "n_ctx"), json_i64(&j, info.n_ctx);
+        json_end(&j);
+    } else if (!rc) {
+        printf("| model | type | threads | test | tokens/s |\n|---|---|---:|---|---:|\n");
+        for (int i = 0; i < npp; i++)
+            printf("| %s | %s | %d | pp%d | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
+                   info.n_threads, rp[i].n, rp[i].mean, rp[i].sd);
+        for (int i = 0; i < ntg; i++)
+            printf("| %s | %s | %d | tg%d | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
+                   info.n_threads, rg[i].n, rg[i].mean, rg[i].sd);
+        if (compile_s >= 0) printf("cold compile %.2f s; ", compile_s);
+        printf("open from %s %.1f ms; peak RSS %.1f MB (weights %.1f MB, KV cache %.1f MB for %d tokens)\n",
+               gguf ? "the cache" : "the .so", open_s * 1e3, rss_mb, info.weight_bytes / 1048576.0,
+               info.kv_bytes / 1048576.0, info.n_ctx);
+    }
+    gen_unload(&l);
+    return rc;
+}

@@ -1,0 +1,135 @@
+/*
+ * graph.h — the model graph kgen compiles, and the passes over it.
+ *
+ * A graph is a list of nodes in execution order; each node is one operation
+ * on tensors with static shapes. Tensors are weights (from the model file,
+ * possibly several concatenated by rows), activations (one row per token of
+ * the batch, or one row), the KV cache of a layer, or the run-time inputs
+ * (token ids, positions). The pipeline (gen/model.c, gen_model_build):
+ *
+ *   arch builder (arch_llama.c)  GGUF -> graph of plain ops
+ *   pass_fuse.c                  fused ops: QKV product + RoPE + KV append,
+ *                                gate/up + SwiGLU, residual epilogues,
+ *                                activation quantization into norms/products
+ *   pass_repack.c                the weights blob in the layout the kernels
+ *                                want (concatenations), offsets and hash
+ *   pass_memplan.c               one workspace arena, planned offsets
+ *   lower.c                      kernel instances and the entry points
+ *
+ * KGEN_DEBUG=1 prints the graph after every pass (gen_graph_print).
+ */
+#ifndef KGEN_GRAPH_H
+#define KGEN_GRAPH_H
+
+#include "gen.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Element types of activations (weights use kg_type ids). */
+enum { GEN_ACT_F32 = 0, GEN_ACT_Q8 = 1000, GEN_ACT_I32 = 1001 };
+
+typedef enum gen_tkind {
+    GEN_T_WEIGHT,  /* in the weights blob                                 */
+    GEN_T_ACT,     /* in the workspace                                    */
+    GEN_T_KV,      /* a layer's K or V cache (kv_layer, kv_is_v)          */
+    GEN_T_INPUT,   /* token ids / positions, int32 per token (workspace)  */
+} gen_tkind;
+
+#define GEN_MAX_PARTS 3
+
+typedef struct gen_tensor {
+    char name[64];
+    gen_tkind kind;
+    int type;                  /* kg_type (weights) or GEN_ACT_*          */
+    int64_t rows;              /* weights: rows (N); activations: 1       */
+    int64_t cols;              /* elements per row                        */
+    bool per_token;            /* activations: one row per batch token    */
+    int n_parts;               /* weights: source tensors, concatenated by rows */
+    const kg_tensor *parts[GEN_MAX_PARTS];
+    int kv_layer;
+    bool kv_is_v;
+    uint64_t row_bytes;
+    uint64_t off;              /* planned: weights blob or workspace offset */
+    uint64_t size;             /* planned: bytes (activations: for n_batch rows) */
+    int first, last;           /* liveness: first and last node using it (-1: none) */
+} gen_tensor;
+
+typedef enum gen_opk {
+    GEN_OP_EMBED,    /* in: table, ids                     -> f32 rows      */
+    GEN_OP_RMSNORM,  /* in: x, gamma                       -> f32 or q8     */
+    GEN_OP_MATMUL,   /* in: W, x [, W_up (SWIGLU)] [, resid] -> f32 or q8  */
+    GEN_OP_ROPE,     /* in: x, pos                         -> rotated copy  */
+    GEN_OP_KV_STORE, /* in: k, v, pos, K cache, V cache    -> (the caches)  */
+    GEN_OP_ATTN,     /* in: q, K cache, V cache            -> f32 rows      */
+    GEN_OP_ADD,      /* in: a, b                           -> a + b         */
+    GEN_OP_SWIGLU,   /* in: g, u                           -> silu(g) * u   */
+    GEN_OP_QUANTIZE, /* in: x                              -> q8 rows       */
+    GEN_OP_ROPE_KV,  /* in: qkv, pos, K cache, V cache     -> rotated q     */
+    GEN_OP_COUNT
+} gen_opk;
+
+enum { GEN_IN_MAX = 6 };
+
+typedef struct gen_node {
+    gen_opk op;
+    int layer;                 /* -1 outside the layers                   */
+    int in[GEN_IN_MAX];        /* tensor ids; -1 unused                   */
+    int out;                   /* tensor id (-1: none)                    */
+    int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*  */
+    bool last_row;             /* reads only the batch's last row of in[0] and writes one row */
+    bool dead;                 /* removed by a pass                       */
+} gen_node;
+
+typedef struct gen_hparams {
+    char arch[16];
+    char name[64];
+    int64_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_rot;
+    int64_t rope_mode;         /* KGT_ROPE_NORM / KGT_ROPE_NEOX */
+    double eps, rope_base, rope_scale;
+    int64_t n_batch;           /* tokens per prefill step (workspace rows) */
+    int kv_type;               /* KGT_F16 / KGT_F32 */
+} gen_hparams;
+
+typedef struct gen_graph {
+    gen_hparams hp;
+    const kg_gguf *g;          /* the model file (weights point into it) */
+    gen_tensor *t;
+    int nt, cap_t;
+    gen_node *n;
+    int nn, cap_n;
+    int ids, pos;              /* the input tensors                      */
+    int logits;                /* the output tensor                      */
+    uint64_t weight_bytes;     /* pass_repack                            */
+    uint64_t ws_bytes;         /* pass_memplan                           */
+} gen_graph;
+
+/* graph.c */
+void gen_graph_free(gen_graph *gr);
+int gen_graph_tensor(gen_graph *gr, const char *name, gen_tkind kind, int type, int64_t rows, int64_t cols,
+                     bool per_token); /* -1 (message set) on failure */
+int gen_graph_node(gen_graph *gr, gen_opk op, int layer, int out, const int *in, int n_in); /* node id or -1 */
+const char *gen_op_name(gen_opk op);
+const char *gen_type_name(int type);
+uint64_t gen_row_bytes(int type, int64_t cols);
+void gen_graph_print(const gen_graph *gr, const char *title, FILE *f);
+/* Recomputes first/last use of every tensor over the live nodes. */
+void gen_graph_liveness(gen_graph *gr);
+/* The live nodes that read tensor t (count; ids into out, up to cap). */
+int gen_graph_readers(const gen_graph *gr, int t, int *out, int cap);
+
+/* The architecture builders (arch_*.c): the hyperparameters, every tensor
+ * checked against them (name, type, shape), the graph of plain ops. */
+kg_status gen_arch_build(const kg_gguf *g, int64_t n_batch, gen_graph *gr);
+
+/* The passes. */
+kg_status gen_pass_fuse(gen_graph *gr);
+kg_status gen_pass_repack(gen_graph *gr);
+kg_status gen_pass_memplan(gen_graph *gr);
+
+/* Writes the weights blob (gr->weight_bytes bytes, repacked) to f and
+ * computes its XXH3-128 as hex (pass_repack.c). */
+kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char hash_hex[33]);
+
+#endif

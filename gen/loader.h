@@ -1,0 +1,37 @@
+/*
+ * loader.h — getting a runnable model from what the user named (gen/loader.c):
+ * a kgen model (.so) is dlopen()ed as is; a GGUF file is compiled through the
+ * cache (kind "so", keyed by the file's content, kgen, LLVM, the templates,
+ * the model runtime, the target and the options), so only the first run
+ * compiles. Used by `kgen run` and `kgen bench`.
+ */
+#ifndef KGEN_LOADER_H
+#define KGEN_LOADER_H
+
+#include "gen.h"
+#include "kgen_model.h"
+
+typedef struct gen_load_opts {
+    const char *cpu;       /* compile target (GGUF only); NULL: this machine */
+    bool no_cache;         /* compile into a temporary file instead          */
+    bool force_compile;    /* compile even on a cache hit (bench: cold time) */
+    bool progress;
+    kgm_open_params open;
+} gen_load_opts;
+
+typedef struct gen_loaded {
+    void *handle;
+    const kgm_api_v1 *api;
+    kgm_model *m;
+    char so_path[4096];    /* what was dlopen()ed */
+    bool compiled;         /* compiled now (a cache miss or no cache)       */
+    double compile_s;      /* when compiled                                  */
+    double lookup_s;       /* hashing the GGUF and finding the cache entry   */
+    double open_s;         /* dlopen + kgm_open                              */
+    char tmp_so[4096];     /* no_cache: removed by gen_unload                */
+} gen_loaded;
+
+kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *out);
+void gen_unload(gen_loaded *l);
+
+#endif

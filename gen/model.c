@@ -1,0 +1,333 @@
+/*
+ * model.c — `kgen compile`'s pipeline: one GGUF file to one per-model shared
+ * object (or relocatable object) holding the specialized code, the packed
+ * weights (or, with external weights, their hash and file name), the
+ * tokenizer and the descriptor the runtime reads (runtime/model/desc.h).
+ *
+ *   GGUF ─arch─▶ graph ─fuse─▶ ─repack─▶ ─memplan─▶ ─lower─▶ instances +
+ *   entry points ─LLVM─▶ object ─cc─▶ .so = object + runtime + data
+ *
+ * The data (descriptor, tokenizer blob, weights) is assembled from files by
+ * `.incbin` (the weights can be hundreds of MB: the assembler copies them,
+ * nothing parses them); the model runtime is the object embedded in kgen
+ * (kgen-rt.o). Outputs are written to a temporary name and renamed.
+ */
+#include "gen.h"
+#include "graph.h"
+#include "internal.h"
+#include "lower.h"
+#include "runtime/model/desc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const char kgen_bc_rt[], kgen_bc_rt_end[];
+extern const char kgen_bc_model_h[], kgen_bc_model_h_end[];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool debug_on(void)
+{
+    const char *d = getenv("KGEN_DEBUG");
+    return d && *d && strcmp(d, "0");
+}
+
+static kg_status write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return kg_err(KG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    bool ok = fwrite(data, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    return ok ? KG_OK : kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+}
+
+static kg_status run_cc(char *const argv[], const char *out)
+{
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), status = 0;
+    if (rc) return kg_err(KG_ERR_IO, "cannot run '%s': %s (a C compiler driver is needed to link models)", argv[0], strerror(rc));
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return kg_err(KG_ERR_IO, "%s: linking the model failed: '%s' %s %d", out, argv[0],
+                      WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return KG_OK;
+}
+
+/* Can `path` be written (tried as `tmp`, then removed)? */
+static kg_status probe_writable(const char *path, const char *tmp)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return kg_err(KG_ERR_IO, "%s: cannot write the output here: %s", path, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return KG_OK;
+}
+
+/* Features the kernels may use: the ISA level's, and any the target names. */
+static uint64_t cpu_mask(const gen_target *t)
+{
+    static const char *const names[] = {
+#define KGM_X(id, name) name,
+        KGM_CPU_FEATURES(KGM_X)
+#undef KGM_X
+    };
+    uint64_t m = (1u << KGM_CPU_SSE42) | (1u << KGM_CPU_POPCNT);
+    if (t->isa >= GEN_ISA_AVX2)
+        m |= (1u << KGM_CPU_AVX) | (1u << KGM_CPU_AVX2) | (1u << KGM_CPU_FMA) | (1u << KGM_CPU_F16C) | (1u << KGM_CPU_BMI2);
+    if (t->isa >= GEN_ISA_AVX512)
+        m |= (1u << KGM_CPU_AVX512F) | (1u << KGM_CPU_AVX512BW) | (1u << KGM_CPU_AVX512VL) | (1u << KGM_CPU_AVX512DQ) |
+             (1u << KGM_CPU_AVX512VNNI);
+    for (int i = 0; i < KGM_CPU_COUNT; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "+%s", names[i]);
+        for (const char *p = t->features; (p = strstr(p, want)); p += strlen(want)) {
+            char end = p[strlen(want)];
+            if ((p == t->features || p[-1] == ',') && (end == ',' || end == 0)) m |= 1ull << i;
+        }
+    }
+    return m;
+}
+
+static const char *main_weight_type(const gen_graph *gr)
+{
+    uint64_t bytes[KG_TYPE_COUNT] = {0};
+    for (int i = 0; i < gr->nt; i++)
+        if (gr->t[i].kind == GEN_T_WEIGHT && gr->t[i].size && gr->t[i].type < KG_TYPE_COUNT)
+            bytes[gr->t[i].type] += gr->t[i].size;
+    int best = 0;
+    for (int i = 1; i < KG_TYPE_COUNT; i++)
+        if (bytes[i] > bytes[best]) best = i;
+    return gen_type_name(best);
+}
+
+static kg_status fill_desc(const gen_graph *gr, const gen_target *t, const gen_model_opts *o, const char *whash,
+                           const void *tok, size_t ntok, kgm_desc *d)
+{
+    const gen_hparams *hp = &gr->hp;
+    memset(d, 0, sizeof *d);
+    d->magic = KGM_DESC_MAGIC;
+    d->version = KGM_DESC_VERSION;
+    snprintf(d->arch, sizeof d->arch, "%s", hp->arch);
+    snprintf(d->name, sizeof d->name, "%s", hp->name);
+    snprintf(d->weight_type, sizeof d->weight_type, "%s", main_weight_type(gr));
+    snprintf(d->target_cpu, sizeof d->target_cpu, "%s", t->cpu);
+    snprintf(d->weights_hash, sizeof d->weights_hash, "%s", whash);
+    d->cpu_features = cpu_mask(t);
+    d->weight_bytes = gr->weight_bytes;
+    d->ws_bytes = gr->ws_bytes;
+    d->ws_ids = gr->t[gr->ids].off;
+    d->ws_pos = gr->t[gr->pos].off;
+    d->ws_logits = gr->t[gr->logits].off;
+    d->n_layer = (int32_t)hp->n_layer, d->n_embd = (int32_t)hp->n_embd, d->n_head = (int32_t)hp->n_head;
+    d->n_head_kv = (int32_t)hp->n_head_kv, d->head_dim = (int32_t)hp->head_dim, d->n_ff = (int32_t)hp->n_ff;
+    d->n_vocab = (int32_t)hp->n_vocab, d->n_ctx_train = (int32_t)hp->n_ctx_train, d->n_batch = (int32_t)hp->n_batch;
+    d->kv_elem_bytes = hp->kv_type == 1 ? 2 : 4;
+    d->n_kv_tensors = (int32_t)(2 * hp->n_layer);
+    if (o->weights_file) snprintf(d->weights_file, sizeof d->weights_file, "%s", o->weights_file);
+    /* the content hash: weights, tokenizer and every field above */
+    kg_keytext *kt;
+    kg_key key;
+    kg_status st = kg_keytext_new(&kt);
+    if (!st) st = kg_keytext_str(kt, "weights", whash);
+    if (!st) st = kg_keytext_blob(kt, "tokenizer", tok, ntok);
+    if (!st) st = kg_keytext_blob(kt, "desc", d, sizeof *d);
+    if (!st) st = kg_keytext_finish(kt, &key);
+    kg_keytext_free(kt);
+    if (!st) kg_key_hex(key, d->content_hash);
+    return st;
+}
+
+static kg_status write_data_s(const char *path, bool with_weights)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return kg_err(KG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(f, "/* generated by kgen: the model's data (runtime/model/desc.h) */\n"
+               "#define SYM(s) .globl s; .hidden s; s:\n"
+               ".section .rodata.kgm, \"a\"\n.balign 64\nSYM(kgm_desc_data)\n.incbin \"desc.bin\"\n"
+               ".balign 64\nSYM(kgm_tok_blob)\n.incbin \"tok.bin\"\nSYM(kgm_tok_blob_end)\n.byte 0\n"
+               ".section .rodata.kgm_weights, \"a\"\n.balign 4096\nSYM(kgm_weights)\n%s\nSYM(kgm_weights_end)\n.byte 0\n"
+               ".section .note.GNU-stack, \"\", @progbits\n",
+            with_weights ? ".incbin \"weights.bin\"" : "");
+    return fclose(f) == 0 ? KG_OK : kg_err(KG_ERR_IO, "%s: write failed", path);
+}
+
+static void progress(const gen_model_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(const gen_model_opts *o, const char *fmt, ...)
+{
+    if (!o->progress) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kgen: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* rm -r of the temporary directory (only the files we made) */
+static void cleanup(const char *dir)
+{
+    static const char *const files[] = {"rt.o", "tok.bin", "desc.bin", "weights.bin", "data.S"};
+    char p[PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    for (int i = 0; i < GEN_MAX_SHARDS; i++) {
+        snprintf(p, sizeof p, "%s/model%d.o", dir, i);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r)
+{
+    double t0 = now_s(), t1;
+    memset(r, 0, sizeof *r);
+    const bool dbg = debug_on();
+    kg_gguf *g = NULL;
+    gen_graph gr = {0};
+    gen_program pg = {0};
+    gen_target t;
+    void *objs[GEN_MAX_SHARDS] = {0}, *tok = NULL;
+    size_t sizes[GEN_MAX_SHARDS] = {0}, nobj = 0, ntok = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int shards = o->jobs > 0 ? o->jobs : (int)(ncpu < 1 ? 1 : ncpu > GEN_MAX_SHARDS ? GEN_MAX_SHARDS : ncpu);
+    char dir[PATH_MAX] = "", p[PATH_MAX + 32], whash[33] = "";
+    char tmp_out[PATH_MAX + 32];
+    snprintf(tmp_out, sizeof tmp_out, "%s.tmp%ld", out_path, (long)getpid());
+    kg_status st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st) st = kg_gguf_open(gguf_path, &g);
+    /* fail before the work if the outputs cannot be written */
+    if (!st) st = probe_writable(out_path, tmp_out);
+    if (!st && o->weights_file) {
+        char wtmp[PATH_MAX + 32];
+        snprintf(wtmp, sizeof wtmp, "%s.tmp", o->weights_path);
+        st = probe_writable(o->weights_path, wtmp);
+    }
+    if (!st) st = gen_arch_build(g, o->n_batch > 0 ? o->n_batch : 128, &gr);
+    if (!st && dbg) gen_graph_print(&gr, "arch", stderr);
+    if (!st) st = gen_pass_fuse(&gr);
+    if (!st && dbg) gen_graph_print(&gr, "fuse", stderr);
+    if (!st) st = gen_pass_repack(&gr);
+    if (!st && dbg) gen_graph_print(&gr, "repack", stderr);
+    if (!st) st = gen_pass_memplan(&gr);
+    if (!st && dbg) gen_graph_print(&gr, "memplan", stderr);
+    if (!st) st = gen_lower(&gr, &pg);
+    if (!st) st = gen_tokdata(g, &tok, &ntok);
+    if (!st) {
+        r->n_nodes = gr.nn;
+        r->n_instances = pg.nk;
+        r->weight_bytes = gr.weight_bytes;
+        r->ws_bytes = gr.ws_bytes;
+        snprintf(r->cpu, sizeof r->cpu, "%s", t.cpu);
+        progress(o, "%s: %s, %lld layers, %d ops after fusion, %d kernel instances, weights %.1f MiB, target %s",
+                 gguf_path, gr.hp.arch, (long long)gr.hp.n_layer, gr.nn, pg.nk, gr.weight_bytes / 1048576.0, t.cpu);
+        r->graph_s = now_s() - t0;
+    }
+    /* the code */
+    t1 = now_s();
+    if (!st) st = gen_program_compile(&pg, &t, shards, objs, sizes);
+    for (int i = 0; i < GEN_MAX_SHARDS; i++) nobj += sizes[i];
+    r->codegen_s = now_s() - t1;
+    r->code_bytes = nobj;
+    if (!st) progress(o, "code generated in %.2f s (%zu KiB of object code)", r->codegen_s, nobj / 1024);
+    /* the files for the link */
+    t1 = now_s();
+    if (!st) {
+        const char *td = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(dir, sizeof dir, "%s/kgen-model-XXXXXX", td);
+        if (!mkdtemp(dir)) {
+            st = kg_err(KG_ERR_IO, "cannot create a temporary directory in %s: %s", td, strerror(errno));
+            dir[0] = 0;
+        }
+    }
+    for (int i = 0; i < GEN_MAX_SHARDS && !st && objs[i]; i++)
+        snprintf(p, sizeof p, "%s/model%d.o", dir, i), st = write_file(p, objs[i], sizes[i]);
+    if (!st) snprintf(p, sizeof p, "%s/rt.o", dir), st = write_file(p, kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
+    if (!st) snprintf(p, sizeof p, "%s/tok.bin", dir), st = write_file(p, tok, ntok);
+    char wpath[PATH_MAX + 32] = "";
+    if (!st) {
+        /* weights: in the temp dir, or (external) beside the output, renamed into place after the link */
+        if (o->weights_file) snprintf(wpath, sizeof wpath, "%s.tmp", o->weights_path);
+        else snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+        FILE *f = fopen(wpath, "wb");
+        if (!f) st = kg_err(KG_ERR_IO, "%s: cannot create: %s", wpath, strerror(errno));
+        if (!st) st = gen_repack_write(&gr, f, wpath, whash);
+        if (f && fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", wpath, strerror(errno));
+    }
+    kgm_desc d;
+    if (!st) st = fill_desc(&gr, &t, o, whash, tok, ntok, &d);
+    if (!st) {
+        snprintf(r->content_hash, sizeof r->content_hash, "%s", d.content_hash);
+        snprintf(p, sizeof p, "%s/desc.bin", dir), st = write_file(p, &d, sizeof d);
+    }
+    if (!st) snprintf(p, sizeof p, "%s/data.S", dir), st = write_data_s(p, !o->weights_file);
+    r->pack_s = now_s() - t1;
+    t1 = now_s();
+    if (!st) {
+        const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+        static char files[GEN_MAX_SHARDS + 3][PATH_MAX + 16];
+        char *argv[GEN_MAX_SHARDS + 16];
+        int n = 0;
+        argv[n++] = (char *)cc;
+        if (o->emit_obj) argv[n++] = "-r", argv[n++] = "-nostdlib";
+        else argv[n++] = "-shared", argv[n++] = "-Wl,-z,noexecstack";
+        snprintf(files[0], sizeof files[0], "-Wa,-I%s", dir);
+        argv[n++] = files[0];
+        argv[n++] = "-o";
+        argv[n++] = tmp_out;
+        int nf = 1;
+        for (int i = 0; i < GEN_MAX_SHARDS && objs[i]; i++, nf++) {
+            snprintf(files[nf], sizeof files[nf], "%s/model%d.o", dir, i);
+            argv[n++] = files[nf];
+        }
+        snprintf(files[nf], sizeof files[nf], "%s/rt.o", dir);
+        argv[n++] = files[nf++];
+        snprintf(files[nf], sizeof files[nf], "%s/data.S", dir);
+        argv[n++] = files[nf++];
+        if (!o->emit_obj) argv[n++] = "-lm", argv[n++] = "-lpthread";
+        argv[n] = NULL;
+        st = run_cc(argv, out_path);
+    }
+    char hpath[PATH_MAX + 8] = "";
+    if (!st && o->emit_obj) {
+        /* the ABI header beside the object: OUT with its extension replaced by .h */
+        snprintf(hpath, sizeof hpath, "%s", out_path);
+        char *dot = strrchr(hpath, '.'), *sl = strrchr(hpath, '/');
+        if (dot && (!sl || dot > sl)) *dot = 0;
+        strcat(hpath, ".h");
+        st = write_file(hpath, kgen_bc_model_h, (size_t)(kgen_bc_model_h_end - kgen_bc_model_h));
+    }
+    if (!st && rename(tmp_out, out_path) != 0) st = kg_err(KG_ERR_IO, "%s: cannot rename into place: %s", out_path, strerror(errno));
+    if (!st && o->weights_file && rename(wpath, o->weights_path) != 0)
+        st = kg_err(KG_ERR_IO, "%s: cannot rename into place: %s", o->weights_path, strerror(errno));
+    if (st) {
+        unlink(tmp_out);
+        if (o->weights_file && wpath[0]) unlink(wpath);
+    }
+    r->link_s = now_s() - t1;
+    r->total_s = now_s() - t0;
+    if (dir[0]) cleanup(dir);
+    for (int i = 0; i < GEN_MAX_SHARDS; i++) free(objs[i]);
+    free(tok);
+    gen_program_free(&pg);
+    gen_graph_free(&gr);
+    kg_gguf_close(g);
+    return st;
+}

@@ -1,0 +1,202 @@
+/*
+ * pass_fuse.c — rewrite the plain graph into the fused operations the
+ * kernel templates implement, so that each fused op is one kernel and one
+ * pass over memory:
+ *
+ *   qkv     Wq h, Wk h, Wv h (same h, same weight type), RoPE of q and k and
+ *           the KV-cache store  ->  one product over the concatenated
+ *           weights (repacked by pass_repack) + one rope_kv kernel
+ *   swiglu  silu(Wg h) * (Wu h)  ->  one product with the SwiGLU epilogue
+ *   resid   x + W a  ->  the product's residual epilogue, in place into x
+ *   q8      a quantized-weight product reads int8 activations: its input's
+ *           producer quantizes in its epilogue (norm, product) when every
+ *           reader wants q8, else a quantize kernel is inserted
+ *
+ * Each rule checks that the intermediate tensors it removes have no other
+ * reader; what does not match stays as it was (and lower.c reports an op it
+ * has no kernel for).
+ */
+#include "graph.h"
+#include "internal.h"
+#include "templates/cpu/kernel.h"
+#include "templates/cpu/ops.h"
+
+#include <string.h>
+
+static int producer(const gen_graph *gr, int t, int before)
+{
+    for (int i = before - 1; i >= 0; i--)
+        if (!gr->n[i].dead && gr->n[i].out == t) return i;
+    return -1;
+}
+
+static bool only_reader(const gen_graph *gr, int t, int node)
+{
+    int r[2];
+    return gen_graph_readers(gr, t, r, 2) == 1 && r[0] == node;
+}
+
+static bool is_matmul_of(const gen_graph *gr, int i, int x)
+{
+    return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !gr->n[i].flags && gr->n[i].in[2] < 0;
+}
+
+static bool quantized(int type) { return type != KG_TYPE_F32 && type != KG_TYPE_F16 && type != KG_TYPE_BF16; }
+
+/* Wq h, Wk h, Wv h + rope(q), rope(k), kv_store  ->  W_qkv h + rope_kv */
+static kg_status fuse_qkv(gen_graph *gr, int s)
+{
+    gen_node *st = &gr->n[s];
+    int kr = st->in[0], v = st->in[1], pos = st->in[2];
+    int rk = producer(gr, kr, s), mv = producer(gr, v, s);
+    if (rk < 0 || gr->n[rk].op != GEN_OP_ROPE) return KG_OK;
+    int k = gr->n[rk].in[0], mk = producer(gr, k, rk);
+    if (mk < 0 || gr->n[mk].op != GEN_OP_MATMUL || mv < 0) return KG_OK;
+    int h = gr->n[mk].in[1];
+    if (!is_matmul_of(gr, mk, h) || !is_matmul_of(gr, mv, h)) return KG_OK;
+    /* the rope of q: a ROPE at the same positions of a product of the same h */
+    int rq = -1, mq = -1;
+    for (int i = 0; i < s && rq < 0; i++) {
+        if (gr->n[i].dead || gr->n[i].op != GEN_OP_ROPE || i == rk || gr->n[i].in[1] != pos) continue;
+        int p = producer(gr, gr->n[i].in[0], i);
+        if (is_matmul_of(gr, p, h) && p != mk && p != mv) rq = i, mq = p;
+    }
+    if (rq < 0) return KG_OK;
+    int wq = gr->n[mq].in[0], wk = gr->n[mk].in[0], wv = gr->n[mv].in[0];
+    if (gr->t[wq].type != gr->t[wk].type || gr->t[wq].type != gr->t[wv].type || gr->t[wq].n_parts != 1 ||
+        !only_reader(gr, k, rk) || !only_reader(gr, kr, s) || !only_reader(gr, v, s) ||
+        !only_reader(gr, gr->n[mq].out, rq))
+        return KG_OK;
+    const gen_hparams *hp = &gr->hp;
+    char nm[64];
+    snprintf(nm, sizeof nm, "L%d.attn_qkv", st->layer);
+    int w = gen_graph_tensor(gr, nm, GEN_T_WEIGHT, gr->t[wq].type, gr->t[wq].rows + gr->t[wk].rows + gr->t[wv].rows,
+                             gr->t[wq].cols, false);
+    snprintf(nm, sizeof nm, "L%d.qkv", st->layer);
+    int qkv = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim, true);
+    if (w < 0 || qkv < 0) return KG_ERR_NOMEM;
+    st = &gr->n[s]; /* (the tensor array may have moved; nodes did not) */
+    gr->t[w].n_parts = 3;
+    gr->t[w].parts[0] = gr->t[wq].parts[0];
+    gr->t[w].parts[1] = gr->t[wk].parts[0];
+    gr->t[w].parts[2] = gr->t[wv].parts[0];
+    gr->n[mq].in[0] = w;
+    gr->n[mq].out = qkv;
+    int kc = st->in[3], vc = st->in[4];
+    gen_node *r = &gr->n[rq];
+    r->op = GEN_OP_ROPE_KV;
+    int qr = r->out;
+    memset(r->in, -1, sizeof r->in);
+    r->in[0] = qkv, r->in[1] = pos, r->in[2] = kc, r->in[3] = vc;
+    r->out = qr;
+    gr->n[mk].dead = gr->n[mv].dead = gr->n[rk].dead = st->dead = true;
+    return KG_OK;
+}
+
+/* silu(Wg h) * (Wu h)  ->  Wg h with the SwiGLU epilogue over Wu */
+static void fuse_swiglu(gen_graph *gr, int s)
+{
+    gen_node *n = &gr->n[s];
+    int mg = producer(gr, n->in[0], s), mu = producer(gr, n->in[1], s);
+    if (mg < 0 || mu < 0 || gr->n[mg].op != GEN_OP_MATMUL) return;
+    int h = gr->n[mg].in[1];
+    if (!is_matmul_of(gr, mg, h) || !is_matmul_of(gr, mu, h) || mg == mu) return;
+    if (gr->t[gr->n[mg].in[0]].type != gr->t[gr->n[mu].in[0]].type) return;
+    if (!only_reader(gr, n->in[0], s) || !only_reader(gr, n->in[1], s)) return;
+    int first = mg < mu ? mg : mu, other = mg < mu ? mu : mg;
+    gen_node *m = &gr->n[first];
+    m->in[0] = gr->n[mg].in[0];
+    m->in[1] = h;
+    m->in[2] = gr->n[mu].in[0];
+    m->flags |= KGT_EPI_SWIGLU;
+    m->out = n->out;
+    gr->n[other].dead = n->dead = true;
+}
+
+/* x + W a  ->  W a with the residual epilogue, written into x */
+static void fuse_residual(gen_graph *gr, int s)
+{
+    gen_node *n = &gr->n[s];
+    for (int side = 0; side < 2; side++) {
+        int y = n->in[side], resid = n->in[1 - side];
+        int m = producer(gr, y, s);
+        if (m < 0 || gr->n[m].op != GEN_OP_MATMUL || (gr->n[m].flags & (KGT_EPI_RESIDUAL | KGT_EPI_OUT_Q8)) ||
+            !only_reader(gr, y, s) || gr->t[resid].type != GEN_ACT_F32 || n->out != resid)
+            continue;
+        /* nothing between the product and the add may touch the residual */
+        bool clear = true;
+        for (int i = m + 1; i < s && clear; i++)
+            if (!gr->n[i].dead && gr->n[i].out == resid) clear = false;
+        if (!clear) continue;
+        gr->n[m].in[3] = resid;
+        gr->n[m].flags |= KGT_EPI_RESIDUAL;
+        gr->n[m].out = resid;
+        n->dead = true;
+        return;
+    }
+}
+
+/* Insert a node before `at` (node ids from `at` on shift by one). */
+static int insert_node(gen_graph *gr, int at, gen_opk op, int layer, int out, int in0)
+{
+    int id = gen_graph_node(gr, op, layer, out, (int[]){in0}, 1);
+    if (id < 0) return -1;
+    gen_node tmp = gr->n[id];
+    memmove(&gr->n[at + 1], &gr->n[at], (size_t)(id - at) * sizeof tmp);
+    gr->n[at] = tmp;
+    return at;
+}
+
+/* quantized-weight products read q8 activations */
+static kg_status fuse_q8(gen_graph *gr)
+{
+    for (int i = 0; i < gr->nn; i++) {
+        gen_node *m = &gr->n[i];
+        if (m->dead || m->op != GEN_OP_MATMUL || !quantized(gr->t[m->in[0]].type)) continue;
+        int x = m->in[1];
+        if (gr->t[x].type == GEN_ACT_Q8) continue;
+        int p = producer(gr, x, i);
+        int rd[64], nr = gen_graph_readers(gr, x, rd, 64);
+        bool all_q = nr <= 64 && p >= 0 && gr->t[x].kind == GEN_T_ACT;
+        for (int r = 0; r < nr && all_q; r++)
+            all_q = gr->n[rd[r]].op == GEN_OP_MATMUL && gr->n[rd[r]].in[1] == x && quantized(gr->t[gr->n[rd[r]].in[0]].type);
+        bool epi = all_q && ((gr->n[p].op == GEN_OP_RMSNORM) ||
+                             (gr->n[p].op == GEN_OP_MATMUL && !(gr->n[p].flags & KGT_EPI_RESIDUAL)));
+        if (epi) {
+            gr->n[p].flags |= gr->n[p].op == GEN_OP_RMSNORM ? KGT_NORM_OUT_Q8 : KGT_EPI_OUT_Q8;
+            gr->t[x].type = GEN_ACT_Q8;
+            gr->t[x].row_bytes = gen_row_bytes(GEN_ACT_Q8, gr->t[x].cols);
+            continue;
+        }
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.58s.q8", gr->t[x].name);
+        int xq = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_Q8, 1, gr->t[x].cols, gr->t[x].per_token);
+        if (xq < 0) return KG_ERR_NOMEM;
+        int layer = gr->n[i].layer;
+        if (insert_node(gr, i, GEN_OP_QUANTIZE, layer, xq, x) < 0) return KG_ERR_NOMEM;
+        i++; /* the product moved one down */
+        for (int j = i; j < gr->nn; j++) /* every later quantized product of x reads xq */
+            if (!gr->n[j].dead && gr->n[j].op == GEN_OP_MATMUL && gr->n[j].in[1] == x &&
+                quantized(gr->t[gr->n[j].in[0]].type))
+                gr->n[j].in[1] = xq;
+    }
+    return KG_OK;
+}
+
+kg_status gen_pass_fuse(gen_graph *gr)
+{
+    kg_status st = KG_OK;
+    for (int i = 0; i < gr->nn && st == KG_OK; i++)
+        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_KV_STORE) st = fuse_qkv(gr, i);
+    for (int i = 0; i < gr->nn && st == KG_OK; i++)
+        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_SWIGLU) fuse_swiglu(gr, i);
+    for (int i = 0; i < gr->nn && st == KG_OK; i++)
+        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_ADD) fuse_residual(gr, i);
+    if (st == KG_OK) st = fuse_q8(gr);
+    /* drop dead nodes */
+    int w = 0;
+    for (int i = 0; i < gr->nn; i++)
+        if (!gr->n[i].dead) gr->n[w++] = gr->n[i];
+    gr->nn = w;
+    return st;
+}

@@ -1,0 +1,66 @@
+/*
+ * desc.h — what `kgen compile` tells the model runtime about a model: the
+ * descriptor it writes into the model's data (gen/model.c), and the
+ * generated entry points. Shared by gen/ (writer) and runtime/model/model.c
+ * (reader); both are compiled for x86-64 Linux by the same compiler family,
+ * and the struct has only fixed-width fields, explicitly padded.
+ *
+ * Symbols in a compiled model (all hidden):
+ *   kgm_desc_data                 a kgm_desc
+ *   kgm_tok_blob, kgm_tok_blob_end   the tokenizer blob (gen/tokdata.c)
+ *   kgm_weights, kgm_weights_end  the packed weights (empty with external weights)
+ *   kgm_gen_decode, kgm_gen_prefill  the entry points (gen/lower.c):
+ *       void f(void *const base[KGM_BASES], void *pool, int ith, int nth)
+ *     run by every thread of the pool; they call kgr_barrier(pool, ith)
+ *     between dependent kernels.
+ */
+#ifndef KGEN_DESC_H
+#define KGEN_DESC_H
+
+#include <stdint.h>
+
+#define KGM_DESC_MAGIC 0x444d474bu /* "KGMD" */
+#define KGM_DESC_VERSION 1
+
+/* base[] of the entry points */
+enum { KGM_BASE_W, KGM_BASE_WS, KGM_BASE_KV, KGM_BASE_RT, KGM_BASES };
+
+/* the int64 run-time values at base[KGM_BASE_RT] */
+enum {
+    KGM_RT_M,        /* tokens in this step (prefill; 1 for decode)           */
+    KGM_RT_NCTX,     /* KV cache length                                       */
+    KGM_RT_KVBYTES,  /* bytes of one layer's K (or V) cache                   */
+    KGM_RT_NKV,      /* decode: positions in the cache after this token       */
+    KGM_RT_POS0,     /* prefill: position of the first token                  */
+    KGM_RT_COUNT
+};
+
+/* CPU features the kernels may use (bit i = feature i), checked at open */
+#define KGM_CPU_FEATURES(X) \
+    X(SSE42, "sse4.2") X(POPCNT, "popcnt") X(AVX, "avx") X(AVX2, "avx2") X(FMA, "fma") X(F16C, "f16c") \
+    X(BMI2, "bmi2") X(AVX512F, "avx512f") X(AVX512BW, "avx512bw") X(AVX512VL, "avx512vl")             \
+    X(AVX512DQ, "avx512dq") X(AVX512VNNI, "avx512vnni") X(AVXVNNI, "avxvnni")
+#define KGM_X(id, name) KGM_CPU_##id,
+enum { KGM_CPU_FEATURES(KGM_X) KGM_CPU_COUNT };
+#undef KGM_X
+
+typedef struct kgm_desc {
+    uint32_t magic, version;
+    char arch[16];
+    char name[64];
+    char weight_type[16];
+    char target_cpu[64];
+    char content_hash[40];      /* 32 hex digits + NUL                         */
+    char weights_hash[40];      /* XXH3-128 of the packed weights, hex         */
+    char weights_file[256];     /* external weights: the file's name (beside the .so); "" if embedded */
+    uint64_t cpu_features;      /* required: bits of KGM_CPU_FEATURES          */
+    uint64_t weight_bytes;      /* packed weights                              */
+    uint64_t ws_bytes;          /* workspace for n_batch tokens                */
+    uint64_t ws_ids, ws_pos, ws_logits; /* workspace offsets                   */
+    int32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_batch;
+    int32_t kv_elem_bytes;      /* 2 (f16 cache) or 4                          */
+    int32_t n_kv_tensors;       /* 2 * n_layer: K and V of each layer          */
+    int32_t reserved[7];
+} kgm_desc;
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * model.c — the kgm_* ABI of a compiled model (include/kgen_model.h): open
+ * (checks, then every allocation the model will ever make), prefill and
+ * decode through the generated entry points on the thread pool, and the
+ * tokenizer and sampler. Only linked into compiled models: it refers to the
+ * symbols `kgen compile` generates (runtime/model/desc.h).
+ */
+#include "desc.h"
+#include "rt.h"
+
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define KGM_EXPORT __attribute__((visibility("default")))
+
+extern const kgm_desc kgm_desc_data;
+extern const unsigned char kgm_tok_blob[], kgm_tok_blob_end[];
+extern const unsigned char kgm_weights[], kgm_weights_end[];
+typedef void (*entry_fn)(void *const *base, void *pool, int ith, int nth);
+void kgm_gen_decode(void *const *base, void *pool, int ith, int nth);
+void kgm_gen_prefill(void *const *base, void *pool, int ith, int nth);
+
+struct kgm_model {
+    const kgm_desc *d;
+    const unsigned char *weights;
+    void *wmap;           /* external weights: the mapping */
+    size_t wmap_size;
+    unsigned char *ws;
+    unsigned char *kv;
+    size_t kv_size;
+    int64_t rt[KGM_RT_COUNT];
+    void *base[KGM_BASES];
+    entry_fn entry;
+    kgr_pool *pool;
+    kgr_tok *tok;
+    kgr_sampler *smp;
+    int n_ctx, n_threads;
+    char err[512];
+};
+
+/* ───────────── CPU features (cpuid), against the kernels' needs ───────────── */
+
+static uint64_t cpu_has(void)
+{
+    unsigned a, b, c, d, a7 = 0, b7 = 0, c7 = 0, d7 = 0, a71 = 0, b71, c71, d71;
+    uint64_t m = 0, xcr0 = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (c & (1u << 27)) { /* OSXSAVE: the OS saves the vector state we may use */
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((uint64_t)hi << 32) | lo;
+    }
+    bool avx_os = (xcr0 & 6) == 6, avx512_os = (xcr0 & 0xe6) == 0xe6;
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a7, b7, c7, d7);
+        __cpuid_count(7, 1, a71, b71, c71, d71);
+    }
+    (void)d7, (void)b71, (void)c71, (void)d71;
+    if (c & (1u << 20)) m |= 1ull << KGM_CPU_SSE42;
+    if (c & (1u << 23)) m |= 1ull << KGM_CPU_POPCNT;
+    if (avx_os) {
+        if (c & (1u << 28)) m |= 1ull << KGM_CPU_AVX;
+        if (c & (1u << 12)) m |= 1ull << KGM_CPU_FMA;
+        if (c & (1u << 29)) m |= 1ull << KGM_CPU_F16C;
+        if (b7 & (1u << 5)) m |= 1ull << KGM_CPU_AVX2;
+        if (a71 & (1u << 4)) m |= 1ull << KGM_CPU_AVXVNNI;
+    }
+    if (b7 & (1u << 8)) m |= 1ull << KGM_CPU_BMI2;
+    if (avx512_os) {
+        if (b7 & (1u << 16)) m |= 1ull << KGM_CPU_AVX512F;
+        if (b7 & (1u << 17)) m |= 1ull << KGM_CPU_AVX512DQ;
+        if (b7 & (1u << 30)) m |= 1ull << KGM_CPU_AVX512BW;
+        if (b7 & (1u << 31)) m |= 1ull << KGM_CPU_AVX512VL;
+        if (c7 & (1u << 11)) m |= 1ull << KGM_CPU_AVX512VNNI;
+    }
+    return m;
+}
+
+static int check_cpu(const kgm_desc *d, char *err, size_t cap)
+{
+    static const char *const names[] = {
+#define KGM_X(id, name) name,
+        KGM_CPU_FEATURES(KGM_X)
+#undef KGM_X
+    };
+    uint64_t missing = d->cpu_features & ~cpu_has();
+    if (!missing) return 0;
+    char list[256] = "";
+    for (int i = 0; i < KGM_CPU_COUNT; i++)
+        if (missing & (1ull << i)) {
+            size_t n = strlen(list);
+            snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", names[i]);
+        }
+    return kgr_msg(err, cap,
+                   "this model was compiled for CPU '%.63s', whose features this machine lacks: %s "
+                   "(recompile it here, or with --cpu for this machine)",
+                   d->target_cpu, list);
+}
+
+/* ───────────── external weights ───────────── */
+
+static int map_weights(kgm_model *m, const char *path_arg, char *err, size_t cap)
+{
+    const kgm_desc *d = m->d;
+    char path[PATH_MAX];
+    if (path_arg) {
+        snprintf(path, sizeof path, "%s", path_arg);
+    } else {
+        Dl_info info;
+        if (!dladdr(&kgm_desc_data, &info) || !info.dli_fname)
+            return kgr_msg(err, cap, "cannot find where this model was loaded from (pass weights_path)");
+        const char *slash = strrchr(info.dli_fname, '/');
+        int dl = slash ? (int)(slash - info.dli_fname) : 1;
+        snprintf(path, sizeof path, "%.*s/%s", dl, slash ? info.dli_fname : ".", d->weights_file);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return kgr_msg(err, cap, "%s: cannot open the model's weights file: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return kgr_msg(err, cap, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size != d->weight_bytes) {
+        close(fd);
+        return kgr_msg(err, cap, "%s: %lld bytes, but this model's weights are %llu bytes: not its weights file", path,
+                       (long long)sb.st_size, (unsigned long long)d->weight_bytes);
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return kgr_msg(err, cap, "%s: mmap failed: %s", path, strerror(errno));
+    XXH128_hash_t h = XXH3_128bits(p, (size_t)sb.st_size);
+    char hex[33];
+    snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+    if (strcmp(hex, d->weights_hash) != 0) {
+        munmap(p, (size_t)sb.st_size);
+        return kgr_msg(err, cap, "%s: content hash %s does not match the model's weights (%s): not its weights file", path,
+                       hex, d->weights_hash);
+    }
+    m->wmap = p;
+    m->wmap_size = (size_t)sb.st_size;
+    m->weights = p;
+    return 0;
+}
+
+/* ───────────── open / close ───────────── */
+
+KGM_EXPORT void kgm_close(kgm_model *m)
+{
+    if (!m) return;
+    kgr_pool_free(m->pool);
+    kgr_tok_free(m->tok);
+    kgr_sampler_free(m->smp);
+    if (m->wmap) munmap(m->wmap, m->wmap_size);
+    if (m->kv) munmap(m->kv, m->kv_size);
+    free(m->ws);
+    free(m);
+}
+
+KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t cap)
+{
+    kgm_open_params dp = {0};
+    const kgm_open_params *p = params ? params : &dp;
+    const kgm_desc *d = &kgm_desc_data;
+    if (err && cap) err[0] = 0;
+    if (d->magic != KGM_DESC_MAGIC || d->version != KGM_DESC_VERSION) {
+        kgr_msg(err, cap, "the model's descriptor is not one this runtime reads (version %u)", d->version);
+        return NULL;
+    }
+    if (check_cpu(d, err, cap)) return NULL;
+    if (p->n_threads < 0 || p->n_threads > 256 || p->n_ctx < 0 || p->n_ctx > d->n_ctx_train) {
+        kgr_msg(err, cap, "bad parameters: n_threads %d (0..256), n_ctx %d (0..%d, the model's training context)",
+                p->n_threads, p->n_ctx, d->n_ctx_train);
+        return NULL;
+    }
+    kgm_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        kgr_msg(err, cap, "out of memory");
+        return NULL;
+    }
+    m->d = d;
+    m->n_ctx = p->n_ctx ? p->n_ctx : (d->n_ctx_train < 4096 ? d->n_ctx_train : 4096);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    m->n_threads = p->n_threads ? p->n_threads : (int)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
+    int rc = 0;
+    if (d->weights_file[0]) rc = map_weights(m, p->weights_path, err, cap);
+    else if ((uint64_t)(kgm_weights_end - kgm_weights) < d->weight_bytes)
+        rc = kgr_msg(err, cap, "the model's embedded weights are truncated");
+    else m->weights = kgm_weights;
+    if (!rc) {
+        m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
+        uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
+        per = (per + 63) / 64 * 64;
+        m->kv_size = (size_t)(per * (uint64_t)d->n_kv_tensors);
+        /* anonymous pages: zero, and resident only once written */
+        m->kv = mmap(NULL, m->kv_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m->kv == MAP_FAILED) m->kv = NULL;
+        if (!m->ws || !m->kv)
+            rc = kgr_msg(err, cap, "out of memory for the workspace (%llu bytes) and KV cache (%zu bytes)",
+                         (unsigned long long)d->ws_bytes, m->kv_size);
+        m->rt[KGM_RT_NCTX] = m->n_ctx;
+        m->rt[KGM_RT_KVBYTES] = (int64_t)per;
+    }
+    if (!rc) rc = kgr_tok_init(&m->tok, kgm_tok_blob, (size_t)(kgm_tok_blob_end - kgm_tok_blob), err, cap);
+    if (!rc && kgr_tok_n_vocab(m->tok) != d->n_vocab)
+        rc = kgr_msg(err, cap, "the tokenizer has %d tokens but the model %d", kgr_tok_n_vocab(m->tok), d->n_vocab);
+    if (!rc) rc = kgr_sampler_init(&m->smp, d->n_vocab, err, cap);
+    if (!rc) rc = kgr_pool_init(&m->pool, m->n_threads, err, cap);
+    if (rc) {
+        kgm_close(m);
+        return NULL;
+    }
+    m->base[KGM_BASE_W] = (void *)m->weights;
+    m->base[KGM_BASE_WS] = m->ws;
+    m->base[KGM_BASE_KV] = m->kv;
+    m->base[KGM_BASE_RT] = m->rt;
+    return m;
+}
+
+KGM_EXPORT const char *kgm_error(const kgm_model *m) { return m ? m->err : "no model"; }
+
+KGM_EXPORT void kgm_describe(const kgm_model *m, kgm_info *o)
+{
+    const kgm_desc *d = m->d;
+    memset(o, 0, sizeof *o);
+    o->abi_version = KGM_ABI_VERSION;
+    o->arch = d->arch, o->name = d->name, o->weight_type = d->weight_type, o->target_cpu = d->target_cpu;
+    o->content_hash = d->content_hash;
+    o->n_layer = d->n_layer, o->n_embd = d->n_embd, o->n_head = d->n_head, o->n_head_kv = d->n_head_kv;
+    o->head_dim = d->head_dim, o->n_ff = d->n_ff, o->n_vocab = d->n_vocab, o->n_ctx_train = d->n_ctx_train;
+    o->n_ctx = m->n_ctx, o->n_batch = d->n_batch, o->n_threads = m->n_threads;
+    o->bos = kgr_tok_bos(m->tok), o->eos = kgr_tok_eos(m->tok);
+    o->has_chat_template = kgr_has_chat(m->tok);
+    o->weight_bytes = d->weight_bytes, o->kv_bytes = m->kv_size, o->workspace_bytes = d->ws_bytes;
+}
+
+/* ───────────── running ───────────── */
+
+static void step(void *arg, int ith, int nth)
+{
+    kgm_model *m = arg;
+    m->entry(m->base, m->pool, ith, nth);
+}
+
+static const float *run(kgm_model *m, const int32_t *tokens, int n, int pos, bool decode)
+{
+    const kgm_desc *d = m->d;
+    m->err[0] = 0;
+    if (n < 1 || pos < 0 || (int64_t)pos + n > m->n_ctx) {
+        kgr_msg(m->err, sizeof m->err, "%d tokens at position %d do not fit the context of %d tokens", n, pos, m->n_ctx);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= d->n_vocab) {
+            kgr_msg(m->err, sizeof m->err, "token %d (id %d) is outside the vocabulary (0..%d)", i, tokens[i],
+                    d->n_vocab - 1);
+            return NULL;
+        }
+    int32_t *ids = (int32_t *)(m->ws + d->ws_ids), *ps = (int32_t *)(m->ws + d->ws_pos);
+    for (int done = 0; done < n;) {
+        int k = n - done < d->n_batch ? n - done : d->n_batch;
+        for (int i = 0; i < k; i++) ids[i] = tokens[done + i], ps[i] = pos + done + i;
+        m->rt[KGM_RT_M] = k;
+        m->rt[KGM_RT_POS0] = pos + done;
+        m->rt[KGM_RT_NKV] = pos + done + k;
+        m->entry = (decode || k == 1) ? kgm_gen_decode : kgm_gen_prefill;
+        kgr_pool_run(m->pool, step, m);
+        done += k;
+    }
+    return (const float *)(m->ws + d->ws_logits);
+}
+
+KGM_EXPORT const float *kgm_prefill(kgm_model *m, const int32_t *tokens, int n, int pos)
+{
+    if (!tokens && n > 0) {
+        kgr_msg(m->err, sizeof m->err, "no tokens");
+        return NULL;
+    }
+    return run(m, tokens, n, pos, false);
+}
+
+KGM_EXPORT const float *kgm_decode(kgm_model *m, int32_t token, int pos) { return run(m, &token, 1, pos, true); }
+
+KGM_EXPORT void kgm_reset(kgm_model *m)
+{
+    /* positions are rewritten before they are read (attention reads 0..pos);
+     * dropping the pages returns the memory and zeroes them */
+    madvise(m->kv, m->kv_size, MADV_DONTNEED);
+    kgr_sampler_reset(m->smp);
+}
+
+/* ───────────── tokenizer and sampler ───────────── */
+
+KGM_EXPORT int kgm_tokenize(kgm_model *m, const char *text, size_t len, int flags, int32_t *out, int cap)
+{
+    if (!text && len) return kgr_msg(m->err, sizeof m->err, "no text");
+    if (cap < 0 || (cap && !out)) return kgr_msg(m->err, sizeof m->err, "bad output buffer");
+    int n = kgr_tokenize(m->tok, text ? text : "", len, flags, out, cap);
+    if (n < 0) kgr_msg(m->err, sizeof m->err, "tokenization failed");
+    return n;
+}
+
+KGM_EXPORT int kgm_token_piece(kgm_model *m, int32_t tok, char *buf, size_t cap)
+{
+    int n = kgr_token_piece(m->tok, tok, buf, cap);
+    if (n < 0) kgr_msg(m->err, sizeof m->err, "token id %d is outside the vocabulary", tok);
+    return n;
+}
+
+KGM_EXPORT int kgm_is_eog(const kgm_model *m, int32_t tok) { return kgr_is_eog(m->tok, tok); }
+
+KGM_EXPORT int kgm_chat(kgm_model *m, const kgm_message *msgs, int n, int add_assistant, char *buf, size_t cap)
+{
+    return kgr_chat(m->tok, msgs, n, add_assistant, buf, cap, m->err, sizeof m->err);
+}
+
+KGM_EXPORT void kgm_sampler_init(kgm_model *m, const kgm_sampler_params *p) { kgr_sampler_set(m->smp, p); }
+
+KGM_EXPORT int32_t kgm_sample(kgm_model *m, const float *logits)
+{
+    if (!logits) return kgr_msg(m->err, sizeof m->err, "no logits");
+    return kgr_sample(m->smp, logits);
+}
+
+KGM_EXPORT void kgm_sampler_accept(kgm_model *m, int32_t tok) { kgr_sampler_accept(m->smp, tok); }
+
+KGM_EXPORT const kgm_api_v1 kgm_api = {
+    KGM_ABI_VERSION, kgm_open,   kgm_close,  kgm_error,  kgm_describe,     kgm_tokenize, kgm_token_piece,
+    kgm_is_eog,      kgm_chat,   kgm_prefill, kgm_decode, kgm_reset, kgm_sampler_init, kgm_sample,
+    kgm_sampler_accept,
+};

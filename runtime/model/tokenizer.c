@@ -1,0 +1,870 @@
+/*
+ * tokenizer.c — byte-level BPE (GPT-2 / llama.cpp "gpt2" vocabularies), built
+ * from the blob gen/tokdata.c writes (its format is documented there).
+ *
+ * Tokenizing text (kgr_tokenize):
+ *   1. special tokens: with KGM_TOK_SPECIAL, text spelling a control token
+ *      (type 3) is that token; user-defined tokens (type 4) are matched always,
+ *      as llama.cpp and Hugging Face's added tokens do. Leftmost match first,
+ *      and at one position the longest (Hugging Face's leftmost-longest).
+ *   2. pre-tokenization of the text between them into words, by hand-written
+ *      matchers equivalent to the regexes of the pre-tokenizer the GGUF names
+ *      (the first alternative that matches at a position wins, as in a regex):
+ *        gpt2, default  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *        smollm         \p{N} (every digit alone) first, then gpt2 between them
+ *        llama-bpe, llama3, llama-v3
+ *                       (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ *                       ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *                       (and a word that is a whole token is that token: ignore_merges)
+ *      Classes from unicode_tab.h (scripts/gen_unicode.py). Invalid UTF-8
+ *      bytes are characters of class "other" that stand for their own byte.
+ *   3. BPE on each word: one symbol per byte (the token of the byte's GPT-2
+ *      byte-to-unicode character), then repeatedly the adjacent pair with the
+ *      lowest merge rank (leftmost on ties) becomes the merge's token, with a
+ *      binary heap of candidate pairs. Merges are resolved to token ids at
+ *      init; a merge whose parts or result are not tokens is ignored, and of
+ *      two merges of the same pair the first counts (as llama.cpp).
+ *      A byte whose character is not a token is dropped, as llama.cpp and
+ *      Hugging Face (with no unknown token) do: SmolLM2's vocabulary lacks 21
+ *      bytes (0x04 0x06 0x13 0x14 0x16 0x1D 0xC0 0xC1 0xF1 0xF2 0xF5..0xFF), so
+ *      such bytes do not survive a round trip with it.
+ *
+ * Pieces (kgr_token_piece): control tokens are ""; user-defined tokens their
+ * text; others their characters mapped back to bytes (a token with a
+ * character outside the byte map: its text as is, as HF's ByteLevel decoder).
+ *
+ * Chat (kgr_chat), recognized by substrings of the template as llama.cpp does:
+ *   ChatML ("<|im_start|>"): <|im_start|>ROLE\nCONTENT<|im_end|>\n per message,
+ *     add_assistant: <|im_start|>assistant\n. A template with a literal
+ *     '<|im_start|>system\n...<|im_end|>\n' and a test of the role 'system'
+ *     (SmolLM2's, Qwen2.5's) gets that default system message first when the
+ *     first message is not a system message.
+ *   Llama 3 ("<|start_header_id|>" and "<|end_header_id|>"):
+ *     <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT (trimmed)<|eot_id|>;
+ *     BOS is not written as text (KGM_TOK_BOS adds the token).
+ *   Anything else: -1, saying so.
+ *
+ * Memory: everything is allocated by kgr_tok_init, including BPE scratch for
+ * words of up to KGR_TOK_WORD_CAP bytes. A longer word (a run of 4096 letters
+ * with no space, say) grows that scratch in kgr_tokenize, once, to the
+ * word's size; it is kept for later calls and freed by kgr_tok_free. This is
+ * the one allocation outside init: tokenizing such text correctly needs it.
+ * A failure to grow returns -1.
+ */
+#include "rt.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unicode_tab.h"
+
+#define KGR_TOK_WORD_CAP 1024
+#define MAX_TOKENS (1u << 24)
+#define MAX_MERGES (1u << 24)
+#define CP_BAD 0x110000u /* an invalid UTF-8 byte */
+#define LOW_CLS 0x800u   /* code points below this have their class in t->low_cls */
+
+enum { C_OTHER = 0, C_LETTER = 1, C_NUMBER = 2, C_SPACE = 3 };
+enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3 };
+enum { T_CONTROL = 3, T_USER = 4 };
+enum { CHAT_NONE, CHAT_CHATML, CHAT_LLAMA3 };
+
+typedef struct tok_ent {
+    const char *text; /* in the blob; byte-level mapped text as in GGUF */
+    uint32_t len;
+    uint8_t type;
+} tok_ent;
+
+typedef struct tok_slot {
+    uint32_t hash; /* of the text */
+    uint32_t id1;  /* id + 1; 0: empty slot */
+} tok_slot;
+
+typedef struct merge_ent {
+    uint64_t key;  /* left << 32 | right */
+    uint32_t rank;
+    int32_t res1;  /* result id + 1; 0: empty slot */
+} merge_ent;
+
+typedef struct special {
+    const char *text;
+    uint32_t len;
+    int32_t id;
+    uint8_t control;
+} special;
+
+typedef struct heap_ent {
+    uint32_t rank, left; /* ordered by (rank, left) */
+    int32_t lid, rid;    /* the ids the pair had when pushed (stale check) */
+} heap_ent;
+
+struct kgr_tok {
+    int n_vocab, n_merges;
+    int32_t bos, eos, unk, pad, eot;
+    bool add_bos, ignore_merges;
+    int pre;
+    tok_ent *tok;               /* [n_vocab] */
+    tok_slot *tok_hash;         /* tok_mask + 1 slots */
+    uint32_t tok_mask;
+    merge_ent *merge;           /* merge_mask + 1 slots */
+    uint32_t merge_mask;
+    int32_t byte_tok[256];      /* token of each byte's character; -1: none */
+    uint8_t byte_utf8[256][2];  /* GPT-2 byte-to-unicode character of each byte, UTF-8 */
+    uint8_t byte_utf8_len[256];
+    int16_t char_byte[324];     /* inverse: code point -> byte, -1 */
+    uint8_t low_cls[LOW_CLS];
+    special *spec;              /* sorted by first byte, then longest first */
+    uint32_t spec_lo[256], spec_hi[256];
+    int n_eog;
+    int32_t eog[16];
+    /* chat */
+    int chat;
+    const char *tmpl;
+    uint32_t tmpl_len;
+    const char *defsys;         /* ChatML default system message: Jinja literal body */
+    uint32_t defsys_len;
+    /* BPE scratch: words up to word_cap bytes */
+    size_t word_cap;
+    int32_t *sym_id, *sym_prev, *sym_next;
+    heap_ent *heap;
+};
+
+/* ───────────────────────── helpers ───────────────────────── */
+
+static inline uint32_t hash_bytes(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+#define HASH0 2166136261u
+
+static inline uint32_t hash_pair(uint64_t key, uint32_t mask)
+{
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+/* Strict UTF-8: overlong forms, surrogates and values past U+10FFFF are
+ * invalid; an invalid byte is CP_BAD with length 1. */
+static inline uint32_t utf8_dec(const uint8_t *s, size_t e, size_t i, size_t *len)
+{
+    uint8_t c = s[i];
+    *len = 1;
+    if (c < 0x80) return c;
+    size_t need;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) need = 1, cp = c & 0x1Fu, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) need = 2, cp = c & 0x0Fu, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) need = 3, cp = c & 0x07u, min = 0x10000;
+    else return CP_BAD;
+    if (e - i <= need) return CP_BAD;
+    for (size_t k = 1; k <= need; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) return CP_BAD;
+        cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return CP_BAD;
+    *len = need + 1;
+    return cp;
+}
+
+static int table_cls(uint32_t cp)
+{
+    if (cp >= 0x110000) return C_OTHER;
+    size_t lo = 0, hi = KGR_UCLASS_N; /* last entry with start <= cp */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if ((kgr_uclass_tab[mid] >> 2) <= cp) lo = mid;
+        else hi = mid;
+    }
+    return (int)(kgr_uclass_tab[lo] & 3);
+}
+
+static inline int ucls(const kgr_tok *t, uint32_t cp)
+{
+    return cp < LOW_CLS ? t->low_cls[cp] : table_cls(cp);
+}
+
+/* class of the character at i (its length in *len) */
+static inline int cls_at(const kgr_tok *t, const uint8_t *s, size_t e, size_t i, size_t *len, uint32_t *cpo)
+{
+    uint32_t cp = utf8_dec(s, e, i, len);
+    if (cpo) *cpo = cp;
+    return ucls(t, cp);
+}
+
+/* The token whose text is a (na bytes) then b (nb bytes; the two parts of a
+ * merge, or b empty), whose hash is hv; or -1. */
+static int32_t tok_find_h(const kgr_tok *t, uint32_t hv, const char *a, size_t na, const char *b, size_t nb)
+{
+    for (uint32_t h = hv & t->tok_mask, v; (v = t->tok_hash[h].id1); h = (h + 1) & t->tok_mask) {
+        const tok_ent *e = &t->tok[v - 1];
+        if (t->tok_hash[h].hash == hv && e->len == na + nb && memcmp(e->text, a, na) == 0 &&
+            (!nb || memcmp(e->text + na, b, nb) == 0))
+            return (int32_t)(v - 1);
+    }
+    return -1;
+}
+
+/* The token whose text is `n` bytes at p, or -1. */
+static int32_t tok_find(const kgr_tok *t, const char *p, size_t n)
+{
+    return tok_find_h(t, hash_bytes(HASH0, (const uint8_t *)p, n), p, n, NULL, 0);
+}
+
+/* The token whose text is the byte-level mapping of the n raw bytes at p, or -1. */
+static int32_t tok_find_mapped(const kgr_tok *t, const uint8_t *p, size_t n)
+{
+    uint32_t h = HASH0;
+    size_t mlen = 0;
+    for (size_t i = 0; i < n; i++) {
+        h = hash_bytes(h, t->byte_utf8[p[i]], t->byte_utf8_len[p[i]]);
+        mlen += t->byte_utf8_len[p[i]];
+    }
+    for (uint32_t k = h & t->tok_mask; t->tok_hash[k].id1; k = (k + 1) & t->tok_mask) {
+        const tok_ent *e = &t->tok[t->tok_hash[k].id1 - 1];
+        if (t->tok_hash[k].hash != h || e->len != mlen) continue;
+        size_t o = 0, i = 0;
+        for (; i < n; i++) {
+            uint8_t l = t->byte_utf8_len[p[i]];
+            if (memcmp(e->text + o, t->byte_utf8[p[i]], l) != 0) break;
+            o += l;
+        }
+        if (i == n) return (int32_t)(t->tok_hash[k].id1 - 1);
+    }
+    return -1;
+}
+
+static bool merge_find(const kgr_tok *t, int32_t l, int32_t r, uint32_t *rank, int32_t *res)
+{
+    if (l < 0 || r < 0) return false;
+    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+    for (uint32_t h = hash_pair(key, t->merge_mask); t->merge[h].res1; h = (h + 1) & t->merge_mask)
+        if (t->merge[h].key == key) {
+            *rank = t->merge[h].rank;
+            *res = t->merge[h].res1 - 1;
+            return true;
+        }
+    return false;
+}
+
+/* ───────────────────────── blob reading ───────────────────────── */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, off;
+} rd;
+
+static bool rd_u32(rd *r, uint32_t *v)
+{
+    if (r->n - r->off < 4) return false;
+    const uint8_t *q = r->p + r->off;
+    *v = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+    r->off += 4;
+    return true;
+}
+
+static bool rd_str(rd *r, const char **s, uint32_t *len)
+{
+    if (!rd_u32(r, len)) return false;
+    if (r->n - r->off < *len) return false;
+    *s = (const char *)r->p + r->off;
+    r->off += *len;
+    return true;
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t p = 16;
+    while (p < n) p *= 2;
+    return p;
+}
+
+static int cmp_special(const void *a, const void *b)
+{
+    const special *x = a, *y = b;
+    uint8_t fx = (uint8_t)x->text[0], fy = (uint8_t)y->text[0];
+    if (fx != fy) return fx < fy ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool str_is(const char *p, size_t n, const char *c) { return strlen(c) == n && memcmp(p, c, n) == 0; }
+
+/* GPT-2's byte-to-unicode table: printable bytes ('!'..'~', 0xA1..0xAC,
+ * 0xAE..0xFF) stand for themselves, the other 68 for U+0100.. in byte order. */
+static void byte_map_init(kgr_tok *t)
+{
+    int next = 256;
+    for (int i = 0; i < 324; i++) t->char_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        bool self = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        int cp = self ? b : next++;
+        t->char_byte[cp] = (int16_t)b;
+        if (cp < 0x80) {
+            t->byte_utf8[b][0] = (uint8_t)cp;
+            t->byte_utf8_len[b] = 1;
+        } else {
+            t->byte_utf8[b][0] = (uint8_t)(0xC0 | cp >> 6);
+            t->byte_utf8[b][1] = (uint8_t)(0x80 | (cp & 0x3F));
+            t->byte_utf8_len[b] = 2;
+        }
+    }
+}
+
+/* The chat template's kind, and for ChatML a default system message: a
+ * Jinja string literal '<|im_start|>system\n...<|im_end|>\n' used when the
+ * first message is not a system message (SmolLM2's, Qwen2.5's templates). */
+static void chat_init(kgr_tok *t)
+{
+    const char *s = t->tmpl;
+    size_t n = t->tmpl_len;
+    t->chat = CHAT_NONE;
+    if (!n) return;
+    if (memmem(s, n, "<|im_start|>", 12)) {
+        t->chat = CHAT_CHATML;
+        bool cond = memmem(s, n, "'system'", 8) || memmem(s, n, "\"system\"", 8);
+        static const char head[] = "<|im_start|>system", tail[] = "<|im_end|>\n", tail_esc[] = "<|im_end|>\\n";
+        for (size_t i = 1; cond && i + sizeof head - 1 <= n; i++) {
+            char q = s[i - 1];
+            if ((q != '\'' && q != '"') || memcmp(s + i, head, sizeof head - 1) != 0) continue;
+            size_t j = i;
+            while (j < n && s[j] != q) j += s[j] == '\\' ? 2 : 1;
+            if (j >= n) break;
+            size_t len = j - i;
+            if ((len >= sizeof tail - 1 && !memcmp(s + j - (sizeof tail - 1), tail, sizeof tail - 1)) ||
+                (len >= sizeof tail_esc - 1 && !memcmp(s + j - (sizeof tail_esc - 1), tail_esc, sizeof tail_esc - 1))) {
+                t->defsys = s + i;
+                t->defsys_len = (uint32_t)len;
+                break;
+            }
+        }
+    } else if (memmem(s, n, "<|start_header_id|>", 19) && memmem(s, n, "<|end_header_id|>", 17)) {
+        t->chat = CHAT_LLAMA3;
+    }
+}
+
+int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t errcap)
+{
+#define BAD(...) do { kgr_tok_free(t); return kgr_msg(err, errcap, "tokenizer data: " __VA_ARGS__); } while (0)
+    if (!out) return kgr_msg(err, errcap, "kgr_tok_init: out is NULL");
+    *out = NULL;
+    if (!blob && size) return kgr_msg(err, errcap, "tokenizer data: NULL with size %zu", size);
+    kgr_tok *t = calloc(1, sizeof *t);
+    if (!t) return kgr_msg(err, errcap, "tokenizer: out of memory");
+    rd r = {blob, size, 0};
+    if (size < 40 || memcmp(blob, "KGTOKEN", 7) != 0) BAD("too short or bad magic (%zu bytes)", size);
+    if (((const uint8_t *)blob)[7] != '1') BAD("format version '%c', expected '1'", ((const char *)blob)[7]);
+    r.off = 8;
+    uint32_t n_tok, n_merge, ids[5], flags;
+    rd_u32(&r, &n_tok);
+    rd_u32(&r, &n_merge);
+    for (int i = 0; i < 5; i++) rd_u32(&r, &ids[i]);
+    rd_u32(&r, &flags);
+    if (n_tok == 0 || n_tok > MAX_TOKENS) BAD("%u tokens (expected 1..%u)", n_tok, MAX_TOKENS);
+    if (n_merge > MAX_MERGES) BAD("%u merges (at most %u)", n_merge, MAX_MERGES);
+    /* each token takes at least 5 bytes, each merge at least 7: refuse counts the
+       blob cannot hold before allocating for them */
+    if ((uint64_t)n_tok * 5 + (uint64_t)n_merge * 7 > size - r.off)
+        BAD("%u tokens and %u merges cannot fit in %zu bytes", n_tok, n_merge, size);
+    static const char *const id_name[5] = {"bos", "eos", "unk", "pad", "eot"};
+    for (int i = 0; i < 5; i++)
+        if (ids[i] != UINT32_MAX && ids[i] >= n_tok) BAD("%s id %u out of range (%u tokens)", id_name[i], ids[i], n_tok);
+    if (flags & ~1u) BAD("unknown flags 0x%x", flags);
+    t->n_vocab = (int)n_tok;
+    t->bos = (int32_t)ids[0], t->eos = (int32_t)ids[1], t->unk = (int32_t)ids[2], t->pad = (int32_t)ids[3],
+    t->eot = (int32_t)ids[4];
+    t->add_bos = flags & 1;
+
+    const char *pre;
+    uint32_t pre_len;
+    if (!rd_str(&r, &pre, &pre_len)) BAD("truncated in the pre-tokenizer name");
+    if (str_is(pre, pre_len, "gpt2") || str_is(pre, pre_len, "default")) t->pre = PRE_GPT2;
+    else if (str_is(pre, pre_len, "smollm")) t->pre = PRE_SMOLLM;
+    else if (str_is(pre, pre_len, "llama-bpe") || str_is(pre, pre_len, "llama3") || str_is(pre, pre_len, "llama-v3"))
+        t->pre = PRE_LLAMA3, t->ignore_merges = true;
+    else BAD("unsupported pre-tokenizer \"%.*s\"", (int)(pre_len > 64 ? 64 : pre_len), pre);
+    if (!rd_str(&r, &t->tmpl, &t->tmpl_len)) BAD("truncated in the chat template");
+
+    /* tokens */
+    t->tok = malloc(n_tok * sizeof *t->tok);
+    uint32_t nslots = pow2_at_least((uint64_t)n_tok * 2);
+    t->tok_hash = calloc(nslots, sizeof *t->tok_hash);
+    if (!t->tok || !t->tok_hash) BAD("out of memory for %u tokens", n_tok);
+    t->tok_mask = nslots - 1;
+    uint32_t n_spec = 0;
+    for (uint32_t i = 0; i < n_tok; i++) {
+        if (r.off >= size) BAD("truncated at token %u of %u", i, n_tok);
+        tok_ent *e = &t->tok[i];
+        e->type = r.p[r.off++];
+        if (!rd_str(&r, &e->text, &e->len)) BAD("truncated at token %u of %u", i, n_tok);
+        if ((e->type == T_CONTROL || e->type == T_USER) && e->len) n_spec++;
+        uint32_t hv = hash_bytes(HASH0, (const uint8_t *)e->text, e->len), h = hv & t->tok_mask;
+        for (; t->tok_hash[h].id1; h = (h + 1) & t->tok_mask) {
+            const tok_ent *o = &t->tok[t->tok_hash[h].id1 - 1];
+            if (t->tok_hash[h].hash == hv && o->len == e->len && memcmp(o->text, e->text, e->len) == 0)
+                break; /* the last of equal texts wins */
+        }
+        t->tok_hash[h] = (tok_slot){hv, i + 1};
+    }
+
+    /* merges */
+    t->n_merges = (int)n_merge;
+    nslots = pow2_at_least((uint64_t)n_merge * 2);
+    t->merge = calloc(nslots, sizeof *t->merge);
+    if (!t->merge) BAD("out of memory for %u merges", n_merge);
+    t->merge_mask = nslots - 1;
+    /* in batches: hash a batch and prefetch its hash slots, then look them up
+       (the lookups are cache misses; this overlaps them) */
+    enum { BATCH = 16 };
+    struct { const char *m; uint32_t nl, nr, ha, hb, hc; } q[BATCH];
+    for (uint32_t i0 = 0; i0 < n_merge; i0 += BATCH) {
+        uint32_t nb = n_merge - i0 < BATCH ? n_merge - i0 : BATCH;
+        for (uint32_t j = 0; j < nb; j++) {
+            const char *m;
+            uint32_t len;
+            if (!rd_str(&r, &m, &len)) BAD("truncated at merge %u of %u", i0 + j, n_merge);
+            const char *sp = len > 1 ? memchr(m + 1, ' ', len - 1) : NULL;
+            if (!sp || sp == m + len - 1) BAD("merge %u is not \"LEFT RIGHT\"", i0 + j);
+            q[j].m = m;
+            q[j].nl = (uint32_t)(sp - m);
+            q[j].nr = len - q[j].nl - 1;
+            q[j].ha = hash_bytes(HASH0, (const uint8_t *)m, q[j].nl);
+            q[j].hb = hash_bytes(HASH0, (const uint8_t *)sp + 1, q[j].nr);
+            q[j].hc = hash_bytes(q[j].ha, (const uint8_t *)sp + 1, q[j].nr);
+            __builtin_prefetch(&t->tok_hash[q[j].ha & t->tok_mask]);
+            __builtin_prefetch(&t->tok_hash[q[j].hb & t->tok_mask]);
+            __builtin_prefetch(&t->tok_hash[q[j].hc & t->tok_mask]);
+        }
+        for (uint32_t j = 0; j < nb; j++) {
+            const char *m = q[j].m, *right = m + q[j].nl + 1;
+            int32_t a = tok_find_h(t, q[j].ha, m, q[j].nl, NULL, 0), b = tok_find_h(t, q[j].hb, right, q[j].nr, NULL, 0),
+                    c = tok_find_h(t, q[j].hc, m, q[j].nl, right, q[j].nr);
+            q[j].ha = (uint32_t)a, q[j].hb = (uint32_t)b, q[j].hc = (uint32_t)c; /* now the ids */
+            if (a >= 0 && b >= 0 && c >= 0)
+                __builtin_prefetch(&t->merge[hash_pair((uint64_t)(uint32_t)a << 32 | (uint32_t)b, t->merge_mask)], 1);
+        }
+        for (uint32_t j = 0; j < nb; j++) {
+            int32_t a = (int32_t)q[j].ha, b = (int32_t)q[j].hb, c = (int32_t)q[j].hc;
+            if (a < 0 || b < 0 || c < 0) continue;
+            uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+            uint32_t h = hash_pair(key, t->merge_mask);
+            while (t->merge[h].res1 && t->merge[h].key != key) h = (h + 1) & t->merge_mask;
+            if (t->merge[h].res1) continue; /* the first (lowest rank) of equal merges wins */
+            t->merge[h] = (merge_ent){key, i0 + j, c + 1};
+        }
+    }
+    if (r.off != size) BAD("%zu bytes after the last merge", size - r.off);
+
+    /* bytes, classes */
+    byte_map_init(t);
+    for (int b = 0; b < 256; b++) t->byte_tok[b] = tok_find(t, (const char *)t->byte_utf8[b], t->byte_utf8_len[b]);
+    for (uint32_t cp = 0; cp < LOW_CLS; cp++) t->low_cls[cp] = (uint8_t)table_cls(cp);
+
+    /* special tokens, end-of-generation tokens */
+    t->spec = malloc((n_spec ? n_spec : 1) * sizeof *t->spec);
+    if (!t->spec) BAD("out of memory");
+    static const char *const eog_names[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>",
+                                            "<|end_of_text|>", "<|eom_id|>", "<|end|>", "<EOT>"};
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_tok; i++) {
+        const tok_ent *e = &t->tok[i];
+        if ((e->type != T_CONTROL && e->type != T_USER) || !e->len) continue;
+        t->spec[k++] = (special){e->text, e->len, (int32_t)i, e->type == T_CONTROL};
+        if (e->type != T_CONTROL || t->n_eog == (int)(sizeof t->eog / sizeof *t->eog)) continue;
+        for (size_t j = 0; j < sizeof eog_names / sizeof *eog_names; j++)
+            if (str_is(e->text, e->len, eog_names[j])) t->eog[t->n_eog++] = (int32_t)i;
+    }
+    qsort(t->spec, n_spec, sizeof *t->spec, cmp_special);
+    for (uint32_t i = 0; i < n_spec; i++) {
+        uint8_t f = (uint8_t)t->spec[i].text[0];
+        if (t->spec_hi[f] == 0) t->spec_lo[f] = i;
+        t->spec_hi[f] = i + 1;
+    }
+
+    /* BPE scratch */
+    t->word_cap = KGR_TOK_WORD_CAP;
+    t->sym_id = malloc(t->word_cap * sizeof *t->sym_id);
+    t->sym_prev = malloc(t->word_cap * sizeof *t->sym_prev);
+    t->sym_next = malloc(t->word_cap * sizeof *t->sym_next);
+    t->heap = malloc(3 * t->word_cap * sizeof *t->heap);
+    if (!t->sym_id || !t->sym_prev || !t->sym_next || !t->heap) BAD("out of memory");
+
+    chat_init(t);
+    *out = t;
+    return 0;
+#undef BAD
+}
+
+void kgr_tok_free(kgr_tok *t)
+{
+    if (!t) return;
+    free(t->tok);
+    free(t->tok_hash);
+    free(t->merge);
+    free(t->spec);
+    free(t->sym_id);
+    free(t->sym_prev);
+    free(t->sym_next);
+    free(t->heap);
+    free(t);
+}
+
+int kgr_tok_n_vocab(const kgr_tok *t) { return t->n_vocab; }
+int32_t kgr_tok_bos(const kgr_tok *t) { return t->bos; }
+int32_t kgr_tok_eos(const kgr_tok *t) { return t->eos; }
+
+/* ───────────────────────── BPE ───────────────────────── */
+
+typedef struct sink {
+    int32_t *out;
+    int cap, n;
+} sink;
+
+static inline void emit(sink *k, int32_t id)
+{
+    if (k->n < k->cap) k->out[k->n] = id;
+    k->n++;
+}
+
+static bool grow_scratch(kgr_tok *t, size_t n)
+{
+    size_t cap = t->word_cap;
+    while (cap < n) cap *= 2;
+    if (cap > SIZE_MAX / (3 * sizeof(heap_ent))) return false;
+    int32_t *a = realloc(t->sym_id, cap * sizeof *a);
+    if (a) t->sym_id = a;
+    int32_t *b = realloc(t->sym_prev, cap * sizeof *b);
+    if (b) t->sym_prev = b;
+    int32_t *c = realloc(t->sym_next, cap * sizeof *c);
+    if (c) t->sym_next = c;
+    heap_ent *h = realloc(t->heap, 3 * cap * sizeof *h);
+    if (h) t->heap = h;
+    if (!a || !b || !c || !h) return false;
+    t->word_cap = cap;
+    return true;
+}
+
+static inline bool heap_less(const heap_ent *a, const heap_ent *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static void heap_push(heap_ent *h, size_t *n, heap_ent e)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&e, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = e;
+}
+
+static heap_ent heap_pop(heap_ent *h, size_t *n)
+{
+    heap_ent top = h[0], last = h[--*n];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && heap_less(&h[c + 1], &h[c])) c++;
+        if (!heap_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (m) h[i] = last;
+    return top;
+}
+
+static inline void push_pair(const kgr_tok *t, heap_ent *h, size_t *nh, int32_t l, int32_t r)
+{
+    uint32_t rank;
+    int32_t res;
+    if (l >= 0 && r >= 0 && merge_find(t, t->sym_id[l], t->sym_id[r], &rank, &res))
+        heap_push(h, nh, (heap_ent){rank, (uint32_t)l, t->sym_id[l], t->sym_id[r]});
+}
+
+/* The tokens of one pre-tokenized word (n raw bytes at p). */
+static int bpe_word(kgr_tok *t, const uint8_t *p, size_t n, sink *k)
+{
+    if (n == 1) {
+        if (t->byte_tok[p[0]] >= 0) emit(k, t->byte_tok[p[0]]);
+        return 0;
+    }
+    if (t->ignore_merges) {
+        int32_t id = tok_find_mapped(t, p, n);
+        if (id >= 0) {
+            emit(k, id);
+            return 0;
+        }
+    }
+    if (n > t->word_cap && !grow_scratch(t, n)) return -1;
+    int32_t *id = t->sym_id, *prev = t->sym_prev, *next = t->sym_next;
+    for (size_t i = 0; i < n; i++) {
+        id[i] = t->byte_tok[p[i]];
+        prev[i] = (int32_t)i - 1;
+        next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    }
+    size_t nh = 0;
+    for (size_t i = 0; i + 1 < n; i++) push_pair(t, t->heap, &nh, (int32_t)i, (int32_t)i + 1);
+    while (nh) {
+        heap_ent e = heap_pop(t->heap, &nh);
+        int32_t l = (int32_t)e.left, r = next[l];
+        /* stale: l was absorbed (id -2), its neighbour changed, or either changed token */
+        if (id[l] != e.lid || r < 0 || id[r] != e.rid) continue;
+        uint32_t rank;
+        int32_t res;
+        if (!merge_find(t, id[l], id[r], &rank, &res)) continue; /* cannot happen: it was found when pushed */
+        id[l] = res;
+        id[r] = -2;
+        next[l] = next[r];
+        if (next[r] >= 0) prev[next[r]] = l;
+        push_pair(t, t->heap, &nh, prev[l], l);
+        push_pair(t, t->heap, &nh, l, next[l]);
+    }
+    for (int32_t i = 0; i >= 0; i = next[i])
+        if (id[i] >= 0) emit(k, id[i]);
+    return 0;
+}
+
+/* ───────────────────────── pre-tokenizers ─────────────────────────
+ * Each matcher returns the end of the word that starts at i, in the
+ * segment [i, e) (the text between special tokens, or for smollm between
+ * digits): the regex sees only the segment.                               */
+
+/* end of the run of class c starting at i */
+static size_t run_of(const kgr_tok *t, const uint8_t *s, size_t i, size_t e, int c)
+{
+    size_t len;
+    while (i < e && cls_at(t, s, e, i, &len, NULL) == c) i += len;
+    return i;
+}
+
+/* At whitespace i: \s+(?!\S)|\s+ — the whole run if it ends the segment, else
+ * the run but its last character, else (a single character) that character.
+ * With newlines (Llama 3's \s*[\r\n]+ comes first): through the last \r/\n. */
+static size_t space_end(const kgr_tok *t, const uint8_t *s, size_t i, size_t e, bool newlines)
+{
+    size_t j = i, last = i, nl_end = 0, len;
+    uint32_t cp;
+    while (j < e && cls_at(t, s, e, j, &len, &cp) == C_SPACE) {
+        last = j;
+        j += len;
+        if (cp == '\r' || cp == '\n') nl_end = j;
+    }
+    if (newlines && nl_end) return nl_end;
+    if (j == e) return e;
+    return last > i ? last : j;
+}
+
+static size_t match_gpt2(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
+{
+    size_t l0, l1;
+    uint32_t c0;
+    int k0 = cls_at(t, s, e, i, &l0, &c0);
+    if (c0 == '\'' && i + 1 < e) { /* 's|'t|'re|'ve|'m|'ll|'d */
+        uint8_t a = s[i + 1], b = i + 2 < e ? s[i + 2] : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    if (c0 == ' ' && i + 1 < e) { /* ' ?' before letters, numbers or other */
+        int k1 = cls_at(t, s, e, i + 1, &l1, NULL);
+        if (k1 != C_SPACE) return run_of(t, s, i + 1, e, k1);
+    }
+    if (k0 != C_SPACE) return run_of(t, s, i, e, k0);
+    return space_end(t, s, i, e, false);
+}
+
+static size_t match_llama3(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
+{
+    size_t l0, l1;
+    uint32_t c0;
+    int k0 = cls_at(t, s, e, i, &l0, &c0);
+    if (c0 == '\'' && i + 1 < e) { /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
+        uint8_t a = s[i + 1] | 0x20, b = i + 2 < e ? s[i + 2] | 0x20 : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    if (k0 == C_LETTER) return run_of(t, s, i, e, C_LETTER); /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    if (k0 != C_NUMBER && c0 != '\r' && c0 != '\n' && i + l0 < e &&
+        cls_at(t, s, e, i + l0, &l1, NULL) == C_LETTER)
+        return run_of(t, s, i + l0, e, C_LETTER);
+    if (k0 == C_NUMBER) { /* \p{N}{1,3} */
+        size_t j = i + l0;
+        for (int n = 1; n < 3 && j < e && cls_at(t, s, e, j, &l1, NULL) == C_NUMBER; n++) j += l1;
+        return j;
+    }
+    size_t k = i; /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
+    if (c0 == ' ' && i + 1 < e && cls_at(t, s, e, i + 1, &l1, NULL) == C_OTHER) k = i + 1;
+    else if (k0 != C_OTHER) k = e;
+    if (k < e) {
+        size_t j = run_of(t, s, k, e, C_OTHER);
+        while (j < e && (s[j] == '\r' || s[j] == '\n')) j++;
+        return j;
+    }
+    return space_end(t, s, i, e, true);
+}
+
+/* Pre-tokenizes [a, b) and BPEs every word. */
+static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
+{
+    size_t i = a, len;
+    while (i < b) {
+        size_t e = b, j;
+        if (t->pre == PRE_SMOLLM) {
+            if (cls_at(t, s, b, i, &len, NULL) == C_NUMBER) {
+                if (bpe_word(t, s + i, len, k)) return -1;
+                i += len;
+                continue;
+            }
+            for (e = i; e < b && cls_at(t, s, b, e, &len, NULL) != C_NUMBER; e += len) {}
+        }
+        for (; i < e; i = j) {
+            j = t->pre == PRE_LLAMA3 ? match_llama3(t, s, i, e) : match_gpt2(t, s, i, e);
+            if (bpe_word(t, s + i, j - i, k)) return -1;
+        }
+    }
+    return 0;
+}
+
+int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *out, int cap)
+{
+    if (!t || (!text && len) || cap < 0 || (!out && cap > 0) || len > (size_t)INT_MAX - 1) return -1;
+    sink k = {out, cap, 0};
+    if ((flags & KGM_TOK_BOS) && t->add_bos && t->bos >= 0) emit(&k, t->bos);
+    const uint8_t *s = (const uint8_t *)text;
+    bool want_special = flags & KGM_TOK_SPECIAL;
+    size_t seg = 0;
+    for (size_t i = 0; i < len;) {
+        uint8_t f = s[i];
+        const special *hit = NULL;
+        for (uint32_t j = t->spec_lo[f]; j < t->spec_hi[f]; j++) {
+            const special *sp = &t->spec[j];
+            if ((want_special || !sp->control) && sp->len <= len - i && memcmp(s + i, sp->text, sp->len) == 0) {
+                hit = sp;
+                break;
+            }
+        }
+        if (!hit) {
+            i++;
+            continue;
+        }
+        if (pretok(t, s, seg, i, &k)) return -1;
+        emit(&k, hit->id);
+        i += hit->len;
+        seg = i;
+    }
+    if (pretok(t, s, seg, len, &k)) return -1;
+    return k.n;
+}
+
+/* ───────────────────────── pieces, end of generation ───────────────────────── */
+
+int kgr_token_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap)
+{
+    if (!t || tok < 0 || tok >= t->n_vocab || (!buf && cap)) return -1;
+    const tok_ent *e = &t->tok[tok];
+    if (e->type == T_CONTROL) return 0;
+    const uint8_t *s = (const uint8_t *)e->text;
+    bool mapped = e->type != T_USER;
+    size_t n = 0, len;
+    for (size_t i = 0; mapped && i < e->len; i += len, n++) { /* every character a byte's? */
+        uint32_t cp = utf8_dec(s, e->len, i, &len);
+        if (cp >= 324 || t->char_byte[cp] < 0) mapped = false;
+    }
+    if (!mapped) { /* the text itself (as Hugging Face's ByteLevel decoder does) */
+        if (cap) memcpy(buf, e->text, e->len < cap ? e->len : cap);
+        return e->len > INT_MAX ? -1 : (int)e->len;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < e->len; i += len) {
+        uint32_t cp = utf8_dec(s, e->len, i, &len);
+        if (o < cap) buf[o] = (char)t->char_byte[cp];
+        o++;
+    }
+    return (int)n;
+}
+
+int kgr_is_eog(const kgr_tok *t, int32_t tok)
+{
+    if (!t || tok < 0) return 0;
+    if (tok == t->eos || tok == t->eot) return 1;
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == tok) return 1;
+    return 0;
+}
+
+/* ───────────────────────── chat ───────────────────────── */
+
+typedef struct wr {
+    char *buf;
+    size_t cap, len;
+} wr;
+
+static void wr_put(wr *w, const char *s, size_t n)
+{
+    if (w->len < w->cap) memcpy(w->buf + w->len, s, n < w->cap - w->len ? n : w->cap - w->len);
+    w->len += n;
+}
+static void wr_str(wr *w, const char *s) { wr_put(w, s, strlen(s)); }
+
+/* A Jinja string literal's body, unescaped (\n \t \r \\ \' \"). */
+static void wr_jinja_lit(wr *w, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < n) {
+            char d = s[++i];
+            c = d == 'n' ? '\n' : d == 't' ? '\t' : d == 'r' ? '\r' : d;
+            if (d != 'n' && d != 't' && d != 'r' && d != '\\' && d != '\'' && d != '"') wr_put(w, "\\", 1);
+        }
+        wr_put(w, &c, 1);
+    }
+}
+
+static bool trim_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+int kgr_has_chat(const kgr_tok *t) { return t && t->chat != CHAT_NONE; }
+
+int kgr_chat(const kgr_tok *t, const kgm_message *msgs, int n_msgs, int add_assistant, char *buf, size_t cap,
+             char *err, size_t errcap)
+{
+    if (!t) return kgr_msg(err, errcap, "chat: no tokenizer");
+    if (t->chat == CHAT_NONE)
+        return kgr_msg(err, errcap, t->tmpl_len ? "chat: the model's chat template is not one kgen recognizes "
+                                                  "(supported: ChatML, Llama 3)"
+                                                : "chat: the model has no chat template");
+    if (n_msgs < 0 || (n_msgs > 0 && !msgs)) return kgr_msg(err, errcap, "chat: bad message list (%d messages)", n_msgs);
+    if (!buf && cap) return kgr_msg(err, errcap, "chat: NULL buffer with capacity %zu", cap);
+    for (int i = 0; i < n_msgs; i++)
+        if (!msgs[i].role || !msgs[i].content) return kgr_msg(err, errcap, "chat: message %d has a NULL role or content", i);
+    wr w = {buf, cap, 0};
+    if (t->chat == CHAT_CHATML) {
+        if (n_msgs > 0 && t->defsys && strcmp(msgs[0].role, "system") != 0) wr_jinja_lit(&w, t->defsys, t->defsys_len);
+        for (int i = 0; i < n_msgs; i++) {
+            wr_str(&w, "<|im_start|>");
+            wr_str(&w, msgs[i].role);
+            wr_str(&w, "\n");
+            wr_str(&w, msgs[i].content);
+            wr_str(&w, "<|im_end|>\n");
+        }
+        if (add_assistant) wr_str(&w, "<|im_start|>assistant\n");
+    } else { /* Llama 3: content trimmed; BOS is the tokenizer's (KGM_TOK_BOS), not text */
+        for (int i = 0; i < n_msgs; i++) {
+            const char *c = msgs[i].content;
+            size_t a = 0, b = strlen(c);
+            while (a < b && trim_space(c[a])) a++;
+            while (b > a && trim_space(c[b - 1])) b--;
+            wr_str(&w, "<|start_header_id|>");
+            wr_str(&w, msgs[i].role);
+            wr_str(&w, "<|end_header_id|>\n\n");
+            wr_put(&w, c + a, b - a);
+            wr_str(&w, "<|eot_id|>");
+        }
+        if (add_assistant) wr_str(&w, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    }
+    if (w.len > INT_MAX) return kgr_msg(err, errcap, "chat: the formatted text is longer than INT_MAX");
+    if (w.len < cap) buf[w.len] = '\0';
+    return (int)w.len;
+}

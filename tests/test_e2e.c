@@ -1,0 +1,88 @@
+/*
+ * test_e2e.c — the whole model, end to end: `kgen run` on the real SmolLM2
+ * against an independent reference (tests/ref/llama_ref.py: a numpy forward
+ * pass of the llama architecture, weights read and dequantized by the PyPI
+ * package `gguf`), through tests/ref/check_e2e.py.
+ *
+ *   e2e_checker_self_test: the checker itself, on logits dumps the reference
+ *     writes: one computed with kgen-like int8 activations must pass, ones
+ *     from deliberately wrong models (rope base, rope pairing, a layer left
+ *     out, GQA head mapping, no causal mask, LayerNorm for RMSNorm) must
+ *     fail, malformed dumps must be rejected. Needs no kgen.
+ *   e2e_smollm2_greedy: kgen generates 64 tokens greedily (2 threads) for
+ *     every prompt of tests/ref/prompts.txt and dumps its logits; each step's
+ *     logits must match the reference's within the tolerances stated in
+ *     check_e2e.py, and each greedy token must be the reference's argmax
+ *     unless the two are a near-tie.
+ *
+ * Both skip, saying why, when the model is not fetched or Python lacks
+ * numpy/gguf (check_e2e.py exits 77).
+ */
+#include "kt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMOL "SmolLM2-135M-Instruct.Q4_1.gguf"
+#define SKIPPED 77
+
+static const char *python(void) { return getenv("PYTHON") ? getenv("PYTHON") : "python3"; }
+
+/* The last `n` bytes of s (at most), starting at a line. */
+static const char *tail(const char *s, size_t n)
+{
+    size_t len = strlen(s);
+    if (len <= n) return s;
+    const char *t = s + len - n, *nl = strchr(t, '\n');
+    return nl ? nl + 1 : t;
+}
+
+/* Runs check_e2e.py with `extra` arguments (NULL-terminated, at most 8);
+ * skips on 77, fails with the output's tail on anything but 0. */
+static void run_check(const char *const *extra)
+{
+    char model[512];
+    snprintf(model, sizeof model, "%s/%s", kt_models_dir(), SMOL);
+    char *argv[16] = {"/usr/bin/env", (char *)python(), "tests/ref/check_e2e.py", "--model", model};
+    int argc = 5;
+    for (; *extra && argc < 15; extra++) argv[argc++] = (char *)*extra;
+    argv[argc] = NULL;
+    enum { CAP = 1 << 20 };
+    char *out = malloc(CAP), *err = malloc(CAP);
+    KT_REQUIRE(out && err);
+    int rc = kt_run(argv, out, CAP, err, CAP);
+    if (rc == SKIPPED) {
+        const char *why = strstr(out, "skipped: ");
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", why ? why + 9 : "check_e2e.py says skipped");
+        msg[strcspn(msg, "\n")] = 0;
+        free(out);
+        free(err);
+        KT_SKIP("%s", msg);
+    }
+    if (rc == 127) {
+        free(out);
+        free(err);
+        KT_SKIP("%s not found: the reference needs Python 3 with numpy and gguf", python());
+    }
+    KT_CHECKF(rc == 0, "check_e2e.py exited %d\n--- stdout (tail)\n%s\n--- stderr (tail)\n%s", rc, tail(out, 4000),
+              tail(err, 2000));
+    free(out);
+    free(err);
+}
+
+KT_TEST(e2e_checker_self_test)
+{
+    static const char *const a[] = {"--self-test", NULL};
+    run_check(a);
+}
+
+KT_TEST(e2e_smollm2_greedy)
+{
+    static const char *const a0[] = {"--kgen", NULL, "-t", "2", "-n", "64", NULL};
+    const char *a[7];
+    memcpy(a, a0, sizeof a);
+    a[1] = kt_kgen_bin();
+    run_check(a);
+}
