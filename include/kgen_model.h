@@ -19,8 +19,10 @@
  *
  * Every model (and every open of one) is independent: there is no global
  * state, so any number may be open in one process. All memory is allocated
- * by kgm_open (weights are mapped, not copied); prefill, decode, tokenize
- * and sample allocate nothing. A kgm_model is used by one thread at a time.
+ * by kgm_open (weights are mapped, not copied); prefill, decode and sample
+ * allocate nothing, and tokenize allocates only for a pre-tokenized word
+ * longer than 1 KiB (its BPE scratch grows once and is kept). A kgm_model
+ * is used by one thread at a time.
  *
  * Errors: functions that can fail return NULL or a negative value and leave
  * a message in kgm_error(m); kgm_open writes its message into `err`. No
@@ -104,7 +106,8 @@ const char *kgm_error(const kgm_model *m);
 /* Fills *out; the strings are owned by m. */
 void kgm_describe(const kgm_model *m, kgm_info *out);
 
-/* Tokenizes len bytes of text (UTF-8; invalid bytes become byte tokens).
+/* Tokenizes len bytes of text (UTF-8; invalid bytes become byte tokens;
+ * bytes the vocabulary has no token for are dropped, as llama.cpp does).
  * Writes at most cap ids to out and returns the number of tokens the text
  * has (so a return value > cap means out was too small), or -1. */
 int kgm_tokenize(kgm_model *m, const char *text, size_t len, int flags, int32_t *out, int cap);

@@ -40,12 +40,11 @@
  * per 64-token block, so a plain draw walks blocks, then one block; top-p
  * and min-p then gather only the tokens above a threshold that provably
  * holds the kept set (for peaked distributions, a few dozen). Nothing sorts
- * the vocabulary:
- * top-p over many candidates histograms their mass by probability
- * (KGR_NBUCKET buckets, an eighth of an octave each), which finds the one
- * bucket where the running sum crosses top_p; only that bucket is sorted.
- * top-p walks tokens from the most probable, equal probabilities by lower
- * id. Nothing is allocated after kgr_sampler_init.
+ * the vocabulary: top-p over many candidates histograms their mass by
+ * probability (KGR_NBUCKET buckets, an eighth of an octave each), which
+ * finds the one bucket where the running sum crosses top_p; only that bucket
+ * is sorted. top-p walks tokens from the most probable, equal probabilities
+ * by lower id. Nothing is allocated after kgr_sampler_init.
  */
 #include "rt.h"
 
@@ -57,6 +56,9 @@
 #include <xmmintrin.h>
 #endif
 
+/* No a*b+c fused into an FMA where the target has one: results must not
+ * depend on the machine. GCC does not contract under -std=c11 (the build's
+ * mode); clang is told here. */
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
