@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat]] [--emit so|obj]\n"
-    "                    [--external-weights] [--batch N]\n"
+    "                    [--external-weights] [--batch N] [-j N]\n"
     "\n"
     "Specializes every kernel of the model for its exact shapes and weight types\n"
     "and the CPU (default: this machine), and writes OUT:\n"
@@ -23,6 +23,7 @@ static const char usage[] =
     "  --external-weights  write the packed weights to OUT.weights instead; the\n"
     "              model finds the file beside itself and checks its content hash\n"
     "  --batch N   tokens per prefill step (default 128)\n"
+    "  -j N        code generation threads (default: the online CPUs)\n"
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -56,6 +57,14 @@ int cmd_compile(int argc, char **argv)
                 return 2;
             }
             o.n_batch = (int)v;
+        } else if (!strcmp(a, "-j") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 16) {
+                fprintf(stderr, "kgen compile: -j %s: expected 1..16\n", argv[i]);
+                return 2;
+            }
+            o.jobs = (int)v;
         } else if (!strcmp(a, "--external-weights")) {
             ext = true;
         } else if (a[0] == '-') {

@@ -33,7 +33,7 @@ static kg_status key_of(const gen_target *t, const gen_kinst *k, int n, gen_emit
     if (!st) st = kg_keytext_str(kt, "target.features", t->features);
     if (!st) st = kg_keytext_str(kt, "target.isa", gen_isa_name(t->isa));
     if (!st) st = kg_keytext_str(kt, "emit", kinds[emit]);
-    if (!st) st = kg_keytext_str(kt, "opt", "default<O3>");
+    if (!st) st = kg_keytext_str(kt, "opt", GEN_OPT_PIPELINE);
     for (int i = 0; i < n && !st; i++) {
         snprintf(name, sizeof name, "inst%d.template", i);
         st = kg_keytext_str(kt, name, k[i].tmpl);

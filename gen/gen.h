@@ -58,6 +58,13 @@ typedef struct gen_kinst {
     gen_param params[GEN_MAX_PARAMS];
 } gen_kinst;
 
+/* The optimization pipeline after pruning. O1, not O3: the templates are
+ * vectorized by hand and fully specialized, so O3's loop vectorizer and
+ * unroller add compile time and no speed (measured on SmolLM2 and a
+ * TinyLlama-shaped model: O1 compiles 2-2.5x faster and decodes as fast or
+ * faster; see README, Performance). */
+#define GEN_OPT_PIPELINE "default<O1>"
+
 typedef enum gen_emit { GEN_EMIT_OBJ, GEN_EMIT_ASM, GEN_EMIT_LL } gen_emit;
 
 /* Specialize `n` instances into one module for target `t`, optimize (O3),

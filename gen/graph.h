@@ -128,8 +128,8 @@ kg_status gen_pass_fuse(gen_graph *gr);
 kg_status gen_pass_repack(gen_graph *gr);
 kg_status gen_pass_memplan(gen_graph *gr);
 
-/* Writes the weights blob (gr->weight_bytes bytes, repacked) to f and
- * computes its XXH3-128 as hex (pass_repack.c). */
+/* Writes the weights blob (gr->weight_bytes bytes, repacked) to f (NULL:
+ * nothing) and computes its XXH3-128 as hex (pass_repack.c). */
 kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char hash_hex[33]);
 
 #endif

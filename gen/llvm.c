@@ -8,7 +8,7 @@
  *   3. make every other function internal, the templates always-inline, and
  *      stamp every function with the target's CPU and features (clang wrote
  *      its own ISA level's; left alone, code would stay at that level);
- *   4. run default<O3> for the target machine (shapes, types and flags are
+ *   4. run GEN_OPT_PIPELINE (gen.h) for the target (shapes, types and flags are
  *      constants now: branches fold, loops unroll and vectorize for them);
  *   5. emit an object, assembly or textual IR.
  * Objects run in-process through ORC LLJIT, or are linked into a .so.
@@ -282,10 +282,10 @@ kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const
     for (int i = 0; i < n && st == KG_OK; i++) st = add_wrapper(ctx, m, t, &k[i]);
     if (st == KG_OK && hook) st = hook->fn(ctx, m, t, hook->arg);
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-    /* Prune before O3: drop the templates no instance uses; push each
+    /* Prune before optimizing: drop the templates no instance uses; push each
      * wrapper's constants into its (single-caller) template (ipsccp) and fold
      * the branches they decide (sroa, sccp, simplifycfg); drop the helpers
-     * that left unused. Otherwise O3, working bottom-up, would first optimize
+     * that left unused. Otherwise the optimizer, working bottom-up, would first optimize
      * every generic helper of a template (e.g. the dot products of all weight
      * types) before the dead branches that call them are removed. */
     if (st == KG_OK) {
@@ -304,7 +304,7 @@ kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const
         LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
         /* (inlining the templates first, "always-inline,default<O3>", was 10x
          * slower on mm: the unsimplified generic body is huge) */
-        LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+        LLVMErrorRef e = LLVMRunPasses(m, GEN_OPT_PIPELINE, tm, opts);
         if (e) st = llvm_err(e, "optimization");
         t_opt = now_ms();
     }
@@ -324,7 +324,7 @@ kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const
     if (m) LLVMDisposeModule(m);
     LLVMContextDispose(ctx);
     if (dbg && st == KG_OK)
-        fprintf(stderr, "kgen: compile %s%s: parse %.1f ms, setup %.1f ms, O3 %.1f ms, emit %.1f ms, total %.1f ms\n",
+        fprintf(stderr, "kgen: compile %s%s: parse %.1f ms, setup %.1f ms, optimize %.1f ms, emit %.1f ms, total %.1f ms\n",
                 n ? k[0].sym : "-", n > 1 ? ", ..." : "", t_parse - t0, t_setup - t_parse, t_opt - t_setup,
                 now_ms() - t_opt, now_ms() - t0);
     return st;

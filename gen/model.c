@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,37 @@ static uint64_t cpu_mask(const gen_target *t)
         }
     }
     return m;
+}
+
+/* After the link of a shared object: the weights go after the ELF image, at
+ * a page boundary, and the descriptor in the file learns where. */
+static kg_status append_weights(const gen_graph *gr, const char *path, const kgm_desc *d, const char *whash)
+{
+    FILE *f = fopen(path, "r+b");
+    if (!f) return kg_err(KG_ERR_IO, "%s: %s", path, strerror(errno));
+    kg_status st = KG_OK;
+    char *img = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n <= 0 || !(img = malloc((size_t)n)) || fseek(f, 0, SEEK_SET) || fread(img, 1, (size_t)n, f) != (size_t)n)
+        st = kg_err(KG_ERR_IO, "%s: cannot read the linked model", path);
+    /* the descriptor: the only place its bytes (content hash included) occur */
+    const size_t key = offsetof(kgm_desc, weights_offset);
+    char *at = st ? NULL : memmem(img, (size_t)n, d, key);
+    if (!st && (!at || memmem(at + 1, (size_t)(img + n - at - 1), d, key)))
+        st = kg_err(KG_ERR_IO, "%s: the model descriptor is not in the linked file exactly once", path);
+    uint64_t off = ((uint64_t)n + 4095) / 4096 * 4096;
+    if (!st) {
+        kgm_desc nd = *d;
+        nd.weights_offset = off;
+        char hash[33];
+        if (fseek(f, (long)(at - img), SEEK_SET) || fwrite(&nd, sizeof nd, 1, f) != 1 || fseek(f, (long)off, SEEK_SET))
+            st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        if (!st) st = gen_repack_write(gr, f, path, hash);
+        if (!st && strcmp(hash, whash)) st = kg_err(KG_ERR_IO, "%s: the weights changed while compiling", path);
+    }
+    if (fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    free(img);
+    return st;
 }
 
 static const char *main_weight_type(const gen_graph *gr)
@@ -261,9 +293,14 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         snprintf(p, sizeof p, "%s/model%d.o", dir, i), st = write_file(p, objs[i], sizes[i]);
     if (!st) snprintf(p, sizeof p, "%s/rt.o", dir), st = write_file(p, kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) snprintf(p, sizeof p, "%s/tok.bin", dir), st = write_file(p, tok, ntok);
+    /* weights: external, beside the output (renamed into place after the
+     * link); in an object, assembled from a file in the temp dir; in a shared
+     * object, appended after the link (only their hash is needed now) */
+    const bool append = !o->weights_file && !o->emit_obj;
     char wpath[PATH_MAX + 32] = "";
-    if (!st) {
-        /* weights: in the temp dir, or (external) beside the output, renamed into place after the link */
+    if (!st && append) {
+        st = gen_repack_write(&gr, NULL, NULL, whash);
+    } else if (!st) {
         if (o->weights_file) snprintf(wpath, sizeof wpath, "%s.tmp", o->weights_path);
         else snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
         FILE *f = fopen(wpath, "wb");
@@ -277,7 +314,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         snprintf(r->content_hash, sizeof r->content_hash, "%s", d.content_hash);
         snprintf(p, sizeof p, "%s/desc.bin", dir), st = write_file(p, &d, sizeof d);
     }
-    if (!st) snprintf(p, sizeof p, "%s/data.S", dir), st = write_data_s(p, !o->weights_file);
+    if (!st) snprintf(p, sizeof p, "%s/data.S", dir), st = write_data_s(p, o->emit_obj && !o->weights_file);
     r->pack_s = now_s() - t1;
     t1 = now_s();
     if (!st) {
@@ -305,6 +342,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         argv[n] = NULL;
         st = run_cc(argv, out_path);
     }
+    if (!st && append) st = append_weights(&gr, tmp_out, &d, whash);
     char hpath[PATH_MAX + 8] = "";
     if (!st && o->emit_obj) {
         /* the ABI header beside the object: OUT with its extension replaced by .h */

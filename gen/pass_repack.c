@@ -42,6 +42,7 @@ kg_status gen_pass_repack(gen_graph *gr)
 
 kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char hash_hex[33])
 {
+    /* f NULL: the hash only */
     XXH3_state_t *h = XXH3_createState();
     if (!h) return kg_err(KG_ERR_NOMEM, "out of memory");
     XXH3_128bits_reset(h);
@@ -59,13 +60,13 @@ kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char 
         const gen_tensor *t = &gr->t[best];
         while (at < t->off && st == KG_OK) {
             size_t n = t->off - at < WALIGN ? (size_t)(t->off - at) : WALIGN;
-            if (fwrite(zeros, 1, n, f) != n) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            if (f && fwrite(zeros, 1, n, f) != n) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
             XXH3_128bits_update(h, zeros, n);
             at += n;
         }
         for (int p = 0; p < t->n_parts && st == KG_OK; p++) {
             const kg_tensor *src = t->parts[p];
-            if (fwrite(src->data, 1, src->n_bytes, f) != src->n_bytes)
+            if (f && fwrite(src->data, 1, src->n_bytes, f) != src->n_bytes)
                 st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
             XXH3_128bits_update(h, src->data, src->n_bytes);
             at += src->n_bytes;
@@ -74,7 +75,7 @@ kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char 
     }
     while (st == KG_OK && at < gr->weight_bytes) {
         size_t n = gr->weight_bytes - at < WALIGN ? (size_t)(gr->weight_bytes - at) : WALIGN;
-        if (fwrite(zeros, 1, n, f) != n) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        if (f && fwrite(zeros, 1, n, f) != n) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         XXH3_128bits_update(h, zeros, n);
         at += n;
     }

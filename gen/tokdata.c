@@ -59,7 +59,7 @@
  * kgr_tok_init); tests/test_tokenizer.c checks that the two lists agree.
  * llama3: Llama 3's pre-tokenizer, whose add_bos_token default is true. */
 static const struct { const char *name; bool llama3; } known_pre[] = {
-    {"default", false}, {"gpt2", false}, {"smollm", false}, {"llama-bpe", true}, {"llama3", true}, {"llama-v3", true}};
+    {"default", false}, {"gpt2", false}, {"gpt-2", false}, {"smollm", false}, {"llama-bpe", true}, {"llama3", true}, {"llama-v3", true}};
 
 typedef struct buf {
     uint8_t *p;

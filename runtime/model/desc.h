@@ -8,7 +8,10 @@
  * Symbols in a compiled model (all hidden):
  *   kgm_desc_data                 a kgm_desc
  *   kgm_tok_blob, kgm_tok_blob_end   the tokenizer blob (gen/tokdata.c)
- *   kgm_weights, kgm_weights_end  the packed weights (empty with external weights)
+ *   kgm_weights, kgm_weights_end  the packed weights, in objects (--emit obj); empty
+ *                                 in shared objects, whose weights follow the ELF image
+ *                                 in the same file (weights_offset), so the linker never
+ *                                 copies them, and in models with external weights
  *   kgm_gen_decode, kgm_gen_prefill  the entry points (gen/lower.c):
  *       void f(void *const base[KGM_BASES], void *pool, int ith, int nth)
  *     run by every thread of the pool; they call kgr_barrier(pool, ith)
@@ -54,13 +57,16 @@ typedef struct kgm_desc {
     char weights_hash[40];      /* XXH3-128 of the packed weights, hex         */
     char weights_file[256];     /* external weights: the file's name (beside the .so); "" if embedded */
     uint64_t cpu_features;      /* required: bits of KGM_CPU_FEATURES          */
+    uint64_t weights_offset;    /* shared objects: the weights follow the ELF image in the same file,
+                                   at this (page-aligned) offset; 0: they are kgm_weights (objects)
+                                   or external                                 */
     uint64_t weight_bytes;      /* packed weights                              */
     uint64_t ws_bytes;          /* workspace for n_batch tokens                */
     uint64_t ws_ids, ws_pos, ws_logits; /* workspace offsets                   */
     int32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_batch;
     int32_t kv_elem_bytes;      /* 2 (f16 cache) or 4                          */
     int32_t n_kv_tensors;       /* 2 * n_layer: K and V of each layer          */
-    int32_t reserved[7];
+    int32_t reserved[5];
 } kgm_desc;
 
 #endif

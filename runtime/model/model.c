@@ -110,46 +110,75 @@ static int check_cpu(const kgm_desc *d, char *err, size_t cap)
 
 /* ───────────── external weights ───────────── */
 
-static int map_weights(kgm_model *m, const char *path_arg, char *err, size_t cap)
+/* The directory this model was loaded from, or "." */
+static int own_path(char *out, size_t cap, char *err, size_t errcap)
+{
+    Dl_info info;
+    if (!dladdr(&kgm_desc_data, &info) || !info.dli_fname || !info.dli_fname[0])
+        return kgr_msg(err, errcap, "cannot find the file this model was loaded from");
+    snprintf(out, cap, "%s", info.dli_fname);
+    return 0;
+}
+
+/* Maps `size` bytes at `offset` of `path` read-only; with `hash`, checks
+ * that the file holds exactly them (size) and their XXH3-128. */
+static int map_weights(kgm_model *m, const char *path, uint64_t offset, const char *hash, char *err, size_t cap)
 {
     const kgm_desc *d = m->d;
-    char path[PATH_MAX];
-    if (path_arg) {
-        snprintf(path, sizeof path, "%s", path_arg);
-    } else {
-        Dl_info info;
-        if (!dladdr(&kgm_desc_data, &info) || !info.dli_fname)
-            return kgr_msg(err, cap, "cannot find where this model was loaded from (pass weights_path)");
-        const char *slash = strrchr(info.dli_fname, '/');
-        int dl = slash ? (int)(slash - info.dli_fname) : 1;
-        snprintf(path, sizeof path, "%.*s/%s", dl, slash ? info.dli_fname : ".", d->weights_file);
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return kgr_msg(err, cap, "%s: cannot open the model's weights file: %s", path, strerror(errno));
+    if (fd < 0) return kgr_msg(err, cap, "%s: cannot open the model's weights: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
         return kgr_msg(err, cap, "%s: not a regular file", path);
     }
-    if ((uint64_t)sb.st_size != d->weight_bytes) {
+    uint64_t fsize = (uint64_t)sb.st_size;
+    if (hash ? fsize != d->weight_bytes : fsize < offset || fsize - offset < d->weight_bytes) {
         close(fd);
-        return kgr_msg(err, cap, "%s: %lld bytes, but this model's weights are %llu bytes: not its weights file", path,
-                       (long long)sb.st_size, (unsigned long long)d->weight_bytes);
+        if (hash)
+            return kgr_msg(err, cap, "%s: %llu bytes, but this model's weights are %llu bytes: not its weights file", path,
+                           (unsigned long long)fsize, (unsigned long long)d->weight_bytes);
+        return kgr_msg(err, cap,
+                       "%s: the weights that follow the code in this file are missing or cut short (%llu of %llu "
+                       "bytes; was the file stripped or truncated?)",
+                       path, (unsigned long long)(fsize > offset ? fsize - offset : 0), (unsigned long long)d->weight_bytes);
     }
-    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    size_t len = (size_t)d->weight_bytes ? (size_t)d->weight_bytes : 1;
+    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, (off_t)offset);
     close(fd);
     if (p == MAP_FAILED) return kgr_msg(err, cap, "%s: mmap failed: %s", path, strerror(errno));
-    XXH128_hash_t h = XXH3_128bits(p, (size_t)sb.st_size);
+    m->wmap = p;
+    m->wmap_size = len;
+    m->weights = p;
+    if (!hash) return 0;
+    XXH128_hash_t h = XXH3_128bits(p, (size_t)d->weight_bytes);
     char hex[33];
     snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
-    if (strcmp(hex, d->weights_hash) != 0) {
-        munmap(p, (size_t)sb.st_size);
+    if (strcmp(hex, hash) != 0)
         return kgr_msg(err, cap, "%s: content hash %s does not match the model's weights (%s): not its weights file", path,
-                       hex, d->weights_hash);
+                       hex, hash);
+    return 0;
+}
+
+static int find_weights(kgm_model *m, const char *path_arg, char *err, size_t cap)
+{
+    const kgm_desc *d = m->d;
+    char self[PATH_MAX], path[PATH_MAX + 256];
+    if (d->weights_file[0]) { /* external: the given file, or the named one beside the model */
+        if (path_arg) return map_weights(m, path_arg, 0, d->weights_hash, err, cap);
+        if (own_path(self, sizeof self, err, cap)) return -1;
+        char *slash = strrchr(self, '/');
+        if (slash) slash[1] = 0;
+        snprintf(path, sizeof path, "%s%s", slash ? self : "", d->weights_file);
+        return map_weights(m, path, 0, d->weights_hash, err, cap);
     }
-    m->wmap = p;
-    m->wmap_size = (size_t)sb.st_size;
-    m->weights = p;
+    if (d->weights_offset) { /* after the ELF image of this very file */
+        if (own_path(self, sizeof self, err, cap)) return -1;
+        return map_weights(m, self, d->weights_offset, NULL, err, cap);
+    }
+    if ((uint64_t)(kgm_weights_end - kgm_weights) < d->weight_bytes)
+        return kgr_msg(err, cap, "the model's embedded weights are truncated");
+    m->weights = kgm_weights;
     return 0;
 }
 
@@ -192,11 +221,7 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
     m->n_ctx = p->n_ctx ? p->n_ctx : (d->n_ctx_train < 4096 ? d->n_ctx_train : 4096);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = p->n_threads ? p->n_threads : (int)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
-    int rc = 0;
-    if (d->weights_file[0]) rc = map_weights(m, p->weights_path, err, cap);
-    else if ((uint64_t)(kgm_weights_end - kgm_weights) < d->weight_bytes)
-        rc = kgr_msg(err, cap, "the model's embedded weights are truncated");
-    else m->weights = kgm_weights;
+    int rc = find_weights(m, p->weights_path, err, cap);
     if (!rc) {
         m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
         uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;

@@ -378,7 +378,7 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     const char *pre;
     uint32_t pre_len;
     if (!rd_str(&r, &pre, &pre_len)) BAD("truncated in the pre-tokenizer name");
-    if (str_is(pre, pre_len, "gpt2") || str_is(pre, pre_len, "default")) t->pre = PRE_GPT2;
+    if (str_is(pre, pre_len, "gpt2") || str_is(pre, pre_len, "gpt-2") || str_is(pre, pre_len, "default")) t->pre = PRE_GPT2;
     else if (str_is(pre, pre_len, "smollm")) t->pre = PRE_SMOLLM;
     else if (str_is(pre, pre_len, "llama-bpe") || str_is(pre, pre_len, "llama3") || str_is(pre, pre_len, "llama-v3"))
         t->pre = PRE_LLAMA3, t->ignore_merges = true;
