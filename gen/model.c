@@ -319,7 +319,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     t1 = now_s();
     if (!st) {
         const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-        static char files[GEN_MAX_SHARDS + 3][PATH_MAX + 16];
+        static char files[GEN_MAX_SHARDS + 3][PATH_MAX + 64];
         char *argv[GEN_MAX_SHARDS + 16];
         int n = 0;
         argv[n++] = (char *)cc;
