@@ -243,6 +243,8 @@ int cmd_bench(int argc, char **argv)
         if (compile_s >= 0) json_f64(&j, compile_s);
         else json_null(&j);
         json_key(&j, "open_s"), json_f64(&j, open_s);
+        json_key(&j, "open_lookup_s"), json_f64(&j, l.lookup_s); /* hash the GGUF, find and verify the cache entry */
+        json_key(&j, "open_load_s"), json_f64(&j, l.open_s);     /* dlopen + kgm_open */
         json_key(&j, "peak_rss_mb"), json_f64(&j, rss_mb);
         json_key(&j, "weights_mb"), json_f64(&j, info.weight_bytes / 1048576.0);
         json_key(&j, "kv_mb"), json_f64(&j, info.kv_bytes / 1048576.0);

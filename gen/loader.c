@@ -28,9 +28,54 @@ static double now_s(void)
 
 typedef enum { FILE_GGUF, FILE_ELF } file_kind;
 
-/* What is at path: GGUF, ELF, or an error naming the file. Hashes a GGUF
- * file's whole content into *h (the cache key's part for the model). */
-static kg_status classify(const char *path, file_kind *k, XXH128_hash_t *h)
+/* ── the GGUF's content hash, memoized ──
+ * Hashing a model file costs ~0.4 ms per MB (page faults and XXH3), far
+ * more than the rest of an open from the cache. The cache keeps a "memo"
+ * entry per file identity: device, inode, size, and modification and
+ * status-change times to the nanosecond (any write to the file changes its
+ * ctime, which no user can set back). Unlike artifact keys, a memo key is
+ * deliberately local to this machine: it names a file here, not content;
+ * a memo that does not match costs only a recomputation. */
+static kg_status memo_key(const struct stat *sb, kg_key *key)
+{
+    kg_keytext *kt;
+    kg_status st = kg_keytext_new(&kt);
+    if (st) return st;
+    st = kg_keytext_str(kt, "memo", "gguf.content.xxh3-128");
+    if (!st) st = kg_keytext_u64(kt, "dev", (uint64_t)sb->st_dev);
+    if (!st) st = kg_keytext_u64(kt, "ino", (uint64_t)sb->st_ino);
+    if (!st) st = kg_keytext_i64(kt, "size", (int64_t)sb->st_size);
+    if (!st) st = kg_keytext_i64(kt, "mtime_ns", (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec);
+    if (!st) st = kg_keytext_i64(kt, "ctime_ns", (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec);
+    if (!st) st = kg_keytext_finish(kt, key);
+    kg_keytext_free(kt);
+    return st;
+}
+
+static kg_status hash_fd(int fd, const char *path, const struct stat *sb, kg_cache *c, XXH128_hash_t *h)
+{
+    kg_key mk;
+    void *data = NULL;
+    size_t n = 0;
+    if (c && memo_key(sb, &mk) == KG_OK && kg_cache_get(c, mk, "memo", &data, &n) == KG_OK && n == sizeof *h) {
+        memcpy(h, data, sizeof *h);
+        free(data);
+        return KG_OK;
+    }
+    free(data);
+    kg_err_clear();
+    void *p = mmap(NULL, (size_t)sb->st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) return kg_err(KG_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    *h = XXH3_128bits(p, (size_t)sb->st_size);
+    munmap(p, (size_t)sb->st_size);
+    if (c && kg_cache_put(c, mk, "memo", h, sizeof *h) != KG_OK) kg_err_clear(); /* only speed is lost */
+    return KG_OK;
+}
+
+/* What is at path: GGUF, ELF, or an error naming the file. For a GGUF file,
+ * its whole content's hash into *h (the cache key's part for the model),
+ * through the memo in c (if not NULL). */
+static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_hash_t *h)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return kg_err(errno == ENOENT ? KG_ERR_NOTFOUND : KG_ERR_IO, "%s: %s", path, strerror(errno));
@@ -44,13 +89,7 @@ static kg_status classify(const char *path, file_kind *k, XXH128_hash_t *h)
     kg_status st = KG_OK;
     if (n == 4 && !memcmp(magic, "GGUF", 4)) {
         *k = FILE_GGUF;
-        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) st = kg_err(KG_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-        else {
-            madvise(p, (size_t)sb.st_size, MADV_SEQUENTIAL);
-            *h = XXH3_128bits(p, (size_t)sb.st_size);
-            munmap(p, (size_t)sb.st_size);
-        }
+        st = hash_fd(fd, path, &sb, c, h);
     } else if (n == 4 && !memcmp(magic, "\x7f" "ELF", 4)) {
         *k = FILE_ELF;
     } else {
@@ -138,7 +177,13 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     double t0 = now_s();
     file_kind k;
     XXH128_hash_t h = {0};
-    kg_status st = classify(path, &k, &h);
+    kg_cache *c = NULL;
+    if (!o->no_cache && kg_cache_open(NULL, &c) != KG_OK) {
+        c = NULL; /* from_gguf reports it, if the cache is needed */
+        kg_err_clear();
+    }
+    kg_status st = classify(path, c, &k, &h);
+    kg_cache_close(c);
     if (st) return st;
     if (k == FILE_GGUF) {
         st = from_gguf(path, &h, o, l);
