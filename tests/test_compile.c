@@ -38,6 +38,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,45 @@ KT_TEST(compile_tiny_run)
     expect_failure("run without -p", 2, NULL, NULL, STRS("usage"), STRS("run", tiny_so));
     expect_failure("run -n junk", 2, NULL, NULL, STRS("-n"), STRS("run", tiny_so, "-p", "hi", "-n", "junk"));
     expect_failure("compile without -o", 2, NULL, NULL, STRS("usage"), STRS("compile", tiny_gguf));
+}
+
+/* `run MODEL.gguf` through the cache: the second run loads the cached model
+ * (its content hash memoized per file identity); rewriting the file in place,
+ * even with the same size and its old modification time restored, must not
+ * reuse the old model: the new weights give a different model. */
+KT_TEST(compile_run_cache_memo)
+{
+    setup_env();
+    char dir[600], gguf[700], other[700];
+    tpath(dir, sizeof dir, "memo");
+    KT_REQUIRE(make_dir(dir));
+    snprintf(gguf, sizeof gguf, "%s/m.gguf", dir);
+    snprintf(other, sizeof other, "%s/other.gguf", dir);
+    tl_params p;
+    tl_defaults(&p);
+    KT_REQUIRE(tl_write(&p, gguf));
+    p.seed += 1; /* other weights, same shapes: the same file size */
+    KT_REQUIRE(tl_write(&p, other));
+    char *const run[] = {(char *)kt_kgen_bin(), "run", gguf, "-p", "hello", "-n", "6", "--temp", "0", "--ignore-eos", "-t", "1", NULL};
+    int rc = kt_run(run, g_out, sizeof g_out, g_err, sizeof g_err);
+    KT_CHECKF(rc == 0 && strstr(g_err, "compiled"), "first run: exit %d, no compile: %s", rc, g_err);
+    char first[4096];
+    save(first, sizeof first, g_out);
+    rc = kt_run(run, g_out, sizeof g_out, g_err, sizeof g_err);
+    KT_CHECKF(rc == 0 && !strstr(g_err, "compiled") && !strcmp(first, g_out), "second run: exit %d, compiled again or other text: %s", rc, g_err);
+    /* the other weights into the same file, in place, then the old mtime back */
+    struct stat sb;
+    KT_REQUIRE(stat(gguf, &sb) == 0);
+    FILE *in = fopen(other, "rb"), *out = fopen(gguf, "r+b");
+    KT_REQUIRE(in && out);
+    char buf[65536];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, in)) > 0;) KT_REQUIRE(fwrite(buf, 1, n, out) == n);
+    fclose(in);
+    fclose(out);
+    struct timespec ts[2] = {sb.st_atim, sb.st_mtim};
+    KT_REQUIRE(utimensat(AT_FDCWD, gguf, ts, 0) == 0);
+    rc = kt_run(run, g_out, sizeof g_out, g_err, sizeof g_err);
+    KT_CHECKF(rc == 0 && strstr(g_err, "compiled"), "after rewriting the file in place: exit %d, not recompiled: %s", rc, g_err);
 }
 
 /* ───────────────────────── 2. architecture ───────────────────────── */
