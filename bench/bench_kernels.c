@@ -6,7 +6,7 @@
  *
  * For each weight type and shape (SmolLM2-135M and TinyLlama-1.1B matrices)
  * the mm template is specialized for M = 1 through the real generator path
- * (bitcode -> constant wrapper -> O3 -> object -> LLJIT) and run by 1 and 2
+ * (bitcode -> constant wrapper -> optimizer (gen.h GEN_OPT_PIPELINE) -> object -> LLJIT) and run by 1 and 2
  * threads in SPMD style (every thread calls the instance with its ith, a
  * barrier between calls). Enough copies of the weights are cycled through to
  * exceed the last-level cache, so each call streams its weights from DRAM,
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
     double cold = compile_ms(&tg, KGT_Q4_0, 2048, 5632);
     size_t obj_bytes = 0;
     double fetch = cache_fetch_ms(&tg, &obj_bytes);
-    printf("\ncold compile of one instance (mm Q4_0 2048x5632, parse bitcode + specialize + O3 + object): %.1f ms median of 7\n", cold);
+    printf("\ncold compile of one instance (mm Q4_0 2048x5632, parse bitcode + specialize + optimize + object): %.1f ms median of 7\n", cold);
     printf("the same instance from the cache (key text + XXH3 + read + verify, %zu-byte object): %.3f ms median of 101\n",
            obj_bytes, fetch);
     if (js) {

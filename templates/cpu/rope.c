@@ -36,6 +36,18 @@ KG_INLINE void rope_head(float *x, const float *cs, const float *sn, int64_t c0,
     }
 }
 
+/* cos and sin of pairs c0..c0+nc-1 at position p0 (scaled): theta_i =
+ * p0 step^i, step = base^(-2/n_rot) */
+KG_INLINE void rope_angles(double p0, double step, int64_t c0, int64_t nc, float *cs, float *sn)
+{
+    double f = c0 ? pow(step, (double)c0) : 1.0;
+    for (int64_t i = 0; i < nc; i++, f *= step) {
+        double theta = p0 * f;
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+}
+
 KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
                         int64_t mode, double freq_base, double freq_scale)
 {
@@ -53,12 +65,7 @@ KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_h
         for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
             int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
             float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
-            double f = c0 ? pow(step, (double)c0) : 1.0;
-            for (int64_t i = 0; i < nc; i++, f *= step) {
-                double theta = p0 * f;
-                cs[i] = (float)cos(theta);
-                sn[i] = (float)sin(theta);
-            }
+            rope_angles(p0, step, c0, nc, cs, sn);
             for (int64_t h = h0; h < h1; h++)
                 rope_head(X + (m * n_head + h) * head_dim, cs, sn, c0, nc, half, mode);
         }
@@ -86,20 +93,12 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
         const float *src = QKV + m * row;
         double p0 = (double)pos[m] * freq_scale;
         int64_t at = pos[m] < 0 ? 0 : pos[m] >= n_ctx ? n_ctx - 1 : pos[m];
+        float cs[256], sn[256]; /* this token's angles, once for all its heads (n_rot <= head_dim <= 512) */
+        rope_angles(p0, step, 0, half, cs, sn);
         for (int64_t h = h0; h < h1; h++) {
-            float x[512]; /* head_dim <= 512 (the generator checks) */
+            float x[512];
             memcpy(x, src + h * head_dim, (size_t)head_dim * sizeof(float));
-            for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
-                int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
-                float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
-                double f = c0 ? pow(step, (double)c0) : 1.0;
-                for (int64_t i = 0; i < nc; i++, f *= step) {
-                    double theta = p0 * f;
-                    cs[i] = (float)cos(theta);
-                    sn[i] = (float)sin(theta);
-                }
-                rope_head(x, cs, sn, c0, nc, half, mode);
-            }
+            rope_head(x, cs, sn, 0, half, half, mode);
             if (h < n_head) {
                 memcpy(Q + (m * n_head + h) * head_dim, x, (size_t)head_dim * sizeof(float));
                 continue;
