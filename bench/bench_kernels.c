@@ -3,6 +3,7 @@
  * this machine's memory bandwidth, measured in the same run.
  *
  *   bench-kernels [--quick] [--json OUT.json]
+ *   bench-kernels --triad THREADS     (only the triad and read bandwidth, one JSON line)
  *
  * For each weight type and shape (SmolLM2-135M and TinyLlama-1.1B matrices)
  * the mm template is specialized for M = 1 through the real generator path
@@ -338,10 +339,24 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     const char *json = NULL;
+    int triad_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else { fprintf(stderr, "usage: bench-kernels [--quick] [--json OUT]\n"); return 2; }
+        else if (!strcmp(argv[i], "--triad") && i + 1 < argc) triad_only = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: bench-kernels [--quick] [--json OUT] | --triad THREADS\n"); return 2; }
+    }
+    if (triad_only) { /* the bandwidth limit alone, for bench/bench_peer.py: one JSON line */
+        if (triad_only < 1 || triad_only > 64) { fprintf(stderr, "bench-kernels: --triad 1..64\n"); return 2; }
+        stream s = {aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), {0}};
+        for (int64_t i = 0; i < STREAM_N; i++) s.a[i] = 0, s.b[i] = 1, s.c[i] = 2;
+        team t;
+        team_start(&t, triad_only);
+        double tri = measure_bw(&t, &s, triad, 24.0 * STREAM_N, 5), rd = measure_bw(&t, &s, readsum, 8.0 * STREAM_N, 5);
+        team_stop(&t);
+        printf("{\"threads\":%d,\"triad_gbs\":%.3f,\"read_gbs\":%.3f}\n", triad_only, tri, rd);
+        free(s.a); free(s.b); free(s.c);
+        return 0;
     }
     gen_target tg;
     if (gen_target_host(&tg)) { fprintf(stderr, "bench: %s\n", kg_last_error()); return 1; }

@@ -21,7 +21,8 @@ after every decode so each one is accounted), so building batches in Python
 is not counted; there is no tokenization and no sampling. Each test has one
 unrecorded warm-up sample first. Tokens/s is reported as the mean and sample
 standard deviation over the -r samples, as llama-bench does; every sample
-is in the JSON, with the wall-clock time of the same calls as a cross-check.
+is in the JSON, with the wall-clock time of the same calls as a cross-check;
+the JSON is rewritten after every test ("complete": false until the end).
 Flash attention is off unless --flash-attn says otherwise (llama-bench's
 default is auto, which enables it on the CPU). Context: n_ctx = pp + tg +
 tg-prompt; n_batch = max(pp, 512); n_ubatch = min(n_batch, 512).
@@ -29,7 +30,16 @@ tg-prompt; n_batch = max(pp, 512); n_ubatch = min(n_batch, 512).
 Each run checks that the logits it produced are finite and fails otherwise;
 --check only loads each model, decodes a few tokens and prints the logits'
 range. The JSON also records the package version and the vendored llama.cpp
-commit (from bench/.venv/peer.json) and the load average before each test.
+commit (from bench/.venv/peer.json).
+
+Load: llama.cpp's threads wait for each other at every op, so one preempted
+thread stalls the rest; on a busy machine 2-thread figures collapse. For each
+test the JSON records the load average and the CPU time other processes used
+during it (in cores: /proc/stat's busy time less this process's own).
+--quiet-wait S waits up to S seconds before each test for others to use less
+than --quiet-below cores; --max-others C repeats (up to --retries times) a
+test during which others used more than C cores, keeping the discarded
+attempts in the JSON.
 """
 import argparse
 import ctypes
@@ -195,27 +205,96 @@ def stats(tps):
     return statistics.fmean(tps), (statistics.stdev(tps) if len(tps) > 1 else 0.0)
 
 
-def run_test(r, name, n, fn, reps):
-    fn()  # warm-up, not recorded
-    check_finite(r, f"{name} warm-up")
-    load = os.getloadavg()
-    perf_ms, wall_ms = [], []
-    for _ in range(reps):
-        p, w = fn()
-        perf_ms.append(p)
-        wall_ms.append(w)
-    check_finite(r, name)
-    tps = [n * 1e3 / ms for ms in perf_ms]
-    mean, sd = stats(tps)
-    wmean, wsd = stats([n * 1e3 / ms for ms in wall_ms])
-    return {
-        "test": name, "n_tokens": n, "repetitions": reps,
-        "tps_mean": mean, "tps_sd": sd,
-        "samples_ms": perf_ms, "samples_tps": tps,
-        "wall_samples_ms": wall_ms, "wall_tps_mean": wmean, "wall_tps_sd": wsd,
-        "loadavg_before": list(load), "loadavg_after": list(os.getloadavg()),
-        "logits_finite": True,
-    }
+class CpuMeter:
+    """CPU time used by other processes (in cores) over an interval: all of the
+    machine's busy time from /proc/stat less this process's own."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @staticmethod
+    def _busy():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+            return (sum(v) - v[3] - v[4]) / CpuMeter.HZ   # less idle and iowait
+        except (OSError, ValueError):
+            return None
+
+    def __init__(self):
+        t = os.times()
+        self.t0, self.busy0, self.own0 = time.monotonic(), self._busy(), t.user + t.system
+
+    def others(self):
+        t = os.times()
+        busy, wall = self._busy(), time.monotonic() - self.t0
+        if busy is None or self.busy0 is None or wall <= 0:
+            return None
+        return max(0.0, (busy - self.busy0 - (t.user + t.system - self.own0)) / wall)
+
+
+def wait_quiet(max_wait, threshold, window=3.0):
+    """Wait up to max_wait seconds for other processes to use < threshold cores
+    over a window; returns (seconds waited, their last use)."""
+    t0 = time.monotonic()
+    while True:
+        m = CpuMeter()
+        time.sleep(window)
+        used = m.others()
+        waited = time.monotonic() - t0
+        if used is None or used < threshold or waited >= max_wait:
+            return waited, used
+        print(f"  (others use {used:.2f} cores: waiting for a quieter machine, {waited:.0f}/{max_wait:.0f} s)",
+              file=sys.stderr, flush=True)
+
+
+def run_test(r, name, n, fn, a):
+    """Warm-up, then a.repetitions samples; repeated (up to a.retries times)
+    while other processes used more than a.max_others cores during it."""
+    discarded = []
+    for attempt in range(a.retries + 1):
+        waited, quiet = wait_quiet(a.quiet_wait, a.quiet_below) if a.quiet_wait > 0 else (0.0, None)
+        fn()  # warm-up, not recorded
+        check_finite(r, f"{name} warm-up")
+        load = os.getloadavg()
+        meter = CpuMeter()
+        perf_ms, wall_ms = [], []
+        for _ in range(a.repetitions):
+            p, w = fn()
+            perf_ms.append(p)
+            wall_ms.append(w)
+        others = meter.others()
+        check_finite(r, name)
+        tps = [n * 1e3 / ms for ms in perf_ms]
+        mean, sd = stats(tps)
+        wmean, wsd = stats([n * 1e3 / ms for ms in wall_ms])
+        res = {
+            "test": name, "n_tokens": n, "repetitions": a.repetitions,
+            "tps_mean": mean, "tps_sd": sd,
+            "samples_ms": perf_ms, "samples_tps": tps,
+            "wall_samples_ms": wall_ms, "wall_tps_mean": wmean, "wall_tps_sd": wsd,
+            "loadavg_before": list(load), "loadavg_after": list(os.getloadavg()),
+            "others_cpu_cores": others, "waited_for_quiet_s": waited, "others_cpu_cores_before": quiet,
+            "attempt": attempt + 1, "logits_finite": True,
+        }
+        if a.max_others is None or others is None or others <= a.max_others or attempt == a.retries:
+            if discarded:
+                res["discarded_attempts"] = discarded
+            return res
+        print(f"  ({name}: others used {others:.2f} cores during it, > {a.max_others}: "
+              f"{mean:.2f} t/s discarded, repeating)", file=sys.stderr, flush=True)
+        discarded.append({k: res[k] for k in ("tps_mean", "tps_sd", "samples_tps", "loadavg_before", "others_cpu_cores")})
+
+
+def save(path, out):
+    """Write the results so far (atomically): a run cut short keeps what it measured."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
 
 
 def check_model(path):
@@ -244,6 +323,12 @@ def main():
     ap.add_argument("-r", "--repetitions", type=int, default=5)
     ap.add_argument("--flash-attn", choices=("off", "on", "auto"), default="off")
     ap.add_argument("--seed", type=int, default=1234, help="for the random token ids")
+    ap.add_argument("--quiet-wait", type=float, default=0, metavar="S",
+                    help="before each test, wait up to S seconds for other processes to use < --quiet-below cores")
+    ap.add_argument("--quiet-below", type=float, default=0.3, metavar="CORES")
+    ap.add_argument("--max-others", type=float, default=None, metavar="CORES",
+                    help="repeat a test when other processes used more than CORES during it")
+    ap.add_argument("--retries", type=int, default=3, help="for --max-others (default 3)")
     ap.add_argument("--json", metavar="OUT", help="write every sample here (atomically)")
     ap.add_argument("--check", action="store_true", help="only load, decode and check the logits")
     ap.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
@@ -275,13 +360,16 @@ def main():
         "host": {"cpu": cpu_name(), "n_cpu": os.cpu_count(), "machine": platform.machine()},
         "peer": peer,
         "params": {"pp": a.pp, "tg": a.tg, "tg_prompt": a.tg_prompt, "repetitions": a.repetitions,
-                   "flash_attn": a.flash_attn, "seed": a.seed, "timing": "llama_perf_context"},
+                   "flash_attn": a.flash_attn, "seed": a.seed, "timing": "llama_perf_context",
+                   "quiet_wait_s": a.quiet_wait, "quiet_below_cores": a.quiet_below,
+                   "max_others_cores": a.max_others, "retries": a.retries},
         "runs": [],
+        "complete": False,
     }
     print(f"llama.cpp {peer['llama_cpp_commit']} (llama-cpp-python {peer['version']}), {cpu_name()}, "
           f"flash attention {a.flash_attn}")
-    print(f"| {'model':<34} | {'size MiB':>8} | {'params M':>8} | {'th':>2} | {'test':>6} | {'t/s':>17} | {'load':>5} |")
-    print(f"| {'-' * 34} | {'-' * 8} | {'-' * 8} | {'-' * 2} | {'-' * 6} | {'-' * 17} | {'-' * 5} |")
+    print(f"| {'model':<34} | {'size MiB':>8} | {'params M':>8} | {'th':>2} | {'test':>6} | {'t/s':>17} | {'load':>5} | {'others':>6} |")
+    print(f"| {'-' * 34} | {'-' * 8} | {'-' * 8} | {'-' * 2} | {'-' * 6} | {'-' * 17} | {'-' * 5} | {'-' * 6} |")
     for m in a.models:
         for th in threads:
             r = Runner(m, th, n_ctx, n_batch, fa)
@@ -294,22 +382,18 @@ def main():
                 tests.append((f"pp{a.pp}", a.pp, lambda: r.pp(a.pp, rng)))
             if a.tg:
                 tests.append((f"tg{a.tg}", a.tg, lambda: r.tg(a.tg, a.tg_prompt, rng)))
+            out["runs"].append(run)
             for name, n, fn in tests:
-                res = run_test(r, name, n, fn, a.repetitions)
+                res = run_test(r, name, n, fn, a)
                 run["tests"].append(res)
+                save(a.json, out)
                 print(f"| {os.path.basename(m):<34} | {r.size / 2**20:8.1f} | {r.n_params / 1e6:8.1f} | {th:2d} | "
-                      f"{name:>6} | {res['tps_mean']:8.2f} ± {res['tps_sd']:6.2f} | {res['loadavg_before'][0]:5.2f} |",
+                      f"{name:>6} | {res['tps_mean']:8.2f} ± {res['tps_sd']:6.2f} | {res['loadavg_before'][0]:5.2f} | "
+                      f"{res['others_cpu_cores'] if res['others_cpu_cores'] is not None else float('nan'):6.2f} |",
                       flush=True)
             r.close()
-            out["runs"].append(run)
-    if a.json:
-        d = os.path.dirname(os.path.abspath(a.json))
-        os.makedirs(d, exist_ok=True)
-        tmp = a.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, a.json)
+    out["complete"] = True
+    save(a.json, out)
     L.llama_backend_free()
 
 

@@ -44,6 +44,12 @@ cpu_fingerprint() {
 }
 CPU_FP=$(cpu_fingerprint)
 
+# One setup at a time per checkout (make -j, two shells).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/kgen-setup-peer.$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1).lock"
+    flock 9
+fi
+
 # ── already there? ───────────────────────────────────────────────────────
 if [ "$FORCE" = 0 ] && [ -x "$VENV/bin/python" ] && [ -f "$PEER_JSON" ]; then
     if "$VENV/bin/python" - "$PEER_JSON" "$LLAMA_CPP_PYTHON_VERSION" "$CPU_FP" "$GGUF_VERSION" <<'EOF' 2>/dev/null
@@ -94,7 +100,8 @@ fi
 
 # ── the sdist ─────────────────────────────────────────────────────────────
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kgen-peer.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
 rm -rf "$VENV"
 say "creating bench/.venv with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 "$PYTHON" -m venv "$VENV"
