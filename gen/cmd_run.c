@@ -232,6 +232,7 @@ static int generate(const run_args *a, gen_loaded *l)
         t_dec += now_s() - t1;
     }
     fputc('\n', stdout);
+    fflush(stdout); /* before the stats on stderr */
     if (!logits) {
         fprintf(stderr, "kgen run: %s\n", api->error(l->m));
         rc = 1;
