@@ -16,24 +16,30 @@
 
 static const char *const kinds[] = {[GEN_EMIT_OBJ] = "o", [GEN_EMIT_ASM] = "s", [GEN_EMIT_LL] = "ll"};
 
-static kg_status key_of(const gen_target *t, const gen_kinst *k, int n, gen_emit emit, kg_key *key)
+kg_status gen_keytext_codegen(kg_keytext *kt, const gen_target *t)
 {
-    kg_keytext *kt;
     const void *bc;
     size_t bcn;
-    char name[64];
-    kg_status st = kg_keytext_new(&kt);
-    if (st) return st;
     gen_bitcode(t->isa, &bc, &bcn);
-    st = kg_keytext_str(kt, "kgen.version", KGEN_VERSION);
+    kg_status st = kg_keytext_str(kt, "kgen.version", KGEN_VERSION);
     if (!st) st = kg_keytext_str(kt, "llvm.version", KGEN_LLVM_VERSION);
     if (!st) st = kg_keytext_blob(kt, "templates.bitcode", bc, bcn);
     if (!st) st = kg_keytext_str(kt, "target.triple", t->triple);
     if (!st) st = kg_keytext_str(kt, "target.cpu", t->cpu);
     if (!st) st = kg_keytext_str(kt, "target.features", t->features);
     if (!st) st = kg_keytext_str(kt, "target.isa", gen_isa_name(t->isa));
-    if (!st) st = kg_keytext_str(kt, "emit", kinds[emit]);
     if (!st) st = kg_keytext_str(kt, "opt", GEN_OPT_PIPELINE);
+    return st;
+}
+
+static kg_status key_of(const gen_target *t, const gen_kinst *k, int n, gen_emit emit, kg_key *key)
+{
+    kg_keytext *kt;
+    char name[64];
+    kg_status st = kg_keytext_new(&kt);
+    if (st) return st;
+    st = gen_keytext_codegen(kt, t);
+    if (!st) st = kg_keytext_str(kt, "emit", kinds[emit]);
     for (int i = 0; i < n && !st; i++) {
         snprintf(name, sizeof name, "inst%d.template", i);
         st = kg_keytext_str(kt, name, k[i].tmpl);

@@ -86,6 +86,11 @@ kg_status gen_compile_with(const gen_target *t, const gen_kinst *k, int n, const
 kg_status gen_compile_cached(kg_cache *c, const gen_target *t, const gen_kinst *k, int n, gen_emit emit,
                              void **out, size_t *size, bool *hit);
 
+/* Appends to a cache key text everything of code generation that changes
+ * an artifact: kgen and LLVM versions, the template bitcode, the target
+ * (triple, CPU, features, ISA level), the optimization pipeline. */
+kg_status gen_keytext_codegen(kg_keytext *kt, const gen_target *t);
+
 /* The embedded bitcode of an ISA level (for hashing into cache keys). */
 void gen_bitcode(gen_isa isa, const void **data, size_t *size);
 

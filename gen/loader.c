@@ -102,22 +102,14 @@ static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_ha
 static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, kg_key *key)
 {
     kg_keytext *kt;
-    const void *bc;
-    size_t bcn;
     char hex[33];
     kg_status st = kg_keytext_new(&kt);
     if (st) return st;
-    gen_bitcode(t->isa, &bc, &bcn);
     kg_key_hex((kg_key){model->high64, model->low64}, hex);
     st = kg_keytext_str(kt, "artifact", "model.so");
-    if (!st) st = kg_keytext_str(kt, "kgen.version", KGEN_VERSION);
-    if (!st) st = kg_keytext_str(kt, "llvm.version", KGEN_LLVM_VERSION);
-    if (!st) st = kg_keytext_blob(kt, "templates.bitcode", bc, bcn);
+    if (!st) st = gen_keytext_codegen(kt, t);
     if (!st) st = kg_keytext_blob(kt, "runtime.object", kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) st = kg_keytext_str(kt, "model.gguf", hex);
-    if (!st) st = kg_keytext_str(kt, "target.triple", t->triple);
-    if (!st) st = kg_keytext_str(kt, "target.cpu", t->cpu);
-    if (!st) st = kg_keytext_str(kt, "target.features", t->features);
     if (!st) st = kg_keytext_i64(kt, "n_batch", 128) /* gen_model_opts default */;
     if (!st) st = kg_keytext_finish(kt, key);
     kg_keytext_free(kt);

@@ -369,7 +369,7 @@ kg_status gen_program_compile(const gen_program *pg, const gen_target *t, int n_
         return kg_err(KG_ERR_NOMEM, "out of memory");
     }
     /* greedy: each instance (costliest first) to the least loaded shard */
-    int load[GEN_MAX_SHARDS] = {0}, count[GEN_MAX_SHARDS] = {0}, *order = idx + pg->nk + 1, *owner = idx;
+    int load[GEN_MAX_SHARDS] = {0}, *order = idx + pg->nk + 1, *owner = idx;
     for (int i = 0; i < pg->nk; i++) order[i] = i;
     for (int i = 1; i < pg->nk; i++)
         for (int j = i; j > 0 && cost(&pg->k[order[j]]) > cost(&pg->k[order[j - 1]]); j--) {
@@ -383,7 +383,6 @@ kg_status gen_program_compile(const gen_program *pg, const gen_target *t, int n_
             if (load[s] < load[best]) best = s;
         owner[order[i]] = best;
         load[best] += cost(&pg->k[order[i]]);
-        count[best]++;
     }
     /* instances grouped by shard, in program order within each */
     int at = 0;
@@ -423,6 +422,5 @@ kg_status gen_program_compile(const gen_program *pg, const gen_target *t, int n_
     if (st)
         for (int s = 0; s < n_shards; s++) free(objs[s]), objs[s] = NULL;
     free(idx), free(ks), free(mine);
-    (void)count;
     return st;
 }
