@@ -11,6 +11,8 @@ Protocol, per model and thread count:
   - `rounds` rounds, each one kgen sample (`kgen bench -r 1`: pp and tg,
     after its own warm-up) then one llama.cpp sample (bench/peer_llama.py
     -r 1 in bench/.venv): A B A B ..., so both see the same machine state;
+    each round first waits (up to --quiet-wait s) for other processes to use
+    < 0.3 cores, and their use during every sample is recorded;
   - the limit: a STREAM-style triad at the same thread count
     (`build/bench-kernels --triad N`), measured before the first and after
     the last round of each configuration; decode can go no faster than
@@ -37,10 +39,53 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = ["models/SmolLM2-135M-Instruct.Q4_1.gguf"] + [
     f"models/random/{shape}-{t}.gguf" for shape in ("smollm2", "tinyllama") for t in ("Q4_0", "Q4_1", "Q8_0", "F16")]
+
+
+def busy_s():
+    """Seconds of CPU time the whole machine has spent busy (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+class Others:
+    """CPU used by processes other than this one and its children, in cores,
+    over the interval since construction."""
+
+    def __init__(self):
+        t = os.times()
+        self.t0, self.b0, self.own0 = time.monotonic(), busy_s(), t.user + t.system + t.children_user + t.children_system
+
+    def cores(self):
+        t = os.times()
+        b, wall = busy_s(), time.monotonic() - self.t0
+        if b is None or self.b0 is None or wall <= 0:
+            return None
+        own = t.user + t.system + t.children_user + t.children_system - self.own0
+        return max(0.0, (b - self.b0 - own) / wall)
+
+
+def wait_quiet(max_wait, below=0.3, window=2.0):
+    """Wait (up to max_wait s) until other processes use < below cores over a
+    window, so a round is not measured beside a build; returns seconds waited."""
+    t0 = time.monotonic()
+    while max_wait > 0:
+        m = Others()
+        time.sleep(window)
+        used, waited = m.cores(), time.monotonic() - t0
+        if used is None or used < below or waited >= max_wait:
+            break
+        print(f"  (others use {used:.2f} cores: waiting for a quieter machine, {waited:.0f}/{max_wait:.0f} s)",
+              file=sys.stderr, flush=True)
+    return time.monotonic() - t0
 
 
 def run(cmd, **kw):
@@ -133,11 +178,15 @@ def main():
     ap.add_argument("--python", default=os.path.join(ROOT, "bench", ".venv", "bin", "python"))
     ap.add_argument("--json")
     ap.add_argument("--plots", help="directory for the PNG plots")
+    ap.add_argument("--quiet-wait", type=float, default=300, metavar="S",
+                    help="before each round, wait up to S s for other processes to use < 0.3 cores (0: never wait)")
     a = ap.parse_args()
     if a.rounds < 1:
         sys.exit("bench_peer: --rounds must be >= 1")
     if not os.path.exists(a.python):
         sys.exit("bench_peer: bench/.venv is missing: run sh bench/setup_peer.sh")
+    print("bench_peer: the machine should be otherwise idle; each round first waits (up to --quiet-wait s) "
+          "for other processes to go quiet, and their CPU use during every sample is in the JSON", file=sys.stderr)
     models = a.models or [os.path.join(ROOT, m) for m in DEFAULT_MODELS]
     missing = [m for m in models if not os.path.exists(m)]
     if missing:
@@ -152,8 +201,14 @@ def main():
             tri = [triad(a, th)]
             ks, ps = [], []
             for r in range(a.rounds):
+                waited = wait_quiet(a.quiet_wait)
+                m = Others()
                 ks.append(kgen_sample(a, model, th))
+                ks[-1]["others_cores"] = m.cores()
+                m = Others()
                 p, peer_info = peer_sample(a, model, th)
+                p["others_cores"] = m.cores()
+                p["waited_s"] = ks[-1]["waited_s"] = round(waited, 1)
                 ps.append(p)
                 print(f"  {label} t{th} round {r + 1}/{a.rounds}: kgen pp {ks[-1]['pp']:.1f} tg {ks[-1]['tg']:.1f} | "
                       f"llama.cpp pp {p['pp']:.1f} tg {p['tg']:.1f}", file=sys.stderr)
