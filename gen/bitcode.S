@@ -17,6 +17,11 @@ BLOB(avx2, "templates-avx2.bc")
 BLOB(avx512, "templates-avx512.bc")
 /* the model runtime (runtime/model/), linked into every compiled model */
 BLOB(rt, "kgen-rt.o")
+/* the CUDA templates (templates/cuda/), handed to NVRTC as headers (gen/cuda.c) */
+BLOB(cu_common, "templates/cuda/common.cuh")
+BLOB(cu_mm, "templates/cuda/mm.cuh")
+BLOB(cu_ops, "templates/cuda/ops.cuh")
+BLOB(cu_attn, "templates/cuda/attn.cuh")
 /* the model ABI header, written beside `kgen compile --emit obj` objects */
 BLOB(model_h, "kgen_model.h")
 

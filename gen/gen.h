@@ -18,6 +18,7 @@ int cmd_cache(int argc, char **argv);
 
 /* `kgen kernel`: specialize and emit one kernel instance (gen/cmd_kernel.c). */
 int cmd_kernel(int argc, char **argv);
+int cmd_kernels(int argc, char **argv);
 
 /* ─────────────── targets (gen/target.c) ─────────────── */
 

@@ -33,6 +33,9 @@ typedef struct gen_program {
 } gen_program;
 
 kg_status gen_lower(const gen_graph *gr, gen_program *pg);
+/* The whole front of the pipeline (gen/model.c): arch, passes, lowering
+ * (n_batch 0: 128). KGEN_DEBUG=1 prints the graph after every pass. */
+kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_program *pg);
 void gen_program_free(gen_program *pg);
 /* The objects of every instance and of kgm_gen_decode / kgm_gen_prefill:
  * the instances are split into n_shards modules (balanced by a cost

@@ -26,6 +26,9 @@ static const char usage[] =
     "  kernel TEMPLATE NAME=VALUE... [--cpu CPU] [--emit obj|asm|ll|so] -o FILE\n"
     "                                specialize one kernel template and emit it\n"
     "  kernel --list                 list the kernel templates and their parameters\n"
+    "  kernels MODEL.gguf [--target cuda[:sm_NN]] [--json]\n"
+    "                                a model's kernel instances; for CUDA, compiled\n"
+    "                                through NVRTC with registers and spills per kernel\n"
     "  cache ls|stats|verify|clear   the compiled-artifact cache ($KGEN_CACHE_DIR,\n"
     "                                else $XDG_CACHE_HOME/kgen, else ~/.cache/kgen)\n"
     "  help                          show this help\n"
@@ -79,6 +82,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
     if (!strcmp(cmd, "kernel")) return cmd_kernel(argc - 2, argv + 2);
+    if (!strcmp(cmd, "kernels")) return cmd_kernels(argc - 2, argv + 2);
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);

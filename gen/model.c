@@ -227,11 +227,25 @@ static void cleanup(const char *dir)
     rmdir(dir);
 }
 
+kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_program *pg)
+{
+    const bool dbg = debug_on();
+    kg_status st = gen_arch_build(g, n_batch > 0 ? n_batch : 128, gr);
+    if (!st && dbg) gen_graph_print(gr, "arch", stderr);
+    if (!st) st = gen_pass_fuse(gr);
+    if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
+    if (!st) st = gen_pass_repack(gr);
+    if (!st && dbg) gen_graph_print(gr, "repack", stderr);
+    if (!st) st = gen_pass_memplan(gr);
+    if (!st && dbg) gen_graph_print(gr, "memplan", stderr);
+    if (!st) st = gen_lower(gr, pg);
+    return st;
+}
+
 kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r)
 {
     double t0 = now_s(), t1;
     memset(r, 0, sizeof *r);
-    const bool dbg = debug_on();
     kg_gguf *g = NULL;
     gen_graph gr = {0};
     gen_program pg = {0};
@@ -252,15 +266,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         snprintf(wtmp, sizeof wtmp, "%s.tmp", o->weights_path);
         st = probe_writable(o->weights_path, wtmp);
     }
-    if (!st) st = gen_arch_build(g, o->n_batch > 0 ? o->n_batch : 128, &gr);
-    if (!st && dbg) gen_graph_print(&gr, "arch", stderr);
-    if (!st) st = gen_pass_fuse(&gr);
-    if (!st && dbg) gen_graph_print(&gr, "fuse", stderr);
-    if (!st) st = gen_pass_repack(&gr);
-    if (!st && dbg) gen_graph_print(&gr, "repack", stderr);
-    if (!st) st = gen_pass_memplan(&gr);
-    if (!st && dbg) gen_graph_print(&gr, "memplan", stderr);
-    if (!st) st = gen_lower(&gr, &pg);
+    if (!st) st = gen_model_plan(g, o->n_batch, &gr, &pg);
     if (!st) st = gen_tokdata(g, &tok, &ntok);
     if (!st) {
         r->n_nodes = gr.nn;

@@ -1,0 +1,116 @@
+/*
+ * cmd_kernels.c — `kgen kernels`: a model's kernel instances, and for a
+ * CUDA target their compilation through NVRTC with ptxas's report per
+ * kernel (registers, spilled bytes, stack, shared memory).
+ */
+#include "cuda.h"
+#include "gen.h"
+#include "graph.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: kgen kernels MODEL.gguf [--target cuda[:sm_NN]] [--batch N] [--json] [--no-cache]\n"
+    "\n"
+    "Lists the model's distinct kernel instances (template and bound parameters).\n"
+    "With a CUDA target, compiles them all through NVRTC for that arch (cuda: the\n"
+    "local GPU's, else sm_90; through the cache unless --no-cache) and reports,\n"
+    "per kernel, registers, bytes spilled to local memory, stack frame and static\n"
+    "shared memory. Exit status 1 if any kernel spills.\n";
+
+static void print_inst(const gen_kinst *k, FILE *f)
+{
+    fprintf(f, "%s(", k->tmpl);
+    for (int i = 0; i < k->n_params; i++) {
+        const gen_param *p = &k->params[i];
+        fprintf(f, "%s%s=", i ? ", " : "", p->name);
+        if (p->runtime) fprintf(f, "@%d", p->rt_index);
+        else if (p->f != 0.0) fprintf(f, "%g", p->f);
+        else fprintf(f, "%lld", (long long)p->i);
+    }
+    fputc(')', f);
+}
+
+int cmd_kernels(int argc, char **argv)
+{
+    const char *path = NULL, *target = NULL;
+    bool json = false, cache = true;
+    int n_batch = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--no-cache")) cache = false;
+        else if (!strcmp(argv[i], "--target") && i + 1 < argc) target = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) n_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return fputs(usage, stdout), 0;
+        else if (argv[i][0] == '-' || path) return fprintf(stderr, "kgen kernels: unexpected '%s'\n%s", argv[i], usage), 2;
+        else path = argv[i];
+    }
+    if (!path) return fputs(usage, stderr), 2;
+    if (n_batch < 0 || n_batch > 4096) return fprintf(stderr, "kgen kernels: --batch must be 1..4096\n"), 2;
+    if (target && !gen_cuda_is_target(target))
+        return fprintf(stderr, "kgen kernels: --target: '%s' is not a CUDA target (cuda or cuda:sm_NN)\n", target), 2;
+    kg_gguf *g = NULL;
+    gen_graph gr = {0};
+    gen_program pg = {0};
+    gen_cuda_result r = {0};
+    int sm = 0;
+    char note[256] = "";
+    kg_status st = kg_gguf_open(path, &g);
+    if (!st) st = gen_model_plan(g, n_batch, &gr, &pg);
+    if (!st && target) st = gen_cuda_target(target, &sm, note, sizeof note);
+    if (!st && target) st = gen_cuda_compile(&pg, sm, cache, &r);
+    if (st) {
+        fprintf(stderr, "kgen: %s: %s\n", path, kg_last_error());
+        gen_program_free(&pg), gen_graph_free(&gr), kg_gguf_close(g);
+        return 1;
+    }
+    int spills = 0;
+    for (int i = 0; i < r.n; i++) spills += r.k[i].spill_bytes > 0;
+    if (json) {
+        printf("{\"model\": \"%s\", \"instances\": %d", gr.hp.name, pg.nk);
+        if (target)
+            printf(", \"target\": \"cuda:sm_%d\", \"sm\": %d, \"nvrtc\": \"%s\", \"seconds\": %.3f, \"cached\": %s, "
+                   "\"cubin_bytes\": %zu, \"ptx_bytes\": %zu",
+                   sm, sm, r.nvrtc_version, r.seconds, r.hit ? "true" : "false", r.ncubin, r.nptx);
+        printf(", \"kernels\": [");
+        for (int i = 0; i < pg.nk; i++) {
+            printf("%s\n  {\"instance\": \"", i ? "," : "");
+            print_inst(&pg.k[i], stdout);
+            printf("\"");
+            if (target)
+                printf(", \"expr\": \"%s\", \"name\": \"%s\", \"regs\": %d, \"spill_bytes\": %d, \"stack_bytes\": %d, "
+                       "\"smem\": %d, \"block\": %u",
+                       r.shape[i].expr, r.k[i].name, r.k[i].regs, r.k[i].spill_bytes, r.k[i].stack_bytes, r.k[i].smem,
+                       r.shape[i].block);
+            printf("}");
+        }
+        printf("]}\n");
+    } else {
+        if (target) {
+            if (note[0]) fprintf(stderr, "kgen: %s\n", note);
+            printf("%s: %d kernel instances, CUDA sm_%d (NVRTC %s): %s in %.2f s, cubin %zu KiB, PTX %zu KiB\n", path,
+                   pg.nk, sm, r.nvrtc_version, r.hit ? "from the cache" : "compiled", r.seconds, r.ncubin / 1024,
+                   r.nptx / 1024);
+            printf("%4s %5s %6s %6s %6s  %s\n", "#", "regs", "spill", "stack", "smem", "kernel");
+        } else {
+            printf("%s: %d kernel instances\n", path, pg.nk);
+        }
+        for (int i = 0; i < pg.nk; i++) {
+            if (target)
+                printf("%4d %5d %6d %6d %6d  %s\n", i, r.k[i].regs, r.k[i].spill_bytes, r.k[i].stack_bytes,
+                       r.k[i].smem, r.shape[i].expr);
+            else {
+                printf("%4d  ", i);
+                print_inst(&pg.k[i], stdout);
+                putchar('\n');
+            }
+        }
+    }
+    if (spills) fprintf(stderr, "kgen: %d kernel%s spill registers to local memory\n", spills, spills > 1 ? "s" : "");
+    gen_cuda_result_free(&r);
+    gen_program_free(&pg), gen_graph_free(&gr), kg_gguf_close(g);
+    return spills ? 1 : 0;
+}

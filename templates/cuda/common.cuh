@@ -1,0 +1,251 @@
+/*
+ * common.cuh — what every CUDA kernel template shares: types, the argument
+ * block, f16/bf16, warp and block reductions, the activation block (q8a)
+ * and the weight formats read 32 elements (one chunk) at a time.
+ *
+ * The CUDA templates are C++ templates whose parameters are the shapes,
+ * quantization scheme, flags and tile sizes; gen/cuda.c instantiates them
+ * by name expression through NVRTC (one program per model, every instance
+ * of it) for the exact sm arch. They compile with no header at all (NVRTC
+ * has no system headers): fixed-width types are defined here and f16 goes
+ * through PTX's cvt.
+ *
+ * Conventions shared with the CPU templates (templates/cpu/kernel.h): type
+ * ids, flags, GGUF block layouts, the q8a activation block and its
+ * quantization rule are the same, so the same graph, offsets and workspace
+ * plan serve both backends. Every kernel takes one `args` by value: the
+ * pointers of its graph node (p[0..5], as the CPU template's p[]) and rt,
+ * the run-time values in device memory (runtime/model/desc.h KGM_RT_*):
+ * a decode step captured once as a CUDA graph reads the token count,
+ * positions and cache length from there, so replays see new values.
+ */
+#ifndef KGC_COMMON_CUH
+#define KGC_COMMON_CUH
+
+typedef unsigned char u8;
+typedef signed char i8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef int i32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+namespace kgc {
+
+enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
+enum { ACT_F32 = 0, ACT_Q8 = 1 };
+enum { EPI_BIAS = 1, EPI_RESIDUAL = 2, EPI_SWIGLU = 4, EPI_OUT_Q8 = 8 };
+enum { NORM_OUT_Q8 = 1 };
+enum { ROPE_NORM = 0, ROPE_NEOX = 2 };
+enum { RT_M, RT_NCTX, RT_KVBYTES, RT_NKV, RT_POS0 };
+
+struct args {
+    void *p[6];
+    const i64 *rt;
+};
+
+/* kgt_q8a: 32 activations x_e = d * qs[e]; sum = sum of qs (40 bytes) */
+struct q8a {
+    float d;
+    i32 sum;
+    i32 qs[8]; /* 32 int8, four per word */
+};
+
+__device__ __forceinline__ float f16(u16 h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ u16 to_f16(float f)
+{
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+__device__ __forceinline__ float bf16(u16 h) { return __uint_as_float((u32)h << 16); }
+
+/* GGUF blocks are 2-byte aligned at best: words from two halves */
+__device__ __forceinline__ u16 ld16(const u8 *p) { return *(const u16 *)p; }
+__device__ __forceinline__ u32 ld32(const u8 *p) { return (u32)ld16(p) | (u32)ld16(p + 2) << 16; }
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ int warp_sumi(int v)
+{
+#pragma unroll
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* sum over a block of NT threads (a multiple of 32); every thread gets it */
+template <int NT> __device__ __forceinline__ float block_sum(float v)
+{
+    __shared__ float part[NT / 32];
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NT / 32; i++) s += part[i];
+    __syncthreads();
+    return s;
+}
+
+/* One warp quantizes 32 floats (lane e holds x_e) into a q8a block, with
+ * the CPU's rule (templates/cpu/quants.h kgq_quantize32): d = amax/127,
+ * q = rint(x * (127/amax)), nearest with ties to even; amax < 2^-120 gives
+ * d = 0, q = 0. Bit-identical to the CPU. */
+__device__ __forceinline__ void quantize32_warp(float x, q8a *y)
+{
+    const float amax = warp_max(fabsf(x));
+    const bool live = amax >= 0x1p-120f;
+    const float id = live ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(x * id);
+    const int sum = warp_sumi(q);
+    const int lane = threadIdx.x & 31;
+    ((i8 *)y->qs)[lane] = (i8)q;
+    if (lane == 0) {
+        y->d = live ? amax / 127.0f : 0.0f;
+        y->sum = sum;
+    }
+}
+
+/* ─────────────── weight formats, one 32-element chunk at a time ───────────────
+ *
+ * A row of K elements is read in chunks of 32: one block of Q4_0/Q4_1/Q8_0,
+ * one eighth of a Q4_K/Q6_K block. A chunk decodes to 32 small integers
+ * (four per word, as int8) and coefficients such that element e is
+ *   w_e = a[e / 16] * q_e + b
+ * Q4_0: q - 8 folded into b = -8d; Q4_1: b = m; Q4_K: a = d sc, b = -dmin mn;
+ * Q6_K: q - 32 (signed), a per 16 elements; Q8_0: a = d. */
+template <int WT> struct fmt;
+template <> struct fmt<Q4_0> { enum { blk = 32, bytes = 18 }; };
+template <> struct fmt<Q4_1> { enum { blk = 32, bytes = 20 }; };
+template <> struct fmt<Q8_0> { enum { blk = 32, bytes = 34 }; };
+template <> struct fmt<Q4_K> { enum { blk = 256, bytes = 144 }; };
+template <> struct fmt<Q6_K> { enum { blk = 256, bytes = 210 }; };
+template <> struct fmt<F32> { enum { blk = 32, bytes = 128 }; };  /* float types: per 32 elements */
+template <> struct fmt<F16> { enum { blk = 32, bytes = 64 }; };
+template <> struct fmt<BF16> { enum { blk = 32, bytes = 64 }; };
+
+template <int WT> __host__ __device__ constexpr i64 row_bytes(i64 K)
+{
+    return WT == F32 ? 4 * K : (WT == F16 || WT == BF16) ? 2 * K : K / fmt<WT>::blk * fmt<WT>::bytes;
+}
+
+struct chunk {
+    i32 q[8];
+    float a0, a1, b;
+};
+
+template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int c, chunk &w)
+{
+    const int s = c % (fmt<WT>::blk / 32);
+    const u8 *blk = row + (i64)(c / (fmt<WT>::blk / 32)) * fmt<WT>::bytes;
+    if (WT == Q4_0 || WT == Q4_1) {
+        const float d = f16(ld16(blk));
+        const u8 *qs = blk + (WT == Q4_0 ? 2 : 4);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const u32 v = ld32(qs + 4 * j);
+            w.q[j] = (i32)(v & 0x0f0f0f0fu);
+            w.q[4 + j] = (i32)((v >> 4) & 0x0f0f0f0fu);
+        }
+        w.a0 = w.a1 = d;
+        w.b = WT == Q4_0 ? -8.0f * d : f16(ld16(blk + 2));
+    } else if (WT == Q8_0) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) w.q[j] = (i32)ld32(blk + 2 + 4 * j);
+        w.a0 = w.a1 = f16(ld16(blk));
+        w.b = 0.0f;
+    } else if (WT == Q4_K) {
+        const u8 *sc = blk + 4;
+        int scale, mn;
+        if (s < 4) {
+            scale = sc[s] & 63;
+            mn = sc[s + 4] & 63;
+        } else {
+            scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
+            mn = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+        }
+        const u8 *qs = blk + 16 + 32 * (s >> 1);
+        const int sh = 4 * (s & 1);
+#pragma unroll
+        for (int j = 0; j < 8; j++) w.q[j] = (i32)((ld32(qs + 4 * j) >> sh) & 0x0f0f0f0fu);
+        w.a0 = w.a1 = f16(ld16(blk)) * (float)scale;
+        w.b = -f16(ld16(blk + 2)) * (float)mn;
+    } else if (WT == Q6_K) {
+        const int n = s >> 2, j4 = s & 3;
+        const u8 *ql = blk + 64 * n + 32 * (j4 & 1), *qh = blk + 128 + 32 * n;
+        const int shl = 4 * (j4 >> 1), shh = 2 * j4;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const u32 lo = (ld32(ql + 4 * j) >> shl) & 0x0f0f0f0fu;
+            const u32 hi = ((ld32(qh + 4 * j) >> shh) & 0x03030303u) << 4;
+            w.q[j] = (i32)__vsub4(lo | hi, 0x20202020u); /* q - 32 in [-32, 31], per byte */
+        }
+        const float d = f16(ld16(blk + 208));
+        w.a0 = d * (float)(i8)blk[192 + 2 * s];
+        w.a1 = d * (float)(i8)blk[192 + 2 * s + 1];
+        w.b = 0.0f;
+    }
+}
+
+/* the chunk's dot with a q8a block: exact int32 per half, then scaled */
+__device__ __forceinline__ float dot_q8(const chunk &w, const q8a *x)
+{
+    int s0 = 0, s1 = 0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        s0 = __dp4a(w.q[j], x->qs[j], s0);
+        s1 = __dp4a(w.q[4 + j], x->qs[4 + j], s1);
+    }
+    return x->d * (w.a0 * (float)s0 + w.a1 * (float)s1 + w.b * (float)x->sum);
+}
+
+/* element e of the chunk */
+__device__ __forceinline__ float chunk_elem(const chunk &w, int e)
+{
+    const int q = (i8)(w.q[e >> 2] >> (8 * (e & 3)));
+    return (e < 16 ? w.a0 : w.a1) * (float)q + w.b;
+}
+
+/* the chunk's dot with 32 floats */
+__device__ __forceinline__ float dot_f32(const chunk &w, const float *x)
+{
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 32; e++) s += chunk_elem(w, e) * x[e];
+    return s;
+}
+
+/* element e of a float-type row */
+template <int WT> __device__ __forceinline__ float felem(const u8 *row, i64 e)
+{
+    if (WT == F32) return ((const float *)row)[e];
+    const u16 h = ((const u16 *)row)[e];
+    return WT == F16 ? f16(h) : bf16(h);
+}
+
+} // namespace kgc
+
+#endif
