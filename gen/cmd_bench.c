@@ -24,7 +24,7 @@
 
 static const char usage[] =
     "usage: kgen bench MODEL.gguf|libNAME.so [--pp 64,512] [--tg 128] [-r N] [-t THREADS]\n"
-    "                  [--json] [--cpu CPU]\n"
+    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]]\n"
     "\n"
     "  --pp LIST   prompt lengths for the prefill tests (default 64; 0: none)\n"
     "  --tg LIST   token counts for the decode tests (default 128; 0: none)\n"
@@ -184,6 +184,8 @@ int cmd_bench(int argc, char **argv)
             if (*end || lo.open.n_threads < 1 || lo.open.n_threads > 256) goto bad;
         } else if (!strcmp(o, "--cpu") && v) {
             lo.cpu = argv[++i];
+        } else if (!strcmp(o, "--target") && v) {
+            lo.cuda = argv[++i];
         } else if (o[0] == '-') {
             fprintf(stderr, "kgen bench: unknown option '%s' (see kgen bench --help)\n", o);
             return 2;

@@ -2,6 +2,7 @@
  * cmd_compile.c — `kgen compile`: a GGUF model into one per-model shared
  * object (or object file) with the C ABI of include/kgen_model.h.
  */
+#include "cuda.h"
 #include "gen.h"
 #include "internal.h"
 
@@ -10,8 +11,8 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat]] [--emit so|obj]\n"
-    "                    [--external-weights] [--batch N] [-j N]\n"
+    "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
+    "                    [--emit so|obj] [--external-weights] [--batch N] [-j N]\n"
     "\n"
     "Specializes every kernel of the model for its exact shapes and weight types\n"
     "and the CPU (default: this machine), and writes OUT:\n"
@@ -20,6 +21,9 @@ static const char usage[] =
     "  --emit obj  one relocatable object for static linking, and its header\n"
     "              (OUT with .h for its extension: the ABI, include/kgen_model.h);\n"
     "              link with -lm -lpthread; one model per program\n"
+    "  --target cuda[:sm_NN]  CUDA kernels instead, compiled by NVRTC for that\n"
+    "              arch (cuda: the local GPU's, else sm_90), cubin plus PTX for newer\n"
+    "              GPUs; the model then needs an NVIDIA GPU and driver to open\n"
     "  --external-weights  write the packed weights to OUT.weights instead; the\n"
     "              model finds the file beside itself and checks its content hash\n"
     "  --batch N   tokens per prefill step (default 128)\n"
@@ -41,6 +45,12 @@ int cmd_compile(int argc, char **argv)
             out = argv[++i];
         } else if (!strcmp(a, "--cpu") && i + 1 < argc) {
             o.cpu = argv[++i];
+        } else if (!strcmp(a, "--target") && i + 1 < argc) {
+            o.cuda = argv[++i];
+            if (!gen_cuda_is_target(o.cuda)) {
+                fprintf(stderr, "kgen compile: --target %s: expected cuda or cuda:sm_NN (the CPU is the default; see --cpu)\n", o.cuda);
+                return 2;
+            }
         } else if (!strcmp(a, "--emit") && i + 1 < argc) {
             const char *e = argv[++i];
             if (!strcmp(e, "so")) o.emit_obj = false;

@@ -30,6 +30,7 @@ static const char usage[] =
     "  -t, --threads N        threads (default: all CPUs)\n"
     "  -c, --ctx N            KV cache length (default min(4096, the model's))\n"
     "  --cpu CPU              compile for this CPU (GGUF only; default this machine)\n"
+    "  --target cuda[:sm_NN]  compile for the GPU instead (GGUF only; see kgen compile)\n"
     "  --no-cache             compile into a temporary file, not the cache\n"
     "  --dump-logits PATH     write prompt ids, generated ids and each step's logits\n"
     "                         (format: tests/ref/check_e2e.py)\n"
@@ -104,6 +105,7 @@ static int parse(int argc, char **argv, run_args *a)
         else if (OPT(NULL, "--ignore-eos")) a->ignore_eos = true;
         else if (OPT(NULL, "--no-cache")) a->lo.no_cache = true;
         else if (OPT(NULL, "--cpu") && v) a->lo.cpu = argv[++i];
+        else if (OPT(NULL, "--target") && v) a->lo.cuda = argv[++i];
         else if (OPT(NULL, "--dump-logits") && v) a->dump = argv[++i];
         else if (OPT("-n", "--n-predict")) { if (!NUM(0, 1 << 24)) goto bad; a->n_gen = (int)d; }
         else if (OPT("-t", "--threads")) { if (!NUM(1, 256)) goto bad; a->lo.open.n_threads = (int)d; }

@@ -305,6 +305,14 @@ static bool deserialize(const void *data, size_t n, int want, gen_cuda_result *r
     return true;
 }
 
+kg_status gen_cuda_keytext(kg_keytext *kt)
+{
+    kg_status st = kg_keytext_str(kt, "cuda.nvrtc.build", KGEN_NVRTC_VERSION);
+    for (int i = 0; i < N_HEADERS && !st; i++)
+        st = kg_keytext_blob(kt, headers[i].name, headers[i].start, (size_t)(headers[i].end - headers[i].start));
+    return st;
+}
+
 static kg_status cache_key(const nvrtc_api *nv, const gen_program *pg, int sm, const gen_cuda_shape_t *sh, kg_key *key,
                            char *ver, size_t vcap)
 {

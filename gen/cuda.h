@@ -40,6 +40,9 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s);
  * cache (use_cache false: neither read nor written). */
 kg_status gen_cuda_compile(const gen_program *pg, int sm, bool use_cache, gen_cuda_result *r);
 void gen_cuda_result_free(gen_cuda_result *r);
+/* Appends the CUDA templates and the NVRTC version kgen was built with to
+ * a cache key text (models compiled through the cache). */
+kg_status gen_cuda_keytext(kg_keytext *kt);
 /* The model's CUDA blob (malloc'd). */
 kg_status gen_cuda_blob(const gen_program *pg, const gen_cuda_result *r, void **out, size_t *size);
 

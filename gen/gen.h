@@ -113,6 +113,7 @@ void gen_jit_destroy(gen_jit *j);
 
 typedef struct gen_model_opts {
     const char *cpu;          /* target "NAME[,+f,-f]"; NULL: this machine          */
+    const char *cuda;         /* a CUDA target ("cuda", "cuda:sm_90"); NULL: the CPU */
     int n_batch;              /* tokens per prefill step; 0: 128                     */
     bool emit_obj;            /* a relocatable object instead of a shared object     */
     const char *weights_file; /* external weights: the name stored in the model

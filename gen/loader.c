@@ -2,6 +2,7 @@
  * loader.c — a runnable model from a .so or a GGUF file (loader.h).
  */
 #include "config.h"
+#include "cuda.h"
 #include "internal.h"
 #include "loader.h"
 
@@ -99,7 +100,7 @@ static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_ha
     return st;
 }
 
-static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, kg_key *key)
+static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, const char *cuda, kg_key *key)
 {
     kg_keytext *kt;
     char hex[33];
@@ -111,6 +112,8 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, kg_k
     if (!st) st = kg_keytext_blob(kt, "runtime.object", kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) st = kg_keytext_str(kt, "model.gguf", hex);
     if (!st) st = kg_keytext_i64(kt, "n_batch", 128) /* gen_model_opts default */;
+    if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
+    if (!st && cuda) st = gen_cuda_keytext(kt);
     if (!st) st = kg_keytext_finish(kt, key);
     kg_keytext_free(kt);
     return st;
@@ -118,7 +121,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, kg_k
 
 static kg_status compile_to(const char *gguf, const char *out, const gen_load_opts *o, gen_loaded *l)
 {
-    gen_model_opts mo = {.cpu = o->cpu, .progress = o->progress};
+    gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -141,8 +144,15 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     gen_target t;
     kg_cache *c = NULL;
     kg_key key;
+    char cuda[32] = "", note[256];
+    int sm = 0;
     kg_status st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
-    if (!st) st = cache_key(h, &t, &key);
+    if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note, sizeof note);
+    if (sm) snprintf(cuda, sizeof cuda, "cuda:sm_%d", sm); /* "cuda" resolved: the key names the arch */
+    gen_load_opts oo = *o;
+    oo.cuda = sm ? cuda : NULL;
+    o = &oo;
+    if (!st) st = cache_key(h, &t, o->cuda, &key);
     if (!st) st = kg_cache_open(NULL, &c);
     if (st) return st;
     if (!o->force_compile) {

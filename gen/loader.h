@@ -13,6 +13,7 @@
 
 typedef struct gen_load_opts {
     const char *cpu;       /* compile target (GGUF only); NULL: this machine */
+    const char *cuda;      /* or a CUDA target, "cuda[:sm_NN]" (GGUF only)    */
     bool no_cache;         /* compile into a temporary file instead          */
     bool force_compile;    /* compile even on a cache hit (bench: cold time) */
     bool progress;

@@ -12,6 +12,7 @@
  * nothing parses them); the model runtime is the object embedded in kgen
  * (kgen-rt.o). Outputs are written to a temporary name and renamed.
  */
+#include "cuda.h"
 #include "gen.h"
 #include "graph.h"
 #include "internal.h"
@@ -148,7 +149,7 @@ static const char *main_weight_type(const gen_graph *gr)
     return gen_type_name(best);
 }
 
-static kg_status fill_desc(const gen_graph *gr, const gen_target *t, const gen_model_opts *o, const char *whash,
+static kg_status fill_desc(const gen_graph *gr, const gen_target *t, int sm, const gen_model_opts *o, const char *whash,
                            const void *tok, size_t ntok, kgm_desc *d)
 {
     const gen_hparams *hp = &gr->hp;
@@ -160,7 +161,9 @@ static kg_status fill_desc(const gen_graph *gr, const gen_target *t, const gen_m
     snprintf(d->weight_type, sizeof d->weight_type, "%s", main_weight_type(gr));
     snprintf(d->target_cpu, sizeof d->target_cpu, "%s", t->cpu);
     snprintf(d->weights_hash, sizeof d->weights_hash, "%s", whash);
-    d->cpu_features = cpu_mask(t);
+    d->cpu_features = sm ? 0 : cpu_mask(t);
+    d->backend = sm ? KGM_BACKEND_CUDA : KGM_BACKEND_CPU;
+    if (sm) snprintf(d->target_cpu, sizeof d->target_cpu, "cuda:sm_%d", sm);
     d->weight_bytes = gr->weight_bytes;
     d->ws_bytes = gr->ws_bytes;
     d->ws_ids = gr->t[gr->ids].off;
@@ -193,6 +196,7 @@ static kg_status write_data_s(const char *path, bool with_weights)
                "#define SYM(s) .globl s; .hidden s; s:\n"
                ".section .rodata.kgm, \"a\"\n.balign 64\nSYM(kgm_desc_data)\n.incbin \"desc.bin\"\n"
                ".balign 64\nSYM(kgm_tok_blob)\n.incbin \"tok.bin\"\nSYM(kgm_tok_blob_end)\n.byte 0\n"
+               ".balign 256\nSYM(kgm_cuda_blob)\n.incbin \"cuda.bin\"\nSYM(kgm_cuda_blob_end)\n.byte 0\n"
                ".section .rodata.kgm_weights, \"a\"\n.balign 4096\nSYM(kgm_weights)\n%s\nSYM(kgm_weights_end)\n.byte 0\n"
                ".section .note.GNU-stack, \"\", @progbits\n",
             with_weights ? ".incbin \"weights.bin\"" : "");
@@ -214,7 +218,7 @@ static void progress(const gen_model_opts *o, const char *fmt, ...)
 /* rm -r of the temporary directory (only the files we made) */
 static void cleanup(const char *dir)
 {
-    static const char *const files[] = {"rt.o", "tok.bin", "desc.bin", "weights.bin", "data.S"};
+    static const char *const files[] = {"rt.o", "tok.bin", "desc.bin", "weights.bin", "data.S", "cuda.bin"};
     char p[PATH_MAX + 32];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
@@ -255,9 +259,15 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int shards = o->jobs > 0 ? o->jobs : (int)(ncpu < 1 ? 1 : ncpu > GEN_MAX_SHARDS ? GEN_MAX_SHARDS : ncpu);
     char dir[PATH_MAX] = "", p[PATH_MAX + 32], whash[33] = "";
-    char tmp_out[PATH_MAX + 32];
+    char tmp_out[PATH_MAX + 32], note[256] = "";
     snprintf(tmp_out, sizeof tmp_out, "%s.tmp%ld", out_path, (long)getpid());
+    int sm = 0;
+    gen_cuda_result cr = {0};
+    void *cblob = NULL;
+    size_t ncblob = 0;
     kg_status st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note, sizeof note);
+    if (!st && note[0]) progress(o, "%s", note);
     if (!st) st = kg_gguf_open(gguf_path, &g);
     /* fail before the work if the outputs cannot be written */
     if (!st) st = probe_writable(out_path, tmp_out);
@@ -273,18 +283,31 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         r->n_instances = pg.nk;
         r->weight_bytes = gr.weight_bytes;
         r->ws_bytes = gr.ws_bytes;
-        snprintf(r->cpu, sizeof r->cpu, "%s", t.cpu);
+        if (sm) snprintf(r->cpu, sizeof r->cpu, "cuda:sm_%d", sm);
+        else snprintf(r->cpu, sizeof r->cpu, "%s", t.cpu);
         progress(o, "%s: %s, %lld layers, %d ops after fusion, %d kernel instances, weights %.1f MiB, target %s",
-                 gguf_path, gr.hp.arch, (long long)gr.hp.n_layer, gr.nn, pg.nk, gr.weight_bytes / 1048576.0, t.cpu);
+                 gguf_path, gr.hp.arch, (long long)gr.hp.n_layer, gr.nn, pg.nk, gr.weight_bytes / 1048576.0, r->cpu);
         r->graph_s = now_s() - t0;
     }
     /* the code */
     t1 = now_s();
-    if (!st) st = gen_program_compile(&pg, &t, shards, objs, sizes);
+    if (!st && sm) {
+        st = gen_cuda_compile(&pg, sm, true, &cr);
+        if (!st) st = gen_cuda_blob(&pg, &cr, &cblob, &ncblob);
+        nobj = cr.ncubin;
+        int maxr = 0, spills = 0;
+        for (int i = 0; i < cr.n; i++) maxr = cr.k[i].regs > maxr ? cr.k[i].regs : maxr, spills += cr.k[i].spill_bytes > 0;
+        if (!st)
+            progress(o, "CUDA kernels for sm_%d %s in %.2f s (NVRTC %s; cubin %zu KiB, PTX %zu KiB; up to %d registers, %d spilling)",
+                     sm, cr.hit ? "from the cache" : "compiled", cr.seconds, cr.nvrtc_version, cr.ncubin / 1024,
+                     cr.nptx / 1024, maxr, spills);
+    } else if (!st) {
+        st = gen_program_compile(&pg, &t, shards, objs, sizes);
+    }
     for (int i = 0; i < GEN_MAX_SHARDS; i++) nobj += sizes[i];
     r->codegen_s = now_s() - t1;
     r->code_bytes = nobj;
-    if (!st) progress(o, "code generated in %.2f s (%zu KiB of object code)", r->codegen_s, nobj / 1024);
+    if (!st && !sm) progress(o, "code generated in %.2f s (%zu KiB of object code)", r->codegen_s, nobj / 1024);
     /* the files for the link */
     t1 = now_s();
     if (!st) {
@@ -299,6 +322,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         snprintf(p, sizeof p, "%s/model%d.o", dir, i), st = write_file(p, objs[i], sizes[i]);
     if (!st) snprintf(p, sizeof p, "%s/rt.o", dir), st = write_file(p, kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) snprintf(p, sizeof p, "%s/tok.bin", dir), st = write_file(p, tok, ntok);
+    if (!st) snprintf(p, sizeof p, "%s/cuda.bin", dir), st = write_file(p, cblob, ncblob);
     /* weights: external, beside the output (renamed into place after the
      * link); in an object, assembled from a file in the temp dir; in a shared
      * object, appended after the link (only their hash is needed now) */
@@ -315,7 +339,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         if (f && fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", wpath, strerror(errno));
     }
     kgm_desc d;
-    if (!st) st = fill_desc(&gr, &t, o, whash, tok, ntok, &d);
+    if (!st) st = fill_desc(&gr, &t, sm, o, whash, tok, ntok, &d);
     if (!st) {
         snprintf(r->content_hash, sizeof r->content_hash, "%s", d.content_hash);
         snprintf(p, sizeof p, "%s/desc.bin", dir), st = write_file(p, &d, sizeof d);
@@ -370,6 +394,8 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (dir[0]) cleanup(dir);
     for (int i = 0; i < GEN_MAX_SHARDS; i++) free(objs[i]);
     free(tok);
+    free(cblob);
+    gen_cuda_result_free(&cr);
     gen_program_free(&pg);
     gen_graph_free(&gr);
     kg_gguf_close(g);

@@ -13,6 +13,9 @@ int kgr_cu_check(const kgr_cu *cu, CUresult rc, const char *what, char *err, siz
     if (rc == 0) return 0;
     const char *s = NULL;
     if (cu->GetErrorString) cu->GetErrorString(rc, &s);
+    if (!s) /* the stub library and old drivers name nothing */
+        s = rc == 34 ? "CUDA_ERROR_STUB_LIBRARY: the toolkit's stub, not a driver" : rc == 35 ? "CUDA_ERROR_INSUFFICIENT_DRIVER"
+          : rc == 100 ? "CUDA_ERROR_NO_DEVICE" : rc == 209 ? "CUDA_ERROR_NO_BINARY_FOR_GPU" : NULL;
     return kgr_msg(err, errcap, "%s: CUDA error %d (%s)", what, rc, s ? s : "unknown");
 }
 

@@ -12,7 +12,9 @@
  *                                 in shared objects, whose weights follow the ELF image
  *                                 in the same file (weights_offset), so the linker never
  *                                 copies them, and in models with external weights
- *   kgm_gen_decode, kgm_gen_prefill  the entry points (gen/lower.c):
+ *   kgm_cuda_blob, kgm_cuda_blob_end  CUDA models: kernels and launches (cuda_blob.h);
+ *                                 empty for CPU models
+ *   kgm_gen_decode, kgm_gen_prefill  CPU models: the entry points (gen/lower.c):
  *       void f(void *const base[KGM_BASES], void *pool, int ith, int nth)
  *     run by every thread of the pool; they call kgr_barrier(pool, ith)
  *     between dependent kernels.
@@ -24,6 +26,8 @@
 
 #define KGM_DESC_MAGIC 0x444d474bu /* "KGMD" */
 #define KGM_DESC_VERSION 1
+
+enum { KGM_BACKEND_CPU = 0, KGM_BACKEND_CUDA = 1 };
 
 /* base[] of the entry points */
 enum { KGM_BASE_W, KGM_BASE_WS, KGM_BASE_KV, KGM_BASE_RT, KGM_BASES };
@@ -66,7 +70,9 @@ typedef struct kgm_desc {
     int32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_batch;
     int32_t kv_elem_bytes;      /* 2 (f16 cache) or 4                          */
     int32_t n_kv_tensors;       /* 2 * n_layer: K and V of each layer          */
-    int32_t reserved[5];
+    int32_t backend;            /* KGM_BACKEND_*; CUDA: the code is kgm_cuda_blob (cuda_blob.h) and
+                                   target_cpu names the target, e.g. "cuda:sm_90" */
+    int32_t reserved[4];
 } kgm_desc;
 
 #endif

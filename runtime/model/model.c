@@ -27,9 +27,11 @@
 extern const kgm_desc kgm_desc_data;
 extern const unsigned char kgm_tok_blob[], kgm_tok_blob_end[];
 extern const unsigned char kgm_weights[], kgm_weights_end[];
+extern const unsigned char kgm_cuda_blob[], kgm_cuda_blob_end[];
 typedef void (*entry_fn)(void *const *base, void *pool, int ith, int nth);
-void kgm_gen_decode(void *const *base, void *pool, int ith, int nth);
-void kgm_gen_prefill(void *const *base, void *pool, int ith, int nth);
+/* weak: a CUDA model has none */
+void kgm_gen_decode(void *const *base, void *pool, int ith, int nth) __attribute__((weak));
+void kgm_gen_prefill(void *const *base, void *pool, int ith, int nth) __attribute__((weak));
 
 struct kgm_model {
     const kgm_desc *d;
@@ -45,6 +47,7 @@ struct kgm_model {
     kgr_pool *pool;
     kgr_tok *tok;
     kgr_sampler *smp;
+    kgr_cuda *gpu;        /* CUDA models */
     int n_ctx, n_threads;
     char err[512];
 };
@@ -188,6 +191,7 @@ KGM_EXPORT void kgm_close(kgm_model *m)
 {
     if (!m) return;
     kgr_pool_free(m->pool);
+    kgr_cuda_free(m->gpu);
     kgr_tok_free(m->tok);
     kgr_sampler_free(m->smp);
     if (m->wmap) munmap(m->wmap, m->wmap_size);
@@ -206,7 +210,12 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
         kgr_msg(err, cap, "the model's descriptor is not one this runtime reads (version %u)", d->version);
         return NULL;
     }
-    if (check_cpu(d, err, cap)) return NULL;
+    const bool cuda = d->backend == KGM_BACKEND_CUDA;
+    if (!cuda && (d->backend != KGM_BACKEND_CPU || !kgm_gen_decode || !kgm_gen_prefill)) {
+        kgr_msg(err, cap, "the model's code is missing or for an unknown backend (%d)", d->backend);
+        return NULL;
+    }
+    if (!cuda && check_cpu(d, err, cap)) return NULL;
     if (p->n_threads < 0 || p->n_threads > 256 || p->n_ctx < 0 || p->n_ctx > d->n_ctx_train) {
         kgr_msg(err, cap, "bad parameters: n_threads %d (0..256), n_ctx %d (0..%d, the model's training context)",
                 p->n_threads, p->n_ctx, d->n_ctx_train);
@@ -222,7 +231,14 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = p->n_threads ? p->n_threads : (int)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
     int rc = find_weights(m, p->weights_path, err, cap);
-    if (!rc) {
+    if (!rc && cuda) {
+        m->n_threads = 1;
+        m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64); /* host side: ids and positions only */
+        rc = m->ws ? kgr_cuda_open(&m->gpu, d, kgm_cuda_blob, (size_t)(kgm_cuda_blob_end - kgm_cuda_blob), m->weights,
+                                   m->n_ctx, err, cap)
+                   : kgr_msg(err, cap, "out of memory");
+        m->rt[KGM_RT_NCTX] = m->n_ctx;
+    } else if (!rc) {
         m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
         uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
         per = (per + 63) / 64 * 64;
@@ -240,7 +256,7 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
     if (!rc && kgr_tok_n_vocab(m->tok) != d->n_vocab)
         rc = kgr_msg(err, cap, "the tokenizer has %d tokens but the model %d", kgr_tok_n_vocab(m->tok), d->n_vocab);
     if (!rc) rc = kgr_sampler_init(&m->smp, d->n_vocab, err, cap);
-    if (!rc) rc = kgr_pool_init(&m->pool, m->n_threads, err, cap);
+    if (!rc && !cuda) rc = kgr_pool_init(&m->pool, m->n_threads, err, cap);
     if (rc) {
         kgm_close(m);
         return NULL;
@@ -298,9 +314,14 @@ static const float *run(kgm_model *m, const int32_t *tokens, int n, int pos, boo
         m->rt[KGM_RT_M] = k;
         m->rt[KGM_RT_POS0] = pos + done;
         m->rt[KGM_RT_NKV] = pos + done + k;
+        done += k;
+        if (m->gpu) {
+            const float *lg = kgr_cuda_step(m->gpu, ids, ps, k, m->rt, decode || k == 1, m->err, sizeof m->err);
+            if (!lg || done == n) return lg;
+            continue;
+        }
         m->entry = (decode || k == 1) ? kgm_gen_decode : kgm_gen_prefill;
         kgr_pool_run(m->pool, step, m);
-        done += k;
     }
     return (const float *)(m->ws + d->ws_logits);
 }
@@ -320,7 +341,7 @@ KGM_EXPORT void kgm_reset(kgm_model *m)
 {
     /* positions are rewritten before they are read (attention reads 0..pos);
      * dropping the pages returns the memory and zeroes them */
-    madvise(m->kv, m->kv_size, MADV_DONTNEED);
+    if (m->kv) madvise(m->kv, m->kv_size, MADV_DONTNEED);
     kgr_sampler_reset(m->smp);
 }
 

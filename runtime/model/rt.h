@@ -33,6 +33,16 @@ int kgr_msg(char *err, size_t errcap, const char *fmt, ...) __attribute__((forma
  * it (all nth threads must call it the same number of times). Both wait by
  * spinning briefly and then sleeping (futex), so idle workers use no CPU.
  * n_threads == 1 starts no thread; barriers are then no-ops.            */
+/* ── a model compiled for a CUDA target (cuda.c) ── */
+struct kgm_desc;
+typedef struct kgr_cuda kgr_cuda;
+int kgr_cuda_open(kgr_cuda **out, const struct kgm_desc *d, const unsigned char *blob, size_t nblob, const void *weights,
+                  int n_ctx, char *err, size_t errcap);
+/* one step of k tokens; the last token's logits (pinned host memory), or NULL */
+const float *kgr_cuda_step(kgr_cuda *g, const int32_t *ids, const int32_t *pos, int k, const int64_t *rt, bool decode,
+                           char *err, size_t errcap);
+void kgr_cuda_free(kgr_cuda *g);
+
 typedef struct kgr_pool kgr_pool;
 typedef void (*kgr_fn)(void *arg, int ith, int nth);
 
