@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ALIGN 32
 
@@ -101,7 +102,9 @@ static int tensor_list(const tl_params *p, tensor_spec *t, int cap)
         }                                                                             \
         n++;                                                                          \
     } while (0)
-    ADD("token_embd.weight", 2, E, N_VOCAB, p->wtype, false);
+    const int64_t NV = p->n_vocab > N_VOCAB ? p->n_vocab : N_VOCAB;
+    ADD("token_embd.weight", 2, E, NV, p->wtype, false);
+    if (p->untied) ADD("output.weight", 2, E, NV, p->wtype, false);
     ADD("output_norm.weight", 1, E, 1, KG_TYPE_F32, true);
     for (int64_t l = 0; l < p->n_layer; l++) {
         char nm[64];
@@ -172,8 +175,19 @@ bool tl_write(const tl_params *p, const char *path)
     /* vocabulary */
     static char sym[256][4];
     static char merged[N_PAIRS][3], merges[N_PAIRS][4];
-    tw_val tokens[N_VOCAB], merge_v[N_PAIRS];
-    int32_t types[N_VOCAB];
+    const int64_t nv = p->n_vocab > N_VOCAB ? p->n_vocab : N_VOCAB;
+    tw_val merge_v[N_PAIRS], *tokens = calloc((size_t)nv, sizeof *tokens);
+    int32_t *types = calloc((size_t)nv, sizeof *types);
+    char(*unused)[32] = calloc((size_t)(nv - N_VOCAB + 1), sizeof *unused);
+    if (!tokens || !types || !unused) {
+        free(tokens), free(types), free(unused);
+        return false;
+    }
+    for (int64_t i = N_VOCAB; i < nv; i++) {
+        snprintf(unused[i - N_VOCAB], sizeof unused[0], "<unused%lld>", (long long)(i - N_VOCAB));
+        tokens[i] = tw_cs(unused[i - N_VOCAB]);
+        types[i] = 5;
+    }
     static const char *const special[N_SPECIAL] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
     for (int i = 0; i < N_SPECIAL; i++) tokens[i] = tw_cs(special[i]), types[i] = 3;
     for (int b = 0; b < 256; b++) {
@@ -216,8 +230,8 @@ bool tl_write(const tl_params *p, const char *path)
         {k[8], tw_int(KG_V_U32, head_dim)},
         {"tokenizer.ggml.model", tw_cs("gpt2")},
         {"tokenizer.ggml.pre", tw_cs("smollm")},
-        {"tokenizer.ggml.tokens", tw_arr_of(KG_V_STRING, N_VOCAB, tokens)},
-        {"tokenizer.ggml.token_type", tw_arr(KG_V_I32, N_VOCAB, types)},
+        {"tokenizer.ggml.tokens", tw_arr_of(KG_V_STRING, (uint64_t)nv, tokens)},
+        {"tokenizer.ggml.token_type", tw_arr(KG_V_I32, (uint64_t)nv, types)},
         {"tokenizer.ggml.merges", tw_arr_of(KG_V_STRING, N_PAIRS, merge_v)},
         {"tokenizer.ggml.bos_token_id", tw_int(KG_V_U32, 1)},
         {"tokenizer.ggml.eos_token_id", tw_int(KG_V_U32, 2)},
@@ -226,16 +240,12 @@ bool tl_write(const tl_params *p, const char *path)
     };
 
     /* tensors */
-    enum { CAP = 2 + 9 * 64 };
+    enum { CAP = 3 + 9 * 64 };
     tensor_spec *ts = calloc(CAP, sizeof *ts);
     tw_tdesc *td = calloc(CAP, sizeof *td);
-    if (!ts || !td) {
-        free(ts), free(td);
-        return false;
-    }
-    int nt = tensor_list(p, ts, CAP);
+    int nt = ts && td ? tensor_list(p, ts, CAP) : -1;
     if (nt < 0) {
-        free(ts), free(td);
+        free(ts), free(td), free(tokens), free(types), free(unused);
         return false;
     }
     for (int i = 0; i < nt; i++) {
@@ -255,14 +265,16 @@ bool tl_write(const tl_params *p, const char *path)
     tw_tensors(&w, td, (size_t)nt);
     tw_fix_counts(&w);
     tw_pad(&w, ALIGN);
-    uint64_t s = p->seed * 0x9E3779B97F4A7C15ull + 12345;
-    for (int i = 0; i < nt; i++) {
+    uint64_t s = p->seed * 0x9E3779B97F4A7C15ull + 12345, end = w.data_start;
+    for (int i = 0; i < nt; i++)
+        if (w.data_start + td[i].offset + td[i].n_bytes > end) end = w.data_start + td[i].offset + td[i].n_bytes;
+    for (int i = 0; i < nt && !p->sparse; i++) {
         size_t at = w.data_start + td[i].offset;
         if (at > w.len) tw_zeros(&w, at - w.len);
         uint8_t *d = malloc(td[i].n_bytes ? td[i].n_bytes : 1);
         if (!d) {
             tw_free(&w);
-            free(ts), free(td);
+            free(ts), free(td), free(tokens), free(types), free(unused);
             return false;
         }
         tensor_data(&ts[i], td[i].n_bytes, &s, d);
@@ -270,7 +282,8 @@ bool tl_write(const tl_params *p, const char *path)
         free(d);
     }
     bool ok = tw_save(w.buf, w.len, path);
+    if (ok && p->sparse) ok = truncate(path, (off_t)end) == 0; /* the data: a hole */
     tw_free(&w);
-    free(ts), free(td);
+    free(ts), free(td), free(tokens), free(types), free(unused);
     return ok;
 }

@@ -26,6 +26,10 @@ typedef struct tl_params {
     int64_t n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx;
     uint32_t wtype;       /* type of every product weight: KG_TYPE_Q8_0 or KG_TYPE_Q4_0 */
     uint64_t seed;        /* weight values */
+    int64_t n_vocab;      /* 0: the 300-token tokenizer; more: padded with unused tokens */
+    bool untied;          /* a separate output.weight (else tied to token_embd) */
+    bool sparse;          /* write no tensor data: the file is extended to its size (a hole
+                             reading as zeros), for shape-only uses of big models */
 
     /* mutations (NULL / 0: none) */
     const char *omit_key;    /* full metadata key left out, e.g. "llama.block_count" */
