@@ -53,7 +53,9 @@ def main():
             if r.returncode:
                 print(f"check-gpu: kgen compile {' '.join(extra) or '(cpu)'} failed:\n{r.stderr}")
                 return 1
-            print(r.stderr.strip().splitlines()[-2] if so == gpu_so else "", end="\n" if so == gpu_so else "")
+            for line in r.stderr.splitlines():
+                if "CUDA kernels" in line:
+                    print(line)
         probe = run([a.kgen, "run", gpu_so, "-p", "hi", "-n", "1"])
         if probe.returncode and ("CUDA driver cannot be loaded" in probe.stderr or "cuInit" in probe.stderr
                                  or "finds no GPU" in probe.stderr):
