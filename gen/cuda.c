@@ -19,6 +19,7 @@
 #include "templates/cpu/kernel.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,23 @@ typedef struct nvrtc_api {
     int (*GetPTX)(nvrtcProgram, char *);
 } nvrtc_api;
 
+/* Loaded once per process and never closed: NVRTC is C++, and unloading it
+ * strands its runtime's allocations (LeakSanitizer reports them). */
+static kg_status nvrtc_load_once(nvrtc_api *a);
 static kg_status nvrtc_load(nvrtc_api *a)
+{
+    static nvrtc_api api;
+    static bool loaded;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    kg_status st = loaded ? KG_OK : nvrtc_load_once(&api);
+    loaded = st == KG_OK;
+    *a = api;
+    pthread_mutex_unlock(&mu);
+    return st;
+}
+
+static kg_status nvrtc_load_once(nvrtc_api *a)
 {
     memset(a, 0, sizeof *a);
     const char *env = getenv("KGEN_NVRTC");
@@ -436,7 +453,6 @@ kg_status gen_cuda_compile(const gen_program *pg, int sm, bool use_cache, gen_cu
         }
     }
     kg_cache_close(c);
-    dlclose(nv.lib);
     if (st) gen_cuda_result_free(r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;

@@ -52,7 +52,7 @@ static kg_status write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return kg_err(KG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    bool ok = fwrite(data, 1, n, f) == n;
+    bool ok = !n || fwrite(data, 1, n, f) == n;
     ok = (fclose(f) == 0) && ok;
     return ok ? KG_OK : kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 }
