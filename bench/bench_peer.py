@@ -24,12 +24,24 @@ is read whole). From `kgen inspect --json`.
 Reports medians with min-max, the kgen / llama.cpp ratio of the medians, and
 for decode the fraction of the limit each reaches: a markdown table on
 stdout, every sample and the machine in the JSON, and PNG plots (gnuplot).
+
+GPU (--gpu auto: when the CUDA driver reports a device; --gpu only: alone):
+the same protocol per model with `kgen bench --target cuda` against PyTorch
+eager and torch.compile (bench/peer_torch.py --serve under --torch-python,
+loaded and warmed once, then one sample per round: kgen, eager, compile,
+interleaved); the limit is the device-to-device copy bandwidth (measured by
+PyTorch before and after the rounds) / weight bytes per token. Its table,
+samples and plots (gpu-{pp,tg}.png) go beside the CPU ones; without a GPU, or
+without PyTorch for it, it says so and skips. --from-json F reprints an
+earlier run's tables and draws its plots (e.g. a GPU run made where there is
+no gnuplot: scripts/gpu_run.sh).
 Without a model list: the real SmolLM2 Q4_1 and the random-weight SmolLM2-
 and TinyLlama-shaped models in Q4_0, Q4_1, Q8_0 and F16 (bench/gen_model.py).
 Needs build/kgen and build/bench-kernels (make), bench/.venv
 (sh bench/setup_peer.sh) and gnuplot for the plots.
 """
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -92,9 +104,9 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def kgen_sample(a, model, threads):
+def kgen_sample(a, model, threads, target=None):
     d = json.loads(run([a.kgen, "bench", model, "--pp", str(a.pp), "--tg", str(a.tg), "-r", "1", "-t", str(threads),
-                        "--json"]))
+                        "--json"] + (["--target", target] if target else [])))
     return {"pp": d["pp"][0]["tps"], "tg": d["tg"][0]["tps"], "compile_s": d.get("compile_s"), "open_s": d.get("open_s"),
             "peak_rss_mb": d.get("peak_rss_mb")}
 
@@ -126,29 +138,36 @@ def med(v):
     return statistics.median(v)
 
 
-def plots(rows, outdir):
+def plots(rows, outdir, engines, prefix, title):
+    """One PNG per test and thread count: tokens/s of each engine (rows[i][key + '_med']) and, for
+    decode, the bandwidth limit. engines: [(key, legend, colour)]."""
     gp = shutil.which("gnuplot")
     if not gp:
         print("bench_peer: gnuplot not found: no plots (apt-get install gnuplot-nox)", file=sys.stderr)
         return []
     made = []
+    os.makedirs(outdir, exist_ok=True)
     for test in ("tg", "pp"):
         for th in sorted({r["threads"] for r in rows}):
             sel = [r for r in rows if r["test"] == test and r["threads"] == th]
             if not sel:
                 continue
-            dat = os.path.join(outdir, f"peer-{test}-t{th}.dat")
+            stem = f"{prefix}-{test}" + (f"-t{th}" if th else "")
+            dat = os.path.join(outdir, stem + ".dat")
             with open(dat, "w") as f:
-                f.write("label kgen llama_cpp limit\n")
                 for r in sel:
-                    f.write(f"\"{r['label']}\" {r['kgen_med']:.3f} {r['peer_med']:.3f} "
-                            f"{r['limit_tps'] if test == 'tg' else 0:.3f}\n")
-            png = os.path.join(outdir, f"peer-{test}-t{th}.png")
+                    f.write(f"\"{r['label']}\" " + " ".join(f"{r[k + '_med']:.3f}" for k, _, _ in engines)
+                            + f" {r['limit_tps'] if test == 'tg' else 0:.3f}\n")
+            png = os.path.join(outdir, stem + ".png")
             what = "decode (tg%d)" % rows[0]["tg"] if test == "tg" else "prefill (pp%d)" % rows[0]["pp"]
-            limit = ", '' using 4 title 'bandwidth limit' lc rgb '#999999'" if test == "tg" else ""
+            cols = [f"'{dat}' using {i + 2}{':xtic(1)' if i == 0 else ''} title '{t}' lc rgb '{c}'"
+                    for i, (_, t, c) in enumerate(engines)]
+            if test == "tg":
+                cols.append(f"'{dat}' using {len(engines) + 2} title 'bandwidth limit' lc rgb '#999999'")
+            who = f", {th} thread{'s' if th > 1 else ''}" if th else ""
             script = f"""set terminal pngcairo size 1100,560 font ',10' noenhanced
 set output '{png}'
-set title 'kgen vs llama.cpp: {what}, {th} thread{'s' if th > 1 else ''} (tokens/s, log scale)'
+set title '{title}: {what}{who} (tokens/s, log scale)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -158,7 +177,7 @@ set grid ytics
 set key top right
 set xtics rotate by -30 scale 0
 set ylabel 'tokens/s'
-plot '{dat}' using 2:xtic(1) title 'kgen' lc rgb '#1f77b4', '' using 3 title 'llama.cpp' lc rgb '#ff7f0e'{limit}
+plot {', '.join(cols)}
 """
             subprocess.run([gp], input=script, text=True, check=True)
             os.unlink(dat)
@@ -166,31 +185,125 @@ plot '{dat}' using 2:xtic(1) title 'kgen' lc rgb '#1f77b4', '' using 3 title 'll
     return made
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("models", nargs="*")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--pp", type=int, default=64)
-    ap.add_argument("--tg", type=int, default=128)
-    ap.add_argument("--kgen", default=os.path.join(ROOT, "build", "kgen"))
-    ap.add_argument("--bench-kernels", default=os.path.join(ROOT, "build", "bench-kernels"))
-    ap.add_argument("--python", default=os.path.join(ROOT, "bench", ".venv", "bin", "python"))
-    ap.add_argument("--json")
-    ap.add_argument("--plots", help="directory for the PNG plots")
-    ap.add_argument("--quiet-wait", type=float, default=300, metavar="S",
-                    help="before each round, wait up to S s for other processes to use < 0.3 cores (0: never wait)")
-    a = ap.parse_args()
-    if a.rounds < 1:
-        sys.exit("bench_peer: --rounds must be >= 1")
-    if not os.path.exists(a.python):
-        sys.exit("bench_peer: bench/.venv is missing: run sh bench/setup_peer.sh")
+def gpu_name():
+    """The first CUDA device's name, through the driver (libcuda.so.1), or None."""
+    try:
+        cu = ctypes.CDLL("libcuda.so.1")
+        n, dev, name = ctypes.c_int(0), ctypes.c_int(0), ctypes.create_string_buffer(256)
+        if cu.cuInit(0) or cu.cuDeviceGetCount(ctypes.byref(n)) or n.value < 1 or cu.cuDeviceGet(ctypes.byref(dev), 0):
+            return None
+        return name.value.decode() if not cu.cuDeviceGetName(name, 256, dev) else "CUDA device 0"
+    except (OSError, AttributeError):
+        return None
+
+
+class TorchPeer:
+    """bench/peer_torch.py --serve for one model: loaded and warmed once, one sample per request."""
+
+    def __init__(self, a, model):
+        self.p = subprocess.Popen([a.torch_python, os.path.join(ROOT, "bench", "peer_torch.py"), model, "--serve",
+                                   "--pp", str(a.pp), "--tg", str(a.tg), "--device", a.torch_device],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self.read()
+
+    def read(self):
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait()
+            raise RuntimeError(f"bench/peer_torch.py stopped (exit {self.p.returncode}); its messages are above")
+        return json.loads(line)
+
+    def sample(self, mode):
+        self.p.stdin.write(mode + "\n")
+        self.p.stdin.flush()
+        d = self.read()
+        if "error" in d or not d.get("finite", True):
+            raise RuntimeError(f"bench/peer_torch.py: {d.get('error') or 'non-finite logits'}")
+        return d
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def copy_bw(a):
+    return json.loads(run([a.torch_python, os.path.join(ROOT, "bench", "peer_torch.py"), "--copy-bw", "--device",
+                           a.torch_device]))
+
+
+def gpu_compare(a, models):
+    """kgen's CUDA backend against PyTorch eager and torch.compile, with the device copy bandwidth as
+    the limit: the CPU protocol (warm-up, interleaved rounds) on the GPU. Returns (rows, record, info)."""
+    name = gpu_name()
+    if not name:
+        print("bench_peer: no GPU (no CUDA driver, or it reports no device): the GPU comparison is skipped",
+              file=sys.stderr)
+        return [], [], {"skipped": "no GPU"}
+    try:
+        bw0 = copy_bw(a)
+    except (subprocess.CalledProcessError, OSError, ValueError) as e:
+        msg = (e.stderr or "").strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
+        print(f"bench_peer: GPU {name}, but {a.torch_python} cannot run PyTorch on it ({msg}): the GPU comparison "
+              f"is skipped (--torch-python PY names a Python with PyTorch and gguf)", file=sys.stderr)
+        return [], [], {"skipped": f"no PyTorch with CUDA in {a.torch_python}", "gpu": name}
+    rows, record, info = [], [], {"gpu": name, "torch": bw0.get("torch")}
+    print(f"bench_peer: GPU {name}: kgen --target cuda against PyTorch {bw0.get('torch')} eager and torch.compile",
+          file=sys.stderr)
+    for model in models:
+        bpt = bytes_per_token(a, model)
+        label = os.path.basename(model).replace(".gguf", "").replace("-Instruct", "")
+        kgen_sample(a, model, 1, a.gpu_target)  # compile, warm up
+        peer = TorchPeer(a, model)
+        bw = [copy_bw(a)["copy_gbs"]]
+        ks, es, cs = [], [], []
+        try:
+            for r in range(a.rounds):
+                ks.append(kgen_sample(a, model, 1, a.gpu_target))
+                es.append(peer.sample("eager"))
+                cs.append(peer.sample("compile"))
+                print(f"  {label} GPU round {r + 1}/{a.rounds}: kgen pp {ks[-1]['pp']:.0f} tg {ks[-1]['tg']:.0f} | "
+                      f"eager pp {es[-1]['pp']:.0f} tg {es[-1]['tg']:.0f} | compile pp {cs[-1]['pp']:.0f} "
+                      f"tg {cs[-1]['tg']:.0f}", file=sys.stderr)
+        finally:
+            peer.close()
+        bw.append(copy_bw(a)["copy_gbs"])
+        limit = med(bw) * 1e9 / bpt
+        for test in ("pp", "tg"):
+            row = {"label": label, "model": model, "threads": 0, "test": test, "pp": a.pp, "tg": a.tg,
+                   "limit_tps": limit}
+            for key, ss in (("kgen", ks), ("eager", es), ("compile", cs)):
+                v = [x[test] for x in ss]
+                row.update({key + "_med": med(v), key + "_min": min(v), key + "_max": max(v)})
+            rows.append(row)
+        record.append({"model": model, "bytes_per_token": bpt, "copy_gbs": bw, "limit_tps": limit,
+                       "torch_info": peer.info, "kgen": ks, "torch_eager": es, "torch_compile": cs})
+    return rows, record, info
+
+
+def table(rows, engines):
+    """Markdown: per row each engine's median (min-max), kgen's ratio to each peer, and for decode
+    each engine's fraction of the limit."""
+    names = [t for _, t, _ in engines]
+    print("\n| model | threads | test | " + " | ".join(f"{t} tok/s median (min-max)" for t in names) + " | "
+          + " | ".join(f"kgen / {t}" for t in names[1:]) + " | " + " | ".join(f"{t} % of limit" for t in names) + " |")
+    print("|---|---:|---|" + "---:|" * (3 * len(names) - 1))
+    for r in rows:
+        n = r["pp"] if r["test"] == "pp" else r["tg"]
+        cells = [f"{r[k + '_med']:.1f} ({r[k + '_min']:.1f}-{r[k + '_max']:.1f})" for k, _, _ in engines]
+        cells += [f"{r['kgen_med'] / r[k + '_med']:.2f}x" for k, _, _ in engines[1:]]
+        cells += [f"{100 * r[k + '_med'] / r['limit_tps']:.0f}%" if r["test"] == "tg" else "-" for k, _, _ in engines]
+        print(f"| {r['label']} | {r['threads'] or 'GPU'} | {r['test']}{n} | " + " | ".join(cells) + " |")
+
+
+CPU_ENGINES = [("kgen", "kgen", "#1f77b4"), ("peer", "llama.cpp", "#ff7f0e")]
+GPU_ENGINES = [("kgen", "kgen", "#1f77b4"), ("eager", "PyTorch eager", "#2ca02c"),
+               ("compile", "torch.compile", "#d62728")]
+
+
+def cpu_compare(a, models):
+    """kgen against llama.cpp at each thread count, the triad as the limit. Returns (rows, record, peer info)."""
     print("bench_peer: the machine should be otherwise idle; each round first waits (up to --quiet-wait s) "
           "for other processes to go quiet, and their CPU use during every sample is in the JSON", file=sys.stderr)
-    models = a.models or [os.path.join(ROOT, m) for m in DEFAULT_MODELS]
-    missing = [m for m in models if not os.path.exists(m)]
-    if missing:
-        sys.exit("bench_peer: missing: " + ", ".join(missing) + " (make models; python3 bench/gen_model.py --all)")
     rows, record, peer_info = [], [], None
     for model in models:
         bpt = bytes_per_token(a, model)
@@ -221,16 +334,62 @@ def main():
                              "peer_min": min(pv), "peer_max": max(pv), "limit_tps": limit})
             record.append({"model": model, "threads": th, "bytes_per_token": bpt, "triad_gbs": tri,
                            "limit_tps": limit, "kgen": ks, "llama_cpp": ps})
-    print(f"\n| model | threads | test | kgen tok/s median (min-max) | llama.cpp tok/s median (min-max) | kgen / llama.cpp "
-          f"| kgen % of limit | llama.cpp % of limit |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        n = r["pp"] if r["test"] == "pp" else r["tg"]
-        lim = (f"{100 * r['kgen_med'] / r['limit_tps']:.0f}% | {100 * r['peer_med'] / r['limit_tps']:.0f}%"
-               if r["test"] == "tg" else "- | -")
-        print(f"| {r['label']} | {r['threads']} | {r['test']}{n} | {r['kgen_med']:.1f} ({r['kgen_min']:.1f}-{r['kgen_max']:.1f}) "
-              f"| {r['peer_med']:.1f} ({r['peer_min']:.1f}-{r['peer_max']:.1f}) | {r['kgen_med'] / r['peer_med']:.2f}x | {lim} |")
-    made = plots(rows, a.plots) if a.plots else []
+    return rows, record, peer_info
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--pp", type=int, default=64)
+    ap.add_argument("--tg", type=int, default=128)
+    ap.add_argument("--kgen", default=os.path.join(ROOT, "build", "kgen"))
+    ap.add_argument("--bench-kernels", default=os.path.join(ROOT, "build", "bench-kernels"))
+    ap.add_argument("--python", default=os.path.join(ROOT, "bench", ".venv", "bin", "python"))
+    ap.add_argument("--json")
+    ap.add_argument("--plots", help="directory for the PNG plots")
+    ap.add_argument("--quiet-wait", type=float, default=300, metavar="S",
+                    help="before each round, wait up to S s for other processes to use < 0.3 cores (0: never wait)")
+    ap.add_argument("--gpu", choices=("auto", "only", "off"), default="auto",
+                    help="auto: after the CPU comparison, the GPU one when there is a GPU; only: the GPU one alone")
+    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "python3"),
+                    help="a Python with PyTorch (CUDA) and gguf, for the GPU peers (default $TORCH_PYTHON or python3)")
+    ap.add_argument("--gpu-target", default="cuda", help="kgen's --target for the GPU comparison")
+    ap.add_argument("--torch-device", default="cuda", help="PyTorch's device for the GPU comparison")
+    ap.add_argument("--from-json", metavar="F", help="no run: the tables (and --plots) of an earlier run's JSON")
+    a = ap.parse_args()
+    if a.from_json:
+        with open(a.from_json) as f:
+            d = json.load(f)
+        rows, g = d.get("table", []), d.get("gpu", {})
+        if rows:
+            table(rows, CPU_ENGINES)
+        if g.get("table"):
+            table(g["table"], GPU_ENGINES)
+        if a.plots:
+            print("\n".join(plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else [])
+                  + "\n".join(plots(g["table"], a.plots, GPU_ENGINES, "gpu", f"kgen vs PyTorch on {g.get('gpu')}")
+                               if g.get("table") else []))
+        return
+    if a.rounds < 1:
+        sys.exit("bench_peer: --rounds must be >= 1")
+    if a.gpu != "only" and not os.path.exists(a.python):
+        sys.exit("bench_peer: bench/.venv is missing: run sh bench/setup_peer.sh")
+    models = a.models or [os.path.join(ROOT, m) for m in DEFAULT_MODELS]
+    missing = [m for m in models if not os.path.exists(m)]
+    if missing:
+        sys.exit("bench_peer: missing: " + ", ".join(missing) + " (make models; python3 bench/gen_model.py --all)")
+    rows, record, peer_info = cpu_compare(a, models) if a.gpu != "only" else ([], [], None)
+    grows, grecord, ginfo = gpu_compare(a, models) if a.gpu != "off" else ([], [], {"skipped": "--gpu off"})
+    if rows:
+        table(rows, CPU_ENGINES)
+    if grows:
+        table(grows, GPU_ENGINES)
+    made = []
+    if a.plots:
+        made += plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
+        made += plots(grows, a.plots, GPU_ENGINES, "gpu", f"kgen vs PyTorch on {ginfo.get('gpu')}") if grows else []
     if a.json:
         cpu = ""
         try:
@@ -245,7 +404,8 @@ def main():
                                 "flags": [x for x in flags if x.startswith(("avx", "fma", "f16c", "sse4"))]},
                        "kgen": {"commit": commit, "version": run([a.kgen, "version"]).strip()},
                        "peer": peer_info, "rounds": a.rounds, "pp": a.pp, "tg": a.tg, "table": rows,
-                       "samples": record, "plots": made}, f, indent=1)
+                       "samples": record, "gpu": {**ginfo, "table": grows, "samples": grecord}, "plots": made},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

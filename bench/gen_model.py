@@ -10,6 +10,9 @@ Shapes (real models' hyperparameters, random weights):
     shape      layers  embd  heads  kv  ff    vocab  output
     smollm2    30      576   9      3   1536  49152  tied to token_embd
     tinyllama  22      2048  32     4   5632  32000  separate output.weight
+    llama7b    32      4096  32     32  11008 32000  separate output.weight
+                                                  (LLaMA-2-7B; GPU benchmarks
+                                                  only, not part of --all)
 
 Types: Q4_0, Q4_1, Q8_0, F16 for every 2-D weight, token_embd and output
 included; norms are F32 and all ones. Weights are N(0, 1) * 0.02, drawn per
@@ -44,9 +47,12 @@ GEN_VERSION = 1          # bump when the output of a given (shape, type) changes
 SEED = 20250101
 SCALE = 0.02
 
+JOBS = 1
 SHAPES = {
     "smollm2":   dict(n_layer=30, n_embd=576,  n_head=9,  n_head_kv=3, n_ff=1536, n_vocab=49152, tied=True),
     "tinyllama": dict(n_layer=22, n_embd=2048, n_head=32, n_head_kv=4, n_ff=5632, n_vocab=32000, tied=False),
+    "llama7b":   dict(n_layer=32, n_embd=4096, n_head=32, n_head_kv=32, n_ff=11008, n_vocab=32000, tied=False,
+                      not_in_all=True),
 }
 TYPES = ("Q4_0", "Q4_1", "Q8_0", "F16")
 
@@ -205,11 +211,18 @@ def write_gguf(path, shape, wtype):
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
-    for name, shp, ttype in tensors:  # one tensor in memory at a time
-        data = tensor_data(name, shp, ttype)
-        assert data.nbytes == nbytes(shp, ttype), name
-        w.write_tensor_data(data)
+    # Tensors are drawn and quantized by a pool of processes (each from its own
+    # seed, so the file does not depend on the count), written in order.
+    import multiprocessing
+    with multiprocessing.Pool(JOBS) as pool:
+        for (name, shp, ttype), data in zip(tensors, pool.imap(_tensor_data, tensors)):
+            assert data.nbytes == nbytes(shp, ttype), name
+            w.write_tensor_data(data)
     w.close()
+
+
+def _tensor_data(t):
+    return tensor_data(*t)
 
 
 def read_manifest(path):
@@ -273,12 +286,15 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", action="append", choices=sorted(SHAPES), help="repeatable")
     ap.add_argument("--type", action="append", choices=TYPES, help="repeatable")
-    ap.add_argument("--all", action="store_true", help="every shape and type")
+    ap.add_argument("--all", action="store_true", help="every shape (but llama7b) and type")
     ap.add_argument("--out-dir", default="models/random")
     ap.add_argument("--force", action="store_true", help="generate even when present and valid")
     ap.add_argument("--list", action="store_true", help="print the file names and exit")
+    ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
     a = ap.parse_args()
-    shapes = sorted(SHAPES) if a.all or not a.shape else a.shape
+    global JOBS
+    JOBS = max(1, a.jobs)
+    shapes = sorted(k for k, v in SHAPES.items() if not v.get("not_in_all")) if a.all or not a.shape else a.shape
     types = list(TYPES) if a.all or not a.type else a.type
     if not a.all and not (a.shape and a.type) and not a.list:
         ap.error("give --shape and --type, or --all")

@@ -1,0 +1,43 @@
+#!/bin/sh
+# gpu_bundle.sh — pack, under gpu/ (git-ignored), what a GPU machine with no
+# LLVM 19 and no network needs to run kgen's GPU checks and benchmarks with
+# scripts/gpu_run.sh:
+#   gpu/kgen.xz          kgen linked statically (build/kgen-static: LLVM,
+#                        libstdc++ and xxHash inside; it needs libc, libz and
+#                        libzstd), xz-compressed (about 13 MB)
+#   gpu/gguf-V-*.whl     the pinned gguf package (bench/setup_peer.sh's
+#                        version): bench/gen_model.py and tests/ref/ read and
+#                        write GGUF with it
+#   gpu/MANIFEST         the commit and the files' SHA-256
+# Models are not packed (the real SmolLM2 is 98 MB): gpu_run.sh generates the
+# random-weight ones there, and uses models/ when it is carried.
+#
+# Usage: make gpu-bundle      (or: sh scripts/gpu_bundle.sh build/kgen-static)
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${1:-$ROOT/build/kgen-static}
+OUT=$ROOT/gpu
+die() { echo "gpu_bundle: $*" >&2; exit 1; }
+
+[ -x "$BIN" ] || die "$BIN not found (make gpu-bundle builds it)"
+"$BIN" version >/dev/null || die "$BIN does not run"
+command -v xz >/dev/null || die "xz not found (apt-get install xz-utils)"
+mkdir -p "$OUT"
+ver=$(sed -n 's/^GGUF_VERSION=//p' "$ROOT/bench/setup_peer.sh")
+[ -n "$ver" ] || die "no GGUF_VERSION in bench/setup_peer.sh"
+if ! ls "$OUT"/gguf-"$ver"-*.whl >/dev/null 2>&1; then
+    rm -f "$OUT"/gguf-*.whl
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$OUT" "gguf==$ver" \
+        || die "pip could not download gguf==$ver"
+fi
+xz -T0 -6 -c "$BIN" >"$OUT/kgen.xz.tmp"
+mv "$OUT/kgen.xz.tmp" "$OUT/kgen.xz"
+rm -rf "$OUT/py"
+{
+    dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | head -n 1)
+    echo "commit $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)${dirty:+ (with uncommitted changes)}"
+    echo "kgen $("$BIN" version)"
+    (cd "$OUT" && sha256sum kgen.xz gguf-*.whl)
+    echo "kgen-static-sha256 $(sha256sum <"$BIN" | cut -d' ' -f1)"
+} >"$OUT/MANIFEST"
+echo "gpu_bundle: $OUT: $(du -sh "$OUT" | cut -f1) (carry it: the device tool's carry [\"gpu\"]; run: bash scripts/gpu_run.sh check kernels bench)"
