@@ -36,7 +36,7 @@ rm -rf "$OUT/py"
 {
     dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | head -n 1)
     echo "commit $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)${dirty:+ (with uncommitted changes)}"
-    echo "kgen $("$BIN" version)"
+    "$BIN" version
     (cd "$OUT" && sha256sum kgen.xz gguf-*.whl)
     echo "kgen-static-sha256 $(sha256sum <"$BIN" | cut -d' ' -f1)"
 } >"$OUT/MANIFEST"
