@@ -376,7 +376,13 @@ def main():
     ap.add_argument("--torch-device", default="cuda", help="PyTorch's device for the GPU comparison")
     ap.add_argument("--from-json", metavar="F", help="no run: the tables (and --plots, and --json rewritten with "
                     "the limits recomputed) of an earlier run's JSON")
+    ap.add_argument("--gpu-probe", action="store_true", help="no run: exit 0 when the CUDA driver reports a GPU")
     a = ap.parse_args()
+    if a.gpu_probe:
+        name = gpu_name()
+        print(f"bench_peer: GPU: {name}" if name else "bench_peer: no GPU (no CUDA driver, or it reports no device)",
+              file=sys.stderr)
+        sys.exit(0 if name else 1)
     if a.from_json:
         with open(a.from_json) as f:
             d = json.load(f)
