@@ -186,9 +186,9 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         s->block = MM_THREADS;
         s->grid[0] = (uint32_t)((N + cpb - 1) / cpb);
         if (!m1) s->m_axis = 1, s->m_div = (uint32_t)mt;
-    } else if (!strcmp(k->tmpl, "rmsnorm")) {
-        snprintf(s->expr, sizeof s->expr, "kgc::rmsnorm<%d, %lld, %lld, 0x%llxull>", m1, pv(k, "K"), pv(k, "flags"),
-                 dbits(k, "eps"));
+    } else if (!strcmp(k->tmpl, "rmsnorm") || !strcmp(k->tmpl, "layernorm")) {
+        snprintf(s->expr, sizeof s->expr, "kgc::norm<%d, %d, %lld, %lld, 0x%llxull>", k->tmpl[0] == 'r', m1, pv(k, "K"),
+                 pv(k, "flags"), dbits(k, "eps"));
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "quantize")) {

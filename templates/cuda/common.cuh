@@ -39,7 +39,7 @@ namespace kgc {
 enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
 enum { ACT_F32 = 0, ACT_Q8 = 1 };
 enum { EPI_BIAS = 1, EPI_RESIDUAL = 2, EPI_SWIGLU = 4, EPI_OUT_Q8 = 8 };
-enum { NORM_OUT_Q8 = 1 };
+enum { NORM_OUT_Q8 = 1, NORM_BIAS = 2 };
 enum { ROPE_NORM = 0, ROPE_NEOX = 2 };
 enum { RT_M, RT_NCTX, RT_KVBYTES, RT_NKV, RT_POS0 };
 

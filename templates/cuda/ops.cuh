@@ -1,6 +1,7 @@
 /*
  * ops.cuh — the row kernels: RMSNorm (optionally quantizing its output),
- * activation quantization, embedding lookup, RoPE with the KV-cache append.
+ * activation quantization, embedding lookup, RoPE with the KV-cache append
+ * (and LayerNorm, the CPU's kgt_layernorm).
  * Pointers and semantics as the CPU templates (templates/cpu/ops.h and
  * products.h); launches as gen/cuda.c sets them: one block per token row
  * (grid.x = M, M1: M is 1), except rope_kv (grid (n_head + n_head_kv, M)).
@@ -16,24 +17,37 @@ namespace kgc {
 
 enum { ROW_THREADS = 128 };
 
-/* p[0] X f32[M][K], p[1] gamma f32[K], p[2] Y f32[M][K] (may be X) or
- * q8a[M][K/32] (NORM_OUT_Q8). y = x / sqrt(mean(x^2) + eps) * gamma. */
-template <int M1, int K, int FLAGS, u64 EPS>
-__global__ void __launch_bounds__(ROW_THREADS) rmsnorm(args a)
+/* RMSNorm (RMS 1) and LayerNorm (RMS 0): p[0] X f32[M][K], p[1] gamma
+ * f32[K], p[2] Y f32[M][K] (may be X) or q8a[M][K/32] (NORM_OUT_Q8), p[3]
+ * beta f32[K] (LayerNorm with NORM_BIAS). y = (x - mean) * rstd * gamma
+ * (+ beta); RMSNorm: mean 0, rstd = 1/sqrt(mean(x^2) + eps); LayerNorm:
+ * the mean, and the biased variance summed as (x - mean)^2 (two passes,
+ * as the CPU: no cancellation). */
+template <int RMS, int M1, int K, int FLAGS, u64 EPS>
+__global__ void __launch_bounds__(ROW_THREADS) norm(args a)
 {
     const i64 m = blockIdx.x;
     const float *x = (const float *)a.p[0] + m * K, *g = (const float *)a.p[1];
+    const float *b = !RMS && (FLAGS & NORM_BIAS) ? (const float *)a.p[3] : nullptr;
+    float mean = 0.0f;
+    if (!RMS) {
+        float s = 0.0f;
+        for (int k = threadIdx.x; k < K; k += ROW_THREADS) s += x[k];
+        mean = block_sum<ROW_THREADS>(s) / (float)K;
+    }
     float ss = 0.0f;
-    for (int k = threadIdx.x; k < K; k += ROW_THREADS) ss += x[k] * x[k];
+    for (int k = threadIdx.x; k < K; k += ROW_THREADS) ss += (x[k] - mean) * (x[k] - mean);
     ss = block_sum<ROW_THREADS>(ss);
     const float rstd = 1.0f / sqrtf(ss / (float)K + (float)__longlong_as_double((i64)EPS));
     if (FLAGS & NORM_OUT_Q8) {
         const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-        for (int b = warp; b < K / 32; b += ROW_THREADS / 32)
-            quantize32_warp(x[32 * b + lane] * rstd * g[32 * b + lane], (q8a *)a.p[2] + m * (K / 32) + b);
+        for (int c = warp; c < K / 32; c += ROW_THREADS / 32) {
+            const int k = 32 * c + lane;
+            quantize32_warp((x[k] - mean) * rstd * g[k] + (b ? b[k] : 0.0f), (q8a *)a.p[2] + m * (K / 32) + c);
+        }
     } else {
         float *y = (float *)a.p[2] + m * K;
-        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = x[k] * rstd * g[k];
+        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = (x[k] - mean) * rstd * g[k] + (b ? b[k] : 0.0f);
     }
 }
 
