@@ -5,7 +5,8 @@
 # link models), and for the benchmark PyTorch; no LLVM, no network.
 #
 # Usage: bash scripts/gpu_run.sh STEP...
-#   check    tests/gpu/check_gpu.py over the random-weight SmolLM2-shaped
+#   check    build/kgen-tests gpu_ (the CUDA kernels against the CPU
+#            references), then tests/gpu/check_gpu.py over the random-weight SmolLM2-shaped
 #            models in Q4_0, Q4_1, Q8_0, F16 (and the real SmolLM2 Q4_1 when
 #            models/ has it): CUDA against the CPU backend and the float
 #            reference, compute-sanitizer memcheck
@@ -23,10 +24,13 @@ cd "$ROOT"
 OUT=${OUT:-$ROOT/gpu/out}
 mkdir -p "$OUT" build
 [ -f gpu/kgen.xz ] || { echo "gpu_run: gpu/kgen.xz missing: run make gpu-bundle first (and carry gpu/)" >&2; exit 1; }
-if [ ! -x build/kgen ] || [ gpu/kgen.xz -nt build/kgen ]; then
-    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open("gpu/kgen.xz"), open("build/kgen", "wb"))'
-    chmod +x build/kgen
-fi
+for b in kgen kgen-tests; do
+    if [ ! -x build/$b ] || [ gpu/$b.xz -nt build/$b ]; then
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+            gpu/$b.xz build/$b
+        chmod +x build/$b
+    fi
+done
 if [ ! -d gpu/py/gguf ]; then
     python3 -m zipfile -e gpu/gguf-*.whl gpu/py
 fi
@@ -43,6 +47,7 @@ for step in "$@"; do
     echo "== gpu_run: $step" >&2
     case $step in
     check)
+        build/kgen-tests gpu_ 2>&1 | tee "$OUT/kgen-tests-gpu.txt"
         gen --shape smollm2 --type Q4_0 --type Q4_1 --type Q8_0 --type F16
         python3 tests/gpu/check_gpu.py --kgen build/kgen $(printf -- '--model %s ' "${small[@]}") 2>&1 | tee "$OUT/check-gpu.txt" ;;
     kernels)

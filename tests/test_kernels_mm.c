@@ -53,6 +53,7 @@
  */
 #include "kgen.h"
 #include "kt.h"
+#include "kt_cuda.h"
 #include "ref_kernels.h"
 #include "templates/cpu/products.h"
 
@@ -74,6 +75,28 @@ void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int6
 
 #define TOL_F32 1e-5
 
+/* kgt_mm's call run on the GPU (tests/kt_cuda.h): the instance lowering
+ * would make (M 1: the decode instance; else M bound at run time, the
+ * prefill instance), every buffer copied there and back. Thread 0 does it. */
+static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
+                   int64_t flags)
+{
+    (void)nth;
+    if (ith) return;
+    static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags"};
+    const int64_t vals[] = {wtype, act, M, N, K, flags};
+    gen_kinst k = ktc_inst("mm", 6, names, vals, 0.0, M > 1);
+    const size_t wb = (size_t)(N * ref_row_bytes((int)wtype, K));
+    const size_t xb = act == KGT_ACT_Q8 ? (size_t)(M * K / 32) * sizeof(kgt_q8a) : (size_t)(M * K) * sizeof(float);
+    const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(M * N / 32) * sizeof(kgt_q8a) : (size_t)(M * N) * sizeof(float);
+    const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)(M * N) * sizeof(float),
+                             (flags & KGT_EPI_SWIGLU) ? wb : 0};
+    char err[1024];
+    int rc = ktc_run(&k, M, p, bytes, 6, err, sizeof err);
+    KT_CHECKF(rc == 0, "GPU mm (type %lld, act %lld, M %lld, N %lld, K %lld, flags %lld): %s", (long long)wtype,
+              (long long)act, (long long)M, (long long)N, (long long)K, (long long)flags, err);
+}
+
 typedef struct {
     const char *name;
     void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
@@ -85,7 +108,9 @@ static const impl IMPLS[] = {
     {"native", kgt_mm, kgt_quantize, kgt_embed},
     {"portable", kgtp_mm, kgtp_quantize, kgtp_embed},
     {"portable-biased-q8", kgtb_mm, kgtb_quantize, kgtb_embed}, /* used for Q8_0 x act Q8 only */
+    {"cuda", gpu_mm, NULL, NULL},                               /* gpu_mm_vs_ref only */
 };
+enum { IMPL_CUDA = 3 };
 
 static const int TYPES[] = {KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_0, KGT_Q4_1, KGT_Q4_K, KGT_Q6_K};
 
@@ -345,6 +370,7 @@ static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *
 typedef struct {
     int nth_lo, nth_hi; /* thread counts to run */
     size_t n_impls;     /* the first n of IMPLS (1: native only) */
+    size_t first;       /* ... from this one */
 } mm_runs;
 
 /* the largest errors seen, per measure, printed by each product test */
@@ -387,7 +413,7 @@ static void check_mm(const wmat *a, int act, int64_t M, int flags, mm_runs runs)
         yq_ref = xmalloc((size_t)(M * N / 32) * sizeof *yq_ref);
     }
     const void *xin = act == KGT_ACT_Q8 ? (const void *)xq : (const void *)x;
-    for (size_t ii = 0; ii < runs.n_impls; ii++)
+    for (size_t ii = runs.first; ii < runs.first + runs.n_impls; ii++)
         for (int nth = runs.nth_lo; nth <= runs.nth_hi; nth++) {
             const impl *im = &IMPLS[ii];
             if (im->mm == kgtb_mm && !(a->type == KGT_Q8_0 && act == KGT_ACT_Q8)) continue; /* = portable */
@@ -469,7 +495,7 @@ KT_TEST(kernels_mm_small)
                 for (size_t ei = 0; ei < sizeof EPIS / sizeof *EPIS; ei++) {
                     if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                     for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
-                        check_mm(&a, act, Ms[mi], EPIS[ei], (mm_runs){1, 3, 3});
+                        check_mm(&a, act, Ms[mi], EPIS[ei], (mm_runs){1, 3, 3, 0});
                 }
             wmat_free(&a);
         }
@@ -495,16 +521,44 @@ KT_TEST(kernels_mm_models)
             wmat a;
             wmat_init(&a, type, shapes[si][1], K, (epis[si] & KGT_EPI_SWIGLU) != 0);
             for (int act = 0; act < n_acts(type); act++) {
-                check_mm(&a, act, 1, epis[si], (mm_runs){2, 2, 1});
-                if (K * a.N <= (1 << 20)) check_mm(&a, act, 5, epis[si], (mm_runs){2, 2, 1});
+                check_mm(&a, act, 1, epis[si], (mm_runs){2, 2, 1, 0});
+                if (K * a.N <= (1 << 20)) check_mm(&a, act, 5, epis[si], (mm_runs){2, 2, 1, 0});
             }
             wmat_free(&a);
         }
     /* SmolLM2's tied output projection: 49152 rows of Q8_0 */
     wmat a;
     wmat_init(&a, KGT_Q8_0, 49152, 576, 0);
-    for (int act = 0; act < 2; act++) check_mm(&a, act, 1, 0, (mm_runs){2, 2, 1});
+    for (int act = 0; act < 2; act++) check_mm(&a, act, 1, 0, (mm_runs){2, 2, 1, 0});
     wmat_free(&a);
+    print_max_errors();
+}
+
+/* The CUDA products (make check-gpu): every type and activation mode on the
+ * real layers' shapes, decode (M 1) and prefill (M 5, 8, 17: partial and
+ * whole 8-token tiles), against the references the CPU templates meet, with
+ * the same tolerances; the q8 output bit for bit the f32 output quantized. */
+KT_TEST(gpu_mm_vs_ref)
+{
+    char why[600];
+    if (!ktc_available(why, sizeof why)) KT_SKIP("%s", why);
+    seed(5);
+    static const int64_t shapes[][2] = {{576, 192}, {576, 1536}, {1536, 576}, {2048, 256}, {5632, 2048}};
+    static const int epis[] = {KGT_EPI_RESIDUAL | KGT_EPI_BIAS, KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8, KGT_EPI_RESIDUAL,
+                               KGT_EPI_OUT_Q8, 0};
+    static const int64_t Ms[] = {1, 5, 8, 17};
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int type = TYPES[ti];
+            int64_t K = shapes[si][0];
+            if ((type == KGT_Q4_K || type == KGT_Q6_K) && K % 256) K = K / 256 * 256 + 256;
+            wmat a;
+            wmat_init(&a, type, shapes[si][1], K, (epis[si] & KGT_EPI_SWIGLU) != 0);
+            for (int act = 0; act < n_acts(type); act++)
+                for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+                    check_mm(&a, act, Ms[mi], epis[si], (mm_runs){1, 1, 1, IMPL_CUDA});
+            wmat_free(&a);
+        }
     print_max_errors();
 }
 

@@ -1,0 +1,30 @@
+/*
+ * kt_cuda.h — one kernel instance run on the GPU from the tests, with the
+ * buffers of a CPU template's call: the "cuda" implementation the kernel
+ * tests check against the same scalar references as the CPU templates
+ * (make check-gpu; every test using it skips, saying why, without a GPU).
+ */
+#ifndef KGEN_KT_CUDA_H
+#define KGEN_KT_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gen.h"
+
+/* A driver, a device and NVRTC? If not, why (for KT_SKIP). */
+bool ktc_available(char *why, size_t cap);
+
+/* Compiles k for this GPU (through the cache), copies the np buffers p[i]
+ * (bytes[i] each; NULL: none; a pointer equal to an earlier one shares its
+ * device buffer) to the device, launches k with rt[RT_M] = M (grid scaled
+ * by M as the runtime scales it), and copies every buffer back. 0, or -1
+ * with a message in err. */
+int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, int np, char *err, size_t cap);
+
+/* k's template, params[i] = names[i] with the constant vals[i]; "M" is
+ * bound at run time (rt[RT_M]) when m_runtime. */
+gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int64_t *vals, double eps, bool m_runtime);
+
+#endif
