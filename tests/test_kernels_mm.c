@@ -110,7 +110,7 @@ static const impl IMPLS[] = {
     {"portable-biased-q8", kgtb_mm, kgtb_quantize, kgtb_embed}, /* used for Q8_0 x act Q8 only */
     {"cuda", gpu_mm, NULL, NULL},                               /* gpu_mm_vs_ref only */
 };
-enum { IMPL_CUDA = 3 };
+enum { IMPL_CUDA = 3 }; /* the CPU builds come first */
 
 static const int TYPES[] = {KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_0, KGT_Q4_1, KGT_Q4_K, KGT_Q6_K};
 
@@ -250,7 +250,7 @@ KT_TEST(kernels_mm_dequant)
         uint8_t *table = rand_weights(type, rows, K);
         const int32_t ids[9] = {3, 0, 6, 1, 1, 5, 2, 4, 0};
         float *out = xmalloc((size_t)(M * K) * sizeof *out);
-        for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++)
+        for (size_t ii = 0; ii < IMPL_CUDA; ii++)
             for (int nth = 1; nth <= 3; nth++) {
                 for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
                 void *p[3] = {table, (void *)ids, out};
@@ -272,7 +272,7 @@ KT_TEST(kernels_mm_dequant)
         all[i] = i;
     }
     for (int h = 0; h < 2; h++)
-        for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++) {
+        for (size_t ii = 0; ii < IMPL_CUDA; ii++) {
             const int32_t id = 0;
             void *p[3] = {table, (void *)&id, out};
             IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536);
@@ -316,7 +316,7 @@ KT_TEST(kernels_mm_quantize)
         KT_CHECKF(s == ref[i].sum && (zero ? mx == 0 && ref[i].d == 0 : mx == 127),
                   "reference block %" PRId64 ": sum %d/%d max %d", i, s, ref[i].sum, mx);
     }
-    for (size_t ii = 0; ii < sizeof IMPLS / sizeof *IMPLS; ii++)
+    for (size_t ii = 0; ii < IMPL_CUDA; ii++)
         for (int nth = 1; nth <= 3; nth++) {
             memset(y, 0xff, (size_t)nb * sizeof *y);
             void *p[2] = {x, y};
