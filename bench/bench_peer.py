@@ -396,9 +396,10 @@ def main():
         if g.get("table"):
             table(g["table"], GPU_ENGINES)
         if a.plots:
-            print("\n".join(plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else [])
-                  + "\n".join(plots(g["table"], a.plots, GPU_ENGINES, "gpu", f"kgen vs PyTorch on {g.get('gpu')}")
-                               if g.get("table") else []))
+            made = plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
+            if g.get("table"):
+                made += plots(g["table"], a.plots, GPU_ENGINES, "gpu", f"kgen vs PyTorch on {g.get('gpu')}")
+            print("\n".join(made))
         return
     if a.rounds < 1:
         sys.exit("bench_peer: --rounds must be >= 1")

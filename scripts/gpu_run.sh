@@ -38,6 +38,7 @@ export PYTHONPATH=$ROOT/gpu/py${PYTHONPATH:+:$PYTHONPATH}
 { build/kgen version; cat gpu/MANIFEST; nvidia-smi || true; } >"$OUT/machine.txt" 2>&1
 
 gen() { python3 bench/gen_model.py --out-dir models/random "$@"; }
+gen_small() { gen --shape smollm2 --type Q4_0 --type Q4_1 --type Q8_0 --type F16; }
 real=models/SmolLM2-135M-Instruct.Q4_1.gguf
 small=()
 [ -f "$real" ] && small+=("$real")
@@ -48,10 +49,10 @@ for step in "$@"; do
     case $step in
     check)
         build/kgen-tests gpu_ 2>&1 | tee "$OUT/kgen-tests-gpu.txt"
-        gen --shape smollm2 --type Q4_0 --type Q4_1 --type Q8_0 --type F16
+        gen_small
         python3 tests/gpu/check_gpu.py --kgen build/kgen $(printf -- '--model %s ' "${small[@]}") 2>&1 | tee "$OUT/check-gpu.txt" ;;
     kernels)
-        gen --shape smollm2 --type Q4_0 --type Q4_1 --type Q8_0 --type F16
+        gen_small
         for m in "${small[@]}"; do build/kgen kernels "$m" --target cuda; done 2>&1 | tee "$OUT/kernels.txt" ;;
     bench)
         gen --all
