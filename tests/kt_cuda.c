@@ -45,7 +45,7 @@ bool ktc_available(char *why, size_t cap)
     return ok;
 }
 
-gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int64_t *vals, double eps, bool m_runtime)
+gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int64_t *vals, bool m_runtime)
 {
     gen_kinst k;
     memset(&k, 0, sizeof k);
@@ -57,13 +57,19 @@ gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int6
         p->i = vals[i];
         p->runtime = m_runtime && !strcmp(names[i], "M");
     }
-    gen_param *e = &k.params[k.n_params++];
-    snprintf(e->name, sizeof e->name, "eps");
-    e->f = eps;
     return k;
 }
 
-int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, int np, char *err, size_t cap)
+void ktc_param_f(gen_kinst *k, const char *name, double f)
+{
+    if (k->n_params >= GEN_MAX_PARAMS) return;
+    gen_param *e = &k->params[k->n_params++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->f = f;
+}
+
+int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np, char *err,
+            size_t cap)
 {
     if (!ready()) return snprintf(err, cap, "no usable GPU: %s", g_why), -1;
     if (np > KGM_CUDA_PTRS) return snprintf(err, cap, "%d pointers (at most %d)", np, KGM_CUDA_PTRS), -1;
@@ -77,7 +83,7 @@ int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, 
     CUfunction fn;
     CUdeviceptr d[KGM_CUDA_PTRS] = {0}, rt = 0;
     int64_t rth[8] = {0};
-    rth[0] = M; /* RT_M */
+    rth[0] = M, rth[1] = n_ctx; /* RT_M, RT_NCTX */
     int rc = kgr_cu_check(cu, cu->ModuleLoadData(&mod, r.cubin), "cuModuleLoadData", err, cap) ||
              kgr_cu_check(cu, cu->ModuleGetFunction(&fn, mod, r.k[0].name), "cuModuleGetFunction", err, cap) ||
              kgr_cu_check(cu, cu->MemAlloc(&rt, sizeof rth), "cuMemAlloc", err, cap) ||
@@ -91,6 +97,13 @@ int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, 
         own[i] = true;
         rc = kgr_cu_check(cu, cu->MemAlloc(&d[i], bytes[i]), "cuMemAlloc", err, cap) ||
              kgr_cu_check(cu, cu->MemcpyHtoD(d[i], p[i], bytes[i]), "cuMemcpyHtoD", err, cap);
+    }
+    CUdeviceptr scratch = 0;
+    if (!rc && r.shape[0].scratch) {
+        if (np > 5 && p[5]) rc = 1, snprintf(err, cap, "p[5] is the instance's scratch");
+        else rc = kgr_cu_check(cu, cu->MemAlloc(&scratch, r.shape[0].scratch), "cuMemAlloc", err, cap) ||
+                  kgr_cu_check(cu, cu->MemsetD8(scratch, 0, r.shape[0].scratch), "cuMemsetD8", err, cap);
+        d[5] = scratch;
     }
     if (!rc) {
         const gen_cuda_shape_t *s = &r.shape[0];
@@ -113,6 +126,7 @@ int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, 
                  kgr_cu_check(cu, cu->StreamSynchronize(NULL), "cuStreamSynchronize", err, cap);
     for (int i = 0; i < np; i++)
         if (own[i]) cu->MemFree(d[i]);
+    if (scratch) cu->MemFree(scratch);
     if (rt) cu->MemFree(rt);
     if (mod) cu->ModuleUnload(mod);
     gen_cuda_result_free(&r);

@@ -19,12 +19,17 @@ bool ktc_available(char *why, size_t cap);
 /* Compiles k for this GPU (through the cache), copies the np buffers p[i]
  * (bytes[i] each; NULL: none; a pointer equal to an earlier one shares its
  * device buffer) to the device, launches k with rt[RT_M] = M (grid scaled
- * by M as the runtime scales it), and copies every buffer back. 0, or -1
- * with a message in err. */
-int ktc_run(const gen_kinst *k, int64_t M, void *const *p, const size_t *bytes, int np, char *err, size_t cap);
+ * by M as the runtime scales it) and rt[RT_NCTX] = n_ctx, and copies every
+ * buffer back. An instance that needs scratch (decode attention) gets it
+ * zeroed in p[5], as gen/cuda.c binds it. 0, or -1 with a message in err. */
+int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np, char *err,
+            size_t cap);
 
 /* k's template, params[i] = names[i] with the constant vals[i]; "M" is
  * bound at run time (rt[RT_M]) when m_runtime. */
-gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int64_t *vals, double eps, bool m_runtime);
+gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int64_t *vals, bool m_runtime);
+
+/* adds the double parameter name = f (eps, freq_base ...) to k */
+void ktc_param_f(gen_kinst *k, const char *name, double f);
 
 #endif

@@ -6,7 +6,9 @@
  * (kernels_portable.c: the same sources without intrinsics); a third,
  * "portable-biased-q8", runs the VNNI path's Q8_0 arithmetic (unsigned
  * quants + 128, corrected by the activation sums) for Q8_0 with act Q8.
- * The VNNI instructions themselves only run on a VNNI machine.
+ * The VNNI instructions themselves only run on a VNNI machine. A fourth,
+ * "cuda", runs the CUDA templates on the GPU (tests/kt_cuda.h, one launch
+ * per call) in the gpu_ tests only (make check-gpu).
  *
  * Tolerances. Error measure: ||y - ref||_2 / max(||ref||_2, ||mag||_2 /
  * sqrt K), ref in double, mag the outputs' sums of |terms| (ref_mm): the
@@ -85,16 +87,47 @@ static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act,
     if (ith) return;
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags"};
     const int64_t vals[] = {wtype, act, M, N, K, flags};
-    gen_kinst k = ktc_inst("mm", 6, names, vals, 0.0, M > 1);
+    gen_kinst k = ktc_inst("mm", 6, names, vals, M > 1);
     const size_t wb = (size_t)(N * ref_row_bytes((int)wtype, K));
     const size_t xb = act == KGT_ACT_Q8 ? (size_t)(M * K / 32) * sizeof(kgt_q8a) : (size_t)(M * K) * sizeof(float);
     const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(M * N / 32) * sizeof(kgt_q8a) : (size_t)(M * N) * sizeof(float);
     const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)(M * N) * sizeof(float),
                              (flags & KGT_EPI_SWIGLU) ? wb : 0};
     char err[1024];
-    int rc = ktc_run(&k, M, p, bytes, 6, err, sizeof err);
+    int rc = ktc_run(&k, M, 0, p, bytes, 6, err, sizeof err);
     KT_CHECKF(rc == 0, "GPU mm (type %lld, act %lld, M %lld, N %lld, K %lld, flags %lld): %s", (long long)wtype,
               (long long)act, (long long)M, (long long)N, (long long)K, (long long)flags, err);
+}
+
+/* kgt_quantize's and kgt_embed's calls run on the GPU, likewise */
+static void gpu_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K)
+{
+    (void)nth;
+    if (ith) return;
+    static const char *const names[] = {"M", "K"};
+    const int64_t vals[] = {M, K};
+    gen_kinst k = ktc_inst("quantize", 2, names, vals, M > 1);
+    const size_t bytes[2] = {(size_t)(M * K) * sizeof(float), (size_t)(M * K / 32) * sizeof(kgt_q8a)};
+    char err[1024];
+    int rc = ktc_run(&k, M, 0, p, bytes, 2, err, sizeof err);
+    KT_CHECKF(rc == 0, "GPU quantize (M %lld, K %lld): %s", (long long)M, (long long)K, err);
+}
+
+static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K)
+{
+    (void)nth;
+    if (ith) return;
+    static const char *const names[] = {"wtype", "M", "K"};
+    const int64_t vals[] = {wtype, M, K};
+    gen_kinst k = ktc_inst("embed", 3, names, vals, M > 1);
+    const int32_t *ids = p[1];
+    int64_t rows = 0; /* the table's rows: up to the largest id */
+    for (int64_t m = 0; m < M; m++) rows = ids[m] + 1 > rows ? ids[m] + 1 : rows;
+    const size_t bytes[3] = {(size_t)(rows * ref_row_bytes((int)wtype, K)), (size_t)M * sizeof(int32_t),
+                             (size_t)(M * K) * sizeof(float)};
+    char err[1024];
+    int rc = ktc_run(&k, M, 0, p, bytes, 3, err, sizeof err);
+    KT_CHECKF(rc == 0, "GPU embed (type %lld, M %lld, K %lld): %s", (long long)wtype, (long long)M, (long long)K, err);
 }
 
 typedef struct {
@@ -108,9 +141,12 @@ static const impl IMPLS[] = {
     {"native", kgt_mm, kgt_quantize, kgt_embed},
     {"portable", kgtp_mm, kgtp_quantize, kgtp_embed},
     {"portable-biased-q8", kgtb_mm, kgtb_quantize, kgtb_embed}, /* used for Q8_0 x act Q8 only */
-    {"cuda", gpu_mm, NULL, NULL},                               /* gpu_mm_vs_ref only */
+    {"cuda", gpu_mm, gpu_quantize, gpu_embed},                  /* the gpu_ tests only */
 };
-enum { IMPL_CUDA = 3 }; /* the CPU builds come first */
+enum { IMPL_CUDA = 3, N_IMPLS = 4 }; /* the CPU builds come first */
+
+/* thread counts an implementation runs with: the GPU's call is one launch */
+static int max_nth(size_t impl) { return impl == IMPL_CUDA ? 1 : 3; }
 
 static const int TYPES[] = {KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_0, KGT_Q4_1, KGT_Q4_K, KGT_Q6_K};
 
@@ -241,7 +277,8 @@ static void check_rows(const char *who, int type, const uint8_t *table, const in
     free(ref);
 }
 
-KT_TEST(kernels_mm_dequant)
+/* kgt_embed of implementations i0..i1-1 against the reference dequantization */
+static void dequant_cases(size_t i0, size_t i1)
 {
     seed(1);
     for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
@@ -250,8 +287,8 @@ KT_TEST(kernels_mm_dequant)
         uint8_t *table = rand_weights(type, rows, K);
         const int32_t ids[9] = {3, 0, 6, 1, 1, 5, 2, 4, 0};
         float *out = xmalloc((size_t)(M * K) * sizeof *out);
-        for (size_t ii = 0; ii < IMPL_CUDA; ii++)
-            for (int nth = 1; nth <= 3; nth++) {
+        for (size_t ii = i0; ii < i1; ii++)
+            for (int nth = 1; nth <= max_nth(ii); nth++) {
                 for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
                 void *p[3] = {table, (void *)ids, out};
                 for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K);
@@ -272,7 +309,7 @@ KT_TEST(kernels_mm_dequant)
         all[i] = i;
     }
     for (int h = 0; h < 2; h++)
-        for (size_t ii = 0; ii < IMPL_CUDA; ii++) {
+        for (size_t ii = i0; ii < i1; ii++) {
             const int32_t id = 0;
             void *p[3] = {table, (void *)&id, out};
             IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536);
@@ -286,9 +323,12 @@ KT_TEST(kernels_mm_dequant)
     free(table);
 }
 
+KT_TEST(kernels_mm_dequant) { dequant_cases(0, IMPL_CUDA); }
+
 /* ───────────────────────── kgt_quantize ───────────────────────── */
 
-KT_TEST(kernels_mm_quantize)
+/* kgt_quantize of implementations i0..i1-1, bit for bit the reference rule */
+static void quantize_cases(size_t i0, size_t i1)
 {
     seed(2);
     const int64_t M = 5, K = 256, nb = M * K / 32;
@@ -316,8 +356,8 @@ KT_TEST(kernels_mm_quantize)
         KT_CHECKF(s == ref[i].sum && (zero ? mx == 0 && ref[i].d == 0 : mx == 127),
                   "reference block %" PRId64 ": sum %d/%d max %d", i, s, ref[i].sum, mx);
     }
-    for (size_t ii = 0; ii < IMPL_CUDA; ii++)
-        for (int nth = 1; nth <= 3; nth++) {
+    for (size_t ii = i0; ii < i1; ii++)
+        for (int nth = 1; nth <= max_nth(ii); nth++) {
             memset(y, 0xff, (size_t)nb * sizeof *y);
             void *p[2] = {x, y};
             for (int ith = 0; ith < nth; ith++) IMPLS[ii].quantize(p, ith, nth, M, K);
@@ -329,6 +369,8 @@ KT_TEST(kernels_mm_quantize)
     free(ref);
     free(y);
 }
+
+KT_TEST(kernels_mm_quantize) { quantize_cases(0, IMPL_CUDA); }
 
 /* ───────────────────────── kgt_mm ───────────────────────── */
 
@@ -560,6 +602,17 @@ KT_TEST(gpu_mm_vs_ref)
             wmat_free(&a);
         }
     print_max_errors();
+}
+
+/* The CUDA embedding lookup and activation quantization (make check-gpu):
+ * the CPU tests' cases and criteria, exact (but for Q4_1 and Q4_K's fused
+ * multiply-add) and bit for bit. */
+KT_TEST(gpu_embed_quantize_vs_ref)
+{
+    char why[600];
+    if (!ktc_available(why, sizeof why)) KT_SKIP("%s", why);
+    dequant_cases(IMPL_CUDA, N_IMPLS);
+    quantize_cases(IMPL_CUDA, N_IMPLS);
 }
 
 /* ─────────────── against llama.cpp's dequantizers (tests/ref/dequant.py) ─────────────── */

@@ -26,8 +26,20 @@
  * ff 5632), plus awkward ones: lengths not a multiple of the vector width
  * (1, 7, 13, 37, 101 ...), M = 1, n_kv = 1 and n_kv = n_ctx, tiles crossed
  * and cut, head_dim 20, n_rot < head_dim, multi-head (n_head = n_head_kv).
+ *
+ * The CUDA templates (make check-gpu): every test here with a CUDA
+ * counterpart (norms, their q8 output, RoPE + KV append, attention) is also
+ * a gpu_ops_* test that runs the same cases, references and tolerances on
+ * the GPU: each call is one launch of the instance lowering would make
+ * (tests/kt_cuda.h), on copies of the same buffers. Cases the CUDA backend
+ * refuses at compile time (attention's head_dim not a multiple of 32, ...)
+ * are counted and skipped. Softmax and the activations have no CUDA kernel
+ * of their own (they live inside attention and the products' SwiGLU
+ * epilogue). Without a GPU the gpu_ops_* tests skip, saying why.
  */
+#include "cuda.h"
 #include "kt.h"
+#include "kt_cuda.h"
 #include "ref_ops.h"
 #include "templates/cpu/ops.h"
 
@@ -62,9 +74,48 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+/* ── the GPU ── */
+static bool g_gpu;       /* run the cases on the GPU (the gpu_ops_* tests) */
+static int g_refused;    /* cases the CUDA backend refuses, this test */
+
+/* One launch of k on the GPU, buffers as tests/kt_cuda.h says. false when
+ * nothing ran: the backend refuses the shape (counted), or the launch
+ * failed (a failure recorded). */
+static bool gpu_launch(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np)
+{
+    gen_cuda_shape_t sh;
+    if (gen_cuda_shape(k, &sh)) return g_refused++, false;
+    char err[1024];
+    if (ktc_run(k, M, n_ctx, p, bytes, np, err, sizeof err) == 0) return true;
+    KT_CHECKF(0, "GPU %s: %s", sh.expr, err);
+    return false;
+}
+
+/* runs a test's cases on the GPU, or skips */
+static void gpu_cases(void (*cases)(void))
+{
+    char why[600];
+    if (!ktc_available(why, sizeof why)) KT_SKIP("%s", why);
+    g_gpu = true, g_refused = 0;
+    cases();
+    g_gpu = false;
+    if (g_refused) printf("    %d cases skipped: the CUDA backend refuses their shapes\n", g_refused);
+}
+
+/* KT_TEST(kernels_ops_NAME) on the CPU templates and KT_TEST(gpu_ops_NAME)
+ * on the CUDA ones, both running the cases that follow */
+#define OPS_TEST(name)                                  \
+    static void name##_cases(void);                     \
+    KT_TEST(kernels_ops_##name) { name##_cases(); }     \
+    KT_TEST(gpu_ops_##name) { gpu_cases(name##_cases); } \
+    static void name##_cases(void)
+
 /* ── checking ── */
 static const int NTHS[] = {1, 2, 3, 8};
 enum { N_NTHS = sizeof NTHS / sizeof NTHS[0] };
+
+/* the thread counts a case runs with: the GPU's is one launch */
+static int n_nths(void) { return g_gpu ? 1 : N_NTHS; }
 
 static double worst; /* largest normalized error of the current test */
 
@@ -78,8 +129,16 @@ static double nerr(const float *y, const double *ref, int64_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* One kernel instance: run(ctx, ith, nth) does thread ith's share. */
-typedef void (*run_fn)(const void *ctx, int ith, int nth);
+/* One kernel instance: run(ctx, ith, nth) does thread ith's share (on the
+ * GPU: all of it, at ith 0); false: nothing ran (see gpu_launch). */
+typedef bool (*run_fn)(const void *ctx, int ith, int nth);
+
+static bool run_all(run_fn run, const void *ctx, int nth)
+{
+    bool ran = true;
+    for (int ith = 0; ith < nth; ith++) ran = run(ctx, ith, nth) && ran;
+    return ran;
+}
 
 /* Runs `run` for every thread count on y (n floats, reset from init first:
  * NaN for pure outputs, the input for in-place kernels) and checks y
@@ -88,9 +147,9 @@ static void check_spmd(const char *what, run_fn run, const void *ctx, float *y, 
                        const double *ref, double tol)
 {
     float *y1 = xmalloc((size_t)n * sizeof *y1);
-    for (int t = 0; t < N_NTHS; t++) {
+    for (int t = 0; t < n_nths(); t++) {
         memcpy(y, init, (size_t)n * sizeof *y);
-        for (int ith = 0; ith < NTHS[t]; ith++) run(ctx, ith, NTHS[t]);
+        if (!run_all(run, ctx, NTHS[t])) break;
         double e = nerr(y, ref, n);
         KT_CHECKF(e <= tol, "%s, nth=%d: normalized error %.3g > %.3g", what, NTHS[t], e, tol);
         if (e > worst || e != e) worst = e;
@@ -121,10 +180,21 @@ typedef struct {
     int rms;
 } norm_ctx;
 
-static void run_norm(const void *c, int ith, int nth)
+static bool run_norm(const void *c, int ith, int nth)
 {
     const norm_ctx *n = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "K", "flags"};
+        const int64_t vals[] = {n->M, n->K, n->flags};
+        gen_kinst k = ktc_inst(n->rms ? "rmsnorm" : "layernorm", 3, names, vals, n->M > 1);
+        ktc_param_f(&k, "eps", n->eps);
+        const size_t x = (size_t)(n->M * n->K) * 4, row = (size_t)n->K * 4;
+        const size_t bytes[4] = {x, row, n->flags & KGT_NORM_OUT_Q8 ? (size_t)(n->M * n->K / 32) * sizeof(kgt_q8a) : x,
+                                 n->flags & KGT_NORM_BIAS ? row : 0};
+        return gpu_launch(&k, n->M, 0, n->p, bytes, 4);
+    }
     (n->rms ? kgt_rmsnorm : kgt_layernorm)(n->p, ith, nth, n->M, n->K, n->eps, n->flags);
+    return true;
 }
 
 static const int64_t NORM_SHAPES[][2] = {
@@ -150,7 +220,7 @@ static void norm_free(norm_ctx *c)
     free(c->p[3]);
 }
 
-KT_TEST(kernels_ops_norm)
+OPS_TEST(norm)
 {
     const char *names[] = {"rmsnorm", "layernorm", "layernorm+bias"};
     rng = 1;
@@ -226,7 +296,7 @@ static void check_q8(const char *what, const kgt_q8a *q, const double *ref, int6
     worst = e > worst ? e : worst;
 }
 
-KT_TEST(kernels_ops_norm_q8)
+OPS_TEST(norm_q8)
 {
     static const int64_t shapes[][2] = {{1, 576}, {7, 576}, {3, 2048}, {1, 32}, {5, 96}, {2, 1536}};
     const char *names[] = {"rmsnorm", "layernorm", "layernorm+bias"};
@@ -242,11 +312,11 @@ KT_TEST(kernels_ops_norm_q8)
             c.p[2] = q;
             c.flags |= KGT_NORM_OUT_Q8;
             char what[96];
-            for (int t = 0; t < N_NTHS; t++) {
+            for (int t = 0; t < n_nths(); t++) {
                 snprintf(what, sizeof what, "%s q8 M=%lld K=%lld nth=%d", names[v], (long long)M, (long long)K,
                          NTHS[t]);
                 memset(q, 0xa5, (size_t)nb * sizeof *q);
-                for (int ith = 0; ith < NTHS[t]; ith++) run_norm(&c, ith, NTHS[t]);
+                if (!run_all(run_norm, &c, NTHS[t])) break;
                 if (t == 0) {
                     check_q8(what, q, ref, M, K);
                     memcpy(q1, q, (size_t)nb * sizeof *q);
@@ -272,10 +342,11 @@ typedef struct {
     double base, fscale;
 } rope_ctx;
 
-static void run_rope(const void *c, int ith, int nth)
+static bool run_rope(const void *c, int ith, int nth)
 {
     const rope_ctx *r = c;
     kgt_rope(r->p, ith, nth, r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->base, r->fscale);
+    return true;
 }
 
 KT_TEST(kernels_ops_rope)
@@ -326,10 +397,22 @@ typedef struct {
     double base;
 } rope_kv_ctx;
 
-static void run_rope_kv(const void *c, int ith, int nth)
+static bool run_rope_kv(const void *c, int ith, int nth)
 {
     const rope_kv_ctx *r = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_rot", "mode", "cache_type"};
+        const int64_t vals[] = {r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->ct};
+        gen_kinst k = ktc_inst("rope_kv", 7, names, vals, r->M > 1);
+        ktc_param_f(&k, "freq_base", r->base);
+        ktc_param_f(&k, "freq_scale", 1.0);
+        const size_t cache = (size_t)(r->nkv * r->n_ctx * r->hd) * (r->ct == KGT_F16 ? 2 : 4);
+        const size_t bytes[5] = {(size_t)(r->M * (r->nh + 2 * r->nkv) * r->hd) * 4, (size_t)r->M * 4,
+                                 (size_t)(r->M * r->nh * r->hd) * 4, cache, cache};
+        return gpu_launch(&k, r->M, r->n_ctx, r->p, bytes, 5);
+    }
     kgt_rope_kv(r->p, ith, nth, r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->base, 1.0, r->n_ctx, r->ct);
+    return true;
 }
 
 static float cache_get(const void *c, int64_t i, int64_t ct)
@@ -340,7 +423,7 @@ static float cache_get(const void *c, int64_t i, int64_t ct)
     return kgt_f16_to_f32(h);
 }
 
-KT_TEST(kernels_ops_rope_kv)
+OPS_TEST(rope_kv)
 {
     static const struct { int64_t M, nh, nkv, hd, nr, n_ctx; double base; } shapes[] = {
         {1, 9, 3, 64, 64, 16, 100000}, {5, 9, 3, 64, 64, 40, 100000}, {3, 32, 4, 64, 64, 9, 10000},
@@ -365,10 +448,10 @@ KT_TEST(kernels_ops_rope_kv)
             ref_rope(qin, pos, qref, M, nh, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
             ref_rope(kin, pos, kref, M, nkv, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
             rope_kv_ctx c = {{qkv, pos, q, kc, vc}, M, nh, nkv, hd, shapes[s].nr, shapes[s].n_ctx, ct, shapes[s].base};
-            for (int t = 0; t < N_NTHS; t++) {
+            for (int t = 0; t < n_nths(); t++) {
                 memset(kc, 0x7f, (size_t)(ncache * esz)); /* a pattern that is no value we write */
                 memset(vc, 0x7f, (size_t)(ncache * esz));
-                for (int ith = 0; ith < NTHS[t]; ith++) run_rope_kv(&c, ith, NTHS[t]);
+                if (!run_all(run_rope_kv, &c, NTHS[t])) break;
                 double e = nerr(q, qref, M * nh * hd), ek = 0, ev = 0;
                 int64_t touched = 0, bytes_set = 0;
                 for (int64_t m = 0; m < M; m++)
@@ -400,10 +483,11 @@ typedef struct {
     double scale;
 } softmax_ctx;
 
-static void run_softmax(const void *c, int ith, int nth)
+static bool run_softmax(const void *c, int ith, int nth)
 {
     const softmax_ctx *s = c;
     kgt_softmax(s->p, ith, nth, s->M, s->N, s->scale);
+    return true;
 }
 
 KT_TEST(kernels_ops_softmax)
@@ -438,11 +522,21 @@ typedef struct {
     int decode;
 } attn_ctx;
 
-static void run_attn(const void *c, int ith, int nth)
+static bool run_attn(const void *c, int ith, int nth)
 {
     const attn_ctx *a = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "cache_type"};
+        const int64_t vals[] = {a->M, a->n_head, a->n_head_kv, a->D, a->type};
+        gen_kinst k = ktc_inst(a->decode ? "attn_decode" : "attn_prefill", 5, names, vals, !a->decode);
+        const size_t q = (size_t)(a->M * a->n_head * a->D) * 4;
+        const size_t cache = (size_t)(a->n_head_kv * a->n_ctx * a->D) * (a->type == KGT_F16 ? 2 : 4);
+        const size_t bytes[5] = {q, cache, cache, q, sizeof(int64_t)};
+        return gpu_launch(&k, a->M, a->n_ctx, a->p, bytes, 5);
+    }
     if (a->decode) kgt_attn_decode(a->p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
     else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
+    return true;
 }
 
 /* a cache [n_head_kv][n_ctx][D] of `type` with uniform(-1, 1) values; *val
@@ -490,7 +584,7 @@ static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_c
     free(ref);
 }
 
-KT_TEST(kernels_ops_attn_decode)
+OPS_TEST(attn_decode)
 {
     /* heads, kv heads, head_dim, n_ctx, n_kv */
     static const int64_t shapes[][5] = {
@@ -506,7 +600,7 @@ KT_TEST(kernels_ops_attn_decode)
     report("attn decode", cases, 1e-5);
 }
 
-KT_TEST(kernels_ops_attn_prefill)
+OPS_TEST(attn_prefill)
 {
     /* M, heads, kv heads, head_dim, n_ctx, pos0 */
     static const int64_t shapes[][6] = {
@@ -523,23 +617,24 @@ KT_TEST(kernels_ops_attn_prefill)
 }
 
 /* Every f16 bit pattern through the cache decoding: one cached position, so
- * the output is exactly 1 * V (zero query and keys: one score, weight 1). */
-KT_TEST(kernels_ops_attn_f16_values)
+ * the output is exactly 1 * V (zero query and keys: one score, weight 1);
+ * 256 heads of 256, head h's V row the patterns 256 h .. 256 h + 255. */
+OPS_TEST(attn_f16_values)
 {
-    enum { D = 65536 };
-    kgt_f16 *k = calloc(D, sizeof *k), *v = xmalloc(D * sizeof *v);
-    float *q = calloc(D, sizeof *q), *out = nan_floats(D);
+    enum { H = 256, D = 256, N = H * D };
+    kgt_f16 *k = calloc(N, sizeof *k), *v = xmalloc(N * sizeof *v);
+    float *q = calloc(N, sizeof *q), *out = nan_floats(N);
     KT_REQUIRE(k && q);
-    for (int i = 0; i < D; i++) v[i] = (kgt_f16)i;
+    for (int i = 0; i < N; i++) v[i] = (kgt_f16)i;
     int64_t n_kv = 1;
-    void *p[6] = {q, k, v, out, &n_kv, NULL};
-    kgt_attn_decode(p, 0, 1, 1, 1, D, 1, KGT_F16);
+    attn_ctx c = {{q, k, v, out, &n_kv, NULL}, 1, H, H, D, 1, KGT_F16, 1};
     int bad = 0;
-    for (int i = 0; i < D; i++) {
-        double want = ref_f16_value((uint16_t)i);
-        bool ok = want != want ? out[i] != out[i] : out[i] == want;
-        if (!ok && bad++ < 5) KT_CHECKF(ok, "f16 0x%04x: got %g, want %g", i, (double)out[i], want);
-    }
+    if (run_attn(&c, 0, 1))
+        for (int i = 0; i < N; i++) {
+            double want = ref_f16_value((uint16_t)i);
+            bool ok = want != want ? out[i] != out[i] : out[i] == want;
+            if (!ok && bad++ < 5) KT_CHECKF(ok, "f16 0x%04x: got %g, want %g", i, (double)out[i], want);
+        }
     KT_CHECKF(!bad, "%d of 65536 f16 values decoded wrong", bad);
     free(k);
     free(v);
@@ -554,10 +649,11 @@ typedef struct {
     int gelu;
 } act_ctx;
 
-static void run_act(const void *c, int ith, int nth)
+static bool run_act(const void *c, int ith, int nth)
 {
     const act_ctx *a = c;
     (a->gelu ? kgt_gelu : kgt_silu)(a->p, ith, nth, a->n);
+    return true;
 }
 
 KT_TEST(kernels_ops_act)
