@@ -123,14 +123,15 @@ kg_status gen_cuda_target(const char *spec, int *sm, char *note, size_t cap)
     }
     /* "cuda": the local GPU's arch, else sm_90 */
     kgr_cu cu;
-    char err[512];
+    char err[512], name[128] = "";
     int s = 0;
     if (kgr_cu_load(&cu, err, sizeof err) == 0) {
-        char name[128] = "";
         if (kgr_cu_device(&cu, &s, name, sizeof name, NULL, err, sizeof err) == 0)
             snprintf(note, cap, "the local GPU (%s) is sm_%d", name, s);
         kgr_cu_unload(&cu);
     }
+    if (s && s < 75)
+        return kg_err(KG_ERR_UNSUPPORTED, "the local GPU (%s) is sm_%d: kgen's CUDA kernels need sm_75 or newer", name, s);
     if (!s) {
         s = 90;
         snprintf(note, cap, "no local GPU: compiling for sm_90 (name one with --target cuda:sm_NN)");
@@ -170,7 +171,15 @@ static int attn_split(long long n_head)
     return (int)(s < 1 ? 1 : s > 32 ? 32 : s);
 }
 
-enum { MM_THREADS = 128, ROW_THREADS = 128, ATTN_THREADS = 128, ATTN_QROWS = 4, MM_MT = 8 };
+enum { MM_THREADS = 128, ROW_THREADS = 128, ATTN_THREADS = 128, ATTN_QROWS = 4, ATTN_KT = 32, MM_MT = 8 };
+
+/* attn_prefill's static shared memory (templates/cuda/attn.cuh): a tile of
+ * ATTN_KT K rows (padded by a word) and V rows, and the block's queries */
+static long long prefill_smem(long long hd, long long ct)
+{
+    const long long kw = hd * (ct == KGT_F16 ? 2 : 4) / 4;
+    return ATTN_KT * (2 * kw + 1) * 4 + ATTN_QROWS * hd * 4;
+}
 
 kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
 {
@@ -222,6 +231,11 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
             s->grid[1] = (uint32_t)sp;
             s->scratch = sp > 1 ? (uint64_t)nh * (uint64_t)sp * (uint64_t)(hd + 2) * 4 + (uint64_t)nh * 4 : 0;
         } else {
+            if (prefill_smem(hd, ct) > 48 * 1024)
+                return kg_err(KG_ERR_UNSUPPORTED,
+                              "CUDA prefill attention: head_dim %lld with an f32 cache needs %lld bytes of shared "
+                              "memory (at most 49152)",
+                              hd, prefill_smem(hd, ct));
             snprintf(s->expr, sizeof s->expr, "kgc::attn_prefill<%lld, %lld, %lld, %lld>", nh, nkv, hd, ct);
             s->m_axis = 1, s->m_div = ATTN_QROWS;
         }

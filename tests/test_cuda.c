@@ -19,6 +19,7 @@
 #include "cuda.h"
 #include "kgen.h"
 #include "kt.h"
+#include "templates/cpu/kernel.h"
 #include "tiny_llama.h"
 
 #include <stdio.h>
@@ -125,6 +126,49 @@ KT_TEST(cuda_kernels_layernorm)
     KT_CHECKF(r.shape[0].grid[0] == 1 && r.shape[1].m_axis == 0 && r.shape[1].m_div == 1,
               "launch: grid %u, M on axis %u / %u", r.shape[0].grid[0], r.shape[1].m_axis, r.shape[1].m_div);
     gen_cuda_result_free(&r);
+}
+
+/* What gen_cuda_shape accepts compiles, and what would not compile (the
+ * prefill tile past 48 KiB of shared memory: head_dim > 180 with an f32
+ * cache) it refuses with a message: attention at the edges of its limits. */
+static gen_kinst attn_inst(const char *tmpl, int64_t nh, int64_t nkv, int64_t hd, int64_t ct)
+{
+    gen_kinst k = {.n_params = 5};
+    snprintf(k.tmpl, sizeof k.tmpl, "%s", tmpl);
+    snprintf(k.sym, sizeof k.sym, "kgt_%s_%lld_%lld", tmpl, (long long)hd, (long long)ct);
+    k.params[0] = (gen_param){.name = "M", .runtime = true, .i = 1};
+    k.params[1] = (gen_param){.name = "n_head", .i = nh};
+    k.params[2] = (gen_param){.name = "n_head_kv", .i = nkv};
+    k.params[3] = (gen_param){.name = "head_dim", .i = hd};
+    k.params[4] = (gen_param){.name = "cache_type", .i = ct};
+    return k;
+}
+
+KT_TEST(cuda_attn_limits)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    cache_env();
+    gen_kinst ok[4] = {attn_inst("attn_prefill", 8, 2, 160, KGT_F32), attn_inst("attn_prefill", 8, 2, 256, KGT_F16),
+                       attn_inst("attn_decode", 8, 2, 256, KGT_F32), attn_inst("attn_prefill", 4, 4, 32, KGT_F32)};
+    gen_program pg = {.k = ok, .nk = 4};
+    gen_cuda_result r;
+    kg_status st = gen_cuda_compile(&pg, 80, true, &r);
+    KT_CHECKF(st == KG_OK, "attention at its limits for sm_80: %s", kg_last_error());
+    if (st == KG_OK) {
+        for (int i = 0; i < r.n; i++)
+            KT_CHECKF(r.k[i].spill_bytes == 0, "%s: %d bytes spilled", r.shape[i].expr, r.k[i].spill_bytes);
+        gen_cuda_result_free(&r);
+    }
+    const gen_kinst bad[] = {attn_inst("attn_prefill", 8, 2, 192, KGT_F32), attn_inst("attn_prefill", 8, 2, 256, KGT_F32),
+                             attn_inst("attn_decode", 8, 2, 288, KGT_F16), attn_inst("attn_decode", 8, 2, 80, KGT_F16),
+                             attn_inst("attn_prefill", 9, 2, 64, KGT_F16)};
+    static const char *const why[] = {"shared memory", "shared memory", "head_dim 288", "head_dim 80", "heads 9/2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gen_cuda_shape_t sh;
+        st = gen_cuda_shape(&bad[i], &sh);
+        KT_CHECKF(st == KG_ERR_UNSUPPORTED && strstr(kg_last_error(), why[i]), "%s head_dim %lld: status %d, '%s'",
+                  bad[i].tmpl, (long long)bad[i].params[3].i, st, st ? kg_last_error() : "");
+    }
 }
 
 KT_TEST(cuda_kernels_tinyllama)

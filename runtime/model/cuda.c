@@ -214,6 +214,7 @@ const float *kgr_cuda_step(kgr_cuda *g, const int32_t *ids, const int32_t *pos, 
                 rc = lr ? lr : kgr_cu_check(cu, r, "cuStreamEndCapture", err, cap);
             }
             if (!rc) rc = kgr_cu_check(cu, cu->GraphInstantiate(&g->exec, g->graph, 0), "cuGraphInstantiate", err, cap);
+            if (rc && g->graph) cu->GraphDestroy(g->graph), g->graph = NULL; /* the next step captures again */
         }
         if (!rc) rc = kgr_cu_check(cu, cu->GraphLaunch(g->exec, g->stream), "cuGraphLaunch", err, cap);
     } else if (!rc) {
