@@ -19,6 +19,7 @@
 #include "cuda.h"
 #include "kgen.h"
 #include "kt.h"
+#include "kt_cuda.h"
 #include "templates/cpu/kernel.h"
 #include "tiny_llama.h"
 
@@ -96,13 +97,10 @@ KT_TEST(cuda_kernels_smollm2)
  * made here (as lowering would: M constant 1, or bound at run time). */
 static gen_kinst norm_inst(const char *tmpl, bool m_runtime, int64_t K, int64_t flags, double eps)
 {
-    gen_kinst k = {.n_params = 4};
-    snprintf(k.tmpl, sizeof k.tmpl, "%s", tmpl);
-    snprintf(k.sym, sizeof k.sym, "kgt_%s_%d_%lld_%lld", tmpl, m_runtime, (long long)K, (long long)flags);
-    k.params[0] = (gen_param){.name = "M", .runtime = m_runtime, .i = 1};
-    k.params[1] = (gen_param){.name = "K", .i = K};
-    k.params[2] = (gen_param){.name = "flags", .i = flags};
-    k.params[3] = (gen_param){.name = "eps", .f = eps};
+    static const char *const names[] = {"M", "K", "flags"};
+    const int64_t vals[] = {1, K, flags};
+    gen_kinst k = ktc_inst(tmpl, 3, names, vals, m_runtime);
+    ktc_param_f(&k, "eps", eps);
     return k;
 }
 
@@ -133,15 +131,9 @@ KT_TEST(cuda_kernels_layernorm)
  * cache) it refuses with a message: attention at the edges of its limits. */
 static gen_kinst attn_inst(const char *tmpl, int64_t nh, int64_t nkv, int64_t hd, int64_t ct)
 {
-    gen_kinst k = {.n_params = 5};
-    snprintf(k.tmpl, sizeof k.tmpl, "%s", tmpl);
-    snprintf(k.sym, sizeof k.sym, "kgt_%s_%lld_%lld", tmpl, (long long)hd, (long long)ct);
-    k.params[0] = (gen_param){.name = "M", .runtime = true, .i = 1};
-    k.params[1] = (gen_param){.name = "n_head", .i = nh};
-    k.params[2] = (gen_param){.name = "n_head_kv", .i = nkv};
-    k.params[3] = (gen_param){.name = "head_dim", .i = hd};
-    k.params[4] = (gen_param){.name = "cache_type", .i = ct};
-    return k;
+    static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "cache_type"};
+    const int64_t vals[] = {1, nh, nkv, hd, ct};
+    return ktc_inst(tmpl, 5, names, vals, true);
 }
 
 KT_TEST(cuda_attn_limits)
