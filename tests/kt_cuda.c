@@ -4,11 +4,15 @@
  */
 #include "kt_cuda.h"
 
+#include "config.h"
 #include "cuda.h"
 #include "runtime/model/cudrv.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static kgr_cu g_cu;
 static int g_state; /* 0 unknown, 1 ready, -1 unavailable */
@@ -38,8 +42,19 @@ static bool ready(void)
     return true;
 }
 
+static bool standin(void)
+{
+    const char *e = getenv("KGEN_TEST_GPU_STANDIN");
+    return e && *e && strcmp(e, "0");
+}
+
 bool ktc_available(char *why, size_t cap)
 {
+    if (standin()) {
+        if (!KGEN_HAVE_CUDA) snprintf(why, cap, "the GPU stand-in: built without NVRTC");
+        else printf("    stand-in: the CPU runs each instance in the GPU's place (NVRTC compiles it for sm_90)\n");
+        return KGEN_HAVE_CUDA;
+    }
     bool ok = ready();
     if (!ok) snprintf(why, cap, "no usable GPU: %s", g_why);
     return ok;
@@ -50,12 +65,14 @@ gen_kinst ktc_inst(const char *tmpl, int n, const char *const *names, const int6
     gen_kinst k;
     memset(&k, 0, sizeof k);
     snprintf(k.tmpl, sizeof k.tmpl, "%s", tmpl);
-    snprintf(k.sym, sizeof k.sym, "kgt_%s_test", tmpl);
+    static unsigned seq; /* symbols unique in the stand-in's JIT */
+    snprintf(k.sym, sizeof k.sym, "kgt_%s_test%u", tmpl, seq++);
     for (int i = 0; i < n && i < GEN_MAX_PARAMS - 1; i++) {
         gen_param *p = &k.params[k.n_params++];
         snprintf(p->name, sizeof p->name, "%s", names[i]);
         p->i = vals[i];
-        p->runtime = m_runtime && !strcmp(names[i], "M");
+        p->runtime = (m_runtime && !strcmp(names[i], "M")) || !strcmp(names[i], "n_ctx");
+        p->rt_index = !strcmp(names[i], "n_ctx"); /* RT_M 0, RT_NCTX 1 */
     }
     return k;
 }
@@ -68,9 +85,85 @@ void ktc_param_f(gen_kinst *k, const char *name, double f)
     e->f = f;
 }
 
+/* the stand-in's host function for k: compiled once per instance (the
+ * symbol aside), kept in one JIT for the process */
+static gen_kfn standin_fn(const gen_kinst *k, char *err, size_t cap)
+{
+    enum { MAX_FNS = 1024 };
+    static gen_jit *jit;
+    static struct { gen_kinst k; gen_kfn f; } fns[MAX_FNS];
+    static int nfns;
+    for (int i = 0; i < nfns; i++)
+        if (!strcmp(fns[i].k.tmpl, k->tmpl) && fns[i].k.n_params == k->n_params &&
+            !memcmp(fns[i].k.params, k->params, (size_t)k->n_params * sizeof *k->params))
+            return fns[i].f;
+    gen_target t;
+    void *obj = NULL;
+    size_t n;
+    gen_kfn f = NULL;
+    if (nfns == MAX_FNS) snprintf(err, cap, "the stand-in holds %d instances at most", MAX_FNS);
+    else if ((!jit && gen_jit_create(&jit)) || gen_target_host(&t) || gen_compile(&t, k, 1, GEN_EMIT_OBJ, &obj, &n) ||
+             gen_jit_add(jit, obj, n) || gen_jit_lookup(jit, k->sym, &f))
+        snprintf(err, cap, "the CPU backend: %s", kg_last_error()), f = NULL;
+    free(obj);
+    if (f) fns[nfns].k = *k, fns[nfns++].f = f;
+    return f;
+}
+
+/* n bytes ending right where an inaccessible page begins: a read or write
+ * past them faults, in the JIT's code too (which ASan does not see) */
+static void *guarded(size_t n)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = (n + pg - 1) / pg * pg + pg;
+    char *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) return NULL;
+    if (mprotect(b + len - pg, pg, PROT_NONE)) return munmap(b, len), NULL;
+    return b + len - pg - n;
+}
+
+static void unguard(void *p, size_t n)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE), len = (n + pg - 1) / pg * pg + pg;
+    munmap((char *)p + n + pg - len, len);
+}
+
+/* ktc_run with the CPU in the GPU's place (kt_cuda.h) */
+static int standin_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np,
+                       char *err, size_t cap)
+{
+    gen_program pg;
+    memset(&pg, 0, sizeof pg);
+    pg.k = (gen_kinst *)k, pg.nk = 1;
+    gen_cuda_result r;
+    if (gen_cuda_compile(&pg, 90, true, &r)) return snprintf(err, cap, "NVRTC: %s", kg_last_error()), -1;
+    gen_cuda_result_free(&r);
+    gen_kfn f = standin_fn(k, err, cap);
+    if (!f) return -1;
+    void *d[KGM_CUDA_PTRS] = {0};
+    bool own[KGM_CUDA_PTRS] = {0};
+    int rc = 0;
+    for (int i = 0; i < np && !rc; i++) {
+        if (!p[i] || !bytes[i]) continue;
+        for (int j = 0; j < i && !d[i]; j++)
+            if (p[j] == p[i] && d[j]) d[i] = d[j];
+        if (d[i]) continue;
+        if (!(d[i] = guarded(bytes[i]))) rc = -1, snprintf(err, cap, "out of memory");
+        else own[i] = true, memcpy(d[i], p[i], bytes[i]);
+    }
+    const int64_t rt[8] = {M, n_ctx}; /* RT_M, RT_NCTX */
+    if (!rc) f(d, rt, 0, 1);
+    for (int i = 0; i < np; i++)
+        if (own[i]) {
+            if (!rc) memcpy(p[i], d[i], bytes[i]);
+            unguard(d[i], bytes[i]);
+        }
+    return rc;
+}
+
 int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np, char *err,
             size_t cap)
 {
+    if (standin()) return standin_run(k, M, n_ctx, p, bytes, np, err, cap);
     if (!ready()) return snprintf(err, cap, "no usable GPU: %s", g_why), -1;
     if (np > KGM_CUDA_PTRS) return snprintf(err, cap, "%d pointers (at most %d)", np, KGM_CUDA_PTRS), -1;
     gen_program pg;

@@ -401,9 +401,10 @@ static bool run_rope_kv(const void *c, int ith, int nth)
 {
     const rope_kv_ctx *r = c;
     if (g_gpu) {
-        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_rot", "mode", "cache_type"};
-        const int64_t vals[] = {r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->ct};
-        gen_kinst k = ktc_inst("rope_kv", 7, names, vals, r->M > 1);
+        static const char *const names[] = {"M",    "n_head", "n_head_kv", "head_dim",
+                                            "n_rot", "mode",  "n_ctx",     "cache_type"};
+        const int64_t vals[] = {r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->n_ctx, r->ct};
+        gen_kinst k = ktc_inst("rope_kv", 8, names, vals, r->M > 1);
         ktc_param_f(&k, "freq_base", r->base);
         ktc_param_f(&k, "freq_scale", 1.0);
         const size_t cache = (size_t)(r->nkv * r->n_ctx * r->hd) * (r->ct == KGT_F16 ? 2 : 4);
@@ -526,9 +527,11 @@ static bool run_attn(const void *c, int ith, int nth)
 {
     const attn_ctx *a = c;
     if (g_gpu) {
-        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "cache_type"};
-        const int64_t vals[] = {a->M, a->n_head, a->n_head_kv, a->D, a->type};
-        gen_kinst k = ktc_inst(a->decode ? "attn_decode" : "attn_prefill", 5, names, vals, !a->decode);
+        /* decode has no M (one token) */
+        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"};
+        const int64_t vals[] = {a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type};
+        const int d = a->decode;
+        gen_kinst k = ktc_inst(d ? "attn_decode" : "attn_prefill", 6 - d, names + d, vals + d, !d);
         const size_t q = (size_t)(a->M * a->n_head * a->D) * 4;
         const size_t cache = (size_t)(a->n_head_kv * a->n_ctx * a->D) * (a->type == KGT_F16 ? 2 : 4);
         const size_t bytes[5] = {q, cache, cache, q, sizeof(int64_t)};
