@@ -85,6 +85,24 @@ void ktc_param_f(gen_kinst *k, const char *name, double f)
     e->f = f;
 }
 
+/* k alone through NVRTC for sm (and the cache) */
+static int compile_one(const gen_kinst *k, int sm, gen_cuda_result *r, char *err, size_t cap)
+{
+    gen_program pg;
+    memset(&pg, 0, sizeof pg);
+    pg.k = (gen_kinst *)k, pg.nk = 1;
+    if (gen_cuda_compile(&pg, sm, true, r)) return snprintf(err, cap, "NVRTC: %s", kg_last_error()), -1;
+    return 0;
+}
+
+/* buffer i shares the copy of an earlier equal pointer: its index, or -1 */
+static int alias_of(void *const *p, int i)
+{
+    for (int j = 0; j < i; j++)
+        if (p[j] == p[i]) return j;
+    return -1;
+}
+
 /* the stand-in's host function for k: compiled once per instance (the
  * symbol aside), kept in one JIT for the process */
 static gen_kfn standin_fn(const gen_kinst *k, char *err, size_t cap)
@@ -131,11 +149,8 @@ static void unguard(void *p, size_t n)
 static int standin_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np,
                        char *err, size_t cap)
 {
-    gen_program pg;
-    memset(&pg, 0, sizeof pg);
-    pg.k = (gen_kinst *)k, pg.nk = 1;
     gen_cuda_result r;
-    if (gen_cuda_compile(&pg, 90, true, &r)) return snprintf(err, cap, "NVRTC: %s", kg_last_error()), -1;
+    if (compile_one(k, 90, &r, err, cap)) return -1;
     gen_cuda_result_free(&r);
     gen_kfn f = standin_fn(k, err, cap);
     if (!f) return -1;
@@ -144,9 +159,11 @@ static int standin_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const
     int rc = 0;
     for (int i = 0; i < np && !rc; i++) {
         if (!p[i] || !bytes[i]) continue;
-        for (int j = 0; j < i && !d[i]; j++)
-            if (p[j] == p[i] && d[j]) d[i] = d[j];
-        if (d[i]) continue;
+        const int j = alias_of(p, i);
+        if (j >= 0 && d[j]) {
+            d[i] = d[j];
+            continue;
+        }
         if (!(d[i] = guarded(bytes[i]))) rc = -1, snprintf(err, cap, "out of memory");
         else own[i] = true, memcpy(d[i], p[i], bytes[i]);
     }
@@ -163,14 +180,11 @@ static int standin_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const
 int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const size_t *bytes, int np, char *err,
             size_t cap)
 {
+    if (np > KGM_CUDA_PTRS) return snprintf(err, cap, "%d pointers (at most %d)", np, KGM_CUDA_PTRS), -1;
     if (standin()) return standin_run(k, M, n_ctx, p, bytes, np, err, cap);
     if (!ready()) return snprintf(err, cap, "no usable GPU: %s", g_why), -1;
-    if (np > KGM_CUDA_PTRS) return snprintf(err, cap, "%d pointers (at most %d)", np, KGM_CUDA_PTRS), -1;
-    gen_program pg;
-    memset(&pg, 0, sizeof pg);
-    pg.k = (gen_kinst *)k, pg.nk = 1;
     gen_cuda_result r;
-    if (gen_cuda_compile(&pg, g_sm, true, &r)) return snprintf(err, cap, "%s", kg_last_error()), -1;
+    if (compile_one(k, g_sm, &r, err, cap)) return -1;
     kgr_cu *cu = &g_cu;
     CUmodule mod = NULL;
     CUfunction fn;
@@ -184,9 +198,11 @@ int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const 
     bool own[KGM_CUDA_PTRS] = {0};
     for (int i = 0; i < np && !rc; i++) {
         if (!p[i] || !bytes[i]) continue;
-        for (int j = 0; j < i && !d[i]; j++)
-            if (p[j] == p[i] && d[j]) d[i] = d[j];
-        if (d[i]) continue;
+        const int j = alias_of(p, i);
+        if (j >= 0 && d[j]) {
+            d[i] = d[j];
+            continue;
+        }
         own[i] = true;
         rc = kgr_cu_check(cu, cu->MemAlloc(&d[i], bytes[i]), "cuMemAlloc", err, cap) ||
              kgr_cu_check(cu, cu->MemcpyHtoD(d[i], p[i], bytes[i]), "cuMemcpyHtoD", err, cap);
