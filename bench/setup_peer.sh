@@ -4,7 +4,13 @@
 # sdist by pip into bench/.venv (git-ignored), CPU only.
 #
 # Build: llama.cpp's defaults (GGML_NATIVE=ON: -march=native; OpenMP when the
-# compiler has it), no BLAS, no CUDA, no multimodal library (LLAVA_BUILD=OFF).
+# compiler has it), no BLAS, no CUDA, no multimodal library (LLAVA_BUILD=OFF),
+# and no AMX (-mno-amx-tile -mno-amx-int8 -mno-amx-bf16 in its C and C++
+# flags; GCC lets explicit -mno-* win over -march=native whatever the order):
+# llama.cpp 0.3.36's AMX path dies of SIGILL in ggml_backend_amx_mul_mat on the
+# first multi-token prefill on the project's Sapphire Rapids VMs. AVX-512,
+# VNNI, BF16 and the repacked CPU kernels stay; on CPUs without AMX the flags
+# change nothing.
 # Also installs the pinned `gguf` and numpy that bench/gen_model.py uses.
 #
 # Writes bench/.venv/peer.json: package version, the llama.cpp commit the
@@ -25,6 +31,8 @@ LLAMA_CPP_PYTHON_VERSION=0.3.36
 GGUF_VERSION=0.19.0
 NUMPY_SPEC='numpy>=1.24,<3'
 CMAKE_MIN=3.21
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+CMAKE_ARGS_PEER="-DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX' -DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$ROOT/bench/.venv
@@ -52,10 +60,11 @@ fi
 
 # ── already there? ───────────────────────────────────────────────────────
 if [ "$FORCE" = 0 ] && [ -x "$VENV/bin/python" ] && [ -f "$PEER_JSON" ]; then
-    if "$VENV/bin/python" - "$PEER_JSON" "$LLAMA_CPP_PYTHON_VERSION" "$CPU_FP" "$GGUF_VERSION" <<'EOF' 2>/dev/null
+    if "$VENV/bin/python" - "$PEER_JSON" "$LLAMA_CPP_PYTHON_VERSION" "$CPU_FP" "$GGUF_VERSION" "$CMAKE_ARGS_PEER" <<'EOF' 2>/dev/null
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["version"] == sys.argv[2] and j["cpu_fingerprint"] == sys.argv[3]
+assert j.get("cmake_args") == sys.argv[5]  # built with other flags (e.g. with AMX): rebuild
 import importlib.metadata as md
 assert md.version("llama_cpp_python") == sys.argv[2]
 assert md.version("gguf") == sys.argv[4]
@@ -127,7 +136,6 @@ COMMIT=$(awk -v v="## [$LLAMA_CPP_PYTHON_VERSION]" '
 [ -n "$COMMIT" ] || { COMMIT=unknown; say "warning: no llama.cpp commit in the CHANGELOG of $LLAMA_CPP_PYTHON_VERSION"; }
 
 # ── build ─────────────────────────────────────────────────────────────────
-CMAKE_ARGS_PEER="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF"
 NPROC=$(nproc 2>/dev/null || echo 2)
 say "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION (llama.cpp $COMMIT) from source with $NPROC jobs; this takes minutes"
 say "  CMAKE_ARGS=$CMAKE_ARGS_PEER"

@@ -29,8 +29,11 @@ bool kt_failed(void); /* has the current test failed so far? */
 /* Paths the runner was told about (environment, with defaults):
  *   kt_kgen_bin(): KGEN_BIN, the kgen binary under test (default build/kgen)
  *   kt_models_dir(): KGEN_MODELS, the models directory (default models)
- *   kt_tmpdir(): a fresh private directory for this run, removed at exit   */
+ *   kt_tmpdir(): a fresh private directory for this run, removed at exit
+ *   kt_python(): PYTHON, the Python of the references (default python3; make
+ *                check passes build/venv's, which has their pinned packages) */
 const char *kt_kgen_bin(void);
+const char *kt_python(void);
 const char *kt_models_dir(void);
 const char *kt_tmpdir(void);
 
@@ -38,6 +41,14 @@ const char *kt_tmpdir(void);
  * cap-1 bytes, NUL-terminated; either may be NULL). Returns the exit status,
  * or -1 if it could not run, or 128+signal if it was killed. */
 int kt_run(char *const argv[], char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* kt_run for a Python reference (argv: /usr/bin/env, kt_python(), a script
+ * in tests/ref/, its arguments; `outputs`: the arguments that name files it
+ * writes, NULL-terminated, or NULL). Under $KGEN_REF_CACHE, an answer (exit
+ * status 0, stdout and the output files) is stored by the content of
+ * tests/ref/ and of the arguments (files by content) and replayed by later
+ * runs: make check's second build reuses the first's (tests/refcache.c). */
+int kt_run_ref(char *const argv[], const char *const *outputs, char *out, size_t out_cap, char *err, size_t err_cap);
 
 #define KT_TEST(name)                                                         \
     static void kt_fn_##name(void);                                           \

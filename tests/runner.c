@@ -1,6 +1,9 @@
 /*
- * runner.c — runs every KT_TEST (or those whose name contains an argument)
- * and prints "N passed, N failed[, N skipped]". Exit status 1 if any failed.
+ * runner.c — runs every KT_TEST (or those whose name contains an argument),
+ * printing each result with the seconds it took, and closes with
+ * "N passed, N failed[, N skipped] in S s". Exit status 1 if any failed.
+ * Tests named slow_* are the slow tier (make check-slow): they run only with
+ * KGEN_TEST_SLOW=1.
  */
 #include "kt.h"
 
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static kt_case *cases;
@@ -56,6 +60,14 @@ static const char *env_or(const char *name, const char *def)
 const char *kt_kgen_bin(void) { return env_or("KGEN_BIN", "build/kgen"); }
 const char *kt_models_dir(void) { return env_or("KGEN_MODELS", "models"); }
 const char *kt_tmpdir(void) { return tmpdir; }
+const char *kt_python(void) { return env_or("PYTHON", "python3"); }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static void rm_tmpdir(void)
 {
@@ -111,7 +123,9 @@ int kt_run(char *const argv[], char *out, size_t out_cap, char *err, size_t err_
 
 int main(int argc, char **argv)
 {
-    int passed = 0, failed = 0, skipped = 0;
+    int passed = 0, failed = 0, skipped = 0, slow_left = 0;
+    double t_start = now_s();
+    const bool slow_on = getenv("KGEN_TEST_SLOW") && !strcmp(getenv("KGEN_TEST_SLOW"), "1");
     snprintf(tmpdir, sizeof tmpdir, "%s/kgen-tests-XXXXXX", env_or("TMPDIR", "/tmp"));
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -131,17 +145,23 @@ int main(int argc, char **argv)
         bool want = argc < 2;
         for (int i = 1; i < argc && !want; i++) want = strstr(c->name, argv[i]) != NULL;
         if (!want) continue;
+        /* the slow tier (make check-slow): slow_ tests run only when asked */
+        if (!strncmp(c->name, "slow_", 5) && !slow_on) { slow_left++; continue; }
         cur_fails = 0;
         skip_reason[0] = 0;
         printf("  %s\n", c->name);
         fflush(stdout);
+        double t0 = now_s();
         c->fn();
-        if (cur_fails) { printf("FAIL %s (%d failed checks)\n", c->name, cur_fails); failed++; }
+        double dt = now_s() - t0;
+        if (cur_fails) { printf("FAIL %s (%d failed checks) %.2f s\n", c->name, cur_fails, dt); failed++; }
         else if (skip_reason[0]) { printf("skip %s: %s\n", c->name, skip_reason); skipped++; }
-        else { printf("ok   %s\n", c->name); passed++; }
+        else { printf("ok   %s %.2f s\n", c->name, dt); passed++; }
         fflush(stdout);
     }
-    if (skipped) printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-    else printf("%d passed, %d failed\n", passed, failed);
+    if (skipped) printf("%d passed, %d failed, %d skipped", passed, failed, skipped);
+    else printf("%d passed, %d failed", passed, failed);
+    printf(" in %.1f s\n", now_s() - t_start);
+    if (slow_left) printf("(%d slow_ tests not run: they are make check-slow's, KGEN_TEST_SLOW=1)\n", slow_left);
     return failed ? 1 : 0;
 }

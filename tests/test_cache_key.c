@@ -35,7 +35,7 @@ static kg_key build(int variant)
 static bool python_xxh3_128(const char *text, char hex[33])
 {
     char out[256], err[1024];
-    char *argv[] = {"/usr/bin/env", getenv("PYTHON") ? getenv("PYTHON") : "python3", "-c",
+    char *argv[] = {"/usr/bin/env", (char *)kt_python(), "-c",
                     "import sys, xxhash; print(xxhash.xxh3_128_hexdigest(sys.argv[1].encode()))",
                     (char *)text, NULL};
     if (kt_run(argv, out, sizeof out, err, sizeof err) != 0 || strlen(out) != 33) return false;

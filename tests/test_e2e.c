@@ -27,8 +27,6 @@
 #define SMOL "SmolLM2-135M-Instruct.Q4_1.gguf"
 #define SKIPPED 77
 
-static const char *python(void) { return getenv("PYTHON") ? getenv("PYTHON") : "python3"; }
-
 /* The last `n` bytes of s (at most), starting at a line. */
 static const char *tail(const char *s, size_t n)
 {
@@ -44,7 +42,7 @@ static void run_check(const char *const *extra)
 {
     char model[512];
     snprintf(model, sizeof model, "%s/%s", kt_models_dir(), SMOL);
-    char *argv[16] = {"/usr/bin/env", (char *)python(), "tests/ref/check_e2e.py", "--model", model};
+    char *argv[16] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/check_e2e.py", "--model", model};
     int argc = 5;
     for (; *extra && argc < 15; extra++) argv[argc++] = (char *)*extra;
     argv[argc] = NULL;
@@ -64,7 +62,7 @@ static void run_check(const char *const *extra)
     if (rc == 127) {
         free(out);
         free(err);
-        KT_SKIP("%s not found: the reference needs Python 3 with numpy and gguf", python());
+        KT_SKIP("%s not found: the reference needs Python 3 with numpy and gguf", kt_python());
     }
     KT_CHECKF(rc == 0, "check_e2e.py exited %d\n--- stdout (tail)\n%s\n--- stderr (tail)\n%s", rc, tail(out, 4000),
               tail(err, 2000));

@@ -633,7 +633,7 @@ static int check_with_gguf_py(const dq_job *jobs, int n)
 {
     enum { MAXJ = 16 };
     char paths[MAXJ][512], types[MAXJ][16], ks[MAXJ][24];
-    char *argv[4 + 3 * MAXJ] = {"/usr/bin/env", getenv("PYTHON") ? getenv("PYTHON") : "python3", "tests/ref/dequant.py"};
+    char *argv[4 + 3 * MAXJ] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/dequant.py"};
     size_t cap = 4096;
     if (n > MAXJ) n = MAXJ;
     for (int j = 0; j < n; j++) {

@@ -163,8 +163,8 @@ static void compare_with_reference(const char *file)
     enum { CAP = 1 << 20 };
     char *out = malloc(CAP), *err = malloc(4096);
     KT_REQUIRE(out && err);
-    char *argv[] = {"/usr/bin/env", getenv("PYTHON") ? getenv("PYTHON") : "python3", "tests/ref/gguf_dump.py", path_, NULL};
-    int rc = kt_run(argv, out, CAP, err, 4096);
+    char *argv[] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/gguf_dump.py", path_, NULL};
+    int rc = kt_run_ref(argv, NULL, out, CAP, err, 4096);
     if (rc == 3 || rc == 127) {
         kg_gguf_close(g);
         free(out);

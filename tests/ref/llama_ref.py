@@ -44,10 +44,13 @@ import argparse
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (refmemo is imported)
+
 try:
     import numpy as np
     from gguf import GGUFReader, GGUFValueType
     from gguf.quants import dequantize
+    from refmemo import file_digest, memo
 except ImportError:
     print("the Python packages 'numpy' and 'gguf' are needed (pip install gguf)", file=sys.stderr)
     sys.exit(3)
@@ -110,15 +113,17 @@ class LlamaRef:
             raise Unsupported(f"{path}: per-dimension rope frequency factors (rope_freqs.weight) are not supported")
 
         self.tensors = {t.name: t for t in r.tensors}
-        self.w = {}
-        for name, t in self.tensors.items():
-            w = dequantize(t.data, t.tensor_type)
-            self.w[name] = np.ascontiguousarray(w, dtype=np.float32)
-        self.tok_embd = self.w["token_embd.weight"]
-        self.n_vocab = self.tok_embd.shape[0]
-        self.tied = "output.weight" not in self.w
-        self.out_w = self.tok_embd if self.tied else self.w["output.weight"]
-        assert self.tok_embd.shape == (self.n_vocab, self.n_embd), self.tok_embd.shape
+        # shapes as [N, K] (the reader lists ggml's ne, [K, N]); the weights
+        # are dequantized on first use (_weights), so that a run whose every
+        # result is in the memo (refmemo.py) never dequantizes
+        shape = lambda n: tuple(int(x) for x in reversed(self.tensors[n].shape))
+        for n in ("token_embd.weight", "output_norm.weight"):
+            if n not in self.tensors:
+                raise Unsupported(f"{path}: no tensor {n}")
+        self.n_vocab = shape("token_embd.weight")[0]
+        self.tied = "output.weight" not in self.tensors
+        if shape("token_embd.weight") != (self.n_vocab, self.n_embd):
+            raise Unsupported(f"{path}: token_embd.weight is {shape('token_embd.weight')} as [N, K]")
         for l in range(self.n_layer):
             p = f"blk.{l}."
             qd, kd = self.n_head * self.head_dim, self.n_head_kv * self.head_dim
@@ -126,10 +131,37 @@ class LlamaRef:
                            ("attn_v", (kd, self.n_embd)), ("attn_output", (self.n_embd, qd)),
                            ("ffn_gate", (self.n_ff, self.n_embd)), ("ffn_up", (self.n_ff, self.n_embd)),
                            ("ffn_down", (self.n_embd, self.n_ff))):
-                got = self.w[p + n + ".weight"].shape
+                name = p + n + ".weight"
+                got = shape(name) if name in self.tensors else None
                 if got != shp:
-                    raise Unsupported(f"{path}: {p}{n}.weight is {got} as [N, K], expected {shp}")
+                    raise Unsupported(f"{path}: {name} is {got} as [N, K], expected {shp}")
+        self._w = None
         self.reset_knobs()
+
+    @property
+    def w(self):
+        """name -> float32 weights [N, K], dequantized on first use."""
+        if self._w is None:
+            self._w = {name: np.ascontiguousarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
+                       for name, t in self.tensors.items()}
+        return self._w
+
+    @property
+    def tok_embd(self):
+        return self.w["token_embd.weight"]
+
+    @property
+    def out_w(self):
+        return self.tok_embd if self.tied else self.w["output.weight"]
+
+    KNOBS = ("act_q8", "kv_f16", "skip_layers", "rope_mode", "rope_base_used", "kv_map", "causal", "norm")
+
+    def _memo(self, what, args, compute):
+        """compute() through refmemo, keyed by this file, the model and the knobs."""
+        knobs = tuple((k, sorted(v) if isinstance(v, set) else v) for k, v in
+                      ((k, getattr(self, k)) for k in self.KNOBS))
+        parts = (file_digest(__file__), file_digest(self.path), knobs, what, args)
+        return memo(parts, compute)
 
     def reset_knobs(self):
         """Knobs for simulating kgen's arithmetic and for deliberately wrong
@@ -212,9 +244,16 @@ class LlamaRef:
     def forward(self, tokens, first=0, cache=None):
         """Logits [len(tokens) - first, n_vocab] (float32) of tokens[first:].
 
-        Without cache: a full causal forward over tokens (positions 0..).
-        With cache (a dict from new_cache(), used by generate() only):
-        tokens continue the cached sequence and their K, V are appended."""
+        Without cache: a full causal forward over tokens (positions 0..),
+        through the memo. With cache (a dict from new_cache(), used by
+        generate() only): tokens continue the cached sequence and their K, V
+        are appended."""
+        if cache is None:
+            args = ([int(t) for t in tokens], int(first))
+            return self._memo("forward", args, lambda: {"logits": self._forward(tokens, first)})["logits"]
+        return self._forward(tokens, first, cache)
+
+    def _forward(self, tokens, first=0, cache=None):
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 1 or len(tokens) == 0:
             raise ValueError("need a non-empty 1-D token list")
@@ -253,7 +292,15 @@ class LlamaRef:
         return {"pos": 0, "kv": [[e, e] for _ in range(self.n_layer)]}
 
     def generate(self, tokens, n):
-        """Greedy: (the n generated ids, logits [n, n_vocab] each was chosen from)."""
+        """Greedy: (the n generated ids, logits [n, n_vocab] each was chosen
+        from), through the memo."""
+        def compute():
+            ids, rows = self._generate(tokens, n)
+            return {"ids": np.asarray(ids, dtype=np.int64), "logits": rows}
+        r = self._memo("generate", ([int(t) for t in tokens], int(n)), compute)
+        return [int(i) for i in r["ids"]], r["logits"]
+
+    def _generate(self, tokens, n):
         cache = self.new_cache()
         row = self.forward(tokens, first=len(tokens) - 1, cache=cache)[-1]
         ids, rows = [], []
