@@ -9,6 +9,7 @@
  *   tg N   N decode steps from an empty cache (timed: the kgm_decode calls)
  */
 #include "config.h"
+#include "cli.h"
 #include "internal.h"
 #include "json.h"
 #include "loader.h"
@@ -43,19 +44,24 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* "64,512": integers 0..2^20 (0s dropped); the count, or -1 */
 static int parse_list(const char *s, int *out, int cap)
 {
     int n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (errno || end == s || v < 0 || v > 1 << 20 || n == cap) return -1;
+    char item[32];
+    for (const char *p = s;; p++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int64_t v;
+        if (len >= sizeof item) return -1;
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (!cli_parse_i64(item, 0, 1 << 20, &v)) return -1;
+        if (v && n == cap) return -1;
         if (v) out[n++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
+        if (!e) return n;
+        p = e;
     }
-    return n;
 }
 
 typedef struct {
@@ -164,41 +170,44 @@ int cmd_bench(int argc, char **argv)
     int pp[MAX_TESTS] = {64}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, reps = 5;
     bool as_json = false;
     gen_load_opts lo = {0};
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end;
+    cli c = {"bench", argc, argv, 0};
+    for (c.i = 0; c.i < argc; c.i++) {
+        const char *o = argv[c.i], *v;
+        int64_t n;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             fputs(usage, stdout);
             return 0;
         } else if (!strcmp(o, "--json")) {
             as_json = true;
-        } else if (!strcmp(o, "--pp") && v) {
-            if ((npp = parse_list(argv[++i], pp, MAX_TESTS)) < 0) goto bad;
-        } else if (!strcmp(o, "--tg") && v) {
-            if ((ntg = parse_list(argv[++i], tg, MAX_TESTS)) < 0) goto bad;
-        } else if (!strcmp(o, "-r") && v) {
-            reps = (int)strtol(argv[++i], &end, 10);
-            if (*end || reps < 1 || reps > 64) goto bad;
-        } else if (!strcmp(o, "-t") && v) {
-            lo.open.n_threads = (int)strtol(argv[++i], &end, 10);
-            if (*end || lo.open.n_threads < 1 || lo.open.n_threads > 256) goto bad;
-        } else if (!strcmp(o, "--cpu") && v) {
-            lo.cpu = argv[++i];
-        } else if (!strcmp(o, "--target") && v) {
-            lo.cuda = argv[++i];
+        } else if (!strcmp(o, "--pp") || !strcmp(o, "--tg")) {
+            bool is_pp = o[3] == 'p';
+            if (!(v = cli_value(&c))) return 2;
+            int k = parse_list(v, is_pp ? pp : tg, MAX_TESTS);
+            if (k < 0) {
+                fprintf(stderr, "kgen bench: %s %s: expected a comma-separated list of at most %d integers from 0 to %d\n",
+                        o, v, MAX_TESTS, 1 << 20);
+                return 2;
+            }
+            *(is_pp ? &npp : &ntg) = k;
+        } else if (!strcmp(o, "-r")) {
+            if (!cli_int(&c, 1, 64, &n)) return 2;
+            reps = (int)n;
+        } else if (!strcmp(o, "-t")) {
+            if (!cli_int(&c, 1, 256, &n)) return 2;
+            lo.open.n_threads = (int)n;
+        } else if (!strcmp(o, "--cpu")) {
+            if (!(lo.cpu = cli_value(&c))) return 2;
+        } else if (!strcmp(o, "--target")) {
+            if (!(lo.cuda = cli_value(&c))) return 2;
         } else if (o[0] == '-') {
             fprintf(stderr, "kgen bench: unknown option '%s' (see kgen bench --help)\n", o);
             return 2;
         } else if (model) {
-            fprintf(stderr, "kgen bench: more than one model given\n");
+            fprintf(stderr, "kgen bench: more than one model given ('%s' and '%s')\n", model, o);
             return 2;
         } else {
             model = o;
         }
-        continue;
-    bad:
-        fprintf(stderr, "kgen bench: %s %s: not a valid value (see kgen bench --help)\n", o, v ? v : "");
-        return 2;
     }
     if (!model) {
         fputs(usage, stderr);

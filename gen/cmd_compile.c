@@ -2,6 +2,7 @@
  * cmd_compile.c — `kgen compile`: a GGUF model into one per-model shared
  * object (or object file) with the C ABI of include/kgen_model.h.
  */
+#include "cli.h"
 #include "cuda.h"
 #include "gen.h"
 #include "internal.h"
@@ -36,45 +37,38 @@ int cmd_compile(int argc, char **argv)
     const char *in = NULL, *out = NULL;
     gen_model_opts o = {.progress = true};
     bool ext = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+    cli c = {"compile", argc, argv, 0};
+    for (c.i = 0; c.i < argc; c.i++) {
+        const char *a = argv[c.i];
+        int64_t n;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
-        } else if (!strcmp(a, "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--cpu") && i + 1 < argc) {
-            o.cpu = argv[++i];
-        } else if (!strcmp(a, "--target") && i + 1 < argc) {
-            o.cuda = argv[++i];
+        } else if (!strcmp(a, "-o")) {
+            if (!(out = cli_value(&c))) return 2;
+        } else if (!strcmp(a, "--cpu")) {
+            if (!(o.cpu = cli_value(&c))) return 2;
+        } else if (!strcmp(a, "--target")) {
+            if (!(o.cuda = cli_value(&c))) return 2;
             if (!gen_cuda_is_target(o.cuda)) {
                 fprintf(stderr, "kgen compile: --target %s: expected cuda or cuda:sm_NN (the CPU is the default; see --cpu)\n", o.cuda);
                 return 2;
             }
-        } else if (!strcmp(a, "--emit") && i + 1 < argc) {
-            const char *e = argv[++i];
+        } else if (!strcmp(a, "--emit")) {
+            const char *e = cli_value(&c);
+            if (!e) return 2;
             if (!strcmp(e, "so")) o.emit_obj = false;
             else if (!strcmp(e, "obj")) o.emit_obj = true;
             else {
                 fprintf(stderr, "kgen compile: --emit %s: expected so or obj\n", e);
                 return 2;
             }
-        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 4096) {
-                fprintf(stderr, "kgen compile: --batch %s: expected 1..4096\n", argv[i]);
-                return 2;
-            }
-            o.n_batch = (int)v;
-        } else if (!strcmp(a, "-j") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 16) {
-                fprintf(stderr, "kgen compile: -j %s: expected 1..16\n", argv[i]);
-                return 2;
-            }
-            o.jobs = (int)v;
+        } else if (!strcmp(a, "--batch")) {
+            if (!cli_int(&c, 1, 4096, &n)) return 2;
+            o.n_batch = (int)n;
+        } else if (!strcmp(a, "-j")) {
+            if (!cli_int(&c, 1, 16, &n)) return 2;
+            o.jobs = (int)n;
         } else if (!strcmp(a, "--external-weights")) {
             ext = true;
         } else if (a[0] == '-') {

@@ -3,6 +3,7 @@
  * CUDA target their compilation through NVRTC with ptxas's report per
  * kernel (registers, spilled bytes, stack, shared memory).
  */
+#include "cli.h"
 #include "cuda.h"
 #include "gen.h"
 #include "graph.h"
@@ -39,17 +40,20 @@ int cmd_kernels(int argc, char **argv)
     const char *path = NULL, *target = NULL;
     bool json = false, cache = true;
     int n_batch = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--no-cache")) cache = false;
-        else if (!strcmp(argv[i], "--target") && i + 1 < argc) target = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) n_batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return fputs(usage, stdout), 0;
-        else if (argv[i][0] == '-' || path) return fprintf(stderr, "kgen kernels: unexpected '%s'\n%s", argv[i], usage), 2;
-        else path = argv[i];
+    cli c = {"kernels", argc, argv, 0};
+    for (c.i = 0; c.i < argc; c.i++) {
+        const char *a = argv[c.i];
+        int64_t n;
+        if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--no-cache")) cache = false;
+        else if (!strcmp(a, "--target")) { if (!(target = cli_value(&c))) return 2; }
+        else if (!strcmp(a, "--batch")) { if (!cli_int(&c, 1, 4096, &n)) return 2; n_batch = (int)n; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return fputs(usage, stdout), 0;
+        else if (a[0] == '-') return fprintf(stderr, "kgen kernels: unknown option '%s' (see kgen kernels --help)\n", a), 2;
+        else if (path) return fprintf(stderr, "kgen kernels: more than one model given ('%s' and '%s')\n", path, a), 2;
+        else path = a;
     }
     if (!path) return fputs(usage, stderr), 2;
-    if (n_batch < 0 || n_batch > 4096) return fprintf(stderr, "kgen kernels: --batch must be 1..4096\n"), 2;
     if (target && !gen_cuda_is_target(target))
         return fprintf(stderr, "kgen kernels: --target: '%s' is not a CUDA target (cuda or cuda:sm_NN)\n", target), 2;
     kg_gguf *g = NULL;

@@ -2,6 +2,7 @@
  * cmd_run.c — `kgen run`: generate text with a model (.gguf, compiled
  * through the cache, or a compiled .so), streaming tokens to stdout.
  */
+#include "cli.h"
 #include "internal.h"
 #include "loader.h"
 
@@ -43,16 +44,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static bool num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-}
-
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -86,37 +77,43 @@ typedef struct {
     gen_load_opts lo;
 } run_args;
 
+/* 0 or 2: exit with it; -1: go on */
 static int parse(int argc, char **argv, run_args *a)
 {
     a->n_gen = 128;
     a->sp = (kgm_sampler_params){.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f,
                                  .repeat_last_n = 64, .seed = 42};
     a->lo.progress = true;
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    cli c = {"run", argc, argv, 0};
+    for (c.i = 0; c.i < argc; c.i++) {
+        const char *o = argv[c.i];
+        int64_t n;
         double d;
+        bool ok = true;
 #define OPT(s, l) is_opt(o, s, l)
-#define NUM(lo, hi) (v && num(v, lo, hi, &d) && ++i)
+#define STR(dst) ok = ((dst) = cli_value(&c)) != NULL
+#define INT(lo, hi, dst) if ((ok = cli_int(&c, lo, hi, &n))) (dst) = (int)n
+#define NUM(lo, hi, dst) if ((ok = cli_num(&c, lo, hi, &d))) (dst) = (float)d
         if (OPT("-h", "--help")) { fputs(usage, stdout); return 0; }
-        else if (OPT("-p", "--prompt") && v) a->prompt = argv[++i];
-        else if (OPT("-f", "--file") && v) a->prompt_file = argv[++i];
-        else if (OPT(NULL, "--system") && v) a->system = argv[++i];
+        else if (OPT("-p", "--prompt")) STR(a->prompt);
+        else if (OPT("-f", "--file")) STR(a->prompt_file);
+        else if (OPT(NULL, "--system")) STR(a->system);
         else if (OPT(NULL, "--chat")) a->chat = true;
         else if (OPT(NULL, "--ignore-eos")) a->ignore_eos = true;
         else if (OPT(NULL, "--no-cache")) a->lo.no_cache = true;
-        else if (OPT(NULL, "--cpu") && v) a->lo.cpu = argv[++i];
-        else if (OPT(NULL, "--target") && v) a->lo.cuda = argv[++i];
-        else if (OPT(NULL, "--dump-logits") && v) a->dump = argv[++i];
-        else if (OPT("-n", "--n-predict")) { if (!NUM(0, 1 << 24)) goto bad; a->n_gen = (int)d; }
-        else if (OPT("-t", "--threads")) { if (!NUM(1, 256)) goto bad; a->lo.open.n_threads = (int)d; }
-        else if (OPT("-c", "--ctx")) { if (!NUM(1, 1 << 24)) goto bad; a->lo.open.n_ctx = (int)d; }
-        else if (OPT(NULL, "--temp")) { if (!NUM(0, 100)) goto bad; a->sp.temp = (float)d; }
-        else if (OPT(NULL, "--top-k")) { if (!NUM(0, 1 << 24)) goto bad; a->sp.top_k = (int)d; }
-        else if (OPT(NULL, "--top-p")) { if (!NUM(0, 1)) goto bad; a->sp.top_p = (float)d; }
-        else if (OPT(NULL, "--min-p")) { if (!NUM(0, 1)) goto bad; a->sp.min_p = (float)d; }
-        else if (OPT(NULL, "--repeat-penalty")) { if (!NUM(0.01, 100)) goto bad; a->sp.repeat_penalty = (float)d; }
-        else if (OPT(NULL, "--repeat-last-n")) { if (!NUM(0, 256)) goto bad; a->sp.repeat_last_n = (int)d; }
-        else if (OPT(NULL, "--seed")) { if (!NUM(0, 18446744073709551615.0)) goto bad; a->sp.seed = (uint64_t)d; }
+        else if (OPT(NULL, "--cpu")) STR(a->lo.cpu);
+        else if (OPT(NULL, "--target")) STR(a->lo.cuda);
+        else if (OPT(NULL, "--dump-logits")) STR(a->dump);
+        else if (OPT("-n", "--n-predict")) { INT(0, 1 << 24, a->n_gen); }
+        else if (OPT("-t", "--threads")) { INT(1, 256, a->lo.open.n_threads); }
+        else if (OPT("-c", "--ctx")) { INT(1, 1 << 24, a->lo.open.n_ctx); }
+        else if (OPT(NULL, "--temp")) { NUM(0, 100, a->sp.temp); }
+        else if (OPT(NULL, "--top-k")) { INT(0, 1 << 24, a->sp.top_k); }
+        else if (OPT(NULL, "--top-p")) { NUM(0, 1, a->sp.top_p); }
+        else if (OPT(NULL, "--min-p")) { NUM(0, 1, a->sp.min_p); }
+        else if (OPT(NULL, "--repeat-penalty")) { NUM(0.01, 100, a->sp.repeat_penalty); }
+        else if (OPT(NULL, "--repeat-last-n")) { INT(0, 256, a->sp.repeat_last_n); }
+        else if (OPT(NULL, "--seed")) ok = cli_u64(&c, &a->sp.seed);
         else if (o[0] == '-' && o[1]) {
             fprintf(stderr, "kgen run: unknown option '%s' (see kgen run --help)\n", o);
             return 2;
@@ -124,15 +121,18 @@ static int parse(int argc, char **argv, run_args *a)
             fprintf(stderr, "kgen run: more than one model given ('%s' and '%s')\n", a->model, o);
             return 2;
         } else a->model = o;
-        continue;
-    bad:
-        fprintf(stderr, "kgen run: %s %s: not a valid value (see kgen run --help)\n", o, v ? v : "(missing)");
-        return 2;
+        if (!ok) return 2;
 #undef OPT
+#undef STR
+#undef INT
 #undef NUM
     }
-    if (!a->model || (!a->prompt && !a->prompt_file) || (a->prompt && a->prompt_file)) {
-        fputs(usage, stderr);
+    if (a->prompt && a->prompt_file) {
+        fputs("kgen run: -p and -f exclude each other: give the prompt as text or as a file, not both\n", stderr);
+        return 2;
+    }
+    if (!a->model || (!a->prompt && !a->prompt_file)) {
+        fprintf(stderr, "kgen run: %s\n%s", a->model ? "no prompt (-p TEXT or -f FILE)" : "no model given", usage);
         return 2;
     }
     return -1;
@@ -196,7 +196,13 @@ static int generate(const run_args *a, gen_loaded *l)
         return 1;
     }
     if (np >= info.n_ctx) {
-        fprintf(stderr, "kgen run: %s: the prompt is %d tokens, longer than the context (%d tokens; see -c)\n", a->model, np, info.n_ctx);
+        if (np >= info.n_ctx_train)
+            fprintf(stderr, "kgen run: %s: the prompt is %d tokens; the model's context holds %d, and generating "
+                            "needs room for at least one more: shorten the prompt\n", a->model, np, info.n_ctx_train);
+        else
+            fprintf(stderr, "kgen run: %s: the prompt is %d token%s and the context holds %d: generating needs room "
+                            "for at least one more (-c %d or more; the model allows up to %d)\n",
+                    a->model, np, np == 1 ? "" : "s", info.n_ctx, np + 1, info.n_ctx_train);
         free(toks);
         return 1;
     }

@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "lower.h"
 #include "runtime/model/desc.h"
+#include "runtime/model/rt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -278,6 +279,13 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     }
     if (!st) st = gen_model_plan(g, o->n_batch, &gr, &pg);
     if (!st) st = gen_tokdata(g, &tok, &ntok);
+    if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
+        kgm_desc pre;
+        char why[512];
+        st = fill_desc(&gr, &t, sm, o, "", tok, ntok, &pre);
+        if (!st && kgr_model_check(&pre, tok, ntok, NULL, why, sizeof why))
+            st = kg_err(KG_ERR_FORMAT, "%s: the compiled model could not open: %s", gguf_path, why);
+    }
     if (!st) {
         r->n_nodes = gr.nn;
         r->n_instances = pg.nk;

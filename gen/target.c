@@ -7,7 +7,10 @@
  * ISA level comes from the table below, lowered by any "-feat" that removes
  * something the level needs. A CPU missing from the table is refused: LLVM's
  * C API cannot tell whether it knows a CPU name, and an unknown one makes
- * LLVM abort the process instead of returning an error.
+ * LLVM abort the process instead of returning an error. A feature must be
+ * one LLVM's host detection lists (LLVMGetHostCPUFeatures names every x86
+ * ISA feature it knows, present or not: 108 in LLVM 19): LLVM itself only
+ * warns about an unknown one, on stderr, and ignores it.
  */
 #include "gen.h"
 #include "internal.h"
@@ -120,12 +123,20 @@ kg_status gen_target_parse(const char *spec, gen_target *t)
     if (comma) {
         if (strlen(comma + 1) >= sizeof t->features) return kg_err(KG_ERR_ARG, "--cpu: feature list too long");
         snprintf(t->features, sizeof t->features, "%s", comma + 1);
-        for (const char *p = t->features; *p;) {
-            if (*p != '+' && *p != '-')
-                return kg_err(KG_ERR_ARG, "--cpu '%s': features must look like +avx2 or -avx512f", spec);
+        char *known = LLVMGetHostCPUFeatures();
+        kg_status st = KG_OK;
+        for (const char *p = t->features; *p && !st;) {
             const char *e = strchr(p, ',');
-            p = e ? e + 1 : p + strlen(p);
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if ((*p != '+' && *p != '-') || len < 2)
+                st = kg_err(KG_ERR_ARG, "--cpu '%s': features must look like +avx2 or -avx512f", spec);
+            else if (!has_item(known, '+', p + 1, len - 1) && !has_item(known, '-', p + 1, len - 1))
+                st = kg_err(KG_ERR_ARG, "--cpu '%s': unknown CPU feature '%.*s' (LLVM's x86 feature names, "
+                            "e.g. avx2, fma, f16c, avx512f, avx512bw, avx512vnni, amx-int8)", spec, (int)len - 1, p + 1);
+            p = e ? e + 1 : p + len;
         }
+        LLVMDisposeMessage(known);
+        if (st) return st;
     }
     gen_isa top = GEN_ISA_GENERIC;
     bool known = false;

@@ -187,6 +187,20 @@ static int find_weights(kgm_model *m, const char *path_arg, char *err, size_t ca
 
 /* ───────────── open / close ───────────── */
 
+/* What kgr_model_check cannot know: this machine, this build, the caller. */
+static int check_here(const kgm_desc *d, const kgm_open_params *p, char *err, size_t cap)
+{
+    if (d->backend == KGM_BACKEND_CPU && (!kgm_gen_decode || !kgm_gen_prefill))
+        return kgr_msg(err, cap, "the model's code is missing");
+    if (d->backend == KGM_BACKEND_CPU && check_cpu(d, err, cap)) return -1;
+    if (p->n_threads < 0 || p->n_threads > 256)
+        return kgr_msg(err, cap, "bad parameter: n_threads %d (0: all CPUs; at most 256)", p->n_threads);
+    if (p->n_ctx < 0 || p->n_ctx > d->n_ctx_train)
+        return kgr_msg(err, cap, "bad parameter: n_ctx %d (0: min(4096, %d); at most %d, the model's training context)",
+                       p->n_ctx, d->n_ctx_train, d->n_ctx_train);
+    return 0;
+}
+
 KGM_EXPORT void kgm_close(kgm_model *m)
 {
     if (!m) return;
@@ -206,27 +220,21 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
     const kgm_open_params *p = params ? params : &dp;
     const kgm_desc *d = &kgm_desc_data;
     if (err && cap) err[0] = 0;
-    if (d->magic != KGM_DESC_MAGIC || d->version != KGM_DESC_VERSION) {
-        kgr_msg(err, cap, "the model's descriptor is not one this runtime reads (version %u)", d->version);
-        return NULL;
-    }
+    kgr_tok *tok = NULL;
+    if (kgr_model_check(d, kgm_tok_blob, (size_t)(kgm_tok_blob_end - kgm_tok_blob), &tok, err, cap)) return NULL;
     const bool cuda = d->backend == KGM_BACKEND_CUDA;
-    if (!cuda && (d->backend != KGM_BACKEND_CPU || !kgm_gen_decode || !kgm_gen_prefill)) {
-        kgr_msg(err, cap, "the model's code is missing or for an unknown backend (%d)", d->backend);
-        return NULL;
-    }
-    if (!cuda && check_cpu(d, err, cap)) return NULL;
-    if (p->n_threads < 0 || p->n_threads > 256 || p->n_ctx < 0 || p->n_ctx > d->n_ctx_train) {
-        kgr_msg(err, cap, "bad parameters: n_threads %d (0..256), n_ctx %d (0..%d, the model's training context)",
-                p->n_threads, p->n_ctx, d->n_ctx_train);
+    if (check_here(d, p, err, cap)) {
+        kgr_tok_free(tok);
         return NULL;
     }
     kgm_model *m = calloc(1, sizeof *m);
     if (!m) {
         kgr_msg(err, cap, "out of memory");
+        kgr_tok_free(tok);
         return NULL;
     }
     m->d = d;
+    m->tok = tok;
     m->n_ctx = p->n_ctx ? p->n_ctx : (d->n_ctx_train < 4096 ? d->n_ctx_train : 4096);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = p->n_threads ? p->n_threads : (int)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
@@ -252,9 +260,6 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
         m->rt[KGM_RT_NCTX] = m->n_ctx;
         m->rt[KGM_RT_KVBYTES] = (int64_t)per;
     }
-    if (!rc) rc = kgr_tok_init(&m->tok, kgm_tok_blob, (size_t)(kgm_tok_blob_end - kgm_tok_blob), err, cap);
-    if (!rc && kgr_tok_n_vocab(m->tok) != d->n_vocab)
-        rc = kgr_msg(err, cap, "the tokenizer has %d tokens but the model %d", kgr_tok_n_vocab(m->tok), d->n_vocab);
     if (!rc) rc = kgr_sampler_init(&m->smp, d->n_vocab, err, cap);
     if (!rc && !cuda) rc = kgr_pool_init(&m->pool, m->n_threads, err, cap);
     if (rc) {

@@ -87,4 +87,12 @@ int kgr_chat(const kgr_tok *t, const kgm_message *msgs, int n_msgs, int add_assi
              char *err, size_t errcap);
 int kgr_has_chat(const kgr_tok *t);
 
+/* ── a compiled model's metadata (check.c) ──
+ * Every check kgm_open makes on the descriptor and the tokenizer blob, run
+ * by `kgen compile` too on what it writes. 0, with the tokenizer parsed into
+ * *tok_out when tok_out is not NULL (the caller frees it); -1 and a message. */
+struct kgm_desc;
+int kgr_model_check(const struct kgm_desc *d, const void *tok_blob, size_t tok_size, kgr_tok **tok_out, char *err,
+                    size_t errcap);
+
 #endif

@@ -1,0 +1,87 @@
+/*
+ * cli.c — option values and exact numbers for the kgen commands (cli.h).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *cli_value(cli *c)
+{
+    if (c->i + 1 >= c->argc) {
+        fprintf(stderr, "kgen %s: option '%s' needs a value (see kgen %s --help)\n", c->cmd, c->argv[c->i], c->cmd);
+        return NULL;
+    }
+    return c->argv[++c->i];
+}
+
+/* [+-]digits, into a magnitude and a sign; false on anything else or a
+ * magnitude past 2^64 - 1. */
+static bool parse_digits(const char *s, bool *neg, uint64_t *mag)
+{
+    *neg = *s == '-';
+    if (*s == '-' || *s == '+') s++;
+    if (!*s) return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *mag = v;
+    return true;
+}
+
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    bool neg;
+    uint64_t m;
+    if (!parse_digits(s, &neg, &m)) return false;
+    if (neg ? m > (uint64_t)INT64_MAX + 1 : m > (uint64_t)INT64_MAX) return false;
+    int64_t v = neg ? (m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m) : (int64_t)m;
+    if (v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool cli_int(cli *c, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *o = c->argv[c->i], *v = cli_value(c);
+    if (!v) return false;
+    if (cli_parse_i64(v, lo, hi, out)) return true;
+    fprintf(stderr, "kgen %s: %s %s: expected an integer from %" PRId64 " to %" PRId64 "\n", c->cmd, o, v, lo, hi);
+    return false;
+}
+
+bool cli_u64(cli *c, uint64_t *out)
+{
+    const char *o = c->argv[c->i], *v = cli_value(c);
+    bool neg;
+    uint64_t m;
+    if (!v) return false;
+    if (parse_digits(v, &neg, &m) && (!neg || m == 0)) {
+        *out = m;
+        return true;
+    }
+    fprintf(stderr, "kgen %s: %s %s: expected an integer from 0 to %" PRIu64 "\n", c->cmd, o, v, UINT64_MAX);
+    return false;
+}
+
+bool cli_num(cli *c, double lo, double hi, double *out)
+{
+    const char *o = c->argv[c->i], *v = cli_value(c);
+    if (!v) return false;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!errno && end != v && !*end && isfinite(d) && d >= lo && d <= hi) {
+        *out = d;
+        return true;
+    }
+    fprintf(stderr, "kgen %s: %s %s: expected a number from %g to %g\n", c->cmd, o, v, lo, hi);
+    return false;
+}
