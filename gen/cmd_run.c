@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "internal.h"
 #include "loader.h"
+#include "tmpfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -129,6 +130,10 @@ static int parse(int argc, char **argv, run_args *a)
     }
     if (a->prompt && a->prompt_file) {
         fputs("kgen run: -p and -f exclude each other: give the prompt as text or as a file, not both\n", stderr);
+        return 2;
+    }
+    if (a->dump && a->model && gen_same_file(a->model, a->dump)) {
+        fprintf(stderr, "kgen run: --dump-logits %s: that is the model itself: refusing to overwrite it\n", a->dump);
         return 2;
     }
     if (!a->model || (!a->prompt && !a->prompt_file)) {

@@ -5,6 +5,7 @@
 #include "cuda.h"
 #include "internal.h"
 #include "loader.h"
+#include "kgen_check.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -133,18 +134,28 @@ static kg_status compile_to(const char *gguf, const char *out, const gen_load_op
     return st;
 }
 
+/* Compiles into a locked work directory (gen/tmpfile.h) that lives as long
+ * as the model is loaded: what runs when the cache is off or unusable. */
+static kg_status compile_private(const char *path, const gen_load_opts *o, gen_loaded *l)
+{
+    kg_status st = gen_tmpdir_make("run", &l->work);
+    if (st) return st;
+    snprintf(l->so_path, sizeof l->so_path, "%s/model.so", l->work.path);
+    return compile_to(path, l->so_path, o, l);
+}
+
+static void warn_no_cache(const gen_load_opts *o, const char *why)
+{
+    if (o->progress) fprintf(stderr, "kgen: warning: %s; compiling into a temporary file instead\n", why);
+}
+
 static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_load_opts *o, gen_loaded *l)
 {
-    const char *td = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    if (o->no_cache) {
-        snprintf(l->tmp_so, sizeof l->tmp_so, "%s/kgen-run-%ld.so", td, (long)getpid());
-        snprintf(l->so_path, sizeof l->so_path, "%s", l->tmp_so);
-        return compile_to(path, l->tmp_so, o, l);
-    }
+    if (o->no_cache) return compile_private(path, o, l);
     gen_target t;
     kg_cache *c = NULL;
     kg_key key;
-    char cuda[32] = "", note[256];
+    char cuda[32] = "", note[256], why[1200];
     int sm = 0;
     kg_status st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
     if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note, sizeof note);
@@ -153,8 +164,13 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     oo.cuda = sm ? cuda : NULL;
     o = &oo;
     if (!st) st = cache_key(h, &t, o->cuda, &key);
-    if (!st) st = kg_cache_open(NULL, &c);
     if (st) return st;
+    if (kg_cache_open(NULL, &c)) {
+        snprintf(why, sizeof why, "the cache cannot be used: %s", kg_last_error());
+        warn_no_cache(o, why);
+        kg_err_clear();
+        return compile_private(path, o, l);
+    }
     if (!o->force_compile) {
         st = kg_cache_get_path(c, key, "so", l->so_path, sizeof l->so_path);
         if (st == KG_OK || st != KG_ERR_NOTFOUND) {
@@ -163,14 +179,51 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
         }
         kg_err_clear();
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s/kgen-model-%ld.so", td, (long)getpid());
-    st = compile_to(path, tmp, o, l);
-    if (!st) st = kg_cache_put_path(c, key, "so", tmp);
-    if (!st) st = kg_cache_get_path(c, key, "so", l->so_path, sizeof l->so_path);
-    unlink(tmp); /* (moved by a successful put) */
+    /* a cache we cannot write would waste the compile: say so first */
+    const bool writable = access(kg_cache_dir(c), W_OK | X_OK) == 0;
+    if (!writable) {
+        snprintf(why, sizeof why, "the cache %s is not writable (%s)", kg_cache_dir(c), strerror(errno));
+        warn_no_cache(o, why);
+    }
+    st = compile_private(path, o, l);
+    if (!st && writable) {
+        char into[sizeof l->so_path];
+        kg_status pst = kg_cache_put_path(c, key, "so", l->so_path);
+        if (!pst) pst = kg_cache_get_path(c, key, "so", into, sizeof into);
+        if (!pst) {
+            snprintf(l->so_path, sizeof l->so_path, "%s", into);
+            gen_tmpdir_remove(&l->work);
+        } else if (o->progress) {
+            /* the compiled model is still in the work directory: run it from there */
+            fprintf(stderr, "kgen: warning: could not store the model in the cache: %s\n", kg_last_error());
+            kg_err_clear();
+        }
+    }
     kg_cache_close(c);
     return st;
+}
+
+/* dlopen of a file kgm_check_file found whole; dlerror's own copy of the
+ * path is left out of the message (it is the path the caller names). */
+static kg_status load_so(const char *path, gen_loaded *l)
+{
+    char err[1024];
+    if (kgm_check_file(l->so_path, err, sizeof err)) {
+        const char *rest = !strncmp(err, l->so_path, strlen(l->so_path)) ? err + strlen(l->so_path) : NULL;
+        return kg_err(KG_ERR_FORMAT, "%s%s", rest ? path : "", rest ? rest : err);
+    }
+    l->handle = dlopen(l->so_path, RTLD_NOW | RTLD_LOCAL);
+    if (!l->handle) {
+        const char *e = dlerror(), *colon = e ? strstr(e, ": ") : NULL;
+        if (e && colon && !strncmp(e, l->so_path, strlen(l->so_path))) e = colon + 2;
+        return kg_err(KG_ERR_FORMAT, "%s: cannot load: %s", path, e ? e : "unknown error");
+    }
+    l->api = dlsym(l->handle, "kgm_api");
+    if (!l->api) return kg_err(KG_ERR_FORMAT, "%s: not a kgen model (it has no kgm_api)", path);
+    if (l->api->abi_version < KGM_ABI_VERSION)
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: model ABI version %d, older than the %d this kgen needs (recompile the model)",
+                      path, l->api->abi_version, KGM_ABI_VERSION);
+    return KG_OK;
 }
 
 kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
@@ -198,16 +251,7 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     }
     l->lookup_s = now_s() - t0 - l->compile_s;
     double t1 = now_s();
-    l->handle = dlopen(l->so_path, RTLD_NOW | RTLD_LOCAL);
-    if (!l->handle) {
-        st = kg_err(KG_ERR_FORMAT, "%s: cannot load: %s", path, dlerror());
-    } else {
-        l->api = dlsym(l->handle, "kgm_api");
-        if (!l->api) st = kg_err(KG_ERR_FORMAT, "%s: not a kgen model (it has no kgm_api)", path);
-        else if (l->api->abi_version != KGM_ABI_VERSION)
-            st = kg_err(KG_ERR_UNSUPPORTED, "%s: model ABI version %d, this kgen reads %d (recompile the model)", path,
-                        l->api->abi_version, KGM_ABI_VERSION);
-    }
+    st = load_so(path, l);
     if (!st) {
         char err[512];
         l->m = l->api->open(&o->open, err, sizeof err);
@@ -222,8 +266,7 @@ void gen_unload(gen_loaded *l)
 {
     if (l->m) l->api->close(l->m);
     if (l->handle) dlclose(l->handle);
-    if (l->tmp_so[0]) unlink(l->tmp_so);
+    gen_tmpdir_remove(&l->work);
     l->m = NULL;
     l->handle = NULL;
-    l->tmp_so[0] = 0;
 }

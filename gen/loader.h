@@ -10,6 +10,7 @@
 
 #include "gen.h"
 #include "kgen_model.h"
+#include "tmpfile.h"
 
 typedef struct gen_load_opts {
     const char *cpu;       /* compile target (GGUF only); NULL: this machine */
@@ -29,7 +30,8 @@ typedef struct gen_loaded {
     double compile_s;      /* when compiled                                  */
     double lookup_s;       /* hashing the GGUF and finding the cache entry   */
     double open_s;         /* dlopen + kgm_open                              */
-    char tmp_so[4096];     /* no_cache: removed by gen_unload                */
+    gen_tmpdir work;       /* compiled outside the cache: the .so's locked work
+                              directory, removed by gen_unload               */
 } gen_loaded;
 
 kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *out);

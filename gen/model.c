@@ -19,6 +19,9 @@
 #include "lower.h"
 #include "runtime/model/desc.h"
 #include "runtime/model/rt.h"
+#include "tmpfile.h"
+#include "kgen_check.h"
+#include "kgen_model.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,16 +75,6 @@ static kg_status run_cc(char *const argv[], const char *out)
     return KG_OK;
 }
 
-/* Can `path` be written (tried as `tmp`, then removed)? */
-static kg_status probe_writable(const char *path, const char *tmp)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return kg_err(KG_ERR_IO, "%s: cannot write the output here: %s", path, strerror(errno));
-    close(fd);
-    unlink(tmp);
-    return KG_OK;
-}
-
 /* Features the kernels may use: the ISA level's, and any the target names. */
 static uint64_t cpu_mask(const gen_target *t)
 {
@@ -107,33 +100,48 @@ static uint64_t cpu_mask(const gen_target *t)
     return m;
 }
 
-/* After the link of a shared object: the weights go after the ELF image, at
- * a page boundary, and the descriptor in the file learns where. */
-static kg_status append_weights(const gen_graph *gr, const char *path, const kgm_desc *d, const char *whash)
+/* A shared object: the linked image at `linked`, with the descriptor and
+ * the kgen note told where the weights are, then the weights after it at a
+ * page boundary, written to the temporary `out`. */
+static kg_status write_so(const gen_graph *gr, const char *linked, gen_tmpout *out, const kgm_desc *d,
+                          const char *whash)
 {
-    FILE *f = fopen(path, "r+b");
-    if (!f) return kg_err(KG_ERR_IO, "%s: %s", path, strerror(errno));
+    int fd = open(linked, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return kg_err(KG_ERR_IO, "%s: %s", linked, strerror(errno));
     kg_status st = KG_OK;
-    char *img = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n <= 0 || !(img = malloc((size_t)n)) || fseek(f, 0, SEEK_SET) || fread(img, 1, (size_t)n, f) != (size_t)n)
-        st = kg_err(KG_ERR_IO, "%s: cannot read the linked model", path);
+    struct stat sb;
+    char *img = NULL, why[512];
+    size_t n = 0;
+    kgm_note note;
+    uint64_t note_at = 0, image_end = 0;
+    if (fstat(fd, &sb) != 0 || sb.st_size <= 0 || !(img = malloc((size_t)sb.st_size)) ||
+        kgm__pread_all(fd, img, (size_t)sb.st_size, 0))
+        st = kg_err(KG_ERR_IO, "%s: cannot read the linked model", linked);
+    else n = (size_t)sb.st_size;
+    if (!st && kgm_read_note(fd, "the linked model", why, sizeof why, &note, &note_at, &image_end))
+        st = kg_err(KG_ERR_FORMAT, "%s", why);
+    close(fd);
     /* the descriptor: the only place its bytes (content hash included) occur */
     const size_t key = offsetof(kgm_desc, weights_offset);
-    char *at = st ? NULL : memmem(img, (size_t)n, d, key);
+    char *at = st ? NULL : memmem(img, n, d, key);
     if (!st && (!at || memmem(at + 1, (size_t)(img + n - at - 1), d, key)))
-        st = kg_err(KG_ERR_IO, "%s: the model descriptor is not in the linked file exactly once", path);
-    uint64_t off = ((uint64_t)n + 4095) / 4096 * 4096;
+        st = kg_err(KG_ERR_IO, "%s: the model descriptor is not in the linked file exactly once", linked);
+    const uint64_t off = ((uint64_t)n + 4095) / 4096 * 4096;
     if (!st) {
         kgm_desc nd = *d;
         nd.weights_offset = off;
+        memcpy(at, &nd, sizeof nd);
+        note.weights_offset = off;
+        memcpy(img + note_at, &note, sizeof note);
+        static const char zeros[4096];
+        FILE *f = fdopen(dup(out->fd), "wb");
         char hash[33];
-        if (fseek(f, (long)(at - img), SEEK_SET) || fwrite(&nd, sizeof nd, 1, f) != 1 || fseek(f, (long)off, SEEK_SET))
-            st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        if (!st) st = gen_repack_write(gr, f, path, hash);
-        if (!st && strcmp(hash, whash)) st = kg_err(KG_ERR_IO, "%s: the weights changed while compiling", path);
+        if (!f || fwrite(img, 1, n, f) != n || fwrite(zeros, 1, (size_t)(off - n), f) != off - n)
+            st = kg_err(KG_ERR_IO, "%s: write failed: %s", out->final, strerror(errno));
+        if (!st) st = gen_repack_write(gr, f, out->final, hash);
+        if (!st && strcmp(hash, whash)) st = kg_err(KG_ERR_IO, "%s: the weights changed while compiling", out->final);
+        if (f && fclose(f) != 0 && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", out->final, strerror(errno));
     }
-    if (fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     free(img);
     return st;
 }
@@ -189,6 +197,8 @@ static kg_status fill_desc(const gen_graph *gr, const gen_target *t, int sm, con
     return st;
 }
 
+/* data.S: the descriptor, tokenizer and CUDA blobs, the weights (objects
+ * only), and the kgen note (include/kgen_check.h) from note.bin */
 static kg_status write_data_s(const char *path, bool with_weights)
 {
     FILE *f = fopen(path, "w");
@@ -199,8 +209,10 @@ static kg_status write_data_s(const char *path, bool with_weights)
                ".balign 64\nSYM(kgm_tok_blob)\n.incbin \"tok.bin\"\nSYM(kgm_tok_blob_end)\n.byte 0\n"
                ".balign 256\nSYM(kgm_cuda_blob)\n.incbin \"cuda.bin\"\nSYM(kgm_cuda_blob_end)\n.byte 0\n"
                ".section .rodata.kgm_weights, \"a\"\n.balign 4096\nSYM(kgm_weights)\n%s\nSYM(kgm_weights_end)\n.byte 0\n"
+               ".section .note.kgen, \"a\", @note\n.balign 4\n.long 5, %zu, %d\n.asciz \"kgen\"\n.balign 4\n"
+               ".incbin \"note.bin\"\n.balign 4\n"
                ".section .note.GNU-stack, \"\", @progbits\n",
-            with_weights ? ".incbin \"weights.bin\"" : "");
+            with_weights ? ".incbin \"weights.bin\"" : "", sizeof(kgm_note), KGM_NOTE_MODEL);
     return fclose(f) == 0 ? KG_OK : kg_err(KG_ERR_IO, "%s: write failed", path);
 }
 
@@ -214,22 +226,6 @@ static void progress(const gen_model_opts *o, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-}
-
-/* rm -r of the temporary directory (only the files we made) */
-static void cleanup(const char *dir)
-{
-    static const char *const files[] = {"rt.o", "tok.bin", "desc.bin", "weights.bin", "data.S", "cuda.bin"};
-    char p[PATH_MAX + 32];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    for (int i = 0; i < GEN_MAX_SHARDS; i++) {
-        snprintf(p, sizeof p, "%s/model%d.o", dir, i);
-        unlink(p);
-    }
-    rmdir(dir);
 }
 
 kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_program *pg)
@@ -247,6 +243,62 @@ kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_progr
     return st;
 }
 
+/* An output that is one of the inputs would destroy it: refused. */
+static kg_status refuse_overwrite(const char *in, const char *out)
+{
+    if (gen_same_file(in, out))
+        return kg_err(KG_ERR_ARG, "%s: the output is the input model %s (the same file): refusing to overwrite it", out, in);
+    return KG_OK;
+}
+
+/* The object's ABI header: OUT with its extension replaced by .h */
+static void header_path(const char *out, char *h, size_t cap)
+{
+    snprintf(h, cap, "%s", out);
+    char *dot = strrchr(h, '.'), *sl = strrchr(h, '/');
+    if (dot && (!sl || dot > sl)) *dot = 0;
+    if (strlen(h) + 3 <= cap) strcat(h, ".h");
+}
+
+static kg_status write_fd(gen_tmpout *t, const void *data, size_t n)
+{
+    for (size_t o = 0; o < n;) {
+        ssize_t w = write(t->fd, (const char *)data + o, n - o);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return kg_err(KG_ERR_IO, "%s: write failed: %s", t->final, strerror(errno));
+        o += (size_t)w;
+    }
+    return KG_OK;
+}
+
+/* The link: cc joins the shards, the runtime and data.S (in dir) into dir/linked. */
+static kg_status link_model(const char *dir, void *const objs[], bool obj, const char *out_path)
+{
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    static char files[GEN_MAX_SHARDS + 4][PATH_MAX + 64];
+    char *argv[GEN_MAX_SHARDS + 16];
+    int n = 0, nf = 0;
+    argv[n++] = (char *)cc;
+    if (obj) argv[n++] = "-r", argv[n++] = "-nostdlib";
+    else argv[n++] = "-shared", argv[n++] = "-Wl,-z,noexecstack";
+    snprintf(files[nf], sizeof files[nf], "-Wa,-I%s", dir);
+    argv[n++] = files[nf++];
+    argv[n++] = "-o";
+    snprintf(files[nf], sizeof files[nf], "%s/linked", dir);
+    argv[n++] = files[nf++];
+    for (int i = 0; i < GEN_MAX_SHARDS && objs[i]; i++, nf++) {
+        snprintf(files[nf], sizeof files[nf], "%s/model%d.o", dir, i);
+        argv[n++] = files[nf];
+    }
+    snprintf(files[nf], sizeof files[nf], "%s/rt.o", dir);
+    argv[n++] = files[nf++];
+    snprintf(files[nf], sizeof files[nf], "%s/data.S", dir);
+    argv[n++] = files[nf++];
+    if (!obj) argv[n++] = "-lm", argv[n++] = "-lpthread";
+    argv[n] = NULL;
+    return run_cc(argv, out_path);
+}
+
 kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r)
 {
     double t0 = now_s(), t1;
@@ -259,24 +311,27 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     size_t sizes[GEN_MAX_SHARDS] = {0}, nobj = 0, ntok = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int shards = o->jobs > 0 ? o->jobs : (int)(ncpu < 1 ? 1 : ncpu > GEN_MAX_SHARDS ? GEN_MAX_SHARDS : ncpu);
-    char dir[PATH_MAX] = "", p[PATH_MAX + 32], whash[33] = "";
-    char tmp_out[PATH_MAX + 32], note[256] = "";
-    snprintf(tmp_out, sizeof tmp_out, "%s.tmp%ld", out_path, (long)getpid());
+    char p[PATH_MAX + 32], whash[33] = "", note_s[256] = "", hpath[PATH_MAX + 8] = "";
     int sm = 0;
     gen_cuda_result cr = {0};
     void *cblob = NULL;
     size_t ncblob = 0;
-    kg_status st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
-    if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note, sizeof note);
-    if (!st && note[0]) progress(o, "%s", note);
+    /* the outputs, as locked temporaries renamed into place at the end: the
+     * model (OUT), its weights (--external-weights) or its header (--emit obj) */
+    gen_tmpout t_out = {0}, t_w = {0}, t_h = {0};
+    gen_tmpdir work = {0};
+    if (o->emit_obj) header_path(out_path, hpath, sizeof hpath);
+    kg_status st = refuse_overwrite(gguf_path, out_path);
+    if (!st && o->weights_file) st = refuse_overwrite(gguf_path, o->weights_path);
+    if (!st && hpath[0]) st = refuse_overwrite(gguf_path, hpath);
+    if (!st) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note_s, sizeof note_s);
+    if (!st && note_s[0]) progress(o, "%s", note_s);
     if (!st) st = kg_gguf_open(gguf_path, &g);
     /* fail before the work if the outputs cannot be written */
-    if (!st) st = probe_writable(out_path, tmp_out);
-    if (!st && o->weights_file) {
-        char wtmp[PATH_MAX + 32];
-        snprintf(wtmp, sizeof wtmp, "%s.tmp", o->weights_path);
-        st = probe_writable(o->weights_path, wtmp);
-    }
+    if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
+    if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
+    if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
     if (!st) st = gen_model_plan(g, o->n_batch, &gr, &pg);
     if (!st) st = gen_tokdata(g, &tok, &ntok);
     if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
@@ -316,90 +371,62 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     r->codegen_s = now_s() - t1;
     r->code_bytes = nobj;
     if (!st && !sm) progress(o, "code generated in %.2f s (%zu KiB of object code)", r->codegen_s, nobj / 1024);
-    /* the files for the link */
+    /* the files for the link, in a locked work directory */
     t1 = now_s();
-    if (!st) {
-        const char *td = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(dir, sizeof dir, "%s/kgen-model-XXXXXX", td);
-        if (!mkdtemp(dir)) {
-            st = kg_err(KG_ERR_IO, "cannot create a temporary directory in %s: %s", td, strerror(errno));
-            dir[0] = 0;
-        }
-    }
+    if (!st) st = gen_tmpdir_make("model", &work);
     for (int i = 0; i < GEN_MAX_SHARDS && !st && objs[i]; i++)
-        snprintf(p, sizeof p, "%s/model%d.o", dir, i), st = write_file(p, objs[i], sizes[i]);
-    if (!st) snprintf(p, sizeof p, "%s/rt.o", dir), st = write_file(p, kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
-    if (!st) snprintf(p, sizeof p, "%s/tok.bin", dir), st = write_file(p, tok, ntok);
-    if (!st) snprintf(p, sizeof p, "%s/cuda.bin", dir), st = write_file(p, cblob, ncblob);
-    /* weights: external, beside the output (renamed into place after the
-     * link); in an object, assembled from a file in the temp dir; in a shared
-     * object, appended after the link (only their hash is needed now) */
+        snprintf(p, sizeof p, "%s/model%d.o", work.path, i), st = write_file(p, objs[i], sizes[i]);
+    if (!st) snprintf(p, sizeof p, "%s/rt.o", work.path), st = write_file(p, kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
+    if (!st) snprintf(p, sizeof p, "%s/tok.bin", work.path), st = write_file(p, tok, ntok);
+    if (!st) snprintf(p, sizeof p, "%s/cuda.bin", work.path), st = write_file(p, cblob, ncblob);
+    /* weights: external, into their own temporary; in an object, assembled
+     * from a file in the work directory; in a shared object, appended after
+     * the link (only their hash is needed now) */
     const bool append = !o->weights_file && !o->emit_obj;
-    char wpath[PATH_MAX + 32] = "";
     if (!st && append) {
         st = gen_repack_write(&gr, NULL, NULL, whash);
     } else if (!st) {
-        if (o->weights_file) snprintf(wpath, sizeof wpath, "%s.tmp", o->weights_path);
-        else snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
-        FILE *f = fopen(wpath, "wb");
-        if (!f) st = kg_err(KG_ERR_IO, "%s: cannot create: %s", wpath, strerror(errno));
-        if (!st) st = gen_repack_write(&gr, f, wpath, whash);
-        if (f && fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", wpath, strerror(errno));
+        FILE *f = NULL;
+        const char *wname = o->weights_file ? o->weights_path : p;
+        if (!o->weights_file) snprintf(p, sizeof p, "%s/weights.bin", work.path), f = fopen(p, "wb");
+        else f = fdopen(dup(t_w.fd), "wb");
+        if (!f) st = kg_err(KG_ERR_IO, "%s: cannot create: %s", wname, strerror(errno));
+        if (!st) st = gen_repack_write(&gr, f, wname, whash);
+        if (f && fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", wname, strerror(errno));
     }
     kgm_desc d;
     if (!st) st = fill_desc(&gr, &t, sm, o, whash, tok, ntok, &d);
     if (!st) {
         snprintf(r->content_hash, sizeof r->content_hash, "%s", d.content_hash);
-        snprintf(p, sizeof p, "%s/desc.bin", dir), st = write_file(p, &d, sizeof d);
+        snprintf(p, sizeof p, "%s/desc.bin", work.path), st = write_file(p, &d, sizeof d);
     }
-    if (!st) snprintf(p, sizeof p, "%s/data.S", dir), st = write_data_s(p, o->emit_obj && !o->weights_file);
+    if (!st) {
+        kgm_note note = {.note_version = KGM_NOTE_VERSION, .abi_version = KGM_ABI_VERSION,
+                         .weights_where = o->weights_file ? KGM_WEIGHTS_EXTERNAL
+                                          : append         ? KGM_WEIGHTS_APPENDED
+                                                           : KGM_WEIGHTS_IN_IMAGE,
+                         .weight_bytes = gr.weight_bytes};
+        if (o->weights_file) snprintf(note.weights_file, sizeof note.weights_file, "%s", o->weights_file);
+        snprintf(p, sizeof p, "%s/note.bin", work.path), st = write_file(p, &note, sizeof note);
+    }
+    if (!st) snprintf(p, sizeof p, "%s/data.S", work.path), st = write_data_s(p, o->emit_obj && !o->weights_file);
     r->pack_s = now_s() - t1;
     t1 = now_s();
-    if (!st) {
-        const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-        static char files[GEN_MAX_SHARDS + 3][PATH_MAX + 64];
-        char *argv[GEN_MAX_SHARDS + 16];
-        int n = 0;
-        argv[n++] = (char *)cc;
-        if (o->emit_obj) argv[n++] = "-r", argv[n++] = "-nostdlib";
-        else argv[n++] = "-shared", argv[n++] = "-Wl,-z,noexecstack";
-        snprintf(files[0], sizeof files[0], "-Wa,-I%s", dir);
-        argv[n++] = files[0];
-        argv[n++] = "-o";
-        argv[n++] = tmp_out;
-        int nf = 1;
-        for (int i = 0; i < GEN_MAX_SHARDS && objs[i]; i++, nf++) {
-            snprintf(files[nf], sizeof files[nf], "%s/model%d.o", dir, i);
-            argv[n++] = files[nf];
-        }
-        snprintf(files[nf], sizeof files[nf], "%s/rt.o", dir);
-        argv[n++] = files[nf++];
-        snprintf(files[nf], sizeof files[nf], "%s/data.S", dir);
-        argv[n++] = files[nf++];
-        if (!o->emit_obj) argv[n++] = "-lm", argv[n++] = "-lpthread";
-        argv[n] = NULL;
-        st = run_cc(argv, out_path);
-    }
-    if (!st && append) st = append_weights(&gr, tmp_out, &d, whash);
-    char hpath[PATH_MAX + 8] = "";
-    if (!st && o->emit_obj) {
-        /* the ABI header beside the object: OUT with its extension replaced by .h */
-        snprintf(hpath, sizeof hpath, "%s", out_path);
-        char *dot = strrchr(hpath, '.'), *sl = strrchr(hpath, '/');
-        if (dot && (!sl || dot > sl)) *dot = 0;
-        strcat(hpath, ".h");
-        st = write_file(hpath, kgen_bc_model_h, (size_t)(kgen_bc_model_h_end - kgen_bc_model_h));
-    }
-    if (!st && rename(tmp_out, out_path) != 0) st = kg_err(KG_ERR_IO, "%s: cannot rename into place: %s", out_path, strerror(errno));
-    if (!st && o->weights_file && rename(wpath, o->weights_path) != 0)
-        st = kg_err(KG_ERR_IO, "%s: cannot rename into place: %s", o->weights_path, strerror(errno));
-    if (st) {
-        unlink(tmp_out);
-        if (o->weights_file && wpath[0]) unlink(wpath);
-    }
+    if (!st) st = link_model(work.path, objs, o->emit_obj, out_path);
+    snprintf(p, sizeof p, "%s/linked", work.path);
+    if (!st && append) st = write_so(&gr, p, &t_out, &d, whash);
+    else if (!st) st = gen_tmpout_copy(&t_out, p);
+    if (!st && hpath[0]) st = write_fd(&t_h, kgen_bc_model_h, (size_t)(kgen_bc_model_h_end - kgen_bc_model_h));
+    /* into place: the weights and the header before the model that needs them */
+    if (!st && o->weights_file) st = gen_tmpout_commit(&t_w);
+    if (!st && hpath[0]) st = gen_tmpout_commit(&t_h);
+    if (!st) st = gen_tmpout_commit(&t_out);
+    gen_tmpout_abort(&t_out);
+    gen_tmpout_abort(&t_w);
+    gen_tmpout_abort(&t_h);
     r->link_s = now_s() - t1;
     r->total_s = now_s() - t0;
-    if (dir[0]) cleanup(dir);
+    gen_tmpdir_remove(&work);
     for (int i = 0; i < GEN_MAX_SHARDS; i++) free(objs[i]);
     free(tok);
     free(cblob);
