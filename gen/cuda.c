@@ -457,7 +457,7 @@ kg_status gen_cuda_compile(const gen_program *pg, int sm, bool use_cache, gen_cu
         r->hit = deserialize(data, n, pg->nk, r);
         free(data);
     } else if (got == KG_ERR_CORRUPT) { /* removed by the get: a miss, but the user should know */
-        fprintf(stderr, "kgen: %s; rebuilding it\n", kg_last_error());
+        fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
     }
     if (!st && !r->hit) {
         free(r->cubin), free(r->ptx);

@@ -509,6 +509,48 @@ KT_TEST(cache_cli)
               "refused dir: %d\n%s", rc, err);
 }
 
+/* A corrupt kernel object in the cache: `kgen kernel` says so on stderr,
+ * rebuilds it (the same bytes) and stores it again. */
+static int one_entry(const kg_cache_entry *e, void *ctx)
+{
+    snprintf(ctx, 600, "%s", e->path);
+    return 0;
+}
+
+KT_TEST(cache_corrupt_rebuilt)
+{
+    if (access(kt_kgen_bin(), X_OK) != 0) KT_SKIP("%s not found (set KGEN_BIN)", kt_kgen_bin());
+    saved_env env[] = {{"KGEN_CACHE_DIR", NULL}};
+    env_save(env, 1);
+    static char out[16384], err[4096];
+    char dir[512], o1[600], o2[600], entry[600] = "";
+    fresh_dir("kernel-corrupt", dir);
+    setenv("KGEN_CACHE_DIR", dir, 1);
+    snprintf(o1, sizeof o1, "%s/kc1.o", kt_tmpdir());
+    snprintf(o2, sizeof o2, "%s/kc2.o", kt_tmpdir());
+    char *a1[] = {(char *)kt_kgen_bin(), "kernel", "probe", "n=100", "scale=2.0", "-o", o1, NULL};
+    char *a2[] = {(char *)kt_kgen_bin(), "kernel", "probe", "n=100", "scale=2.0", "-o", o2, NULL};
+    int rc = kt_run(a1, out, sizeof out, err, sizeof err);
+    KT_REQUIRE(rc == 0 && !strstr(err, "corrupt"));
+    kg_cache *c;
+    KT_REQUIRE(kg_cache_open(dir, &c) == KG_OK);
+    KT_REQUIRE(kg_cache_foreach(c, 0, one_entry, entry) == KG_OK && entry[0]);
+    KT_REQUIRE(flip_byte(entry, HDR + 10));
+    rc = kt_run(a2, out, sizeof out, err, sizeof err);
+    KT_CHECKF(rc == 0 && count_lines(err) >= 1 && strstr(err, "kgen: ") && strstr(err, entry) &&
+              strstr(err, "corrupt cache entry (payload hash mismatch); removed it; rebuilding\n"),
+              "rebuild: %d\n%s", rc, err);
+    size_t n1 = 0, n2 = 0;
+    unsigned char *b1 = slurp(o1, &n1), *b2 = slurp(o2, &n2);
+    KT_CHECK(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
+    free(b1);
+    free(b2);
+    rc = kt_run(a2, out, sizeof out, err, sizeof err); /* stored again: a hit */
+    KT_CHECKF(rc == 0 && !strstr(err, "corrupt") && strstr(err, "from the cache"), "after: %d\n%s", rc, err);
+    kg_cache_close(c);
+    env_restore(env, 1);
+}
+
 /* ──────────────────── trailer entries: in place ──────────────────── */
 
 KT_TEST(cache_path_roundtrip)
