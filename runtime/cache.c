@@ -5,12 +5,14 @@
  * payloads by (key, kind), as a malloc'd copy (kg_cache_get) or, for
  * trailer entries, as a path to a file that can be used in place
  * (kg_cache_get_path: dlopen it). Invalidates nothing: entries are immutable
- * once renamed into place; a put replaces a whole file.
+ * once renamed into place; a put replaces a whole file. (The size limit
+ * removes whole entries: runtime/cache_gc.c.)
  *
  * ── Layout ──
  *
  *   <dir>/<h[0..1]>/<h[2..31]>.<kind>     an entry; h = kg_key_hex(key)
  *   <dir>/<h[0..1]>/.tmp-XXXXXX           a put in progress (or a dead one's)
+ *   <dir>/.usage                          the size estimate (cache_gc.c)
  *
  * Subdirectories are created (mode 0700) by the first put into them. Names
  * that match neither pattern are foreign: never read, listed or removed.
@@ -45,9 +47,17 @@
  * bytes in both layouts. A file shorter than 64 bytes is bad.
  *
  * Every record byte is checked on every read, in both layouts, and the
- * payload hash too: an entry with any field wrong is a miss, and it is
- * removed (only if the name still holds the file that was read: a
- * concurrent put may have replaced it with a good one). kg_cache_get reads
+ * payload hash too: an entry with any field wrong is a miss, reported as
+ * KG_ERR_CORRUPT (not KG_ERR_NOTFOUND), and it is removed (only if the name
+ * still holds the file that was read: a concurrent put may have replaced
+ * it with a good one).
+ *
+ * Use. An entry's last use is the later of its atime and mtime. Entries
+ * are opened with O_NOATIME, so reading (verify, foreach) is not a use; a
+ * hit (kg_cache_get, kg_cache_get_path) sets the atime itself (futimens;
+ * not when it is already within the last second), which works under
+ * noatime and relatime mounts alike. The collection removes least recently
+ * used entries first. kg_cache_get reads
  * either layout; kg_cache_get_path accepts only trailer entries (a header
  * entry is a miss there, and is left alone: it is valid, just not usable in
  * place); foreach, verify, sweep and clear treat both alike.

@@ -208,14 +208,17 @@ static int cmp_use(const void *a, const void *b)
 
 /* Removes entries, least recently used first, until their bytes are at
  * most `target`; keeps those used within `grace_s` seconds of now (0: none
- * kept). fn (may be NULL) sees each removed entry; nonzero stops. */
+ * kept). fn (may be NULL) sees each removed entry; nonzero stops.
+ * *counted: the walk saw every entry, so out->bytes_left is the total
+ * (also when a removal failed). */
 static kg_status collect_garbage(kg_cache *c, uint64_t target, int grace_s, kg_cache_visit fn, void *ctx,
-                                 kg_cache_gc_stats *out)
+                                 kg_cache_gc_stats *out, bool *counted)
 {
     *out = (kg_cache_gc_stats){0};
     cands cs = {0};
     kg_status s = kg_cache_scan_(c, collect, &cs);
     if (s == KG_OK && cs.nomem) s = kg_err(KG_ERR_NOMEM, "cache: out of memory listing '%s'", c->dir);
+    *counted = s == KG_OK;
     for (size_t i = 0; i < cs.n; i++) out->bytes = sat_add(out->bytes, cs.v[i].e.file_size);
     out->n_entries = cs.n;
     uint64_t n_left = cs.n, left = out->bytes;
@@ -330,7 +333,9 @@ void kg_cache_after_put_(kg_cache *c, uint64_t file_bytes)
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", kg_last_error());
     kg_cache_gc_stats st;
-    if (collect_garbage(c, low_water(max), AUTO_GRACE_S, NULL, NULL, &st) == KG_OK) usage_finish(c, true, est, st.bytes_left);
+    bool counted;
+    collect_garbage(c, low_water(max), AUTO_GRACE_S, NULL, NULL, &st, &counted);
+    if (counted) usage_finish(c, true, est, st.bytes_left); /* else next holds the next walk back */
     kg_err(KG_OK, "%s", saved);
 }
 
@@ -347,8 +352,9 @@ kg_status kg_cache_gc(kg_cache *c, uint64_t max_size, kg_cache_visit fn, void *c
         est0 = u.est;
         usage_unlock(&u, false);
     }
-    kg_status s = collect_garbage(c, max_size, 0, fn, ctx, &st);
-    if (s == KG_OK) usage_finish(c, known0, est0, st.bytes_left);
+    bool counted;
+    kg_status s = collect_garbage(c, max_size, 0, fn, ctx, &st, &counted);
+    if (counted) usage_finish(c, known0, est0, st.bytes_left);
     if (out) *out = st;
     if (s == KG_OK) kg_err_clear();
     return s;
