@@ -311,8 +311,9 @@ kg_status kg_keytext_finish(const kg_keytext *t, kg_key *out);
 /* ── the cache ── */
 
 /* Opens (creating it if needed, mode 0700) the cache at `dir`, or at the
- * default location when dir is NULL (see above). Refuses unsafe directories.
- * Close with kg_cache_close. */
+ * default location when dir is NULL (see above). Refuses unsafe directories
+ * (KG_ERR_IO), and a $KGEN_CACHE_MAX_SIZE that is set but not a size
+ * (KG_ERR_ARG, the message names it). Close with kg_cache_close. */
 kg_status kg_cache_open(const char *dir, kg_cache **out);
 void kg_cache_close(kg_cache *c);
 
@@ -329,14 +330,19 @@ const char *kg_cache_dir(const kg_cache *c);
  * file and what was wrong (rebuild it as after KG_ERR_NOTFOUND).
  * KG_ERR_ARG for a kind that is not 1..KG_CACHE_KIND_MAX of [a-z0-9];
  * KG_ERR_IO when the entry exists but cannot be read; KG_ERR_NOMEM.
- * Cost: one open, fstat, two preads (three for a trailer entry), one
- * futimens, close and one XXH3-64 over the payload. */
+ * Cost: one open, fstat, two preads (three for a trailer entry), close,
+ * one XXH3-64 over the payload, and one futimens unless the entry was
+ * already used within the last second. */
 kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size);
 
 /* Stores `size` bytes at `data` (NULL allowed when size is 0) as the entry
  * (key, kind), replacing any entry there. The caller keeps `data`. Not
  * fsync'ed (see runtime/cache.c): a crash may lose the entry, and a torn
- * entry is caught by the next get's verification. */
+ * entry is caught by the next get's verification.
+ * After storing, the put counts its bytes toward the size limit (open,
+ * flock, a 16-byte pread and pwrite, close of <dir>/.usage: about 2 us)
+ * and, when that takes the estimate past the limit, collects (see Size
+ * above); neither can make the put fail. kg_cache_put_path does the same. */
 kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size);
 
 /* The path of the entry (key, kind), for use in place (dlopen it), after

@@ -114,6 +114,10 @@
 
 _Static_assert(sizeof MAGIC == 8, "magic is 8 bytes");
 
+#ifndef O_NOATIME /* Linux's; elsewhere reads may count as uses (the kernel's atime rules) */
+#define O_NOATIME 0
+#endif
+
 /* ─────────────────────────── names ─────────────────────────── */
 
 static bool valid_kind(const char *k)
