@@ -73,7 +73,9 @@ kg_status gen_compile_cached(kg_cache *c, const gen_target *t, const gen_kinst *
         *hit = true;
         return KG_OK;
     }
-    if (st != KG_ERR_NOTFOUND) return st;
+    if (st == KG_ERR_CORRUPT) /* removed by the get: a miss, but the user should know */
+        fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
+    else if (st != KG_ERR_NOTFOUND) return st;
     if ((st = gen_compile(t, k, n, emit, out, size))) return st;
     if ((st = kg_cache_put(c, key, kinds[emit], *out, *size))) {
         /* a cache that cannot be written costs speed, not correctness */

@@ -452,9 +452,12 @@ kg_status gen_cuda_compile(const gen_program *pg, int sm, bool use_cache, gen_cu
     if (!st && use_cache && kg_cache_open(NULL, &c) != KG_OK) c = NULL; /* no cache: compile anyway */
     void *data = NULL;
     size_t n = 0;
-    if (!st && c && kg_cache_get(c, key, "cubin", &data, &n) == KG_OK) {
+    kg_status got = !st && c ? kg_cache_get(c, key, "cubin", &data, &n) : KG_ERR_NOTFOUND;
+    if (got == KG_OK) {
         r->hit = deserialize(data, n, pg->nk, r);
         free(data);
+    } else if (got == KG_ERR_CORRUPT) { /* removed by the get: a miss, but the user should know */
+        fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
     }
     if (!st && !r->hit) {
         free(r->cubin), free(r->ptx);

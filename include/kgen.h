@@ -31,6 +31,8 @@ typedef enum kg_status {
     KG_ERR_UNSUPPORTED = -4, /* well-formed, but kgen cannot handle it (yet)   */
     KG_ERR_ARG         = -5, /* the caller passed something invalid            */
     KG_ERR_NOTFOUND    = -6, /* a file, key or tensor asked for is absent      */
+    KG_ERR_CORRUPT     = -7, /* a cache entry was present but bad; it has been
+                                removed: a miss, to be rebuilt (kg_cache_get) */
 } kg_status;
 
 /* The message of the last failure on this thread. Never NULL; "" if none.
@@ -237,7 +239,21 @@ bool kg_str_eq(kg_str s, const char *c);
  * key all succeed and leave one valid entry. A kg_cache handle is not
  * modified after kg_cache_open and may be shared between threads.
  * Corruption. Every get verifies the entry (header and payload hash); a bad
- * entry is a miss, and it is removed.
+ * entry is removed and the get returns KG_ERR_CORRUPT, a miss like
+ * KG_ERR_NOTFOUND but saying that something was wrong (the message names
+ * the file and what): a caller rebuilds it as after any miss, and may tell
+ * its user. A caller that treats KG_ERR_NOTFOUND as a miss must treat
+ * KG_ERR_CORRUPT as one too (earlier versions of the library gave
+ * KG_ERR_NOTFOUND for a bad entry).
+ *
+ * Size. The entries' bytes are kept under a limit: $KGEN_CACHE_MAX_SIZE
+ * (read by kg_cache_open: a size as kg_cache_parse_size reads it, 0 for no
+ * limit; one that is not a size makes kg_cache_open fail), else the smaller
+ * of 10 GiB and a quarter of the cache's filesystem. A put that takes the
+ * running estimate past the limit removes least recently used entries
+ * (used: a hit by kg_cache_get or kg_cache_get_path, or the write) down to
+ * 90% of it, sparing entries used in the last minute; kg_cache_gc does
+ * the same on request. The algorithm is at the top of runtime/cache_gc.c.
  *
  * Two layouts. kg_cache_put writes the 64-byte record (magic, kind, key,
  * size, hash) before the payload; kg_cache_put_path writes it after, so
@@ -295,8 +311,9 @@ kg_status kg_keytext_finish(const kg_keytext *t, kg_key *out);
 /* ── the cache ── */
 
 /* Opens (creating it if needed, mode 0700) the cache at `dir`, or at the
- * default location when dir is NULL (see above). Refuses unsafe directories.
- * Close with kg_cache_close. */
+ * default location when dir is NULL (see above). Refuses unsafe directories
+ * (KG_ERR_IO), and a $KGEN_CACHE_MAX_SIZE that is set but not a size
+ * (KG_ERR_ARG, the message names it). Close with kg_cache_close. */
 kg_status kg_cache_open(const char *dir, kg_cache **out);
 void kg_cache_close(kg_cache *c);
 
@@ -305,19 +322,27 @@ const char *kg_cache_dir(const kg_cache *c);
 
 /* Reads the entry (key, kind), of either layout, after verifying it. On
  * success *data is a malloc'd copy of the payload (the caller frees it with
- * free(); non-NULL even for an empty payload) and *size its length.
- * KG_ERR_NOTFOUND on a miss: no entry, or an entry that failed verification
- * (then it has been removed and the message says what was wrong).
+ * free(); non-NULL even for an empty payload) and *size its length, and
+ * the entry's use is recorded (its atime set to now: the order in which
+ * the size limit removes entries).
+ * Two misses: KG_ERR_NOTFOUND, no entry; KG_ERR_CORRUPT, an entry that
+ * failed verification: it has been removed and the message says which
+ * file and what was wrong (rebuild it as after KG_ERR_NOTFOUND).
  * KG_ERR_ARG for a kind that is not 1..KG_CACHE_KIND_MAX of [a-z0-9];
  * KG_ERR_IO when the entry exists but cannot be read; KG_ERR_NOMEM.
- * Cost: one open, fstat, two preads (three for a trailer entry), close and
- * one XXH3-64 over the payload. */
+ * Cost: one open, fstat, two preads (three for a trailer entry), close,
+ * one XXH3-64 over the payload, and one futimens unless the entry was
+ * already used within the last second. */
 kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size);
 
 /* Stores `size` bytes at `data` (NULL allowed when size is 0) as the entry
  * (key, kind), replacing any entry there. The caller keeps `data`. Not
  * fsync'ed (see runtime/cache.c): a crash may lose the entry, and a torn
- * entry is caught by the next get's verification. */
+ * entry is caught by the next get's verification.
+ * After storing, the put counts its bytes toward the size limit (open,
+ * flock, a 16-byte pread and pwrite, close of <dir>/.usage: about 2 us)
+ * and, when that takes the estimate past the limit, collects (see Size
+ * above); neither can make the put fail. kg_cache_put_path does the same. */
 kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size);
 
 /* The path of the entry (key, kind), for use in place (dlopen it), after
@@ -327,17 +352,20 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
  * given relative, and always with a '/' (dlopen takes it as a path).
  * Only trailer entries (written by kg_cache_put_path) qualify: their
  * payload is the file's first `size` bytes, followed by the 64-byte record.
- * KG_ERR_NOTFOUND on a miss: no entry; an entry that failed verification
- * (it has been removed; the message says what was wrong); or a header
- * entry (written by kg_cache_put: valid for kg_cache_get, so it is left in
- * place; a kg_cache_put_path of the key replaces it).
+ * A hit records the entry's use, as kg_cache_get.
+ * Misses: KG_ERR_NOTFOUND, no entry, or a header entry (written by
+ * kg_cache_put: valid for kg_cache_get, so it is left in place; a
+ * kg_cache_put_path of the key replaces it); KG_ERR_CORRUPT, an entry that
+ * failed verification (removed, as kg_cache_get).
  * KG_ERR_ARG for a bad kind or a `cap` too small for the path (nothing is
  * read then); KG_ERR_IO when the entry exists but cannot be read;
  * KG_ERR_NOMEM.
  * The file is immutable while it holds that name, but the name is not
- * held for the caller: a concurrent kg_cache_clear or verify may remove it
- * and a concurrent put may replace it (with a whole entry) before the
- * caller opens it. An open that fails with ENOENT is therefore a miss.
+ * held for the caller: a concurrent kg_cache_clear, verify or kg_cache_gc
+ * may remove it and a concurrent put may replace it (with a whole entry)
+ * before the caller opens it. An open that fails with ENOENT is therefore a
+ * miss. (A put's own collection spares entries used in the last minute.)
+ * Once opened or dlopen()ed, the file stays readable even if removed.
  * Cost: one open, fstat, two 64-byte preads, close, and one pass of
  * 256 KiB preads hashing the payload (XXH3-64), never holding it whole:
  * for 100 MB in the page cache, 36-61 ms on a loaded 2-core VM where
@@ -386,6 +414,8 @@ typedef struct kg_cache_entry {
     int64_t mtime;          /* last write, seconds since the epoch           */
     const char *problem;    /* KG_CACHE_VERIFY only: NULL if the entry is
                                valid, else why it is not (it was removed)    */
+    int64_t used;           /* last use: the later of the last hit (atime)
+                               and the last write, seconds since the epoch   */
 } kg_cache_entry;
 
 /* Return 0 to go on, anything else to stop kg_cache_foreach (which then
@@ -399,7 +429,7 @@ enum { KG_CACHE_VERIFY = 1 }; /* foreach flag: read and verify every entry,
  * Files that are not entries (temporary files, foreign names) are skipped,
  * never reported. Without KG_CACHE_VERIFY it only lists and stats (no file
  * is opened); with it, each entry is read once in 256 KiB pieces (never
- * held in memory whole).
+ * held in memory whole), which does not count as a use.
  * Fails (KG_ERR_IO) if a directory cannot be read; an entry that vanishes
  * meanwhile (a concurrent clear) is skipped. */
 kg_status kg_cache_foreach(kg_cache *c, unsigned flags, kg_cache_visit fn, void *ctx);
@@ -417,6 +447,47 @@ kg_status kg_cache_sweep(kg_cache *c, uint64_t *n_removed);
  * what was removed, also on failure. Puts running concurrently are not
  * disturbed (their entries may appear right after the clear). */
 kg_status kg_cache_clear(kg_cache *c, uint64_t *n_entries, uint64_t *n_temp);
+
+/* ── size ── */
+
+/* Reads a size in bytes: digits, optionally '.' and more digits, then
+ * optionally a unit, case ignored: K M G T P and KiB .. PiB are powers of
+ * 1024, KB .. PB powers of 1000, B is 1 ("500M", "2G", "1.5GiB", "10GB",
+ * "4096"). KG_ERR_ARG (message set, *out = 0) for anything else: signs,
+ * spaces, exponents, a fraction of a byte ("1.5", "0.1K"), more than 2^64-1
+ * bytes. */
+kg_status kg_cache_parse_size(const char *s, uint64_t *out);
+
+/* The cache's limit on its entries' bytes (0: none), and where it came
+ * from: *source (may be NULL) = "KGEN_CACHE_MAX_SIZE" or "default" (the
+ * smaller of 10 GiB and a quarter of the filesystem); static strings. */
+uint64_t kg_cache_max_size(const kg_cache *c, const char **source);
+
+typedef struct kg_cache_gc_stats {
+    uint64_t n_entries, bytes;          /* found: entries, on-disk bytes (file
+                                           sizes; temporary files excluded) */
+    uint64_t n_removed, bytes_removed;  /* removed by this call             */
+    uint64_t n_left, bytes_left;        /* still there, as far as it knows  */
+    uint64_t n_busy;                    /* kept though older: used or
+                                           replaced after it listed them    */
+} kg_cache_gc_stats;
+
+/* Removes entries (of every kind, both layouts) least recently used first
+ * until the entries' on-disk bytes are at most max_size (0: removes all).
+ * fn (may be NULL) is called for each removed entry after its removal;
+ * nonzero stops the collection (KG_OK). *out (may be NULL) gets the counts,
+ * also on failure.
+ * Safe beside concurrent gets and puts in any process: temporary files
+ * (puts in progress) are never touched; an entry whose name was rewritten
+ * or that was used after it was listed is kept (n_busy), though a use
+ * landing in the instant between that check and the unlink is not seen;
+ * a reader that has the file open or mapped (dlopen) keeps reading it (on
+ * Linux an unlinked file lives until its last close/munmap); one that
+ * opens it afterwards gets ENOENT, a miss (see kg_cache_get_path).
+ * Goes on past entries it cannot remove; KG_ERR_IO with the first.
+ * Cost: one directory walk with an lstat per entry, a sort, then an lstat
+ * and unlink per removed entry. */
+kg_status kg_cache_gc(kg_cache *c, uint64_t max_size, kg_cache_visit fn, void *ctx, kg_cache_gc_stats *out);
 
 #ifdef __cplusplus
 }

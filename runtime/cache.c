@@ -5,12 +5,14 @@
  * payloads by (key, kind), as a malloc'd copy (kg_cache_get) or, for
  * trailer entries, as a path to a file that can be used in place
  * (kg_cache_get_path: dlopen it). Invalidates nothing: entries are immutable
- * once renamed into place; a put replaces a whole file.
+ * once renamed into place; a put replaces a whole file. (The size limit
+ * removes whole entries: runtime/cache_gc.c.)
  *
  * ── Layout ──
  *
  *   <dir>/<h[0..1]>/<h[2..31]>.<kind>     an entry; h = kg_key_hex(key)
  *   <dir>/<h[0..1]>/.tmp-XXXXXX           a put in progress (or a dead one's)
+ *   <dir>/.usage                          the size estimate (cache_gc.c)
  *
  * Subdirectories are created (mode 0700) by the first put into them. Names
  * that match neither pattern are foreign: never read, listed or removed.
@@ -45,9 +47,17 @@
  * bytes in both layouts. A file shorter than 64 bytes is bad.
  *
  * Every record byte is checked on every read, in both layouts, and the
- * payload hash too: an entry with any field wrong is a miss, and it is
- * removed (only if the name still holds the file that was read: a
- * concurrent put may have replaced it with a good one). kg_cache_get reads
+ * payload hash too: an entry with any field wrong is a miss, reported as
+ * KG_ERR_CORRUPT (not KG_ERR_NOTFOUND), and it is removed (only if the name
+ * still holds the file that was read: a concurrent put may have replaced
+ * it with a good one).
+ *
+ * Use. An entry's last use is the later of its atime and mtime. Entries
+ * are opened with O_NOATIME, so reading (verify, foreach) is not a use; a
+ * hit (kg_cache_get, kg_cache_get_path) sets the atime itself (futimens;
+ * not when it is already within the last second), which works under
+ * noatime and relatime mounts alike. The collection removes least recently
+ * used entries first. kg_cache_get reads
  * either layout; kg_cache_get_path accepts only trailer entries (a header
  * entry is a miss there, and is left alone: it is valid, just not usable in
  * place); foreach, verify, sweep and clear treat both alike.
@@ -79,7 +89,7 @@
  * one fails the size or hash check on the next read, so durability buys
  * nothing for a cache (and fsync costs milliseconds per put).
  */
-#include "internal.h"
+#include "cache_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -91,6 +101,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -103,9 +114,9 @@
 
 _Static_assert(sizeof MAGIC == 8, "magic is 8 bytes");
 
-struct kg_cache {
-    char *dir; /* no trailing slash */
-};
+#ifndef O_NOATIME /* Linux's; elsewhere reads may count as uses (the kernel's atime rules) */
+#define O_NOATIME 0
+#endif
 
 /* ─────────────────────────── names ─────────────────────────── */
 
@@ -240,7 +251,11 @@ kg_status kg_cache_open(const char *dir, kg_cache **out)
         free(d);
         return s;
     }
-    c->dir = d;
+    *c = (kg_cache){.dir = d};
+    if ((s = kg_cache_limit_init_(c)) != KG_OK) {
+        kg_cache_close(c);
+        return s;
+    }
     *out = c;
     return KG_OK;
 }
@@ -358,6 +373,22 @@ static int stream_hash(int in, uint64_t off, uint64_t n, int out, uint64_t *hash
     return r;
 }
 
+/* Records a use of the open entry `fd` (fstat'ed as `st`): its atime :=
+ * now, mtime kept. Set explicitly because the kernel's own atime updates
+ * are off (noatime) or rare (relatime: once a day) on most mounts; the
+ * entry is ours, so this is allowed on a read-only descriptor. Skipped when
+ * the atime is already within the last second (a hot entry: no syscall, no
+ * inode write; the collection needs no finer order). A failure (a
+ * read-only filesystem) only costs the collection's ordering. */
+static void mark_used(int fd, const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (st->st_atim.tv_sec <= now.tv_sec && st->st_atim.tv_sec >= now.tv_sec - 1) return;
+    const struct timespec t[2] = {{.tv_nsec = UTIME_NOW}, {.tv_nsec = UTIME_OMIT}};
+    futimens(fd, t);
+}
+
 /* Removes a bad entry, unless its name now holds another file (a put's). */
 static void remove_bad(const char *path, const struct stat *read_st)
 {
@@ -378,11 +409,14 @@ typedef struct entry_file {
 /* Opens `path` and checks its record against (key, kind) (not the hash).
  * KG_OK: ef->fd is open (the caller closes it), and why[0] is set if the
  * entry is already known to be bad. KG_ERR_NOTFOUND (absent) / KG_ERR_IO:
- * nothing is open. */
+ * nothing is open. O_NOATIME: reading is not using (a verify must not
+ * reorder the collection); a hit records its use itself (mark_used).
+ * O_NOATIME needs the file to be ours: without it for another's. */
 static kg_status open_entry(const char *path, kg_key key, const char *kind, entry_file *ef, char *why, size_t cap)
 {
     why[0] = 0;
-    kg_status s = kg_open_regular(path, O_NOFOLLOW, &ef->fd, &ef->st);
+    kg_status s = kg_open_regular(path, O_NOFOLLOW | O_NOATIME, &ef->fd, &ef->st);
+    if (s == KG_ERR_IO && errno == EPERM) s = kg_open_regular(path, O_NOFOLLOW, &ef->fd, &ef->st);
     if (s) return s;
     uint64_t fsize = (uint64_t)ef->st.st_size;
     if (fsize < HDR_SIZE) {
@@ -403,18 +437,20 @@ static kg_status open_entry(const char *path, kg_key key, const char *kind, entr
     return KG_OK;
 }
 
-/* Closes ef; if why[0], removes the entry and returns the miss. */
-static kg_status close_entry(const char *path, entry_file *ef, const char *why)
+/* Closes ef; if why[0], removes the entry and returns KG_ERR_CORRUPT (a
+ * miss); else, with `use`, records the use first. */
+static kg_status close_entry(const char *path, entry_file *ef, const char *why, bool use)
 {
+    if (!why[0] && use) mark_used(ef->fd, &ef->st);
     close(ef->fd);
     if (!why[0]) return KG_OK;
     remove_bad(path, &ef->st);
-    return kg_err(KG_ERR_NOTFOUND, "%s: bad cache entry (%s); removed it", path, why);
+    return kg_err(KG_ERR_CORRUPT, "%s: corrupt cache entry (%s); removed it", path, why);
 }
 
-/* Reads and verifies one entry (either layout). KG_OK: *data (malloc'd) /
- * *size hold the payload. KG_ERR_NOTFOUND: absent, or bad (removed; `why`
- * says why). */
+/* Reads and verifies one entry (either layout), and records the use.
+ * KG_OK: *data (malloc'd) / *size hold the payload. KG_ERR_NOTFOUND:
+ * absent. KG_ERR_CORRUPT: bad (removed; `why` says why). */
 static kg_status read_entry(const char *path, kg_key key, const char *kind, void **data, size_t *size, char *why,
                             size_t cap)
 {
@@ -437,18 +473,19 @@ static kg_status read_entry(const char *path, kg_key key, const char *kind, void
     }
     if (why[0]) {
         free(buf);
-        return close_entry(path, &ef, why);
+        return close_entry(path, &ef, why, false);
     }
-    close(ef.fd);
+    close_entry(path, &ef, why, true);
     *data = buf;
     *size = (size_t)ef.psize;
     return KG_OK;
 }
 
 /* Verifies one entry (either layout; with `in_place`, trailer entries only)
- * without holding its payload in memory: one pass of STREAM_CHUNK reads.
- * KG_OK: valid. KG_ERR_NOTFOUND: absent (why[0] == 0), bad (removed; `why`
- * says why), or, with in_place, a header entry (left alone; why[0] == 0). */
+ * without holding its payload in memory: one pass of STREAM_CHUNK reads;
+ * with `in_place` (a get_path: a use), a valid entry's use is recorded.
+ * KG_OK: valid. KG_ERR_NOTFOUND: absent, or, with in_place, a header entry
+ * (left alone). KG_ERR_CORRUPT: bad (removed; `why` says why). */
 static kg_status verify_entry(const char *path, kg_key key, const char *kind, bool in_place, char *why, size_t cap)
 {
     entry_file ef;
@@ -473,7 +510,7 @@ static kg_status verify_entry(const char *path, kg_key key, const char *kind, bo
         }
         if (hash != get64(ef.rec + 56)) snprintf(why, cap, "payload hash mismatch");
     }
-    return close_entry(path, &ef, why);
+    return close_entry(path, &ef, why, in_place);
 }
 
 kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, size_t *size)
@@ -577,7 +614,9 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
     uint8_t h[HDR_SIZE];
     make_record(h, key, kind, size, hash_mem(data, size));
     mem_src m = {h, data, size};
-    return put_via_tmp(path, sub_len_of(c), fill_mem, &m);
+    kg_status s = put_via_tmp(path, sub_len_of(c), fill_mem, &m);
+    if (s == KG_OK) kg_cache_after_put_(c, (uint64_t)size + HDR_SIZE);
+    return s;
 }
 
 typedef struct file_src {
@@ -688,13 +727,16 @@ kg_status kg_cache_put_path(kg_cache *c, kg_key key, const char *kind, const cha
     size_t sub_len = sub_len_of(c);
     bool copy = !writable || st.st_uid != geteuid() || st.st_nlink != 1;
     if (!copy) s = put_in_place(path, sub_len, &f, &st, &copy);
+    bool stored = !copy && s == KG_OK;
     if (copy) {
         s = put_via_tmp(path, sub_len, fill_file, &f);
+        stored = s == KG_OK;
         if (s == KG_OK && unlink(src) != 0 && errno != ENOENT)
             s = kg_err(KG_ERR_IO, "cache: stored '%s' as '%s', but cannot remove it: %s", src, path,
                        strerror(errno));
     }
     close(fd);
+    if (stored) kg_cache_after_put_(c, f.size + HDR_SIZE);
     return s;
 }
 
@@ -783,6 +825,7 @@ static kg_status each_sub(kg_cache *c, kg_status (*fn)(kg_cache *, const char *,
 typedef struct foreach_ctx {
     unsigned flags;
     kg_cache_visit fn;
+    kg_cache_scan_fn_ scan; /* instead of fn: kg_cache_scan_ */
     void *ctx;
 } foreach_ctx;
 
@@ -812,13 +855,14 @@ static kg_status foreach_sub(kg_cache *c, const char *sub, const char *subname, 
         e.file_size = (uint64_t)st.st_size;
         e.size = e.file_size >= HDR_SIZE ? e.file_size - HDR_SIZE : 0;
         e.mtime = (int64_t)st.st_mtime;
+        e.used = (int64_t)(st.st_atime > st.st_mtime ? st.st_atime : st.st_mtime);
         if (fc->flags & KG_CACHE_VERIFY) {
             s = verify_entry(path, e.key, e.kind, false, why, sizeof why);
-            if (s == KG_ERR_NOTFOUND && !why[0]) { s = KG_OK; continue; } /* removed meanwhile */
-            else if (s == KG_ERR_NOTFOUND) { s = KG_OK; e.problem = why; }
+            if (s == KG_ERR_NOTFOUND) { s = KG_OK; continue; } /* removed meanwhile */
+            else if (s == KG_ERR_CORRUPT) { s = KG_OK; e.problem = why; }
             else if (s != KG_OK) break;
         }
-        if (fc->fn(&e, fc->ctx)) { *stop = true; break; }
+        if (fc->scan ? fc->scan(&e, &st, fc->ctx) : fc->fn(&e, fc->ctx)) { *stop = true; break; }
     }
     names_free(&ns);
     return s;
@@ -827,7 +871,15 @@ static kg_status foreach_sub(kg_cache *c, const char *sub, const char *subname, 
 kg_status kg_cache_foreach(kg_cache *c, unsigned flags, kg_cache_visit fn, void *ctx)
 {
     if (!c || !fn) return kg_err(KG_ERR_ARG, "kg_cache_foreach: NULL argument");
-    foreach_ctx fc = {flags, fn, ctx};
+    foreach_ctx fc = {flags, fn, NULL, ctx};
+    kg_status s = each_sub(c, foreach_sub, &fc);
+    if (s == KG_OK) kg_err_clear();
+    return s;
+}
+
+kg_status kg_cache_scan_(kg_cache *c, kg_cache_scan_fn_ fn, void *ctx)
+{
+    foreach_ctx fc = {0, NULL, fn, ctx};
     kg_status s = each_sub(c, foreach_sub, &fc);
     if (s == KG_OK) kg_err_clear();
     return s;

@@ -29,6 +29,7 @@ const char *kg_status_name(kg_status s)
     case KG_ERR_UNSUPPORTED: return "unsupported";
     case KG_ERR_ARG: return "arg";
     case KG_ERR_NOTFOUND: return "notfound";
+    case KG_ERR_CORRUPT: return "corrupt";
     }
     return "unknown";
 }

@@ -25,7 +25,8 @@ char *kg_escape(char *dst, size_t cap, const char *src, uint64_t len, size_t max
 
 /* Opens `path` read-only (plus `flags`, e.g. O_NOFOLLOW) and checks it is a
  * regular file. KG_ERR_NOTFOUND if it does not exist, KG_ERR_IO otherwise;
- * on success *fd is open and *st filled; on failure *fd is -1. */
+ * on success *fd is open and *st filled; on failure *fd is -1 and errno is
+ * open's (or fstat's). */
 struct stat;
 kg_status kg_open_regular(const char *path, int flags, int *fd, struct stat *st);
 
