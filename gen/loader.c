@@ -59,18 +59,21 @@ static kg_status hash_fd(int fd, const char *path, const struct stat *sb, kg_cac
     kg_key mk;
     void *data = NULL;
     size_t n = 0;
-    if (c && memo_key(sb, &mk) == KG_OK && kg_cache_get(c, mk, "memo", &data, &n) == KG_OK && n == sizeof *h) {
+    const bool memo = c && memo_key(sb, &mk) == KG_OK;
+    kg_status got = memo ? kg_cache_get(c, mk, "memo", &data, &n) : KG_ERR_NOTFOUND;
+    if (got == KG_OK && n == sizeof *h) {
         memcpy(h, data, sizeof *h);
         free(data);
         return KG_OK;
     }
+    if (got == KG_ERR_CORRUPT) fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
     free(data);
     kg_err_clear();
     void *p = mmap(NULL, (size_t)sb->st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED) return kg_err(KG_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
     *h = XXH3_128bits(p, (size_t)sb->st_size);
     munmap(p, (size_t)sb->st_size);
-    if (c && kg_cache_put(c, mk, "memo", h, sizeof *h) != KG_OK) kg_err_clear(); /* only speed is lost */
+    if (memo && kg_cache_put(c, mk, "memo", h, sizeof *h) != KG_OK) kg_err_clear(); /* only speed is lost */
     return KG_OK;
 }
 
@@ -173,7 +176,8 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     }
     if (!o->force_compile) {
         st = kg_cache_get_path(c, key, "so", l->so_path, sizeof l->so_path);
-        if (st == KG_OK || st != KG_ERR_NOTFOUND) {
+        if (st == KG_ERR_CORRUPT) fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
+        else if (st != KG_ERR_NOTFOUND) { /* a hit, or a real error */
             kg_cache_close(c);
             return st;
         }

@@ -15,6 +15,8 @@
  *                            compiling, runs from a temporary file, exits 0
  *                            (as another user when run as root)
  *   robust_reproducible      two compiles of one model: byte-identical
+ *   robust_corrupt_cache_model a corrupted model in the cache is reported in
+ *                            one line and rebuilt
  */
 #include "kt.h"
 #include "kt_cli.h"
@@ -280,4 +282,36 @@ KT_TEST(robust_reproducible)
     rc = KGEN("compile", kc_tiny_gguf, "-o", b);
     KT_CHECKF(rc == 0, "compile exited %d: %s", rc, kc_err);
     KT_CHECKF(same_bytes(a, b), "two compiles of the same model differ: cmp %s %s", a, b);
+}
+
+/* A corrupted model in the cache: kgen run says so in one line, rebuilds it
+ * and runs (before: rebuilt silently). */
+KT_TEST(robust_corrupt_cache_model)
+{
+    NEED_TINY();
+    char cache[600], list[700];
+    kc_tpath(cache, sizeof cache, "corrupt-cache");
+    KT_REQUIRE(kc_make_dir(cache));
+    setenv("KGEN_CACHE_DIR", cache, 1);
+    int rc = KGEN("run", kc_tiny_gguf, "-p", "hi", "-n", "2", "-t", "1");
+    KT_CHECKF(rc == 0, "first run exited %d: %s", rc, kc_err);
+    rc = KGEN("cache", "ls");
+    char key[40] = "";
+    for (const char *l = kc_out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (sscanf(l, "%39s so ", key) == 1 && strstr(l, " so ")) break;
+        else key[0] = 0;
+    snprintf(list, sizeof list, "%s/%.2s/%s.so", cache, key, key + 2);
+    KT_CHECKF(key[0] && kc_exists(list), "no model entry in the cache listing: %s", kc_out);
+    FILE *f = fopen(list, "r+b");
+    KT_REQUIRE(f && fseek(f, 4096, SEEK_SET) == 0);
+    int c = fgetc(f);
+    KT_REQUIRE(c != EOF && fseek(f, 4096, SEEK_SET) == 0 && fputc(c ^ 0x40, f) != EOF && fclose(f) == 0);
+    rc = KGEN("run", kc_tiny_gguf, "-p", "hi", "-n", "2", "-t", "1");
+    const char *line = strstr(kc_err, "corrupt cache entry");
+    KT_CHECKF(rc == 0 && line && strstr(line, "rebuilding") && !strstr(line + 1, "corrupt cache entry") &&
+                  strstr(kc_err, "compiled"),
+              "run over a corrupted cached model: exit %d: %s", rc, kc_err);
+    rc = KGEN("run", kc_tiny_gguf, "-p", "hi", "-n", "2", "-t", "1");
+    KT_CHECKF(rc == 0 && !strstr(kc_err, "corrupt") && !strstr(kc_err, "compiled"), "third run: %d: %s", rc, kc_err);
+    kc_setup_env();
 }
