@@ -1,7 +1,7 @@
 /*
  * kgen_check.h — is this file a whole kgen model? Checked before dlopen().
  *
- * Header-only (libc and POSIX only; no libkgen needed): include it in the
+ * Header-only (libc and POSIX.1-2008 only; no libkgen needed): include it in the
  * program that loads models and call kgm_check_file() before dlopen(). A
  * model file cut short inside its ELF image makes the dynamic loader map
  * pages past the end of the file, and the first touch of one kills the
@@ -45,6 +45,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200809L
+#error "kgen_check.h needs POSIX.1-2008 (pread, O_CLOEXEC): compile with -D_POSIX_C_SOURCE=200809L, or in the compiler's default (gnu) mode"
+#endif
 
 #define KGM_NOTE_MODEL 1
 #define KGM_NOTE_VERSION 1
