@@ -27,6 +27,26 @@
  * Errors: functions that can fail return NULL or a negative value and leave
  * a message in kgm_error(m); kgm_open writes its message into `err`. No
  * function ever exits or aborts the process.
+ *
+ * Before dlopen(), check the file with kgm_check_file() (kgen_check.h): a
+ * truncated model would otherwise crash inside the dynamic loader.
+ *
+ * Compatibility. KGM_ABI_VERSION counts additions to this ABI; a model
+ * reports its own in kgm_api.abi_version (and in its kgen note). What every
+ * later kgen promises:
+ *   - the table `kgm_api` keeps this layout: members are only appended, and
+ *     each keeps its signature and meaning;
+ *   - the structs below never change size or layout; where a later version
+ *     needs more, it appends new functions to the table;
+ *   - a program built against this header (version N) works with every
+ *     model whose abi_version >= N, from any later kgen: it should check
+ *     that before use (`api->abi_version >= KGM_ABI_VERSION`), as the
+ *     README's example does; a model of an older ABI lacks members it needs;
+ *   - a change that cannot keep these would export a table under a new name
+ *     (never a new meaning for `kgm_api`).
+ * `kgen run` and `kgen bench` open models of their own ABI version or later
+ * and refuse older ones, saying so. tests/abi/ keeps every released header;
+ * make check builds a program against each and runs it on a new model.
  */
 #ifndef KGEN_MODEL_H
 #define KGEN_MODEL_H
@@ -38,7 +58,7 @@
 extern "C" {
 #endif
 
-#define KGM_ABI_VERSION 1
+#define KGM_ABI_VERSION 1 /* 1: kgen 0.1 (tests/abi/kgen_model_v1.h) */
 
 typedef struct kgm_model kgm_model;
 
