@@ -12,10 +12,18 @@
  *   modelfile_not_models  ELF files that are not models (a library, an
  *                         object, an executable) and junk are refused
  *                         before dlopen; the whole model passes
+ *
+ * With KGEN_WRITE_MODEL_CORPUS=DIR, modelfile_truncated also writes seeds for
+ * tests/fuzz_model.c there (make fuzz): a small shared object carrying a kgen
+ * note and appended weights, cuts of it, and the tiny model's descriptor and
+ * tokenizer blob.
  */
 #include "kt.h"
 #include "kt_cli.h"
+#include "kgen.h"
 #include "kgen_check.h"
+#include "gen.h"
+#include "runtime/model/desc.h"
 
 #include <elf.h>
 #include <signal.h>
@@ -80,6 +88,72 @@ static int cut_points(const unsigned char *img, size_t n, size_t *cuts, int cap)
     return k;
 }
 
+/* seed k of the model fuzzer: the mode byte, then the bytes */
+static void seed(const char *dir, int k, uint8_t mode, const void *data, size_t n)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/model-%02d.bin", dir, k);
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(&mode, 1, 1, f) == 1 && fwrite(data, 1, n, f) == n;
+    KT_CHECKF(f && fclose(f) == 0 && ok, "cannot write %s", path);
+}
+
+static void write_seeds(const char *dir, const unsigned char *img, size_t n)
+{
+    kc_make_dir(dir);
+    /* a small shared object with a kgen note and 4 KiB of appended weights */
+    char src[600], so[600];
+    kc_tpath(src, sizeof src, "tiny/seed.S");
+    kc_tpath(so, sizeof so, "tiny/seed.so");
+    char note_s[1024];
+    int len = snprintf(note_s, sizeof note_s,
+                       ".section .note.kgen, \"a\", @note\n.balign 4\n.long 5, %zu, %d\n.asciz \"kgen\"\n.balign 4\n"
+                       ".long %d, %d, %d, 0\n.quad 0, 4096\n.zero 256\n.balign 4\n"
+                       ".text\n.globl f\nf: ret\n.section .note.GNU-stack, \"\", @progbits\n",
+                       sizeof(kgm_note), KGM_NOTE_MODEL, KGM_NOTE_VERSION, 1, KGM_WEIGHTS_APPENDED);
+    KT_REQUIRE(spill(src, note_s, (size_t)len) && SH("cc", "-shared", "-nostdlib", src, "-o", so) == 0);
+    size_t m;
+    unsigned char *small = slurp(so, &m);
+    KT_REQUIRE(small);
+    FILE *f = fopen(so, "rb");
+    kgm_note note;
+    uint64_t at, end;
+    char err[512];
+    KT_REQUIRE(f && !kgm_read_note(fileno(f), so, err, sizeof err, &note, &at, &end));
+    fclose(f);
+    size_t off = (m + 4095) / 4096 * 4096, total = off + 4096;
+    unsigned char *whole = calloc(1, total);
+    KT_REQUIRE(whole);
+    memcpy(whole, small, m);
+    note.weights_offset = off;
+    memcpy(whole + at, &note, sizeof note);
+    KT_CHECK(spill(so, whole, total) && kgm_check_file(so, err, sizeof err) == 0);
+    int k = 0;
+    seed(dir, k++, 0, whole, total);
+    for (size_t c = 64; c < m; c += m / 7) seed(dir, k++, 0, whole, c);
+    free(whole);
+    free(small);
+    /* the tiny model's descriptor (found by its magic) and tokenizer blob */
+    const uint32_t magic[2] = {KGM_DESC_MAGIC, KGM_DESC_VERSION};
+    const unsigned char *d = NULL;
+    for (size_t o = 0; o + sizeof(kgm_desc) <= n && !d; o += 64)
+        if (!memcmp(img + o, magic, sizeof magic)) d = img + o;
+    kg_gguf *g;
+    void *tok = NULL;
+    size_t ntok = 0;
+    KT_REQUIRE(d && kg_gguf_open(kc_tiny_gguf, &g) == KG_OK);
+    KT_REQUIRE(gen_tokdata(g, &tok, &ntok) == KG_OK);
+    unsigned char *meta = malloc(sizeof(kgm_desc) + ntok);
+    KT_REQUIRE(meta);
+    memcpy(meta, d, sizeof(kgm_desc));
+    memcpy(meta + sizeof(kgm_desc), tok, ntok);
+    seed(dir, k++, 1, meta, sizeof(kgm_desc) + ntok);
+    printf("    wrote %d model fuzzer seeds to %s\n", k, dir);
+    free(meta);
+    free(tok);
+    kg_gguf_close(g);
+}
+
 KT_TEST(modelfile_truncated)
 {
     NEED_TINY();
@@ -107,6 +181,8 @@ KT_TEST(modelfile_truncated)
                   cuts[i], n, rc, rc > 128 ? strsignal(rc - 128) : "no signal", kc_err);
     }
     printf("    %d cuts checked, %d through kgen run\n", nc, runs);
+    const char *corpus = getenv("KGEN_WRITE_MODEL_CORPUS");
+    if (corpus && *corpus) write_seeds(corpus, img, n);
     free(img);
 }
 
