@@ -52,6 +52,16 @@ int kc_runl(const char *prog, ...)
     return kt_run(argv, kc_out, sizeof kc_out, kc_err, sizeof kc_err);
 }
 
+int kc_kgen_args(const char *const *args)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)kt_kgen_bin();
+    for (; *args && n < 31; args++) argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    return kt_run(argv, kc_out, sizeof kc_out, kc_err, sizeof kc_err);
+}
+
 /* A copy of src, truncated to fit. */
 void kc_save(char *dst, size_t cap, const char *src)
 {
@@ -100,12 +110,7 @@ void kc_expect_failure(const char *label, int want_rc, const char *dir, const ch
     KT_REQUIRE(kc_make_dir(scratch));
     char *old = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
     setenv("TMPDIR", scratch, 1);
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)kt_kgen_bin();
-    for (; *args && n < 31; args++) argv[n++] = (char *)*args;
-    argv[n] = NULL;
-    int rc = kt_run(argv, kc_out, sizeof kc_out, kc_err, sizeof kc_err);
+    int rc = kc_kgen_args(args);
     if (old) setenv("TMPDIR", old, 1), free(old);
     else unsetenv("TMPDIR");
     if (getenv("KT_SHOW")) printf("    [%s] exit %d: %s", label, rc, kc_err); /* KT_SHOW=1: the messages */

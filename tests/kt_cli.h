@@ -22,6 +22,8 @@ const char *kc_tpath(char *buf, size_t cap, const char *fmt, ...) __attribute__(
  * returns kt_run's status. */
 int kc_runl(const char *prog, ...);
 #define KGEN(...) kc_runl(kt_kgen_bin(), __VA_ARGS__, (const char *)NULL)
+/* kgen with the NULL-terminated args (at most 30), as kc_runl */
+int kc_kgen_args(const char *const *args);
 #define SH(...) kc_runl("/usr/bin/env", __VA_ARGS__, (const char *)NULL)
 
 /* A copy of src, truncated to fit. */

@@ -22,12 +22,7 @@
 /* kgen exits 2 and its message names the option and the value */
 static void bad_value(const char *label, const char *opt, const char *val, const char *const *args)
 {
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)kt_kgen_bin();
-    for (; *args && n < 31; args++) argv[n++] = (char *)*args;
-    argv[n] = NULL;
-    int rc = kt_run(argv, kc_out, sizeof kc_out, kc_err, sizeof kc_err);
+    int rc = kc_kgen_args(args);
     KT_CHECKF(rc == 2, "%s: exit status %d, expected 2 (bad usage); stderr: %s", label, rc, kc_err);
     KT_CHECKF(strstr(kc_err, opt) && (!val || strstr(kc_err, val)), "%s: the message does not name %s %s: %s", label,
               opt, val ? val : "", kc_err);
