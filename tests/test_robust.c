@@ -296,9 +296,9 @@ KT_TEST(robust_corrupt_cache_model)
     int rc = KGEN("run", kc_tiny_gguf, "-p", "hi", "-n", "2", "-t", "1");
     KT_CHECKF(rc == 0, "first run exited %d: %s", rc, kc_err);
     rc = KGEN("cache", "ls");
-    char key[40] = "";
+    char key[40] = "", kind[16];
     for (const char *l = kc_out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (sscanf(l, "%39s so ", key) == 1 && strstr(l, " so ")) break;
+        if (sscanf(l, "%39s %15s", key, kind) == 2 && !strcmp(kind, "so")) break;
         else key[0] = 0;
     snprintf(list, sizeof list, "%s/%.2s/%s.so", cache, key, key + 2);
     KT_CHECKF(key[0] && kc_exists(list), "no model entry in the cache listing: %s", kc_out);
