@@ -10,7 +10,8 @@
  * HF's pre-tokenizer and BPE model) with three pre-tokenizers, with and
  * without special tokens, and their round trips. Where bench/.venv holds
  * llama-cpp-python (bench/setup_peer.sh), llama.cpp itself on the same
- * strings (tests/ref/tok_llama_cpp.py). The rest needs no Python: invalid
+ * strings with the same three pre-tokenizers (tests/ref/tok_llama_cpp.py).
+ * The rest needs no Python: invalid
  * UTF-8 against the text it reads as (written by hand), round trips,
  * special tokens, BOS, pieces, end-of-generation, chat formatting against
  * hand-written expected text, malformed blobs (every truncation, bad fields,
@@ -603,7 +604,8 @@ KT_TEST(tokenizer_matches_hf_tokenizers)
 }
 
 /* llama.cpp itself (llama-cpp-python, bench/.venv) on the same strings, with
- * the model's own pre-tokenizer (smollm): what users compare kgen against. */
+ * the model's own pre-tokenizer (smollm), gpt2 and llama-bpe: what users
+ * compare kgen against. */
 KT_TEST(tokenizer_matches_llama_cpp)
 {
     static const char py[] = "bench/.venv/bin/python";
@@ -622,18 +624,27 @@ KT_TEST(tokenizer_matches_llama_cpp)
         if (skip) KT_SKIP("%s", why);
         KT_REQUIRE(!why[0] || (printf("    %s\n", why), 0));
     }
-    cmp_run c = {.r = &r, .tk = {r.t, NULL, NULL}};
+    cmp_run c = {.r = &r};
+    void *keep[3] = {NULL, NULL, NULL}, *blob[3] = {NULL, NULL, NULL};
+    other_pres(&r, c.tk, keep, blob);
     compare_file(ref, &c);
+    int total = c.n_cmp[0][0] + c.n_cmp[0][1] + c.n_cmp[1][0] + c.n_cmp[1][1] + c.n_cmp[2][0] + c.n_cmp[2][1];
     printf("    %d strings (%zu bytes; %d not UTF-8, %d of them not tokenized by llama.cpp, which fails on a 4-byte "
-           "form past U+10FFFF); %d tokenizations compared with llama.cpp (smollm, without+with special tokens: "
-           "%d+%d): %d differ\n",
-           c.n_str, c.total_bytes, c.n_invalid, c.n_failed, c.n_cmp[0][0] + c.n_cmp[0][1], c.n_cmp[0][0], c.n_cmp[0][1],
-           c.n_bad);
+           "form past U+10FFFF); %d tokenizations compared with llama.cpp (smollm %d+%d, gpt2 %d+%d, llama-bpe "
+           "%d+%d: without+with special tokens): %d differ\n",
+           c.n_str, c.total_bytes, c.n_invalid, c.n_failed, total, c.n_cmp[0][0], c.n_cmp[0][1], c.n_cmp[1][0],
+           c.n_cmp[1][1], c.n_cmp[2][0], c.n_cmp[2][1], c.n_bad);
     KT_CHECKF(c.n_str - c.n_invalid >= 1000 && c.n_invalid - c.n_failed >= 1000, "only %d strings, %d not UTF-8 (%d failed)",
               c.n_str, c.n_invalid, c.n_failed);
-    KT_CHECKF(c.n_cmp[0][0] == c.n_str - c.n_failed && c.n_cmp[0][1] == c.n_str - c.n_failed,
-              "compared %d/%d of %d strings", c.n_cmp[0][0], c.n_cmp[0][1], c.n_str - c.n_failed);
-    KT_CHECKF(c.n_bad == 0, "%d of %d tokenizations differ from llama.cpp", c.n_bad, c.n_cmp[0][0] + c.n_cmp[0][1]);
+    for (int p = 0; p < 3; p++)
+        KT_CHECKF(c.n_cmp[p][0] == c.n_str - c.n_failed && c.n_cmp[p][1] == c.n_str - c.n_failed,
+                  "%s compared %d/%d of %d strings", pre_names[p], c.n_cmp[p][0], c.n_cmp[p][1], c.n_str - c.n_failed);
+    KT_CHECKF(c.n_bad == 0, "%d of %d tokenizations differ from llama.cpp", c.n_bad, total);
+    for (int p = 1; p < 3; p++) {
+        kgr_tok_free(c.tk[p]);
+        free(keep[p]);
+        free(blob[p]);
+    }
     real_free(&r);
 }
 
