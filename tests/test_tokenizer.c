@@ -372,19 +372,23 @@ static int parse_ids(char *list, int32_t *ids, int cap)
     return n;
 }
 
-/* Runs `python script MODEL OUT` (a reference generator in tests/ref/) and
- * returns OUT (in kt_tmpdir), or NULL with the reason in why; *skip when the
- * script exits 3 or Python cannot run (a package or Python is missing). */
-static const char *reference_file(const char *python, const char *script, const char *model, const char *missing,
-                                  char *why, size_t cap, bool *skip)
+/* Runs `python script MODEL OUT [EXTRA]` (a reference generator in
+ * tests/ref/, through kt_run_ref: make check's second build replays the
+ * first's answer) and returns OUT (in kt_tmpdir), or NULL with the reason in
+ * why; *skip when the script exits 3 or Python cannot run (a package or
+ * Python is missing: `missing` says which). */
+static const char *reference_file(const char *python, const char *script, const char *model, const char *extra,
+                                  const char *missing, char *why, size_t cap, bool *skip)
 {
     static char path[600];
     snprintf(path, sizeof path, "%s/%s.txt", kt_tmpdir(), strrchr(script, '/') + 1);
-    char out[1024], err[4096], sc[256], mo[512];
+    char out[1024], err[4096], sc[256], mo[512], ex[512];
     snprintf(sc, sizeof sc, "%s", script);
     snprintf(mo, sizeof mo, "%s", model);
-    char *argv[] = {"/usr/bin/env", (char *)python, sc, mo, path, NULL};
-    int rc = kt_run(argv, out, sizeof out, err, sizeof err);
+    snprintf(ex, sizeof ex, "%s", extra ? extra : "");
+    char *argv[] = {"/usr/bin/env", (char *)python, sc, mo, path, extra ? ex : NULL, NULL};
+    const char *const outputs[] = {path, NULL};
+    int rc = kt_run_ref(argv, outputs, out, sizeof out, err, sizeof err);
     *skip = rc == 3 || rc == 127;
     why[0] = 0;
     if (*skip) snprintf(why, cap, "%s", missing);
@@ -561,15 +565,13 @@ static bool other_pres(real *r, kgr_tok *tk[3], void *keep[3], void *blob[3])
     return ok;
 }
 
-static const char *python(void) { return getenv("PYTHON") ? getenv("PYTHON") : "python3"; }
-
 KT_TEST(tokenizer_matches_hf_tokenizers)
 {
     OPEN_REAL(r);
     char model[512], why[1024];
     bool skip;
     model_path(model, sizeof model);
-    const char *ref = reference_file(python(), "tests/ref/tok_ref.py", model,
+    const char *ref = reference_file(kt_python(), "tests/ref/tok_ref.py", model, NULL,
                                      "the reference needs Python with 'tokenizers' and 'gguf' (pip install tokenizers gguf)",
                                      why, sizeof why, &skip);
     if (!ref) {
@@ -608,7 +610,7 @@ KT_TEST(tokenizer_matches_hf_tokenizers)
  * compare kgen against. */
 KT_TEST(tokenizer_matches_llama_cpp)
 {
-    static const char py[] = "bench/.venv/bin/python";
+    static const char py[] = "bench/.venv/bin/python", peer[] = "bench/.venv/peer.json";
     if (access(py, X_OK) != 0)
         KT_SKIP("%s is absent: llama.cpp's tokenizer is compared through llama-cpp-python there; "
                 "run make bench-peer's setup: sh bench/setup_peer.sh", py);
@@ -616,7 +618,8 @@ KT_TEST(tokenizer_matches_llama_cpp)
     char model[512], why[1024];
     bool skip;
     model_path(model, sizeof model);
-    const char *ref = reference_file(py, "tests/ref/tok_llama_cpp.py", model,
+    /* peer.json (which llama.cpp build) is an argument, so a replayed answer is that build's */
+    const char *ref = reference_file(py, "tests/ref/tok_llama_cpp.py", model, access(peer, R_OK) == 0 ? peer : NULL,
                                      "bench/.venv lacks llama_cpp or gguf: run sh bench/setup_peer.sh", why, sizeof why,
                                      &skip);
     if (!ref) {

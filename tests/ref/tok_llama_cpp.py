@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tok_llama_cpp.py GGUF OUT — llama.cpp's own tokenizations of the tokenizer
+"""tok_llama_cpp.py GGUF OUT [PEER_JSON] — llama.cpp's own tokenizations of the tokenizer
 tests' strings (tok_corpus.py), for tests/test_tokenizer.c's
 tokenizer_matches_llama_cpp.
 
@@ -18,9 +18,13 @@ directory. Writes OUT in tok_ref.py's format:
                                throws out of llama_tokenize (llama_utf8.py)
 
 That llama.cpp does end the process there is checked on each such form
-alone, in a child process; the script fails if one does not.
+alone, in a child process; the script fails if one does not. PEER_JSON
+(bench/.venv/peer.json, written by setup_peer.sh) names the llama.cpp build
+in the summary printed; as an argument it also keys the test's reference
+cache (tests/refcache.c) to that build.
 Exit status 3 if llama_cpp or gguf is missing.
 """
+import json
 import os
 import subprocess
 import sys
@@ -70,9 +74,13 @@ def past_max(b):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: tok_llama_cpp.py GGUF OUT", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print("usage: tok_llama_cpp.py GGUF OUT [PEER_JSON]", file=sys.stderr)
         sys.exit(2)
+    build = f"llama-cpp-python {llama_cpp.__version__}"
+    if len(sys.argv) == 4:
+        with open(sys.argv[3]) as f:
+            build = f"llama.cpp {json.load(f).get('llama_cpp_commit', '?')} ({build})"
     model = sys.argv[1]
     f = gguf.GGUFReader(model).fields.get("tokenizer.ggml.pre")
     own = bytes(f.parts[f.data[0]]).decode() if f else "default"
@@ -102,7 +110,7 @@ def main():
             del m
     with open(sys.argv[2], "w") as out:
         out.write("\n".join(lines) + "\n")
-    print(f"{len(valid)} valid strings, {len(invalid)} invalid ({len(failed)} that llama.cpp cannot take)")
+    print(f"{build}: {len(valid)} valid strings, {len(invalid)} invalid ({len(failed)} that llama.cpp cannot take)")
 
 
 if __name__ == "__main__":
