@@ -8,9 +8,10 @@
  * valid strings and >= 1,000 that are not UTF-8 (tests/ref/tok_corpus.py; for
  * those, llama.cpp's reading rule in Python, tests/ref/llama_utf8.py, ahead of
  * HF's pre-tokenizer and BPE model) with three pre-tokenizers, with and
- * without special tokens, and their round trips. Where bench/.venv holds
- * llama-cpp-python (bench/setup_peer.sh), llama.cpp itself on the same
- * strings with the same three pre-tokenizers (tests/ref/tok_llama_cpp.py).
+ * without special tokens, and their round trips. In the slow tier (make
+ * check-slow), where bench/.venv holds llama-cpp-python (bench/setup_peer.sh),
+ * llama.cpp itself on the same strings with the same three pre-tokenizers
+ * (tests/ref/tok_llama_cpp.py).
  * The rest needs no Python: invalid
  * UTF-8 against the text it reads as (written by hand), round trips,
  * special tokens, BOS, pieces, end-of-generation, chat formatting against
@@ -607,8 +608,9 @@ KT_TEST(tokenizer_matches_hf_tokenizers)
 
 /* llama.cpp itself (llama-cpp-python, bench/.venv) on the same strings, with
  * the model's own pre-tokenizer (smollm), gpt2 and llama-bpe: what users
- * compare kgen against. */
-KT_TEST(tokenizer_matches_llama_cpp)
+ * compare kgen against. The slow tier's (make check-slow sets bench/.venv up
+ * and runs it; KGEN_TEST_SLOW=1 build/kgen-tests slow_tokenizer here). */
+KT_TEST(slow_tokenizer_matches_llama_cpp)
 {
     static const char py[] = "bench/.venv/bin/python", peer[] = "bench/.venv/peer.json";
     if (access(py, X_OK) != 0)
@@ -703,7 +705,7 @@ static bool same_ids(const int32_t *a, int na, const int32_t *b, int nb)
  * says it reads as, written here by hand, and that text is what comes back.
  * The full comparisons are tokenizer_matches_hf_tokenizers (the rule in
  * Python, over Hugging Face's pre-tokenizers and BPE) and
- * tokenizer_matches_llama_cpp; this one needs no Python. */
+ * slow_tokenizer_matches_llama_cpp; this one needs no Python. */
 KT_TEST(tokenizer_invalid_utf8)
 {
     OPEN_REAL(r);

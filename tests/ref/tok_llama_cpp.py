@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""tok_llama_cpp.py GGUF OUT [PEER_JSON] — llama.cpp's own tokenizations of the tokenizer
-tests' strings (tok_corpus.py), for tests/test_tokenizer.c's
-tokenizer_matches_llama_cpp.
+"""tok_llama_cpp.py GGUF OUT [PEER_JSON] — llama.cpp's own tokenizations of
+the tokenizer tests' strings (tok_corpus.py), for tests/test_tokenizer.c's
+slow_tokenizer_matches_llama_cpp (make check-slow).
 
 llama.cpp is llama-cpp-python's (bench/.venv, built by bench/setup_peer.sh):
 the GGUF's vocabulary loaded alone (vocab_only), no BOS, special-token text
