@@ -126,8 +126,13 @@ const char *kgm_error(const kgm_model *m);
 /* Fills *out; the strings are owned by m. */
 void kgm_describe(const kgm_model *m, kgm_info *out);
 
-/* Tokenizes len bytes of text (UTF-8; invalid bytes become byte tokens;
- * bytes the vocabulary has no token for are dropped, as llama.cpp does).
+/* Tokenizes len bytes of text, giving llama.cpp's tokens for them. Text that
+ * is not UTF-8 is read as llama.cpp reads it: a byte that starts no sequence
+ * or whose sequence is cut short reads as U+FFFD (and the next byte starts
+ * the next character), an overlong form as its value (C0 80 as U+0000), a
+ * surrogate as itself, a 4-byte form past U+10FFFF as four U+FFFD (where
+ * llama.cpp fails). Special-token text is matched on the bytes as given.
+ * Bytes the vocabulary has no token for are dropped, as llama.cpp does.
  * Writes at most cap ids to out and returns the number of tokens the text
  * has (so a return value > cap means out was too small), or -1. */
 int kgm_tokenize(kgm_model *m, const char *text, size_t len, int flags, int32_t *out, int cap);

@@ -7,6 +7,7 @@
  *      (type 3) is that token; user-defined tokens (type 4) are matched always,
  *      as llama.cpp and Hugging Face's added tokens do. Leftmost match first,
  *      and at one position the longest (Hugging Face's leftmost-longest).
+ *      Matched on the bytes as given, before any UTF-8 reading (llama.cpp).
  *   2. pre-tokenization of the text between them into words, by hand-written
  *      matchers equivalent to the regexes of the pre-tokenizer the GGUF names
  *      (the first alternative that matches at a position wins, as in a regex):
@@ -16,18 +17,27 @@
  *                       (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
  *                       ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  *                       (and a word that is a whole token is that token: ignore_merges)
- *      Classes from unicode_tab.h (scripts/gen_unicode.py). Invalid UTF-8
- *      bytes are characters of class "other" that stand for their own byte.
- *   3. BPE on each word: one symbol per byte (the token of the byte's GPT-2
- *      byte-to-unicode character), then repeatedly the adjacent pair with the
- *      lowest merge rank (leftmost on ties) becomes the merge's token, with a
- *      binary heap of candidate pairs. Merges are resolved to token ids at
- *      init; a merge whose parts or result are not tokens is ignored, and of
- *      two merges of the same pair the first counts (as llama.cpp).
+ *      Classes from unicode_tab.h (scripts/gen_unicode.py), of the code points
+ *      utf8_dec reads, as llama.cpp reads them (utf8_dec has the rule):
+ *      leniently (an overlong form is its code point, C0 80 is U+0000), and
+ *      U+FFFD (class "other") for each byte that starts no sequence or whose
+ *      sequence is cut short.
+ *   3. BPE on each word, the word written as those code points in UTF-8 (as
+ *      llama.cpp does: a byte read as U+FFFD is the 3 bytes EF BF BD, an
+ *      overlong form its shortest form; bpe_span): one symbol per byte (the
+ *      token of the byte's GPT-2 byte-to-unicode character), then repeatedly
+ *      the adjacent pair with the lowest merge rank (leftmost on ties)
+ *      becomes the merge's token, with a binary heap of candidate pairs.
+ *      Merges are resolved to token ids at init; a merge whose parts or
+ *      result are not tokens is ignored (as Hugging Face; llama.cpp applies
+ *      such a merge, then looks the result's characters up one by one), and
+ *      of two merges of the same pair the first counts (as llama.cpp).
  *      A byte whose character is not a token is dropped, as llama.cpp and
  *      Hugging Face (with no unknown token) do: SmolLM2's vocabulary lacks 21
- *      bytes (0x04 0x06 0x13 0x14 0x16 0x1D 0xC0 0xC1 0xF1 0xF2 0xF5..0xFF), so
- *      such bytes do not survive a round trip with it.
+ *      bytes (0x04 0x06 0x13 0x14 0x16 0x1D 0xC0 0xC1 0xF1 0xF2 0xF5..0xFF).
+ *      So text round-trips (tokens, then pieces) when it is valid UTF-8 and
+ *      has none of those bytes; invalid bytes come back as U+FFFD, overlong
+ *      forms as their shortest forms.
  *
  * Pieces (kgr_token_piece): control tokens are ""; user-defined tokens their
  * text; others their characters mapped back to bytes (a token with a
@@ -45,11 +55,12 @@
  *   Anything else: -1, saying so.
  *
  * Memory: everything is allocated by kgr_tok_init, including BPE scratch for
- * words of up to KGR_TOK_WORD_CAP bytes. A longer word (a run of 4096 letters
+ * words of up to KGR_TOK_WORD_CAP bytes and room to rewrite a word of up to
+ * 3 * KGR_TOK_WORD_CAP bytes (step 3). A longer word (a run of 4096 letters
  * with no space, say) grows that scratch in kgr_tokenize, once, to the
- * word's size; it is kept for later calls and freed by kgr_tok_free. This is
- * the one allocation outside init: tokenizing such text correctly needs it.
- * A failure to grow returns -1.
+ * word's size; it is kept for later calls and freed by kgr_tok_free. These
+ * are the only allocations outside init: tokenizing such text correctly
+ * needs them. A failure to grow returns -1.
  */
 #include "rt.h"
 
@@ -62,7 +73,7 @@
 #define KGR_TOK_WORD_CAP 1024
 #define MAX_TOKENS (1u << 24)
 #define MAX_MERGES (1u << 24)
-#define CP_BAD 0x110000u /* an invalid UTF-8 byte */
+#define CP_REPL 0xFFFDu /* U+FFFD: what a byte that is not UTF-8 reads as (utf8_dec) */
 #define LOW_CLS 0x800u   /* code points below this have their class in t->low_cls */
 
 enum { C_OTHER = 0, C_LETTER = 1, C_NUMBER = 2, C_SPACE = 3 };
@@ -128,6 +139,9 @@ struct kgr_tok {
     size_t word_cap;
     int32_t *sym_id, *sym_prev, *sym_next;
     heap_ent *heap;
+    /* a word with bytes utf8_dec replaces or shortens, rewritten: up to text_cap bytes */
+    size_t text_cap;
+    uint8_t *text;
 };
 
 /* ───────────────────────── helpers ───────────────────────── */
@@ -144,27 +158,49 @@ static inline uint32_t hash_pair(uint64_t key, uint32_t mask)
     return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 40) & mask;
 }
 
-/* Strict UTF-8: overlong forms, surrogates and values past U+10FFFF are
- * invalid; an invalid byte is CP_BAD with length 1. */
+/* UTF-8 read as llama.cpp reads it (its unicode_cpts_from_utf8), so that the
+ * tokens of any bytes, valid UTF-8 or not, are llama.cpp's: a byte below 0x80
+ * is itself; a lead byte 110xxxxx, 1110xxxx or 11110xxx followed, before e,
+ * by 1, 2 or 3 bytes 10xxxxxx is the code point its bits spell, with no check
+ * for overlong forms or surrogates (C0 80 reads as U+0000, C1 81 as 'A',
+ * ED A0 80 as U+D800). Anything else is U+FFFD, one byte long (the next
+ * character starts at the next byte): a continuation byte or F8..FF first, a
+ * sequence cut short by another byte or by e, and a 4-byte sequence past
+ * U+10FFFF (F4 90 80 80 .. F7 BF BF BF; llama.cpp throws an exception out of
+ * llama_tokenize there, so this is kgen's choice, the one rule applied again). */
 static inline uint32_t utf8_dec(const uint8_t *s, size_t e, size_t i, size_t *len)
 {
     uint8_t c = s[i];
     *len = 1;
     if (c < 0x80) return c;
     size_t need;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) need = 1, cp = c & 0x1Fu, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) need = 2, cp = c & 0x0Fu, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) need = 3, cp = c & 0x07u, min = 0x10000;
-    else return CP_BAD;
-    if (e - i <= need) return CP_BAD;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) need = 1, cp = c & 0x1Fu;
+    else if ((c & 0xF0) == 0xE0) need = 2, cp = c & 0x0Fu;
+    else if ((c & 0xF8) == 0xF0) need = 3, cp = c & 0x07u;
+    else return CP_REPL;
+    if (e - i <= need) return CP_REPL;
     for (size_t k = 1; k <= need; k++) {
-        if ((s[i + k] & 0xC0) != 0x80) return CP_BAD;
+        if ((s[i + k] & 0xC0) != 0x80) return CP_REPL;
         cp = cp << 6 | (s[i + k] & 0x3Fu);
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return CP_BAD;
+    if (cp > 0x10FFFF) return CP_REPL;
     *len = need + 1;
     return cp;
+}
+
+/* cp's length in (shortest-form) UTF-8; cp <= 0x10FFFF */
+static inline size_t utf8_len(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+/* Writes cp in shortest-form UTF-8 at o (a surrogate as its three bytes, as
+ * llama.cpp's unicode_cpt_to_utf8 does); returns its length. */
+static size_t utf8_put(uint32_t cp, uint8_t *o)
+{
+    size_t n = utf8_len(cp);
+    static const uint8_t lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+    for (size_t k = n - 1; k > 0; k--, cp >>= 6) o[k] = (uint8_t)(0x80 | (cp & 0x3F));
+    o[0] = (uint8_t)(lead[n] | cp);
+    return n;
 }
 
 static int table_cls(uint32_t cp)
@@ -487,7 +523,9 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     t->sym_prev = malloc(t->word_cap * sizeof *t->sym_prev);
     t->sym_next = malloc(t->word_cap * sizeof *t->sym_next);
     t->heap = malloc(3 * t->word_cap * sizeof *t->heap);
-    if (!t->sym_id || !t->sym_prev || !t->sym_next || !t->heap) BAD("out of memory");
+    t->text_cap = 3 * KGR_TOK_WORD_CAP;
+    t->text = malloc(t->text_cap);
+    if (!t->sym_id || !t->sym_prev || !t->sym_next || !t->heap || !t->text) BAD("out of memory");
 
     chat_init(t);
     *out = t;
@@ -506,6 +544,7 @@ void kgr_tok_free(kgr_tok *t)
     free(t->sym_prev);
     free(t->sym_next);
     free(t->heap);
+    free(t->text);
     free(t);
 }
 
@@ -628,10 +667,41 @@ static int bpe_word(kgr_tok *t, const uint8_t *p, size_t n, sink *k)
     return 0;
 }
 
+/* The tokens of the word [i, j) of s, as llama.cpp hands it to BPE: each
+ * character (utf8_dec) in shortest-form UTF-8. Only a word with a byte read
+ * as U+FFFD (3 bytes for 1) or an overlong form (fewer bytes) changes; it is
+ * rewritten into t->text, grown when the word needs more. */
+static int bpe_span(kgr_tok *t, const uint8_t *s, size_t i, size_t j, sink *k)
+{
+    size_t n = 0, len;
+    bool same = true;
+    if (j - i > SIZE_MAX / 3) return -1;
+    for (size_t p = i; p < j; p += len) {
+        if (s[p] < 0x80) {
+            len = 1, n++;
+            continue;
+        }
+        size_t m = utf8_len(utf8_dec(s, j, p, &len));
+        same = same && m == len;
+        n += m;
+    }
+    if (same) return bpe_word(t, s + i, j - i, k);
+    if (n > t->text_cap) {
+        uint8_t *q = realloc(t->text, n);
+        if (!q) return -1;
+        t->text = q, t->text_cap = n;
+    }
+    for (size_t p = i, o = 0; p < j; p += len) o += utf8_put(utf8_dec(s, j, p, &len), t->text + o);
+    return bpe_word(t, t->text, n, k);
+}
+
 /* ───────────────────────── pre-tokenizers ─────────────────────────
  * Each matcher returns the end of the word that starts at i, in the
  * segment [i, e) (the text between special tokens, or for smollm between
- * digits): the regex sees only the segment.                               */
+ * digits): the regex sees only the segment. Every step moves by whole
+ * characters as utf8_dec reads them, so each character is read where
+ * llama.cpp reads it (it reads the text between special tokens from its
+ * start), and none is cut by e. */
 
 /* end of the run of class c starting at i */
 static size_t run_of(const kgr_tok *t, const uint8_t *s, size_t i, size_t e, int c)
@@ -658,19 +728,28 @@ static size_t space_end(const kgr_tok *t, const uint8_t *s, size_t i, size_t e, 
     return last > i ? last : j;
 }
 
+/* At an apostrophe i (l0 bytes): 's|'t|'re|'ve|'m|'ll|'d, the letters
+ * ASCII-case-folded when fold (Llama 3's (?i:...)); the end, or 0. */
+static size_t contraction(const uint8_t *s, size_t i, size_t l0, size_t e, bool fold)
+{
+    size_t p = i + l0, la, lb = 0;
+    if (p >= e) return 0;
+    uint32_t a = utf8_dec(s, e, p, &la), b = p + la < e ? utf8_dec(s, e, p + la, &lb) : 0;
+    if (fold) a |= 0x20, b |= 0x20; /* only 'A'..'Z' become 'a'..'z' among the letters compared */
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return p + la;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return p + la + lb;
+    return 0;
+}
+
 static size_t match_gpt2(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
 {
-    size_t l0, l1;
+    size_t l0, l1, j;
     uint32_t c0;
     int k0 = cls_at(t, s, e, i, &l0, &c0);
-    if (c0 == '\'' && i + 1 < e) { /* 's|'t|'re|'ve|'m|'ll|'d */
-        uint8_t a = s[i + 1], b = i + 2 < e ? s[i + 2] : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
-    }
-    if (c0 == ' ' && i + 1 < e) { /* ' ?' before letters, numbers or other */
-        int k1 = cls_at(t, s, e, i + 1, &l1, NULL);
-        if (k1 != C_SPACE) return run_of(t, s, i + 1, e, k1);
+    if (c0 == '\'' && (j = contraction(s, i, l0, e, false))) return j;
+    if (c0 == ' ' && i + l0 < e) { /* ' ?' before letters, numbers or other */
+        int k1 = cls_at(t, s, e, i + l0, &l1, NULL);
+        if (k1 != C_SPACE) return run_of(t, s, i + l0, e, k1);
     }
     if (k0 != C_SPACE) return run_of(t, s, i, e, k0);
     return space_end(t, s, i, e, false);
@@ -678,29 +757,25 @@ static size_t match_gpt2(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
 
 static size_t match_llama3(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
 {
-    size_t l0, l1;
+    size_t l0, l1, j;
     uint32_t c0;
     int k0 = cls_at(t, s, e, i, &l0, &c0);
-    if (c0 == '\'' && i + 1 < e) { /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
-        uint8_t a = s[i + 1] | 0x20, b = i + 2 < e ? s[i + 2] | 0x20 : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
-    }
+    if (c0 == '\'' && (j = contraction(s, i, l0, e, true))) return j; /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
     if (k0 == C_LETTER) return run_of(t, s, i, e, C_LETTER); /* [^\r\n\p{L}\p{N}]?\p{L}+ */
     if (k0 != C_NUMBER && c0 != '\r' && c0 != '\n' && i + l0 < e &&
         cls_at(t, s, e, i + l0, &l1, NULL) == C_LETTER)
         return run_of(t, s, i + l0, e, C_LETTER);
     if (k0 == C_NUMBER) { /* \p{N}{1,3} */
-        size_t j = i + l0;
+        j = i + l0;
         for (int n = 1; n < 3 && j < e && cls_at(t, s, e, j, &l1, NULL) == C_NUMBER; n++) j += l1;
         return j;
     }
     size_t k = i; /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
-    if (c0 == ' ' && i + 1 < e && cls_at(t, s, e, i + 1, &l1, NULL) == C_OTHER) k = i + 1;
+    if (c0 == ' ' && i + l0 < e && cls_at(t, s, e, i + l0, &l1, NULL) == C_OTHER) k = i + l0;
     else if (k0 != C_OTHER) k = e;
     if (k < e) {
-        size_t j = run_of(t, s, k, e, C_OTHER);
-        while (j < e && (s[j] == '\r' || s[j] == '\n')) j++;
+        j = run_of(t, s, k, e, C_OTHER);
+        for (uint32_t c; j < e && ((c = utf8_dec(s, e, j, &l1)) == '\r' || c == '\n');) j += l1;
         return j;
     }
     return space_end(t, s, i, e, true);
@@ -714,7 +789,7 @@ static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
         size_t e = b, j;
         if (t->pre == PRE_SMOLLM) {
             if (cls_at(t, s, b, i, &len, NULL) == C_NUMBER) {
-                if (bpe_word(t, s + i, len, k)) return -1;
+                if (bpe_span(t, s, i, i + len, k)) return -1;
                 i += len;
                 continue;
             }
@@ -722,7 +797,7 @@ static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
         }
         for (; i < e; i = j) {
             j = t->pre == PRE_LLAMA3 ? match_llama3(t, s, i, e) : match_gpt2(t, s, i, e);
-            if (bpe_word(t, s + i, j - i, k)) return -1;
+            if (bpe_span(t, s, i, j, k)) return -1;
         }
     }
     return 0;

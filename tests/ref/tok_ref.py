@@ -4,9 +4,13 @@
 An implementation independent of kgen: Hugging Face's `tokenizers` (PyPI),
 built from the GGUF's vocabulary and merges as read by llama.cpp's Python
 reader (PyPI `gguf`), and Jinja2 for the chat template. Writes OUT, one
-record per line, every string as hex of its UTF-8 bytes ("-" when empty):
+record per line, every string as hex of its bytes ("-" when empty):
 
-    S idx hex                  a test string
+    S idx hex                  a test string (valid UTF-8)
+    X idx hex hexread          a test string that is not UTF-8, and the text
+                               tokenizing it and joining the pieces gives back
+                               (llama.cpp's reading of it, in UTF-8; bytes the
+                               vocabulary lacks are still to be removed)
     R pre flags idx ids        its token ids ("1,2,3"; "-" when none) with the
                                pre-tokenizer `pre` (smollm, gpt2, llama-bpe);
                                flags 2 = special-token text is the token
@@ -15,8 +19,7 @@ record per line, every string as hex of its UTF-8 bytes ("-" when empty):
     H name add n hexrole hexcontent ... hexexpected
                                messages formatted by Jinja with the template
 
-The strings are generated deterministically (fixed lists, then random ones
-from a fixed seed). Reference pipelines:
+The strings are tok_corpus.py's. Reference pipelines for valid strings:
     smollm     Sequence([Digits(individual_digits=True),
                          ByteLevel(add_prefix_space=False, use_regex=True)])
     gpt2       ByteLevel(add_prefix_space=False, use_regex=True)
@@ -25,11 +28,14 @@ from a fixed seed). Reference pipelines:
 BPE model from the GGUF's tokens and merges, ByteLevel decoder, control
 (type 3) and user-defined (type 4) tokens as added tokens; without flag 2,
 tokenizer.encode_special_tokens = True (their text is ordinary text).
+Strings that are not UTF-8: llama.cpp's pipeline with these pre-tokenizers
+and BPE model as its steps (see "bytes that are not UTF-8" below).
 Exit status 3 if a package is missing.
 """
-import random
 import sys
-import unicodedata
+
+from llama_utf8 import llama_cpp_read, utf8
+from tok_corpus import corpus
 
 try:
     from gguf import GGUFReader
@@ -100,85 +106,75 @@ def build(tokens, types, merges, pre):
     return tok
 
 
-# ─────────────────────────── test strings ───────────────────────────
+# ───────────────────── bytes that are not UTF-8 ─────────────────────
+# Hugging Face's tokenizers take only Unicode strings, so for those the
+# reference runs llama.cpp's pipeline (src/llama-vocab.cpp, src/unicode.cpp)
+# itself, with Hugging Face's pre-tokenizer and BPE model as its steps:
+#   1. special tokens are matched on the bytes as given (leftmost, then
+#      longest); the bytes between them are
+#   2. read as code points by llama.cpp's rule (llama_utf8.py),
+#   3. pre-tokenized by the same Hugging Face pre-tokenizer (on a str: each
+#      surrogate, of class "other" for llama.cpp, stands in as U+E000, also
+#      "other", since a Rust string cannot hold a surrogate),
+#   4. each word written back as its code points in UTF-8 (a surrogate as its
+#      three bytes), mapped through GPT-2's byte-to-unicode table, and BPE'd
+#      by the Hugging Face BPE model.
+# main() checks this composition against Hugging Face's whole pipeline on
+# every valid string first.
 
-FIXED = [
-    "", " ", "  ", "\n", "\t", "\r\n", "a", "Hello, world!", "Hello world", " Hello world", "Hello  world",
-    "The quick brown fox jumps over the lazy dog.",
-    "I'm sure you're right; they've said we'll go, he'd say it's fine. I'M YOU'RE THEY'VE WE'LL HE'D IT'S",
-    "don't 's 't 're 've 'm 'll 'd 'x ''s '' ' s",
-    "3.14159 2024-01-01 1,000,000 +49 (0)30 123456789 0x1F 1e-9 -42",
-    "Room 101, 22nd floor: 7 items at $19.99 each = $139.93",
-    "café naïve résumé Ångström Øresund straße œuvre Çà ñandú",
-    "cafe\u0301 nai\u0308ve e\u0301te\u0301",  # decomposed accents
-    "Привет, мир! Καλημέρα κόσμε. שלום עולם. مرحبا بالعالم. नमस्ते दुनिया",
-    "你好，世界！这是一个测试。日本語のテキストです。한국어 텍스트입니다.",
-    "emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇩🇪 ❤️ ✨🚀",
-    "math: ∑ x² ≤ ∞, ∫ f(x) dx, α+β=γ, ½ ¾ ² ³ Ⅻ ٣ ४ ๕ ①",
-    "tabs\tand\t\ttabs", "lines\nand\n\nlines\n\n\n", "trailing spaces   ", "   leading spaces",
-    "mixed \t \n \r\n  \n\t end", "\n\n\n", " \n \n ", "a\u00a0b\u2003c\u3000d\u0085e\u2028f\u1680g",
-    "int main(void) {\n    printf(\"%d\\n\", 42);\n    return 0;\n}\n",
-    "def f(x):\n\tif x > 0:\n\t\treturn [i**2 for i in range(x)]  # comment\n",
-    "<div class=\"a\">&amp; &lt;tag&gt;</div> https://example.com/path?q=1&r=2#frag",
-    "SELECT * FROM t WHERE a >= 10 AND b <> 'x';",
-    "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n",
-    "<|im_start|><|im_end|><|endoftext|>", "<|im_end|><|im_end|>", "<|im_", "<|im_start|", "x<|im_end|>y",
-    "<|endoftext|>The end.<|endoftext|>", "<repo_name>kgen<file_sep>main.c<filename>", "<|im_start|>system",
-    "<|start_header_id|>user<|end_header_id|>", "<|eot_id|>",
-    "!!!???...,,,;;;:::", "---===___+++***", "(((())))[[[]]]{{{}}}", "@#$%^&*~`|\\/",
-    "a1b2c3 1a2b3c 12ab 34 56", " 1 22 333 4444 55555 666666",
-    "UPPER lower MiXeD CamelCase snake_case kebab-case",
-    "'s'S'T're'RE'Ve'LL'D'M", "I'LL 'Ll 'lL",
-    "ſ 'ſ 'ﬅ", "\u0130 \u0131 \u03a3\u03c2 \u1e9e", "zero\u200bwidth\u200cjoin\u200dner\ufeff",
-    "control\x01\x02\x1b[0m\x7f", "\x1c\x1d\x1e\x1f", "\x0b\x0c",
-]
-FIXED += [chr(b) for b in range(1, 128)]  # every ASCII character alone
-FIXED += [chr(c) for c in range(0x80, 0x100)]
-FIXED += ["a" * 3000, "=" * 2000, "中" * 1500, "ab " * 1000, " " * 1500 + "x", "\n" * 1200, "9" * 1200,
-          "word" * 400 + "!" + "zz" * 600]
-
-POOLS = [
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-    "0123456789",
-    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
-    " " * 6 + "\t\n\r\x0b\x0c\u0085\u00a0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f\u3000",
-    "àáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿĀāĂăĄąĆćČčĎďĐđĒēĘęĚěĞğĪīİıŁłŃńŇňŌōŐőŒœŘřŚśŞşŠšŢţŤťŪūŮůŰűŸŹźŻżŽž",
-    "αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩабвгдежзийклмнопрстуфхцчшщъыьэюяАБВГД",
-    "你好世界中文测试的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生自会那后能对着事其里所去行过家十用发天如然作方成者多日都三小军二无同么经法当起与好看学进种将还分此心前面又定见只主没公从",
-    "あいうえおかきくけこアイウエオカキクケコ한국어텍스트입니다ㄱㄴㄷ",
-    "٠١٢٣٤٥٦٧٨٩०१२३४५६७८९½¾²³¹ⅠⅡⅢⅫ①②③",
-    "\u0300\u0301\u0302\u0308\u0327\u0338\u20dd\u200d\ufe0f",
-    "😀😃😄😁😆😅🤣😂🙂🙃😉😊😇🥰😍🤩😘👍👎👏🙏💪🔥✨🎉🚀🌍🇫🇷🇯🇵🏳️‍🌈",
-    "שלוםעולםمرحبابالعالمनमस्तेদুনিয়াสวัสดีชาวโลกქართული",
-    ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "n't", "'"],
-    ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_", "|>", "<", "<file_sep>", "<jupyter_code>"],
-    [" the", " of", " and", " to", " in", " is", "ing", "tion", " for", " that", "ed", " with", "er"],
-]
-
-
-def assigned(cp):
-    c = chr(cp)
-    return unicodedata.category(c) not in ("Cn", "Cs", "Co")
-
-
-def random_strings(rng, n):
-    out = []
-    for _ in range(n):
-        parts = []
-        for _ in range(rng.randint(1, 40)):
-            r = rng.random()
-            if r < 0.08:  # any assigned code point of the BMP or the supplementary planes
-                while True:
-                    cp = rng.randint(0x80, 0x2FFFF) if rng.random() < 0.9 else rng.randint(0x30000, 0x10FFFF)
-                    if assigned(cp):
-                        break
-                parts.append(chr(cp))
-            else:
-                pool = POOLS[rng.randrange(len(POOLS))]
-                k = rng.choice([1, 1, 1, 2, 3, 5, 8])
-                parts.append("".join(rng.choice(pool) for _ in range(k)))
-        out.append("".join(parts))
+def gpt2_byte_chars():
+    """GPT-2's byte-to-unicode table: printable bytes are themselves, the other
+    68 U+0100.. in byte order."""
+    own = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    out, n = [], 0
+    for b in range(256):
+        out.append(chr(b) if b in own else chr(256 + n))
+        n += b not in own
     return out
+
+
+BYTE_CHAR = gpt2_byte_chars()
+
+
+def split_special(b, specials):
+    """b as a list of byte strings and token ids: the leftmost special text
+    (bytes, id) first, the longest at one position."""
+    out, seg, i = [], 0, 0
+    while i < len(b):
+        hit = max((sp for sp in specials if b.startswith(sp[0], i)), key=lambda sp: len(sp[0]), default=None)
+        if not hit:
+            i += 1
+            continue
+        if seg < i:
+            out.append(b[seg:i])
+        out.append(hit[1])
+        i += len(hit[0])
+        seg = i
+    if seg < len(b):
+        out.append(b[seg:])
+    return out
+
+
+def encode_bytes(tok, specials, b):
+    """The token ids of bytes b by llama.cpp's pipeline (above)."""
+    ids = []
+    for part in split_special(b, specials):
+        if isinstance(part, int):
+            ids.append(part)
+            continue
+        cps = llama_cpp_read(part)
+        text = "".join(chr(0xE000 if 0xD800 <= c <= 0xDFFF else c) for c in cps)
+        for _, (a, e) in tok.pre_tokenizer.pre_tokenize_str(text):
+            word = "".join(BYTE_CHAR[x] for x in utf8(cps[a:e]))
+            ids += [t.id for t in tok.model.tokenize(word)]
+    return ids
+
+
+def read_text(specials, b):
+    """What tokenizing b and joining the pieces gives back, less the bytes the
+    vocabulary has no token for: each part between special tokens as read."""
+    text = {i: t for t, i in specials}
+    return b"".join(text[p] if isinstance(p, int) else utf8(llama_cpp_read(p)) for p in split_special(b, specials))
 
 
 def main():
@@ -186,18 +182,26 @@ def main():
         print("usage: tok_ref.py GGUF OUT", file=sys.stderr)
         sys.exit(2)
     tokens, types, merges, tmpl = read_gguf(sys.argv[1])
-    rng = random.Random(20240611)
-    strings = FIXED + random_strings(rng, 1200)
+    valid, invalid = corpus()
+    specials = {flags: [(t.encode("utf-8"), i) for i, (t, ty) in enumerate(zip(tokens, types))
+                        if t and (ty == 4 or (ty == 3 and flags == 2))] for flags in (0, 2)}
 
-    hx = lambda s: s.encode("utf-8").hex() or "-"
-    lines = [f"S {i} {hx(s)}" for i, s in enumerate(strings)]
+    hx = lambda b: b.hex() or "-"
+    lines = [f"S {i} {hx(s.encode('utf-8'))}" for i, s in enumerate(valid)]
+    lines += [f"X {len(valid) + i} {hx(b)} {hx(read_text(specials[0], b))}" for i, b in enumerate(invalid)]
     for pre in ("smollm", "gpt2", "llama-bpe"):
         tok = build(tokens, types, merges, pre)
         for flags in (0, 2):
             tok.encode_special_tokens = flags == 0
-            encs = tok.encode_batch(strings, add_special_tokens=False)
-            for i, e in enumerate(encs):
-                lines.append(f"R {pre} {flags} {i} {','.join(map(str, e.ids)) or '-'}")
+            encs = [e.ids for e in tok.encode_batch(valid, add_special_tokens=False)]
+            for s, ids in zip(valid, encs):  # the composition agrees with HF where HF can judge
+                if encode_bytes(tok, specials[flags], s.encode("utf-8")) != ids:
+                    print(f"tok_ref.py: llama.cpp's pipeline over HF's steps differs from HF ({pre}, flags {flags}) "
+                          f"on {s!r}", file=sys.stderr)
+                    sys.exit(1)
+            encs += [encode_bytes(tok, specials[flags], b) for b in invalid]
+            for i, ids in enumerate(encs):
+                lines.append(f"R {pre} {flags} {i} {','.join(map(str, ids)) or '-'}")
     try:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
     except ImportError:
@@ -215,17 +219,17 @@ def main():
             [("user", "héllo 你好 😀\n\tnext line")], [("system", "")],
         ]
         for name, text in (("smollm2", tmpl), ("llama3", LLAMA3_TEMPLATE)):
-            lines.append(f"T {name} {hx(text)}")
+            lines.append(f"T {name} {hx(text.encode())}")
             t = env.from_string(text)
             for conv in convs:
                 for add in (0, 1):
                     msgs = [{"role": r, "content": c} for r, c in conv]
                     want = t.render(messages=msgs, add_generation_prompt=bool(add), bos_token="", eos_token="")
-                    fields = " ".join(f"{hx(r)} {hx(c)}" for r, c in conv)
-                    lines.append(f"H {name} {add} {len(conv)} {fields + ' ' if fields else ''}{hx(want)}")
+                    fields = " ".join(f"{hx(r.encode())} {hx(c.encode())}" for r, c in conv)
+                    lines.append(f"H {name} {add} {len(conv)} {fields + ' ' if fields else ''}{hx(want.encode())}")
     with open(sys.argv[2], "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"{len(strings)} strings")
+    print(f"{len(valid)} valid strings, {len(invalid)} invalid")
 
 
 if __name__ == "__main__":
