@@ -12,6 +12,8 @@
  *   modelfile_not_models  ELF files that are not models (a library, an
  *                         object, an executable) and junk are refused
  *                         before dlopen; the whole model passes
+ *   modelfile_metadata_overflow  a descriptor the fuzzer found: a layer count
+ *                         whose double overflows is refused without UB
  *
  * With KGEN_WRITE_MODEL_CORPUS=DIR, modelfile_truncated also writes seeds for
  * tests/fuzz_model.c there (make fuzz): a small shared object carrying a kgen
@@ -24,6 +26,7 @@
 #include "kgen_check.h"
 #include "gen.h"
 #include "runtime/model/desc.h"
+#include "runtime/model/rt.h"
 
 #include <elf.h>
 #include <signal.h>
@@ -223,4 +226,19 @@ KT_TEST(modelfile_not_models)
     int rc = KGEN("run", lib, "-p", "hi");
     KT_CHECKF(rc == 1 && strstr(kc_err, "not a kgen model"), "kgen run of a library: exit %d: %s", rc, kc_err);
     KT_CHECKF(kgm_check_file(kc_tiny_so, err, sizeof err) == 0, "the tiny model is refused: %s", err);
+}
+
+/* Found by tests/fuzz_model.c: a descriptor whose layer count doubles past
+ * INT_MAX (UBSan: signed overflow in the check itself) is refused cleanly. */
+KT_TEST(modelfile_metadata_overflow)
+{
+    kgm_desc d;
+    memset(&d, 0, sizeof d);
+    d.magic = KGM_DESC_MAGIC, d.version = KGM_DESC_VERSION, d.backend = KGM_BACKEND_CPU;
+    d.n_layer = 1179010630, d.n_kv_tensors = -1936946036; /* 2 * n_layer wrapped to 32 bits */
+    d.n_embd = d.n_head = d.n_head_kv = d.head_dim = d.n_vocab = d.n_ctx_train = d.n_batch = 1;
+    d.kv_elem_bytes = 2;
+    char err[256] = "";
+    KT_CHECK(kgr_model_check(&d, "", 0, NULL, err, sizeof err) == -1);
+    KT_CHECKF(strstr(err, "impossible sizes"), "%s", err);
 }

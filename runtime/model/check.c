@@ -28,7 +28,7 @@ int kgr_model_check(const kgm_desc *d, const void *tok_blob, size_t tok_size, kg
         !TERMINATED(d->content_hash) || !TERMINATED(d->weights_hash) || !TERMINATED(d->weights_file))
         return kgr_msg(err, errcap, "the model's descriptor has an unterminated string");
     if (d->n_layer < 1 || d->n_embd < 1 || d->n_head < 1 || d->n_head_kv < 1 || d->head_dim < 1 || d->n_vocab < 1 ||
-        d->n_ctx_train < 1 || d->n_batch < 1 || d->n_kv_tensors != 2 * d->n_layer ||
+        d->n_ctx_train < 1 || d->n_batch < 1 || (int64_t)d->n_kv_tensors != 2 * (int64_t)d->n_layer ||
         (d->kv_elem_bytes != 2 && d->kv_elem_bytes != 4))
         return kgr_msg(err, errcap,
                        "the model's descriptor has impossible sizes (layers %d, embedding %d, heads %d/%d of %d, "
