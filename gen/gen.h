@@ -101,6 +101,9 @@ kg_status gen_list_templates(gen_isa isa, FILE *f);
 /* Link an object into a shared object with the system compiler driver
  * ($CC, else cc). */
 kg_status gen_link_so(const void *obj, size_t size, const char *out_path);
+/* Runs the C compiler driver argv (argv[0] found on PATH) and waits; an
+ * error names `out`, what it was making. */
+kg_status gen_run_cc(char *const argv[], const char *out);
 
 /* In-process execution through ORC LLJIT. */
 typedef struct gen_jit gen_jit;

@@ -14,6 +14,7 @@
  * Objects run in-process through ORC LLJIT, or are linked into a .so.
  */
 #include "gen.h"
+#include "tmpfile.h"
 #include "internal.h"
 
 #include <llvm-c/Analysis.h>
@@ -358,36 +359,43 @@ kg_status gen_list_templates(gen_isa isa, FILE *f)
 
 /* ─────────────────────────── .so ─────────────────────────── */
 
-kg_status gen_link_so(const void *obj, size_t size, const char *out_path)
+kg_status gen_run_cc(char *const argv[], const char *out)
 {
-    char tmp[4096];
-    const char *td = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmp, sizeof tmp, "%s/kgen-link-XXXXXX.o", td);
-    int fd = mkstemps(tmp, 2);
-    if (fd < 0) return kg_err(KG_ERR_IO, "cannot create a temporary object file: %s", strerror(errno));
-    size_t off = 0;
-    while (off < size) {
-        ssize_t w = write(fd, (const char *)obj + off, size - off);
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return kg_err(KG_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
-        }
-        off += (size_t)w;
-    }
-    close(fd);
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char *argv[] = {(char *)cc, "-shared", "-o", (char *)out_path, tmp, "-lm", NULL};
     pid_t pid;
     extern char **environ;
-    int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ), status = 0;
-    if (rc == 0) while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    unlink(tmp);
-    if (rc != 0) return kg_err(KG_ERR_IO, "cannot run the linker '%s': %s", cc, strerror(rc));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return kg_err(KG_ERR_IO, "'%s -shared -o %s' failed (status %d)", cc, out_path, status);
+    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), status = 0;
+    if (rc) return kg_err(KG_ERR_IO, "cannot run '%s': %s (a C compiler driver is needed to link)", argv[0], strerror(rc));
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        return kg_err(KG_ERR_IO, "%s: linking failed: '%s' %s %d", out, argv[0],
+                      WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     return KG_OK;
+}
+
+/* The object goes into a locked work directory, the .so into a locked
+ * temporary beside out_path (gen/tmpfile.h): a kill leaves nothing for good. */
+kg_status gen_link_so(const void *obj, size_t size, const char *out_path)
+{
+    gen_tmpdir work;
+    gen_tmpout out = {0};
+    char o[PATH_MAX + 16], so[PATH_MAX + 16];
+    kg_status st = gen_tmpdir_make("link", &work);
+    if (st) return st;
+    snprintf(o, sizeof o, "%s/kernel.o", work.path);
+    snprintf(so, sizeof so, "%s/kernel.so", work.path);
+    FILE *f = fopen(o, "wb");
+    if (!f || fwrite(obj, 1, size, f) != size) st = kg_err(KG_ERR_IO, "%s: write failed: %s", o, strerror(errno));
+    if (f && fclose(f) && !st) st = kg_err(KG_ERR_IO, "%s: write failed: %s", o, strerror(errno));
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    char *argv[] = {(char *)cc, "-shared", "-o", so, o, "-lm", NULL};
+    if (!st) st = gen_tmpout_make(out_path, 0755, &out);
+    if (!st) st = gen_run_cc(argv, out_path);
+    if (!st) st = gen_tmpout_copy(&out, so);
+    if (!st) st = gen_tmpout_commit(&out);
+    gen_tmpout_abort(&out);
+    gen_tmpdir_remove(&work);
+    return st;
 }
 
 /* ─────────────────────────── JIT ─────────────────────────── */

@@ -28,11 +28,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,20 +57,6 @@ static kg_status write_file(const char *path, const void *data, size_t n)
     bool ok = !n || fwrite(data, 1, n, f) == n;
     ok = (fclose(f) == 0) && ok;
     return ok ? KG_OK : kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-}
-
-static kg_status run_cc(char *const argv[], const char *out)
-{
-    pid_t pid;
-    extern char **environ;
-    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), status = 0;
-    if (rc) return kg_err(KG_ERR_IO, "cannot run '%s': %s (a C compiler driver is needed to link models)", argv[0], strerror(rc));
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        return kg_err(KG_ERR_IO, "%s: linking the model failed: '%s' %s %d", out, argv[0],
-                      WIFEXITED(status) ? "exited with status" : "was killed by signal",
-                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    return KG_OK;
 }
 
 /* Features the kernels may use: the ISA level's, and any the target names. */
@@ -296,7 +280,7 @@ static kg_status link_model(const char *dir, void *const objs[], bool obj, const
     argv[n++] = files[nf++];
     if (!obj) argv[n++] = "-lm", argv[n++] = "-lpthread";
     argv[n] = NULL;
-    return run_cc(argv, out_path);
+    return gen_run_cc(argv, out_path);
 }
 
 kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r)
