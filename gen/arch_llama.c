@@ -23,11 +23,24 @@
 
 static const char *const SUPPORTED = "llama";
 
-/* The weight types the product and embedding kernels take. */
+/* The weight types the product and embedding kernels take: the table's
+ * kernels column (kgen_types.h). */
 static bool product_type(int t)
 {
-    return t == KG_TYPE_F32 || t == KG_TYPE_F16 || t == KG_TYPE_BF16 || t == KG_TYPE_Q8_0 || t == KG_TYPE_Q4_0 ||
-           t == KG_TYPE_Q4_1 || t == KG_TYPE_Q4_K || t == KG_TYPE_Q6_K;
+    const kg_type_info *ti = kg_type_get((uint32_t)t);
+    return ti && ti->kernels;
+}
+
+/* "F32, F16, ..." into list */
+static const char *product_types(char *list, size_t cap)
+{
+    size_t n = 0;
+    list[0] = 0;
+#define KG_X(id, nm, b, s, k, g, mn) \
+    if (k && n < cap) n += (size_t)snprintf(list + n, cap - n, "%s%s", n ? ", " : "", #nm);
+    KG_TYPES(KG_X)
+#undef KG_X
+    return list;
 }
 
 typedef struct {
@@ -71,11 +84,12 @@ static kg_status weight(ctx *c, gen_graph *gr, const char *name, int64_t ne0, in
                       "%s: tensor %s has shape %llu x %llu, but the hyperparameters say %lld x %lld", c->file, name,
                       (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (long long)ne0, (long long)want1);
     const kg_type_info *ti = kg_type_get(t->type);
-    if (product ? !product_type((int)t->type) : t->type != KG_TYPE_F32)
-        return kg_err(KG_ERR_UNSUPPORTED,
-                      "%s: tensor %s has type %s, which kgen has no kernel for (%s)", c->file, name,
-                      ti ? ti->name : "?",
-                      product ? "products take F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K" : "norm weights must be F32");
+    if (product ? !product_type((int)t->type) : t->type != KG_TYPE_F32) {
+        char list[256];
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which kgen has no kernel for (%s%s)", c->file,
+                      name, ti ? ti->name : "?", product ? "products take " : "norm weights must be F32",
+                      product ? product_types(list, sizeof list) : "");
+    }
     if (ti && ne0 % ti->blck)
         return kg_err(KG_ERR_FORMAT, "%s: tensor %s: rows of %lld elements are not whole %s blocks", c->file, name,
                       (long long)ne0, ti->name);

@@ -22,6 +22,7 @@ BLOB(cu_common, "templates/cuda/common.cuh")
 BLOB(cu_mm, "templates/cuda/mm.cuh")
 BLOB(cu_ops, "templates/cuda/ops.cuh")
 BLOB(cu_attn, "templates/cuda/attn.cuh")
+BLOB(cu_types, "kgen_types.h")
 /* the model ABI header, written beside `kgen compile --emit obj` objects */
 BLOB(model_h, "kgen_model.h")
 

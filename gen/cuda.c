@@ -27,6 +27,7 @@
 
 extern const char kgen_bc_cu_common[], kgen_bc_cu_common_end[], kgen_bc_cu_mm[], kgen_bc_cu_mm_end[];
 extern const char kgen_bc_cu_ops[], kgen_bc_cu_ops_end[], kgen_bc_cu_attn[], kgen_bc_cu_attn_end[];
+extern const char kgen_bc_cu_types[], kgen_bc_cu_types_end[];
 
 /* ─────────────── NVRTC, through dlopen ─────────────── */
 
@@ -252,6 +253,7 @@ static const struct { const char *name, *start, *end; } headers[] = {
     {"mm.cuh", kgen_bc_cu_mm, kgen_bc_cu_mm_end},
     {"ops.cuh", kgen_bc_cu_ops, kgen_bc_cu_ops_end},
     {"attn.cuh", kgen_bc_cu_attn, kgen_bc_cu_attn_end},
+    {"kgen_types.h", kgen_bc_cu_types, kgen_bc_cu_types_end},
 };
 #define N_HEADERS (int)(sizeof headers / sizeof headers[0])
 static const char source[] = "#include \"mm.cuh\"\n#include \"ops.cuh\"\n#include \"attn.cuh\"\n";

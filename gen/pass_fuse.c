@@ -41,7 +41,12 @@ static bool is_matmul_of(const gen_graph *gr, int i, int x)
     return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !gr->n[i].flags && gr->n[i].in[2] < 0;
 }
 
-static bool quantized(int type) { return type != KG_TYPE_F32 && type != KG_TYPE_F16 && type != KG_TYPE_BF16; }
+/* a block-quantized weight type (the table's block size) */
+static bool quantized(int type)
+{
+    const kg_type_info *ti = kg_type_get((uint32_t)type);
+    return ti && ti->blck > 1;
+}
 
 /* Wq h, Wk h, Wv h + rope(q), rope(k), kv_store  ->  W_qkv h + rope_kv */
 static kg_status fuse_qkv(gen_graph *gr, int s)

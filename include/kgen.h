@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kgen_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,61 +45,23 @@ const char *kg_last_error(void);
 const char *kg_status_name(kg_status s);
 
 /* ─────────────────────────── tensor types ───────────────────────────
- * GGML tensor types with their on-disk ids. Block layouts are facts of the
- * GGUF format; `blck` elements are stored in `size` bytes.
- * "full" types are the ones kgen's kernels compute with; the others are known
- * by name and size so any real file can be inspected, and are refused (by
- * name) only by a stage that needs to compute with them.
- *
- *     X(id, NAME,    blck, size, full)                                     */
-#define KG_TYPES(X)                      \
-    X(0,  F32,      1,    4,   1)        \
-    X(1,  F16,      1,    2,   1)        \
-    X(2,  Q4_0,    32,   18,   1)        \
-    X(3,  Q4_1,    32,   20,   1)        \
-    X(6,  Q5_0,    32,   22,   0)        \
-    X(7,  Q5_1,    32,   24,   0)        \
-    X(8,  Q8_0,    32,   34,   1)        \
-    X(9,  Q8_1,    32,   36,   0)        \
-    X(10, Q2_K,   256,   84,   0)        \
-    X(11, Q3_K,   256,  110,   0)        \
-    X(12, Q4_K,   256,  144,   1)        \
-    X(13, Q5_K,   256,  176,   0)        \
-    X(14, Q6_K,   256,  210,   1)        \
-    X(15, Q8_K,   256,  292,   0)        \
-    X(16, IQ2_XXS,256,   66,   0)        \
-    X(17, IQ2_XS, 256,   74,   0)        \
-    X(18, IQ3_XXS,256,   98,   0)        \
-    X(19, IQ1_S,  256,   50,   0)        \
-    X(20, IQ4_NL,  32,   18,   0)        \
-    X(21, IQ3_S,  256,  110,   0)        \
-    X(22, IQ2_S,  256,   82,   0)        \
-    X(23, IQ4_XS, 256,  136,   0)        \
-    X(24, I8,       1,    1,   0)        \
-    X(25, I16,      1,    2,   0)        \
-    X(26, I32,      1,    4,   0)        \
-    X(27, I64,      1,    8,   0)        \
-    X(28, F64,      1,    8,   0)        \
-    X(29, IQ1_M,  256,   56,   0)        \
-    X(30, BF16,     1,    2,   1)        \
-    X(34, TQ1_0,  256,   54,   0)        \
-    X(35, TQ2_0,  256,   66,   0)        \
-    X(39, MXFP4,   32,   17,   0)        \
-    X(40, NVFP4,   64,   36,   0)        \
-    X(41, Q1_0,   128,   18,   0)
-
+ * GGML tensor types with their on-disk ids, from the one table of types
+ * (kgen_types.h, KG_TYPES: id, name, block geometry, whether kgen's kernels
+ * compute with it, and the parameters of kgen's own formats).           */
 typedef enum kg_type {
-#define KG_X(id, name, blck, size, full) KG_TYPE_##name = id,
+#define KG_X(id, name, blck, size, kernels, group, minimum) KG_TYPE_##name = id,
     KG_TYPES(KG_X)
 #undef KG_X
-    KG_TYPE_COUNT = 42 /* one past the largest id; not every id below is a type */
+    KG_TYPE_COUNT = 42 /* one past the largest GGUF id; not every id below is a type */
 } kg_type;
 
 typedef struct kg_type_info {
     const char *name; /* "Q4_1" */
     uint32_t blck;    /* elements per block */
     uint32_t size;    /* bytes per block */
-    bool full;        /* kgen computes with it */
+    bool kernels;     /* kgen's kernels compute with it */
+    uint32_t group;   /* kgen's own formats: elements per scale; 0 for GGUF's */
+    bool minimum;     /* kgen's own formats: groups have a minimum          */
 } kg_type_info;
 
 /* Facts about type id `t`, or NULL if `t` is not a known GGML type. */

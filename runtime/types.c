@@ -1,14 +1,16 @@
-/* types.c — the GGML tensor type table (see KG_TYPES in kgen.h). */
+/* types.c — kg_type_get over the one table of types (include/kgen_types.h). */
 #include "kgen.h"
 
-#define KG_X(id, nm, b, s, f) [id] = {#nm, b, s, f},
+#define KG_X(id, nm, b, s, k, g, mn) [id] = {#nm, b, s, k, g, mn},
 static const kg_type_info table[KG_TYPE_COUNT] = { KG_TYPES(KG_X) };
 #undef KG_X
 
-#define KG_X(id, nm, b, s, f) +1
+#define KG_X(id, nm, b, s, k, g, mn) +1
 _Static_assert(0 KG_TYPES(KG_X) == 34, "KG_TYPES count changed: update this assert and the docs");
 #undef KG_X
-#define KG_X(id, nm, b, s, f) _Static_assert(id < KG_TYPE_COUNT, "KG_TYPE_COUNT too small");
+/* GGUF's ids index the table; kgen's own formats (ids from
+ * KG_TYPE_OWN_BASE) will need their own lookup when they arrive */
+#define KG_X(id, nm, b, s, k, g, mn) _Static_assert(id < KG_TYPE_COUNT, "KG_TYPE_COUNT too small");
 KG_TYPES(KG_X)
 #undef KG_X
 

@@ -432,7 +432,7 @@ KT_TEST(gguf_every_tensor_type)
     tw_tdesc t[KG_TYPE_COUNT];
     char names[KG_TYPE_COUNT][32];
     size_t n = 0;
-#define KG_X(id, nm, blck, size, full)                                                     \
+#define KG_X(id, nm, blck, size, k, g, mn)                                                   \
     snprintf(names[n], sizeof names[n], "t.%s", #nm);                                    \
     t[n] = (tw_tdesc){.name = names[n], .n_dims = 2, .ne = {2 * (blck), 3}, .type = id}; \
     n++;

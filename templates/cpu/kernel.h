@@ -37,10 +37,13 @@
 #define KG_INLINE static inline __attribute__((always_inline))
 #define KG_RESTRICT __restrict
 
-/* ── tensor type ids (GGML's; same as kg_type in include/kgen.h) ── */
+/* ── tensor type ids: GGML's, from the one table (include/kgen_types.h);
+ *    KGT_SIZE_x / KGT_BLCK_x are its block bytes and elements ── */
+#include "kgen_types.h"
 enum {
-    KGT_F32 = 0, KGT_F16 = 1, KGT_Q4_0 = 2, KGT_Q4_1 = 3, KGT_Q8_0 = 8,
-    KGT_Q4_K = 12, KGT_Q6_K = 14, KGT_BF16 = 30,
+#define KGT_X(id, nm, b, s, k, g, mn) KGT_##nm = id, KGT_SIZE_##nm = s, KGT_BLCK_##nm = b,
+    KG_TYPES(KGT_X)
+#undef KGT_X
 };
 
 /* ── activation modes of products ── */
@@ -66,11 +69,11 @@ typedef struct { kgt_f16 d; int8_t qs[32]; } kgt_block_q8_0;             /* w = 
 typedef struct { kgt_f16 d, dmin; uint8_t scales[12]; uint8_t qs[128]; } kgt_block_q4_K; /* 256: 8 x 32, 6-bit scales and mins */
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; kgt_f16 d; } kgt_block_q6_K; /* 256: 16 x 16, 6-bit q */
 
-_Static_assert(sizeof(kgt_block_q4_0) == 18, "q4_0");
-_Static_assert(sizeof(kgt_block_q4_1) == 20, "q4_1");
-_Static_assert(sizeof(kgt_block_q8_0) == 34, "q8_0");
-_Static_assert(sizeof(kgt_block_q4_K) == 144, "q4_K");
-_Static_assert(sizeof(kgt_block_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(kgt_block_q4_0) == KGT_SIZE_Q4_0, "q4_0");
+_Static_assert(sizeof(kgt_block_q4_1) == KGT_SIZE_Q4_1, "q4_1");
+_Static_assert(sizeof(kgt_block_q8_0) == KGT_SIZE_Q8_0, "q8_0");
+_Static_assert(sizeof(kgt_block_q4_K) == KGT_SIZE_Q4_K, "q4_K");
+_Static_assert(sizeof(kgt_block_q6_K) == KGT_SIZE_Q6_K, "q6_K");
 
 /* kgen's own activation block: 32 values quantized symmetrically to int8
  * with one f32 scale, plus the sum of the int8 values (for weight formats

@@ -70,50 +70,49 @@ typedef uint8_t kgq_u8x8 __attribute__((vector_size(8)));
 
 /* ───────────────────────── type geometry ───────────────────────── */
 
-KG_INLINE int kgq_is_quant(int wt)
-{
-    return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q6_K;
-}
-
-/* elements per block (float types: a 32-element chunk stands for a block) */
-KG_INLINE int64_t kgq_blk(int wt) { return wt == KGT_Q4_K || wt == KGT_Q6_K ? 256 : 32; }
-KG_INLINE int kgq_subs(int wt) { return (int)(kgq_blk(wt) / 32); }
-
-/* bytes per block (float types: per 32 elements) */
-KG_INLINE int64_t kgq_blk_bytes(int wt)
+/* from the table (include/kgen_types.h) */
+KG_INLINE int64_t kgq_tblk(int wt)
 {
     switch (wt) {
-    case KGT_F32: return 128;
-    case KGT_F16: case KGT_BF16: return 64;
-    case KGT_Q4_0: return sizeof(kgt_block_q4_0);
-    case KGT_Q4_1: return sizeof(kgt_block_q4_1);
-    case KGT_Q8_0: return sizeof(kgt_block_q8_0);
-    case KGT_Q4_K: return sizeof(kgt_block_q4_K);
-    case KGT_Q6_K: return sizeof(kgt_block_q6_K);
+#define KGQ_X(id, nm, b, s, k, g, mn) case id: return b;
+        KG_TYPES(KGQ_X)
+#undef KGQ_X
     default: return 0;
     }
 }
 
+KG_INLINE int64_t kgq_tsize(int wt)
+{
+    switch (wt) {
+#define KGQ_X(id, nm, b, s, k, g, mn) case id: return s;
+        KG_TYPES(KGQ_X)
+#undef KGQ_X
+    default: return 0;
+    }
+}
+
+/* a block-quantized type (as opposed to F32/F16/BF16) */
+KG_INLINE int kgq_is_quant(int wt) { return kgq_tblk(wt) > 1; }
+
+/* elements per block (float types: a 32-element chunk stands for a block) */
+KG_INLINE int64_t kgq_blk(int wt) { return kgq_is_quant(wt) ? kgq_tblk(wt) : 32; }
+KG_INLINE int kgq_subs(int wt) { return (int)(kgq_blk(wt) / 32); }
+
+/* bytes per block (float types: per 32 elements) */
+KG_INLINE int64_t kgq_blk_bytes(int wt) { return kgq_is_quant(wt) ? kgq_tsize(wt) : 32 * kgq_tsize(wt); }
+
 /* bytes of a row of K elements (K a whole number of blocks for quant types) */
 KG_INLINE int64_t kgq_row_bytes(int wt, int64_t K)
 {
-    if (wt == KGT_F32) return 4 * K;
-    if (wt == KGT_F16 || wt == KGT_BF16) return 2 * K;
-    return K / kgq_blk(wt) * kgq_blk_bytes(wt);
+    return kgq_is_quant(wt) ? K / kgq_blk(wt) * kgq_blk_bytes(wt) : K * kgq_tsize(wt);
 }
 
-/* FN(T, ...) with T the constant type id equal to wt: one specialized copy
- * of FN per type (the generator folds the switch to one of them) */
+/* FN(T, ...) with T the constant type id equal to wt, for every type the
+ * table marks as computed with (kernels = 1): one specialized copy of FN
+ * per type (the generator folds the switch to one of them) */
 #define KGQ_DISPATCH(wt, FN, ...)                                   \
     switch (wt) {                                                   \
-    case KGT_F32: FN(KGT_F32, __VA_ARGS__); break;                  \
-    case KGT_F16: FN(KGT_F16, __VA_ARGS__); break;                  \
-    case KGT_BF16: FN(KGT_BF16, __VA_ARGS__); break;                \
-    case KGT_Q8_0: FN(KGT_Q8_0, __VA_ARGS__); break;                \
-    case KGT_Q4_0: FN(KGT_Q4_0, __VA_ARGS__); break;                \
-    case KGT_Q4_1: FN(KGT_Q4_1, __VA_ARGS__); break;                \
-    case KGT_Q4_K: FN(KGT_Q4_K, __VA_ARGS__); break;                \
-    case KGT_Q6_K: FN(KGT_Q6_K, __VA_ARGS__); break;                \
+        KG_TYPE_CASES(KGT_, FN, __VA_ARGS__)                        \
     default: break;                                                 \
     }
 
@@ -345,6 +344,19 @@ KG_INLINE void kgq_dequant_row(int wt, const void *row, int64_t K, float *KG_RES
     }
     for (int64_t e = nb * kgq_blk(wt); e < K; e++) y[e] = kgq_w1(wt, r, e); /* float types only */
 }
+
+/* Every type the table marks kernels = 1 has its decoder above (in
+ * kgq_block, kgq_deq32 and quants_q8.h's kgq_q8_quants / kgq_wscales);
+ * a row without one stops the build here ("KGQ_DEC_x undeclared"). */
+enum {
+    KGQ_DEC_F32 = 1, KGQ_DEC_F16 = 1, KGQ_DEC_BF16 = 1, KGQ_DEC_Q4_0 = 1, KGQ_DEC_Q4_1 = 1, KGQ_DEC_Q8_0 = 1,
+    KGQ_DEC_Q4_K = 1, KGQ_DEC_Q6_K = 1,
+};
+#define KGQ_X(id, nm, b, s, k, g, mn) KGQ_CHECK_##k(nm)
+#define KGQ_CHECK_0(nm)
+#define KGQ_CHECK_1(nm) _Static_assert(KGQ_DEC_##nm, #nm ": kernels = 1 in kgen_types.h, but no decoder");
+KG_TYPES(KGQ_X)
+#undef KGQ_X
 
 /* ───────────────────── activation quantization ───────────────────── */
 

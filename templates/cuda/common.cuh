@@ -30,13 +30,20 @@ typedef int i32;
 typedef long long i64;
 typedef unsigned long long u64;
 
+#include "kgen_types.h" /* the one table of types (include/; embedded for NVRTC) */
+
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
 namespace kgc {
 
-enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
+/* type ids (F32, Q4_K, ...) and block geometry, from kgen_types.h */
+enum {
+#define KGC_X(id, nm, b, s, k, g, mn) nm = id,
+    KG_TYPES(KGC_X)
+#undef KGC_X
+};
 enum { ACT_F32 = 0, ACT_Q8 = 1 };
 enum { EPI_BIAS = 1, EPI_RESIDUAL = 2, EPI_SWIGLU = 4, EPI_OUT_Q8 = 8 };
 enum { NORM_OUT_Q8 = 1, NORM_BIAS = 2 };
@@ -137,15 +144,38 @@ __device__ __forceinline__ void quantize32_warp(float x, q8a *y)
  *   w_e = a[e / 16] * q_e + b
  * Q4_0: q - 8 folded into b = -8d; Q4_1: b = m; Q4_K: a = d sc, b = -dmin mn;
  * Q6_K: q - 32 (signed), a per 16 elements; Q8_0: a = d. */
-template <int WT> struct fmt;
-template <> struct fmt<Q4_0> { enum { blk = 32, bytes = 18 }; };
-template <> struct fmt<Q4_1> { enum { blk = 32, bytes = 20 }; };
-template <> struct fmt<Q8_0> { enum { blk = 32, bytes = 34 }; };
-template <> struct fmt<Q4_K> { enum { blk = 256, bytes = 144 }; };
-template <> struct fmt<Q6_K> { enum { blk = 256, bytes = 210 }; };
-template <> struct fmt<F32> { enum { blk = 32, bytes = 128 }; };  /* float types: per 32 elements */
-template <> struct fmt<F16> { enum { blk = 32, bytes = 64 }; };
-template <> struct fmt<BF16> { enum { blk = 32, bytes = 64 }; };
+__host__ __device__ constexpr int tbl_blck(int wt)
+{
+    return
+#define KGC_X(id, nm, b, s, k, g, mn) wt == id ? b :
+        KG_TYPES(KGC_X)
+#undef KGC_X
+        0;
+}
+__host__ __device__ constexpr int tbl_size(int wt)
+{
+    return
+#define KGC_X(id, nm, b, s, k, g, mn) wt == id ? s :
+        KG_TYPES(KGC_X)
+#undef KGC_X
+        0;
+}
+__host__ __device__ constexpr bool tbl_kernels(int wt)
+{
+    return
+#define KGC_X(id, nm, b, s, k, g, mn) wt == id ? (k) != 0 :
+        KG_TYPES(KGC_X)
+#undef KGC_X
+        false;
+}
+/* a block-quantized type (not F32/F16/BF16) */
+__host__ __device__ constexpr bool is_quant(int wt) { return tbl_blck(wt) > 1; }
+
+/* block geometry: float types count per 32 elements */
+template <int WT> struct fmt {
+    static_assert(tbl_kernels(WT), "a type kgen_types.h does not mark kernels = 1");
+    enum { blk = is_quant(WT) ? tbl_blck(WT) : 32, bytes = is_quant(WT) ? tbl_size(WT) : 32 * tbl_size(WT) };
+};
 
 template <int WT> __host__ __device__ constexpr i64 row_bytes(i64 K)
 {
@@ -157,8 +187,16 @@ struct chunk {
     float a0, a1, b;
 };
 
+/* the quantized types load_chunk decodes (every kernels = 1 row of the
+ * table that is not a float type must be here) */
+__host__ __device__ constexpr bool has_chunk_decoder(int wt)
+{
+    return wt == Q4_0 || wt == Q4_1 || wt == Q8_0 || wt == Q4_K || wt == Q6_K;
+}
+
 template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int c, chunk &w)
 {
+    static_assert(has_chunk_decoder(WT), "load_chunk: no decoder for this type");
     const int s = c % (fmt<WT>::blk / 32);
     const u8 *blk = row + (i64)(c / (fmt<WT>::blk / 32)) * fmt<WT>::bytes;
     if (WT == Q4_0 || WT == Q4_1) {

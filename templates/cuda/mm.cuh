@@ -32,7 +32,7 @@ template <int WT, int ACT, int M1, int N, int K, int FLAGS, int MT>
 __global__ void __launch_bounds__(MM_THREADS) mm(args a)
 {
     constexpr int NW = MM_THREADS / 32, CPB = (FLAGS & EPI_OUT_Q8) ? 32 : NW, CPW = CPB / NW;
-    constexpr bool QW = WT != F32 && WT != F16 && WT != BF16;
+    constexpr bool QW = is_quant(WT);
     constexpr bool UP = (FLAGS & EPI_SWIGLU) != 0;
     constexpr i64 RB = row_bytes<WT>(K);
     const int M = M1 ? 1 : (int)a.rt[RT_M];
