@@ -10,7 +10,7 @@
  *               cache[pos] = k, v;  a = attention(q, cache)
  *               x = x + Wo a
  *               h = rmsnorm(x) * ffn_norm
- *               x = x + Wdown (silu(Wgate h) * Wup h)
+ *               x = x + Wdown (silu(Wgate h) * Wup h)        (GLU, KGT_GLU_SILU)
  *   logits = Woutput (rmsnorm(x[last]) * output_norm)     (Woutput: output,
  *            or token_embd when the model ties them)
  */
@@ -243,7 +243,7 @@ static kg_status build(ctx *c, gen_graph *gr)
             {GEN_OP_RMSNORM, h2, 2, {x, w[5]}},
             {GEN_OP_MATMUL, g, 2, {w[6], h2}},
             {GEN_OP_MATMUL, u, 2, {w[7], h2}},
-            {GEN_OP_SWIGLU, s, 2, {g, u}},
+            {GEN_OP_GLU, s, 2, {g, u}},
             {GEN_OP_MATMUL, d, 2, {w[8], s}},
             {GEN_OP_ADD, x, 2, {x, d}},
         };

@@ -14,6 +14,7 @@
 static const char usage[] =
     "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [-j N]\n"
+    "                    [--no-fuse[=RULES]]\n"
     "\n"
     "Specializes every kernel of the model for its exact shapes and weight types\n"
     "and the CPU (default: this machine), and writes OUT:\n"
@@ -29,6 +30,9 @@ static const char usage[] =
     "              model finds the file beside itself and checks its content hash\n"
     "  --batch N   tokens per prefill step (default 128)\n"
     "  -j N        code generation threads (default: the online CPUs)\n"
+    "  --no-fuse[=RULES]  leave out the fusion rules named (qkv, glu, residual,\n"
+    "              q8; comma-separated), or all of them: every op then runs as its\n"
+    "              own kernel (slower; the same model). Default: KGEN_NOFUSE's value\n"
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -69,6 +73,14 @@ int cmd_compile(int argc, char **argv)
         } else if (!strcmp(a, "-j")) {
             if (!cli_int(&c, 1, 16, &n)) return 2;
             o.jobs = (int)n;
+        } else if (!strcmp(a, "--no-fuse")) {
+            o.nofuse = "all";
+        } else if (!strncmp(a, "--no-fuse=", 10)) {
+            o.nofuse = a + 10;
+            if (gen_fuse_check(o.nofuse)) {
+                fprintf(stderr, "kgen compile: --no-fuse: %s\n", kg_last_error());
+                return 2;
+            }
         } else if (!strcmp(a, "--external-weights")) {
             ext = true;
         } else if (a[0] == '-') {

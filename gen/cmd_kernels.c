@@ -63,7 +63,7 @@ int cmd_kernels(int argc, char **argv)
     int sm = 0;
     char note[256] = "";
     kg_status st = kg_gguf_open(path, &g);
-    if (!st) st = gen_model_plan(g, n_batch, &gr, &pg);
+    if (!st) st = gen_model_plan(g, n_batch, gen_nofuse_env(), &gr, &pg);
     if (!st && target) st = gen_cuda_target(target, &sm, note, sizeof note);
     if (!st && target) st = gen_cuda_compile(&pg, sm, cache, &r);
     if (st) {

@@ -124,7 +124,14 @@ typedef struct gen_model_opts {
     const char *weights_path; /* external weights: where to write them               */
     bool progress;            /* a line per phase on stderr                          */
     int jobs;                 /* code generation threads; 0: the online CPUs         */
+    const char *nofuse;       /* fusion rules left out (gen_pass_fuse); NULL:
+                                 KGEN_NOFUSE's value (gen_nofuse_env)                */
 } gen_model_opts;
+
+/* KGEN_NOFUSE's value, "" when unset. */
+const char *gen_nofuse_env(void);
+/* a valid nofuse value? (gen/pass_fuse.c) */
+kg_status gen_fuse_check(const char *nofuse);
 
 typedef struct gen_model_report {
     int n_nodes, n_instances;

@@ -93,7 +93,7 @@ const char *gen_op_name(gen_opk op)
     static const char *const names[GEN_OP_COUNT] = {
         [GEN_OP_EMBED] = "embed", [GEN_OP_RMSNORM] = "rmsnorm", [GEN_OP_MATMUL] = "matmul",
         [GEN_OP_ROPE] = "rope", [GEN_OP_KV_STORE] = "kv_store", [GEN_OP_ATTN] = "attn",
-        [GEN_OP_ADD] = "add", [GEN_OP_SWIGLU] = "swiglu", [GEN_OP_QUANTIZE] = "quantize",
+        [GEN_OP_ADD] = "add", [GEN_OP_GLU] = "glu", [GEN_OP_QUANTIZE] = "quantize",
         [GEN_OP_ROPE_KV] = "rope_kv",
     };
     return (unsigned)op < GEN_OP_COUNT ? names[op] : "?";
@@ -151,6 +151,7 @@ void gen_graph_print(const gen_graph *gr, const char *title, FILE *f)
         else fprintf(f, "     ");
         if (n->out >= 0) {
             print_tensor(gr, n->out, f);
+            if (n->out_col) fprintf(f, "[col %lld..]", (long long)n->out_col);
             fprintf(f, " = ");
         }
         fprintf(f, "%s", gen_op_name(n->op));

@@ -7,14 +7,17 @@
  * the batch, or one row), the KV cache of a layer, or the run-time inputs
  * (token ids, positions). The pipeline (gen/model.c, gen_model_build):
  *
- *   arch builder (arch_llama.c)  GGUF -> graph of plain ops
- *   pass_fuse.c                  fused ops: QKV product + RoPE + KV append,
- *                                gate/up + SwiGLU, residual epilogues,
- *                                activation quantization into norms/products
+ *   arch builder (arch_llama.c)  GGUF -> graph of plain ops, every one of
+ *                                which has a kernel (lowering is total)
+ *   pass_fuse.c                  an optimization: fused ops (QKV product +
+ *                                RoPE + KV append, gate/up + SwiGLU, residual
+ *                                epilogues, q8 activations); KGEN_NOFUSE
+ *                                turns rules off
  *   pass_repack.c                the weights blob in the layout the kernels
  *                                want (concatenations), offsets and hash
  *   pass_memplan.c               one workspace arena, planned offsets
- *   lower.c                      kernel instances and the entry points
+ *   lower.c                      kernel instances and the entry points, with
+ *                                a barrier only between dependent calls
  *
  * KGEN_DEBUG=1 prints the graph after every pass (gen_graph_print).
  */
@@ -59,12 +62,12 @@ typedef struct gen_tensor {
 typedef enum gen_opk {
     GEN_OP_EMBED,    /* in: table, ids                     -> f32 rows      */
     GEN_OP_RMSNORM,  /* in: x, gamma                       -> f32 or q8     */
-    GEN_OP_MATMUL,   /* in: W, x [, W_up (SWIGLU)] [, resid] -> f32 or q8  */
+    GEN_OP_MATMUL,   /* in: W, x [, W_up (SWIGLU)] [, resid] [, bias] -> f32 or q8 */
     GEN_OP_ROPE,     /* in: x, pos                         -> rotated copy  */
     GEN_OP_KV_STORE, /* in: k, v, pos, K cache, V cache    -> (the caches)  */
     GEN_OP_ATTN,     /* in: q, K cache, V cache            -> f32 rows      */
     GEN_OP_ADD,      /* in: a, b                           -> a + b         */
-    GEN_OP_SWIGLU,   /* in: g, u                           -> silu(g) * u   */
+    GEN_OP_GLU,      /* in: g, u                           -> act(g) * u (flags: KGT_GLU_*) */
     GEN_OP_QUANTIZE, /* in: x                              -> q8 rows       */
     GEN_OP_ROPE_KV,  /* in: qkv, pos, K cache, V cache     -> rotated q     */
     GEN_OP_COUNT
@@ -77,7 +80,8 @@ typedef struct gen_node {
     int layer;                 /* -1 outside the layers                   */
     int in[GEN_IN_MAX];        /* tensor ids; -1 unused                   */
     int out;                   /* tensor id (-1: none)                    */
-    int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*  */
+    int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*; GLU: KGT_GLU_* */
+    int64_t out_col;           /* MATMUL: writes columns out_col.. of out (a slice of a wider row) */
     bool last_row;             /* reads only the batch's last row of in[0] and writes one row */
     bool dead;                 /* removed by a pass                       */
 } gen_node;
@@ -124,7 +128,9 @@ int gen_graph_readers(const gen_graph *gr, int t, int *out, int cap);
 kg_status gen_arch_build(const kg_gguf *g, int64_t n_batch, gen_graph *gr);
 
 /* The passes. */
-kg_status gen_pass_fuse(gen_graph *gr);
+/* nofuse: NULL or "" (every rule), "all"/"1" (none), or a comma list of
+ * the rules to leave out: qkv, glu, residual, q8 */
+kg_status gen_pass_fuse(gen_graph *gr, const char *nofuse);
 kg_status gen_pass_repack(gen_graph *gr);
 kg_status gen_pass_memplan(gen_graph *gr);
 

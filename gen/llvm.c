@@ -107,9 +107,19 @@ static void set_str_attr(LLVMContextRef ctx, LLVMValueRef f, const char *k, cons
 
 static unsigned attr_kind(const char *name) { return LLVMGetEnumAttributeKindForName(name, strlen(name)); }
 
-/* Target attributes on every function; templates internal + always-inline. */
+/* Target attributes on every function; templates internal + always-inline;
+ * the templates' parameter defaults (KG_PARAM_DEFAULT) internal, so that
+ * O3 drops them once they are folded into the wrappers. */
 static void prepare_functions(LLVMContextRef ctx, LLVMModuleRef m, const gen_target *t)
 {
+    for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g)) {
+        size_t len;
+        const char *name = LLVMGetValueName2(g, &len);
+        if (len > 12 && !strncmp(name, "kgt_default_", 12) && !LLVMIsDeclaration(g)) {
+            LLVMSetLinkage(g, LLVMInternalLinkage);
+            LLVMSetVisibility(g, LLVMDefaultVisibility);
+        }
+    }
     unsigned noinline = attr_kind("noinline"), optnone = attr_kind("optnone"), always = attr_kind("alwaysinline");
     for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
         if (LLVMIsDeclaration(f)) continue;
@@ -132,6 +142,19 @@ static const gen_param *find_param(const gen_kinst *k, const char *name, size_t 
     for (int i = 0; i < k->n_params; i++)
         if (strlen(k->params[i].name) == len && !memcmp(k->params[i].name, name, len)) return &k->params[i];
     return NULL;
+}
+
+/* Template tmpl's default for its int64_t parameter `name`
+ * (KG_PARAM_DEFAULT: a constant kgt_default_TMPL__NAME in the bitcode). */
+static bool param_default(LLVMModuleRef m, const char *tmpl, const char *name, size_t len, int64_t *v)
+{
+    char g[128];
+    snprintf(g, sizeof g, "kgt_default_%s__%.*s", tmpl, (int)len, name);
+    LLVMValueRef gv = LLVMGetNamedGlobal(m, g);
+    LLVMValueRef init = gv && !LLVMIsDeclaration(gv) ? LLVMGetInitializer(gv) : NULL;
+    if (!init || !LLVMIsAConstantInt(init)) return false;
+    *v = LLVMConstIntGetSExtValue(init);
+    return true;
 }
 
 /* void SYM(ptr p, ptr rt, i32 ith, i32 nth) { kgt_T(p, ith, nth, bound...); } */
@@ -164,6 +187,11 @@ static kg_status add_wrapper(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
         size_t len;
         const char *pname = LLVMGetValueName2(tp, &len);
         const gen_param *bp = find_param(k, pname, len);
+        int64_t dv;
+        if (!bp && ty == i64 && param_default(m, k->tmpl, pname, len, &dv)) {
+            args[i] = LLVMConstInt(i64, (unsigned long long)dv, 1);
+            continue;
+        }
         if (!bp) {
             st = kg_err(KG_ERR_ARG, "instance %s: template %s needs parameter '%.*s'", k->sym, k->tmpl, (int)len, pname);
         } else if (ty != i64 && ty != f64) {

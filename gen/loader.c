@@ -116,6 +116,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     if (!st) st = kg_keytext_blob(kt, "runtime.object", kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) st = kg_keytext_str(kt, "model.gguf", hex);
     if (!st) st = kg_keytext_i64(kt, "n_batch", 128) /* gen_model_opts default */;
+    if (!st) st = kg_keytext_str(kt, "nofuse", gen_nofuse_env());
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);
     if (!st) st = kg_keytext_finish(kt, key);

@@ -9,9 +9,14 @@
  * specialized kernel instance with its pointers computed from the bases and
  * constant offsets (weights and workspace planned by pass_repack and
  * pass_memplan; a layer's KV cache at slot * rt[KVBYTES]), and a barrier
- * after every call but the last. Decode binds M = 1; prefill reads M from
- * rt[M]. No interpreter, no dispatch: after O3 the entry points are ~10
- * instructions per kernel call.
+ * where the next calls depend on it (set_syncs: independent calls, such as
+ * the Q, K and V products of mixed types, run back to back). Decode binds
+ * M = 1; prefill reads M from rt[M]. No interpreter, no dispatch: after O3
+ * the entry points are ~10 instructions per kernel call.
+ *
+ * Requires: every node of an op with a kernel (the builder's plain ops and
+ * pass_fuse's fused ones), weights and workspace placed. Invalidates
+ * nothing (the graph is read only).
  */
 #include "graph.h"
 #include "internal.h"
@@ -160,12 +165,47 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pi(&k, "N", w->rows);
         pi(&k, "K", w->cols);
         pi(&k, "flags", n->flags);
+        if (n->out_col || out->cols != w->rows) pi(&k, "ldy", out->cols); /* a column slice of out */
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
-        p[2] = ptr_of(gr, n->out, pre, false), p[4] = ptr_of(gr, n->in[3], pre, false);
-        p[5] = ptr_of(gr, n->in[2], pre, false);
+        p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[4], pre, false);
+        p[4] = ptr_of(gr, n->in[3], pre, false), p[5] = ptr_of(gr, n->in[2], pre, false);
+        p[2].off += (int64_t)gen_row_bytes(out->type, n->out_col);
         np = 6;
         break;
     }
+    case GEN_OP_ROPE:
+        snprintf(k.tmpl, sizeof k.tmpl, "rope");
+        pm(&k, pre, true);
+        pi(&k, "n_head", out->cols / hp->head_dim);
+        pi(&k, "head_dim", hp->head_dim);
+        pi(&k, "n_rot", hp->n_rot);
+        pi(&k, "mode", hp->rope_mode);
+        pf(&k, "freq_base", hp->rope_base);
+        pf(&k, "freq_scale", hp->rope_scale);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
+        p[2] = ptr_of(gr, n->out, pre, false);
+        np = 3;
+        break;
+    case GEN_OP_KV_STORE:
+        snprintf(k.tmpl, sizeof k.tmpl, "kv_store");
+        pm(&k, pre, true);
+        pi(&k, "n_head_kv", hp->n_head_kv);
+        pi(&k, "head_dim", hp->head_dim);
+        prt(&k, "n_ctx", KGM_RT_NCTX);
+        pi(&k, "cache_type", hp->kv_type);
+        for (int j = 0; j < 5; j++) p[j] = ptr_of(gr, n->in[j], pre, false);
+        np = 5;
+        break;
+    case GEN_OP_ADD:
+    case GEN_OP_GLU:
+        snprintf(k.tmpl, sizeof k.tmpl, n->op == GEN_OP_ADD ? "add" : "glu");
+        pm(&k, pre, out->per_token);
+        pi(&k, "N", out->cols);
+        if (n->op == GEN_OP_GLU) pi(&k, "act", n->flags);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
+        p[2] = ptr_of(gr, n->out, pre, false);
+        np = 3;
+        break;
     case GEN_OP_QUANTIZE:
         snprintf(k.tmpl, sizeof k.tmpl, "quantize");
         pm(&k, pre, out->per_token);
@@ -204,12 +244,73 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         np = 5;
         break;
     default:
-        return kg_err(KG_ERR_UNSUPPORTED,
-                      "node %d (%s, layer %d): kgen has no kernel for this operation unfused (e.g. Q, K and V "
-                      "weights of different types cannot be fused yet)",
-                      i, gen_op_name(n->op), n->layer);
+        return kg_err(KG_ERR_UNSUPPORTED, "internal: node %d (%s, layer %d) has no kernel", i, gen_op_name(n->op),
+                      n->layer);
     }
     return add_call(pg, mode, &k, p, np);
+}
+
+/* ─────────────── barriers ─────────────── */
+
+/* What a node touches in memory: workspace byte ranges (activations,
+ * inputs), KV-cache slots; columns [c0, c1) of a tensor's rows where it
+ * writes a slice. Weights are read only and not listed. */
+typedef struct {
+    int base, t;
+    int64_t lo, hi, c0, c1;
+    bool w;
+} gen_access;
+
+enum { ACC_MAX = GEN_IN_MAX + 1 };
+
+static int node_access(const gen_graph *gr, const gen_node *n, gen_access *a)
+{
+    int na = 0;
+    for (int k = -1; k < GEN_IN_MAX; k++) {
+        int t = k < 0 ? n->out : n->in[k];
+        if (t < 0 || gr->t[t].kind == GEN_T_WEIGHT) continue;
+        const gen_tensor *x = &gr->t[t];
+        bool w = k < 0 || (n->op == GEN_OP_KV_STORE && k >= 3) || (n->op == GEN_OP_ROPE_KV && (k == 2 || k == 3));
+        gen_access *c = &a[na++];
+        c->t = t, c->w = w, c->c0 = 0, c->c1 = x->cols;
+        if (k < 0 && n->op == GEN_OP_MATMUL && (n->out_col || gr->t[n->in[0]].rows != x->cols))
+            c->c0 = n->out_col, c->c1 = n->out_col + gr->t[n->in[0]].rows;
+        if (x->kind == GEN_T_KV) c->base = KGM_BASE_KV, c->lo = 2 * x->kv_layer + x->kv_is_v, c->hi = c->lo + 1;
+        else c->base = KGM_BASE_WS, c->lo = (int64_t)x->off, c->hi = (int64_t)(x->off + x->size);
+    }
+    return na;
+}
+
+static bool conflict(const gen_access *a, const gen_access *b)
+{
+    if (!a->w && !b->w) return false;
+    if (a->base != b->base || a->hi <= b->lo || b->hi <= a->lo) return false;
+    return a->t != b->t || (a->c0 < b->c1 && b->c0 < a->c1); /* slices of one tensor: their columns */
+}
+
+/* gen_call.sync of every call: a barrier before the first call that
+ * conflicts with one since the last barrier. */
+static kg_status set_syncs(const gen_graph *gr, gen_program *pg)
+{
+    gen_access *open = malloc((size_t)(gr->nn + 1) * ACC_MAX * sizeof *open), a[ACC_MAX];
+    if (!open) return kg_err(KG_ERR_NOMEM, "out of memory");
+    for (int mode = 0; mode < GEN_MODES; mode++) {
+        int no = 0;
+        for (int i = 0; i < gr->nn; i++) {
+            int na = node_access(gr, &gr->n[i], a);
+            bool dep = false;
+            for (int j = 0; j < na && !dep; j++)
+                for (int o = 0; o < no && !dep; o++) dep = conflict(&a[j], &open[o]);
+            if (dep) {
+                pg->c[mode][i - 1].sync = true;
+                no = 0;
+            }
+            memcpy(open + no, a, (size_t)na * sizeof *a);
+            no += na;
+        }
+    }
+    free(open);
+    return KG_OK;
 }
 
 kg_status gen_lower(const gen_graph *gr, gen_program *pg)
@@ -218,6 +319,7 @@ kg_status gen_lower(const gen_graph *gr, gen_program *pg)
     kg_status st = KG_OK;
     for (int mode = 0; mode < GEN_MODES && st == KG_OK; mode++)
         for (int i = 0; i < gr->nn && st == KG_OK; i++) st = lower_node(gr, pg, mode, i);
+    if (st == KG_OK) st = set_syncs(gr, pg);
     if (st != KG_OK) gen_program_free(pg);
     return st;
 }
@@ -282,7 +384,7 @@ static kg_status build_entry(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
         }
         LLVMValueRef args[4] = {pa, bases[KGM_BASE_RT], ith, nth};
         LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, 4, "");
-        if (c + 1 < pg->nc[mode]) {
+        if (calls[c].sync && c + 1 < pg->nc[mode]) {
             LLVMValueRef bargs[2] = {pool, ith};
             LLVMBuildCall2(b, bty, barrier, bargs, 2, "");
         }

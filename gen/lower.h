@@ -20,7 +20,9 @@ typedef struct gen_ptr {
 } gen_ptr;
 
 typedef struct gen_call {
-    int inst; /* index into gen_program.k */
+    int inst;  /* index into gen_program.k */
+    bool sync; /* a barrier after it: a later call (before the next barrier)
+                  reads or writes what it writes, or writes what it reads */
     int np;
     gen_ptr p[GEN_CALL_PTRS];
 } gen_call;
@@ -34,8 +36,9 @@ typedef struct gen_program {
 
 kg_status gen_lower(const gen_graph *gr, gen_program *pg);
 /* The whole front of the pipeline (gen/model.c): arch, passes, lowering
- * (n_batch 0: 128). KGEN_DEBUG=1 prints the graph after every pass. */
-kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_program *pg);
+ * (n_batch 0: 128; nofuse: the fusion rules left out, see gen_pass_fuse).
+ * KGEN_DEBUG=1 prints the graph after every pass. */
+kg_status gen_model_plan(const kg_gguf *g, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg);
 void gen_program_free(gen_program *pg);
 /* The objects of every instance and of kgm_gen_decode / kgm_gen_prefill:
  * the instances are split into n_shards modules (balanced by a cost

@@ -212,12 +212,18 @@ static void progress(const gen_model_opts *o, const char *fmt, ...)
     va_end(ap);
 }
 
-kg_status gen_model_plan(const kg_gguf *g, int n_batch, gen_graph *gr, gen_program *pg)
+const char *gen_nofuse_env(void)
+{
+    const char *e = getenv("KGEN_NOFUSE");
+    return e ? e : "";
+}
+
+kg_status gen_model_plan(const kg_gguf *g, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg)
 {
     const bool dbg = debug_on();
     kg_status st = gen_arch_build(g, n_batch > 0 ? n_batch : 128, gr);
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
-    if (!st) st = gen_pass_fuse(gr);
+    if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
     if (!st) st = gen_pass_repack(gr);
     if (!st && dbg) gen_graph_print(gr, "repack", stderr);
@@ -316,7 +322,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
-    if (!st) st = gen_model_plan(g, o->n_batch, &gr, &pg);
+    if (!st) st = gen_model_plan(g, o->n_batch, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
     if (!st) st = gen_tokdata(g, &tok, &ntok);
     if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
         kgm_desc pre;

@@ -1,20 +1,29 @@
 /*
- * pass_fuse.c — rewrite the plain graph into the fused operations the
- * kernel templates implement, so that each fused op is one kernel and one
- * pass over memory:
+ * pass_fuse.c — an optimization, never a requirement: the plain graph the
+ * architecture builder makes has a kernel for every op (lowering is total),
+ * and this pass only rewrites patterns into the fused operations the
+ * templates implement, so that each fused op is one kernel and one pass
+ * over memory. Each rule proves what it needs before it rewrites; what does
+ * not match stays as it was and still runs.
  *
- *   qkv     Wq h, Wk h, Wv h (same h, same weight type), RoPE of q and k and
- *           the KV-cache store  ->  one product over the concatenated
- *           weights (repacked by pass_repack) + one rope_kv kernel
- *   swiglu  silu(Wg h) * (Wu h)  ->  one product with the SwiGLU epilogue
- *   resid   x + W a  ->  the product's residual epilogue, in place into x
- *   q8      a quantized-weight product reads int8 activations: its input's
- *           producer quantizes in its epilogue (norm, product) when every
- *           reader wants q8, else a quantize kernel is inserted
+ *   qkv       Wq h, Wk h, Wv h (same h), RoPE of q and k at the same
+ *             positions, the KV-cache store  ->  products into one QKV row
+ *             + one rope_kv kernel. Weights of one type: one product over
+ *             the concatenated weights (repacked by pass_repack); of mixed
+ *             types: one product per weight, each writing its column slice
+ *             of the QKV row (no barrier between them: lower.c)
+ *   glu       act(Wg h) * (Wu h), both weights of one type  ->  one product
+ *             with the SwiGLU epilogue (silu only)
+ *   residual  x + W a  ->  the product's residual epilogue, in place into x
+ *   q8        a quantized-weight product reads int8 activations: its input's
+ *             producer quantizes in its epilogue (norm, product) when every
+ *             reader wants q8, else a quantize kernel is inserted
  *
- * Each rule checks that the intermediate tensors it removes have no other
- * reader; what does not match stays as it was (and lower.c reports an op it
- * has no kernel for).
+ * Requires: a graph of live plain ops in execution order (the builder's),
+ * tensors not yet placed (before pass_repack and pass_memplan). Invalidates:
+ * node ids (dead nodes are dropped at the end), tensor liveness (recomputed
+ * by pass_memplan); adds tensors (the QKV weight and row, q8 copies).
+ * KGEN_NOFUSE (gen_model_opts.nofuse) leaves out rules by name, or all.
  */
 #include "graph.h"
 #include "internal.h"
@@ -36,9 +45,11 @@ static bool only_reader(const gen_graph *gr, int t, int node)
     return gen_graph_readers(gr, t, r, 2) == 1 && r[0] == node;
 }
 
+/* a plain product of x (no epilogue, no slice) */
 static bool is_matmul_of(const gen_graph *gr, int i, int x)
 {
-    return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !gr->n[i].flags && gr->n[i].in[2] < 0;
+    return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !gr->n[i].flags && gr->n[i].in[2] < 0 &&
+           gr->n[i].in[3] < 0 && gr->n[i].in[4] < 0 && !gr->n[i].out_col;
 }
 
 /* a block-quantized weight type (the table's block size) */
@@ -48,13 +59,13 @@ static bool quantized(int type)
     return ti && ti->blck > 1;
 }
 
-/* Wq h, Wk h, Wv h + rope(q), rope(k), kv_store  ->  W_qkv h + rope_kv */
+/* Wq h, Wk h, Wv h + rope(q), rope(k), kv_store  ->  QKV products + rope_kv */
 static kg_status fuse_qkv(gen_graph *gr, int s)
 {
     gen_node *st = &gr->n[s];
     int kr = st->in[0], v = st->in[1], pos = st->in[2];
     int rk = producer(gr, kr, s), mv = producer(gr, v, s);
-    if (rk < 0 || gr->n[rk].op != GEN_OP_ROPE) return KG_OK;
+    if (rk < 0 || gr->n[rk].op != GEN_OP_ROPE || gr->n[rk].in[1] != pos) return KG_OK;
     int k = gr->n[rk].in[0], mk = producer(gr, k, rk);
     if (mk < 0 || gr->n[mk].op != GEN_OP_MATMUL || mv < 0) return KG_OK;
     int h = gr->n[mk].in[1];
@@ -68,45 +79,58 @@ static kg_status fuse_qkv(gen_graph *gr, int s)
     }
     if (rq < 0) return KG_OK;
     int wq = gr->n[mq].in[0], wk = gr->n[mk].in[0], wv = gr->n[mv].in[0];
-    if (gr->t[wq].type != gr->t[wk].type || gr->t[wq].type != gr->t[wv].type || gr->t[wq].n_parts != 1 ||
-        !only_reader(gr, k, rk) || !only_reader(gr, kr, s) || !only_reader(gr, v, s) ||
-        !only_reader(gr, gr->n[mq].out, rq))
+    if (gr->t[wq].n_parts != 1 || gr->t[wk].n_parts != 1 || gr->t[wv].n_parts != 1 || !only_reader(gr, k, rk) ||
+        !only_reader(gr, kr, s) || !only_reader(gr, v, s) || !only_reader(gr, gr->n[mq].out, rq) ||
+        gr->t[gr->n[rq].out].kind != GEN_T_ACT)
         return KG_OK;
+    /* the products must come before the rope of q, where rope_kv will read
+     * their row (the rewrite moves no node) */
+    if (mq > rq || mk > rq || mv > rq) return KG_OK;
     const gen_hparams *hp = &gr->hp;
+    const int64_t nq = gr->t[wq].rows, nk = gr->t[wk].rows, nv = gr->t[wv].rows;
+    if (nq != hp->n_head * hp->head_dim || nk != hp->n_head_kv * hp->head_dim || nv != nk) return KG_OK;
     char nm[64];
-    snprintf(nm, sizeof nm, "L%d.attn_qkv", st->layer);
-    int w = gen_graph_tensor(gr, nm, GEN_T_WEIGHT, gr->t[wq].type, gr->t[wq].rows + gr->t[wk].rows + gr->t[wv].rows,
-                             gr->t[wq].cols, false);
     snprintf(nm, sizeof nm, "L%d.qkv", st->layer);
-    int qkv = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim, true);
-    if (w < 0 || qkv < 0) return KG_ERR_NOMEM;
+    int qkv = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, nq + nk + nv, true);
+    if (qkv < 0) return KG_ERR_NOMEM;
+    const bool one_type = gr->t[wq].type == gr->t[wk].type && gr->t[wq].type == gr->t[wv].type;
+    if (one_type) {
+        snprintf(nm, sizeof nm, "L%d.attn_qkv", st->layer);
+        int w = gen_graph_tensor(gr, nm, GEN_T_WEIGHT, gr->t[wq].type, nq + nk + nv, gr->t[wq].cols, false);
+        if (w < 0) return KG_ERR_NOMEM;
+        gr->t[w].n_parts = 3;
+        gr->t[w].parts[0] = gr->t[wq].parts[0];
+        gr->t[w].parts[1] = gr->t[wk].parts[0];
+        gr->t[w].parts[2] = gr->t[wv].parts[0];
+        gr->n[mq].in[0] = w;
+        gr->n[mq].out = qkv;
+        gr->n[mk].dead = gr->n[mv].dead = true;
+    } else { /* each product writes its slice of the row */
+        gr->n[mq].out = gr->n[mk].out = gr->n[mv].out = qkv;
+        gr->n[mq].out_col = 0;
+        gr->n[mk].out_col = nq;
+        gr->n[mv].out_col = nq + nk;
+    }
     st = &gr->n[s]; /* (the tensor array may have moved; nodes did not) */
-    gr->t[w].n_parts = 3;
-    gr->t[w].parts[0] = gr->t[wq].parts[0];
-    gr->t[w].parts[1] = gr->t[wk].parts[0];
-    gr->t[w].parts[2] = gr->t[wv].parts[0];
-    gr->n[mq].in[0] = w;
-    gr->n[mq].out = qkv;
     int kc = st->in[3], vc = st->in[4];
     gen_node *r = &gr->n[rq];
     r->op = GEN_OP_ROPE_KV;
-    int qr = r->out;
     memset(r->in, -1, sizeof r->in);
     r->in[0] = qkv, r->in[1] = pos, r->in[2] = kc, r->in[3] = vc;
-    r->out = qr;
-    gr->n[mk].dead = gr->n[mv].dead = gr->n[rk].dead = st->dead = true;
+    gr->n[rk].dead = st->dead = true;
     return KG_OK;
 }
 
 /* silu(Wg h) * (Wu h)  ->  Wg h with the SwiGLU epilogue over Wu */
-static void fuse_swiglu(gen_graph *gr, int s)
+static void fuse_glu(gen_graph *gr, int s)
 {
     gen_node *n = &gr->n[s];
+    if (n->flags != KGT_GLU_SILU) return; /* the epilogue is SwiGLU's */
     int mg = producer(gr, n->in[0], s), mu = producer(gr, n->in[1], s);
     if (mg < 0 || mu < 0 || gr->n[mg].op != GEN_OP_MATMUL) return;
     int h = gr->n[mg].in[1];
     if (!is_matmul_of(gr, mg, h) || !is_matmul_of(gr, mu, h) || mg == mu) return;
-    if (gr->t[gr->n[mg].in[0]].type != gr->t[gr->n[mu].in[0]].type) return;
+    if (gr->t[gr->n[mg].in[0]].type != gr->t[gr->n[mu].in[0]].type) return; /* mixed: products + glu kernel */
     if (!only_reader(gr, n->in[0], s) || !only_reader(gr, n->in[1], s)) return;
     int first = mg < mu ? mg : mu, other = mg < mu ? mu : mg;
     gen_node *m = &gr->n[first];
@@ -126,7 +150,8 @@ static void fuse_residual(gen_graph *gr, int s)
         int y = n->in[side], resid = n->in[1 - side];
         int m = producer(gr, y, s);
         if (m < 0 || gr->n[m].op != GEN_OP_MATMUL || (gr->n[m].flags & (KGT_EPI_RESIDUAL | KGT_EPI_OUT_Q8)) ||
-            !only_reader(gr, y, s) || gr->t[resid].type != GEN_ACT_F32 || n->out != resid)
+            gr->n[m].out_col || !only_reader(gr, y, s) || gr->t[resid].type != GEN_ACT_F32 || n->out != resid ||
+            gr->t[y].cols != gr->t[resid].cols)
             continue;
         /* nothing between the product and the add may touch the residual */
         bool clear = true;
@@ -166,7 +191,8 @@ static kg_status fuse_q8(gen_graph *gr)
         for (int r = 0; r < nr && all_q; r++)
             all_q = gr->n[rd[r]].op == GEN_OP_MATMUL && gr->n[rd[r]].in[1] == x && quantized(gr->t[gr->n[rd[r]].in[0]].type);
         bool epi = all_q && ((gr->n[p].op == GEN_OP_RMSNORM) ||
-                             (gr->n[p].op == GEN_OP_MATMUL && !(gr->n[p].flags & KGT_EPI_RESIDUAL)));
+                             (gr->n[p].op == GEN_OP_MATMUL && !(gr->n[p].flags & KGT_EPI_RESIDUAL) &&
+                              !gr->n[p].out_col && gr->t[x].cols % 32 == 0));
         if (epi) {
             gr->n[p].flags |= gr->n[p].op == GEN_OP_RMSNORM ? KGT_NORM_OUT_Q8 : KGT_EPI_OUT_Q8;
             gr->t[x].type = GEN_ACT_Q8;
@@ -188,16 +214,50 @@ static kg_status fuse_q8(gen_graph *gr)
     return KG_OK;
 }
 
-kg_status gen_pass_fuse(gen_graph *gr)
+/* is rule `name` left out by the nofuse list? */
+static bool off(const char *nofuse, const char *name)
 {
-    kg_status st = KG_OK;
-    for (int i = 0; i < gr->nn && st == KG_OK; i++)
+    if (!nofuse || !*nofuse || !strcmp(nofuse, "0")) return false;
+    if (!strcmp(nofuse, "1") || !strcmp(nofuse, "all")) return true;
+    size_t n = strlen(name);
+    for (const char *p = nofuse; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return true;
+        p += len + (e != NULL);
+    }
+    return false;
+}
+
+/* a valid KGEN_NOFUSE value? */
+kg_status gen_fuse_check(const char *nofuse)
+{
+    if (!nofuse || !*nofuse || !strcmp(nofuse, "0") || !strcmp(nofuse, "1") || !strcmp(nofuse, "all")) return KG_OK;
+    static const char *const rules[] = {"qkv", "glu", "residual", "q8"};
+    for (const char *p = nofuse; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        bool known = false;
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+            known |= strlen(rules[r]) == len && !strncmp(p, rules[r], len);
+        if (!known)
+            return kg_err(KG_ERR_ARG, "KGEN_NOFUSE: '%.*s' is not a fusion rule (rules: qkv, glu, residual, q8; or 'all')",
+                          (int)(len > 32 ? 32 : len), p);
+        p += len + (e != NULL);
+    }
+    return KG_OK;
+}
+
+kg_status gen_pass_fuse(gen_graph *gr, const char *nofuse)
+{
+    kg_status st = gen_fuse_check(nofuse);
+    for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "qkv"); i++)
         if (!gr->n[i].dead && gr->n[i].op == GEN_OP_KV_STORE) st = fuse_qkv(gr, i);
-    for (int i = 0; i < gr->nn && st == KG_OK; i++)
-        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_SWIGLU) fuse_swiglu(gr, i);
-    for (int i = 0; i < gr->nn && st == KG_OK; i++)
+    for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "glu"); i++)
+        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_GLU) fuse_glu(gr, i);
+    for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "residual"); i++)
         if (!gr->n[i].dead && gr->n[i].op == GEN_OP_ADD) fuse_residual(gr, i);
-    if (st == KG_OK) st = fuse_q8(gr);
+    if (st == KG_OK && !off(nofuse, "q8")) st = fuse_q8(gr);
     /* drop dead nodes */
     int w = 0;
     for (int i = 0; i < gr->nn; i++)

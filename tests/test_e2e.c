@@ -14,6 +14,8 @@
  *     logits must match the reference's within the tolerances stated in
  *     check_e2e.py, and each greedy token must be the reference's argmax
  *     unless the two are a near-tie.
+ *   e2e_smollm2_nofuse: the same with every fusion rule off (KGEN_NOFUSE),
+ *     16 tokens: the plain graph's own kernels give the same model.
  *
  * Both skip, saying why, when the model is not fetched or Python lacks
  * numpy/gguf (check_e2e.py exits 77).
@@ -83,4 +85,18 @@ KT_TEST(e2e_smollm2_greedy)
     memcpy(a, a0, sizeof a);
     a[1] = kt_kgen_bin();
     run_check(a);
+}
+
+/* Lowering is total: with every fusion rule off (KGEN_NOFUSE=all: each op
+ * of the plain graph its own kernel, products on f32 activations) the model
+ * still matches the reference, token for token. */
+KT_TEST(e2e_smollm2_nofuse)
+{
+    static const char *const a0[] = {"--kgen", NULL, "-t", "2", "-n", "16", NULL};
+    const char *a[7];
+    memcpy(a, a0, sizeof a);
+    a[1] = kt_kgen_bin();
+    setenv("KGEN_NOFUSE", "all", 1);
+    run_check(a);
+    unsetenv("KGEN_NOFUSE");
 }

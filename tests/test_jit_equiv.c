@@ -40,12 +40,15 @@ static void native(const tcase *c, void *const *p, int ith, int nth)
 {
     const double *v = c->vals;
 #define I(k) ((int64_t)v[k])
-    if (!strcmp(c->tmpl, "mm")) kgt_mm(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5));
+    if (!strcmp(c->tmpl, "mm")) kgt_mm(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), c->np > 6 ? I(6) : 0);
     else if (!strcmp(c->tmpl, "quantize")) kgt_quantize(p, ith, nth, I(0), I(1));
     else if (!strcmp(c->tmpl, "embed")) kgt_embed(p, ith, nth, I(0), I(1), I(2));
     else if (!strcmp(c->tmpl, "rmsnorm")) kgt_rmsnorm(p, ith, nth, I(0), I(1), v[2], I(3));
     else if (!strcmp(c->tmpl, "layernorm")) kgt_layernorm(p, ith, nth, I(0), I(1), v[2], I(3));
     else if (!strcmp(c->tmpl, "rope")) kgt_rope(p, ith, nth, I(0), I(1), I(2), I(3), I(4), v[5], v[6]);
+    else if (!strcmp(c->tmpl, "kv_store")) kgt_kv_store(p, ith, nth, I(0), I(1), I(2), I(3), I(4));
+    else if (!strcmp(c->tmpl, "add")) kgt_add(p, ith, nth, I(0), I(1));
+    else if (!strcmp(c->tmpl, "glu")) kgt_glu(p, ith, nth, I(0), I(1), I(2));
     else if (!strcmp(c->tmpl, "softmax")) kgt_softmax(p, ith, nth, I(0), I(1), v[2]);
     else if (!strcmp(c->tmpl, "attn_decode")) kgt_attn_decode(p, ith, nth, I(0), I(1), I(2), I(3), I(4));
     else if (!strcmp(c->tmpl, "attn_prefill")) kgt_attn_prefill(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5));
@@ -77,9 +80,18 @@ static const tcase cases[] = {
     {"layernorm", 4, {"M", "K", "eps", "flags"}, {3, 100, 1e-5, KGT_NORM_BIAS}, 4,
      {{F32_IN, 300, 0}, {F32_IN, 100, 0}, {F32_OUT, 300, 0}, {F32_IN, 100, 0}}},
     {"rope", 7, {"M", "n_head", "head_dim", "n_rot", "mode", "freq_base", "freq_scale"}, {3, 9, 64, 64, KGT_ROPE_NORM, 10000, 1},
-     2, {{F32_INOUT, 3 * 9 * 64, 0}, {POS32, 3, 0}}},
+     3, {{F32_IN, 3 * 9 * 64, 0}, {POS32, 3, 0}, {F32_OUT, 3 * 9 * 64, 0}}},
     {"rope", 7, {"M", "n_head", "head_dim", "n_rot", "mode", "freq_base", "freq_scale"}, {2, 4, 128, 64, KGT_ROPE_NEOX, 1e6, 0.5},
-     2, {{F32_INOUT, 2 * 4 * 128, 0}, {POS32, 2, 0}}},
+     3, {{F32_IN, 2 * 4 * 128, 0}, {POS32, 2, 0}, {F32_OUT, 2 * 4 * 128, 0}}},
+    {"kv_store", 5, {"M", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {3, 3, 64, 16, KGT_F16}, 5,
+     {{F32_IN, 3 * 3 * 64, 0}, {F32_IN, 3 * 3 * 64, 0}, {POS32, 3, 0}, {F32_OUT, 3 * 16 * 32, 0}, {F32_OUT, 3 * 16 * 32, 0}}},
+    {"kv_store", 5, {"M", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {1, 2, 32, 8, KGT_F32}, 5,
+     {{F32_IN, 64, 0}, {F32_IN, 64, 0}, {POS32, 1, 0}, {F32_OUT, 2 * 8 * 32, 0}, {F32_OUT, 2 * 8 * 32, 0}}},
+    {"add", 2, {"M", "N"}, {3, 577}, 3, {{F32_IN, 3 * 577, 0}, {F32_IN, 3 * 577, 0}, {F32_OUT, 3 * 577, 0}}},
+    {"glu", 3, {"M", "N", "act"}, {2, 1536, KGT_GLU_SILU}, 3, {{F32_IN, 2 * 1536, 0}, {F32_IN, 2 * 1536, 0}, {F32_OUT, 2 * 1536, 0}}},
+    {"glu", 3, {"M", "N", "act"}, {1, 100, KGT_GLU_GELU}, 3, {{F32_IN, 100, 0}, {F32_IN, 100, 0}, {F32_OUT, 100, 0}}},
+    {"mm", 7, {"wtype", "act", "M", "N", "K", "flags", "ldy"}, {KGT_Q4_K, 1, 3, 64, 256, KGT_EPI_RESIDUAL, 96}, 6,
+     {{WEIGHTS, 64, 256}, {Q8A_IN, 3 * 256 / 32, 0}, {F32_INOUT, 3 * 96, 0}, {F32_IN, 64, 0}, {F32_INOUT, 3 * 96, 0}, {WEIGHTS, 64, 256}}},
     {"softmax", 3, {"M", "N", "scale"}, {3, 1001, 0.125}, 1, {{F32_INOUT, 3003, 0}}},
     {"attn_decode", 5, {"n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {9, 3, 64, 128, KGT_F16}, 6,
      {{F32_IN, 9 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F32_OUT, 9 * 64, 0}, {I64, 77, 0}, {SCRATCH, 4 * 128, 0}}},

@@ -67,11 +67,11 @@
 
 /* kernels_portable.c, kernels_portable_b.c */
 void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags);
+             int64_t flags, int64_t ldy);
 void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
 void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags);
+             int64_t flags, int64_t ldy);
 void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
 
@@ -81,17 +81,18 @@ void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int6
  * would make (M 1: the decode instance; else M bound at run time, the
  * prefill instance), every buffer copied there and back. Thread 0 does it. */
 static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags)
+                   int64_t flags, int64_t ldy)
 {
     (void)nth;
     if (ith) return;
-    static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags"};
-    const int64_t vals[] = {wtype, act, M, N, K, flags};
-    gen_kinst k = ktc_inst("mm", 6, names, vals, M > 1);
+    static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
+    const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
+    gen_kinst k = ktc_inst("mm", ldy ? 7 : 6, names, vals, M > 1);
+    const int64_t ld = ldy ? ldy : N;
     const size_t wb = (size_t)(N * ref_row_bytes((int)wtype, K));
     const size_t xb = act == KGT_ACT_Q8 ? (size_t)(M * K / 32) * sizeof(kgt_q8a) : (size_t)(M * K) * sizeof(float);
-    const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(M * N / 32) * sizeof(kgt_q8a) : (size_t)(M * N) * sizeof(float);
-    const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)(M * N) * sizeof(float),
+    const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(M * ld / 32) * sizeof(kgt_q8a) : (size_t)(M * ld) * sizeof(float);
+    const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)(M * ld) * sizeof(float),
                              (flags & KGT_EPI_SWIGLU) ? wb : 0};
     char err[1024];
     int rc = ktc_run(&k, M, 0, p, bytes, 6, err, sizeof err);
@@ -132,7 +133,7 @@ static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M
 
 typedef struct {
     const char *name;
-    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
     void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t);
 } impl;
@@ -406,7 +407,7 @@ static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *
                    int64_t M, int flags)
 {
     void *p[6] = {a->w, (void *)x, y, a->bias, (void *)res, a->wup};
-    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags);
+    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0);
 }
 
 typedef struct {
@@ -763,4 +764,53 @@ KT_TEST(kernels_mm_gguf_py_models)
     for (int i = 0; i < NT; i++) kg_gguf_close(g[i]);
     for (int i = 0; i < n; i++) free(bufs[i]);
     if (!ran) KT_SKIP("the independent reference needs Python and its 'gguf' package (pip install gguf)");
+}
+
+/* Column slices: products of different weight types writing their columns
+ * of one wider row (ldy), as the Q, K and V products of a mixed-type layer
+ * do, give what each writes alone, and leave the other columns untouched;
+ * with the residual epilogue reading the slice's columns too. */
+KT_TEST(kernels_mm_slices)
+{
+    static const struct { int type; int64_t N; } part[3] = {{KGT_Q4_K, 64}, {KGT_Q8_0, 32}, {KGT_F16, 32}};
+    const int64_t K = 256, ldy = 128;
+    rng = 21;
+    for (size_t im = 0; im < 2; im++)
+        for (int64_t M = 1; M <= 5; M += 4)
+            for (int fl = 0; fl <= KGT_EPI_RESIDUAL; fl += KGT_EPI_RESIDUAL)
+                for (int nth = 1; nth <= 3; nth += 2) {
+                    float *x = rand_floats(M * K), *y = xmalloc((size_t)(M * ldy) * sizeof *y);
+                    float *res = rand_floats(M * ldy);
+                    for (int64_t i = 0; i < M * ldy; i++) y[i] = fl ? res[i] : -7.0f; /* sentinel */
+                    int64_t c0 = 0;
+                    double worst = 0;
+                    for (int s = 0; s < 3; s++) {
+                        wmat a;
+                        wmat_init(&a, part[s].type, part[s].N, K, 0);
+                        float *alone = xmalloc((size_t)(M * a.N) * sizeof *alone), *r1 = xmalloc((size_t)(M * a.N) * sizeof *r1);
+                        for (int64_t m = 0; m < M; m++) memcpy(r1 + m * a.N, res + m * ldy + c0, (size_t)a.N * sizeof *r1);
+                        run_mm(&IMPLS[im], nth, &a, KGT_ACT_F32, x, alone, r1, M, fl);
+                        void *p[6] = {a.w, x, y + c0, a.bias, y + c0, NULL};
+                        for (int ith = 0; ith < nth; ith++)
+                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy);
+                        for (int64_t m = 0; m < M; m++)
+                            for (int64_t n = 0; n < a.N; n++) {
+                                double d = fabs((double)y[m * ldy + c0 + n] - alone[m * a.N + n]);
+                                worst = d > worst ? d : worst;
+                            }
+                        c0 += a.N;
+                        free(alone);
+                        free(r1);
+                        wmat_free(&a);
+                    }
+                    KT_CHECKF(worst == 0, "%s: M %lld flags %d threads %d: slices differ from the products alone by %g",
+                              IMPLS[im].name, (long long)M, fl, nth, worst);
+                    for (int64_t m = 0; m < M; m++) /* columns past the slices: untouched */
+                        for (int64_t n = c0; n < ldy; n++)
+                            KT_CHECKF(y[m * ldy + n] == (fl ? res[m * ldy + n] : -7.0f), "%s: column %lld of row %lld written",
+                                      IMPLS[im].name, (long long)n, (long long)m);
+                    free(x);
+                    free(y);
+                    free(res);
+                }
 }

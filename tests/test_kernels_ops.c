@@ -337,7 +337,7 @@ OPS_TEST(norm_q8)
 
 /* ══════════════════ rope ══════════════════ */
 typedef struct {
-    void *p[2];
+    void *p[3];
     int64_t M, n_head, head_dim, n_rot, mode;
     double base, fscale;
 } rope_ctx;
@@ -374,12 +374,18 @@ KT_TEST(kernels_ops_rope)
             if (M > 1) pos[M - 1] = shapes[s].maxpos - 1;
             double *ref = xmalloc((size_t)n * sizeof *ref);
             ref_rope(x, pos, ref, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs);
-            rope_ctx c = {{y, pos}, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs};
+            rope_ctx c = {{y, pos, y}, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs};
             char what[96];
             snprintf(what, sizeof what, "rope mode %d M=%lld heads=%lld dim=%lld rot=%lld", mode, (long long)M,
                      (long long)shapes[s].nh, (long long)shapes[s].hd, (long long)shapes[s].nr);
             check_spmd(what, run_rope, &c, y, x, n, ref, 1e-6);
-            cases++;
+            /* out of place: X is left as it was, Y gets every dim (the ones past n_rot copied) */
+            float *nan_init = nan_floats(n);
+            c.p[0] = x;
+            strncat(what, " out of place", sizeof what - strlen(what) - 1);
+            check_spmd(what, run_rope, &c, y, nan_init, n, ref, 1e-6);
+            free(nan_init);
+            cases += 2;
             free(x);
             free(y);
             free(pos);
@@ -694,4 +700,121 @@ KT_TEST(kernels_ops_act)
                 free(ref);
             }
     report("act", cases, 1e-6);
+}
+
+/* ══════════════════ add, glu ══════════════════ */
+typedef struct {
+    void *p[3];
+    int64_t M, N, act; /* act < 0: add */
+} ew_ctx;
+
+static bool run_ew(const void *c, int ith, int nth)
+{
+    const ew_ctx *e = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "N", "act"};
+        const int64_t vals[] = {e->M, e->N, e->act};
+        gen_kinst k = ktc_inst(e->act < 0 ? "add" : "glu", e->act < 0 ? 2 : 3, names, vals, e->M > 1);
+        const size_t b = (size_t)(e->M * e->N) * 4, bytes[3] = {b, b, b};
+        return gpu_launch(&k, e->M, 0, e->p, bytes, 3);
+    }
+    if (e->act < 0) kgt_add(e->p, ith, nth, e->M, e->N);
+    else kgt_glu(e->p, ith, nth, e->M, e->N, e->act);
+    return true;
+}
+
+OPS_TEST(elementwise)
+{
+    static const struct { int64_t M, N; } shapes[] = {{1, 1}, {1, 63}, {3, 65}, {1, 576}, {5, 1536}, {2, 5632}, {1, 10007}};
+    rng = 11;
+    int cases = 0;
+    for (int64_t act = -1; act <= KGT_GLU_GELU; act++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int alias = 0; alias <= 2; alias++, cases++) { /* y apart, y = a, y = b */
+                const int64_t n = shapes[s].M * shapes[s].N;
+                float *a = rand_floats(n, -8.0, 8.0), *b = rand_floats(n, -3.0, 3.0), *y = xmalloc((size_t)n * 4);
+                double *ref = xmalloc((size_t)n * sizeof *ref);
+                if (act == KGT_GLU_SILU) ref_silu(a, ref, n);
+                else if (act == KGT_GLU_GELU) ref_gelu(a, ref, n);
+                for (int64_t i = 0; i < n; i++) ref[i] = act < 0 ? (double)a[i] + b[i] : ref[i] * b[i];
+                float *init = alias == 1 ? a : alias == 2 ? b : nan_floats(n);
+                float *keep = xmalloc((size_t)n * 4);
+                memcpy(keep, init, (size_t)n * 4);
+                ew_ctx c = {{alias == 1 ? y : a, alias == 2 ? y : b, y}, shapes[s].M, shapes[s].N, act};
+                char what[80];
+                snprintf(what, sizeof what, "%s M=%lld N=%lld%s", act < 0 ? "add" : act ? "geglu" : "swiglu",
+                         (long long)shapes[s].M, (long long)shapes[s].N, alias ? (alias == 1 ? " y=a" : " y=b") : "");
+                check_spmd(what, run_ew, &c, y, keep, n, ref, 1e-6);
+                if (!alias) free(init);
+                free(keep), free(a), free(b), free(y), free(ref);
+            }
+    report("elementwise", cases, 1e-6);
+}
+
+/* ══════════════════ kv_store ══════════════════ */
+typedef struct {
+    void *p[5];
+    int64_t M, nkv, hd, n_ctx, ct;
+} kvs_ctx;
+
+static bool run_kvs(const void *c, int ith, int nth)
+{
+    const kvs_ctx *r = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "n_head_kv", "head_dim", "n_ctx", "cache_type"};
+        const int64_t vals[] = {r->M, r->nkv, r->hd, r->n_ctx, r->ct};
+        gen_kinst k = ktc_inst("kv_store", 5, names, vals, r->M > 1);
+        const size_t row = (size_t)(r->M * r->nkv * r->hd) * 4, cache = (size_t)(r->nkv * r->n_ctx * r->hd) * (r->ct == KGT_F16 ? 2 : 4);
+        const size_t bytes[5] = {row, row, (size_t)r->M * 4, cache, cache};
+        return gpu_launch(&k, r->M, r->n_ctx, r->p, bytes, 5);
+    }
+    kgt_kv_store(r->p, ith, nth, r->M, r->nkv, r->hd, r->n_ctx, r->ct);
+    return true;
+}
+
+/* K and V rows land at their tokens' cache rows (positions past the end
+ * clamped to the last row), converted to the cache type; the rest of the
+ * cache is untouched */
+OPS_TEST(kv_store)
+{
+    static const struct { int64_t M, nkv, hd, n_ctx; } shapes[] = {{1, 3, 64, 16}, {5, 3, 64, 64}, {4, 4, 64, 9}, {3, 1, 2, 4}, {2, 2, 128, 300}};
+    rng = 13;
+    int cases = 0;
+    for (int ct = 0; ct <= 1; ct++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int nth = 1; nth <= (g_gpu ? 1 : 3); nth++, cases++) {
+                const int64_t M = shapes[s].M, nkv = shapes[s].nkv, hd = shapes[s].hd, nc = shapes[s].n_ctx;
+                const int64_t esz = ct ? 2 : 4, rows = M * nkv * hd, cells = nkv * nc * hd;
+                float *k = rand_floats(rows, -4, 4), *v = rand_floats(rows, -4, 4);
+                int32_t *pos = xmalloc((size_t)M * 4);
+                for (int64_t m = 0; m < M; m++) pos[m] = (int32_t)((m * 7 + 3) % nc);
+                if (M > 2) pos[M - 1] = (int32_t)(nc + 5); /* clamped to nc - 1 */
+                uint8_t *kc = xmalloc((size_t)(cells * esz)), *vc = xmalloc((size_t)(cells * esz));
+                memset(kc, 0x5a, (size_t)(cells * esz)), memset(vc, 0xa5, (size_t)(cells * esz));
+                uint8_t *kw = xmalloc((size_t)(cells * esz)), *vw = xmalloc((size_t)(cells * esz)); /* expected */
+                memcpy(kw, kc, (size_t)(cells * esz)), memcpy(vw, vc, (size_t)(cells * esz));
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t h = 0; h < nkv; h++) {
+                        const int64_t at = pos[m] >= nc ? nc - 1 : pos[m];
+                        for (int64_t d = 0; d < hd; d++) {
+                            const float kv[2] = {k[(m * nkv + h) * hd + d], v[(m * nkv + h) * hd + d]};
+                            for (int w = 0; w < 2; w++) {
+                                uint8_t *dst = (w ? vw : kw) + ((h * nc + at) * hd + d) * esz;
+                                if (ct) {
+                                    _Float16 f = (_Float16)kv[w];
+                                    memcpy(dst, &f, 2);
+                                } else memcpy(dst, &kv[w], 4);
+                            }
+                        }
+                    }
+                kvs_ctx c = {{k, v, pos, kc, vc}, M, nkv, hd, nc, ct ? KGT_F16 : KGT_F32};
+                if (g_gpu) run_kvs(&c, 0, 1);
+                else
+                    for (int ith = 0; ith < nth; ith++) run_kvs(&c, ith, nth);
+                KT_CHECKF(!memcmp(kc, kw, (size_t)(cells * esz)) && !memcmp(vc, vw, (size_t)(cells * esz)),
+                          "kv_store M=%lld kv heads=%lld dim=%lld n_ctx=%lld %s, %d threads: cache differs", (long long)M,
+                          (long long)nkv, (long long)hd, (long long)nc, ct ? "f16" : "f32", nth);
+                free(k), free(v), free(pos), free(kc), free(vc), free(kw), free(vw);
+            }
+    printf("    kv_store: %d cases, bit-exact\n", cases);
 }

@@ -17,6 +17,12 @@
  *            for a parameter bound "at run time", with rt[i]), then inlines
  *            and optimizes for the target: shapes, types and flags fold away.
  *
+ *   A parameter may have a default, declared beside its template with
+ *   KG_PARAM_DEFAULT(tmpl, name, value) (int64_t only): an instance that
+ *   leaves it unbound gets the value (the generator reads the constant
+ *   from the bitcode, so the default is part of the template's content
+ *   hash and of every cache key).
+ *
  *   Every non-static function named kgt_* with this shape is a template;
  *   the generator finds them (and their parameter names) in the bitcode.
  *   Helpers are `static inline` (KG_INLINE). No globals with state, no libc calls except what LLVM
@@ -36,6 +42,10 @@
 #define KG_KERNEL __attribute__((visibility("default")))
 #define KG_INLINE static inline __attribute__((always_inline))
 #define KG_RESTRICT __restrict
+/* (weak: the tests compile some templates more than once into one program) */
+#define KG_PARAM_DEFAULT(tmpl, name, value) \
+    KG_KERNEL extern const int64_t kgt_default_##tmpl##__##name; \
+    __attribute__((weak)) const int64_t kgt_default_##tmpl##__##name = (value)
 
 /* ── tensor type ids: GGML's, from the one table (include/kgen_types.h);
  *    KGT_SIZE_x / KGT_BLCK_x are its block bytes and elements ── */

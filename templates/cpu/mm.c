@@ -182,8 +182,9 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
     }
 }
 
-/* the epilogue for rows m0..m0+mt-1, channels n0..n0+nc-1 */
-KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t N, int64_t m0, int64_t mt, int64_t n0, int64_t nc,
+/* the epilogue for rows m0..m0+mt-1, channels n0..n0+nc-1; Y and resid
+ * rows ldy apart */
+KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m0, int64_t mt, int64_t n0, int64_t nc,
                            float y[2][MM_MT][MM_NC])
 {
     const float *bias = flags & KGT_EPI_BIAS ? p[3] : NULL;
@@ -194,18 +195,18 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t N, int64_t m0,
             float g = y[0][m][j];
             if (flags & KGT_EPI_SWIGLU) g = g / (1.0f + expf(-g)) * y[1][m][j];
             if (flags & KGT_EPI_BIAS) g += bias[n0 + j];
-            if (flags & KGT_EPI_RESIDUAL) g += res[(m0 + m) * N + n0 + j];
+            if (flags & KGT_EPI_RESIDUAL) g += res[(m0 + m) * ldy + n0 + j];
             v[j] = g;
         }
         if (flags & KGT_EPI_OUT_Q8) /* nc = 32: N and the thread's share are multiples of 32 */
-            kgq_quantize32(v, (kgt_q8a *)p[2] + (m0 + m) * (N / 32) + n0 / 32);
+            kgq_quantize32(v, (kgt_q8a *)p[2] + (m0 + m) * (ldy / 32) + n0 / 32);
         else
-            memcpy((float *)p[2] + (m0 + m) * N + n0, v, (size_t)nc * sizeof(float));
+            memcpy((float *)p[2] + (m0 + m) * ldy + n0, v, (size_t)nc * sizeof(float));
     }
 }
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags)
+                        int64_t flags, int64_t ldy)
 {
     const mm_args a = {
         {p[0], flags & KGT_EPI_SWIGLU ? p[5] : NULL},
@@ -227,20 +228,22 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
                 if (mt > 1) mm_block(wt, act, MM_MT, &a, g, m0, n0, nc, y[g]);
                 else mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
             }
-            mm_epilogue(p, flags, N, m0, mt, n0, nc, y);
+            mm_epilogue(p, flags, ldy ? ldy : N, m0, mt, n0, nc, y);
         }
     }
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags)
+                      int64_t flags, int64_t ldy)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy);
 }
 
+KG_PARAM_DEFAULT(mm, ldy, 0);
+
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags)
+                      int64_t flags, int64_t ldy)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy)
 }

@@ -37,6 +37,12 @@ enum {
     KGT_ROPE_NEOX = 2, /* rotate (x[i], x[i + n_rot/2])                    */
 };
 
+/* ── activations of kgt_glu ── */
+enum {
+    KGT_GLU_SILU = 0, /* silu(g) * u: SwiGLU                                */
+    KGT_GLU_GELU = 1, /* gelu(g) * u, tanh approximation: GeGLU             */
+};
+
 /* Attention processes up to KGT_ATTN_QB query rows that share a KV head
  * together, over tiles of KGT_ATTN_KT cache positions (online softmax). */
 #define KGT_ATTN_QB 8
@@ -55,8 +61,9 @@ enum {
  * kgt_layernorm  as rmsnorm, plus p[3] beta f32[K] (read only with
  *                KGT_NORM_BIAS): y = (x - mean) / sqrt(var + eps) * gamma (+ beta),
  *                var the biased (1/K) variance.
- * kgt_rope       p[0] X f32[M][n_head][head_dim], rotated in place; p[1]
- *                positions int32_t[M]. Pair i (0 <= i < n_rot/2) turns by
+ * kgt_rope       p[0] X f32[M][n_head][head_dim], p[1] positions int32_t[M],
+ *                p[2] Y like X (may be X: in place). Y = X with each head's
+ *                first n_rot dims rotated: pair i (0 <= i < n_rot/2) turns by
  *                theta = pos * freq_scale * freq_base^(-2i/n_rot), angle
  *                computed in double (sin/cos from libm); dims from n_rot on
  *                are left alone. n_rot even, <= head_dim. Threads split
@@ -69,6 +76,17 @@ enum {
  *                cache_type, KGT_F32 or KGT_F16): K rotated and V copied to
  *                row pos (clamped to [0, n_ctx-1]). Rotation as kgt_rope;
  *                head_dim <= 512. Threads split (token, Q-or-K head) pairs.
+ * kgt_kv_store   the KV-cache append alone: p[0] K f32[M][n_head_kv][head_dim],
+ *                p[1] V likewise, p[2] positions int32_t[M], p[3] K cache,
+ *                p[4] V cache (as kgt_rope_kv's): token m's K and V rows go
+ *                to cache row pos[m] (clamped to [0, n_ctx-1]), converted to
+ *                cache_type (f16: round to nearest even). Threads split
+ *                (token, KV head) pairs.
+ * kgt_add        p[0] A f32[M][N], p[1] B likewise, p[2] Y = A + B (may be
+ *                A or B). Threads split the M*N elements in 64-float chunks.
+ * kgt_glu        p[0] G f32[M][N], p[1] U likewise, p[2] Y = act(G) * U (may
+ *                be G or U); act KGT_GLU_SILU (SwiGLU) or KGT_GLU_GELU
+ *                (GeGLU, kgt_gelu's tanh GELU). Threads as kgt_add.
  * kgt_softmax    p[0] X f32[M][N] in place: x = softmax(scale * x) per row
  *                (max-subtracted; rows must hold a finite value).
  * kgt_attn_decode  one new token, attending to cache positions 0..n_kv-1:
@@ -99,6 +117,10 @@ void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64
               int64_t mode, double freq_base, double freq_scale);
 void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                  int64_t n_rot, int64_t mode, double freq_base, double freq_scale, int64_t n_ctx, int64_t cache_type);
+void kgt_kv_store(void *const *p, int ith, int nth, int64_t M, int64_t n_head_kv, int64_t head_dim, int64_t n_ctx,
+                  int64_t cache_type);
+void kgt_add(void *const *p, int ith, int nth, int64_t M, int64_t N);
+void kgt_glu(void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t act);
 void kgt_softmax(void *const *p, int ith, int nth, int64_t M, int64_t N, double scale);
 void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                      int64_t n_ctx, int64_t cache_type);

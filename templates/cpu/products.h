@@ -2,8 +2,8 @@
  * products.h — the product templates: matrix products over GGUF weights,
  * activation quantization, embedding lookup. Conventions: kernel.h.
  *
- * Weight types: KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_0, KGT_Q4_1,
- * KGT_Q4_K, KGT_Q6_K, GGUF layout: a matrix is N rows (output channels) of
+ * Weight types: every type include/kgen_types.h marks kernels = 1 (F32,
+ * F16, BF16 and GGUF's block types), GGUF layout: a matrix is N rows (output channels) of
  * K elements (ne[0] = K contiguous), each row a whole number of blocks.
  * Pointers need no alignment beyond their element type's (GGUF blocks are
  * 2-byte aligned at best).
@@ -18,15 +18,20 @@
  *   p[0] W      N rows of K elements of type `wtype`
  *   p[1] X      act KGT_ACT_F32: f32[M][K];
  *               act KGT_ACT_Q8:  kgt_q8a[M][K/32] (from kgt_quantize)
- *   p[2] Y      f32[M][N], or with KGT_EPI_OUT_Q8 kgt_q8a[M][N/32]
+ *   p[2] Y      f32[M][ldy], or with KGT_EPI_OUT_Q8 kgt_q8a[M][ldy/32]:
+ *               row m's N outputs at Y + m ldy (ldy = 0: N). A product can
+ *               so write a column slice of a wider tensor (p[2] pointing at
+ *               the slice's first column), e.g. Q, K and V of different
+ *               weight types into one QKV row.
  *   p[3] bias   f32[N]            (read only with KGT_EPI_BIAS)
- *   p[4] resid  f32[M][N]         (read only with KGT_EPI_RESIDUAL; may be Y)
+ *   p[4] resid  f32[M][ldy]       (read only with KGT_EPI_RESIDUAL; may be Y)
  *   p[5] W_up   like W            (read only with KGT_EPI_SWIGLU)
  *
  * Valid combinations (the generator refuses others; the template assumes
- * them): float weight types with act F32 only; quantized types with either.
- * K: any for float types; a multiple of 32 for Q4_0/Q4_1/Q8_0 and of 256
- * for Q4_K/Q6_K. KGT_EPI_OUT_Q8 needs N a multiple of 32.
+ * them): float weight types with act F32 only; quantized types with either;
+ * ldy 0 or >= N (a multiple of 32 with OUT_Q8).
+ * K: any for float types; a whole number of blocks for the quantized ones
+ * (32 or 256 elements). KGT_EPI_OUT_Q8 needs N a multiple of 32.
  *
  * Epilogue, in this order: g = (W x) or, with SWIGLU, silu(W x) * (W_up x)
  * where silu(v) = v / (1 + e^-v); g += bias[n]; g += resid[m][n]; store g
@@ -43,7 +48,7 @@
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags);
+            int64_t flags, int64_t ldy);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to

@@ -1,7 +1,8 @@
 /*
- * rope.c — rotary position embedding, in place, modes "normal" (adjacent
- * pairs) and "neox" (halves), as GGUF / llama.cpp define them. Contract in
- * ops.h.
+ * rope.c — rotary position embedding, modes "normal" (adjacent pairs) and
+ * "neox" (halves), as GGUF / llama.cpp define them, and the KV-cache
+ * append (alone, and fused with the RoPE of a Q/K/V product's output).
+ * Contracts in ops.h.
  *
  * Angles are computed in double (theta_i = pos * freq_scale * base^(-2i/n_rot),
  * the power as a running product from base^(-2/n_rot)) and their sine and
@@ -51,8 +52,9 @@ KG_INLINE void rope_angles(double p0, double step, int64_t c0, int64_t nc, float
 KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
                         int64_t mode, double freq_base, double freq_scale)
 {
-    float *X = p[0];
+    const float *X = p[0];
     const int32_t *pos = p[1];
+    float *Y = p[2];
     const int64_t half = n_rot / 2;
     const double step = pow(freq_base, -2.0 / (double)n_rot); /* base^(-2/n_rot) */
     int64_t lo, hi;
@@ -62,14 +64,52 @@ KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_h
         int64_t m = u / n_head, h0 = u % n_head;
         int64_t h1 = hi - u < n_head - h0 ? h0 + (hi - u) : n_head;
         double p0 = (double)pos[m] * freq_scale;
+        if (Y != X) /* out of place: the row first, then rotated in Y */
+            memcpy(Y + (m * n_head + h0) * head_dim, X + (m * n_head + h0) * head_dim,
+                   (size_t)((h1 - h0) * head_dim) * sizeof(float));
         for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
             int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
             float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
             rope_angles(p0, step, c0, nc, cs, sn);
             for (int64_t h = h0; h < h1; h++)
-                rope_head(X + (m * n_head + h) * head_dim, cs, sn, c0, nc, half, mode);
+                rope_head(Y + (m * n_head + h) * head_dim, cs, sn, c0, nc, half, mode);
         }
         u += h1 - h0;
+    }
+}
+
+/* head_dim values of k and v into cache row `at` of KV head kv */
+KG_INLINE void kv_put(char *Kc, char *Vc, const float *k, const float *v, int64_t kv, int64_t at, int64_t n_ctx,
+                      int64_t head_dim, int64_t cache_type)
+{
+    const int64_t esz = cache_type == KGT_F16 ? 2 : 4;
+    char *kd = Kc + ((kv * n_ctx) + at) * head_dim * esz, *vd = Vc + ((kv * n_ctx) + at) * head_dim * esz;
+    if (cache_type == KGT_F16) {
+        for (int64_t d = 0; d < head_dim; d++) {
+            kgt_f16 a = kgt_f32_to_f16(k[d]), b = kgt_f32_to_f16(v[d]);
+            memcpy(kd + 2 * d, &a, 2);
+            memcpy(vd + 2 * d, &b, 2);
+        }
+    } else {
+        memcpy(kd, k, (size_t)head_dim * 4);
+        memcpy(vd, v, (size_t)head_dim * 4);
+    }
+}
+
+KG_INLINE int64_t kv_row(int32_t pos, int64_t n_ctx) { return pos < 0 ? 0 : pos >= n_ctx ? n_ctx - 1 : pos; }
+
+/* The KV-cache append alone (ops.h). */
+KG_KERNEL void kgt_kv_store(void *const *p, int ith, int nth, int64_t M, int64_t n_head_kv, int64_t head_dim,
+                            int64_t n_ctx, int64_t cache_type)
+{
+    const float *K = p[0], *V = p[1];
+    const int32_t *pos = p[2];
+    int64_t lo, hi;
+    kgt_split(M * n_head_kv, 1, ith, nth, &lo, &hi);
+    for (int64_t u = lo; u < hi; u++) {
+        const int64_t m = u / n_head_kv, kv = u % n_head_kv;
+        kv_put(p[3], p[4], K + u * head_dim, V + u * head_dim, kv, kv_row(pos[m], n_ctx), n_ctx, head_dim,
+               cache_type);
     }
 }
 
@@ -83,7 +123,6 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
     float *Q = p[2];
     char *Kc = p[3], *Vc = p[4];
     const int64_t half = n_rot / 2, nh = n_head + n_head_kv, row = (n_head + 2 * n_head_kv) * head_dim;
-    const int64_t esz = cache_type == KGT_F16 ? 2 : 4;
     const double step = pow(freq_base, -2.0 / (double)n_rot);
     int64_t lo, hi;
     kgt_split(M * nh, 1, ith, nth, &lo, &hi);
@@ -92,7 +131,7 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
         int64_t h1 = hi - u < nh - h0 ? h0 + (hi - u) : nh;
         const float *src = QKV + m * row;
         double p0 = (double)pos[m] * freq_scale;
-        int64_t at = pos[m] < 0 ? 0 : pos[m] >= n_ctx ? n_ctx - 1 : pos[m];
+        const int64_t at = kv_row(pos[m], n_ctx);
         float cs[256], sn[256]; /* this token's angles, once for all its heads (n_rot <= head_dim <= 512) */
         rope_angles(p0, step, 0, half, cs, sn);
         for (int64_t h = h0; h < h1; h++) {
@@ -103,19 +142,8 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
                 memcpy(Q + (m * n_head + h) * head_dim, x, (size_t)head_dim * sizeof(float));
                 continue;
             }
-            int64_t kv = h - n_head;
-            const float *v = src + (n_head + n_head_kv + kv) * head_dim;
-            char *kd = Kc + ((kv * n_ctx) + at) * head_dim * esz, *vd = Vc + ((kv * n_ctx) + at) * head_dim * esz;
-            if (cache_type == KGT_F16) {
-                for (int64_t d = 0; d < head_dim; d++) {
-                    kgt_f16 a = kgt_f32_to_f16(x[d]), b = kgt_f32_to_f16(v[d]);
-                    memcpy(kd + 2 * d, &a, 2);
-                    memcpy(vd + 2 * d, &b, 2);
-                }
-            } else {
-                memcpy(kd, x, (size_t)head_dim * 4);
-                memcpy(vd, v, (size_t)head_dim * 4);
-            }
+            const int64_t kv = h - n_head;
+            kv_put(Kc, Vc, x, src + (n_head + n_head_kv + kv) * head_dim, kv, at, n_ctx, head_dim, cache_type);
         }
         u += h1 - h0;
     }
