@@ -42,6 +42,8 @@ static const char usage[] =
     "                        the smaller of 10 GiB and a quarter of its filesystem)\n"
     "  KGEN_DEBUG=1          print the phases of every compilation and the graph\n"
     "                        after every pass\n"
+    "  KGEN_NOFUSE=RULES     compile models with these fusion rules left out (all,\n"
+    "                        or some of qkv,glu,residual,q8); see compile --help\n"
     "  TMPDIR                where compiles keep their temporary files (default /tmp)\n"
     "  CC                    the C compiler driver that links models (default cc)\n"
     "  KGEN_NVRTC, KGEN_LIBCUDA  the NVRTC library and the CUDA driver to load\n"

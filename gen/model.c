@@ -230,6 +230,13 @@ kg_status gen_model_plan(const kg_gguf *g, int n_batch, const char *nofuse, gen_
     if (!st) st = gen_pass_memplan(gr);
     if (!st && dbg) gen_graph_print(gr, "memplan", stderr);
     if (!st) st = gen_lower(gr, pg);
+    if (!st && dbg)
+        for (int mode = 0; mode < GEN_MODES; mode++) {
+            int nb = 0;
+            for (int c = 0; c + 1 < pg->nc[mode]; c++) nb += pg->c[mode][c].sync;
+            fprintf(stderr, "── lowered (%s): %d kernel calls, %d barriers ──\n", mode == GEN_MODE_PREFILL ? "prefill" : "decode",
+                    pg->nc[mode], nb);
+        }
     return st;
 }
 

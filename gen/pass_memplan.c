@@ -4,6 +4,12 @@
  * live node using them) do not overlap share memory. First fit, in order of
  * first use, 64-byte aligned (a cache line: no two threads' rows share one).
  * Token ids, positions and the logits live for the whole step.
+ *
+ * Requires: the final live nodes in execution order (after pass_fuse; node
+ * order is what liveness means). Invalidates: nothing; sets first/last,
+ * off and size of every activation and input, and gr->ws_bytes. Tensors
+ * that share memory are ordered by the nodes, not by barriers: lower.c's
+ * barrier placement compares these offsets, so a reuse is never raced.
  */
 #include "graph.h"
 #include "internal.h"

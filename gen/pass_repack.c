@@ -6,6 +6,10 @@
  * concatenated where pass_fuse merged products (the Q/K/V weights become
  * one matrix of n_q + n_k + n_v rows). The blob is written once, at compile
  * time (gen_repack_write), and mapped as is at run time.
+ *
+ * Requires: the final set of live nodes (after pass_fuse), each weight's
+ * parts and row bytes. Invalidates: nothing; sets every read weight's
+ * off/size and gr->weight_bytes (unread weights get size 0: not written).
  */
 #include "graph.h"
 #include "internal.h"
