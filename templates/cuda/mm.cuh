@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
         for (int t = 0; t < MT; t++) acc[t] = accu[t] = 0.0f;
         if (n < N) {
             const u8 *wr = W + (i64)n * RB, *ur = UP ? Wu + (i64)n * RB : wr;
-            if (QW) {
+            if constexpr (QW) { /* (constexpr: load_chunk exists only for quantized types) */
                 for (int c = lane; c < K / 32; c += 32) {
                     chunk w, u;
                     load_chunk<WT>(wr, c, w);
@@ -56,8 +56,8 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
                         if (m0 + t >= M) break;
                         if (ACT == ACT_Q8) {
                             const q8a *x = (const q8a *)a.p[1] + (i64)(m0 + t) * (K / 32) + c;
-                            acc[t] += dot_q8(w, x);
-                            if (UP) accu[t] += dot_q8(u, x);
+                            acc[t] += dot_q8<WT>(w, x);
+                            if (UP) accu[t] += dot_q8<WT>(u, x);
                         } else {
                             const float *x = (const float *)a.p[1] + (i64)(m0 + t) * K + 32 * c;
                             acc[t] += dot_f32(w, x);

@@ -66,7 +66,7 @@ template <int WT, int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) 
     const i64 m = blockIdx.x;
     const u8 *row = (const u8 *)a.p[0] + (i64)((const i32 *)a.p[1])[m] * row_bytes<WT>(K);
     float *y = (float *)a.p[2] + m * K;
-    if (WT == F32 || WT == F16 || WT == BF16) {
+    if constexpr (!is_quant(WT)) {
         for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = felem<WT>(row, k);
     } else {
         for (int c = threadIdx.x; c < K / 32; c += ROW_THREADS) {
