@@ -50,7 +50,7 @@ for t in Q4_0 Q4_1 Q8_0 F16; do small+=("models/random/smollm2-$t.gguf"); done
 
 # Two mixed-type models (7 layers, embedding 512, 8/2 heads, feed-forward
 # 1536), every layer's Q, K, V (and gate, up, down, attn_output) of
-# different types in turn, so Q/K/V run as products writing column slices
+# different types in turn (shifted each layer), so Q/K/V run as products writing column slices
 # (ldy) + rope_kv and gate/up as products + glu: mixed-legacy.gguf of Q4_0,
 # Q4_1, Q8_0, F16; mixed-new.gguf of the seven newer block types. The types
 # gguf cannot quantize (Q5_K, Q3_K, Q2_K, IQ4_NL, IQ4_XS) get random quants
@@ -90,11 +90,14 @@ base_plan = gm.plan
 for kind in sys.argv[1:]:
     T = SETS[kind]
     def plan(shape, wtype, T=T):
-        out, j = [], 0
+        out, j, last = [], 0, None
         for name, shp, t in base_plan(shape, wtype):
-            if t != "F32":
-                t, j = T[j % len(T)], j + 1
+            layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
+            j = 0 if layer != last else j
+            if t != "F32":  # a layer's products in turn, from type `layer` on
+                t, j = T[(j + layer + 1) % len(T)], j + 1
             out.append((name, shp, t))
+            last = layer
         return out
     gm.plan = plan
     path = f"models/random/mixed-{kind}.gguf"
