@@ -17,6 +17,7 @@
 #include "runtime/model/cudrv.h"
 #include "runtime/model/desc.h"
 #include "templates/cpu/kernel.h"
+#include "templates/cpu/ops.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -173,6 +174,15 @@ static int attn_split(long long n_head)
 }
 
 enum { MM_THREADS = 128, ROW_THREADS = 128, ATTN_THREADS = 128, ATTN_QROWS = 4, ATTN_KT = 32, MM_MT = 8 };
+enum { EW_THREADS = 128, EW_PER = 4 };
+
+/* threads of a block over a head's n items (pairs, dims): a multiple of 32,
+ * at most 256 (the kernels stride over more) */
+static int head_threads(long long n)
+{
+    long long t = (n + 31) / 32 * 32;
+    return (int)(t < 32 ? 32 : t > 256 ? 256 : t);
+}
 
 /* attn_prefill's static shared memory (templates/cuda/attn.cuh): a tile of
  * ATTN_KT K rows (padded by a word) and V rows, and the block's queries */
@@ -191,8 +201,12 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
     if (!strcmp(k->tmpl, "mm")) {
         long long N = pv(k, "N"), fl = pv(k, "flags");
         int cpb = fl & KGT_EPI_OUT_Q8 ? 32 : MM_THREADS / 32, mt = m1 ? 1 : MM_MT;
-        snprintf(s->expr, sizeof s->expr, "kgc::mm<%lld, %lld, %d, %lld, %lld, %lld, %d>", pv(k, "wtype"), pv(k, "act"), m1,
-                 N, pv(k, "K"), fl, mt);
+        long long ldy = pv(k, "ldy"); /* 0 (unbound): N */
+        if (ldy && (ldy < N || (fl & KGT_EPI_OUT_Q8 && ldy % 32)))
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA mm: row stride ldy %lld for %lld outputs", ldy, N);
+        int n = snprintf(s->expr, sizeof s->expr, "kgc::mm<%lld, %lld, %d, %lld, %lld, %lld, %d", pv(k, "wtype"),
+                         pv(k, "act"), m1, N, pv(k, "K"), fl, mt);
+        snprintf(s->expr + n, sizeof s->expr - (size_t)n, ldy && ldy != N ? ", %lld>" : ">", ldy);
         s->block = MM_THREADS;
         s->grid[0] = (uint32_t)((N + cpb - 1) / cpb);
         if (!m1) s->m_axis = 1, s->m_div = (uint32_t)mt;
@@ -209,14 +223,44 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         snprintf(s->expr, sizeof s->expr, "kgc::embed<%lld, %d, %lld>", pv(k, "wtype"), m1, pv(k, "K"));
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
-    } else if (!strcmp(k->tmpl, "rope_kv")) {
-        long long hd = pv(k, "head_dim"), nh = pv(k, "n_head"), nkv = pv(k, "n_head_kv");
-        if (hd > 512 || hd % 2) return kg_err(KG_ERR_UNSUPPORTED, "CUDA RoPE: head_dim %lld is not even and <= 512", hd);
-        snprintf(s->expr, sizeof s->expr, "kgc::rope_kv<%d, %lld, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %lld>", m1,
-                 nh, nkv, hd, pv(k, "n_rot"), pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"),
-                 pv(k, "cache_type"));
-        s->block = hd / 2 <= 32 ? 32 : (uint32_t)((hd / 2 + 31) / 32 * 32);
-        s->grid[0] = (uint32_t)(nh + nkv);
+    } else if (!strcmp(k->tmpl, "rope_kv") || !strcmp(k->tmpl, "rope")) {
+        /* block (head, token): a thread per pair of the head's dims */
+        long long hd = pv(k, "head_dim"), nh = pv(k, "n_head"), nkv = pv(k, "n_head_kv"), nr = pv(k, "n_rot");
+        const bool kv = k->tmpl[4] == '_';
+        if (hd < 1 || (kv && hd > 512) || nr < 0 || nr % 2 || nr > hd) /* rope_kv: the CPU's limit */
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA RoPE: head_dim %lld (%s), n_rot %lld (even, <= head_dim)", hd,
+                          kv ? "at most 512 with the KV append" : "at least 1", nr);
+        const int nt = head_threads((hd + 1) / 2);
+        if (kv)
+            snprintf(s->expr, sizeof s->expr,
+                     "kgc::rope_kv<%d, %lld, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %lld, %d>", m1, nh, nkv, hd,
+                     nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), pv(k, "cache_type"), nt);
+        else
+            snprintf(s->expr, sizeof s->expr, "kgc::rope<%d, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %d>", m1, nh, hd,
+                     nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), nt);
+        s->block = (uint32_t)nt;
+        s->grid[0] = (uint32_t)(kv ? nh + nkv : nh);
+        if (!m1) s->m_axis = 1, s->m_div = 1;
+    } else if (!strcmp(k->tmpl, "kv_store")) {
+        /* block (KV head, token): a thread per dim */
+        long long hd = pv(k, "head_dim"), nkv = pv(k, "n_head_kv");
+        const int nt = head_threads(hd);
+        snprintf(s->expr, sizeof s->expr, "kgc::kv_store<%d, %lld, %lld, %lld, %d>", m1, nkv, hd, pv(k, "cache_type"), nt);
+        s->block = (uint32_t)nt;
+        s->grid[0] = (uint32_t)nkv;
+        if (!m1) s->m_axis = 1, s->m_div = 1;
+    } else if (!strcmp(k->tmpl, "add") || !strcmp(k->tmpl, "glu")) {
+        /* block (segment, token): EW_THREADS threads, per elements each
+         * (decode: one, for more blocks) */
+        long long N = pv(k, "N"), act = pv(k, "act");
+        const bool add = k->tmpl[0] == 'a';
+        if (!add && act != KGT_GLU_SILU && act != KGT_GLU_GELU)
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA glu: activation %lld (SiLU %d or GELU %d)", act, KGT_GLU_SILU,
+                          KGT_GLU_GELU);
+        const int op = add ? 0 : act == KGT_GLU_GELU ? 2 : 1, per = m1 ? 1 : EW_PER; /* kgc::EW_ADD, EW_SWIGLU, EW_GEGLU */
+        snprintf(s->expr, sizeof s->expr, "kgc::ew<%d, %lld, %d, %d, %d>", m1, N, op, EW_THREADS, per);
+        s->block = EW_THREADS;
+        s->grid[0] = (uint32_t)((N + EW_THREADS * per - 1) / (EW_THREADS * per));
         if (!m1) s->m_axis = 1, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "attn_decode") || !strcmp(k->tmpl, "attn_prefill")) {
         long long hd = pv(k, "head_dim"), nh = pv(k, "n_head"), nkv = pv(k, "n_head_kv"), ct = pv(k, "cache_type");
@@ -294,6 +338,10 @@ static void parse_log(const char *log, gen_cuda_result *r)
         }
         p = eol ? eol + 1 : NULL;
     }
+    /* two instances naming one kernel (mm with ldy = N and without): one report */
+    for (int i = 0; i < r->n; i++)
+        for (int j = 0; j < r->n && !r->k[i].regs; j++)
+            if (j != i && r->k[j].regs && !strcmp(r->k[i].name, r->k[j].name)) r->k[i] = r->k[j];
 }
 
 static const char PAYLOAD_MAGIC[8] = "KGCUART1";

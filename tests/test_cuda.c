@@ -8,6 +8,20 @@
  *                            2048 embedding, 32/4 heads, 5632 feed-forward,
  *                            32000 vocabulary, separate output): a synthetic
  *                            GGUF whose data is a hole (only shapes matter)
+ *   cuda_kernels_types       every type kgen_types.h marks kernels = 1: its
+ *                            products (decode and prefill, act q8 and f32;
+ *                            no epilogue, bias + residual, swiglu + q8
+ *                            output) and embedding lookup compile for sm_80
+ *                            and sm_90, none spills
+ *   cuda_kernels_ops         the kernels of total lowering (rope out of
+ *                            place, kv_store, add, glu) and products writing
+ *                            a column slice (ldy), at the edges of their
+ *                            shapes; what the backend refuses, it says why
+ *   cuda_kernels_mixed       a model whose layer 0 has a Q4_0 K among Q8_0
+ *                            (its Q, K and V products write slices of one
+ *                            row: ldy), and the same model with every fusion
+ *                            off (KGEN_NOFUSE=all: rope, kv_store, add,
+ *                            glu): every instance of both, sm_80 and sm_90
  *   cuda_no_driver           a model compiled for CUDA, opened without a
  *                            driver (KGEN_LIBCUDA pointing nowhere): exit 1
  *                            and a message that says why; bad --target values
@@ -20,7 +34,9 @@
 #include "kgen.h"
 #include "kt.h"
 #include "kt_cuda.h"
+#include "kgen_types.h"
 #include "templates/cpu/kernel.h"
+#include "templates/cpu/ops.h"
 #include "tiny_llama.h"
 
 #include <stdio.h>
@@ -161,6 +177,200 @@ KT_TEST(cuda_attn_limits)
         KT_CHECKF(st == KG_ERR_UNSUPPORTED && strstr(kg_last_error(), why[i]), "%s head_dim %lld: status %d, '%s'",
                   bad[i].tmpl, (long long)bad[i].params[3].i, st, st ? kg_last_error() : "");
     }
+}
+
+/* Compiles the n instances for sm_80 and sm_90 (NVRTC, no cache): each
+ * has a ptxas report, none spills. Prints the registers of each group of
+ * instances (group[i]: instance i's; consecutive), KT_SHOW=1 each one. */
+static void compile_all(const char *what, gen_kinst *k, int n, const char *const *group)
+{
+    static const int sms[] = {80, 90};
+    for (int a = 0; a < 2; a++) {
+        gen_program pg = {.k = k, .nk = n};
+        gen_cuda_result r;
+        kg_status st = gen_cuda_compile(&pg, sms[a], false, &r);
+        KT_CHECKF(st == KG_OK, "%s for sm_%d: %s", what, sms[a], kg_last_error());
+        if (st) continue;
+        int maxr = 0, spilling = 0;
+        char line[512] = "";
+        for (int i = 0; i < r.n; i++) {
+            KT_CHECKF(r.k[i].regs > 0 && r.k[i].spill_bytes == 0, "sm_%d %s: %d registers, %d bytes spilled", sms[a],
+                      r.shape[i].expr, r.k[i].regs, r.k[i].spill_bytes);
+            maxr = r.k[i].regs > maxr ? r.k[i].regs : maxr;
+            spilling += r.k[i].spill_bytes > 0;
+            if (getenv("KT_SHOW"))
+                printf("      sm_%d %3d regs %2d spill  %s\n", sms[a], r.k[i].regs, r.k[i].spill_bytes, r.shape[i].expr);
+            size_t L = strlen(line);
+            const bool first = !i || strcmp(group[i], group[i - 1]);
+            snprintf(line + L, sizeof line - L, "%s%d", first ? "" : ",", r.k[i].regs);
+            if (i + 1 == r.n || strcmp(group[i], group[i + 1])) {
+                printf("    sm_%d %-10s registers %s\n", sms[a], group[i], line);
+                line[0] = 0;
+            }
+        }
+        printf("    %s sm_%d: %d kernels, %d spilling, max %d registers\n", what, sms[a], r.n, spilling, maxr);
+        gen_cuda_result_free(&r);
+    }
+}
+
+static gen_kinst mm_inst(int64_t wtype, int64_t act, bool prefill, int64_t N, int64_t K, int64_t flags, int64_t ldy)
+{
+    static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
+    const int64_t vals[] = {wtype, act, 1, N, K, flags, ldy};
+    return ktc_inst("mm", ldy ? 7 : 6, names, vals, prefill);
+}
+
+static gen_kinst embed_inst(int64_t wtype, bool prefill, int64_t K)
+{
+    static const char *const names[] = {"wtype", "M", "K"};
+    const int64_t vals[] = {wtype, 1, K};
+    return ktc_inst("embed", 3, names, vals, prefill);
+}
+
+/* the types of the one table with kernels (kgen_types.h) */
+static int kernel_types(int *t)
+{
+    int n = 0;
+#define KT_X(id, nm, b, sz, k, g, mn) \
+    if (k && id < KG_TYPE_OWN_BASE) t[n++] = id;
+    KG_TYPES(KT_X)
+#undef KT_X
+    return n;
+}
+
+/* per type: mm act q8 (quantized types) then f32, each decode (flags 0, N
+ * 576; swiglu + q8 output, N 1536) then prefill (bias + residual, N 576;
+ * swiglu + q8 output, N 1536), K 1536; then embed decode, prefill */
+KT_TEST(cuda_kernels_types)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    static const int64_t flags[2][2][2] = {{{0, 576}, {KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8, 1536}},
+                                           {{KGT_EPI_BIAS | KGT_EPI_RESIDUAL, 576}, {KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8, 1536}}};
+    int types[64], nt = kernel_types(types), n = 0;
+    gen_kinst *k = calloc((size_t)nt * 10, sizeof *k);
+    const char **group = calloc((size_t)nt * 10, sizeof *group);
+    KT_REQUIRE(k && group);
+    for (int i = 0; i < nt; i++) {
+        const kg_type_info *ti = kg_type_get((uint32_t)types[i]);
+        for (int act = ti->blck > 1 ? KGT_ACT_Q8 : KGT_ACT_F32; act >= KGT_ACT_F32; act--)
+            for (int pre = 0; pre <= 1; pre++)
+                for (int f = 0; f < 2; f++)
+                    group[n] = ti->name, k[n++] = mm_inst(types[i], act, pre, flags[pre][f][1], 1536, flags[pre][f][0], 0);
+        for (int pre = 0; pre <= 1; pre++) group[n] = ti->name, k[n++] = embed_inst(types[i], pre, 1536);
+    }
+    compile_all("every type's mm and embed", k, n, group);
+    free(k);
+    free(group);
+}
+
+static gen_kinst rope_inst(bool prefill, int64_t nh, int64_t hd, int64_t nr, int64_t mode)
+{
+    static const char *const names[] = {"M", "n_head", "head_dim", "n_rot", "mode"};
+    const int64_t vals[] = {1, nh, hd, nr, mode};
+    gen_kinst k = ktc_inst("rope", 5, names, vals, prefill);
+    ktc_param_f(&k, "freq_base", 10000.0);
+    ktc_param_f(&k, "freq_scale", 1.0);
+    return k;
+}
+
+static gen_kinst kvs_inst(bool prefill, int64_t nkv, int64_t hd, int64_t ct)
+{
+    static const char *const names[] = {"M", "n_head_kv", "head_dim", "n_ctx", "cache_type"};
+    const int64_t vals[] = {1, nkv, hd, 0, ct};
+    return ktc_inst("kv_store", 5, names, vals, prefill);
+}
+
+static gen_kinst ew_inst(const char *tmpl, bool prefill, int64_t N, int64_t act)
+{
+    static const char *const names[] = {"M", "N", "act"};
+    const int64_t vals[] = {1, N, act};
+    return ktc_inst(tmpl, tmpl[0] == 'g' ? 3 : 2, names, vals, prefill);
+}
+
+KT_TEST(cuda_kernels_ops)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    gen_kinst k[] = {
+        rope_inst(true, 9, 64, 64, KGT_ROPE_NORM),   rope_inst(false, 32, 128, 64, KGT_ROPE_NEOX),
+        rope_inst(true, 5, 6, 4, KGT_ROPE_NEOX),      rope_inst(false, 1, 20, 18, KGT_ROPE_NORM),
+        rope_inst(true, 2, 1024, 512, KGT_ROPE_NEOX), rope_inst(true, 4, 7, 0, KGT_ROPE_NORM),
+        kvs_inst(false, 3, 64, KGT_F16),              kvs_inst(true, 4, 128, KGT_F32),
+        kvs_inst(true, 1, 2, KGT_F16),                kvs_inst(true, 2, 768, KGT_F16),
+        ew_inst("add", false, 576, 0),                ew_inst("add", true, 10007, 0),
+        ew_inst("glu", false, 1536, KGT_GLU_SILU),    ew_inst("glu", true, 5632, KGT_GLU_GELU),
+        ew_inst("glu", true, 1, KGT_GLU_SILU),
+        /* column slices: Q, K, V of three types into one row of 576 + 2 x 192 */
+        mm_inst(KGT_Q4_K, KGT_ACT_Q8, true, 576, 512, 0, 960), mm_inst(KGT_Q8_0, KGT_ACT_F32, false, 192, 576, 0, 960),
+        mm_inst(KGT_F16, KGT_ACT_F32, true, 192, 576, KGT_EPI_RESIDUAL, 960),
+        mm_inst(KGT_Q6_K, KGT_ACT_Q8, true, 64, 256, KGT_EPI_OUT_Q8 | KGT_EPI_BIAS, 128),
+        mm_inst(KGT_Q4_0, KGT_ACT_Q8, false, 96, 576, KGT_EPI_OUT_Q8 | KGT_EPI_SWIGLU, 96), /* ldy = N */
+    };
+    const int n = (int)(sizeof k / sizeof k[0]);
+    static const char *const group[] = {"rope", "rope", "rope", "rope", "rope", "rope", "kv_store", "kv_store", "kv_store",
+                                        "kv_store", "add", "add", "glu", "glu", "glu", "mm ldy", "mm ldy", "mm ldy",
+                                        "mm ldy", "mm ldy"};
+    KT_REQUIRE(n == (int)(sizeof group / sizeof group[0]));
+    compile_all("rope, kv_store, add, glu, mm slices", k, n, group);
+    /* shapes, as gen_cuda_shape sets them (the one place) */
+    gen_cuda_shape_t sh;
+    KT_REQUIRE(gen_cuda_shape(&k[0], &sh) == KG_OK);
+    KT_CHECKF(sh.block == 32 && sh.grid[0] == 9 && sh.m_axis == 1 && sh.m_div == 1, "rope: block %u grid %u, M axis %u/%u",
+              sh.block, sh.grid[0], sh.m_axis, sh.m_div);
+    KT_REQUIRE(gen_cuda_shape(&k[4], &sh) == KG_OK);
+    KT_CHECKF(sh.block == 256 && sh.grid[0] == 2, "rope head_dim 1024: block %u grid %u", sh.block, sh.grid[0]);
+    KT_REQUIRE(gen_cuda_shape(&k[7], &sh) == KG_OK);
+    KT_CHECKF(sh.block == 128 && sh.grid[0] == 4 && sh.m_axis == 1, "kv_store: block %u grid %u", sh.block, sh.grid[0]);
+    KT_REQUIRE(gen_cuda_shape(&k[10], &sh) == KG_OK);
+    KT_CHECKF(sh.grid[0] * sh.block >= 576 && sh.grid[1] == 1 && sh.m_div == 0, "add decode: %u x %u", sh.grid[0],
+              sh.block);
+    KT_REQUIRE(gen_cuda_shape(&k[11], &sh) == KG_OK);
+    KT_CHECKF(sh.m_axis == 1 && sh.m_div == 1 && strstr(sh.expr, "kgc::ew<0, 10007, 0,"), "add prefill: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&k[13], &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, "kgc::ew<0, 5632, 2,") != NULL, "geglu: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&k[15], &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 960>") != NULL, "mm slice: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&k[19], &sh) == KG_OK);
+    KT_CHECKF(!strstr(sh.expr, ", 96>"), "mm with ldy = N names the plain kernel: %s", sh.expr);
+    /* refused, saying why */
+    gen_kinst rkv = rope_inst(true, 2, 1024, 64, 0); /* rope_kv's head_dim: at most 512, as the CPU's */
+    snprintf(rkv.tmpl, sizeof rkv.tmpl, "rope_kv");
+    const gen_kinst bad[] = {rkv, rope_inst(true, 2, 64, 63, 0), rope_inst(true, 2, 64, 66, 0), ew_inst("glu", true, 64, 7),
+                             mm_inst(KGT_Q8_0, KGT_ACT_F32, true, 192, 576, 0, 100),
+                             mm_inst(KGT_Q8_0, KGT_ACT_F32, true, 64, 576, KGT_EPI_OUT_Q8, 80)};
+    static const char *const why[] = {"head_dim 1024", "n_rot 63", "n_rot 66", "activation 7", "ldy 100", "ldy 80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kg_status st = gen_cuda_shape(&bad[i], &sh);
+        KT_CHECKF(st == KG_ERR_UNSUPPORTED && strstr(kg_last_error(), why[i]), "%s case %zu: status %d, '%s'", bad[i].tmpl,
+                  i, st, st ? kg_last_error() : "");
+    }
+}
+
+/* A model whose layer 0 mixes types: Q8_0 everywhere but attn_k (Q4_0):
+ * its Q, K and V products write slices of one row (ldy); then every
+ * fusion off. Every instance of both compiles for sm_80 and sm_90. */
+KT_TEST(cuda_kernels_mixed)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    cache_env();
+    tl_params p;
+    tl_defaults(&p);
+    p.n_embd = 256, p.n_head = 4, p.n_head_kv = 2, p.n_ff = 512; /* head_dim 64 */
+    p.edit_tensor = "blk.0.attn_k.weight";
+    p.edit_type = KG_TYPE_Q4_0;
+    char path[600];
+    snprintf(path, sizeof path, "%s/mixed.gguf", kt_tmpdir());
+    KT_REQUIRE(tl_write(&p, path));
+    static const char *const want[2][4] = {{", 512>", "kgc::rope_kv<"}, {"kgc::rope<", "kgc::kv_store<", "kgc::ew<0, 256, 0,", "kgc::ew<0, 512, 1,"}};
+    for (int nofuse = 0; nofuse <= 1; nofuse++) {
+        if (nofuse) setenv("KGEN_NOFUSE", "all", 1);
+        kernels_for(path, "sm_80", 10);
+        for (int i = 0; i < 4 && want[nofuse][i]; i++)
+            KT_CHECKF(strstr(g_out, want[nofuse][i]) != NULL, "%s: no instance with '%s'", nofuse ? "KGEN_NOFUSE=all" : "fused",
+                      want[nofuse][i]);
+        kernels_for(path, "sm_90", 10);
+        unsetenv("KGEN_NOFUSE");
+    }
+    unlink(path);
 }
 
 KT_TEST(cuda_kernels_tinyllama)

@@ -88,11 +88,11 @@ static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act,
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
     const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
     gen_kinst k = ktc_inst("mm", ldy ? 7 : 6, names, vals, M > 1);
-    const int64_t ld = ldy ? ldy : N;
+    const int64_t ld = ldy ? ldy : N, span = (M - 1) * ld + N; /* Y's and resid's elements from p[2] (a slice's first column) */
     const size_t wb = (size_t)(N * ref_row_bytes((int)wtype, K));
     const size_t xb = act == KGT_ACT_Q8 ? (size_t)(M * K / 32) * sizeof(kgt_q8a) : (size_t)(M * K) * sizeof(float);
-    const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(M * ld / 32) * sizeof(kgt_q8a) : (size_t)(M * ld) * sizeof(float);
-    const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)(M * ld) * sizeof(float),
+    const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(span / 32) * sizeof(kgt_q8a) : (size_t)span * sizeof(float);
+    const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)span * sizeof(float),
                              (flags & KGT_EPI_SWIGLU) ? wb : 0};
     char err[1024];
     int rc = ktc_run(&k, M, 0, p, bytes, 6, err, sizeof err);
@@ -769,16 +769,17 @@ KT_TEST(kernels_mm_gguf_py_models)
 /* Column slices: products of different weight types writing their columns
  * of one wider row (ldy), as the Q, K and V products of a mixed-type layer
  * do, give what each writes alone, and leave the other columns untouched;
- * with the residual epilogue reading the slice's columns too. */
-KT_TEST(kernels_mm_slices)
+ * with the residual epilogue reading the slice's columns too. For
+ * implementations i0..i1-1 (gpu_mm_slices: the CUDA one). */
+static void slices_cases(size_t i0, size_t i1)
 {
     static const struct { int type; int64_t N; } part[3] = {{KGT_Q4_K, 64}, {KGT_Q8_0, 32}, {KGT_F16, 32}};
     const int64_t K = 256, ldy = 128;
     rng = 21;
-    for (size_t im = 0; im < 2; im++)
+    for (size_t im = i0; im < i1; im++)
         for (int64_t M = 1; M <= 5; M += 4)
             for (int fl = 0; fl <= KGT_EPI_RESIDUAL; fl += KGT_EPI_RESIDUAL)
-                for (int nth = 1; nth <= 3; nth += 2) {
+                for (int nth = 1; nth <= max_nth(im); nth += 2) {
                     float *x = rand_floats(M * K), *y = xmalloc((size_t)(M * ldy) * sizeof *y);
                     float *res = rand_floats(M * ldy);
                     for (int64_t i = 0; i < M * ldy; i++) y[i] = fl ? res[i] : -7.0f; /* sentinel */
@@ -813,4 +814,15 @@ KT_TEST(kernels_mm_slices)
                     free(y);
                     free(res);
                 }
+}
+
+KT_TEST(kernels_mm_slices) { slices_cases(0, 2); }
+
+/* the CUDA products' slices (make check-gpu): the LDY instances against the
+ * plain ones, bit for bit */
+KT_TEST(gpu_mm_slices)
+{
+    char why[600];
+    if (!ktc_available(why, sizeof why)) KT_SKIP("%s", why);
+    slices_cases(IMPL_CUDA, N_IMPLS);
 }

@@ -28,14 +28,16 @@
  * and cut, head_dim 20, n_rot < head_dim, multi-head (n_head = n_head_kv).
  *
  * The CUDA templates (make check-gpu): every test here with a CUDA
- * counterpart (norms, their q8 output, RoPE + KV append, attention) is also
+ * counterpart (norms, their q8 output, RoPE alone (in place and out of
+ * place) and with the KV append, the KV append alone, attention, add and
+ * the gated activations) is also
  * a gpu_ops_* test that runs the same cases, references and tolerances on
  * the GPU: each call is one launch of the instance lowering would make
  * (tests/kt_cuda.h), on copies of the same buffers. Cases the CUDA backend
  * refuses at compile time (attention's head_dim not a multiple of 32, ...)
- * are counted and skipped. Softmax and the activations have no CUDA kernel
- * of their own (they live inside attention and the products' SwiGLU
- * epilogue). Without a GPU the gpu_ops_* tests skip, saying why.
+ * are counted and skipped. Softmax and the one-input activations have no
+ * CUDA kernel of their own (they live inside attention and the products'
+ * SwiGLU epilogue). Without a GPU the gpu_ops_* tests skip, saying why.
  */
 #include "cuda.h"
 #include "kt.h"
@@ -345,11 +347,20 @@ typedef struct {
 static bool run_rope(const void *c, int ith, int nth)
 {
     const rope_ctx *r = c;
+    if (g_gpu) { /* in place when p[0] = p[2] (one device buffer) */
+        static const char *const names[] = {"M", "n_head", "head_dim", "n_rot", "mode"};
+        const int64_t vals[] = {r->M, r->n_head, r->head_dim, r->n_rot, r->mode};
+        gen_kinst k = ktc_inst("rope", 5, names, vals, r->M > 1);
+        ktc_param_f(&k, "freq_base", r->base);
+        ktc_param_f(&k, "freq_scale", r->fscale);
+        const size_t x = (size_t)(r->M * r->n_head * r->head_dim) * 4, bytes[3] = {x, (size_t)r->M * 4, x};
+        return gpu_launch(&k, r->M, 0, r->p, bytes, 3);
+    }
     kgt_rope(r->p, ith, nth, r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->base, r->fscale);
     return true;
 }
 
-KT_TEST(kernels_ops_rope)
+OPS_TEST(rope)
 {
     /* M, n_head, head_dim, n_rot, freq_base, freq_scale, max position */
     static const struct { int64_t M, nh, hd, nr; double base, fs; int maxpos; } shapes[] = {

@@ -138,12 +138,18 @@ __device__ __forceinline__ void quantize32_warp(float x, q8a *y)
 
 /* ─────────────── weight formats, one 32-element chunk at a time ───────────────
  *
- * A row of K elements is read in chunks of 32: one block of Q4_0/Q4_1/Q8_0,
- * one eighth of a Q4_K/Q6_K block. A chunk decodes to 32 small integers
- * (four per word, as int8) and coefficients such that element e is
- *   w_e = a[e / 16] * q_e + b
- * Q4_0: q - 8 folded into b = -8d; Q4_1: b = m; Q4_K: a = d sc, b = -dmin mn;
- * Q6_K: q - 32 (signed), a per 16 elements; Q8_0: a = d. */
+ * A row of K elements is read in chunks of 32: one block of the 32-element
+ * types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL), one eighth of a 256-element
+ * block (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). A chunk decodes to 32 small
+ * integers (four per word, as int8) and coefficients such that element e
+ * of half h = e / 16 is
+ *   w_e = a_h * q_e + b_h
+ *   Q4_0, Q5_0: q - 8 (q - 16) folded into b = -8d (-16d); Q4_1, Q5_1:
+ *   b = m; Q8_0: a = d; Q4_K, Q5_K: a = d sc, b = -dmin mn; Q6_K, Q3_K:
+ *   q - 32, q - 4 signed, a = d sc per 16 elements; Q2_K: a = d sc, b =
+ *   -dmin mn, both per 16 elements (the one type whose b differs between
+ *   the halves); IQ4_NL, IQ4_XS: q = the codebook's int8 value of each
+ *   4-bit index, a = d (IQ4_XS: d (ls - 32)). */
 __host__ __device__ constexpr int tbl_blck(int wt)
 {
     return
@@ -184,14 +190,42 @@ template <int WT> __host__ __device__ constexpr i64 row_bytes(i64 K)
 
 struct chunk {
     i32 q[8];
-    float a0, a1, b;
+    float a0, a1, b0, b1; /* scale and offset of elements 0-15 and 16-31 (b1 = b0 but for Q2_K) */
 };
 
 /* the quantized types load_chunk decodes (every kernels = 1 row of the
- * table that is not a float type must be here) */
+ * table that is not a float type must be here: checked below) */
 __host__ __device__ constexpr bool has_chunk_decoder(int wt)
 {
-    return wt == Q4_0 || wt == Q4_1 || wt == Q8_0 || wt == Q4_K || wt == Q6_K;
+    return wt == Q4_0 || wt == Q4_1 || wt == Q5_0 || wt == Q5_1 || wt == Q8_0 || wt == Q2_K || wt == Q3_K ||
+           wt == Q4_K || wt == Q5_K || wt == Q6_K || wt == IQ4_NL || wt == IQ4_XS;
+}
+/* the types whose chunk offset differs between its halves (dot_q8 then
+ * needs the activations' half sums) */
+__host__ __device__ constexpr bool two_offsets(int wt) { return wt == Q2_K; }
+
+__host__ __device__ constexpr bool every_type_decoded()
+{
+    return true
+#define KGC_X(id, nm, b, s, k, g, mn) && (!(k) || (b) == 1 || has_chunk_decoder(id))
+        KG_TYPES(KGC_X)
+#undef KGC_X
+        ;
+}
+static_assert(every_type_decoded(), "kgen_types.h marks a block type kernels = 1 that load_chunk cannot decode");
+
+/* bit i (0..3) of b to bit 4 of byte i */
+__device__ __forceinline__ u32 hibit4(u32 b) { return ((b * 0x00204081u) & 0x01010101u) << 4; }
+
+/* IQ4_NL's codebook (GGUF kvalues_iq4nl) at the 4-bit indices in the low
+ * nibbles of v's bytes: four int8, by byte permutes of the table's words */
+__device__ __forceinline__ i32 iq4_lookup(u32 v)
+{
+    const u32 t = v | v >> 4;
+    const u32 sel = __byte_perm(t, 0, 0x4420); /* the 4 indices as the nibbles of a selector */
+    const u32 lo = __byte_perm(0xbfad9881u, 0xf6eaddcfu, sel); /* entries 0-7 (3 bits of each nibble) */
+    const u32 hi = __byte_perm(0x26190d01u, 0x71594535u, sel); /* entries 8-15 */
+    return (i32)__byte_perm(lo, hi, 0x3210 | ((sel & 0x8888u) >> 1)); /* bit 3: the high table */
 }
 
 template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int c, chunk &w)
@@ -209,13 +243,29 @@ template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int 
             w.q[4 + j] = (i32)((v >> 4) & 0x0f0f0f0fu);
         }
         w.a0 = w.a1 = d;
-        w.b = WT == Q4_0 ? -8.0f * d : f16(ld16(blk + 2));
+        w.b0 = w.b1 = WT == Q4_0 ? -8.0f * d : f16(ld16(blk + 2));
+    } else if (WT == Q5_0 || WT == Q5_1) {
+        /* d (, m), qh: bit j the high bit of element j, qs: nibbles as Q4 */
+        const int o = WT == Q5_0 ? 2 : 4;
+        const float d = f16(ld16(blk));
+        const u32 qh = ld32(blk + o);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const u32 v = ld32(blk + o + 4 + 4 * j);
+            w.q[j] = (i32)((v & 0x0f0f0f0fu) | hibit4((qh >> 4 * j) & 15));
+            w.q[4 + j] = (i32)(((v >> 4) & 0x0f0f0f0fu) | hibit4((qh >> (16 + 4 * j)) & 15));
+        }
+        w.a0 = w.a1 = d;
+        w.b0 = w.b1 = WT == Q5_0 ? -16.0f * d : f16(ld16(blk + 2));
     } else if (WT == Q8_0) {
 #pragma unroll
         for (int j = 0; j < 8; j++) w.q[j] = (i32)ld32(blk + 2 + 4 * j);
         w.a0 = w.a1 = f16(ld16(blk));
-        w.b = 0.0f;
-    } else if (WT == Q4_K) {
+        w.b0 = w.b1 = 0.0f;
+    } else if (WT == Q4_K || WT == Q5_K) {
+        /* d, dmin, scales[12] (6-bit scale and min per chunk), Q5_K: qh[32]
+         * (bit s of byte l: the high bit of element l of chunk s), qs:
+         * chunks 2i and 2i+1 the low and high nibbles of 32 bytes */
         const u8 *sc = blk + 4;
         int scale, mn;
         if (s < 4) {
@@ -225,12 +275,16 @@ template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int 
             scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
             mn = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
         }
-        const u8 *qs = blk + 16 + 32 * (s >> 1);
+        const u8 *qs = blk + (WT == Q4_K ? 16 : 48) + 32 * (s >> 1), *qh = blk + 16;
         const int sh = 4 * (s & 1);
 #pragma unroll
-        for (int j = 0; j < 8; j++) w.q[j] = (i32)((ld32(qs + 4 * j) >> sh) & 0x0f0f0f0fu);
+        for (int j = 0; j < 8; j++) {
+            u32 v = (ld32(qs + 4 * j) >> sh) & 0x0f0f0f0fu;
+            if (WT == Q5_K) v |= ((ld32(qh + 4 * j) >> s) & 0x01010101u) << 4;
+            w.q[j] = (i32)v;
+        }
         w.a0 = w.a1 = f16(ld16(blk)) * (float)scale;
-        w.b = -f16(ld16(blk + 2)) * (float)mn;
+        w.b0 = w.b1 = -f16(ld16(blk + 2)) * (float)mn;
     } else if (WT == Q6_K) {
         const int n = s >> 2, j4 = s & 3;
         const u8 *ql = blk + 64 * n + 32 * (j4 & 1), *qh = blk + 128 + 32 * n;
@@ -244,12 +298,64 @@ template <int WT> __device__ __forceinline__ void load_chunk(const u8 *row, int 
         const float d = f16(ld16(blk + 208));
         w.a0 = d * (float)(i8)blk[192 + 2 * s];
         w.a1 = d * (float)(i8)blk[192 + 2 * s + 1];
-        w.b = 0.0f;
+        w.b0 = w.b1 = 0.0f;
+    } else if (WT == Q3_K) {
+        /* hmask[32] (bit s of byte l: element l of chunk s is >= 0), qs[64]
+         * (chunk s: 2-bit field s % 4 of bytes 32 (s / 4) ..), scales[12]
+         * (16 6-bit scales: low nibbles in bytes 0-7, high 2 bits in 8-11),
+         * d. q = field - 4 (hmask bit clear) or field, in [-4, 3] */
+        const u8 *qs = blk + 32 + 32 * (s >> 2), *sc = blk + 96;
+        const int sh = 2 * (s & 3);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const u32 lo = (ld32(qs + 4 * j) >> sh) & 0x03030303u;
+            const u32 hi = ((ld32(blk + 4 * j) >> s) & 0x01010101u) << 2;
+            w.q[j] = (i32)__vsub4(lo | hi, 0x04040404u);
+        }
+        const int i0 = 2 * s, i1 = 2 * s + 1; /* scale i: nibble i / 8 of byte i % 8, bits 2 (i / 4) of byte 8 + i % 4 */
+        const int sc0 = ((sc[i0 & 7] >> 4 * (i0 >> 3)) & 15) | (((sc[8 + (i0 & 3)] >> 2 * (i0 >> 2)) & 3) << 4);
+        const int sc1 = ((sc[i1 & 7] >> 4 * (i1 >> 3)) & 15) | (((sc[8 + (i1 & 3)] >> 2 * (i1 >> 2)) & 3) << 4);
+        const float d = f16(ld16(blk + 108));
+        w.a0 = d * (float)(sc0 - 32);
+        w.a1 = d * (float)(sc1 - 32);
+        w.b0 = w.b1 = 0.0f;
+    } else if (WT == Q2_K) {
+        /* scales[16] (low nibble scale, high nibble min, per 16 elements),
+         * qs[64] (as Q3_K's), d, dmin */
+        const u8 *qs = blk + 16 + 32 * (s >> 2);
+        const int sh = 2 * (s & 3);
+#pragma unroll
+        for (int j = 0; j < 8; j++) w.q[j] = (i32)((ld32(qs + 4 * j) >> sh) & 0x03030303u);
+        const u32 sc = ld16(blk + 2 * s);
+        const float d = f16(ld16(blk + 80)), dmin = f16(ld16(blk + 82));
+        w.a0 = d * (float)(sc & 15);
+        w.a1 = d * (float)((sc >> 8) & 15);
+        w.b0 = -dmin * (float)((sc >> 4) & 15);
+        w.b1 = -dmin * (float)(sc >> 12);
+    } else if (WT == IQ4_NL || WT == IQ4_XS) {
+        /* IQ4_NL: d, qs[16]; IQ4_XS: d, scales_h (2 bits per chunk),
+         * scales_l[4] (a nibble per chunk), qs[128] (16 per chunk). Element
+         * j < 16 the low nibble of byte j, j + 16 the high one */
+        const u8 *qs = WT == IQ4_NL ? blk + 2 : blk + 8 + 16 * s;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const u32 v = ld32(qs + 4 * j);
+            w.q[j] = iq4_lookup(v & 0x0f0f0f0fu);
+            w.q[4 + j] = iq4_lookup((v >> 4) & 0x0f0f0f0fu);
+        }
+        float d = f16(ld16(blk));
+        if (WT == IQ4_XS) {
+            const int ls = ((blk[4 + (s >> 1)] >> 4 * (s & 1)) & 15) | (((ld16(blk + 2) >> 2 * s) & 3) << 4);
+            d *= (float)(ls - 32);
+        }
+        w.a0 = w.a1 = d;
+        w.b0 = w.b1 = 0.0f;
     }
 }
 
-/* the chunk's dot with a q8a block: exact int32 per half, then scaled */
-__device__ __forceinline__ float dot_q8(const chunk &w, const q8a *x)
+/* the chunk's dot with a q8a block: exact int32 per half, then scaled; the
+ * offsets multiply the activations' sum (per half for two_offsets types) */
+template <int WT> __device__ __forceinline__ float dot_q8(const chunk &w, const q8a *x)
 {
     int s0 = 0, s1 = 0;
 #pragma unroll
@@ -257,14 +363,20 @@ __device__ __forceinline__ float dot_q8(const chunk &w, const q8a *x)
         s0 = __dp4a(w.q[j], x->qs[j], s0);
         s1 = __dp4a(w.q[4 + j], x->qs[4 + j], s1);
     }
-    return x->d * (w.a0 * (float)s0 + w.a1 * (float)s1 + w.b * (float)x->sum);
+    if (two_offsets(WT)) {
+        int h0 = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) h0 = __dp4a(0x01010101, x->qs[j], h0);
+        return x->d * (w.a0 * (float)s0 + w.a1 * (float)s1 + w.b0 * (float)h0 + w.b1 * (float)(x->sum - h0));
+    }
+    return x->d * (w.a0 * (float)s0 + w.a1 * (float)s1 + w.b0 * (float)x->sum);
 }
 
-/* element e of the chunk */
+/* element e of the chunk (one rounding: a q + b fused) */
 __device__ __forceinline__ float chunk_elem(const chunk &w, int e)
 {
     const int q = (i8)(w.q[e >> 2] >> (8 * (e & 3)));
-    return (e < 16 ? w.a0 : w.a1) * (float)q + w.b;
+    return e < 16 ? fmaf(w.a0, (float)q, w.b0) : fmaf(w.a1, (float)q, w.b1);
 }
 
 /* the chunk's dot with 32 floats */

@@ -3,8 +3,10 @@
  * kgt_mm, same pointers, flags and epilogue order):
  *
  *   p[0] W [N][K] of WT   p[1] X: f32[M][K] (ACT_F32) or q8a[M][K/32] (ACT_Q8)
- *   p[2] Y: f32[M][N], or q8a[M][N/32] with EPI_OUT_Q8
- *   p[3] bias f32[N] (EPI_BIAS)   p[4] resid f32[M][N] (EPI_RESIDUAL; may be Y)
+ *   p[2] Y: f32[M][LDY], or q8a[M][LDY/32] with EPI_OUT_Q8: row m's N
+ *        outputs at Y + m LDY (LDY = N unless a product writes a column
+ *        slice of a wider row, p[2] then pointing at its first column)
+ *   p[3] bias f32[N] (EPI_BIAS)   p[4] resid f32[M][LDY] (EPI_RESIDUAL; may be Y)
  *   p[5] W_up like W (EPI_SWIGLU: y = silu(W x) * (W_up x))
  *
  * Launch (gen/cuda.c mirrors it): MM_THREADS threads; grid.x = N / channels
@@ -28,13 +30,14 @@ namespace kgc {
 
 enum { MM_THREADS = 128 };
 
-template <int WT, int ACT, int M1, int N, int K, int FLAGS, int MT>
+template <int WT, int ACT, int M1, int N, int K, int FLAGS, int MT, int LDY = N>
 __global__ void __launch_bounds__(MM_THREADS) mm(args a)
 {
     constexpr int NW = MM_THREADS / 32, CPB = (FLAGS & EPI_OUT_Q8) ? 32 : NW, CPW = CPB / NW;
     constexpr bool QW = is_quant(WT);
     constexpr bool UP = (FLAGS & EPI_SWIGLU) != 0;
     constexpr i64 RB = row_bytes<WT>(K);
+    static_assert(LDY >= N && (!(FLAGS & EPI_OUT_Q8) || LDY % 32 == 0), "mm: LDY < N, or not whole q8a blocks");
     const int M = M1 ? 1 : (int)a.rt[RT_M];
     const int m0 = blockIdx.y * MT, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const u8 *W = (const u8 *)a.p[0], *Wu = (const u8 *)a.p[5];
@@ -46,7 +49,7 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
         for (int t = 0; t < MT; t++) acc[t] = accu[t] = 0.0f;
         if (n < N) {
             const u8 *wr = W + (i64)n * RB, *ur = UP ? Wu + (i64)n * RB : wr;
-            if (QW) {
+            if constexpr (QW) { /* (constexpr: load_chunk exists only for quantized types) */
                 for (int c = lane; c < K / 32; c += 32) {
                     chunk w, u;
                     load_chunk<WT>(wr, c, w);
@@ -56,8 +59,8 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
                         if (m0 + t >= M) break;
                         if (ACT == ACT_Q8) {
                             const q8a *x = (const q8a *)a.p[1] + (i64)(m0 + t) * (K / 32) + c;
-                            acc[t] += dot_q8(w, x);
-                            if (UP) accu[t] += dot_q8(u, x);
+                            acc[t] += dot_q8<WT>(w, x);
+                            if (UP) accu[t] += dot_q8<WT>(u, x);
                         } else {
                             const float *x = (const float *)a.p[1] + (i64)(m0 + t) * K + 32 * c;
                             acc[t] += dot_f32(w, x);
@@ -90,16 +93,16 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
                 const i64 m = m0 + t;
                 float g = UP ? acc[t] / (1.0f + expf(-acc[t])) * accu[t] : acc[t];
                 if (FLAGS & EPI_BIAS) g += ((const float *)a.p[3])[n];
-                if (FLAGS & EPI_RESIDUAL) g += ((const float *)a.p[4])[m * N + n];
+                if (FLAGS & EPI_RESIDUAL) g += ((const float *)a.p[4])[m * LDY + n];
                 if (FLAGS & EPI_OUT_Q8) ys[t][cl] = g;
-                else ((float *)a.p[2])[m * N + n] = g;
+                else ((float *)a.p[2])[m * LDY + n] = g;
             }
         }
     }
     if (FLAGS & EPI_OUT_Q8) {
         __syncthreads();
         for (int t = warp; t < MT; t += NW)
-            if (m0 + t < M) quantize32_warp(ys[t][lane], (q8a *)a.p[2] + (i64)(m0 + t) * (N / 32) + blockIdx.x);
+            if (m0 + t < M) quantize32_warp(ys[t][lane], (q8a *)a.p[2] + (i64)(m0 + t) * (LDY / 32) + blockIdx.x);
     }
 }
 

@@ -1,10 +1,13 @@
 /*
  * ops.cuh — the row kernels: RMSNorm (optionally quantizing its output),
- * activation quantization, embedding lookup, RoPE with the KV-cache append
- * (and LayerNorm, the CPU's kgt_layernorm).
+ * activation quantization, embedding lookup, RoPE (alone, and with the
+ * KV-cache append), the KV-cache append, the elementwise add and gated
+ * activations (and LayerNorm, the CPU's kgt_layernorm).
  * Pointers and semantics as the CPU templates (templates/cpu/ops.h and
- * products.h); launches as gen/cuda.c sets them: one block per token row
- * (grid.x = M, M1: M is 1), except rope_kv (grid (n_head + n_head_kv, M)).
+ * products.h); launches as gen/cuda.c's gen_cuda_shape sets them (the one
+ * place; a template parameter NT is its thread count): one block per token
+ * row (grid.x = M, M1: M is 1) for the row kernels; grid (heads, M) for
+ * rope, kv_store and rope_kv; (segments of a row, M) for ew.
  * Double parameters (eps, RoPE base and scale) are template parameters as
  * their IEEE-754 bits.
  */
@@ -66,7 +69,7 @@ template <int WT, int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) 
     const i64 m = blockIdx.x;
     const u8 *row = (const u8 *)a.p[0] + (i64)((const i32 *)a.p[1])[m] * row_bytes<WT>(K);
     float *y = (float *)a.p[2] + m * K;
-    if (WT == F32 || WT == F16 || WT == BF16) {
+    if constexpr (!is_quant(WT)) {
         for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = felem<WT>(row, k);
     } else {
         for (int c = threadIdx.x; c < K / 32; c += ROW_THREADS) {
@@ -78,51 +81,154 @@ template <int WT, int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) 
     }
 }
 
+/* ─────────────── RoPE and the KV-cache append ───────────────
+ *
+ * Pair i of a head turns by theta = (pos * scale) * f_i, f_i =
+ * base^(-2i/NROT) as the CPU computes it (templates/cpu/rope.c): step =
+ * base^(-2/NROT), f_i a running product of steps restarted (from
+ * step^c0) every CH pairs — kgt_rope's chunks of 64, none for kgt_rope_kv
+ * — so the angles are the CPU's; angle, sine and cosine in double. */
+template <int CH>
+__device__ __forceinline__ void rope_angle(int pos, int i, double base, double scale, int nrot, float &c, float &s)
+{
+    const double step = pow(base, -2.0 / (double)nrot);
+    const int c0 = i / CH * CH;
+    double f = c0 ? pow(step, (double)c0) : 1.0;
+    for (int k = c0; k < i; k++) f *= step;
+    const double theta = (double)pos * scale * f;
+    c = (float)cos(theta);
+    s = (float)sin(theta);
+}
+
+/* dims i0, i1 of pair i: adjacent (ROPE_NORM) or halves (ROPE_NEOX) */
+template <int MODE, int NROT> __device__ __forceinline__ int rope_i0(int i) { return MODE == ROPE_NEOX ? i : 2 * i; }
+template <int MODE, int NROT> __device__ __forceinline__ int rope_i1(int i)
+{
+    return MODE == ROPE_NEOX ? i + NROT / 2 : 2 * i + 1;
+}
+
+/* RoPE (templates/cpu/ops.h kgt_rope): p[0] X f32[M][NH][HD], p[1]
+ * positions int32[M], p[2] Y like X (may be X). Y = X with each head's
+ * first NROT dims turned, the others copied. Block (head, token) of NT
+ * threads (any NT: threads stride pairs and dims); each element is read
+ * and written by one thread, so Y = X is safe. */
+template <int M1, int NH, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int NT>
+__global__ void __launch_bounds__(NT) rope(args a)
+{
+    const int h = blockIdx.x, m = blockIdx.y;
+    const int pos = ((const i32 *)a.p[1])[m];
+    const float *x = (const float *)a.p[0] + ((i64)m * NH + h) * HD;
+    float *y = (float *)a.p[2] + ((i64)m * NH + h) * HD;
+    for (int i = threadIdx.x; i < NROT / 2; i += NT) {
+        float c, s;
+        rope_angle<64>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, c, s);
+        const int i0 = rope_i0<MODE, NROT>(i), i1 = rope_i1<MODE, NROT>(i);
+        const float x0 = x[i0], x1 = x[i1];
+        y[i0] = x0 * c - x1 * s;
+        y[i1] = x0 * s + x1 * c;
+    }
+    for (int d = NROT + threadIdx.x; d < HD; d += NT) y[d] = x[d];
+}
+
+/* one value into a cache row of CT (F16: round to nearest even) */
+template <int CT> __device__ __forceinline__ void cache_put(u8 *row, int d, float v)
+{
+    if (CT == F16) ((u16 *)row)[d] = to_f16(v);
+    else ((float *)row)[d] = v;
+}
+
+/* cache row `at` of KV head kv ([NHKV][n_ctx][HD] of CT) */
+template <int HD, int CT> __device__ __forceinline__ u8 *cache_row(void *cache, int kv, i64 n_ctx, i64 at)
+{
+    return (u8 *)cache + ((i64)kv * n_ctx + at) * HD * (CT == F16 ? 2 : 4);
+}
+
+/* the cache row of position pos: clamped to [0, n_ctx - 1] */
+__device__ __forceinline__ i64 cache_at(int pos, i64 n_ctx) { return pos < 0 ? 0 : pos >= n_ctx ? n_ctx - 1 : pos; }
+
+/* The KV-cache append alone (kgt_kv_store): p[0] K f32[M][NHKV][HD], p[1]
+ * V likewise, p[2] positions int32[M], p[3] K cache, p[4] V cache
+ * ([NHKV][n_ctx][HD] of CT: F16 or F32; n_ctx = rt[RT_NCTX]); token m's
+ * rows go to cache row pos[m] (clamped). Block (KV head, token) of NT
+ * threads striding the dims. */
+template <int M1, int NHKV, int HD, int CT, int NT>
+__global__ void __launch_bounds__(NT) kv_store(args a)
+{
+    const int kv = blockIdx.x, m = blockIdx.y;
+    const i64 n_ctx = a.rt[RT_NCTX], at = cache_at(((const i32 *)a.p[2])[m], n_ctx);
+    const i64 src = ((i64)m * NHKV + kv) * HD;
+    const float *k = (const float *)a.p[0] + src, *v = (const float *)a.p[1] + src;
+    u8 *kd = cache_row<HD, CT>(a.p[3], kv, n_ctx, at), *vd = cache_row<HD, CT>(a.p[4], kv, n_ctx, at);
+    for (int d = threadIdx.x; d < HD; d += NT) {
+        cache_put<CT>(kd, d, k[d]);
+        cache_put<CT>(vd, d, v[d]);
+    }
+}
+
 /* RoPE + KV append for a fused Q/K/V product (templates/cpu/ops.h
  * kgt_rope_kv): p[0] QKV f32[M][NH + 2 NHKV][HD], p[1] positions int32[M],
- * p[2] Q out f32[M][NH][HD], p[3] K cache, p[4] V cache ([NHKV][n_ctx][HD]
- * of CT: F16 or F32; n_ctx = rt[RT_NCTX]); row pos clamped to the cache.
- * Block (head, token), head < NH a query head, else a KV head (whose V
- * row it copies too); thread i turns pair i by pos * scale * base^(-2i/NROT)
- * (angle, sine and cosine in double, as the CPU). */
-template <int HD> struct rope_shape { enum { threads = HD / 2 <= 32 ? 32 : (HD / 2 + 31) / 32 * 32 }; };
-
-template <int M1, int NH, int NHKV, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int CT>
-__global__ void __launch_bounds__(rope_shape<HD>::threads) rope_kv(args a)
+ * p[2] Q out f32[M][NH][HD], p[3] K cache, p[4] V cache (as kv_store's).
+ * Block (head, token) of NT threads, head < NH a query head, else a KV
+ * head (whose V row it copies too); threads stride the pairs and dims. */
+template <int M1, int NH, int NHKV, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int CT, int NT>
+__global__ void __launch_bounds__(NT) rope_kv(args a)
 {
-    constexpr int NT = rope_shape<HD>::threads;
-    const int h = blockIdx.x, m = blockIdx.y, t = threadIdx.x;
+    const int h = blockIdx.x, m = blockIdx.y, kv = h - NH;
     const i64 n_ctx = a.rt[RT_NCTX];
     const int pos = ((const i32 *)a.p[1])[m];
-    const float *src = (const float *)a.p[0] + (i64)m * (NH + 2 * NHKV) * HD + (i64)h * HD;
-    float *dst;
-    const i64 at = pos < 0 ? 0 : pos >= n_ctx ? n_ctx - 1 : pos;
-    const int kv = h - NH;
-    u8 *kd = 0;
-    if (h < NH) dst = (float *)a.p[2] + ((i64)m * NH + h) * HD;
-    else kd = (u8 *)a.p[3] + ((i64)kv * n_ctx + at) * HD * (CT == F16 ? 2 : 4);
+    const float *row = (const float *)a.p[0] + (i64)m * (NH + 2 * NHKV) * HD, *src = row + (i64)h * HD;
+    float *q = (float *)a.p[2] + ((i64)m * NH + h) * HD;
+    u8 *kd = h < NH ? nullptr : cache_row<HD, CT>(a.p[3], kv, n_ctx, cache_at(pos, n_ctx));
     auto put = [&](int d, float v) {
-        if (h < NH) dst[d] = v;
-        else if (CT == F16) ((u16 *)kd)[d] = to_f16(v);
-        else ((float *)kd)[d] = v;
+        if (h < NH) q[d] = v;
+        else cache_put<CT>(kd, d, v);
     };
-    if (t < NROT / 2) {
-        const double theta = (double)pos * __longlong_as_double((i64)SCALE) *
-                             pow(__longlong_as_double((i64)BASE), -2.0 * (double)t / (double)NROT);
-        const float c = (float)cos(theta), s = (float)sin(theta);
-        const int i0 = MODE == ROPE_NEOX ? t : 2 * t, i1 = MODE == ROPE_NEOX ? t + NROT / 2 : 2 * t + 1;
+    for (int i = threadIdx.x; i < NROT / 2; i += NT) {
+        float c, s;
+        rope_angle<1 << 30>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, c, s);
+        const int i0 = rope_i0<MODE, NROT>(i), i1 = rope_i1<MODE, NROT>(i);
         const float x0 = src[i0], x1 = src[i1];
         put(i0, x0 * c - x1 * s);
         put(i1, x0 * s + x1 * c);
     }
-    for (int d = NROT + t; d < HD; d += NT) put(d, src[d]);
+    for (int d = NROT + threadIdx.x; d < HD; d += NT) put(d, src[d]);
     if (h >= NH) {
-        const float *v = (const float *)a.p[0] + (i64)m * (NH + 2 * NHKV) * HD + (i64)(NH + NHKV + kv) * HD;
-        u8 *vd = (u8 *)a.p[4] + ((i64)kv * n_ctx + at) * HD * (CT == F16 ? 2 : 4);
-        for (int d = t; d < HD; d += NT) {
-            if (CT == F16) ((u16 *)vd)[d] = to_f16(v[d]);
-            else ((float *)vd)[d] = v[d];
-        }
+        const float *v = row + (i64)(NH + NHKV + kv) * HD;
+        u8 *vd = cache_row<HD, CT>(a.p[4], kv, n_ctx, cache_at(pos, n_ctx));
+        for (int d = threadIdx.x; d < HD; d += NT) cache_put<CT>(vd, d, v[d]);
+    }
+}
+
+/* ─────────────── elementwise: add, SwiGLU, GeGLU ─────────────── */
+
+enum { EW_ADD = 0, EW_SWIGLU = 1, EW_GEGLU = 2 };
+
+/* kgt_add (OP EW_ADD: y = a + b) and kgt_glu (EW_SWIGLU: y = silu(a) b,
+ * silu(v) = v / (1 + e^-v); EW_GEGLU: y = gelu(a) b, the tanh GELU as
+ * v / (1 + e^(-2u)), u = sqrt(2/pi) (v + 0.044715 v^3), kgt_gelu's form):
+ * p[0] A f32[M][N], p[1] B likewise, p[2] Y likewise (may be A or B).
+ * Block (segment, token): NT threads, PER elements each, NT apart
+ * (coalesced); each element read and then written by one thread. */
+template <int M1, int N, int OP, int NT, int PER>
+__global__ void __launch_bounds__(NT) ew(args a)
+{
+    const i64 row = (i64)blockIdx.y * N;
+    const float *x = (const float *)a.p[0] + row, *u = (const float *)a.p[1] + row;
+    float *y = (float *)a.p[2] + row;
+    const int i0 = blockIdx.x * (NT * PER) + threadIdx.x;
+    float xv[PER], uv[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        if (i0 + j * NT < N) xv[j] = x[i0 + j * NT], uv[j] = u[i0 + j * NT];
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        if (i0 + j * NT >= N) break;
+        const float v = xv[j];
+        float g;
+        if (OP == EW_ADD) g = v + uv[j];
+        else if (OP == EW_SWIGLU) g = v / (1.0f + expf(-v)) * uv[j];
+        else g = v / (1.0f + expf(-(v * (1.5957691216057308f + 0.0713548162726009f * v * v)))) * uv[j];
+        y[i0 + j * NT] = g;
     }
 }
 
