@@ -28,6 +28,7 @@ int ref_type_known(int type)
 {
     switch (type) {
     case KGT_F32: case KGT_F16: case KGT_BF16: case KGT_Q8_0: case KGT_Q4_0: case KGT_Q4_1: case KGT_Q4_K: case KGT_Q6_K:
+    case KGT_Q5_0: case KGT_Q5_1: case KGT_Q5_K: case KGT_Q3_K: case KGT_Q2_K: case KGT_IQ4_NL: case KGT_IQ4_XS:
         return 1;
     default: return 0;
     }
@@ -36,8 +37,8 @@ int ref_type_known(int type)
 int64_t ref_block_elems(int type)
 {
     switch (type) {
-    case KGT_Q8_0: case KGT_Q4_0: case KGT_Q4_1: return 32;
-    case KGT_Q4_K: case KGT_Q6_K: return 256;
+    case KGT_Q8_0: case KGT_Q4_0: case KGT_Q4_1: case KGT_Q5_0: case KGT_Q5_1: case KGT_IQ4_NL: return 32;
+    case KGT_Q4_K: case KGT_Q6_K: case KGT_Q5_K: case KGT_Q3_K: case KGT_Q2_K: case KGT_IQ4_XS: return 256;
     default: return 1;
     }
 }
@@ -52,6 +53,13 @@ static int64_t block_bytes(int type)
     case KGT_Q4_1: return 20;  /* f16 d, f16 m, u8 qs[16] */
     case KGT_Q4_K: return 144; /* f16 d, f16 dmin, u8 scales[12], u8 qs[128] */
     case KGT_Q6_K: return 210; /* u8 ql[128], u8 qh[64], int8 scales[16], f16 d */
+    case KGT_Q5_0: return 22;  /* f16 d, u8 qh[4], u8 qs[16] */
+    case KGT_Q5_1: return 24;  /* f16 d, f16 m, u8 qh[4], u8 qs[16] */
+    case KGT_IQ4_NL: return 18; /* f16 d, u8 qs[16] */
+    case KGT_Q5_K: return 176; /* f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128] */
+    case KGT_Q3_K: return 110; /* u8 hmask[32], u8 qs[64], u8 scales[12], f16 d */
+    case KGT_Q2_K: return 84;  /* u8 scales[16], u8 qs[64], f16 d, f16 dmin */
+    case KGT_IQ4_XS: return 136; /* f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128] */
     default: return 0;
     }
 }
@@ -69,6 +77,9 @@ static void q4k_scale_min(const uint8_t *q, int j, int *sc, int *m)
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
 }
+
+/* IQ4_NL's and IQ4_XS's values of a nibble */
+static const int8_t IQ4_T[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* one block of `type` at b -> y[0..ref_block_elems) */
 static void dequant_block(int type, const uint8_t *b, float *y)
@@ -129,6 +140,104 @@ static void dequant_block(int type, const uint8_t *b, float *y)
                 yy[l + 32] = d * (float)sc[is + 2] * (float)q2;
                 yy[l + 64] = d * (float)sc[is + 4] * (float)q3;
                 yy[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+        break;
+    }
+    case KGT_Q5_0: case KGT_Q5_1: { /* the fifth bit of element j is bit j of qh, a little-endian u32 */
+        const int m1 = type == KGT_Q5_1;
+        float d = f16_at(b), m = m1 ? f16_at(b + 2) : 0.0f;
+        const uint8_t *qh = b + 2 + 2 * m1, *qs = qh + 4;
+        uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+        for (int j = 0; j < 16; j++) {
+            int x0 = (qs[j] & 0xF) | (int)((h >> j) & 1) << 4;
+            int x1 = (qs[j] >> 4) | (int)((h >> (j + 16)) & 1) << 4;
+            if (m1) {
+                y[j] = (float)x0 * d + m;
+                y[j + 16] = (float)x1 * d + m;
+            } else {
+                y[j] = (float)(x0 - 16) * d;
+                y[j + 16] = (float)(x1 - 16) * d;
+            }
+        }
+        break;
+    }
+    case KGT_IQ4_NL: {
+        float d = f16_at(b);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)IQ4_T[b[2 + j] & 0xF];
+            y[j + 16] = d * (float)IQ4_T[b[2 + j] >> 4];
+        }
+        break;
+    }
+    case KGT_Q5_K: {
+        float d = f16_at(b), dmin = f16_at(b + 2);
+        const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+        int is = 0;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < 256; j += 64) { /* as ggml's dequantize_row_q5_K */
+            int sc, m;
+            q4k_scale_min(scales, is, &sc, &m);
+            float d1 = d * (float)sc, m1 = dmin * (float)m;
+            q4k_scale_min(scales, is + 1, &sc, &m);
+            float d2 = d * (float)sc, m2 = dmin * (float)m;
+            for (int l = 0; l < 32; l++) y[j + l] = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) y[j + 32 + l] = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+        break;
+    }
+    case KGT_Q3_K: {
+        /* 16 scales of 6 bits: low 4 bits in bytes 0-7 (scale i: byte i%8,
+         * nibble i/8), high 2 bits in bytes 8-11 (byte 8+i%4, bits 2(i/4)) */
+        const uint8_t *hm = b, *q = b + 32, *sb = b + 96;
+        float d = f16_at(b + 108);
+        int sc[16];
+        for (int i = 0; i < 16; i++) sc[i] = (((sb[i % 8] >> (4 * (i / 8))) & 0xF) | ((sb[8 + i % 4] >> (2 * (i / 4))) & 3) << 4) - 32;
+        int is = 0, m = 1;
+        float *yy = y;
+        for (int n = 0; n < 256; n += 128) { /* as ggml's dequantize_row_q3_K */
+            for (int shift = 0; shift < 8; shift += 2) {
+                float dl = d * (float)sc[is++];
+                for (int l = 0; l < 16; l++) *yy++ = dl * (float)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                dl = d * (float)sc[is++];
+                for (int l = 16; l < 32; l++) *yy++ = dl * (float)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                m <<= 1;
+            }
+            q += 32;
+        }
+        break;
+    }
+    case KGT_Q2_K: {
+        const uint8_t *sc = b, *q = b + 16;
+        float d = f16_at(b + 80), dmin = f16_at(b + 82);
+        int is = 0;
+        float *yy = y;
+        for (int n = 0; n < 256; n += 128) { /* as ggml's dequantize_row_q2_K */
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int half = 0; half < 2; half++) {
+                    const int s = sc[is++];
+                    float dl = d * (float)(s & 0xF), ml = dmin * (float)(s >> 4);
+                    for (int l = 16 * half; l < 16 * half + 16; l++) *yy++ = dl * (float)((q[l] >> shift) & 3) - ml;
+                }
+            }
+            q += 32;
+        }
+        break;
+    }
+    case KGT_IQ4_XS: {
+        float d = f16_at(b);
+        const unsigned sh = (unsigned)(b[2] | b[3] << 8);
+        const uint8_t *sl = b + 4, *qs = b + 8;
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 0xF) | (int)((sh >> (2 * ib)) & 3) << 4;
+            const float dl = d * (float)(ls - 32);
+            for (int j = 0; j < 16; j++) {
+                y[32 * ib + j] = dl * (float)IQ4_T[qs[16 * ib + j] & 0xF];
+                y[32 * ib + j + 16] = dl * (float)IQ4_T[qs[16 * ib + j] >> 4];
             }
         }
         break;

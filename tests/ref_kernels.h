@@ -18,7 +18,7 @@ float ref_f16(uint16_t h);  /* IEEE binary16 -> float, by definition */
 float ref_bf16(uint16_t h);
 
 
-int ref_type_known(int type);                 /* one of the 8 weight types  */
+int ref_type_known(int type);                 /* one of the 15 weight types */
 int64_t ref_block_elems(int type);            /* 1 for float types          */
 int64_t ref_row_bytes(int type, int64_t K);
 

@@ -78,12 +78,30 @@ typedef struct { kgt_f16 d, m; uint8_t qs[16]; } kgt_block_q4_1;         /* w = 
 typedef struct { kgt_f16 d; int8_t qs[32]; } kgt_block_q8_0;             /* w = q * d */
 typedef struct { kgt_f16 d, dmin; uint8_t scales[12]; uint8_t qs[128]; } kgt_block_q4_K; /* 256: 8 x 32, 6-bit scales and mins */
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; kgt_f16 d; } kgt_block_q6_K; /* 256: 16 x 16, 6-bit q */
+typedef struct { kgt_f16 d; uint8_t qh[4]; uint8_t qs[16]; } kgt_block_q5_0;  /* w = (q - 16) d, q = nibble | bit e of qh << 4 */
+typedef struct { kgt_f16 d, m; uint8_t qh[4]; uint8_t qs[16]; } kgt_block_q5_1; /* w = q d + m, q as Q5_0's (qh: a u32) */
+typedef struct { kgt_f16 d; uint8_t qs[16]; } kgt_block_iq4_nl;               /* w = d T[nibble], T: kgq_iq4_table (quants.h) */
+/* 256: 8 x 32, Q4_K's scales and mins; bit s of qh[l] is bit 4 of element l of sub-block s */
+typedef struct { kgt_f16 d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } kgt_block_q5_K;
+/* 256: 16 x 16, 6-bit scales (sc - 32); q = 2 bits - 4, or + 0 where hmask's bit is set */
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; kgt_f16 d; } kgt_block_q3_K;
+/* 256: 16 x 16, 2-bit q; per 16: scale (low nibble) and min (high): w = d sc q - dmin m */
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; kgt_f16 d, dmin; } kgt_block_q2_K;
+/* 256: 8 x 32, 6-bit scales ls (4 bits in scales_l, 2 in scales_h): w = d (ls - 32) T[nibble] */
+typedef struct { kgt_f16 d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } kgt_block_iq4_xs;
 
 _Static_assert(sizeof(kgt_block_q4_0) == KGT_SIZE_Q4_0, "q4_0");
 _Static_assert(sizeof(kgt_block_q4_1) == KGT_SIZE_Q4_1, "q4_1");
 _Static_assert(sizeof(kgt_block_q8_0) == KGT_SIZE_Q8_0, "q8_0");
 _Static_assert(sizeof(kgt_block_q4_K) == KGT_SIZE_Q4_K, "q4_K");
 _Static_assert(sizeof(kgt_block_q6_K) == KGT_SIZE_Q6_K, "q6_K");
+_Static_assert(sizeof(kgt_block_q5_0) == KGT_SIZE_Q5_0, "q5_0");
+_Static_assert(sizeof(kgt_block_q5_1) == KGT_SIZE_Q5_1, "q5_1");
+_Static_assert(sizeof(kgt_block_q5_K) == KGT_SIZE_Q5_K, "q5_K");
+_Static_assert(sizeof(kgt_block_q3_K) == KGT_SIZE_Q3_K, "q3_K");
+_Static_assert(sizeof(kgt_block_q2_K) == KGT_SIZE_Q2_K, "q2_K");
+_Static_assert(sizeof(kgt_block_iq4_nl) == KGT_SIZE_IQ4_NL, "iq4_nl");
+_Static_assert(sizeof(kgt_block_iq4_xs) == KGT_SIZE_IQ4_XS, "iq4_xs");
 
 /* kgen's own activation block: 32 values quantized symmetrically to int8
  * with one f32 scale, plus the sum of the int8 values (for weight formats
