@@ -30,15 +30,16 @@ typedef struct {
     int64_t M, K;
 } mm_args;
 
-/* chunk c0+c of W rows w[r] against activation rows x[m] (q8a) */
+/* chunk c0+c of W rows w[r] against activation rows x[m] (q8a); hd[r]:
+ * the header of row r's block (K-quants) */
 KG_INLINE void mm_chunk_q8(int wt, int MT, int R, const uint8_t *const w[4], const uint8_t *const x[4], int64_t c0,
-                           int c, const float T[4][4][8], kgq_f32x8 acc[4][4])
+                           int c, const float T[4][4][8], const kgq_q8hdr hd[4], kgq_f32x8 acc[4][4])
 {
     const int64_t bb = kgq_blk_bytes(wt);
     const int kq = kgq_subs(wt) > 1;
     kgq_wq q[4];
     KGQ_UNROLL
-    for (int r = 0; r < R; r++) q[r] = kgq_q8_quants(wt, w[r] + (kq ? c0 / 8 : c0 + c) * bb, kq ? c : 0);
+    for (int r = 0; r < R; r++) q[r] = kgq_q8_quants(wt, w[r] + (kq ? c0 / 8 : c0 + c) * bb, kq ? c : 0, &hd[r]);
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         const kgt_q8a *xb = (const kgt_q8a *)(const void *)x[m] + c0 + c;
@@ -65,28 +66,31 @@ KG_INLINE void mm_group_q8(int wt, int MT, int R, const uint8_t *const w[4], con
     /* T[m][r][c]: the float factor of chunk c0+c's integer dot; in memory
      * (indexed by the loop's c), so that each use is a broadcast load */
     float T[4][4][8];
-    kgq_f32x8 dx[4], xs[4];
+    kgq_q8hdr hd[4];
+    kgq_f32x8 dx[4], xs[4], xh[4];
     KGQ_UNROLL
-    for (int m = 0; m < MT; m++) kgq_xscales((const kgt_q8a *)(const void *)x[m] + c0, nc, &dx[m], &xs[m]);
+    for (int m = 0; m < MT; m++) kgq_xscales(wt, (const kgt_q8a *)(const void *)x[m] + c0, nc, &dx[m], &xs[m], &xh[m]);
     KGQ_UNROLL
     for (int r = 0; r < R; r++) {
         const kgq_ws ws = kgq_wscales(wt, w[r], c0, nc);
+        hd[r] = kgq_q8_header(wt, w[r] + g0);
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
             const kgq_f32x8 t = ws.s * dx[m];
             memcpy(T[m][r], &t, sizeof t);
             if (kgq_has_min(wt)) acc[m][r] += ws.m * xs[m];
+            if (kgq_half_min(wt)) acc[m][r] += ws.mh * xh[m]; /* Q2_K: the first 16's min */
         }
     }
     /* the chunk loop stays rolled, so T is indexed by a variable and read
-     * by broadcast loads; K-quants unroll by 4 (Q6_K's bit positions
-     * repeat every 4 chunks) */
+     * by broadcast loads; K-quants unroll by 4 (Q6_K's, Q3_K's and Q2_K's
+     * bit positions repeat every 4 chunks) */
     if (kq) {
         KGQ_UNROLL4
-        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, acc);
+        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, hd, acc);
     } else {
         KGQ_NOUNROLL
-        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, acc);
+        for (int c = 0; c < nc; c++) mm_chunk_q8(wt, MT, R, w, x, c0, c, T, hd, acc);
     }
 }
 
