@@ -364,7 +364,8 @@ int main(int argc, char **argv)
         {"SmolLM2", 576, 576}, {"SmolLM2", 576, 1536}, {"SmolLM2", 1536, 576}, {"SmolLM2", 576, 49152},
         {"TinyLlama", 2048, 2048}, {"TinyLlama", 2048, 5632}, {"TinyLlama", 5632, 2048}, {"TinyLlama", 2048, 32000},
     };
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q6_K, KGT_F16, KGT_BF16, KGT_F32};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q6_K, KGT_F16,    KGT_BF16, KGT_F32,
+                                KGT_Q5_0, KGT_Q5_1, KGT_Q5_K, KGT_Q3_K, KGT_Q2_K, KGT_IQ4_NL, KGT_IQ4_XS};
     stream s = {aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), {0}};
     for (int64_t i = 0; i < STREAM_N; i++) s.a[i] = 0, s.b[i] = 1, s.c[i] = 2;
 
