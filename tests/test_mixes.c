@@ -22,8 +22,10 @@
  * separate output; 2 layers standing for layers 0 and 11 of 22).
  *
  *   mix_nofuse          the SmolLM2-shaped Q3_K_M mix (six weight types)
- *                       compiled with KGEN_NOFUSE=1 (no fusion at all): more
- *                       ops than the fused compile, and the same checks
+ *                       compiled with KGEN_NOFUSE=1 (no fusion at all, so
+ *                       float activations): more ops than the fused compile,
+ *                       and the same checks with tolerances for float
+ *                       activations (check_mix.py --float)
  *   mix_bad_type        every type the table (include/kgen_types.h) marks
  *                       without kernels, as one product weight and as the
  *                       embedding, is refused naming the tensor and the type
@@ -148,14 +150,13 @@ static int compile(const char *model, const char *so, bool nofuse, double *secs)
     return rc == 0 ? ops_after_fusion(kc_err) : -1;
 }
 
-/* check_mix.py on model run as so; keep: where the logits dumps go (NULL:
- * a temporary directory). Fails the test with the checker's table unless
- * every prompt passes; prints the checker's summary line. */
-static void check(const char *model, const char *so, const char *keep)
+/* check_mix.py on model run as so (float: kgen's products take float
+ * activations, the tighter tolerances). Fails the test with the checker's
+ * table unless every prompt passes; prints the checker's summary line. */
+static void check(const char *model, const char *so, bool float_act)
 {
     char *argv[16] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/check_mix.py", "--model", (char *)model, "--run",
-                      (char *)so, "--kgen", (char *)kt_kgen_bin(), "-t", "2", NULL};
-    if (keep) argv[11] = "--keep", argv[12] = (char *)keep, argv[13] = NULL;
+                      (char *)so, "--kgen", (char *)kt_kgen_bin(), "-t", "2", float_act ? "--float" : NULL, NULL};
     enum { CAP = 1 << 18 };
     char *out = malloc(CAP), *err = malloc(CAP);
     KT_REQUIRE(out && err);
@@ -245,7 +246,7 @@ static void run_mix(const char *shape, const char *mix)
     int ops = compile(path, so, false, &secs);
     if (ops == -1 && kt_failed()) return;
     printf("    types%s; compiled in %.2f s (%d ops after fusion)\n", c->types, secs, ops);
-    check(path, so, NULL);
+    check(path, so, false);
     remove(so);
     if (!strcmp(shape, "tinyllama")) remove(path); /* 40-75 MB, used once */
 }
@@ -276,7 +277,7 @@ KT_TEST(mix_nofuse)
     printf("    fused: %d ops (%.2f s); KGEN_NOFUSE=1: %d ops (%.2f s)\n", ops, s1, ops_nf, s2);
     KT_CHECKF(ops > 0 && ops_nf > ops, "KGEN_NOFUSE=1 left %d ops after fusion, the fused compile %d: fusion was not turned off",
               ops_nf, ops);
-    check(path, so_nf, NULL);
+    check(path, so_nf, true);
     remove(so), remove(so_nf);
 }
 

@@ -3,8 +3,8 @@
 against the independent reference (tests/ref/llama_ref.py), for
 tests/test_mixes.c.
 
-    check_mix.py --model M.gguf --run TARGET [--kgen BIN] [-n N] [-t T]
-                 [--perturb KIND[,KIND..]] [--keep DIR] [--env NAME=VALUE]..
+    check_mix.py --model M.gguf --run TARGET [--kgen BIN] [-n N] [-t T] [--float]
+                 [--perturb KIND[,KIND..]] [--keep DIR]
 
 For each prompt of PROMPTS below, runs
     KGEN run TARGET -p PROMPT -n N --temp 0 --ignore-eos -t T -c 128 --dump-logits F
@@ -66,6 +66,13 @@ REL_TOL = 0.05
 ABS_TOL = 0.8
 MEAN_REL_TOL = 0.04
 TIE_GAP = 0.5
+# --float: kgen computes with float activations (KGEN_NOFUSE=1 leaves out the
+# q8 rule too), so only the float16 KV cache and the summation order differ
+# from the reference. Measured: kgen with KGEN_NOFUSE=1 on the TinyLlama-shaped
+# Q4_K_M mix: max abs 0.018, max rel 0.0010, mean rel 0.0007, top-2 err 0.011;
+# the reference with a float16 KV cache: up to 0.034, 0.0017, 0.0010, 0.015.
+# About 3x that; tail:blk.2.attn_q.weight (mean rel 0.036) fails by 9x.
+FLOAT_TOLS = {"REL_TOL": 0.006, "ABS_TOL": 0.1, "MEAN_REL_TOL": 0.004, "TIE_GAP": 0.1}
 
 
 def perturb(m, kinds):
@@ -95,8 +102,11 @@ def main():
     ap.add_argument("--perturb", default="")
     ap.add_argument("--keep", metavar="DIR")
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--float", action="store_true", help="kgen's products take float activations: tighter tolerances")
     args = ap.parse_args()
-    for k, v in (("REL_TOL", REL_TOL), ("ABS_TOL", ABS_TOL), ("MEAN_REL_TOL", MEAN_REL_TOL), ("TIE_GAP", TIE_GAP)):
+    tols = FLOAT_TOLS if args.float else {"REL_TOL": REL_TOL, "ABS_TOL": ABS_TOL, "MEAN_REL_TOL": MEAN_REL_TOL,
+                                          "TIE_GAP": TIE_GAP}
+    for k, v in tols.items():
         setattr(ce, k, v)
     if not os.access(args.model, os.R_OK):
         print(f"check_mix: {args.model}: cannot read")
@@ -159,7 +169,7 @@ def main():
         tmp.cleanup()
     print(f"{len(PROMPTS) - failed}/{len(PROMPTS)} prompts pass; worst abs {worst[0]:.4f}, rel {worst[1]:.4f}, "
           f"mean rel {worst[2]:.4f}, top-2 err {worst[3]:.4f}; kgen {t_kgen:.1f} s, reference {t_ref:.1f} s; "
-          f"tolerances: abs {ABS_TOL}, rel {REL_TOL}, mean rel {MEAN_REL_TOL}, near-tie gap {TIE_GAP}")
+          f"tolerances: abs {ce.ABS_TOL}, rel {ce.REL_TOL}, mean rel {ce.MEAN_REL_TOL}, near-tie gap {ce.TIE_GAP}")
     return 1 if failed else 0
 
 
