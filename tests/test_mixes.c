@@ -32,6 +32,10 @@
  *   mix_bad_row         a K-quant weight whose rows are not whole blocks is
  *                       refused naming the tensor, the type, the row length
  *                       and the block size
+ *   slow_mix_rules_match_llama_cpp  (make check-slow) the real SmolLM2
+ *                       requantized by llama.cpp's own quantizer (bench/.venv)
+ *                       into each mix has, tensor by tensor over its 30
+ *                       layers, the types mix_model.py's rules give
  *
  * The models are written once per test run under kt_tmpdir() (seconds);
  * the reference's results are memoized under $KGEN_REF_CACHE
@@ -360,4 +364,39 @@ KT_TEST(mix_bad_row)
                           STRS("compile", gguf, "-o", out));
         KT_CHECKF(!kc_exists(out), "%s: a failed compile wrote %s", label, out);
     }
+}
+
+/* ───────────────── the rules against llama.cpp (slow tier) ───────────────── */
+
+/* The real SmolLM2 requantized by llama.cpp's own quantizer (bench/.venv,
+ * llama-cpp-python's llama_model_quantize) into each mix: every weight tensor
+ * of the 30 layers has the type mix_model.py's rules give it. */
+KT_TEST(slow_mix_rules_match_llama_cpp)
+{
+    static const char py[] = "bench/.venv/bin/python";
+    static const char *const mixes[][2] = {
+        {"q4_k_m", "Q4_K_M"}, {"q5_k_m", "Q5_K_M"}, {"q3_k_m", "Q3_K_M"}, {"iq4_xs", "IQ4_XS"}, {"q2_k", "Q2_K"}};
+    char model[512];
+    snprintf(model, sizeof model, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", kt_models_dir());
+    if (!kc_exists(model)) KT_SKIP("%s not found: run 'make models'", model);
+    if (!kc_exists(py)) KT_SKIP("%s is absent: llama.cpp's quantizer runs there; run sh bench/setup_peer.sh", py);
+    enum { CAP = 1 << 16 };
+    char *out = malloc(CAP), *err = malloc(CAP);
+    KT_REQUIRE(out && err);
+    for (size_t i = 0; i < sizeof mixes / sizeof *mixes; i++) {
+        char q[700];
+        kc_tpath(q, sizeof q, "smollm2-%s.gguf", mixes[i][1]);
+        char *quant[] = {(char *)py, "bench/peer_llama.py", "--quantize", model, q, (char *)mixes[i][1], "-t", "2", NULL};
+        int rc = kt_run(quant, out, CAP, err, CAP);
+        KT_CHECKF(rc == 0, "llama.cpp's quantizer (%s) exited %d: %s", mixes[i][1], rc, tail(err, 2000));
+        if (rc) continue;
+        char *cmp[] = {(char *)py, "tests/ref/mix_model.py", "--check-against", q, "--shape", "smollm2", "--mix",
+                       (char *)mixes[i][0], NULL};
+        rc = kt_run(cmp, out, CAP, err, CAP);
+        KT_CHECKF(rc == 0, "%s: the rules differ from llama.cpp's quantizer (exit %d):\n%s%s", mixes[i][1], rc,
+                  tail(out, 3000), tail(err, 1000));
+        if (rc == 0) printf("    %s", tail(out, 200));
+        remove(q);
+    }
+    free(out), free(err);
 }
