@@ -521,7 +521,9 @@ def quant_compare(a):
 def quant_table(q):
     print(f"\nkgen against llama.cpp on the same files: the real SmolLM2 requantized by llama.cpp; "
           f"{len(q['prompts'])} prompts x {q['n']} greedy tokens, {q['threads']} threads")
-    print("\n| file type | weight tensors by type | greedy text = llama.cpp's | first divergence (step) "
+    print("(first divergence: the step where llama.cpp's own greedy text first differs, and in brackets its "
+          "logit margin there for its token over kgen's; the Q4_1 original is the baseline)")
+    print("\n| file type | weight tensors by type | greedy text = llama.cpp's | first divergence (step, margin) "
           "| llama.cpp's argmax = kgen's token (teacher forced) | max abs logit diff | mean abs logit diff |")
     print("|---|---|---:|---|---:|---:|---:|")
     for r in q["rows"]:
@@ -529,7 +531,7 @@ def quant_table(q):
         if "kgen_error" in r:
             print(f"| {r['ftype']} | {ty} | kgen failed: {r['kgen_error'][:100]} | | | | |")
             continue
-        div = ", ".join("-" if d is None else str(d) for d in r["first_divergence"])
+        div = ", ".join("-" if d is None else f"{d} ({g:.2f})" for d, g in zip(r["first_divergence"], r["gaps"]))
         print(f"| {r['ftype']} | {ty} | {r['same']}/{r['n']} | {div} | {r['tf_agree']}/{r['steps']} "
               f"| {r['max_abs']:.3f} | {r['mean_abs']:.4f} |")
 

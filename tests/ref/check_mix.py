@@ -53,6 +53,7 @@ PROMPTS = ("the theory of heat is the rest", "on a tree in the sea, and here is 
 #                                         max abs   max rel   mean rel  top-2 err
 #   reference, int8 act. + f16 K/V (sim)  0.39      0.025     0.020     0.15
 #   kgen, pure Q8_0 / Q4_K (today's kernels) 0.30   0.019     0.016     0.17
+#   kgen, the nine mixes (every new type)    0.34   0.025     0.020     0.28
 #   wrong references (--perturb), on kgen's Q8_0 SmolLM2-shaped dumps:
 #     tail:blk.2.attn_q.weight            0.68      0.043     0.036     0.30
 #     tail:blk.1.ffn_down.weight          1.77      0.110     0.085     0.79
@@ -65,7 +66,7 @@ PROMPTS = ("the theory of heat is the rest", "on a tree in the sea, and here is 
 REL_TOL = 0.05
 ABS_TOL = 0.8
 MEAN_REL_TOL = 0.04
-TIE_GAP = 0.5
+TIE_GAP = 0.8
 # --float: kgen computes with float activations (KGEN_NOFUSE=1 leaves out the
 # q8 rule too), so only the float16 KV cache and the summation order differ
 # from the reference. Measured: kgen with KGEN_NOFUSE=1 on the TinyLlama-shaped
