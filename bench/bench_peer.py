@@ -37,7 +37,29 @@ without PyTorch for it, it says so and skips. --from-json F reprints an
 earlier run's tables and draws its plots (e.g. a GPU run made where there is
 no gnuplot: scripts/gpu_run.sh).
 Without a model list: the real SmolLM2 Q4_1 and the random-weight SmolLM2-
-and TinyLlama-shaped models in Q4_0, Q4_1, Q8_0 and F16 (bench/gen_model.py).
+and TinyLlama-shaped models in Q4_0, Q4_1, Q8_0 and F16 (bench/gen_model.py),
+then the mixed-type files llama.cpp's own quantizer makes (bench/peer_llama.py
+--quantize, cached in build/quant/ with a stamp naming the source, the file
+type and the llama.cpp build): the real SmolLM2 requantized as Q4_K_M and
+Q5_K_M, and the TinyLlama-shaped F16 file quantized as Q4_K_M and IQ4_XS.
+--only PAT[,PAT..] keeps the models whose label contains a PAT (case-
+insensitive); "mixes" stands for those four mixed-type rows (make
+bench-peer-mixes: them and the quantizer comparison):
+    bench_peer.py --only mixes --rounds 3 [--quant off]
+
+Quantizer comparison (--quant auto: after the speed rows, unless a model
+list or an --only without "mixes" is given; only: alone; off): the real SmolLM2 requantized by
+llama.cpp into each of --quant-types (default Q4_K_M Q5_K_M Q3_K_M Q2_K
+IQ4_XS Q5_0 Q5_1 IQ4_NL; the Q4_1 original as the baseline row); on each
+file kgen generates greedily (kgen run --temp 0 --dump-logits, 2 threads,
+-n --quant-n tokens) for the first --quant-prompts prompts of
+tests/ref/prompts.txt, and bench/peer_llama.py --compare runs llama.cpp on
+the same file: its logits on kgen's sequence (teacher forced; max and mean
+|difference| over every step and token; at how many steps its argmax is
+kgen's token) and its own greedy continuation (whether the token sequences,
+hence the texts, are the same, and where they first part). A table, and
+every figure in the JSON under "quant_compare".
+
 Needs build/kgen and build/bench-kernels (make), bench/.venv
 (sh bench/setup_peer.sh) and gnuplot for the plots.
 """
@@ -47,6 +69,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -55,8 +78,72 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_MODELS = ["models/SmolLM2-135M-Instruct.Q4_1.gguf"] + [
+SMOL = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_F16 = "models/random/tinyllama-F16.gguf"
+QUANT_DIR = "build/quant"
+BASE_MODELS = [SMOL] + [
     f"models/random/{shape}-{t}.gguf" for shape in ("smollm2", "tinyllama") for t in ("Q4_0", "Q4_1", "Q8_0", "F16")]
+# (source, llama.cpp file type): made by llama.cpp's quantizer (derived(), ensure_quantized())
+MIX_MODELS = [(SMOL, "Q4_K_M"), (SMOL, "Q5_K_M"), (TINY_F16, "Q4_K_M"), (TINY_F16, "IQ4_XS")]
+QUANT_TYPES = ("Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "Q5_0", "Q5_1", "IQ4_NL")
+
+
+def derived(src, ftype):
+    """build/quant/NAME.FTYPE.gguf: src quantized (or requantized) by llama.cpp as ftype."""
+    stem = os.path.basename(src)[:-len(".gguf")]
+    for suffix in (".Q4_1", "-F16"):  # the source's own type leaves the name
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+    return os.path.join(ROOT, QUANT_DIR, f"{stem}.{ftype}.gguf")
+
+
+def ensure_quantized(a, src, ftype):
+    """derived(src, ftype), made by llama.cpp's quantizer unless a stamp says the file there was made
+    from this source (size, mtime), as this type, by this llama.cpp build."""
+    out = derived(src, ftype)
+    src = src if os.path.isabs(src) else os.path.join(ROOT, src)
+    if not os.path.exists(src):
+        sys.exit(f"bench_peer: {src} is missing (make models; bench/.venv/bin/python bench/gen_model.py --all)")
+    st = os.stat(src)
+    peer = {}
+    pj = os.path.join(os.path.dirname(os.path.dirname(a.python)), "peer.json")
+    if os.path.exists(pj):
+        peer = json.load(open(pj))
+    stamp = {"source": os.path.realpath(src), "source_bytes": st.st_size, "source_mtime_ns": st.st_mtime_ns,
+             "ftype": ftype, "llama_cpp_commit": peer.get("llama_cpp_commit"), "peer_version": peer.get("version")}
+    if os.path.exists(out) and os.path.exists(out + ".stamp"):
+        try:
+            if json.load(open(out + ".stamp")) == stamp:
+                return out
+        except ValueError:
+            pass
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = out + f".tmp{os.getpid()}"
+    print(f"bench_peer: quantizing {os.path.basename(src)} as {ftype} with llama.cpp -> {os.path.relpath(out, ROOT)}",
+          file=sys.stderr, flush=True)
+    try:
+        run([a.python, os.path.join(ROOT, "bench", "peer_llama.py"), "--quantize", src, tmp, ftype, "-t",
+             str(os.cpu_count() or 1)])
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    with open(out + ".stamp", "w") as f:
+        json.dump(stamp, f)
+    return out
+
+
+def label_of(model):
+    return os.path.basename(model).replace(".gguf", "").replace("-Instruct", "")
+
+
+def select(models, only):
+    """The models whose label contains one of the comma-separated patterns ("mixes": the MIX_MODELS)."""
+    if not only:
+        return models
+    pats = [p.strip().lower() for p in only.split(",") if p.strip()]
+    mixes = {derived(s, t) for s, t in MIX_MODELS}
+    return [m for m in models if any((p == "mixes" and m in mixes) or p in label_of(m).lower() for p in pats)]
 
 
 def busy_s():
@@ -308,7 +395,7 @@ def cpu_compare(a, models):
     rows, record, peer_info = [], [], None
     for model in models:
         bpt = bytes_per_token(a, model)
-        label = os.path.basename(model).replace(".gguf", "").replace("-Instruct", "")
+        label = label_of(model)
         for th in [int(x) for x in a.threads.split(",")]:
             kgen_sample(a, model, th)  # compile, warm up
             peer_sample(a, model, th)
@@ -354,6 +441,101 @@ def best_triad_limits(rows, record):
         r["limit_tps"] = lim[(r["model"], r["threads"])]
 
 
+# ── the quantizer comparison ─────────────────────────────────────────────
+def read_prompts(path, n):
+    """The first n prompts of tests/ref/prompts.txt as (chat, text)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            kind, _, text = line.partition(": ")
+            text = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}.get(m.group(1), "\\" + m.group(1)), text)
+            out.append((kind == "chat", text))
+    return out[:n]
+
+
+def file_types(a, model):
+    """{type: number of weight tensors} (norms left out)."""
+    d = json.loads(run([a.kgen, "inspect", model, "--json"]))
+    counts = {}
+    for t in d["tensors"]:
+        if not t["name"].endswith("norm.weight"):
+            counts[t["type"]] = counts.get(t["type"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def quant_compare(a):
+    """kgen against llama.cpp on the real SmolLM2 requantized by llama.cpp into each of --quant-types."""
+    prompts = read_prompts(os.path.join(ROOT, "tests", "ref", "prompts.txt"), a.quant_prompts)
+    types = [t.strip().upper() for t in a.quant_types.split(",") if t.strip()]
+    files = [("Q4_1 (original)", os.path.join(ROOT, SMOL))] + [(t, ensure_quantized(a, SMOL, t)) for t in types]
+    rows, detail = [], []
+    print(f"bench_peer: quantizer comparison: {len(files)} files x {len(prompts)} prompts x {a.quant_n} tokens",
+          file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="kgen-quant-") as td:
+        for ft, path in files:
+            row = {"ftype": ft, "file": os.path.relpath(path, ROOT), "types": file_types(a, path)}
+            dumps, err, texts = [], None, []
+            t0 = time.monotonic()
+            for k, (chat, text) in enumerate(prompts):
+                dump = os.path.join(td, f"{ft.split()[0]}-{k}.kglg")
+                p = subprocess.run([a.kgen, "run", path, "-p", text, "-n", str(a.quant_n), "--temp", "0",
+                                    "--ignore-eos", "-t", "2", "--dump-logits", dump] + (["--chat"] if chat else []),
+                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                if p.returncode != 0:
+                    lines = p.stderr.strip().splitlines()
+                    err = lines[-1] if lines else f"exit status {p.returncode}"
+                    break
+                dumps.append(dump)
+                texts.append(p.stdout)
+            row["kgen_s"] = round(time.monotonic() - t0, 1)
+            if err:
+                row["kgen_error"] = err
+                rows.append(row)
+                print(f"  {ft}: kgen: {err}", file=sys.stderr, flush=True)
+                continue
+            out = os.path.join(td, "compare.json")
+            run([a.python, os.path.join(ROOT, "bench", "peer_llama.py"), "--compare", path] + dumps +
+                ["--json", out, "-t", "2"])
+            c = json.load(open(out))
+            for d, t in zip(c["dumps"], texts):
+                d["kgen_text"] = t
+            ds = c["dumps"]
+            row.update(n=len(ds), same=sum(d["first_divergence"] is None for d in ds),
+                       first_divergence=[d["first_divergence"] for d in ds],
+                       gaps=[d["llama_cpp_gap_at_divergence"] for d in ds],
+                       steps=sum(d["n_gen"] for d in ds), tf_agree=sum(d["teacher_forced_argmax_agree"] for d in ds),
+                       max_abs=max(d["max_abs"] for d in ds),
+                       mean_abs=statistics.fmean(d["mean_abs"] for d in ds),
+                       max_logit=max(d["max_abs_logit"] for d in ds))
+            rows.append(row)
+            detail.append({"ftype": ft, **c})
+            print(f"  {ft}: greedy same {row['same']}/{row['n']}, max |diff| {row['max_abs']:.3f}, "
+                  f"mean {row['mean_abs']:.4f}", file=sys.stderr, flush=True)
+    return {"prompts": [{"chat": c, "text": t} for c, t in prompts], "n": a.quant_n, "threads": 2, "rows": rows,
+            "detail": detail}
+
+
+def quant_table(q):
+    print(f"\nkgen against llama.cpp on the same files: the real SmolLM2 requantized by llama.cpp; "
+          f"{len(q['prompts'])} prompts x {q['n']} greedy tokens, {q['threads']} threads")
+    print("(first divergence: the step where llama.cpp's own greedy text first differs, and in brackets its "
+          "logit margin there for its token over kgen's; the Q4_1 original is the baseline)")
+    print("\n| file type | weight tensors by type | greedy text = llama.cpp's | first divergence (step, margin) "
+          "| llama.cpp's argmax = kgen's token (teacher forced) | max abs logit diff | mean abs logit diff |")
+    print("|---|---|---:|---|---:|---:|---:|")
+    for r in q["rows"]:
+        ty = ", ".join(f"{k} {v}" for k, v in r["types"].items())
+        if "kgen_error" in r:
+            print(f"| {r['ftype']} | {ty} | kgen failed: {r['kgen_error'][:100]} | | | | |")
+            continue
+        div = ", ".join("-" if d is None else f"{d} ({g:.2f})" for d, g in zip(r["first_divergence"], r["gaps"]))
+        print(f"| {r['ftype']} | {ty} | {r['same']}/{r['n']} | {div} | {r['tf_agree']}/{r['steps']} "
+              f"| {r['max_abs']:.3f} | {r['mean_abs']:.4f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="*")
@@ -377,6 +559,14 @@ def main():
     ap.add_argument("--from-json", metavar="F", help="no run: the tables (and --plots, and --json rewritten with "
                     "the limits recomputed) of an earlier run's JSON")
     ap.add_argument("--gpu-probe", action="store_true", help="no run: exit 0 when the CUDA driver reports a GPU")
+    ap.add_argument("--only", metavar="PATS", help="comma-separated: the models whose label contains one "
+                    "(case-insensitive); 'mixes': the mixed-type files of llama.cpp's quantizer")
+    ap.add_argument("--quant", choices=("auto", "only", "off"), default="auto",
+                    help="the quantizer comparison: auto (after the speed rows, unless a model list or an --only "
+                    "without 'mixes' is given), only (alone), off")
+    ap.add_argument("--quant-types", default=",".join(QUANT_TYPES))
+    ap.add_argument("--quant-prompts", type=int, default=4, help="the first N prompts of tests/ref/prompts.txt")
+    ap.add_argument("--quant-n", type=int, default=32, help="greedy tokens per prompt")
     a = ap.parse_args()
     if a.gpu_probe:
         name = gpu_name()
@@ -395,6 +585,8 @@ def main():
             table(rows, CPU_ENGINES)
         if g.get("table"):
             table(g["table"], GPU_ENGINES)
+        if d.get("quant_compare", {}).get("rows"):
+            quant_table(d["quant_compare"])
         if a.plots:
             made = plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
             if g.get("table"):
@@ -405,16 +597,30 @@ def main():
         sys.exit("bench_peer: --rounds must be >= 1")
     if a.gpu != "only" and not os.path.exists(a.python):
         sys.exit("bench_peer: bench/.venv is missing: run sh bench/setup_peer.sh")
-    models = a.models or [os.path.join(ROOT, m) for m in DEFAULT_MODELS]
-    missing = [m for m in models if not os.path.exists(m)]
-    if missing:
-        sys.exit("bench_peer: missing: " + ", ".join(missing) + " (make models; python3 bench/gen_model.py --all)")
-    rows, record, peer_info = cpu_compare(a, models) if a.gpu != "only" else ([], [], None)
-    grows, grecord, ginfo = gpu_compare(a, models) if a.gpu != "off" else ([], [], {"skipped": "--gpu off"})
+    models = []
+    if a.quant != "only":
+        models = select(a.models or [os.path.join(ROOT, m) for m in BASE_MODELS] + [derived(s, t) for s, t in MIX_MODELS],
+                        a.only)
+        if not models:
+            sys.exit(f"bench_peer: --only {a.only} selects no model")
+        mixes = {derived(s, t): (s, t) for s, t in MIX_MODELS}
+        models = [ensure_quantized(a, *mixes[m]) if m in mixes and not a.models else m for m in models]
+        missing = [m for m in models if not os.path.exists(m)]
+        if missing:
+            sys.exit("bench_peer: missing: " + ", ".join(missing) + " (make models; python3 bench/gen_model.py --all)")
+    rows, record, peer_info = cpu_compare(a, models) if a.gpu != "only" and models else ([], [], None)
+    grows, grecord, ginfo = gpu_compare(a, models) if a.gpu != "off" and models else ([], [], {"skipped": "--gpu off"})
+    qc = {}
+    only = [x.strip().lower() for x in (a.only or "").split(",")]
+    if a.quant == "only" or (a.quant == "auto" and not a.models and (not a.only or "mixes" in only)
+                             and a.gpu != "only"):
+        qc = quant_compare(a)
     if rows:
         table(rows, CPU_ENGINES)
     if grows:
         table(grows, GPU_ENGINES)
+    if qc:
+        quant_table(qc)
     made = []
     if a.plots:
         made += plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
@@ -433,7 +639,8 @@ def main():
                                 "flags": [x for x in flags if x.startswith(("avx", "fma", "f16c", "sse4"))]},
                        "kgen": {"commit": commit, "version": run([a.kgen, "version"]).strip()},
                        "peer": peer_info, "rounds": a.rounds, "pp": a.pp, "tg": a.tg, "table": rows,
-                       "samples": record, "gpu": {**ginfo, "table": grows, "samples": grecord}, "plots": made},
+                       "samples": record, "gpu": {**ginfo, "table": grows, "samples": grecord}, "plots": made,
+                       "quant_compare": qc},
                       f, indent=1)
 
 

@@ -29,7 +29,20 @@ tg-prompt; n_batch = max(pp, 512); n_ubatch = min(n_batch, 512).
 
 Each run checks that the logits it produced are finite and fails otherwise;
 --check only loads each model, decodes a few tokens and prints the logits'
-range. The JSON also records the package version and the vendored llama.cpp
+range.
+
+Two more modes, for bench/bench_peer.py's quantizer comparison:
+
+    peer_llama.py --quantize SRC.gguf OUT.gguf FTYPE [-t N]
+        llama.cpp's own quantizer (llama_model_quantize, allow_requantize on,
+        no imatrix): FTYPE is a llama_ftype name without LLAMA_FTYPE_MOSTLY_
+        (Q4_K_M, Q5_K_M, Q3_K_M, Q2_K, IQ4_XS, Q5_0, Q5_1, IQ4_NL, ...).
+    peer_llama.py --compare MODEL.gguf DUMP... --json OUT [-t N]
+        for each of kgen's logits dumps (kgen run --dump-logits; format in
+        tests/ref/check_e2e.py): llama.cpp's logits on kgen's own sequence
+        (prompt + generated tokens but the last, one decode, teacher forced)
+        against kgen's at every generated step, and llama.cpp's own greedy
+        continuation of the same prompt ids, token by token, against kgen's. The JSON also records the package version and the vendored llama.cpp
 commit (from bench/.venv/peer.json).
 
 Load: llama.cpp's threads wait for each other at every op, so one preempted
@@ -311,11 +324,80 @@ def check_model(path):
     r.close()
 
 
+# ── the quantizer comparison ─────────────────────────────────────────────
+def quantize(src, dst, ftype, threads):
+    name = "LLAMA_FTYPE_MOSTLY_" + ftype.upper()
+    if not hasattr(L, name):
+        die(f"--quantize: unknown file type {ftype} (no llama_cpp.{name})")
+    p = L.llama_model_quantize_default_params()
+    p.ftype = getattr(L, name)
+    p.allow_requantize = True
+    p.nthread = threads
+    t0 = time.monotonic()
+    rc = L.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
+    if rc != 0:
+        die(f"llama_model_quantize({src} -> {dst}, {ftype}) returned {rc}")
+    print(f"{dst}: {ftype} from {os.path.basename(src)} in {time.monotonic() - t0:.1f} s")
+
+
+def read_dump(path):
+    """kgen's --dump-logits file: (prompt ids, generated ids, logits [n_gen, n_vocab])."""
+    b = open(path, "rb").read()
+    if b[:4] != b"KGLG":
+        die(f"{path}: not a kgen logits dump")
+    n_vocab, n_prompt, n_gen = np.frombuffer(b, "<i4", 3, 4)
+    ids = np.frombuffer(b, "<i4", n_prompt + n_gen, 16)
+    lg = np.frombuffer(b, "<f4", n_gen * n_vocab, 16 + 4 * (n_prompt + n_gen)).reshape(n_gen, n_vocab)
+    return [int(i) for i in ids[:n_prompt]], [int(i) for i in ids[n_prompt:]], lg
+
+
+def compare(path, dumps, threads, out_json):
+    """llama.cpp against kgen's dumps on the same model file (see the module doc)."""
+    res = {"model": os.path.abspath(path), "peer": peer_info(), "threads": threads, "dumps": []}
+    for d in dumps:
+        prompt, gen, kl = read_dump(d)
+        n_p, n_g = len(prompt), len(gen)
+        r = Runner(path, threads, n_p + n_g + 8, max(512, n_p + n_g), 0)
+        if r.n_vocab != kl.shape[1]:
+            die(f"{d}: {kl.shape[1]} logits a step, the model has {r.n_vocab} tokens")
+        # teacher forced: llama.cpp's logits where kgen chose gen[i] (position n_p - 1 + i)
+        r.decode(prompt + gen[:-1], 0, logits_last_only=False)
+        ll = np.stack([np.ctypeslib.as_array(L.llama_get_logits_ith(r.ctx, n_p - 1 + i), shape=(r.n_vocab,)).copy()
+                       for i in range(n_g)])
+        if not np.all(np.isfinite(ll)):
+            die(f"{d}: llama.cpp's logits are not finite")
+        diff = np.abs(ll.astype(np.float64) - kl)
+        # llama.cpp's own greedy continuation of the same prompt ids
+        r.fresh()
+        r.decode(prompt, 0)
+        own = []
+        for i in range(n_g):
+            own.append(int(np.argmax(r.last_logits())))
+            if i + 1 < n_g:
+                r.decode([own[-1]], n_p + i)
+        r.close()
+        div = next((i for i in range(n_g) if own[i] != gen[i]), None)
+        gap = None
+        if div is not None:  # llama.cpp's margin for its choice over kgen's, on the shared prefix
+            gap = float(ll[div, own[div]] - ll[div, gen[div]])
+        res["dumps"].append({
+            "dump": os.path.basename(d), "n_prompt": n_p, "n_gen": n_g, "prompt_ids": prompt, "kgen_ids": gen,
+            "llama_cpp_ids": own, "first_divergence": div, "llama_cpp_gap_at_divergence": gap,
+            "max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
+            "step_max_abs": [float(x) for x in diff.max(axis=1)],
+            "max_abs_logit": float(np.abs(ll).max()),
+            "teacher_forced_argmax_agree": int(np.sum(np.argmax(ll, axis=1) == np.asarray(gen))),
+        })
+    save(out_json, res)
+
+
 def main():
     global VERBOSE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("models", nargs="+", metavar="MODEL.gguf")
+    ap.add_argument("models", nargs="*", metavar="MODEL.gguf")
+    ap.add_argument("--quantize", nargs=3, metavar=("SRC", "OUT", "FTYPE"), help="quantize with llama.cpp and exit")
+    ap.add_argument("--compare", nargs="+", metavar=("MODEL", "DUMP"), help="llama.cpp against kgen's logits dumps")
     ap.add_argument("-t", "--threads", default="2", help="thread counts, comma-separated (default 2)")
     ap.add_argument("-p", "--pp", type=int, default=64, help="prefill tokens (0: no pp test)")
     ap.add_argument("-n", "--tg", type=int, default=128, help="generated tokens (0: no tg test)")
@@ -336,6 +418,16 @@ def main():
     VERBOSE = a.verbose
     L.llama_log_set(_log, ctypes.c_void_p(0))
     L.llama_backend_init()
+    if a.quantize:
+        quantize(*a.quantize, threads=int(a.threads.split(",")[0]))
+        return
+    if a.compare:
+        if len(a.compare) < 2 or not a.json:
+            die("--compare MODEL DUMP... needs at least one dump and --json OUT")
+        compare(a.compare[0], a.compare[1:], int(a.threads.split(",")[0]), a.json)
+        return
+    if not a.models:
+        die("no model given")
     for m in a.models:
         if not os.path.isfile(m):
             die(f"{m}: no such file")
