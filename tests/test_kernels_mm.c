@@ -12,7 +12,7 @@
  * as native's). The VNNI instructions themselves only run on a VNNI
  * machine. The last, "cuda", runs the CUDA templates on the GPU
  * (tests/kt_cuda.h, one launch per call) in the gpu_ tests only (make
- * check-gpu), for the types the CUDA templates decode (N_GPU_TYPES).
+ * check-gpu), for every type.
  *
  * Tolerances. Error measure: ||y - ref||_2 / max(||ref||_2, ||mag||_2 /
  * sqrt K), ref in double, mag the outputs' sums of |terms| (ref_mm): the
@@ -179,9 +179,6 @@ static int max_nth(size_t impl)
 static const int TYPES[] = {KGT_F32,  KGT_F16,  KGT_BF16, KGT_Q8_0, KGT_Q4_0,   KGT_Q4_1,  KGT_Q4_K, KGT_Q6_K,
                             KGT_Q5_0, KGT_Q5_1, KGT_Q5_K, KGT_Q3_K, KGT_Q2_K, KGT_IQ4_NL, KGT_IQ4_XS};
 enum { N_TYPES = sizeof TYPES / sizeof *TYPES };
-
-/* the types the CUDA templates decode (the gpu_ tests): the first 8 */
-enum { N_GPU_TYPES = 8 };
 
 static const char *tname(int t)
 {
@@ -650,7 +647,7 @@ KT_TEST(gpu_mm_vs_ref)
     static const int epis[] = {KGT_EPI_RESIDUAL | KGT_EPI_BIAS, KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8, KGT_EPI_RESIDUAL,
                                KGT_EPI_OUT_Q8, 0};
     static const int64_t Ms[] = {1, 5, 8, 17};
-    for (size_t ti = 0; ti < N_GPU_TYPES; ti++)
+    for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             const int type = TYPES[ti];
             int64_t K = shapes[si][0];
@@ -672,7 +669,7 @@ KT_TEST(gpu_embed_quantize_vs_ref)
 {
     char why[600];
     if (!ktc_available(why, sizeof why)) KT_SKIP("%s", why);
-    dequant_cases(IMPL_CUDA, N_IMPLS, N_GPU_TYPES);
+    dequant_cases(IMPL_CUDA, N_IMPLS, N_TYPES);
     quantize_cases(IMPL_CUDA, N_IMPLS);
 }
 
