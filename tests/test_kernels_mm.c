@@ -83,7 +83,7 @@ void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
 /* kernels_portable_avx2.c */
 void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags);
+             int64_t flags, int64_t ldy);
 void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
 int kgta_usable(void);
