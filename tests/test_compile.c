@@ -5,7 +5,7 @@
  *
  *   compile_tiny_run             compile, run greedy, same seed → same text
  *   compile_arch_unsupported     gemma3 is refused, naming the supported ones
- *   compile_bad_tensor_type      a weight type no kernel takes (Q5_0)
+ *   compile_bad_tensor_type      a weight type no kernel takes (Q8_1)
  *   compile_bad_metadata         heads not dividing the embedding; a missing
  *                                tensor; a wrong shape; a missing key; a
  *                                vocabulary larger than the embedding
@@ -214,8 +214,8 @@ KT_TEST(compile_bad_tensor_type)
     tl_params p;
     tl_defaults(&p);
     p.edit_tensor = "blk.0.attn_q.weight";
-    p.edit_type = KG_TYPE_Q5_0;
-    bad_compile("type-q5_0", &p, STRS("blk.0.attn_q.weight", "Q5_0"));
+    p.edit_type = KG_TYPE_Q8_1; /* known by size, no kernel (kgen_types.h) */
+    bad_compile("type-q8_1", &p, STRS("blk.0.attn_q.weight", "Q8_1"));
 
     /* a norm must be F32 */
     tl_defaults(&p);
@@ -287,14 +287,14 @@ KT_TEST(compile_bad_output)
     tl_params p;
     tl_defaults(&p);
     p.edit_tensor = "blk.1.attn_v.weight";
-    p.edit_type = KG_TYPE_Q5_1;
+    p.edit_type = KG_TYPE_MXFP4;
     char gguf[700];
     snprintf(gguf, sizeof gguf, "%s/bad.gguf", dir);
     snprintf(old, sizeof old, "%s/old.so", dir);
     KT_REQUIRE(tl_write(&p, gguf));
     FILE *f = fopen(old, "w");
     KT_REQUIRE(f && fputs("previous output\n", f) >= 0 && fclose(f) == 0);
-    kc_expect_failure("existing output", 1, dir, STRS("bad.gguf", "old.so"), STRS(gguf, "blk.1.attn_v.weight", "Q5_1"),
+    kc_expect_failure("existing output", 1, dir, STRS("bad.gguf", "old.so"), STRS(gguf, "blk.1.attn_v.weight", "MXFP4"),
                    STRS("compile", gguf, "-o", old));
     char buf[64] = "";
     f = fopen(old, "r");
