@@ -189,10 +189,12 @@ static void fill_weights(uint8_t *w, uint64_t bytes, int wtype, const kg_type_in
         }
         return;
     }
-    size_t at = wtype == KGT_Q6_K ? 208 : 0;
+    /* the f16 scale (and min) of each block: where the format keeps them */
+    size_t at = wtype == KGT_Q6_K ? 208 : wtype == KGT_Q3_K ? 108 : wtype == KGT_Q2_K ? 80 : 0;
+    const int two = wtype == KGT_Q4_1 || wtype == KGT_Q5_1 || wtype == KGT_Q4_K || wtype == KGT_Q5_K || wtype == KGT_Q2_K;
     for (uint64_t i = 0; i < bytes; i += ti->size) {
         memcpy(w + i + at, &d, 2);
-        if (wtype == KGT_Q4_1 || wtype == KGT_Q4_K) memcpy(w + i + 2, &d, 2);
+        if (two) memcpy(w + i + at + 2, &d, 2);
     }
 }
 
@@ -387,6 +389,7 @@ int main(int argc, char **argv)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
             for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
                 if (quick && (shapes[si].N > 6000 || (types[ti] != KGT_Q4_0 && types[ti] != KGT_Q8_0))) continue;
+                if (shapes[si].K % kg_type_get((uint32_t)types[ti])->blck) continue; /* rows of whole blocks only */
                 result r;
                 if (mm_bench(&t, &tg, shapes[si].model, types[ti], shapes[si].K, shapes[si].N, quick, &r)) continue;
                 printf("  %-10s %-5s %6lld %6lld %10.1f %9.1f %7.0f%% %7.0f%%\n", r.model, r.type, (long long)r.K,

@@ -72,9 +72,15 @@ static const tcase cases[] = {
     MM(KGT_F16, 0, 1, 31, 100, 0), MM(KGT_BF16, 0, 4, 31, 64, 0), MM(KGT_F32, 0, 1, 17, 33, 0),
     MM(KGT_Q4_0, 1, 1, 64, 576, KGT_EPI_BIAS | KGT_EPI_RESIDUAL), MM(KGT_Q8_0, 1, 2, 64, 64, KGT_EPI_SWIGLU),
     MM(KGT_Q4_1, 1, 1, 64, 64, KGT_EPI_OUT_Q8),
+    MM(KGT_Q5_0, 1, 1, 97, 256, 0), MM(KGT_Q5_1, 1, 3, 40, 96, 0), MM(KGT_IQ4_NL, 1, 2, 33, 256, 0),
+    MM(KGT_Q5_K, 1, 1, 33, 512, 0), MM(KGT_Q3_K, 1, 5, 33, 256, 0), MM(KGT_Q2_K, 1, 1, 33, 512, KGT_EPI_BIAS),
+    MM(KGT_IQ4_XS, 1, 2, 40, 256, 0), MM(KGT_Q2_K, 0, 3, 17, 256, 0), MM(KGT_Q3_K, 0, 1, 17, 256, 0),
+    MM(KGT_IQ4_XS, 0, 1, 17, 256, 0), MM(KGT_Q5_0, 0, 2, 17, 64, 0),
     {"quantize", 2, {"M", "K"}, {3, 576}, 2, {{F32_IN, 3 * 576, 0}, {Q8A_OUT, 3 * 18, 0}}},
     {"embed", 3, {"wtype", "M", "K"}, {KGT_Q8_0, 3, 576}, 3, {{WEIGHTS, 40, 576}, {IDS32, 3, 40}, {F32_OUT, 3 * 576, 0}}},
     {"embed", 3, {"wtype", "M", "K"}, {KGT_Q4_K, 2, 256}, 3, {{WEIGHTS, 7, 256}, {IDS32, 2, 7}, {F32_OUT, 2 * 256, 0}}},
+    {"embed", 3, {"wtype", "M", "K"}, {KGT_Q3_K, 2, 256}, 3, {{WEIGHTS, 7, 256}, {IDS32, 2, 7}, {F32_OUT, 2 * 256, 0}}},
+    {"embed", 3, {"wtype", "M", "K"}, {KGT_IQ4_NL, 2, 64}, 3, {{WEIGHTS, 7, 64}, {IDS32, 2, 7}, {F32_OUT, 2 * 64, 0}}},
     {"rmsnorm", 4, {"M", "K", "eps", "flags"}, {2, 576, 1e-5, 0}, 3, {{F32_IN, 1152, 0}, {F32_IN, 576, 0}, {F32_OUT, 1152, 0}}},
     {"rmsnorm", 4, {"M", "K", "eps", "flags"}, {1, 2048, 1e-6, KGT_NORM_OUT_Q8}, 3, {{F32_IN, 2048, 0}, {F32_IN, 2048, 0}, {Q8A_OUT, 64, 0}}},
     {"layernorm", 4, {"M", "K", "eps", "flags"}, {3, 100, 1e-5, KGT_NORM_BIAS}, 4,
@@ -163,7 +169,12 @@ static void fill(const tcase *c, const bufspec *b, uint8_t *p, size_t bytes)
             else if (wt == KGT_F16) memcpy(p + o, &d, 2);
             else if (wt == KGT_BF16) { float f = frnd(); uint32_t u; memcpy(&u, &f, 4); uint16_t h = (uint16_t)(u >> 16); memcpy(p + o, &h, 2); }
             else if (wt == KGT_Q6_K) memcpy(p + o + 208, &d, 2);
-            else { memcpy(p + o, &d, 2); if (wt == KGT_Q4_1 || wt == KGT_Q4_K) memcpy(p + o + 2, &d, 2); }
+            else if (wt == KGT_Q3_K) memcpy(p + o + 108, &d, 2);
+            else if (wt == KGT_Q2_K) { memcpy(p + o + 80, &d, 2); memcpy(p + o + 82, &d, 2); }
+            else {
+                memcpy(p + o, &d, 2);
+                if (wt == KGT_Q4_1 || wt == KGT_Q4_K || wt == KGT_Q5_1 || wt == KGT_Q5_K) memcpy(p + o + 2, &d, 2);
+            }
         }
         break;
     }
