@@ -42,7 +42,7 @@ static bool ready(void)
     return true;
 }
 
-static bool standin(void)
+bool ktc_standin(void)
 {
     const char *e = getenv("KGEN_TEST_GPU_STANDIN");
     return e && *e && strcmp(e, "0");
@@ -50,7 +50,7 @@ static bool standin(void)
 
 bool ktc_available(char *why, size_t cap)
 {
-    if (standin()) {
+    if (ktc_standin()) {
         if (!KGEN_HAVE_CUDA) snprintf(why, cap, "the GPU stand-in: built without NVRTC");
         else printf("    stand-in: the CPU runs each instance in the GPU's place (NVRTC compiles it for sm_90)\n");
         return KGEN_HAVE_CUDA;
@@ -181,7 +181,7 @@ int ktc_run(const gen_kinst *k, int64_t M, int64_t n_ctx, void *const *p, const 
             size_t cap)
 {
     if (np > KGM_CUDA_PTRS) return snprintf(err, cap, "%d pointers (at most %d)", np, KGM_CUDA_PTRS), -1;
-    if (standin()) return standin_run(k, M, n_ctx, p, bytes, np, err, cap);
+    if (ktc_standin()) return standin_run(k, M, n_ctx, p, bytes, np, err, cap);
     if (!ready()) return snprintf(err, cap, "no usable GPU: %s", g_why), -1;
     gen_cuda_result r;
     if (compile_one(k, g_sm, &r, err, cap)) return -1;

@@ -27,6 +27,9 @@
 /* A driver, a device and NVRTC (the stand-in: NVRTC)? If not, why (for
  * KT_SKIP). */
 bool ktc_available(char *why, size_t cap);
+/* the CPU stands in for the GPU (KGEN_TEST_GPU_STANDIN): the tests'
+ * plumbing is checked, not the CUDA kernels, so a test may run fewer cases */
+bool ktc_standin(void);
 
 /* Compiles k for this GPU (through the cache), copies the np buffers p[i]
  * (bytes[i] each; NULL: none; a pointer equal to an earlier one shares its
