@@ -32,10 +32,13 @@
  *   mix_bad_row         a K-quant weight whose rows are not whole blocks is
  *                       refused naming the tensor, the type, the row length
  *                       and the block size
- *   slow_mix_rules_match_llama_cpp  (make check-slow) the real SmolLM2
- *                       requantized by llama.cpp's own quantizer (bench/.venv)
- *                       into each mix has, tensor by tensor over its 30
- *                       layers, the types mix_model.py's rules give
+ * and in the slow tier (make check-slow; llama.cpp's own quantizer through
+ * bench/.venv, on the real SmolLM2 requantized):
+ *   slow_mix_rules_match_llama_cpp   each mix has, tensor by tensor over the
+ *                       30 layers, the types mix_model.py's rules give
+ *   slow_mix_llama_cpp_files_e2e     Q4_K_M, Q5_K_M, Q3_K_M, Q2_K, IQ4_XS,
+ *                       Q5_0, Q5_1, IQ4_NL files: kgen against the reference
+ *                       (check_e2e.py, every prompt, 32 tokens)
  *
  * The models are written once per test run under kt_tmpdir() (seconds);
  * the reference's results are memoized under $KGEN_REF_CACHE
@@ -369,33 +372,74 @@ KT_TEST(mix_bad_row)
 /* ───────────────── the rules against llama.cpp (slow tier) ───────────────── */
 
 /* The real SmolLM2 requantized by llama.cpp's own quantizer (bench/.venv,
- * llama-cpp-python's llama_model_quantize) into each mix: every weight tensor
- * of the 30 layers has the type mix_model.py's rules give it. */
+ * llama-cpp-python's llama_model_quantize) as FTYPE into kt_tmpdir(); path
+ * receives it. False (a failed check) if the quantizer failed. */
+static const char PEER_PY[] = "bench/.venv/bin/python";
+
+static bool llama_cpp_quantized(const char *model, const char *ftype, char *path, size_t cap)
+{
+    kc_tpath(path, cap, "smollm2-%s.gguf", ftype);
+    char out[4096], err[4096];
+    char *argv[] = {(char *)PEER_PY, "bench/peer_llama.py", "--quantize", (char *)model, path, (char *)ftype, "-t", "2", NULL};
+    int rc = kt_run(argv, out, sizeof out, err, sizeof err);
+    KT_CHECKF(rc == 0, "llama.cpp's quantizer (%s) exited %d: %s", ftype, rc, tail(err, 2000));
+    return rc == 0;
+}
+
+#define NEED_PEER(model)                                                                                         \
+    char model[512];                                                                                             \
+    snprintf(model, sizeof model, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", kt_models_dir());                       \
+    if (!kc_exists(model)) KT_SKIP("%s not found: run 'make models'", model);                                   \
+    if (!kc_exists(PEER_PY)) KT_SKIP("%s is absent: llama.cpp's quantizer runs there; run sh bench/setup_peer.sh", PEER_PY)
+
+/* Each mix made by llama.cpp from the real SmolLM2: every weight tensor of
+ * the 30 layers has the type mix_model.py's rules give it. */
 KT_TEST(slow_mix_rules_match_llama_cpp)
 {
-    static const char py[] = "bench/.venv/bin/python";
     static const char *const mixes[][2] = {
         {"q4_k_m", "Q4_K_M"}, {"q5_k_m", "Q5_K_M"}, {"q3_k_m", "Q3_K_M"}, {"iq4_xs", "IQ4_XS"}, {"q2_k", "Q2_K"}};
-    char model[512];
-    snprintf(model, sizeof model, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", kt_models_dir());
-    if (!kc_exists(model)) KT_SKIP("%s not found: run 'make models'", model);
-    if (!kc_exists(py)) KT_SKIP("%s is absent: llama.cpp's quantizer runs there; run sh bench/setup_peer.sh", py);
+    NEED_PEER(model);
     enum { CAP = 1 << 16 };
     char *out = malloc(CAP), *err = malloc(CAP);
     KT_REQUIRE(out && err);
     for (size_t i = 0; i < sizeof mixes / sizeof *mixes; i++) {
         char q[700];
-        kc_tpath(q, sizeof q, "smollm2-%s.gguf", mixes[i][1]);
-        char *quant[] = {(char *)py, "bench/peer_llama.py", "--quantize", model, q, (char *)mixes[i][1], "-t", "2", NULL};
-        int rc = kt_run(quant, out, CAP, err, CAP);
-        KT_CHECKF(rc == 0, "llama.cpp's quantizer (%s) exited %d: %s", mixes[i][1], rc, tail(err, 2000));
-        if (rc) continue;
-        char *cmp[] = {(char *)py, "tests/ref/mix_model.py", "--check-against", q, "--shape", "smollm2", "--mix",
+        if (!llama_cpp_quantized(model, mixes[i][1], q, sizeof q)) continue;
+        char *cmp[] = {(char *)PEER_PY, "tests/ref/mix_model.py", "--check-against", q, "--shape", "smollm2", "--mix",
                        (char *)mixes[i][0], NULL};
-        rc = kt_run(cmp, out, CAP, err, CAP);
+        int rc = kt_run(cmp, out, CAP, err, CAP);
         KT_CHECKF(rc == 0, "%s: the rules differ from llama.cpp's quantizer (exit %d):\n%s%s", mixes[i][1], rc,
                   tail(out, 3000), tail(err, 1000));
         if (rc == 0) printf("    %s", tail(out, 200));
+        remove(q);
+    }
+    free(out), free(err);
+}
+
+/* The real SmolLM2 requantized by llama.cpp into each file type users have
+ * (the mixes, and the uniform new types): kgen against the independent
+ * reference, every prompt of tests/ref/prompts.txt, 32 greedy tokens each,
+ * with check_e2e.py's tolerances (set for SmolLM2's 30 layers). */
+KT_TEST(slow_mix_llama_cpp_files_e2e)
+{
+    static const char *const ftypes[] = {"Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "Q5_0", "Q5_1", "IQ4_NL"};
+    NEED_PEER(model);
+    enum { CAP = 1 << 18 };
+    char *out = malloc(CAP), *err = malloc(CAP);
+    KT_REQUIRE(out && err);
+    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++) {
+        char q[700];
+        if (!llama_cpp_quantized(model, ftypes[i], q, sizeof q)) continue;
+        char *argv[] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/check_e2e.py", "--kgen", (char *)kt_kgen_bin(),
+                        "--model", q, "-n", "32", "-t", "2", NULL};
+        int rc = kt_run(argv, out, CAP, err, CAP);
+        if (rc == SKIPPED || rc == 127) {
+            remove(q);
+            free(out), free(err);
+            KT_SKIP("the reference needs %s with numpy and gguf", kt_python());
+        }
+        KT_CHECKF(rc == 0, "%s: check_e2e.py exited %d\n%s\n%s", ftypes[i], rc, tail(out, 4000), tail(err, 1000));
+        if (rc == 0) printf("    %s: %s", ftypes[i], tail(out, 200));
         remove(q);
     }
     free(out), free(err);
