@@ -2,8 +2,8 @@
  * compile.c — kernel instances through the compiled-artifact cache.
  *
  * The key is XXH3-128 over a canonical text of everything that changes the
- * artifact: kgen and LLVM versions, the hash of the generator.s sources
- * (gen/, KGEN_GEN_SRC_ID), the template bitcode.s content, every
+ * artifact: kgen and LLVM versions, the hash of the generator's sources
+ * (gen/, KGEN_GEN_SRC_ID), the template bitcode's content, every
  * instance (template, symbol, each parameter as a constant or rt[i]), the
  * target (triple, CPU, features, ISA level) and the output kind. Never a
  * path or a time.
