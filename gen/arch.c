@@ -328,7 +328,8 @@ static int act(ctx *c, int l, const char *label, int64_t cols)
 #define TRY(x) \
     do { if ((x) < 0) return KG_ERR_NOMEM; } while (0)
 
-/* y = rmsnorm(x) * gamma, per group of cols / groups */
+/* y = rmsnorm(x) * gamma; groups: 0 over the whole row, else per head
+ * (QK-norm: one norm per head, even when there is one head) */
 static int norm(ctx *c, int l, int x, int gamma, int y, int64_t groups)
 {
     int n = NODE(GEN_OP_RMSNORM, l, y, x, gamma);
@@ -352,7 +353,7 @@ static kg_status residual(ctx *c, int l, int x, int y, int post, const char *lab
     if (post >= 0) {
         int yn = act(c, l, label, c->gr->t[x].cols);
         TRY(yn);
-        TRY(norm(c, l, y, post, yn, 1));
+        TRY(norm(c, l, y, post, yn, 0));
         y = yn;
     }
     TRY(NODE(GEN_OP_ADD, l, x, x, y));
@@ -422,7 +423,7 @@ static kg_status attention_block(ctx *c, int l, int x, int ff)
     c->gr->t[kc].kv_layer = c->gr->t[vc].kv_layer = l;
     c->gr->t[vc].kv_is_v = true;
 
-    TRY(norm(c, l, x, wn, h, 1));
+    TRY(norm(c, l, x, wn, h, 0));
     TRY(product(c, l, wq, h, bq, q));
     TRY(product(c, l, wk, h, bk, k));
     TRY(product(c, l, wv, h, bv, v));
@@ -478,7 +479,7 @@ static kg_status ffn_block(ctx *c, int l, int x)
     int h = act(c, l, "ffn_in", E), g = act(c, l, "gate", F), u = act(c, l, "up", F), s = act(c, l, "glu", F),
         d = act(c, l, "ffn_out", E);
     TRY(h); TRY(g); TRY(u); TRY(s); TRY(d);
-    TRY(norm(c, l, x, wn, h, 1));
+    TRY(norm(c, l, x, wn, h, 0));
     TRY(product(c, l, wg, h, -1, g));
     TRY(product(c, l, wu, h, -1, u));
     int n = NODE(GEN_OP_GLU, l, s, g, u);
@@ -520,7 +521,7 @@ static kg_status build(ctx *c)
     int hf = gen_graph_tensor(gr, "out_in", GEN_T_ACT, GEN_ACT_F32, 1, E, false);
     gr->logits = gen_graph_tensor(gr, "logits", GEN_T_ACT, GEN_ACT_F32, 1, hp->n_vocab, false);
     TRY(hf); TRY(gr->logits);
-    n = norm(c, -1, x, onorm, hf, 1);
+    n = norm(c, -1, x, onorm, hf, 0);
     TRY(n);
     gr->n[n].last_row = true;
     TRY(product(c, -1, out, hf, -1, gr->logits));

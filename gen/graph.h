@@ -84,7 +84,7 @@ typedef struct gen_node {
     int out;                   /* tensor id (-1: none)                    */
     int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*; GLU: KGT_GLU_* */
     int64_t out_col;           /* MATMUL: writes columns out_col.. of out (a slice of a wider row) */
-    int64_t groups;            /* RMSNORM: norms per row (QK-norm: the heads); 0 = 1 */
+    int64_t groups;            /* RMSNORM: 0 one norm per row; else per head (QK-norm: the heads) */
     double eps;                /* RMSNORM, ROPE_KV (its QK-norm)           */
     double scale;              /* EMBED: rows times this (0 = 1); ATTN: scores (0 = 1/sqrt(head_dim));
                                   SOFTCAP: the cap                          */

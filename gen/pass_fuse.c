@@ -67,7 +67,7 @@ static int rope_product(const gen_graph *gr, int r, int *norm)
 {
     int x = gr->n[r].in[0], p = producer(gr, x, r);
     *norm = -1;
-    if (p >= 0 && gr->n[p].op == GEN_OP_RMSNORM && !gr->n[p].flags && gr->n[p].groups > 1 && only_reader(gr, x, r)) {
+    if (p >= 0 && gr->n[p].op == GEN_OP_RMSNORM && !gr->n[p].flags && gr->n[p].groups > 0 && only_reader(gr, x, r)) {
         *norm = p;
         x = gr->n[p].in[0];
         if (!only_reader(gr, x, p)) return -1;
