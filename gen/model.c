@@ -330,7 +330,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
     if (!st) st = gen_model_plan(g, o->n_batch, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
-    if (!st) st = gen_tokdata(g, &tok, &ntok);
+    if (!st) st = gen_tokdata(g, o->chat_template, &tok, &ntok);
     if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
         kgm_desc pre;
         char why[512];
