@@ -58,8 +58,9 @@ typedef struct spm_sym {
 } spm_sym;
 
 typedef struct spm_big {
-    float score;         /* the merged token's score; ordered by score, then left */
-    int32_t left, right;
+    uint64_t key;        /* the merged token's score (order-preserving bits) << 32 | ~left:
+                            the largest pops first: the highest score, then the leftmost */
+    int32_t right;
     uint32_t size;       /* bytes of left + right when pushed (stale check) */
 } spm_big;
 

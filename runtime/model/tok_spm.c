@@ -83,9 +83,15 @@ static bool grow(kgr_tok *t, size_t n_sym, size_t n_text)
 }
 
 /* a pops before b: the higher score, then the leftmost (llama.cpp's llm_bigram_spm comparator) */
-static inline bool before(const spm_big *a, const spm_big *b)
+static inline bool before(const spm_big *a, const spm_big *b) { return a->key > b->key; }
+
+/* a finite float's bits as an unsigned integer in the same order (-0 is +0 at init) */
+static inline uint64_t score_key(float f, int32_t left)
 {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = u & 0x80000000u ? ~u : u | 0x80000000u;
+    return (uint64_t)u << 32 | (UINT32_MAX - (uint32_t)left);
 }
 
 static void push(spm_big *h, size_t *n, spm_big e)
@@ -124,7 +130,7 @@ static inline void try_pair(const kgr_tok *t, spm_big *h, size_t *nh, int32_t l,
     const uint8_t *s = t->text + a->off;
     uint32_t size = a->len + b->len;
     int32_t id = tok_find_h(t, hash_bytes(a->hash, s + a->len, b->len), (const char *)s, size, NULL, 0);
-    if (id >= 0) push(h, nh, (spm_big){t->score[id], l, r, size});
+    if (id >= 0) push(h, nh, (spm_big){score_key(t->score[id], l), r, size});
 }
 
 static inline size_t lead_len(uint8_t c) { return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
@@ -166,15 +172,16 @@ int kgr_spm_encode(kgr_tok *t, const uint8_t *s, size_t n, bool space_prefix, si
     for (size_t i = 1; i < n_sym; i++) try_pair(t, h, &nh, (int32_t)i - 1, (int32_t)i);
     while (nh) {
         spm_big b = pop(h, &nh);
-        spm_sym *l = &sym[b.left], *r = &sym[b.right];
+        int32_t left = (int32_t)(UINT32_MAX - (uint32_t)b.key);
+        spm_sym *l = &sym[left], *r = &sym[b.right];
         if (!l->len || !r->len || l->len + r->len != b.size) continue; /* one of them changed */
         l->hash = hash_bytes(l->hash, o + r->off, r->len);
         l->len += r->len;
         r->len = 0;
         l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = b.left;
-        try_pair(t, h, &nh, l->prev, b.left);
-        try_pair(t, h, &nh, b.left, l->next);
+        if (r->next >= 0) sym[r->next].prev = left;
+        try_pair(t, h, &nh, l->prev, left);
+        try_pair(t, h, &nh, left, l->next);
     }
     /* 5: tokens */
     for (int32_t i = n_sym ? 0 : -1; i >= 0; i = sym[i].next) {

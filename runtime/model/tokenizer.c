@@ -343,6 +343,7 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
             if (!rd_u32(&r, &u)) BAD("truncated at score %u of %u", i, n_tok);
             if ((u & 0x7f800000u) == 0x7f800000u) BAD("score of token %u is not a finite number", i);
             memcpy(&t->score[i], &u, 4);
+            t->score[i] += 0.0f; /* -0 is +0 (tok_spm.c orders scores by their bits) */
         }
     }
 
