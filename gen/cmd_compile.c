@@ -2,6 +2,7 @@
  * cmd_compile.c — `kgen compile`: a GGUF model into one per-model shared
  * object (or object file) with the C ABI of include/kgen_model.h.
  */
+#include "chat_tmpl.h"
 #include "cli.h"
 #include "cuda.h"
 #include "gen.h"
@@ -14,7 +15,7 @@
 static const char usage[] =
     "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [-j N]\n"
-    "                    [--no-fuse[=RULES]]\n"
+    "                    [--no-fuse[=RULES]] [--chat-template NAME]\n"
     "\n"
     "Specializes every kernel of the model for its exact shapes and weight types\n"
     "and the CPU (default: this machine), and writes OUT:\n"
@@ -33,6 +34,9 @@ static const char usage[] =
     "  --no-fuse[=RULES]  leave out the fusion rules named (qkv, glu, residual,\n"
     "              q8; comma-separated), or all of them: every op then runs as its\n"
     "              own kernel (slower; the same model). Default: KGEN_NOFUSE's value\n"
+    "  --chat-template NAME  the chat format kgm_chat writes: " GEN_CHAT_TEMPLATE_NAMES ";\n"
+    "              default: recognized from the file's template (Gemma 3 270M's file\n"
+    "              has none: --chat-template gemma)\n"
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -79,6 +83,13 @@ int cmd_compile(int argc, char **argv)
             o.nofuse = a + 10;
             if (gen_fuse_check(o.nofuse)) {
                 fprintf(stderr, "kgen compile: --no-fuse: %s\n", kg_last_error());
+                return 2;
+            }
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!(o.chat_template = cli_value(&c))) return 2;
+            if (!gen_chat_template_known(o.chat_template)) {
+                fprintf(stderr, "kgen compile: --chat-template %s: unknown template (known: " GEN_CHAT_TEMPLATE_NAMES ")\n",
+                        o.chat_template);
                 return 2;
             }
         } else if (!strcmp(a, "--external-weights")) {

@@ -2,6 +2,7 @@
  * cmd_run.c — `kgen run`: generate text with a model (.gguf, compiled
  * through the cache, or a compiled .so), streaming tokens to stdout.
  */
+#include "chat_tmpl.h"
 #include "cli.h"
 #include "internal.h"
 #include "loader.h"
@@ -21,6 +22,8 @@ static const char usage[] =
     "  -f, --file PATH        read the prompt from a file\n"
     "  --chat                 format the prompt as a user message with the model's\n"
     "                         chat template (and --system TEXT as the system message)\n"
+    "  --chat-template NAME   the chat format, when the file has no template or to\n"
+    "                         override it: " GEN_CHAT_TEMPLATE_NAMES " (GGUF only)\n"
     "  -n N                   tokens to generate (default 128; stops at end-of-turn)\n"
     "  --ignore-eos           do not stop at end-of-turn tokens\n"
     "  --temp T               temperature (default 0.8; 0: greedy)\n"
@@ -100,6 +103,14 @@ static int parse(int argc, char **argv, run_args *a)
         else if (OPT("-f", "--file")) STR(a->prompt_file);
         else if (OPT(NULL, "--system")) STR(a->system);
         else if (OPT(NULL, "--chat")) a->chat = true;
+        else if (OPT(NULL, "--chat-template")) {
+            STR(a->lo.chat_template);
+            if (ok && !gen_chat_template_known(a->lo.chat_template)) {
+                fprintf(stderr, "kgen run: --chat-template %s: unknown template (known: " GEN_CHAT_TEMPLATE_NAMES ")\n",
+                        a->lo.chat_template);
+                return 2;
+            }
+        }
         else if (OPT(NULL, "--ignore-eos")) a->ignore_eos = true;
         else if (OPT(NULL, "--no-cache")) a->lo.no_cache = true;
         else if (OPT(NULL, "--cpu")) STR(a->lo.cpu);

@@ -253,6 +253,9 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
             gen_unload(l);
             return st;
         }
+    } else if (o->chat_template) {
+        return kg_err(KG_ERR_ARG, "%s: --chat-template applies when compiling a GGUF file; this model was compiled "
+                                  "with its chat template (recompile it: kgen compile --chat-template NAME)", path);
     } else {
         snprintf(l->so_path, sizeof l->so_path, "%s%s", strchr(path, '/') ? "" : "./", path);
     }

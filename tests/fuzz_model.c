@@ -8,7 +8,8 @@
  *                  by a tokenizer blob: kgr_model_check, the metadata checks
  *                  kgm_open and kgen compile share; when it passes, the
  *                  tokenizer is used (tokenize with and without special
- *                  tokens, every piece, chat formatting).
+ *                  tokens, every piece, chat formatting), byte-level BPE
+ *                  or SentencePiece-style (blob version 2, gen/tokdata.c).
  *
  * Any crash, out-of-bounds read, leak or undefined behaviour is a bug.
  * Seeds (make fuzz): tests/test_modelfile.c writes the tiny model's cut
@@ -51,7 +52,8 @@ static void metadata(const uint8_t *data, size_t n)
     kgr_tok *t = NULL;
     char err[512];
     if (kgr_model_check(&d, tok, nt, &t, err, sizeof err) == 0) {
-        static const char text[] = "Hello, <|im_start|>world \xF0\x9F\x98\x80 12345 \xC0\x80\xFF caf\xC3\xA9\n\n";
+        static const char text[] = "Hello, <|im_start|>world \xF0\x9F\x98\x80 12345 \xC0\x80\xFF caf\xC3\xA9\n\n"
+                                   "<start_of_turn>  \xE2\x96\x81x\xE2<0x41>";
         int32_t ids[256];
         sink += (uint64_t)kgr_tokenize(t, text, sizeof text - 1, KGM_TOK_BOS, ids, 256);
         int m = kgr_tokenize(t, text, sizeof text - 1, KGM_TOK_SPECIAL, ids, 256);

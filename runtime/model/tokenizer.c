@@ -62,96 +62,13 @@
  * are the only allocations outside init: tokenizing such text correctly
  * needs them. A failure to grow returns -1.
  */
-#include "rt.h"
+#include "tok_int.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unicode_tab.h"
-
-#define KGR_TOK_WORD_CAP 1024
-#define MAX_TOKENS (1u << 24)
-#define MAX_MERGES (1u << 24)
-#define CP_REPL 0xFFFDu /* U+FFFD: what a byte that is not UTF-8 reads as (utf8_dec) */
-#define LOW_CLS 0x800u   /* code points below this have their class in t->low_cls */
-
-enum { C_OTHER = 0, C_LETTER = 1, C_NUMBER = 2, C_SPACE = 3 };
-enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3 };
-enum { T_CONTROL = 3, T_USER = 4 };
-enum { CHAT_NONE, CHAT_CHATML, CHAT_LLAMA3 };
-
-typedef struct tok_ent {
-    const char *text; /* in the blob; byte-level mapped text as in GGUF */
-    uint32_t len;
-    uint8_t type;
-} tok_ent;
-
-typedef struct tok_slot {
-    uint32_t hash; /* of the text */
-    uint32_t id1;  /* id + 1; 0: empty slot */
-} tok_slot;
-
-typedef struct merge_ent {
-    uint64_t key;  /* left << 32 | right */
-    uint32_t rank;
-    int32_t res1;  /* result id + 1; 0: empty slot */
-} merge_ent;
-
-typedef struct special {
-    const char *text;
-    uint32_t len;
-    int32_t id;
-    uint8_t control;
-} special;
-
-typedef struct heap_ent {
-    uint32_t rank, left; /* ordered by (rank, left) */
-    int32_t lid, rid;    /* the ids the pair had when pushed (stale check) */
-} heap_ent;
-
-struct kgr_tok {
-    int n_vocab, n_merges;
-    int32_t bos, eos, unk, pad, eot;
-    bool add_bos, ignore_merges;
-    int pre;
-    tok_ent *tok;               /* [n_vocab] */
-    tok_slot *tok_hash;         /* tok_mask + 1 slots */
-    uint32_t tok_mask;
-    merge_ent *merge;           /* merge_mask + 1 slots */
-    uint32_t merge_mask;
-    int32_t byte_tok[256];      /* token of each byte's character; -1: none */
-    uint8_t byte_utf8[256][2];  /* GPT-2 byte-to-unicode character of each byte, UTF-8 */
-    uint8_t byte_utf8_len[256];
-    int16_t char_byte[324];     /* inverse: code point -> byte, -1 */
-    uint8_t low_cls[LOW_CLS];
-    special *spec;              /* sorted by first byte, then longest first */
-    uint32_t spec_lo[256], spec_hi[256];
-    int n_eog;
-    int32_t eog[16];
-    /* chat */
-    int chat;
-    const char *tmpl;
-    uint32_t tmpl_len;
-    const char *defsys;         /* ChatML default system message: Jinja literal body */
-    uint32_t defsys_len;
-    /* BPE scratch: words up to word_cap bytes */
-    size_t word_cap;
-    int32_t *sym_id, *sym_prev, *sym_next;
-    heap_ent *heap;
-    /* a word with bytes utf8_dec replaces or shortens, rewritten: up to text_cap bytes */
-    size_t text_cap;
-    uint8_t *text;
-};
-
-/* ───────────────────────── helpers ───────────────────────── */
-
-static inline uint32_t hash_bytes(uint32_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-#define HASH0 2166136261u
 
 static inline uint32_t hash_pair(uint64_t key, uint32_t mask)
 {
@@ -226,25 +143,6 @@ static inline int cls_at(const kgr_tok *t, const uint8_t *s, size_t e, size_t i,
     uint32_t cp = utf8_dec(s, e, i, len);
     if (cpo) *cpo = cp;
     return ucls(t, cp);
-}
-
-/* The token whose text is a (na bytes) then b (nb bytes; the two parts of a
- * merge, or b empty), whose hash is hv; or -1. */
-static int32_t tok_find_h(const kgr_tok *t, uint32_t hv, const char *a, size_t na, const char *b, size_t nb)
-{
-    for (uint32_t h = hv & t->tok_mask, v; (v = t->tok_hash[h].id1); h = (h + 1) & t->tok_mask) {
-        const tok_ent *e = &t->tok[v - 1];
-        if (t->tok_hash[h].hash == hv && e->len == na + nb && memcmp(e->text, a, na) == 0 &&
-            (!nb || memcmp(e->text + na, b, nb) == 0))
-            return (int32_t)(v - 1);
-    }
-    return -1;
-}
-
-/* The token whose text is `n` bytes at p, or -1. */
-static int32_t tok_find(const kgr_tok *t, const char *p, size_t n)
-{
-    return tok_find_h(t, hash_bytes(HASH0, (const uint8_t *)p, n), p, n, NULL, 0);
 }
 
 /* The token whose text is the byte-level mapping of the n raw bytes at p, or -1. */
@@ -326,6 +224,25 @@ static int cmp_special(const void *a, const void *b)
 
 static bool str_is(const char *p, size_t n, const char *c) { return strlen(c) == n && memcmp(p, c, n) == 0; }
 
+/* Pre-tokenizer names (GGUF tokenizer.ggml.pre), as llama.cpp maps them;
+ * gen/tokdata.c's list must agree (tests/test_tokenizer.c checks it). */
+static const struct { const char *name; int pre; } pre_names[] = {
+    {"default", PRE_GPT2},     {"gpt2", PRE_GPT2},      {"gpt-2", PRE_GPT2},  {"smollm", PRE_SMOLLM},
+    {"llama-bpe", PRE_LLAMA3}, {"llama3", PRE_LLAMA3},  {"llama-v3", PRE_LLAMA3},
+    {"qwen2", PRE_QWEN2},      {"deepseek-r1-qwen", PRE_QWEN2}};
+
+/* Token texts that end generation (llama.cpp's list: it makes them control
+ * tokens whatever their type, and so does kgen). */
+static bool eog_text(const tok_ent *e)
+{
+    static const char *const names[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>", "<|end_of_text|>",
+                                        "<|eom_id|>", "<|end|>", "<EOT>", "_<EOT>", "<|return|>", "<|call|>",
+                                        "<end_of_utterance>"};
+    for (size_t j = 0; j < sizeof names / sizeof *names; j++)
+        if (str_is(e->text, e->len, names[j])) return true;
+    return false;
+}
+
 /* GPT-2's byte-to-unicode table: printable bytes ('!'..'~', 0xA1..0xAC,
  * 0xAE..0xFF) stand for themselves, the other 68 for U+0100.. in byte order. */
 static void byte_map_init(kgr_tok *t)
@@ -347,38 +264,6 @@ static void byte_map_init(kgr_tok *t)
     }
 }
 
-/* The chat template's kind, and for ChatML a default system message: a
- * Jinja string literal '<|im_start|>system\n...<|im_end|>\n' used when the
- * first message is not a system message (SmolLM2's, Qwen2.5's templates). */
-static void chat_init(kgr_tok *t)
-{
-    const char *s = t->tmpl;
-    size_t n = t->tmpl_len;
-    t->chat = CHAT_NONE;
-    if (!n) return;
-    if (memmem(s, n, "<|im_start|>", 12)) {
-        t->chat = CHAT_CHATML;
-        bool cond = memmem(s, n, "'system'", 8) || memmem(s, n, "\"system\"", 8);
-        static const char head[] = "<|im_start|>system", tail[] = "<|im_end|>\n", tail_esc[] = "<|im_end|>\\n";
-        for (size_t i = 1; cond && i + sizeof head - 1 <= n; i++) {
-            char q = s[i - 1];
-            if ((q != '\'' && q != '"') || memcmp(s + i, head, sizeof head - 1) != 0) continue;
-            size_t j = i;
-            while (j < n && s[j] != q) j += s[j] == '\\' ? 2 : 1;
-            if (j >= n) break;
-            size_t len = j - i;
-            if ((len >= sizeof tail - 1 && !memcmp(s + j - (sizeof tail - 1), tail, sizeof tail - 1)) ||
-                (len >= sizeof tail_esc - 1 && !memcmp(s + j - (sizeof tail_esc - 1), tail_esc, sizeof tail_esc - 1))) {
-                t->defsys = s + i;
-                t->defsys_len = (uint32_t)len;
-                break;
-            }
-        }
-    } else if (memmem(s, n, "<|start_header_id|>", 19) && memmem(s, n, "<|end_header_id|>", 17)) {
-        t->chat = CHAT_LLAMA3;
-    }
-}
-
 int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t errcap)
 {
 #define BAD(...) do { kgr_tok_free(t); return kgr_msg(err, errcap, "tokenizer data: " __VA_ARGS__); } while (0)
@@ -389,7 +274,7 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     if (!t) return kgr_msg(err, errcap, "tokenizer: out of memory");
     rd r = {blob, size, 0};
     if (size < 40 || memcmp(blob, "KGTOKEN", 7) != 0) BAD("too short or bad magic (%zu bytes)", size);
-    if (((const uint8_t *)blob)[7] != '1') BAD("format version '%c', expected '1'", ((const char *)blob)[7]);
+    if (((const uint8_t *)blob)[7] != '2') BAD("format version '%c', expected '2'", ((const char *)blob)[7]);
     r.off = 8;
     uint32_t n_tok, n_merge, ids[5], flags;
     rd_u32(&r, &n_tok);
@@ -405,7 +290,12 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     static const char *const id_name[5] = {"bos", "eos", "unk", "pad", "eot"};
     for (int i = 0; i < 5; i++)
         if (ids[i] != UINT32_MAX && ids[i] >= n_tok) BAD("%s id %u out of range (%u tokens)", id_name[i], ids[i], n_tok);
-    if (flags & ~1u) BAD("unknown flags 0x%x", flags);
+    if (flags & ~7u) BAD("unknown flags 0x%x", flags);
+    t->spm = flags & 2;
+    t->add_space_prefix = flags & 4;
+    if (t->add_space_prefix && !t->spm) BAD("flags 0x%x: a space prefix without a SentencePiece vocabulary", flags);
+    if (t->spm && n_merge) BAD("%u merges in a SentencePiece vocabulary (expected none)", n_merge);
+    if (t->spm && (uint64_t)n_tok * 9 > size - r.off) BAD("%u tokens and their scores cannot fit in %zu bytes", n_tok, size);
     t->n_vocab = (int)n_tok;
     t->bos = (int32_t)ids[0], t->eos = (int32_t)ids[1], t->unk = (int32_t)ids[2], t->pad = (int32_t)ids[3],
     t->eot = (int32_t)ids[4];
@@ -414,11 +304,11 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     const char *pre;
     uint32_t pre_len;
     if (!rd_str(&r, &pre, &pre_len)) BAD("truncated in the pre-tokenizer name");
-    if (str_is(pre, pre_len, "gpt2") || str_is(pre, pre_len, "gpt-2") || str_is(pre, pre_len, "default")) t->pre = PRE_GPT2;
-    else if (str_is(pre, pre_len, "smollm")) t->pre = PRE_SMOLLM;
-    else if (str_is(pre, pre_len, "llama-bpe") || str_is(pre, pre_len, "llama3") || str_is(pre, pre_len, "llama-v3"))
-        t->pre = PRE_LLAMA3, t->ignore_merges = true;
-    else BAD("unsupported pre-tokenizer \"%.*s\"", (int)(pre_len > 64 ? 64 : pre_len), pre);
+    t->pre = -1;
+    for (size_t i = 0; i < sizeof pre_names / sizeof *pre_names; i++)
+        if (str_is(pre, pre_len, pre_names[i].name)) t->pre = pre_names[i].pre;
+    if (t->pre < 0 && !t->spm) BAD("unsupported pre-tokenizer \"%.*s\"", (int)(pre_len > 64 ? 64 : pre_len), pre);
+    t->ignore_merges = t->pre == PRE_LLAMA3; /* (a SentencePiece vocabulary has no pre-tokenizer: the name is not used) */
     if (!rd_str(&r, &t->tmpl, &t->tmpl_len)) BAD("truncated in the chat template");
 
     /* tokens */
@@ -433,7 +323,8 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
         tok_ent *e = &t->tok[i];
         e->type = r.p[r.off++];
         if (!rd_str(&r, &e->text, &e->len)) BAD("truncated at token %u of %u", i, n_tok);
-        if ((e->type == T_CONTROL || e->type == T_USER) && e->len) n_spec++;
+        if (e->type != T_CONTROL && eog_text(e)) e->type = T_CONTROL; /* as llama.cpp: end-of-generation text is control */
+        if ((e->type == T_CONTROL || e->type == T_USER || e->type == T_UNKNOWN) && e->len) n_spec++;
         uint32_t hv = hash_bytes(HASH0, (const uint8_t *)e->text, e->len), h = hv & t->tok_mask;
         for (; t->tok_hash[h].id1; h = (h + 1) & t->tok_mask) {
             const tok_ent *o = &t->tok[t->tok_hash[h].id1 - 1];
@@ -441,6 +332,19 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
                 break; /* the last of equal texts wins */
         }
         t->tok_hash[h] = (tok_slot){hv, i + 1};
+    }
+
+    /* scores (SentencePiece): f32, finite */
+    if (t->spm) {
+        t->score = malloc(n_tok * sizeof *t->score);
+        if (!t->score) BAD("out of memory for %u scores", n_tok);
+        for (uint32_t i = 0; i < n_tok; i++) {
+            uint32_t u;
+            if (!rd_u32(&r, &u)) BAD("truncated at score %u of %u", i, n_tok);
+            if ((u & 0x7f800000u) == 0x7f800000u) BAD("score of token %u is not a finite number", i);
+            memcpy(&t->score[i], &u, 4);
+            t->score[i] += 0.0f; /* -0 is +0 (tok_spm.c orders scores by their bits) */
+        }
     }
 
     /* merges */
@@ -493,22 +397,25 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
 
     /* bytes, classes */
     byte_map_init(t);
-    for (int b = 0; b < 256; b++) t->byte_tok[b] = tok_find(t, (const char *)t->byte_utf8[b], t->byte_utf8_len[b]);
+    if (t->spm) {
+        if (kgr_spm_init(t, err, errcap)) {
+            kgr_tok_free(t);
+            return -1;
+        }
+    } else {
+        for (int b = 0; b < 256; b++) t->byte_tok[b] = tok_find(t, (const char *)t->byte_utf8[b], t->byte_utf8_len[b]);
+    }
     for (uint32_t cp = 0; cp < LOW_CLS; cp++) t->low_cls[cp] = (uint8_t)table_cls(cp);
 
     /* special tokens, end-of-generation tokens */
     t->spec = malloc((n_spec ? n_spec : 1) * sizeof *t->spec);
     if (!t->spec) BAD("out of memory");
-    static const char *const eog_names[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>",
-                                            "<|end_of_text|>", "<|eom_id|>", "<|end|>", "<EOT>"};
     uint32_t k = 0;
     for (uint32_t i = 0; i < n_tok; i++) {
         const tok_ent *e = &t->tok[i];
-        if ((e->type != T_CONTROL && e->type != T_USER) || !e->len) continue;
-        t->spec[k++] = (special){e->text, e->len, (int32_t)i, e->type == T_CONTROL};
-        if (e->type != T_CONTROL || t->n_eog == (int)(sizeof t->eog / sizeof *t->eog)) continue;
-        for (size_t j = 0; j < sizeof eog_names / sizeof *eog_names; j++)
-            if (str_is(e->text, e->len, eog_names[j])) t->eog[t->n_eog++] = (int32_t)i;
+        if ((e->type != T_CONTROL && e->type != T_USER && e->type != T_UNKNOWN) || !e->len) continue;
+        t->spec[k++] = (special){e->text, e->len, (int32_t)i, e->type != T_USER};
+        if (eog_text(e) && t->n_eog < (int)(sizeof t->eog / sizeof *t->eog)) t->eog[t->n_eog++] = (int32_t)i;
     }
     qsort(t->spec, n_spec, sizeof *t->spec, cmp_special);
     for (uint32_t i = 0; i < n_spec; i++) {
@@ -527,7 +434,7 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     t->text = malloc(t->text_cap);
     if (!t->sym_id || !t->sym_prev || !t->sym_next || !t->heap || !t->text) BAD("out of memory");
 
-    chat_init(t);
+    kgr_chat_init(t);
     *out = t;
     return 0;
 #undef BAD
@@ -545,6 +452,9 @@ void kgr_tok_free(kgr_tok *t)
     free(t->sym_next);
     free(t->heap);
     free(t->text);
+    free(t->score);
+    free(t->spm_sym);
+    free(t->spm_heap);
     free(t);
 }
 
@@ -553,17 +463,6 @@ int32_t kgr_tok_bos(const kgr_tok *t) { return t->bos; }
 int32_t kgr_tok_eos(const kgr_tok *t) { return t->eos; }
 
 /* ───────────────────────── BPE ───────────────────────── */
-
-typedef struct sink {
-    int32_t *out;
-    int cap, n;
-} sink;
-
-static inline void emit(sink *k, int32_t id)
-{
-    if (k->n < k->cap) k->out[k->n] = id;
-    k->n++;
-}
 
 static bool grow_scratch(kgr_tok *t, size_t n)
 {
@@ -755,7 +654,8 @@ static size_t match_gpt2(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
     return space_end(t, s, i, e, false);
 }
 
-static size_t match_llama3(const kgr_tok *t, const uint8_t *s, size_t i, size_t e)
+/* Llama 3's regex; Qwen2's is the same with \p{N} for \p{N}{1,3} (max_digits 1) */
+static size_t match_llama3(const kgr_tok *t, const uint8_t *s, size_t i, size_t e, int max_digits)
 {
     size_t l0, l1, j;
     uint32_t c0;
@@ -767,7 +667,7 @@ static size_t match_llama3(const kgr_tok *t, const uint8_t *s, size_t i, size_t 
         return run_of(t, s, i + l0, e, C_LETTER);
     if (k0 == C_NUMBER) { /* \p{N}{1,3} */
         j = i + l0;
-        for (int n = 1; n < 3 && j < e && cls_at(t, s, e, j, &l1, NULL) == C_NUMBER; n++) j += l1;
+        for (int n = 1; n < max_digits && j < e && cls_at(t, s, e, j, &l1, NULL) == C_NUMBER; n++) j += l1;
         return j;
     }
     size_t k = i; /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
@@ -796,11 +696,24 @@ static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
             for (e = i; e < b && cls_at(t, s, b, e, &len, NULL) != C_NUMBER; e += len) {}
         }
         for (; i < e; i = j) {
-            j = t->pre == PRE_LLAMA3 ? match_llama3(t, s, i, e) : match_gpt2(t, s, i, e);
+            j = t->pre == PRE_LLAMA3   ? match_llama3(t, s, i, e, 3)
+                : t->pre == PRE_QWEN2  ? match_llama3(t, s, i, e, 1)
+                                       : match_gpt2(t, s, i, e);
             if (bpe_span(t, s, i, j, k)) return -1;
         }
     }
     return 0;
+}
+
+/* The text [a, b) between special tokens: pre-tokenized and BPE'd, or
+ * SentencePiece's (tok_spm.c; an empty fragment is none, as in llama.cpp). */
+static int text_part(kgr_tok *t, const uint8_t *s, size_t a, size_t b, bool *prev_special, sink *k)
+{
+    if (!t->spm) return pretok(t, s, a, b, k);
+    if (a == b) return 0;
+    bool prefix = t->add_space_prefix && *prev_special;
+    *prev_special = false;
+    return kgr_spm_encode(t, s + a, b - a, prefix, k);
 }
 
 int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *out, int cap)
@@ -811,12 +724,14 @@ int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *o
     const uint8_t *s = (const uint8_t *)text;
     bool want_special = flags & KGM_TOK_SPECIAL;
     size_t seg = 0;
+    bool prev_special = true; /* SentencePiece: a space prefix for the first fragment and after special tokens */
     for (size_t i = 0; i < len;) {
         uint8_t f = s[i];
         const special *hit = NULL;
         for (uint32_t j = t->spec_lo[f]; j < t->spec_hi[f]; j++) {
             const special *sp = &t->spec[j];
-            if ((want_special || !sp->control) && sp->len <= len - i && memcmp(s + i, sp->text, sp->len) == 0) {
+            if ((want_special || !sp->control) && sp->len <= len - i && (sp->len < 2 || s[i + 1] == (uint8_t)sp->text[1]) &&
+                memcmp(s + i, sp->text, sp->len) == 0) {
                 hit = sp;
                 break;
             }
@@ -825,12 +740,13 @@ int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *o
             i++;
             continue;
         }
-        if (pretok(t, s, seg, i, &k)) return -1;
+        if (text_part(t, s, seg, i, &prev_special, &k)) return -1;
         emit(&k, hit->id);
+        prev_special = true;
         i += hit->len;
         seg = i;
     }
-    if (pretok(t, s, seg, len, &k)) return -1;
+    if (text_part(t, s, seg, len, &prev_special, &k)) return -1;
     return k.n;
 }
 
@@ -840,7 +756,8 @@ int kgr_token_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap)
 {
     if (!t || tok < 0 || tok >= t->n_vocab || (!buf && cap)) return -1;
     const tok_ent *e = &t->tok[tok];
-    if (e->type == T_CONTROL) return 0;
+    if (t->spm) return kgr_spm_piece(t, tok, buf, cap);
+    if (e->type == T_CONTROL || e->type == T_UNKNOWN) return 0;
     const uint8_t *s = (const uint8_t *)e->text;
     bool mapped = e->type != T_USER;
     size_t n = 0, len;
@@ -870,76 +787,3 @@ int kgr_is_eog(const kgr_tok *t, int32_t tok)
     return 0;
 }
 
-/* ───────────────────────── chat ───────────────────────── */
-
-typedef struct wr {
-    char *buf;
-    size_t cap, len;
-} wr;
-
-static void wr_put(wr *w, const char *s, size_t n)
-{
-    if (w->len < w->cap) memcpy(w->buf + w->len, s, n < w->cap - w->len ? n : w->cap - w->len);
-    w->len += n;
-}
-static void wr_str(wr *w, const char *s) { wr_put(w, s, strlen(s)); }
-
-/* A Jinja string literal's body, unescaped (\n \t \r \\ \' \"). */
-static void wr_jinja_lit(wr *w, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\\' && i + 1 < n) {
-            char d = s[++i];
-            c = d == 'n' ? '\n' : d == 't' ? '\t' : d == 'r' ? '\r' : d;
-            if (d != 'n' && d != 't' && d != 'r' && d != '\\' && d != '\'' && d != '"') wr_put(w, "\\", 1);
-        }
-        wr_put(w, &c, 1);
-    }
-}
-
-static bool trim_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
-int kgr_has_chat(const kgr_tok *t) { return t && t->chat != CHAT_NONE; }
-
-int kgr_chat(const kgr_tok *t, const kgm_message *msgs, int n_msgs, int add_assistant, char *buf, size_t cap,
-             char *err, size_t errcap)
-{
-    if (!t) return kgr_msg(err, errcap, "chat: no tokenizer");
-    if (t->chat == CHAT_NONE)
-        return kgr_msg(err, errcap, t->tmpl_len ? "chat: the model's chat template is not one kgen recognizes "
-                                                  "(supported: ChatML, Llama 3)"
-                                                : "chat: the model has no chat template");
-    if (n_msgs < 0 || (n_msgs > 0 && !msgs)) return kgr_msg(err, errcap, "chat: bad message list (%d messages)", n_msgs);
-    if (!buf && cap) return kgr_msg(err, errcap, "chat: NULL buffer with capacity %zu", cap);
-    for (int i = 0; i < n_msgs; i++)
-        if (!msgs[i].role || !msgs[i].content) return kgr_msg(err, errcap, "chat: message %d has a NULL role or content", i);
-    wr w = {buf, cap, 0};
-    if (t->chat == CHAT_CHATML) {
-        if (n_msgs > 0 && t->defsys && strcmp(msgs[0].role, "system") != 0) wr_jinja_lit(&w, t->defsys, t->defsys_len);
-        for (int i = 0; i < n_msgs; i++) {
-            wr_str(&w, "<|im_start|>");
-            wr_str(&w, msgs[i].role);
-            wr_str(&w, "\n");
-            wr_str(&w, msgs[i].content);
-            wr_str(&w, "<|im_end|>\n");
-        }
-        if (add_assistant) wr_str(&w, "<|im_start|>assistant\n");
-    } else { /* Llama 3: content trimmed; BOS is the tokenizer's (KGM_TOK_BOS), not text */
-        for (int i = 0; i < n_msgs; i++) {
-            const char *c = msgs[i].content;
-            size_t a = 0, b = strlen(c);
-            while (a < b && trim_space(c[a])) a++;
-            while (b > a && trim_space(c[b - 1])) b--;
-            wr_str(&w, "<|start_header_id|>");
-            wr_str(&w, msgs[i].role);
-            wr_str(&w, "<|end_header_id|>\n\n");
-            wr_put(&w, c + a, b - a);
-            wr_str(&w, "<|eot_id|>");
-        }
-        if (add_assistant) wr_str(&w, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    }
-    if (w.len > INT_MAX) return kgr_msg(err, errcap, "chat: the formatted text is longer than INT_MAX");
-    if (w.len < cap) buf[w.len] = '\0';
-    return (int)w.len;
-}

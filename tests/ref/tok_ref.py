@@ -12,10 +12,12 @@ record per line, every string as hex of its bytes ("-" when empty):
                                (llama.cpp's reading of it, in UTF-8; bytes the
                                vocabulary lacks are still to be removed)
     R pre flags idx ids        its token ids ("1,2,3"; "-" when none) with the
-                               pre-tokenizer `pre` (smollm, gpt2, llama-bpe);
+                               pre-tokenizer `pre` (smollm, gpt2, llama-bpe, qwen2;
+                               tok_spm_ref.py: spm);
                                flags 2 = special-token text is the token
     J 0                        jinja2 is not installed (no T/H records)
-    T name hex                 a chat template (name: smollm2 = the GGUF's, llama3)
+    T name hex                 a chat template (name: smollm2 = the GGUF's, llama3,
+                               gemma, phi3: those models' own templates)
     H name add n hexrole hexcontent ... hexexpected
                                messages formatted by Jinja with the template
 
@@ -25,6 +27,7 @@ The strings are tok_corpus.py's. Reference pipelines for valid strings:
     gpt2       ByteLevel(add_prefix_space=False, use_regex=True)
     llama-bpe  Sequence([Split(Regex(LLAMA3), "isolated"), ByteLevel(use_regex=False)]),
                BPE(ignore_merges=True)
+    qwen2      the same with Regex(QWEN2) (\p{N} for \p{N}{1,3}), BPE()
 BPE model from the GGUF's tokens and merges, ByteLevel decoder, control
 (type 3) and user-defined (type 4) tokens as added tokens; without flag 2,
 tokenizer.encode_special_tokens = True (their text is ordinary text).
@@ -46,6 +49,8 @@ except ImportError as e:
 
 LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
           r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Qwen2's (its tokenizer.json): Llama 3's with single digits
+QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
 
 # Meta's Llama 3 Instruct chat template (BOS comes from the tokenizer, so
 # bos_token is rendered as "").
@@ -55,6 +60,35 @@ LLAMA3_TEMPLATE = (
     "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
     "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+
+
+# Gemma 3's chat template (google/gemma-3-270m-it, tokenizer_config.json;
+# written out here: the GGUF has none).
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n"
+    "{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n")
+
+# Phi-3-mini-4k-instruct's (tokenizer_config.json); eos_token is rendered as "".
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + "
+    "'<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}")
 
 
 def field_str(f, i):
@@ -96,7 +130,7 @@ def build(tokens, types, merges, pre):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
         tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(QWEN2 if pre == "qwen2" else LLAMA3), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
@@ -139,9 +173,14 @@ BYTE_CHAR = gpt2_byte_chars()
 def split_special(b, specials):
     """b as a list of byte strings and token ids: the leftmost special text
     (bytes, id) first, the longest at one position."""
+    by_first = {}
+    for sp in specials:  # candidates by first byte, the longest first (the first of equal lengths)
+        by_first.setdefault(sp[0][0], []).append(sp)
+    for v in by_first.values():
+        v.sort(key=lambda sp: -len(sp[0]))
     out, seg, i = [], 0, 0
     while i < len(b):
-        hit = max((sp for sp in specials if b.startswith(sp[0], i)), key=lambda sp: len(sp[0]), default=None)
+        hit = next((sp for sp in by_first.get(b[i], ()) if b.startswith(sp[0], i)), None)
         if not hit:
             i += 1
             continue
@@ -189,7 +228,7 @@ def main():
     hx = lambda b: b.hex() or "-"
     lines = [f"S {i} {hx(s.encode('utf-8'))}" for i, s in enumerate(valid)]
     lines += [f"X {len(valid) + i} {hx(b)} {hx(read_text(specials[0], b))}" for i, b in enumerate(invalid)]
-    for pre in ("smollm", "gpt2", "llama-bpe"):
+    for pre in ("smollm", "gpt2", "llama-bpe", "qwen2"):
         tok = build(tokens, types, merges, pre)
         for flags in (0, 2):
             tok.encode_special_tokens = flags == 0
@@ -218,13 +257,22 @@ def main():
             [("user", "")], [("assistant", "starts with assistant")], [("tool", "{\"r\": 1}")],
             [("user", "héllo 你好 😀\n\tnext line")], [("system", "")],
         ]
-        for name, text in (("smollm2", tmpl), ("llama3", LLAMA3_TEMPLATE)):
+        # (the Jinja templates raise on conversations they refuse, such as
+        # Gemma's on roles that do not alternate; Phi-3's drops roles other
+        # than system, user and assistant: those are not compared)
+        for name, text in (("smollm2", tmpl), ("llama3", LLAMA3_TEMPLATE), ("gemma", GEMMA3_TEMPLATE),
+                           ("phi3", PHI3_TEMPLATE)):
             lines.append(f"T {name} {hx(text.encode())}")
             t = env.from_string(text)
             for conv in convs:
+                if name == "phi3" and any(r not in ("system", "user", "assistant") for r, _ in conv):
+                    continue
                 for add in (0, 1):
                     msgs = [{"role": r, "content": c} for r, c in conv]
-                    want = t.render(messages=msgs, add_generation_prompt=bool(add), bos_token="", eos_token="")
+                    try:
+                        want = t.render(messages=msgs, add_generation_prompt=bool(add), bos_token="", eos_token="")
+                    except Exception:
+                        continue
                     fields = " ".join(f"{hx(r.encode())} {hx(c.encode())}" for r, c in conv)
                     lines.append(f"H {name} {add} {len(conv)} {fields + ' ' if fields else ''}{hx(want.encode())}")
     with open(sys.argv[2], "w") as f:
