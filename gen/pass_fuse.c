@@ -15,7 +15,7 @@
  *             one product per weight, each writing its column slice of the
  *             QKV row (no barrier between them: lower.c)
  *   glu       act(Wg h) * (Wu h), both weights of one type  ->  one product
- *             with the SwiGLU epilogue (silu only)
+ *             with the SwiGLU or GeGLU epilogue
  *   residual  x + W a  ->  the product's residual epilogue, in place into x
  *   q8        a quantized-weight product reads int8 activations: its input's
  *             producer quantizes in its epilogue (norm, product) when every
@@ -169,11 +169,11 @@ static kg_status fuse_qkv(gen_graph *gr, int s)
     return KG_OK;
 }
 
-/* silu(Wg h) * (Wu h)  ->  Wg h with the SwiGLU epilogue over Wu */
+/* act(Wg h) * (Wu h)  ->  Wg h with the SwiGLU or GeGLU epilogue over Wu */
 static void fuse_glu(gen_graph *gr, int s)
 {
     gen_node *n = &gr->n[s];
-    if (n->flags != KGT_GLU_SILU) return; /* the epilogue is SwiGLU's */
+    if (n->flags != KGT_GLU_SILU && n->flags != KGT_GLU_GELU) return;
     int mg = producer(gr, n->in[0], s), mu = producer(gr, n->in[1], s);
     if (mg < 0 || mu < 0 || gr->n[mg].op != GEN_OP_MATMUL) return;
     int h = gr->n[mg].in[1];
@@ -186,7 +186,7 @@ static void fuse_glu(gen_graph *gr, int s)
     m->in[0] = gr->n[mg].in[0];
     m->in[1] = h;
     m->in[2] = gr->n[mu].in[0];
-    m->flags |= KGT_EPI_SWIGLU;
+    m->flags |= n->flags == KGT_GLU_GELU ? KGT_EPI_GEGLU : KGT_EPI_SWIGLU;
     m->out = n->out;
     gr->n[other].dead = n->dead = true;
 }

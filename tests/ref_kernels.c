@@ -277,6 +277,13 @@ void ref_dequant_q8a(const kgt_q8a *x, int64_t K, float *y)
         for (int j = 0; j < 32; j++) y[32 * i + j] = x[i].d * (float)x[i].qs[j];
 }
 
+/* the gate's activation of a GLU epilogue: silu, or GELU in its tanh form */
+static double ref_glu_act(double g, int flags)
+{
+    if (flags & KGT_EPI_GEGLU) return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+    return g / (1.0 + exp(-g));
+}
+
 void ref_mm(const float *W, const float *Wup, const float *X, const float *bias, const float *res, int64_t M,
             int64_t N, int64_t K, int flags, double *Y, double *mag)
 {
@@ -289,14 +296,14 @@ void ref_mm(const float *W, const float *Wup, const float *X, const float *bias,
                 gm += fabs(t);
             }
             double a = gm;
-            if (flags & KGT_EPI_SWIGLU) {
+            if (flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) {
                 for (int64_t k = 0; k < K; k++) {
                     const double t = (double)Wup[n * K + k] * X[m * K + k];
                     u += t;
                     um += fabs(t);
                 }
-                const double s = g / (1.0 + exp(-g));
-                a = fabs(s) * um + 1.1 * fabs(u) * gm; /* |silu'| <= 1.1 */
+                const double s = ref_glu_act(g, flags);
+                a = fabs(s) * um + 1.13 * fabs(u) * gm; /* |silu'| <= 1.1, |gelu'| <= 1.13 */
                 g = s * u;
             }
             if (flags & KGT_EPI_BIAS) {
@@ -323,11 +330,13 @@ void ref_mm_q8_bound(const float *W, const float *Wup, const float *X, const flo
                 const double dx = fabs((double)X[m * K + k] - Xq[m * K + k]);
                 g += (double)W[n * K + k] * X[m * K + k];
                 bg += fabs((double)W[n * K + k]) * dx;
-                if (flags & KGT_EPI_SWIGLU) {
+                if (flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) {
                     u += (double)Wup[n * K + k] * X[m * K + k];
                     bu += fabs((double)Wup[n * K + k]) * dx;
                 }
             }
-            B[m * N + n] = flags & KGT_EPI_SWIGLU ? 1.1 * bg * (fabs(u) + bu) + fabs(g / (1.0 + exp(-g))) * bu : bg;
+            B[m * N + n] = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)
+                               ? 1.13 * bg * (fabs(u) + bu) + fabs(ref_glu_act(g, flags)) * bu
+                               : bg;
         }
 }

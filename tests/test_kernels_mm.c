@@ -106,7 +106,7 @@ static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act,
     const size_t xb = act == KGT_ACT_Q8 ? (size_t)(M * K / 32) * sizeof(kgt_q8a) : (size_t)(M * K) * sizeof(float);
     const size_t yb = flags & KGT_EPI_OUT_Q8 ? (size_t)(span / 32) * sizeof(kgt_q8a) : (size_t)span * sizeof(float);
     const size_t bytes[6] = {wb, xb, yb, (size_t)N * sizeof(float), (size_t)span * sizeof(float),
-                             (flags & KGT_EPI_SWIGLU) ? wb : 0};
+                             (flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) ? wb : 0};
     char err[1024];
     int rc = ktc_run(&k, M, 0, p, bytes, 6, err, sizeof err);
     KT_CHECKF(rc == 0, "GPU mm (type %lld, act %lld, M %lld, N %lld, K %lld, flags %lld): %s", (long long)wtype,
@@ -573,7 +573,8 @@ static void check_mm(const wmat *a, int act, int64_t M, int flags, mm_runs runs)
 }
 
 static const int EPIS[] = {0, KGT_EPI_BIAS, KGT_EPI_RESIDUAL, KGT_EPI_SWIGLU, KGT_EPI_OUT_Q8,
-                           KGT_EPI_BIAS | KGT_EPI_RESIDUAL | KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8};
+                           KGT_EPI_BIAS | KGT_EPI_RESIDUAL | KGT_EPI_SWIGLU | KGT_EPI_OUT_Q8,
+                           KGT_EPI_GEGLU | KGT_EPI_OUT_Q8};
 
 static int n_acts(int type) { return is_quant(type) ? 2 : 1; }
 
@@ -625,7 +626,7 @@ KT_TEST(kernels_mm_models)
             int64_t K = shapes[si][0];
             if (is_kquant(type) && K % 256) K = K / 256 * 256 + 256; /* 576 -> 768, 1536 ok */
             wmat a;
-            wmat_init(&a, type, shapes[si][1], K, (epis[si] & KGT_EPI_SWIGLU) != 0);
+            wmat_init(&a, type, shapes[si][1], K, (epis[si] & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) != 0);
             for (int act = 0; act < n_acts(type); act++) {
                 check_mm(&a, act, 1, epis[si], (mm_runs){2, 2, 1, 0});
                 if (K * a.N <= (1 << 20)) check_mm(&a, act, 5, epis[si], (mm_runs){2, 2, 1, 0});
@@ -663,7 +664,7 @@ KT_TEST(gpu_mm_vs_ref)
             int64_t K = shapes[si][0];
             if (is_kquant(type) && K % 256) K = K / 256 * 256 + 256;
             wmat a;
-            wmat_init(&a, type, shapes[si][1], K, (epis[si] & KGT_EPI_SWIGLU) != 0);
+            wmat_init(&a, type, shapes[si][1], K, (epis[si] & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) != 0);
             for (int act = 0; act < n_acts(type); act++)
                 for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
                     check_mm(&a, act, Ms[mi], epis[si], (mm_runs){1, 1, 1, IMPL_CUDA});

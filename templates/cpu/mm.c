@@ -198,6 +198,8 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
         for (int64_t j = 0; j < nc; j++) {
             float g = y[0][m][j];
             if (flags & KGT_EPI_SWIGLU) g = g / (1.0f + expf(-g)) * y[1][m][j];
+            /* tanh GELU as kgt_vgelu: x / (1 + e^(-2u)), 2u = x (2 sqrt(2/pi) + 2 * 0.044715 sqrt(2/pi) x²) */
+            if (flags & KGT_EPI_GEGLU) g = g / (1.0f + expf(-g * (1.5957691216057308f + 0.0713548162726009f * g * g))) * y[1][m][j];
             if (flags & KGT_EPI_BIAS) g += bias[n0 + j];
             if (flags & KGT_EPI_RESIDUAL) g += res[(m0 + m) * ldy + n0 + j];
             v[j] = g;
@@ -213,14 +215,14 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
                         int64_t flags, int64_t ldy)
 {
     const mm_args a = {
-        {p[0], flags & KGT_EPI_SWIGLU ? p[5] : NULL},
+        {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
         p[1],
         kgq_row_bytes(wt, K),
         act == KGT_ACT_Q8 ? K / 32 * (int64_t)sizeof(kgt_q8a) : K * (int64_t)sizeof(float),
         M,
         K,
     };
-    const int ng = flags & KGT_EPI_SWIGLU ? 2 : 1;
+    const int ng = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? 2 : 1;
     int64_t lo, hi;
     kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
     for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {

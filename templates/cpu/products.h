@@ -25,7 +25,7 @@
  *               weight types into one QKV row.
  *   p[3] bias   f32[N]            (read only with KGT_EPI_BIAS)
  *   p[4] resid  f32[M][ldy]       (read only with KGT_EPI_RESIDUAL; may be Y)
- *   p[5] W_up   like W            (read only with KGT_EPI_SWIGLU)
+ *   p[5] W_up   like W            (read only with KGT_EPI_SWIGLU or KGT_EPI_GEGLU)
  *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
@@ -34,6 +34,7 @@
  * (32 or 256 elements). KGT_EPI_OUT_Q8 needs N a multiple of 32.
  *
  * Epilogue, in this order: g = (W x) or, with SWIGLU, silu(W x) * (W_up x)
+ * (GEGLU: gelu(W x) * (W_up x), kgt_vgelu's tanh GELU)
  * where silu(v) = v / (1 + e^-v); g += bias[n]; g += resid[m][n]; store g
  * as f32, or quantize each 32 outputs of a row to a q8a block (OUT_Q8).
  *
