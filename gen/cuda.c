@@ -157,14 +157,26 @@ static long long pv(const gen_kinst *k, const char *name)
     return p ? (long long)p->i : 0;
 }
 
-static unsigned long long dbits(const gen_kinst *k, const char *name)
+/* An unbound parameter gets the CPU template's default (its
+ * KG_PARAM_DEFAULT / KG_PARAM_DEFAULT_F beside it in templates/cpu/),
+ * which the callers of pvd / dbits name: the same instance means the
+ * same thing on both backends. */
+static long long pvd(const gen_kinst *k, const char *name, long long def)
 {
     const gen_param *p = par(k, name);
-    double f = p ? p->f : 0.0;
+    return p ? (long long)p->i : def;
+}
+
+static unsigned long long dbits_or(const gen_kinst *k, const char *name, double def)
+{
+    const gen_param *p = par(k, name);
+    double f = p ? p->f : def;
     unsigned long long u;
     memcpy(&u, &f, 8);
     return u;
 }
+
+static unsigned long long dbits(const gen_kinst *k, const char *name) { return dbits_or(k, name, 0.0); }
 
 /* the attention split of decode: about 256 blocks over all heads */
 static int attn_split(long long n_head)
@@ -211,16 +223,22 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         s->grid[0] = (uint32_t)((N + cpb - 1) / cpb);
         if (!m1) s->m_axis = 1, s->m_div = (uint32_t)mt;
     } else if (!strcmp(k->tmpl, "rmsnorm") || !strcmp(k->tmpl, "layernorm")) {
+        /* rmsnorm's G groups per row: a block per group */
+        const long long G = k->tmpl[0] == 'r' ? pvd(k, "G", 1) : 1;
+        if (G < 1 || G > 65535)
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA rmsnorm: %lld groups per row (1 to 65535)", G);
         snprintf(s->expr, sizeof s->expr, "kgc::norm<%d, %d, %lld, %lld, 0x%llxull>", k->tmpl[0] == 'r', m1, pv(k, "K"),
                  pv(k, "flags"), dbits(k, "eps"));
         s->block = ROW_THREADS;
+        s->grid[0] = (uint32_t)G;
         if (!m1) s->m_axis = 0, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "quantize")) {
         snprintf(s->expr, sizeof s->expr, "kgc::quantize<%d, %lld>", m1, pv(k, "K"));
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "embed")) {
-        snprintf(s->expr, sizeof s->expr, "kgc::embed<%lld, %d, %lld>", pv(k, "wtype"), m1, pv(k, "K"));
+        snprintf(s->expr, sizeof s->expr, "kgc::embed<%lld, %d, %lld, 0x%llxull>", pv(k, "wtype"), m1, pv(k, "K"),
+                 dbits_or(k, "scale", 1.0));
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "rope_kv") || !strcmp(k->tmpl, "rope")) {
@@ -230,14 +248,15 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         if (hd < 1 || (kv && hd > 512) || nr < 0 || nr % 2 || nr > hd) /* rope_kv: the CPU's limit */
             return kg_err(KG_ERR_UNSUPPORTED, "CUDA RoPE: head_dim %lld (%s), n_rot %lld (even, <= head_dim)", hd,
                           kv ? "at most 512 with the KV append" : "at least 1", nr);
-        const int nt = head_threads((hd + 1) / 2);
+        const int nt = head_threads((hd + 1) / 2), ff = pvd(k, "ff", 0) != 0, qk = pvd(k, "qk_norm", 0) != 0;
         if (kv)
             snprintf(s->expr, sizeof s->expr,
-                     "kgc::rope_kv<%d, %lld, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %lld, %d>", m1, nh, nkv, hd,
-                     nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), pv(k, "cache_type"), nt);
+                     "kgc::rope_kv<%d, %lld, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %lld, %d, %d, %d, 0x%llxull>", m1,
+                     nh, nkv, hd, nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), pv(k, "cache_type"),
+                     nt, ff, qk, dbits_or(k, "eps", 1e-6));
         else
-            snprintf(s->expr, sizeof s->expr, "kgc::rope<%d, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %d>", m1, nh, hd,
-                     nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), nt);
+            snprintf(s->expr, sizeof s->expr, "kgc::rope<%d, %lld, %lld, %lld, %lld, 0x%llxull, 0x%llxull, %d, %d>", m1,
+                     nh, hd, nr, pv(k, "mode"), dbits(k, "freq_base"), dbits(k, "freq_scale"), nt, ff);
         s->block = (uint32_t)nt;
         s->grid[0] = (uint32_t)(kv ? nh + nkv : nh);
         if (!m1) s->m_axis = 1, s->m_div = 1;
@@ -262,8 +281,20 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         s->block = EW_THREADS;
         s->grid[0] = (uint32_t)((N + EW_THREADS * per - 1) / (EW_THREADS * per));
         if (!m1) s->m_axis = 1, s->m_div = 1;
+    } else if (!strcmp(k->tmpl, "softcap")) {
+        /* as ew: block (segment, token) */
+        const long long N = pv(k, "N");
+        const int per = m1 ? 1 : EW_PER;
+        snprintf(s->expr, sizeof s->expr, "kgc::softcap<%d, %lld, 0x%llxull, %d, %d>", m1, N, dbits(k, "cap"), EW_THREADS,
+                 per);
+        s->block = EW_THREADS;
+        s->grid[0] = (uint32_t)((N + EW_THREADS * per - 1) / (EW_THREADS * per));
+        if (!m1) s->m_axis = 1, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "attn_decode") || !strcmp(k->tmpl, "attn_prefill")) {
         long long hd = pv(k, "head_dim"), nh = pv(k, "n_head"), nkv = pv(k, "n_head_kv"), ct = pv(k, "cache_type");
+        const unsigned long long sc = dbits_or(k, "scale", 0.0);
+        const long long win = pvd(k, "window", 0);
+        if (win < 0) return kg_err(KG_ERR_UNSUPPORTED, "CUDA attention: window %lld", win);
         if (hd % 32 || hd > 256 || nkv < 1 || nh % nkv)
             return kg_err(KG_ERR_UNSUPPORTED,
                           "CUDA attention: head_dim %lld (must be a multiple of 32, at most 256) or heads %lld/%lld", hd,
@@ -272,7 +303,8 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         s->grid[0] = (uint32_t)nh;
         if (k->tmpl[5] == 'd') {
             int sp = attn_split(nh);
-            snprintf(s->expr, sizeof s->expr, "kgc::attn_decode<%lld, %lld, %lld, %lld, %d>", nh, nkv, hd, ct, sp);
+            snprintf(s->expr, sizeof s->expr, "kgc::attn_decode<%lld, %lld, %lld, %lld, %d, 0x%llxull, %lld>", nh, nkv, hd,
+                     ct, sp, sc, win);
             s->grid[1] = (uint32_t)sp;
             s->scratch = sp > 1 ? (uint64_t)nh * (uint64_t)sp * (uint64_t)(hd + 2) * 4 + (uint64_t)nh * 4 : 0;
         } else {
@@ -281,7 +313,8 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
                               "CUDA prefill attention: head_dim %lld with an f32 cache needs %lld bytes of shared "
                               "memory (at most 49152)",
                               hd, prefill_smem(hd, ct));
-            snprintf(s->expr, sizeof s->expr, "kgc::attn_prefill<%lld, %lld, %lld, %lld>", nh, nkv, hd, ct);
+            snprintf(s->expr, sizeof s->expr, "kgc::attn_prefill<%lld, %lld, %lld, %lld, 0x%llxull, %lld>", nh, nkv, hd,
+                     ct, sc, win);
             s->m_axis = 1, s->m_div = ATTN_QROWS;
         }
     } else {

@@ -381,6 +381,12 @@ kg_status gen_list_templates(gen_isa isa, FILE *f)
                 const char *pn = LLVMGetValueName2(p, &len);
                 bool dbl = LLVMGetTypeKind(LLVMTypeOf(p)) == LLVMDoubleTypeKind;
                 fprintf(f, " %.*s%s", (int)len, pn, dbl ? ":f64" : "");
+                char tmpl[64];
+                snprintf(tmpl, sizeof tmpl, "%.*s", (int)(strlen(name) - 4), name + 4);
+                LLVMValueRef dv = param_default(m, tmpl, pn, len, LLVMTypeOf(p));
+                LLVMBool lost;
+                if (dv && dbl) fprintf(f, "=%g", LLVMConstRealGetDouble(dv, &lost));
+                else if (dv) fprintf(f, "=%lld", LLVMConstIntGetSExtValue(dv));
             }
             fputc('\n', f);
         }

@@ -17,6 +17,12 @@
  *                            place, kv_store, add, glu) and products writing
  *                            a column slice (ldy), at the edges of their
  *                            shapes; what the backend refuses, it says why
+ *   cuda_kernels_params      the parameters of issue 15 (embedding scale,
+ *                            RMSNorm groups, RoPE frequency factors,
+ *                            rope_kv's QK-norm, attention scale and sliding
+ *                            window, softcap) at the shapes of Gemma 3,
+ *                            Qwen3 and Llama 3.2: sm_80 and sm_90, no
+ *                            spills; the grids they set
  *   cuda_kernels_mixed       a model whose layer 0 has a Q4_0 K among Q8_0
  *                            (its Q, K and V products write slices of one
  *                            row: ldy), and the same model with every fusion
@@ -343,6 +349,87 @@ KT_TEST(cuda_kernels_ops)
         KT_CHECKF(st == KG_ERR_UNSUPPORTED && strstr(kg_last_error(), why[i]), "%s case %zu: status %d, '%s'", bad[i].tmpl,
                   i, st, st ? kg_last_error() : "");
     }
+}
+
+static gen_kinst with_f(gen_kinst k, const char *name, double f)
+{
+    ktc_param_f(&k, name, f);
+    return k;
+}
+
+static gen_kinst with_i(gen_kinst k, const char *name, int64_t v)
+{
+    snprintf(k.params[k.n_params].name, sizeof k.params[0].name, "%s", name);
+    k.params[k.n_params++].i = v;
+    return k;
+}
+
+static gen_kinst rope_kv_inst(bool prefill, int64_t nh, int64_t nkv, int64_t hd, int64_t ct, int64_t ff, int64_t qk)
+{
+    static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_rot", "mode", "n_ctx", "cache_type", "ff", "qk_norm"};
+    const int64_t vals[] = {1, nh, nkv, hd, hd, KGT_ROPE_NEOX, 0, ct, ff, qk};
+    gen_kinst k = ktc_inst("rope_kv", 10, names, vals, prefill);
+    return with_f(with_f(with_f(k, "freq_base", 1e6), "freq_scale", 1.0), "eps", 1e-6);
+}
+
+static gen_kinst norm_g_inst(bool prefill, int64_t K, int64_t G)
+{
+    static const char *const names[] = {"M", "K", "flags", "G"};
+    const int64_t vals[] = {1, K, 0, G};
+    return with_f(ktc_inst("rmsnorm", 4, names, vals, prefill), "eps", 1e-6);
+}
+
+static gen_kinst softcap_inst(bool prefill, int64_t N, double cap)
+{
+    static const char *const names[] = {"M", "N"};
+    const int64_t vals[] = {1, N};
+    return with_f(ktc_inst("softcap", 2, names, vals, prefill), "cap", cap);
+}
+
+KT_TEST(cuda_kernels_params)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    gen_kinst k[] = {
+        with_f(embed_inst(KGT_Q8_0, false, 640), "scale", 25.298221281347036), /* Gemma 3 270M */
+        with_f(embed_inst(KGT_Q4_K, true, 1024), "scale", 32.0),
+        norm_g_inst(false, 256, 4), norm_g_inst(true, 128, 16), norm_g_inst(true, 64, 32),
+        with_i(rope_inst(false, 32, 64, 64, KGT_ROPE_NORM), "ff", 1), /* Llama 3.2 1B */
+        with_i(rope_inst(true, 8, 128, 128, KGT_ROPE_NORM), "ff", 1),
+        rope_kv_inst(false, 16, 8, 128, KGT_F16, 0, 1), rope_kv_inst(true, 16, 8, 128, KGT_F16, 0, 1), /* Qwen3 0.6B */
+        rope_kv_inst(false, 4, 1, 256, KGT_F16, 0, 1), rope_kv_inst(true, 4, 1, 256, KGT_F32, 0, 1),    /* Gemma 3 */
+        rope_kv_inst(true, 32, 8, 64, KGT_F16, 1, 0), rope_kv_inst(false, 32, 8, 64, KGT_F16, 1, 1),    /* Llama 3.2 */
+        with_i(with_f(attn_inst("attn_decode", 4, 1, 256, KGT_F16), "scale", 0.0625), "window", 512),
+        with_i(with_f(attn_inst("attn_prefill", 4, 1, 256, KGT_F16), "scale", 0.0625), "window", 512),
+        with_i(with_f(attn_inst("attn_decode", 16, 8, 128, KGT_F32), "scale", 0.1), "window", 1),
+        with_i(with_f(attn_inst("attn_prefill", 8, 2, 64, KGT_F32), "scale", 0.125), "window", 4096),
+        softcap_inst(false, 262144, 30.0), softcap_inst(true, 151936, 50.0),
+    };
+    const int n = (int)(sizeof k / sizeof k[0]);
+    static const char *const group[] = {"embed", "embed", "rmsnorm G", "rmsnorm G", "rmsnorm G", "rope ff", "rope ff",
+                                        "rope_kv", "rope_kv", "rope_kv", "rope_kv", "rope_kv", "rope_kv", "attn", "attn",
+                                        "attn", "attn", "softcap", "softcap"};
+    KT_REQUIRE(n == (int)(sizeof group / sizeof group[0]));
+    compile_all("embed scale, rmsnorm G, rope ff, rope_kv ff + qk_norm, attn scale + window, softcap", k, n, group);
+    gen_cuda_shape_t sh;
+    KT_REQUIRE(gen_cuda_shape(&k[3], &sh) == KG_OK);
+    KT_CHECKF(sh.grid[0] == 16 && sh.m_axis == 0 && sh.m_div == 1, "rmsnorm G 16: grid %u, M axis %u/%u", sh.grid[0],
+              sh.m_axis, sh.m_div);
+    KT_REQUIRE(gen_cuda_shape(&k[0], &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, "0x40394c5") != NULL, "embed scale in the instance: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&k[14], &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 0x3fb0000000000000ull, 512>") != NULL, "prefill scale, window: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&k[18], &sh) == KG_OK);
+    KT_CHECKF(sh.m_axis == 1 && sh.m_div == 1 && sh.grid[0] * sh.block * 4 >= 151936, "softcap prefill: %s grid %u",
+              sh.expr, sh.grid[0]);
+    /* unbound, each new parameter means what the CPU template's default does */
+    static const char *const rn[] = {"M", "n_head", "n_head_kv", "head_dim", "n_rot", "mode", "n_ctx", "cache_type"};
+    const int64_t rv[] = {1, 16, 8, 128, 128, KGT_ROPE_NEOX, 0, KGT_F16};
+    gen_kinst e = embed_inst(KGT_Q8_0, false, 640), r = ktc_inst("rope_kv", 8, rn, rv, false);
+    r = with_f(with_f(r, "freq_base", 1e6), "freq_scale", 1.0);
+    KT_REQUIRE(gen_cuda_shape(&e, &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 0x3ff0000000000000ull>") != NULL, "embed, scale unbound: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&r, &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 0, 0, 0x3eb0c6f7a0b5ed8dull>") != NULL, "rope_kv, ff/qk_norm/eps unbound: %s", sh.expr);
 }
 
 /* A model whose layer 0 mixes types: Q8_0 everywhere but attn_k (Q4_0):

@@ -17,7 +17,7 @@
  * (m_div 0: fixed grid). Its pointers are as the CPU entry points'
  * (runtime/model/desc.h): base + off (+ kv_slot * KV bytes per layer)
  * (+ (M - 1) * last_row_bytes), with one more base, KGM_CUDA_BASE_SCRATCH.
- * Every kernel takes one struct by value: the 6 pointers and the device
+ * Every kernel takes one struct by value: the 8 pointers and the device
  * address of the run-time values (rt).
  */
 #ifndef KGEN_CUDA_BLOB_H
@@ -26,9 +26,9 @@
 #include <stdint.h>
 
 #define KGM_CUDA_MAGIC 0x5543474bu /* "KGCU" */
-#define KGM_CUDA_VERSION 1
+#define KGM_CUDA_VERSION 2 /* 2: 8 pointers per launch (rope_kv's p[5..7]) */
 #define KGM_CUDA_BASE_SCRATCH 4
-#define KGM_CUDA_PTRS 6
+#define KGM_CUDA_PTRS 8
 
 typedef struct kgm_cuda_hdr {
     uint32_t magic, version;

@@ -8,13 +8,16 @@
  *   i sees positions 0..pos0+i, clamped to n_ctx - 1); both in device memory
  *   p[5] decode scratch (gen/cuda.c sizes it: attn_scratch_bytes)
  *
- * Query head h reads KV head h / (NH / NHKV); scores are q.k / sqrt(HD);
- * softmax is online (running max and sum, rescaled per tile of 32 keys),
+ * Query head h reads KV head h / (NH / NHKV); scores are q.k * scale
+ * (SCALE: a double's bits; 0: 1/sqrt(HD)); WINDOW > 0: the query at
+ * position p sees only positions from p - WINDOW + 1 on (decode p = n_kv -
+ * 1, prefill p = pos0 + i); softmax is online (running max and sum, rescaled per tile of 32 keys),
  * in f32. HD is a multiple of 32 (at most 256): lane l owns output dims
  * l, l+32, ...; key j of a tile is lane j's.
  *
  * Decode, split over the KV length: grid (NH, NSPLIT), ATTN_WARPS warps per
- * block. Block s takes an equal share of the positions; its warps take
+ * block. Block s takes an equal share of the positions (of the window);
+ * its warps take
  * tiles of it in turn; the warps' states merge in shared memory, the
  * blocks' through the scratch: each writes its (max, sum, acc), and the
  * last to finish (a counter per head, reset by it) combines them, so one
@@ -22,7 +25,8 @@
  *
  * Prefill, tiled and causal: grid (NH, ceil(M / ATTN_WARPS)), a warp per
  * query token; the block stages each tile of 32 keys and values in shared
- * memory once for its ATTN_WARPS tokens.
+ * memory once for its ATTN_WARPS tokens, from its first token's window
+ * start (tiles before every token's window are not read).
  */
 #ifndef KGC_ATTN_CUH
 #define KGC_ATTN_CUH
@@ -82,7 +86,13 @@ __device__ __forceinline__ void softmax_tile(float s, int nj, VRow vrow, float &
     mw = mn;
 }
 
-template <int NH, int NHKV, int HD, int CT, int NSPLIT>
+/* SCALE's value, or 1/sqrt(HD) when it is 0 */
+template <int HD, u64 SCALE> __device__ __forceinline__ float attn_scale()
+{
+    return SCALE ? (float)__longlong_as_double((i64)SCALE) : rsqrtf((float)HD);
+}
+
+template <int NH, int NHKV, int HD, int CT, int NSPLIT, u64 SCALE, i64 WINDOW>
 __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode(args a)
 {
     static_assert(HD % 32 == 0 && HD <= 256 && NH % NHKV == 0, "attention shape");
@@ -94,11 +104,12 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode(args a)
     const u8 *Kc = (const u8 *)a.p[1] + kvh * n_ctx * HD * ES, *Vc = (const u8 *)a.p[2] + kvh * n_ctx * HD * ES;
     __shared__ float q[HD], wm[ATTN_WARPS], wl[ATTN_WARPS], wacc[ATTN_WARPS][HD];
     __shared__ int last;
-    const float scale = rsqrtf((float)HD);
+    const float scale = attn_scale<HD, SCALE>();
     for (int d = threadIdx.x; d < HD; d += ATTN_WARPS * 32) q[d] = ((const float *)a.p[0])[(i64)h * HD + d] * scale;
     __syncthreads();
-    const i64 per = ((n_kv + NSPLIT - 1) / NSPLIT + ATTN_KT - 1) / ATTN_KT * ATTN_KT;
-    const i64 lo = sp * per, hi = lo + per < n_kv ? lo + per : n_kv;
+    const i64 first = WINDOW > 0 && n_kv - WINDOW > 0 ? n_kv - WINDOW : 0; /* the window's first position */
+    const i64 per = ((n_kv - first + NSPLIT - 1) / NSPLIT + ATTN_KT - 1) / ATTN_KT * ATTN_KT;
+    const i64 lo = first + sp * per, hi = lo + per < n_kv ? lo + per : n_kv;
     float mw = -INFINITY, lw = 0.0f, acc[DL];
 #pragma unroll
     for (int i = 0; i < DL; i++) acc[i] = 0.0f;
@@ -159,7 +170,7 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode(args a)
     if (threadIdx.x == 0) *count = 0;
 }
 
-template <int NH, int NHKV, int HD, int CT>
+template <int NH, int NHKV, int HD, int CT, u64 SCALE, i64 WINDOW>
 __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill(args a)
 {
     static_assert(HD % 32 == 0 && HD <= 256 && NH % NHKV == 0, "attention shape");
@@ -170,18 +181,21 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill(args a)
     const i64 i = (i64)blockIdx.y * ATTN_WARPS + warp, ilast = (i64)blockIdx.y * ATTN_WARPS + ATTN_WARPS - 1;
     auto limit = [&](i64 t) { const i64 l = pos0 + t; return l > n_ctx - 1 ? n_ctx - 1 : l; };
     const i64 lim = limit(i), lim_blk = limit(ilast < M ? ilast : M - 1);
+    /* the first position token t sees: its window's, or 0 */
+    auto start = [&](i64 t) { const i64 f = pos0 + t - WINDOW + 1; return WINDOW > 0 && f > 0 ? f : (i64)0; };
+    const i64 lo = start(i), lo_blk = start((i64)blockIdx.y * ATTN_WARPS);
     const i64 kvh = h / (NH / NHKV);
     const u8 *Kc = (const u8 *)a.p[1] + kvh * n_ctx * HD * ES, *Vc = (const u8 *)a.p[2] + kvh * n_ctx * HD * ES;
     __shared__ float q[ATTN_WARPS][HD];
     __shared__ u32 kt[ATTN_KT][KW + 1], vt[ATTN_KT][KW]; /* K rows padded: lane j reads row j conflict-free */
     const bool active = i < M;
-    const float scale = rsqrtf((float)HD);
+    const float scale = attn_scale<HD, SCALE>();
     if (active)
         for (int d = lane; d < HD; d += 32) q[warp][d] = ((const float *)a.p[0])[(i * NH + h) * HD + d] * scale;
     float mw = -INFINITY, lw = 0.0f, acc[DL];
 #pragma unroll
     for (int k = 0; k < DL; k++) acc[k] = 0.0f;
-    for (i64 t0 = 0; t0 <= lim_blk; t0 += ATTN_KT) {
+    for (i64 t0 = lo_blk; t0 <= lim_blk; t0 += ATTN_KT) {
         __syncthreads();
         const int rows = lim_blk - t0 + 1 < ATTN_KT ? (int)(lim_blk - t0 + 1) : ATTN_KT;
         for (int w = threadIdx.x; w < rows * KW; w += ATTN_WARPS * 32) {
@@ -190,9 +204,9 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill(args a)
             vt[r][c] = ((const u32 *)(Vc + (t0 + r) * HD * ES))[c];
         }
         __syncthreads();
-        if (!active || t0 > lim) continue;
+        if (!active || t0 > lim || t0 + ATTN_KT <= lo) continue;
         const i64 j = t0 + lane;
-        const float s = j <= lim ? qdotk<HD, CT>(q[warp], kt[lane]) : -INFINITY;
+        const float s = j >= lo && j <= lim ? qdotk<HD, CT>(q[warp], kt[lane]) : -INFINITY;
         const int nj = lim - t0 + 1 < ATTN_KT ? (int)(lim - t0 + 1) : ATTN_KT;
         softmax_tile<HD, CT>(s, nj, [&](int jj) { return (const u8 *)vt[jj]; }, mw, lw, acc);
     }

@@ -14,7 +14,7 @@
  * ids, flags, GGUF block layouts, the q8a activation block and its
  * quantization rule are the same, so the same graph, offsets and workspace
  * plan serve both backends. Every kernel takes one `args` by value: the
- * pointers of its graph node (p[0..5], as the CPU template's p[]) and rt,
+ * pointers of its graph node (p[0..7], as the CPU template's p[]) and rt,
  * the run-time values in device memory (runtime/model/desc.h KGM_RT_*):
  * a decode step captured once as a CUDA graph reads the token count,
  * positions and cache length from there, so replays see new values.
@@ -51,7 +51,7 @@ enum { ROPE_NORM = 0, ROPE_NEOX = 2 };
 enum { RT_M, RT_NCTX, RT_KVBYTES, RT_NKV, RT_POS0 };
 
 struct args {
-    void *p[6];
+    void *p[8]; /* runtime/model/cuda_blob.h KGM_CUDA_PTRS */
     const i64 *rt;
 };
 

@@ -6,10 +6,12 @@
  * Pointers and semantics as the CPU templates (templates/cpu/ops.h and
  * products.h); launches as gen/cuda.c's gen_cuda_shape sets them (the one
  * place; a template parameter NT is its thread count): one block per token
- * row (grid.x = M, M1: M is 1) for the row kernels; grid (heads, M) for
- * rope, kv_store and rope_kv; (segments of a row, M) for ew.
- * Double parameters (eps, RoPE base and scale) are template parameters as
- * their IEEE-754 bits.
+ * row (grid.x = M, M1: M is 1) for the row kernels (RMSNorm of G groups per
+ * row: a block per group, grid.x = G M); grid (heads, M) for rope, kv_store
+ * and rope_kv; (segments of a row, M) for ew and softcap.
+ * Double parameters (eps, RoPE base and scale, embedding scale, softcap)
+ * are template parameters as their IEEE-754 bits. Parameter names follow
+ * the CPU templates' (FF: ff, QKNORM: qk_norm, SCALE: scale, CAP: cap).
  */
 #ifndef KGC_OPS_CUH
 #define KGC_OPS_CUH
@@ -25,7 +27,8 @@ enum { ROW_THREADS = 128 };
  * beta f32[K] (LayerNorm with NORM_BIAS). y = (x - mean) * rstd * gamma
  * (+ beta); RMSNorm: mean 0, rstd = 1/sqrt(mean(x^2) + eps); LayerNorm:
  * the mean, and the biased variance summed as (x - mean)^2 (two passes,
- * as the CPU: no cancellation). */
+ * as the CPU: no cancellation). kgt_rmsnorm's G groups of a row are rows
+ * of their own here ([M][G][K] is [M G][K]): G only sets the grid. */
 template <int RMS, int M1, int K, int FLAGS, u64 EPS>
 __global__ void __launch_bounds__(ROW_THREADS) norm(args a)
 {
@@ -63,20 +66,23 @@ template <int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) quantize
         quantize32_warp(((const float *)a.p[0])[m * K + 32 * b + lane], (q8a *)a.p[1] + m * (K / 32) + b);
 }
 
-/* p[0] table [rows][K] of WT, p[1] ids int32[M], p[2] out f32[M][K] */
-template <int WT, int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) embed(args a)
+/* p[0] table [rows][K] of WT, p[1] ids int32[M], p[2] out f32[M][K]: the
+ * row times (float)SCALE (1.0: nothing multiplied) */
+template <int WT, int M1, int K, u64 SCALE> __global__ void __launch_bounds__(ROW_THREADS) embed(args a)
 {
+    constexpr bool scaled = SCALE != 0x3ff0000000000000ull; /* 1.0 */
+    const float sc = (float)__longlong_as_double((i64)SCALE);
     const i64 m = blockIdx.x;
     const u8 *row = (const u8 *)a.p[0] + (i64)((const i32 *)a.p[1])[m] * row_bytes<WT>(K);
     float *y = (float *)a.p[2] + m * K;
     if constexpr (!is_quant(WT)) {
-        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = felem<WT>(row, k);
+        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = scaled ? felem<WT>(row, k) * sc : felem<WT>(row, k);
     } else {
         for (int c = threadIdx.x; c < K / 32; c += ROW_THREADS) {
             chunk w;
             load_chunk<WT>(row, c, w);
 #pragma unroll
-            for (int e = 0; e < 32; e++) y[32 * c + e] = chunk_elem(w, e);
+            for (int e = 0; e < 32; e++) y[32 * c + e] = scaled ? chunk_elem(w, e) * sc : chunk_elem(w, e);
         }
     }
 }
@@ -87,15 +93,17 @@ template <int WT, int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) 
  * base^(-2i/NROT) as the CPU computes it (templates/cpu/rope.c): step =
  * base^(-2/NROT), f_i a running product of steps restarted (from
  * step^c0) every CH pairs — kgt_rope's chunks of 64, none for kgt_rope_kv
- * — so the angles are the CPU's; angle, sine and cosine in double. */
+ * — so the angles are the CPU's; angle, sine and cosine in double; ff:
+ * the frequency factors (theta / ff[i]), or nullptr. */
 template <int CH>
-__device__ __forceinline__ void rope_angle(int pos, int i, double base, double scale, int nrot, float &c, float &s)
+__device__ __forceinline__ void rope_angle(int pos, int i, double base, double scale, int nrot, const float *ff,
+                                           float &c, float &s)
 {
     const double step = pow(base, -2.0 / (double)nrot);
     const int c0 = i / CH * CH;
     double f = c0 ? pow(step, (double)c0) : 1.0;
     for (int k = c0; k < i; k++) f *= step;
-    const double theta = (double)pos * scale * f;
+    const double theta = ff ? (double)pos * scale * f / (double)ff[i] : (double)pos * scale * f;
     c = (float)cos(theta);
     s = (float)sin(theta);
 }
@@ -108,20 +116,22 @@ template <int MODE, int NROT> __device__ __forceinline__ int rope_i1(int i)
 }
 
 /* RoPE (templates/cpu/ops.h kgt_rope): p[0] X f32[M][NH][HD], p[1]
- * positions int32[M], p[2] Y like X (may be X). Y = X with each head's
- * first NROT dims turned, the others copied. Block (head, token) of NT
- * threads (any NT: threads stride pairs and dims); each element is read
- * and written by one thread, so Y = X is safe. */
-template <int M1, int NH, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int NT>
+ * positions int32[M], p[2] Y like X (may be X), p[3] frequency factors
+ * f32[NROT/2] (FF = 1). Y = X with each head's first NROT dims turned, the
+ * others copied. Block (head, token) of NT threads (any NT: threads stride
+ * pairs and dims); each element is read and written by one thread, so
+ * Y = X is safe. */
+template <int M1, int NH, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int NT, int FF>
 __global__ void __launch_bounds__(NT) rope(args a)
 {
+    const float *ff = FF ? (const float *)a.p[3] : nullptr;
     const int h = blockIdx.x, m = blockIdx.y;
     const int pos = ((const i32 *)a.p[1])[m];
     const float *x = (const float *)a.p[0] + ((i64)m * NH + h) * HD;
     float *y = (float *)a.p[2] + ((i64)m * NH + h) * HD;
     for (int i = threadIdx.x; i < NROT / 2; i += NT) {
         float c, s;
-        rope_angle<64>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, c, s);
+        rope_angle<64>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, ff, c, s);
         const int i0 = rope_i0<MODE, NROT>(i), i1 = rope_i1<MODE, NROT>(i);
         const float x0 = x[i0], x1 = x[i1];
         y[i0] = x0 * c - x1 * s;
@@ -167,10 +177,14 @@ __global__ void __launch_bounds__(NT) kv_store(args a)
 
 /* RoPE + KV append for a fused Q/K/V product (templates/cpu/ops.h
  * kgt_rope_kv): p[0] QKV f32[M][NH + 2 NHKV][HD], p[1] positions int32[M],
- * p[2] Q out f32[M][NH][HD], p[3] K cache, p[4] V cache (as kv_store's).
- * Block (head, token) of NT threads, head < NH a query head, else a KV
- * head (whose V row it copies too); threads stride the pairs and dims. */
-template <int M1, int NH, int NHKV, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int CT, int NT>
+ * p[2] Q out f32[M][NH][HD], p[3] K cache, p[4] V cache (as kv_store's),
+ * p[5] frequency factors (FF = 1), p[6] / p[7] the Q / K gammas f32[HD] of
+ * QK-norm (QKNORM = 1: each Q and K head RMS-normalized, with EPS, before
+ * its rotation, as the CPU: x * rstd * gamma, rstd = 1/sqrt(mean(x^2) +
+ * eps)). Block (head, token) of NT threads, head < NH a query head, else a
+ * KV head (whose V row it copies too); threads stride the pairs and dims. */
+template <int M1, int NH, int NHKV, int HD, int NROT, int MODE, u64 BASE, u64 SCALE, int CT, int NT, int FF,
+          int QKNORM, u64 EPS>
 __global__ void __launch_bounds__(NT) rope_kv(args a)
 {
     const int h = blockIdx.x, m = blockIdx.y, kv = h - NH;
@@ -179,19 +193,27 @@ __global__ void __launch_bounds__(NT) rope_kv(args a)
     const float *row = (const float *)a.p[0] + (i64)m * (NH + 2 * NHKV) * HD, *src = row + (i64)h * HD;
     float *q = (float *)a.p[2] + ((i64)m * NH + h) * HD;
     u8 *kd = h < NH ? nullptr : cache_row<HD, CT>(a.p[3], kv, n_ctx, cache_at(pos, n_ctx));
+    const float *ff = FF ? (const float *)a.p[5] : nullptr, *g = (const float *)a.p[h < NH ? 6 : 7];
+    float rstd = 1.0f;
+    if (QKNORM) {
+        float ss = 0.0f;
+        for (int d = threadIdx.x; d < HD; d += NT) ss += src[d] * src[d];
+        rstd = 1.0f / sqrtf(block_sum<NT>(ss) / (float)HD + (float)__longlong_as_double((i64)EPS));
+    }
+    auto in = [&](int d) { return QKNORM ? src[d] * rstd * g[d] : src[d]; };
     auto put = [&](int d, float v) {
         if (h < NH) q[d] = v;
         else cache_put<CT>(kd, d, v);
     };
     for (int i = threadIdx.x; i < NROT / 2; i += NT) {
         float c, s;
-        rope_angle<1 << 30>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, c, s);
+        rope_angle<1 << 30>(pos, i, __longlong_as_double((i64)BASE), __longlong_as_double((i64)SCALE), NROT, ff, c, s);
         const int i0 = rope_i0<MODE, NROT>(i), i1 = rope_i1<MODE, NROT>(i);
-        const float x0 = src[i0], x1 = src[i1];
+        const float x0 = in(i0), x1 = in(i1);
         put(i0, x0 * c - x1 * s);
         put(i1, x0 * s + x1 * c);
     }
-    for (int d = NROT + threadIdx.x; d < HD; d += NT) put(d, src[d]);
+    for (int d = NROT + threadIdx.x; d < HD; d += NT) put(d, in(d));
     if (h >= NH) {
         const float *v = row + (i64)(NH + NHKV + kv) * HD;
         u8 *vd = cache_row<HD, CT>(a.p[4], kv, n_ctx, cache_at(pos, n_ctx));
@@ -230,6 +252,21 @@ __global__ void __launch_bounds__(NT) ew(args a)
         else g = v / (1.0f + expf(-(v * (1.5957691216057308f + 0.0713548162726009f * v * v)))) * uv[j];
         y[i0 + j * NT] = g;
     }
+}
+
+/* kgt_softcap: p[0] X f32[M][N], p[1] Y likewise (may be X): y = cap
+ * tanh(x / cap), CAP a double's bits; blocks and threads as ew's */
+template <int M1, int N, u64 CAP, int NT, int PER>
+__global__ void __launch_bounds__(NT) softcap(args a)
+{
+    const i64 row = (i64)blockIdx.y * N;
+    const float *x = (const float *)a.p[0] + row;
+    float *y = (float *)a.p[1] + row;
+    const float c = (float)__longlong_as_double((i64)CAP);
+    const int i0 = blockIdx.x * (NT * PER) + threadIdx.x;
+#pragma unroll
+    for (int j = 0; j < PER; j++)
+        if (i0 + j * NT < N) y[i0 + j * NT] = c * tanhf(x[i0 + j * NT] / c);
 }
 
 } // namespace kgc
