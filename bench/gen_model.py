@@ -24,6 +24,8 @@ make check stay cheap; not part of --all):
     qwen3-0.6b       qwen3   2 of 28     1024  16 x 128     8   3072  8192    tied; QK-norm
     qwen3-0.6b-full  qwen3   28 of 28    1024  16 x 128     8   3072  151936  tied (make bench-peer)
     llama3.2-1b      llama   2 of 16     2048  32 x 64      8   8192  8192    tied; rope_freqs
+    llama3.2-1b-r64  the same, rope_freqs computed for an original context of 64 (not 8192), so
+                     that the factors act within a test's 100 positions
     gemma3-270m      gemma3  6 of 18     640   4 x 256      1   2048  8192    tied; window 16 (real: 512)
     phi3-mini        phi3    2 of 32     3072  32 x 96      32  8192  8192    separate; fused qkv, gate/up
 
@@ -106,6 +108,14 @@ ARCH_SHAPES = {
                         n_ctx=131072, key_length=True, tok="bpe", pre="llama-bpe",
                         rope_scaling=dict(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                           original_max_position_embeddings=8192)),
+    # the same with the factors computed for an original context of 64
+    # positions, so that they act within the tests' 100 (with the real 8192
+    # they change only wavelengths above 2048 positions: invisible there)
+    "llama3.2-1b-r64": dict(arch="llama", n_layer_real=16, layers=(0, 7), n_embd=2048, n_head=32, n_head_kv=8,
+                            head_dim=64, n_ff=8192, n_vocab=8192, tied=True, rope_base=500000.0, eps=1e-5,
+                            n_ctx=131072, key_length=True, tok="bpe", pre="llama-bpe",
+                            rope_scaling=dict(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                              original_max_position_embeddings=64)),
     "gemma3-270m": dict(arch="gemma3", n_layer_real=18, layers=tuple(range(6)), n_embd=640, n_head=4,
                         n_head_kv=1, head_dim=256, n_ff=2048, n_vocab=8192, tied=True, rope_base=1e6, eps=1e-6,
                         n_ctx=32768, qk_norm=True, post_norm=True, key_length=True, window=16, tok="spm-gemma"),
@@ -511,8 +521,11 @@ def write_arch_gguf(path, shape, wtype, sh=None):
         if sh.get("fused"):
             weight(p + "attn_qkv.weight", qd + 2 * kd, E, 1 / np.sqrt(E))
         else:
-            weight(p + "attn_q.weight", qd, E, 1 / np.sqrt(E))
-            weight(p + "attn_k.weight", kd, E, 1 / np.sqrt(E))
+            # QK-norm: Q and K 3x larger than their inputs (as trained models'
+            # are), so that leaving the norm out shows
+            gq = 3.0 if sh.get("qk_norm") else 1.0
+            weight(p + "attn_q.weight", qd, E, gq / np.sqrt(E))
+            weight(p + "attn_k.weight", kd, E, gq / np.sqrt(E))
             weight(p + "attn_v.weight", kd, E, 1 / np.sqrt(E))
         if sh.get("bias"):  # Qwen2: biases on Q, K and V (K's large, as the real model's)
             vec(p + "attn_q.bias", qd, 0.0, 1.0)
@@ -522,8 +535,8 @@ def write_arch_gguf(path, shape, wtype, sh=None):
             vec(p + "attn_q_norm.weight", D)
             vec(p + "attn_k_norm.weight", D)
         weight(p + "attn_output.weight", E, qd, 1 / np.sqrt(qd))
-        if sh.get("post_norm"):
-            vec(p + "post_attention_norm.weight", E)
+        if sh.get("post_norm"):  # gains about 3: each layer's output outweighs the embedding (RMS 4)
+            vec(p + "post_attention_norm.weight", E, 3.0, 2.0)
         vec(p + "ffn_norm.weight", E)
         if sh.get("fused"):
             weight(p + "ffn_up.weight", 2 * F, E, 1 / np.sqrt(E))
@@ -532,7 +545,7 @@ def write_arch_gguf(path, shape, wtype, sh=None):
             weight(p + "ffn_up.weight", F, E, 1 / np.sqrt(E))
         weight(p + "ffn_down.weight", E, F, 1 / np.sqrt(F))
         if sh.get("post_norm"):
-            vec(p + "post_ffw_norm.weight", E)
+            vec(p + "post_ffw_norm.weight", E, 3.0, 2.0)
     vec("output_norm.weight", E)
     if not sh["tied"]:
         weight("output.weight", V, E, 4.0 / np.sqrt(E))
