@@ -34,7 +34,7 @@ each line "MODE" on stdin runs one pp and one tg sample and prints one JSON
 line: bench_peer.py interleaves these with kgen's samples without reloading.
 
 --check runs the torch model in float32 (prefill of a token sequence, then
-decode steps) and compares its logits with llama_ref.py's forward over the
+decode steps) and compares its logits with model_ref.py's forward over the
 same tokens: exit 0 when they agree (max abs diff < 1e-2 of the largest
 logit), 1 otherwise. It checks this peer computes the model, not just
 something of the same cost.
@@ -243,7 +243,7 @@ def check(a, dev):
     same = int((np.array(got).argmax(1) == want.argmax(1)).sum())
     ok = err < 1e-2 * scale and same == len(got)
     print(f"peer_torch --check {os.path.basename(a.model)}: {len(got)} positions (prefill {n_pre}, then {n_dec} "
-          f"decode steps): max |torch - llama_ref| = {err:.3g} (largest logit {scale:.3g}), argmax equal at "
+          f"decode steps): max |torch - model_ref| = {err:.3g} (largest logit {scale:.3g}), argmax equal at "
           f"{same}/{len(got)}: {'ok' if ok else 'MISMATCH'}")
     return 0 if ok else 1
 
