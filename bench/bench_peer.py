@@ -83,6 +83,10 @@ TINY_F16 = "models/random/tinyllama-F16.gguf"
 QUANT_DIR = "build/quant"
 BASE_MODELS = [SMOL] + [
     f"models/random/{shape}-{t}.gguf" for shape in ("smollm2", "tinyllama") for t in ("Q4_0", "Q4_1", "Q8_0", "F16")]
+GEMMA = "models/gemma-3-270m-q4_k_m.gguf"
+# architectures beyond llama: speed rows and greedy agreement (--only archs)
+ARCH_MODELS = [GEMMA, "models/random/qwen3-0.6b-full-Q4_K_M.gguf"]
+BASE_MODELS += ARCH_MODELS
 # (source, llama.cpp file type): made by llama.cpp's quantizer (derived(), ensure_quantized())
 MIX_MODELS = [(SMOL, "Q4_K_M"), (SMOL, "Q5_K_M"), (TINY_F16, "Q4_K_M"), (TINY_F16, "IQ4_XS")]
 QUANT_TYPES = ("Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "Q5_0", "Q5_1", "IQ4_NL")
@@ -143,7 +147,9 @@ def select(models, only):
         return models
     pats = [p.strip().lower() for p in only.split(",") if p.strip()]
     mixes = {derived(s, t) for s, t in MIX_MODELS}
-    return [m for m in models if any((p == "mixes" and m in mixes) or p in label_of(m).lower() for p in pats)]
+    archs = {os.path.join(ROOT, m) for m in ARCH_MODELS}
+    return [m for m in models if any((p == "mixes" and m in mixes) or (p == "archs" and m in archs)
+                                     or p in label_of(m).lower() for p in pats)]
 
 
 def busy_s():
@@ -466,22 +472,19 @@ def file_types(a, model):
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def quant_compare(a):
-    """kgen against llama.cpp on the real SmolLM2 requantized by llama.cpp into each of --quant-types."""
-    prompts = read_prompts(os.path.join(ROOT, "tests", "ref", "prompts.txt"), a.quant_prompts)
-    types = [t.strip().upper() for t in a.quant_types.split(",") if t.strip()]
-    files = [("Q4_1 (original)", os.path.join(ROOT, SMOL))] + [(t, ensure_quantized(a, SMOL, t)) for t in types]
+def agreement(a, files, prompts, n, what):
+    """kgen against llama.cpp on the same files: [(label, path)] x prompts, n greedy tokens each.
+    Rows of greedy-text agreement and logit differences, and llama.cpp's detail per file."""
     rows, detail = [], []
-    print(f"bench_peer: quantizer comparison: {len(files)} files x {len(prompts)} prompts x {a.quant_n} tokens",
-          file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="kgen-quant-") as td:
+    print(f"bench_peer: {what}: {len(files)} files x {len(prompts)} prompts x {n} tokens", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="kgen-agree-") as td:
         for ft, path in files:
             row = {"ftype": ft, "file": os.path.relpath(path, ROOT), "types": file_types(a, path)}
             dumps, err, texts = [], None, []
             t0 = time.monotonic()
             for k, (chat, text) in enumerate(prompts):
                 dump = os.path.join(td, f"{ft.split()[0]}-{k}.kglg")
-                p = subprocess.run([a.kgen, "run", path, "-p", text, "-n", str(a.quant_n), "--temp", "0",
+                p = subprocess.run([a.kgen, "run", path, "-p", text, "-n", str(n), "--temp", "0",
                                     "--ignore-eos", "-t", "2", "--dump-logits", dump] + (["--chat"] if chat else []),
                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
                 if p.returncode != 0:
@@ -514,12 +517,27 @@ def quant_compare(a):
             detail.append({"ftype": ft, **c})
             print(f"  {ft}: greedy same {row['same']}/{row['n']}, max |diff| {row['max_abs']:.3f}, "
                   f"mean {row['mean_abs']:.4f}", file=sys.stderr, flush=True)
-    return {"prompts": [{"chat": c, "text": t} for c, t in prompts], "n": a.quant_n, "threads": 2, "rows": rows,
+    return {"prompts": [{"chat": c, "text": t} for c, t in prompts], "n": n, "threads": 2, "rows": rows,
             "detail": detail}
 
 
-def quant_table(q):
-    print(f"\nkgen against llama.cpp on the same files: the real SmolLM2 requantized by llama.cpp; "
+def quant_compare(a):
+    """kgen against llama.cpp on the real SmolLM2 requantized by llama.cpp into each of --quant-types."""
+    prompts = read_prompts(os.path.join(ROOT, "tests", "ref", "prompts.txt"), a.quant_prompts)
+    types = [t.strip().upper() for t in a.quant_types.split(",") if t.strip()]
+    files = [("Q4_1 (original)", os.path.join(ROOT, SMOL))] + [(t, ensure_quantized(a, SMOL, t)) for t in types]
+    return agreement(a, files, prompts, a.quant_n, "quantizer comparison")
+
+
+def arch_compare(a):
+    """kgen against llama.cpp on the architectures beyond llama (ARCH_MODELS), raw prompts (no chat template)."""
+    prompts = [(False, t) for _, t in read_prompts(os.path.join(ROOT, "tests", "ref", "prompts.txt"), a.quant_prompts)]
+    files = [(label_of(m), os.path.join(ROOT, m)) for m in ARCH_MODELS if os.path.exists(os.path.join(ROOT, m))]
+    return agreement(a, files, prompts, a.quant_n, "architectures")
+
+
+def quant_table(q, what="the real SmolLM2 requantized by llama.cpp"):
+    print(f"\nkgen against llama.cpp on the same files: {what}; "
           f"{len(q['prompts'])} prompts x {q['n']} greedy tokens, {q['threads']} threads")
     print("(first divergence: the step where llama.cpp's own greedy text first differs, and in brackets its "
           "logit margin there for its token over kgen's; the Q4_1 original is the baseline)")
@@ -560,7 +578,8 @@ def main():
                     "the limits recomputed) of an earlier run's JSON")
     ap.add_argument("--gpu-probe", action="store_true", help="no run: exit 0 when the CUDA driver reports a GPU")
     ap.add_argument("--only", metavar="PATS", help="comma-separated: the models whose label contains one "
-                    "(case-insensitive); 'mixes': the mixed-type files of llama.cpp's quantizer")
+                    "(case-insensitive); 'mixes': the mixed-type files of llama.cpp's quantizer; 'archs': the "
+                    "architectures beyond llama (Gemma 3 270M, a Qwen3-0.6B-shaped Q4_K_M), with greedy agreement")
     ap.add_argument("--quant", choices=("auto", "only", "off"), default="auto",
                     help="the quantizer comparison: auto (after the speed rows, unless a model list or an --only "
                     "without 'mixes' is given), only (alone), off")
@@ -587,6 +606,8 @@ def main():
             table(g["table"], GPU_ENGINES)
         if d.get("quant_compare", {}).get("rows"):
             quant_table(d["quant_compare"])
+        if d.get("arch_compare", {}).get("rows"):
+            quant_table(d["arch_compare"], "architectures beyond llama, raw prompts")
         if a.plots:
             made = plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
             if g.get("table"):
@@ -615,12 +636,16 @@ def main():
     if a.quant == "only" or (a.quant == "auto" and not a.models and (not a.only or "mixes" in only)
                              and a.gpu != "only"):
         qc = quant_compare(a)
+    ac = arch_compare(a) if a.gpu != "only" and a.quant != "only" and any(
+        os.path.join(ROOT, m) in models for m in ARCH_MODELS) else {}
     if rows:
         table(rows, CPU_ENGINES)
     if grows:
         table(grows, GPU_ENGINES)
     if qc:
         quant_table(qc)
+    if ac:
+        quant_table(ac, "architectures beyond llama, raw prompts")
     made = []
     if a.plots:
         made += plots(rows, a.plots, CPU_ENGINES, "peer", "kgen vs llama.cpp") if rows else []
@@ -640,7 +665,7 @@ def main():
                        "kgen": {"commit": commit, "version": run([a.kgen, "version"]).strip()},
                        "peer": peer_info, "rounds": a.rounds, "pp": a.pp, "tg": a.tg, "table": rows,
                        "samples": record, "gpu": {**ginfo, "table": grows, "samples": grecord}, "plots": made,
-                       "quant_compare": qc},
+                       "quant_compare": qc, "arch_compare": ac},
                       f, indent=1)
 
 

@@ -8,6 +8,7 @@
 #include "gen.h"
 #include "graph.h"
 #include "internal.h"
+#include "source.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,19 +57,19 @@ int cmd_kernels(int argc, char **argv)
     if (!path) return fputs(usage, stderr), 2;
     if (target && !gen_cuda_is_target(target))
         return fprintf(stderr, "kgen kernels: --target: '%s' is not a CUDA target (cuda or cuda:sm_NN)\n", target), 2;
-    kg_gguf *g = NULL;
+    gen_source *src = NULL;
     gen_graph gr = {0};
     gen_program pg = {0};
     gen_cuda_result r = {0};
     int sm = 0;
     char note[256] = "";
-    kg_status st = kg_gguf_open(path, &g);
-    if (!st) st = gen_model_plan(g, n_batch, gen_nofuse_env(), &gr, &pg);
+    kg_status st = gen_source_open(path, &src);
+    if (!st) st = gen_model_plan(src, n_batch, gen_nofuse_env(), &gr, &pg);
     if (!st && target) st = gen_cuda_target(target, &sm, note, sizeof note);
     if (!st && target) st = gen_cuda_compile(&pg, sm, cache, &r);
     if (st) {
         fprintf(stderr, "kgen: %s: %s\n", path, kg_last_error());
-        gen_program_free(&pg), gen_graph_free(&gr), kg_gguf_close(g);
+        gen_program_free(&pg), gen_graph_free(&gr), gen_source_close(src);
         return 1;
     }
     int spills = 0;
@@ -115,6 +116,6 @@ int cmd_kernels(int argc, char **argv)
     }
     if (spills) fprintf(stderr, "kgen: %d kernel%s spill registers to local memory\n", spills, spills > 1 ? "s" : "");
     gen_cuda_result_free(&r);
-    gen_program_free(&pg), gen_graph_free(&gr), kg_gguf_close(g);
+    gen_program_free(&pg), gen_graph_free(&gr), gen_source_close(src);
     return spills ? 1 : 0;
 }

@@ -2,7 +2,8 @@
  * compile.c — kernel instances through the compiled-artifact cache.
  *
  * The key is XXH3-128 over a canonical text of everything that changes the
- * artifact: kgen and LLVM versions, the template bitcode's content, every
+ * artifact: kgen and LLVM versions, the hash of the generator's sources
+ * (gen/, KGEN_GEN_SRC_ID), the template bitcode's content, every
  * instance (template, symbol, each parameter as a constant or rt[i]), the
  * target (triple, CPU, features, ISA level) and the output kind. Never a
  * path or a time.
@@ -10,6 +11,7 @@
 #include "config.h"
 #include "gen.h"
 #include "internal.h"
+#include "srcid.h" /* KGEN_GEN_SRC_ID: build/gen/srcid.h, from the Makefile */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ kg_status gen_keytext_codegen(kg_keytext *kt, const gen_target *t)
     size_t bcn;
     gen_bitcode(t->isa, &bc, &bcn);
     kg_status st = kg_keytext_str(kt, "kgen.version", KGEN_VERSION);
+    if (!st) st = kg_keytext_str(kt, "kgen.gen_sources", KGEN_GEN_SRC_ID);
     if (!st) st = kg_keytext_str(kt, "llvm.version", KGEN_LLVM_VERSION);
     if (!st) st = kg_keytext_blob(kt, "templates.bitcode", bc, bcn);
     if (!st) st = kg_keytext_str(kt, "target.triple", t->triple);

@@ -126,6 +126,8 @@ typedef struct gen_model_opts {
     int jobs;                 /* code generation threads; 0: the online CPUs         */
     const char *nofuse;       /* fusion rules left out (gen_pass_fuse); NULL:
                                  KGEN_NOFUSE's value (gen_nofuse_env)                */
+    const char *chat_template; /* a chat template's name to use instead of the
+                                 model's (gen_tokdata); NULL: the model's            */
 } gen_model_opts;
 
 /* KGEN_NOFUSE's value, "" when unset. */
@@ -154,6 +156,6 @@ int cmd_bench(int argc, char **argv);
 /* Serializes the GGUF's tokenizer (tokenizer.ggml.*, tokenizer.chat_template)
  * into the blob runtime/model/tokenizer.c reads (format: gen/tokdata.c).
  * Errors name the key that is missing or malformed. *blob is malloc'd. */
-kg_status gen_tokdata(const kg_gguf *g, void **blob, size_t *size);
+kg_status gen_tokdata(const kg_gguf *g, const char *chat_template, void **blob, size_t *size);
 
 #endif

@@ -8,8 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct gen_view {
+    struct gen_view *next;
+    kg_tensor t;
+    char name[96];
+};
+
 void gen_graph_free(gen_graph *gr)
 {
+    for (struct gen_view *v = gr->views, *nx; v; v = nx) nx = v->next, free(v);
     free(gr->t);
     free(gr->n);
     memset(gr, 0, sizeof *gr);
@@ -73,6 +80,27 @@ int gen_graph_tensor(gen_graph *gr, const char *name, gen_tkind kind, int type, 
     return gr->nt++;
 }
 
+const kg_tensor *gen_graph_view(gen_graph *gr, const kg_tensor *t, uint64_t row0, uint64_t rows, const char *name)
+{
+    struct gen_view *v = calloc(1, sizeof *v);
+    if (!v) {
+        kg_err(KG_ERR_NOMEM, "out of memory for the graph");
+        return NULL;
+    }
+    uint64_t rb = t->ne[1] ? t->n_bytes / t->ne[1] : 0; /* whole rows: the caller checked */
+    v->t = *t;
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->t.name = v->name;
+    v->t.ne[1] = rows;
+    v->t.n_elements = t->ne[0] * rows;
+    v->t.n_bytes = rb * rows;
+    v->t.offset = t->offset + rb * row0;
+    v->t.data = (const char *)t->data + rb * row0;
+    v->next = gr->views;
+    gr->views = v;
+    return &v->t;
+}
+
 int gen_graph_node(gen_graph *gr, gen_opk op, int layer, int out, const int *in, int n_in)
 {
     if (!grow((void **)&gr->n, &gr->cap_n, gr->nn + 1, sizeof *gr->n)) {
@@ -94,7 +122,7 @@ const char *gen_op_name(gen_opk op)
         [GEN_OP_EMBED] = "embed", [GEN_OP_RMSNORM] = "rmsnorm", [GEN_OP_MATMUL] = "matmul",
         [GEN_OP_ROPE] = "rope", [GEN_OP_KV_STORE] = "kv_store", [GEN_OP_ATTN] = "attn",
         [GEN_OP_ADD] = "add", [GEN_OP_GLU] = "glu", [GEN_OP_QUANTIZE] = "quantize",
-        [GEN_OP_ROPE_KV] = "rope_kv",
+        [GEN_OP_ROPE_KV] = "rope_kv", [GEN_OP_SOFTCAP] = "softcap",
     };
     return (unsigned)op < GEN_OP_COUNT ? names[op] : "?";
 }
@@ -157,6 +185,10 @@ void gen_graph_print(const gen_graph *gr, const char *title, FILE *f)
         fprintf(f, "%s", gen_op_name(n->op));
         if (n->flags) fprintf(f, "/0x%llx", (long long)n->flags);
         if (n->last_row) fprintf(f, "/last-row");
+        if (n->groups > 1) fprintf(f, "/groups=%lld", (long long)n->groups);
+        if (n->window) fprintf(f, "/window=%lld", (long long)n->window);
+        if (n->op == GEN_OP_ROPE || n->op == GEN_OP_ROPE_KV) fprintf(f, "/base=%g", n->rope_base);
+        if (n->scale != 0) fprintf(f, "/scale=%g", n->scale);
         fprintf(f, "(");
         for (int k = 0; k < GEN_IN_MAX; k++) {
             if (n->in[k] < 0) continue;

@@ -7,8 +7,9 @@
  * the batch, or one row), the KV cache of a layer, or the run-time inputs
  * (token ids, positions). The pipeline (gen/model.c, gen_model_build):
  *
- *   arch builder (arch_llama.c)  GGUF -> graph of plain ops, every one of
- *                                which has a kernel (lowering is total)
+ *   arch.c (the registry)        model source (source.h) -> graph of plain
+ *                                ops, every one of which has a kernel
+ *                                (lowering is total)
  *   pass_fuse.c                  an optimization: fused ops (QKV product +
  *                                RoPE + KV append, gate/up + SwiGLU, residual
  *                                epilogues, q8 activations); KGEN_NOFUSE
@@ -61,19 +62,20 @@ typedef struct gen_tensor {
 
 typedef enum gen_opk {
     GEN_OP_EMBED,    /* in: table, ids                     -> f32 rows      */
-    GEN_OP_RMSNORM,  /* in: x, gamma                       -> f32 or q8     */
+    GEN_OP_RMSNORM,  /* in: x, gamma                       -> f32 or q8 (groups: per head) */
     GEN_OP_MATMUL,   /* in: W, x [, W_up (SWIGLU)] [, resid] [, bias] -> f32 or q8 */
-    GEN_OP_ROPE,     /* in: x, pos                         -> rotated copy  */
+    GEN_OP_ROPE,     /* in: x, pos [, freq factors]        -> rotated copy  */
     GEN_OP_KV_STORE, /* in: k, v, pos, K cache, V cache    -> (the caches)  */
     GEN_OP_ATTN,     /* in: q, K cache, V cache            -> f32 rows      */
     GEN_OP_ADD,      /* in: a, b                           -> a + b         */
     GEN_OP_GLU,      /* in: g, u                           -> act(g) * u (flags: KGT_GLU_*) */
     GEN_OP_QUANTIZE, /* in: x                              -> q8 rows       */
-    GEN_OP_ROPE_KV,  /* in: qkv, pos, K cache, V cache     -> rotated q     */
+    GEN_OP_ROPE_KV,  /* in: qkv, pos, K cache, V cache [, freq factors] [, q gamma, k gamma] -> rotated q */
+    GEN_OP_SOFTCAP,  /* in: x                              -> cap * tanh(x / cap) */
     GEN_OP_COUNT
 } gen_opk;
 
-enum { GEN_IN_MAX = 6 };
+enum { GEN_IN_MAX = 8 };
 
 typedef struct gen_node {
     gen_opk op;
@@ -82,6 +84,12 @@ typedef struct gen_node {
     int out;                   /* tensor id (-1: none)                    */
     int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*; GLU: KGT_GLU_* */
     int64_t out_col;           /* MATMUL: writes columns out_col.. of out (a slice of a wider row) */
+    int64_t groups;            /* RMSNORM: 0 one norm per row; else per head (QK-norm: the heads) */
+    double eps;                /* RMSNORM, ROPE_KV (its QK-norm)           */
+    double scale;              /* EMBED: rows times this (0 = 1); ATTN: scores (0 = 1/sqrt(head_dim));
+                                  SOFTCAP: the cap                          */
+    int64_t window;            /* ATTN: sliding window (0 = none)           */
+    double rope_base, rope_scale; /* ROPE, ROPE_KV                          */
     bool last_row;             /* reads only the batch's last row of in[0] and writes one row */
     bool dead;                 /* removed by a pass                       */
 } gen_node;
@@ -92,13 +100,21 @@ typedef struct gen_hparams {
     int64_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_rot;
     int64_t rope_mode;         /* KGT_ROPE_NORM / KGT_ROPE_NEOX */
     double eps, rope_base, rope_scale;
+    double rope_base_swa;      /* the RoPE base of sliding-window layers  */
+    int64_t n_swa;             /* sliding window (0: none)                */
+    int64_t swa_pattern;       /* layer l slides when l % swa_pattern != swa_pattern - 1 (0: every layer) */
+    double embd_scale;         /* embeddings times this (1: none)         */
+    double attn_scale;         /* attention scores (0: 1/sqrt(head_dim))  */
+    double logit_softcap;      /* final logits c tanh(x / c) (0: none)    */
+    int64_t act;               /* KGT_GLU_SILU / KGT_GLU_GELU             */
     int64_t n_batch;           /* tokens per prefill step (workspace rows) */
     int kv_type;               /* KGT_F16 / KGT_F32 */
 } gen_hparams;
 
 typedef struct gen_graph {
     gen_hparams hp;
-    const kg_gguf *g;          /* the model file (weights point into it) */
+    const struct gen_source *src; /* the model (weights point into it)   */
+    struct gen_view *views;    /* row ranges of source tensors (gen_graph_view) */
     gen_tensor *t;
     int nt, cap_t;
     gen_node *n;
@@ -123,9 +139,17 @@ void gen_graph_liveness(gen_graph *gr);
 /* The live nodes that read tensor t (count; ids into out, up to cap). */
 int gen_graph_readers(const gen_graph *gr, int t, int *out, int cap);
 
-/* The architecture builders (arch_*.c): the hyperparameters, every tensor
- * checked against them (name, type, shape), the graph of plain ops. */
-kg_status gen_arch_build(const kg_gguf *g, int64_t n_batch, gen_graph *gr);
+/* A weight part that is rows [row0, row0 + rows) of the source tensor t
+ * (Phi-3's fused Q/K/V and gate/up tensors), owned by the graph. NULL
+ * (message set) when out of memory. t must be 2-D with whole rows. */
+const kg_tensor *gen_graph_view(gen_graph *gr, const kg_tensor *t, uint64_t row0, uint64_t rows, const char *name);
+
+/* The architecture builder (arch.c): the registry's row for the source's
+ * architecture, the hyperparameters, every tensor checked against them
+ * (name, type, shape), the graph of plain ops. */
+kg_status gen_arch_build(const struct gen_source *src, int64_t n_batch, gen_graph *gr);
+/* "llama, qwen2, ..." */
+const char *gen_arch_list(void);
 
 /* The passes. */
 /* nofuse: NULL or "" (every rule), "all"/"1" (none), or a comma list of

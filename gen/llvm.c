@@ -144,17 +144,22 @@ static const gen_param *find_param(const gen_kinst *k, const char *name, size_t 
     return NULL;
 }
 
-/* Template tmpl's default for its int64_t parameter `name`
- * (KG_PARAM_DEFAULT: a constant kgt_default_TMPL__NAME in the bitcode). */
-static bool param_default(LLVMModuleRef m, const char *tmpl, const char *name, size_t len, int64_t *v)
+/* Template tmpl's default for its parameter `name` of type ty (int64_t or
+ * double): KG_PARAM_DEFAULT / KG_PARAM_DEFAULT_F, a constant
+ * kgt_default_TMPL__NAME in the bitcode. NULL: none (or of another type). */
+static LLVMValueRef param_default(LLVMModuleRef m, const char *tmpl, const char *name, size_t len, LLVMTypeRef ty)
 {
     char g[128];
     snprintf(g, sizeof g, "kgt_default_%s__%.*s", tmpl, (int)len, name);
     LLVMValueRef gv = LLVMGetNamedGlobal(m, g);
     LLVMValueRef init = gv && !LLVMIsDeclaration(gv) ? LLVMGetInitializer(gv) : NULL;
-    if (!init || !LLVMIsAConstantInt(init)) return false;
-    *v = LLVMConstIntGetSExtValue(init);
-    return true;
+    if (!init || LLVMTypeOf(init) != ty) return NULL;
+    if (LLVMIsAConstantInt(init)) return LLVMConstInt(ty, (unsigned long long)LLVMConstIntGetSExtValue(init), 1);
+    if (LLVMIsAConstantFP(init)) {
+        LLVMBool lost;
+        return LLVMConstReal(ty, LLVMConstRealGetDouble(init, &lost));
+    }
+    return NULL;
 }
 
 /* void SYM(ptr p, ptr rt, i32 ith, i32 nth) { kgt_T(p, ith, nth, bound...); } */
@@ -187,9 +192,9 @@ static kg_status add_wrapper(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
         size_t len;
         const char *pname = LLVMGetValueName2(tp, &len);
         const gen_param *bp = find_param(k, pname, len);
-        int64_t dv;
-        if (!bp && ty == i64 && param_default(m, k->tmpl, pname, len, &dv)) {
-            args[i] = LLVMConstInt(i64, (unsigned long long)dv, 1);
+        LLVMValueRef dv = bp || (ty != i64 && ty != f64) ? NULL : param_default(m, k->tmpl, pname, len, ty);
+        if (dv) {
+            args[i] = dv;
             continue;
         }
         if (!bp) {

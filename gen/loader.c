@@ -104,7 +104,8 @@ static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_ha
     return st;
 }
 
-static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, const char *cuda, kg_key *key)
+static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, const char *cuda, const char *chat,
+                           kg_key *key)
 {
     kg_keytext *kt;
     char hex[33];
@@ -117,6 +118,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     if (!st) st = kg_keytext_str(kt, "model.gguf", hex);
     if (!st) st = kg_keytext_i64(kt, "n_batch", 128) /* gen_model_opts default */;
     if (!st) st = kg_keytext_str(kt, "nofuse", gen_nofuse_env());
+    if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);
     if (!st) st = kg_keytext_finish(kt, key);
@@ -126,7 +128,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
 
 static kg_status compile_to(const char *gguf, const char *out, const gen_load_opts *o, gen_loaded *l)
 {
-    gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress};
+    gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -167,7 +169,7 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     gen_load_opts oo = *o;
     oo.cuda = sm ? cuda : NULL;
     o = &oo;
-    if (!st) st = cache_key(h, &t, o->cuda, &key);
+    if (!st) st = cache_key(h, &t, o->cuda, o->chat_template, &key);
     if (st) return st;
     if (kg_cache_open(NULL, &c)) {
         snprintf(why, sizeof why, "the cache cannot be used: %s", kg_last_error());

@@ -18,6 +18,7 @@ typedef struct gen_load_opts {
     bool no_cache;         /* compile into a temporary file instead          */
     bool force_compile;    /* compile even on a cache hit (bench: cold time) */
     bool progress;
+    const char *chat_template; /* gen_model_opts.chat_template (GGUF only)     */
     kgm_open_params open;
 } gen_load_opts;
 

@@ -143,15 +143,17 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pi(&k, "wtype", gr->t[n->in[0]].type);
         pm(&k, pre, true);
         pi(&k, "K", gr->t[n->in[0]].cols);
+        if (n->scale != 0 && n->scale != 1) pf(&k, "scale", n->scale);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false), p[2] = ptr_of(gr, n->out, pre, false);
         np = 3;
         break;
     case GEN_OP_RMSNORM:
         snprintf(k.tmpl, sizeof k.tmpl, "rmsnorm");
         pm(&k, pre, !n->last_row && out->per_token);
-        pi(&k, "K", out->cols);
-        pf(&k, "eps", hp->eps);
+        pi(&k, "K", out->cols / (n->groups > 1 ? n->groups : 1));
+        pf(&k, "eps", n->eps);
         pi(&k, "flags", n->flags);
+        if (n->groups > 1) pi(&k, "G", n->groups);
         p[0] = ptr_of(gr, n->in[0], pre, n->last_row), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false);
         np = 3;
@@ -180,11 +182,12 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pi(&k, "head_dim", hp->head_dim);
         pi(&k, "n_rot", hp->n_rot);
         pi(&k, "mode", hp->rope_mode);
-        pf(&k, "freq_base", hp->rope_base);
-        pf(&k, "freq_scale", hp->rope_scale);
+        pf(&k, "freq_base", n->rope_base);
+        pf(&k, "freq_scale", n->rope_scale);
+        if (n->in[2] >= 0) pi(&k, "ff", 1);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
-        p[2] = ptr_of(gr, n->out, pre, false);
-        np = 3;
+        p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[2], pre, false);
+        np = 4;
         break;
     case GEN_OP_KV_STORE:
         snprintf(k.tmpl, sizeof k.tmpl, "kv_store");
@@ -221,14 +224,17 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pi(&k, "head_dim", hp->head_dim);
         pi(&k, "n_rot", hp->n_rot);
         pi(&k, "mode", hp->rope_mode);
-        pf(&k, "freq_base", hp->rope_base);
-        pf(&k, "freq_scale", hp->rope_scale);
+        pf(&k, "freq_base", n->rope_base);
+        pf(&k, "freq_scale", n->rope_scale);
         prt(&k, "n_ctx", KGM_RT_NCTX);
         pi(&k, "cache_type", hp->kv_type);
+        if (n->in[4] >= 0) pi(&k, "ff", 1);
+        if (n->in[5] >= 0) pi(&k, "qk_norm", 1), pf(&k, "eps", n->eps);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[2], pre, false);
         p[4] = ptr_of(gr, n->in[3], pre, false);
-        np = 5;
+        for (int j = 4; j < 7; j++) p[j + 1] = ptr_of(gr, n->in[j], pre, false);
+        np = 8;
         break;
     case GEN_OP_ATTN:
         snprintf(k.tmpl, sizeof k.tmpl, pre ? "attn_prefill" : "attn_decode");
@@ -241,7 +247,17 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->in[2], pre, false), p[3] = ptr_of(gr, n->out, pre, false);
         p[4] = rt_ptr(pre ? KGM_RT_POS0 : KGM_RT_NKV);
+        if (n->scale != 0) pf(&k, "scale", n->scale);
+        if (n->window) pi(&k, "window", n->window);
         np = 5;
+        break;
+    case GEN_OP_SOFTCAP:
+        snprintf(k.tmpl, sizeof k.tmpl, "softcap");
+        pm(&k, pre, out->per_token);
+        pi(&k, "N", out->cols);
+        pf(&k, "cap", n->scale);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->out, pre, false);
+        np = 2;
         break;
     default:
         return kg_err(KG_ERR_UNSUPPORTED, "internal: node %d (%s, layer %d) has no kernel", i, gen_op_name(n->op),

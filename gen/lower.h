@@ -8,7 +8,7 @@
 #include "graph.h"
 
 enum { GEN_MODE_DECODE, GEN_MODE_PREFILL, GEN_MODES };
-enum { GEN_CALL_PTRS = 6 };
+enum { GEN_CALL_PTRS = 8 };
 
 /* One pointer argument: base[base] + off (+ slot * rt[KVBYTES] for the KV
  * cache) (+ (rt[M] - 1) * last_row_bytes: the batch's last row). base -1: NULL. */
@@ -38,7 +38,7 @@ kg_status gen_lower(const gen_graph *gr, gen_program *pg);
 /* The whole front of the pipeline (gen/model.c): arch, passes, lowering
  * (n_batch 0: 128; nofuse: the fusion rules left out, see gen_pass_fuse).
  * KGEN_DEBUG=1 prints the graph after every pass. */
-kg_status gen_model_plan(const kg_gguf *g, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg);
+kg_status gen_model_plan(const struct gen_source *src, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg);
 void gen_program_free(gen_program *pg);
 /* The objects of every instance and of kgm_gen_decode / kgm_gen_prefill:
  * the instances are split into n_shards modules (balanced by a cost

@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "lower.h"
 #include "runtime/model/desc.h"
+#include "source.h"
 #include "runtime/model/rt.h"
 #include "tmpfile.h"
 #include "kgen_check.h"
@@ -218,10 +219,10 @@ const char *gen_nofuse_env(void)
     return e ? e : "";
 }
 
-kg_status gen_model_plan(const kg_gguf *g, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg)
+kg_status gen_model_plan(const gen_source *src, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg)
 {
     const bool dbg = debug_on();
-    kg_status st = gen_arch_build(g, n_batch > 0 ? n_batch : 128, gr);
+    kg_status st = gen_arch_build(src, n_batch > 0 ? n_batch : 128, gr);
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
     if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
@@ -300,7 +301,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
 {
     double t0 = now_s(), t1;
     memset(r, 0, sizeof *r);
-    kg_gguf *g = NULL;
+    gen_source *src = NULL;
     gen_graph gr = {0};
     gen_program pg = {0};
     gen_target t;
@@ -324,13 +325,13 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
     if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note_s, sizeof note_s);
     if (!st && note_s[0]) progress(o, "%s", note_s);
-    if (!st) st = kg_gguf_open(gguf_path, &g);
+    if (!st) st = gen_source_open(gguf_path, &src);
     /* fail before the work if the outputs cannot be written */
     if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
-    if (!st) st = gen_model_plan(g, o->n_batch, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
-    if (!st) st = gen_tokdata(g, &tok, &ntok);
+    if (!st) st = gen_model_plan(src, o->n_batch, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
+    if (!st) st = src->vt->tokdata(src, o->chat_template, &tok, &ntok);
     if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
         kgm_desc pre;
         char why[512];
@@ -430,6 +431,6 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     gen_cuda_result_free(&cr);
     gen_program_free(&pg);
     gen_graph_free(&gr);
-    kg_gguf_close(g);
+    gen_source_close(src);
     return st;
 }

@@ -6,12 +6,14 @@
  * over memory. Each rule proves what it needs before it rewrites; what does
  * not match stays as it was and still runs.
  *
- *   qkv       Wq h, Wk h, Wv h (same h), RoPE of q and k at the same
- *             positions, the KV-cache store  ->  products into one QKV row
- *             + one rope_kv kernel. Weights of one type: one product over
- *             the concatenated weights (repacked by pass_repack); of mixed
- *             types: one product per weight, each writing its column slice
- *             of the QKV row (no barrier between them: lower.c)
+ *   qkv       Wq h, Wk h, Wv h (same h, each with or without a bias),
+ *             per-head RMSNorms of q and k (QK-norm) or none, RoPE of q and
+ *             k alike, the KV-cache store  ->  products into one QKV row +
+ *             one rope_kv kernel (norms, factors and rotation in one pass).
+ *             Weights of one type: one product over the concatenated
+ *             weights (and biases; repacked by pass_repack); of mixed types:
+ *             one product per weight, each writing its column slice of the
+ *             QKV row (no barrier between them: lower.c)
  *   glu       act(Wg h) * (Wu h), both weights of one type  ->  one product
  *             with the SwiGLU epilogue (silu only)
  *   residual  x + W a  ->  the product's residual epilogue, in place into x
@@ -45,11 +47,11 @@ static bool only_reader(const gen_graph *gr, int t, int node)
     return gen_graph_readers(gr, t, r, 2) == 1 && r[0] == node;
 }
 
-/* a plain product of x (no epilogue, no slice) */
+/* a plain product of x (no epilogue but a bias, no slice) */
 static bool is_matmul_of(const gen_graph *gr, int i, int x)
 {
-    return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !gr->n[i].flags && gr->n[i].in[2] < 0 &&
-           gr->n[i].in[3] < 0 && gr->n[i].in[4] < 0 && !gr->n[i].out_col;
+    return i >= 0 && gr->n[i].op == GEN_OP_MATMUL && gr->n[i].in[1] == x && !(gr->n[i].flags & ~KGT_EPI_BIAS) &&
+           gr->n[i].in[2] < 0 && gr->n[i].in[3] < 0 && !gr->n[i].out_col;
 }
 
 /* a block-quantized weight type (the table's block size) */
@@ -59,64 +61,110 @@ static bool quantized(int type)
     return ti && ti->blck > 1;
 }
 
-/* Wq h, Wk h, Wv h + rope(q), rope(k), kv_store  ->  QKV products + rope_kv */
+/* The product behind a RoPE node's input, directly or through a per-head
+ * RMSNorm (QK-norm) read by nothing else: *norm is that norm node or -1. */
+static int rope_product(const gen_graph *gr, int r, int *norm)
+{
+    int x = gr->n[r].in[0], p = producer(gr, x, r);
+    *norm = -1;
+    if (p >= 0 && gr->n[p].op == GEN_OP_RMSNORM && !gr->n[p].flags && gr->n[p].groups > 0 && only_reader(gr, x, r)) {
+        *norm = p;
+        x = gr->n[p].in[0];
+        if (!only_reader(gr, x, p)) return -1;
+        p = producer(gr, x, *norm);
+    }
+    return p >= 0 && gr->n[p].op == GEN_OP_MATMUL ? p : -1;
+}
+
+/* two RoPE nodes that rotate alike (positions, base, scale, factors) */
+static bool same_rope(const gen_node *a, const gen_node *b)
+{
+    return a->in[1] == b->in[1] && a->in[2] == b->in[2] && a->rope_base == b->rope_base && a->rope_scale == b->rope_scale;
+}
+
+/* a weight of the rows of parts w[0..2] (each one part) concatenated */
+static int concat3(gen_graph *gr, const char *name, const int w[3])
+{
+    int64_t rows = gr->t[w[0]].rows + gr->t[w[1]].rows + gr->t[w[2]].rows;
+    int id = gen_graph_tensor(gr, name, GEN_T_WEIGHT, gr->t[w[0]].type, rows, gr->t[w[0]].cols, false);
+    if (id < 0) return -1;
+    gr->t[id].n_parts = 3;
+    for (int i = 0; i < 3; i++) gr->t[id].parts[i] = gr->t[w[i]].parts[0];
+    return id;
+}
+
+/* Wq h [+bq], Wk h [+bk], Wv h [+bv], [per-head norms of q and k], RoPE of
+ * q and k alike, the KV-cache store  ->  QKV products + rope_kv */
 static kg_status fuse_qkv(gen_graph *gr, int s)
 {
     gen_node *st = &gr->n[s];
     int kr = st->in[0], v = st->in[1], pos = st->in[2];
-    int rk = producer(gr, kr, s), mv = producer(gr, v, s);
+    int rk = producer(gr, kr, s), mv = producer(gr, v, s), nk, nq = -1;
     if (rk < 0 || gr->n[rk].op != GEN_OP_ROPE || gr->n[rk].in[1] != pos) return KG_OK;
-    int k = gr->n[rk].in[0], mk = producer(gr, k, rk);
-    if (mk < 0 || gr->n[mk].op != GEN_OP_MATMUL || mv < 0) return KG_OK;
+    int mk = rope_product(gr, rk, &nk);
+    if (mk < 0 || mv < 0) return KG_OK;
     int h = gr->n[mk].in[1];
     if (!is_matmul_of(gr, mk, h) || !is_matmul_of(gr, mv, h)) return KG_OK;
-    /* the rope of q: a ROPE at the same positions of a product of the same h */
+    /* the rope of q: rotating alike a product of the same h */
     int rq = -1, mq = -1;
     for (int i = 0; i < s && rq < 0; i++) {
-        if (gr->n[i].dead || gr->n[i].op != GEN_OP_ROPE || i == rk || gr->n[i].in[1] != pos) continue;
-        int p = producer(gr, gr->n[i].in[0], i);
+        if (gr->n[i].dead || gr->n[i].op != GEN_OP_ROPE || i == rk || !same_rope(&gr->n[i], &gr->n[rk])) continue;
+        int p = rope_product(gr, i, &nq);
         if (is_matmul_of(gr, p, h) && p != mk && p != mv) rq = i, mq = p;
     }
-    if (rq < 0) return KG_OK;
+    if (rq < 0 || (nq < 0) != (nk < 0)) return KG_OK;
+    if (nq >= 0 && gr->n[nq].eps != gr->n[nk].eps) return KG_OK;
     int wq = gr->n[mq].in[0], wk = gr->n[mk].in[0], wv = gr->n[mv].in[0];
-    if (gr->t[wq].n_parts != 1 || gr->t[wk].n_parts != 1 || gr->t[wv].n_parts != 1 || !only_reader(gr, k, rk) ||
-        !only_reader(gr, kr, s) || !only_reader(gr, v, s) || !only_reader(gr, gr->n[mq].out, rq) ||
-        gr->t[gr->n[rq].out].kind != GEN_T_ACT)
+    int q_in = nq >= 0 ? gr->n[nq].out : gr->n[mq].out, k_in = gr->n[rk].in[0];
+    if (gr->t[wq].n_parts != 1 || gr->t[wk].n_parts != 1 || gr->t[wv].n_parts != 1 || !only_reader(gr, k_in, rk) ||
+        !only_reader(gr, kr, s) || !only_reader(gr, v, s) || !only_reader(gr, q_in, rq) ||
+        (nq >= 0 && !only_reader(gr, gr->n[mq].out, nq)) || gr->t[gr->n[rq].out].kind != GEN_T_ACT)
         return KG_OK;
     /* the products must come before the rope of q, where rope_kv will read
      * their row (the rewrite moves no node) */
     if (mq > rq || mk > rq || mv > rq) return KG_OK;
     const gen_hparams *hp = &gr->hp;
-    const int64_t nq = gr->t[wq].rows, nk = gr->t[wk].rows, nv = gr->t[wv].rows;
-    if (nq != hp->n_head * hp->head_dim || nk != hp->n_head_kv * hp->head_dim || nv != nk) return KG_OK;
+    const int64_t n_q = gr->t[wq].rows, n_k = gr->t[wk].rows, n_v = gr->t[wv].rows;
+    if (n_q != hp->n_head * hp->head_dim || n_k != hp->n_head_kv * hp->head_dim || n_v != n_k) return KG_OK;
     char nm[64];
     snprintf(nm, sizeof nm, "L%d.qkv", st->layer);
-    int qkv = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, nq + nk + nv, true);
+    int qkv = gen_graph_tensor(gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, n_q + n_k + n_v, true);
     if (qkv < 0) return KG_ERR_NOMEM;
-    const bool one_type = gr->t[wq].type == gr->t[wk].type && gr->t[wq].type == gr->t[wv].type;
+    const int b[3] = {gr->n[mq].in[4], gr->n[mk].in[4], gr->n[mv].in[4]};
+    const bool biases = b[0] >= 0 && b[1] >= 0 && b[2] >= 0, none = b[0] < 0 && b[1] < 0 && b[2] < 0;
+    const bool one_type =
+        gr->t[wq].type == gr->t[wk].type && gr->t[wq].type == gr->t[wv].type && (biases || none) &&
+        (none || (gr->t[b[0]].n_parts == 1 && gr->t[b[1]].n_parts == 1 && gr->t[b[2]].n_parts == 1));
     if (one_type) {
         snprintf(nm, sizeof nm, "L%d.attn_qkv", st->layer);
-        int w = gen_graph_tensor(gr, nm, GEN_T_WEIGHT, gr->t[wq].type, nq + nk + nv, gr->t[wq].cols, false);
+        int w = concat3(gr, nm, (int[]){wq, wk, wv});
         if (w < 0) return KG_ERR_NOMEM;
-        gr->t[w].n_parts = 3;
-        gr->t[w].parts[0] = gr->t[wq].parts[0];
-        gr->t[w].parts[1] = gr->t[wk].parts[0];
-        gr->t[w].parts[2] = gr->t[wv].parts[0];
+        if (biases) {
+            snprintf(nm, sizeof nm, "L%d.attn_qkv.bias", st->layer);
+            int bb = concat3(gr, nm, b);
+            if (bb < 0) return KG_ERR_NOMEM;
+            gr->n[mq].in[4] = bb;
+        }
         gr->n[mq].in[0] = w;
         gr->n[mq].out = qkv;
         gr->n[mk].dead = gr->n[mv].dead = true;
-    } else { /* each product writes its slice of the row */
+    } else { /* each product writes its slice of the row, with its own bias */
         gr->n[mq].out = gr->n[mk].out = gr->n[mv].out = qkv;
         gr->n[mq].out_col = 0;
-        gr->n[mk].out_col = nq;
-        gr->n[mv].out_col = nq + nk;
+        gr->n[mk].out_col = n_q;
+        gr->n[mv].out_col = n_q + n_k;
     }
     st = &gr->n[s]; /* (the tensor array may have moved; nodes did not) */
-    int kc = st->in[3], vc = st->in[4];
+    int kc = st->in[3], vc = st->in[4], ff = gr->n[rk].in[2];
     gen_node *r = &gr->n[rq];
     r->op = GEN_OP_ROPE_KV;
     memset(r->in, -1, sizeof r->in);
-    r->in[0] = qkv, r->in[1] = pos, r->in[2] = kc, r->in[3] = vc;
+    r->in[0] = qkv, r->in[1] = pos, r->in[2] = kc, r->in[3] = vc, r->in[4] = ff;
+    if (nq >= 0) {
+        r->in[5] = gr->n[nq].in[1], r->in[6] = gr->n[nk].in[1];
+        r->eps = gr->n[nq].eps;
+        gr->n[nq].dead = gr->n[nk].dead = true;
+    }
     gr->n[rk].dead = st->dead = true;
     return KG_OK;
 }
@@ -129,7 +177,8 @@ static void fuse_glu(gen_graph *gr, int s)
     int mg = producer(gr, n->in[0], s), mu = producer(gr, n->in[1], s);
     if (mg < 0 || mu < 0 || gr->n[mg].op != GEN_OP_MATMUL) return;
     int h = gr->n[mg].in[1];
-    if (!is_matmul_of(gr, mg, h) || !is_matmul_of(gr, mu, h) || mg == mu) return;
+    if (!is_matmul_of(gr, mg, h) || !is_matmul_of(gr, mu, h) || mg == mu || gr->n[mg].flags || gr->n[mu].flags)
+        return; /* (the epilogue adds no bias) */
     if (gr->t[gr->n[mg].in[0]].type != gr->t[gr->n[mu].in[0]].type) return; /* mixed: products + glu kernel */
     if (!only_reader(gr, n->in[0], s) || !only_reader(gr, n->in[1], s)) return;
     int first = mg < mu ? mg : mu, other = mg < mu ? mu : mg;

@@ -13,6 +13,7 @@
  */
 #include "graph.h"
 #include "internal.h"
+#include "source.h"
 
 #include <errno.h>
 #include <string.h>
@@ -33,7 +34,7 @@ kg_status gen_pass_repack(gen_graph *gr)
             uint64_t sz = 0;
             for (int p = 0; p < t->n_parts; p++) sz += t->parts[p]->n_bytes;
             if (sz != t->row_bytes * (uint64_t)t->rows)
-                return kg_err(KG_ERR_FORMAT, "%s: tensor %s: %llu bytes, expected %llu", kg_gguf_name(gr->g), t->name,
+                return kg_err(KG_ERR_FORMAT, "%s: tensor %s: %llu bytes, expected %llu", gr->src->name, t->name,
                               (unsigned long long)sz, (unsigned long long)(t->row_bytes * (uint64_t)t->rows));
             off = (off + WALIGN - 1) / WALIGN * WALIGN;
             t->off = off;

@@ -136,8 +136,11 @@ static bool is_int_type(kg_vtype t)
            t == KG_V_U64 || t == KG_V_I64;
 }
 
-kg_status gen_tokdata(const kg_gguf *g, void **blob, size_t *size)
+kg_status gen_tokdata(const kg_gguf *g, const char *chat_template, void **blob, size_t *size)
 {
+    if (chat_template)
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: chat template '%s': choosing a template is not implemented yet", kg_gguf_name(g),
+                      chat_template);
     *blob = NULL;
     *size = 0;
     const char *name = kg_gguf_name(g);

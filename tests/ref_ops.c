@@ -32,7 +32,7 @@ void ref_layernorm(const float *x, const float *g, const float *b, double *y, in
 }
 
 void ref_rope(const float *x, const int32_t *pos, double *y, int64_t M, int64_t n_head, int64_t head_dim,
-              int64_t n_rot, int64_t mode, double base, double freq_scale)
+              int64_t n_rot, int64_t mode, double base, double freq_scale, const float *ff)
 {
     for (int64_t m = 0; m < M; m++)
         for (int64_t h = 0; h < n_head; h++) {
@@ -41,6 +41,7 @@ void ref_rope(const float *x, const int32_t *pos, double *y, int64_t M, int64_t 
             for (int64_t d = 0; d < head_dim; d++) yr[d] = xr[d];
             for (int64_t i = 0; i < n_rot / 2; i++) {
                 double theta = pos[m] * freq_scale * pow(base, -2.0 * (double)i / (double)n_rot);
+                if (ff) theta /= ff[i];
                 int64_t a = mode == 2 ? i : 2 * i, b = mode == 2 ? i + n_rot / 2 : 2 * i + 1;
                 yr[a] = xr[a] * cos(theta) - xr[b] * sin(theta);
                 yr[b] = xr[a] * sin(theta) + xr[b] * cos(theta);
@@ -59,31 +60,37 @@ void ref_softmax(const float *x, double *y, int64_t M, int64_t N, double scale)
 }
 
 void ref_attn(const float *q, const double *k, const double *v, double *out, int64_t M, int64_t n_head,
-              int64_t n_head_kv, int64_t D, int64_t n_ctx, int64_t pos0)
+              int64_t n_head_kv, int64_t D, int64_t n_ctx, int64_t pos0, double scale, int64_t window)
 {
     double *s = malloc((size_t)n_ctx * sizeof *s);
     if (!s) abort();
     for (int64_t m = 0; m < M; m++)
         for (int64_t h = 0; h < n_head; h++) {
             const float *qr = q + (m * n_head + h) * D;
-            int64_t g = h / (n_head / n_head_kv), n = pos0 + m + 1;
+            int64_t g = h / (n_head / n_head_kv), p = pos0 + m, n = p + 1, first = 0;
+            if (window > 0 && p - window + 1 > 0) first = p - window + 1;
             const double *kg = k + g * n_ctx * D, *vg = v + g * n_ctx * D;
             double mx = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < n; j++) {
+            for (int64_t j = first; j < n; j++) {
                 s[j] = 0;
                 for (int64_t d = 0; d < D; d++) s[j] += qr[d] * kg[j * D + d];
-                s[j] /= sqrt((double)D);
+                s[j] *= scale != 0 ? scale : 1.0 / sqrt((double)D);
                 mx = fmax(mx, s[j]);
             }
-            for (int64_t j = 0; j < n; j++) sum += s[j] = exp(s[j] - mx);
+            for (int64_t j = first; j < n; j++) sum += s[j] = exp(s[j] - mx);
             double *o = out + (m * n_head + h) * D;
             for (int64_t d = 0; d < D; d++) {
                 o[d] = 0;
-                for (int64_t j = 0; j < n; j++) o[d] += s[j] * vg[j * D + d];
+                for (int64_t j = first; j < n; j++) o[d] += s[j] * vg[j * D + d];
                 o[d] /= sum;
             }
         }
     free(s);
+}
+
+void ref_softcap(const float *x, double *y, int64_t n, double cap)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = cap * tanh(x[i] / cap);
 }
 
 void ref_silu(const float *x, double *y, int64_t n)

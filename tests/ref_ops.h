@@ -13,15 +13,20 @@
 void ref_rmsnorm(const float *x, const float *g, double *y, int64_t M, int64_t K, double eps);
 /* y = (x - mean) / sqrt(var + eps) * g (+ b when b is not NULL), var biased */
 void ref_layernorm(const float *x, const float *g, const float *b, double *y, int64_t M, int64_t K, double eps);
-/* RoPE of x[M][n_head][head_dim] into y; mode 0 adjacent pairs, 2 halves */
+/* RoPE of x[M][n_head][head_dim] into y; mode 0 adjacent pairs, 2 halves;
+ * ff: NULL, or frequency factors f32[n_rot/2] (pair i's angle divided by ff[i]) */
 void ref_rope(const float *x, const int32_t *pos, double *y, int64_t M, int64_t n_head, int64_t head_dim,
-              int64_t n_rot, int64_t mode, double base, double freq_scale);
+              int64_t n_rot, int64_t mode, double base, double freq_scale, const float *ff);
 /* y = softmax(scale * x) per row of N */
 void ref_softmax(const float *x, double *y, int64_t M, int64_t N, double scale);
-/* Causal GQA attention: token i of M (position pos0 + i) attends to cache
- * positions 0..pos0+i; q/out [M][n_head][D], k/v [n_head_kv][n_ctx][D]. */
+/* Causal GQA attention: token i of M (position p = pos0 + i) attends to
+ * cache positions 0..p (window > 0: only those > p - window); scores
+ * q·k * scale (scale 0: 1/sqrt(D)); q/out [M][n_head][D], k/v
+ * [n_head_kv][n_ctx][D]. */
 void ref_attn(const float *q, const double *k, const double *v, double *out, int64_t M, int64_t n_head,
-              int64_t n_head_kv, int64_t D, int64_t n_ctx, int64_t pos0);
+              int64_t n_head_kv, int64_t D, int64_t n_ctx, int64_t pos0, double scale, int64_t window);
+/* y = cap tanh(x / cap) */
+void ref_softcap(const float *x, double *y, int64_t n, double cap);
 /* silu(x) = x sigmoid(x); gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) */
 void ref_silu(const float *x, double *y, int64_t n);
 void ref_gelu(const float *x, double *y, int64_t n);

@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { F32_IN, F32_OUT, F32_INOUT, Q8A_IN, Q8A_OUT, WEIGHTS, POS32, IDS32, I64, F16_IN, SCRATCH };
+enum kind { F32_IN, F32_OUT, F32_INOUT, Q8A_IN, Q8A_OUT, WEIGHTS, POS32, IDS32, I64, F16_IN, SCRATCH, F32_POS };
+/* F32_POS: f32 in [0.5, 1.5] (RoPE frequency factors) */
 
 typedef struct bufspec {
     enum kind kind;
@@ -28,34 +29,53 @@ typedef struct bufspec {
 typedef struct tcase {
     const char *tmpl;
     int np;
-    const char *names[8];
-    double vals[8];   /* in the template's parameter order */
+    const char *names[14];
+    double vals[14];  /* in the template's parameter order */
     int nbuf;
-    bufspec b[6];
+    bufspec b[8];
 } tcase;
 
 /* ─────────────────────────── native calls ─────────────────────────── */
+
+/* parameter `name` of c, or def when the case leaves it unbound (the
+ * template's KG_PARAM_DEFAULT) */
+static double val(const tcase *c, const char *name, double def)
+{
+    for (int i = 0; i < c->np; i++)
+        if (!strcmp(c->names[i], name)) return c->vals[i];
+    return def;
+}
 
 static void native(const tcase *c, void *const *p, int ith, int nth)
 {
     const double *v = c->vals;
 #define I(k) ((int64_t)v[k])
+#define D(name, def) val(c, name, def)
+#define L(name) ((int64_t)val(c, name, 0))
     if (!strcmp(c->tmpl, "mm")) kgt_mm(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), c->np > 6 ? I(6) : 0);
     else if (!strcmp(c->tmpl, "quantize")) kgt_quantize(p, ith, nth, I(0), I(1));
-    else if (!strcmp(c->tmpl, "embed")) kgt_embed(p, ith, nth, I(0), I(1), I(2));
-    else if (!strcmp(c->tmpl, "rmsnorm")) kgt_rmsnorm(p, ith, nth, I(0), I(1), v[2], I(3));
+    else if (!strcmp(c->tmpl, "embed")) kgt_embed(p, ith, nth, I(0), I(1), I(2), D("scale", 1.0));
+    else if (!strcmp(c->tmpl, "rmsnorm")) kgt_rmsnorm(p, ith, nth, I(0), I(1), v[2], I(3), (int64_t)D("G", 1));
     else if (!strcmp(c->tmpl, "layernorm")) kgt_layernorm(p, ith, nth, I(0), I(1), v[2], I(3));
-    else if (!strcmp(c->tmpl, "rope")) kgt_rope(p, ith, nth, I(0), I(1), I(2), I(3), I(4), v[5], v[6]);
+    else if (!strcmp(c->tmpl, "rope")) kgt_rope(p, ith, nth, I(0), I(1), I(2), I(3), I(4), v[5], v[6], L("ff"));
+    else if (!strcmp(c->tmpl, "rope_kv"))
+        kgt_rope_kv(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), v[6], v[7], I(8), I(9), L("ff"), L("qk_norm"),
+                    D("eps", 1e-6));
     else if (!strcmp(c->tmpl, "kv_store")) kgt_kv_store(p, ith, nth, I(0), I(1), I(2), I(3), I(4));
     else if (!strcmp(c->tmpl, "add")) kgt_add(p, ith, nth, I(0), I(1));
     else if (!strcmp(c->tmpl, "glu")) kgt_glu(p, ith, nth, I(0), I(1), I(2));
     else if (!strcmp(c->tmpl, "softmax")) kgt_softmax(p, ith, nth, I(0), I(1), v[2]);
-    else if (!strcmp(c->tmpl, "attn_decode")) kgt_attn_decode(p, ith, nth, I(0), I(1), I(2), I(3), I(4));
-    else if (!strcmp(c->tmpl, "attn_prefill")) kgt_attn_prefill(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5));
+    else if (!strcmp(c->tmpl, "softcap")) kgt_softcap(p, ith, nth, I(0), I(1), v[2]);
+    else if (!strcmp(c->tmpl, "attn_decode"))
+        kgt_attn_decode(p, ith, nth, I(0), I(1), I(2), I(3), I(4), D("scale", 0), L("window"));
+    else if (!strcmp(c->tmpl, "attn_prefill"))
+        kgt_attn_prefill(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), D("scale", 0), L("window"));
     else if (!strcmp(c->tmpl, "silu")) kgt_silu(p, ith, nth, I(0));
     else if (!strcmp(c->tmpl, "gelu")) kgt_gelu(p, ith, nth, I(0));
     else kt_fail(__FILE__, __LINE__, "no native call for %s", c->tmpl);
 #undef I
+#undef D
+#undef L
 }
 
 /* ─────────────────────────── cases ─────────────────────────── */
@@ -104,6 +124,29 @@ static const tcase cases[] = {
     {"attn_prefill", 6, {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {5, 4, 2, 32, 64, KGT_F32}, 6,
      {{F32_IN, 5 * 4 * 32, 0}, {F32_IN, 2 * 64 * 32, 0}, {F32_IN, 2 * 64 * 32, 0}, {F32_OUT, 5 * 4 * 32, 0}, {I64, 10, 0}, {SCRATCH, 4 * 64, 0}}},
     {"silu", 1, {"n"}, {1001}, 2, {{F32_IN, 1001, 0}, {F32_OUT, 1001, 0}}},
+    /* the parameters issue 15 added (embedding scale, QK-norm groups, RoPE
+     * frequency factors, rope_kv's QK-norm, attention scale and window,
+     * softcap) */
+    {"embed", 4, {"wtype", "M", "K", "scale"}, {KGT_Q4_K, 2, 256, 25.298221}, 3,
+     {{WEIGHTS, 7, 256}, {IDS32, 2, 7}, {F32_OUT, 2 * 256, 0}}},
+    {"rmsnorm", 5, {"M", "K", "eps", "flags", "G"}, {3, 64, 1e-6, 0, 5}, 3,
+     {{F32_IN, 3 * 5 * 64, 0}, {F32_IN, 64, 0}, {F32_OUT, 3 * 5 * 64, 0}}},
+    {"rope", 8, {"M", "n_head", "head_dim", "n_rot", "mode", "freq_base", "freq_scale", "ff"},
+     {3, 4, 64, 64, KGT_ROPE_NORM, 500000, 1, 1}, 4,
+     {{F32_IN, 3 * 4 * 64, 0}, {POS32, 3, 0}, {F32_OUT, 3 * 4 * 64, 0}, {F32_POS, 32, 0}}},
+    {"rope_kv", 13,
+     {"M", "n_head", "n_head_kv", "head_dim", "n_rot", "mode", "freq_base", "freq_scale", "n_ctx", "cache_type", "ff",
+      "qk_norm", "eps"},
+     {2, 4, 2, 64, 64, KGT_ROPE_NEOX, 1e6, 1, 128, KGT_F32, 1, 1, 1e-6}, 8,
+     {{F32_IN, 2 * 8 * 64, 0}, {POS32, 2, 0}, {F32_OUT, 2 * 4 * 64, 0}, {F32_OUT, 2 * 128 * 64, 0},
+      {F32_OUT, 2 * 128 * 64, 0}, {F32_POS, 32, 0}, {F32_IN, 64, 0}, {F32_IN, 64, 0}}},
+    {"attn_decode", 7, {"n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type", "scale", "window"},
+     {8, 2, 64, 256, KGT_F16, 0.0625, 100}, 6,
+     {{F32_IN, 8 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F32_OUT, 8 * 64, 0}, {I64, 230, 0}, {SCRATCH, 4 * 256, 0}}},
+    {"attn_prefill", 8, {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type", "scale", "window"},
+     {9, 4, 2, 32, 256, KGT_F32, 0.3, 70}, 6,
+     {{F32_IN, 9 * 4 * 32, 0}, {F32_IN, 2 * 256 * 32, 0}, {F32_IN, 2 * 256 * 32, 0}, {F32_OUT, 9 * 4 * 32, 0}, {I64, 150, 0}, {SCRATCH, 4 * 256, 0}}},
+    {"softcap", 3, {"M", "N", "cap"}, {3, 1001, 0.7}, 2, {{F32_IN, 3 * 1001, 0}, {F32_OUT, 3 * 1001, 0}}},
     {"gelu", 1, {"n"}, {999}, 2, {{F32_IN, 999, 0}, {F32_OUT, 999, 0}}},
 };
 #define N_CASES (int)(sizeof cases / sizeof *cases)
@@ -119,7 +162,7 @@ static int wtype_of(const tcase *c) { return (int)c->vals[0]; }
 static size_t buf_bytes(const tcase *c, const bufspec *b)
 {
     switch (b->kind) {
-    case F32_IN: case F32_OUT: case F32_INOUT: case SCRATCH: return (size_t)b->n * 4;
+    case F32_IN: case F32_OUT: case F32_INOUT: case SCRATCH: case F32_POS: return (size_t)b->n * 4;
     case Q8A_IN: case Q8A_OUT: return (size_t)b->n * sizeof(kgt_q8a);
     case POS32: case IDS32: return (size_t)b->n * 4;
     case F16_IN: return (size_t)b->n * 2;
@@ -141,6 +184,9 @@ static void fill(const tcase *c, const bufspec *b, uint8_t *p, size_t bytes)
         break;
     case F16_IN:
         for (int64_t i = 0; i < b->n; i++) ((kgt_f16 *)p)[i] = kgt_f32_to_f16(frnd());
+        break;
+    case F32_POS:
+        for (int64_t i = 0; i < b->n; i++) ((float *)p)[i] = 1.0f + 0.5f * frnd();
         break;
     case Q8A_IN:
         for (int64_t i = 0; i < b->n; i++) {
@@ -235,7 +281,7 @@ KT_TEST(jit_matches_native)
         const tcase *c = &cases[ci];
         gen_kfn f;
         if (gen_jit_lookup(j, insts[ci].sym, &f) != KG_OK) { kt_fail(__FILE__, __LINE__, "%s", kg_last_error()); continue; }
-        void *pa[6] = {0}, *pb[6] = {0};
+        void *pa[8] = {0}, *pb[8] = {0};
         for (int b = 0; b < c->nbuf; b++) {
             size_t bytes = buf_bytes(c, &c->b[b]);
             pa[b] = malloc(bytes + 64);

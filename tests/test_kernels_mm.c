@@ -76,16 +76,16 @@
 void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
 void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
 /* kernels_portable_avx2.c */
 void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
 int kgta_usable(void);
 
 #define TOL_F32 1e-5
@@ -127,13 +127,14 @@ static void gpu_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K)
     KT_CHECKF(rc == 0, "GPU quantize (M %lld, K %lld): %s", (long long)M, (long long)K, err);
 }
 
-static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K)
+static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale)
 {
     (void)nth;
     if (ith) return;
     static const char *const names[] = {"wtype", "M", "K"};
     const int64_t vals[] = {wtype, M, K};
     gen_kinst k = ktc_inst("embed", 3, names, vals, M > 1);
+    ktc_param_f(&k, "scale", scale);
     const int32_t *ids = p[1];
     int64_t rows = 0; /* the table's rows: up to the largest id */
     for (int64_t m = 0; m < M; m++) rows = ids[m] + 1 > rows ? ids[m] + 1 : rows;
@@ -148,7 +149,7 @@ typedef struct {
     const char *name;
     void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
-    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t);
+    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double);
 } impl;
 
 static const impl IMPLS[] = {
@@ -307,17 +308,19 @@ static double nerr(const float *y, const double *ref, const double *mag, int64_t
 
 /* ───────────────────────── dequantization (kgt_embed) ───────────────────────── */
 
-/* Compares out[m] with the reference dequantization of table row ids[m].
- * Exact, except where the kernel may fuse q*d + m into one rounding
- * (has_fma: Q4_1, Q5_1, Q4_K, Q5_K, Q2_K): within 2.5e-7 of the row's
- * largest magnitude (2 ulps). */
+/* Compares out[m] with the reference dequantization of table row ids[m],
+ * times scale (kgt_embed's scale: one f32 product per value). Exact,
+ * except where the kernel may fuse q*d + m into one rounding (has_fma:
+ * Q4_1, Q5_1, Q4_K, Q5_K, Q2_K): within 2.5e-7 of the row's largest
+ * magnitude (2 ulps). */
 static void check_rows(const char *who, int type, const uint8_t *table, const int32_t *ids, int64_t M, int64_t K,
-                       const float *out)
+                       const float *out, float scale)
 {
     float *ref = xmalloc((size_t)K * sizeof *ref);
     int bad = 0;
     for (int64_t m = 0; m < M && bad < 3; m++) {
         ref_dequant_row(type, table + ids[m] * ref_row_bytes(type, K), K, ref);
+        for (int64_t k = 0; k < K; k++) ref[k] *= scale;
         float rmax = 0;
         for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
         const double tol = has_fma(type) ? 2.5e-7 * rmax : 0;
@@ -333,7 +336,8 @@ static void check_rows(const char *who, int type, const uint8_t *table, const in
 }
 
 /* kgt_embed of implementations i0..i1-1 against the reference
- * dequantization, for the first nt of TYPES */
+ * dequantization, for the first nt of TYPES: scale 1 with every thread
+ * count, and Gemma's sqrt(640) with one */
 static void dequant_cases(size_t i0, size_t i1, size_t nt)
 {
     seed(1);
@@ -344,12 +348,14 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
         const int32_t ids[9] = {3, 0, 6, 1, 1, 5, 2, 4, 0};
         float *out = xmalloc((size_t)(M * K) * sizeof *out);
         for (size_t ii = i0; ii < i1; ii++)
-            for (int nth = 1; nth <= max_nth(ii); nth++) {
-                for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
-                void *p[3] = {table, (void *)ids, out};
-                for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K);
-                check_rows(IMPLS[ii].name, type, table, ids, M, K, out);
-            }
+            for (int nth = 1; nth <= max_nth(ii); nth++)
+                for (int sc = 0; sc <= (nth == 1); sc++) {
+                    const double scale = sc ? sqrt(640.0) : 1.0;
+                    for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
+                    void *p[3] = {table, (void *)ids, out};
+                    for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K, scale);
+                    check_rows(IMPLS[ii].name, type, table, ids, M, K, out, (float)scale);
+                }
         free(out);
         free(table);
     }
@@ -369,11 +375,11 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
             if (!max_nth(ii)) continue;
             const int32_t id = 0;
             void *p[3] = {table, (void *)&id, out};
-            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536);
-            check_rows(IMPLS[ii].name, halves[h], table, &id, 1, 65536, out);
+            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536, 1.0);
+            check_rows(IMPLS[ii].name, halves[h], table, &id, 1, 65536, out, 1.0f);
             void *p1[3] = {table, all, out};
-            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1);
-            check_rows(IMPLS[ii].name, halves[h], table, all, 65536, 1, out);
+            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1, 1.0);
+            check_rows(IMPLS[ii].name, halves[h], table, all, 65536, 1, out, 1.0f);
         }
     free(all);
     free(out);
@@ -736,7 +742,7 @@ static int check_with_gguf_py(const dq_job *jobs, int n)
             ref_dequant_row(jb->type, jb->data + r * rb, K, ref);
             const int32_t id = (int32_t)r;
             void *p[3] = {(void *)jb->data, (void *)&id, ker};
-            kgt_embed(p, 0, 1, jb->type, 1, K);
+            kgt_embed(p, 0, 1, jb->type, 1, K, 1.0);
             float rmax = 0;
             for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
             tok = line ? strtok_r(line, " ", &save2) : NULL;

@@ -28,9 +28,10 @@
  * and cut, head_dim 20, n_rot < head_dim, multi-head (n_head = n_head_kv).
  *
  * The CUDA templates (make check-gpu): every test here with a CUDA
- * counterpart (norms, their q8 output, RoPE alone (in place and out of
- * place) and with the KV append, the KV append alone, attention, add and
- * the gated activations) is also
+ * counterpart (norms, their q8 output and groups, RoPE alone (in place and
+ * out of place, with and without frequency factors) and with the KV append
+ * (and QK-norm), the KV append alone, attention (with windows and scales),
+ * softcap, add and the gated activations) is also
  * a gpu_ops_* test that runs the same cases, references and tolerances on
  * the GPU: each call is one launch of the instance lowering would make
  * (tests/kt_cuda.h), on copies of the same buffers. Cases the CUDA backend
@@ -180,22 +181,24 @@ typedef struct {
     int64_t M, K, flags;
     double eps;
     int rms;
+    int64_t G; /* rmsnorm's groups per row */
 } norm_ctx;
 
 static bool run_norm(const void *c, int ith, int nth)
 {
     const norm_ctx *n = c;
     if (g_gpu) {
-        static const char *const names[] = {"M", "K", "flags"};
-        const int64_t vals[] = {n->M, n->K, n->flags};
-        gen_kinst k = ktc_inst(n->rms ? "rmsnorm" : "layernorm", 3, names, vals, n->M > 1);
+        static const char *const names[] = {"M", "K", "flags", "G"};
+        const int64_t vals[] = {n->M, n->K, n->flags, n->G};
+        gen_kinst k = ktc_inst(n->rms ? "rmsnorm" : "layernorm", 3 + n->rms, names, vals, n->M > 1);
         ktc_param_f(&k, "eps", n->eps);
-        const size_t x = (size_t)(n->M * n->K) * 4, row = (size_t)n->K * 4;
+        const size_t x = (size_t)(n->M * n->G * n->K) * 4, row = (size_t)n->K * 4;
         const size_t bytes[4] = {x, row, n->flags & KGT_NORM_OUT_Q8 ? (size_t)(n->M * n->K / 32) * sizeof(kgt_q8a) : x,
                                  n->flags & KGT_NORM_BIAS ? row : 0};
         return gpu_launch(&k, n->M, 0, n->p, bytes, 4);
     }
-    (n->rms ? kgt_rmsnorm : kgt_layernorm)(n->p, ith, nth, n->M, n->K, n->eps, n->flags);
+    if (n->rms) kgt_rmsnorm(n->p, ith, nth, n->M, n->K, n->eps, n->flags, n->G);
+    else kgt_layernorm(n->p, ith, nth, n->M, n->K, n->eps, n->flags);
     return true;
 }
 
@@ -210,7 +213,7 @@ static void norm_inputs(int variant, int64_t M, int64_t K, norm_ctx *c, double *
 {
     float *x = rand_floats(M * K, -2.0, 2.0), *g = rand_floats(K, 0.5, 1.5), *b = rand_floats(K, -0.5, 0.5);
     for (int64_t i = 0; i < M * K; i++) x[i] = i >= (M - 1) * K && M >= 5 ? 0.0f : x[i] + (variant ? 0.75f : 0.0f);
-    *c = (norm_ctx){{x, g, NULL, b}, M, K, variant == 2 ? KGT_NORM_BIAS : 0, variant == 1 ? 1e-5 : 1e-6, variant == 0};
+    *c = (norm_ctx){{x, g, NULL, b}, M, K, variant == 2 ? KGT_NORM_BIAS : 0, variant == 1 ? 1e-5 : 1e-6, variant == 0, 1};
     if (variant == 0) ref_rmsnorm(x, g, ref, M, K, c->eps);
     else ref_layernorm(x, g, variant == 2 ? b : NULL, ref, M, K, c->eps);
 }
@@ -252,6 +255,36 @@ OPS_TEST(norm)
             norm_free(&c);
         }
     report("norm", cases, 1e-6);
+}
+
+/* RMSNorm of G groups per row (QK-norm: G = heads, K = head_dim), each
+ * group against the reference of that group alone; out of place and in
+ * place. A template that normalized whole rows, or only the first group,
+ * fails. */
+OPS_TEST(norm_groups)
+{
+    static const int64_t shapes[][3] = {{1, 9, 64}, {5, 16, 128}, {3, 4, 20}, {2, 3, 256}, {7, 8, 64}, {1, 1, 96}};
+    rng = 21;
+    int cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t M = shapes[s][0], G = shapes[s][1], K = shapes[s][2], n = M * G * K;
+        float *x = rand_floats(n, -2.0, 2.0), *gamma = rand_floats(K, 0.5, 1.5), *y = nan_floats(n);
+        for (int64_t k = 0; M * G > 1 && k < K; k++) x[K + k] *= 8.0f; /* a group of another scale */
+        double *ref = xmalloc((size_t)n * sizeof *ref);
+        for (int64_t r = 0; r < M * G; r++) ref_rmsnorm(x + r * K, gamma, ref + r * K, 1, K, 1e-6);
+        norm_ctx c = {{x, gamma, y, NULL}, M, K, 0, 1e-6, 1, G};
+        char what[96];
+        snprintf(what, sizeof what, "rmsnorm M=%lld G=%lld K=%lld", (long long)M, (long long)G, (long long)K);
+        float *init = nan_floats(n);
+        check_spmd(what, run_norm, &c, y, init, n, ref, 1e-6);
+        c.p[2] = x; /* in place */
+        memcpy(init, x, (size_t)n * sizeof *x);
+        strcat(what, " in place");
+        check_spmd(what, run_norm, &c, x, init, n, ref, 1e-6);
+        cases += 2;
+        free(x), free(gamma), free(y), free(ref), free(init);
+    }
+    report("norm groups", cases, 1e-6);
 }
 
 /*
@@ -339,7 +372,7 @@ OPS_TEST(norm_q8)
 
 /* ══════════════════ rope ══════════════════ */
 typedef struct {
-    void *p[3];
+    void *p[4]; /* p[3]: frequency factors, or NULL */
     int64_t M, n_head, head_dim, n_rot, mode;
     double base, fscale;
 } rope_ctx;
@@ -348,15 +381,16 @@ static bool run_rope(const void *c, int ith, int nth)
 {
     const rope_ctx *r = c;
     if (g_gpu) { /* in place when p[0] = p[2] (one device buffer) */
-        static const char *const names[] = {"M", "n_head", "head_dim", "n_rot", "mode"};
-        const int64_t vals[] = {r->M, r->n_head, r->head_dim, r->n_rot, r->mode};
-        gen_kinst k = ktc_inst("rope", 5, names, vals, r->M > 1);
+        static const char *const names[] = {"M", "n_head", "head_dim", "n_rot", "mode", "ff"};
+        const int64_t vals[] = {r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->p[3] != NULL};
+        gen_kinst k = ktc_inst("rope", 6, names, vals, r->M > 1);
         ktc_param_f(&k, "freq_base", r->base);
         ktc_param_f(&k, "freq_scale", r->fscale);
-        const size_t x = (size_t)(r->M * r->n_head * r->head_dim) * 4, bytes[3] = {x, (size_t)r->M * 4, x};
-        return gpu_launch(&k, r->M, 0, r->p, bytes, 3);
+        const size_t x = (size_t)(r->M * r->n_head * r->head_dim) * 4;
+        const size_t bytes[4] = {x, (size_t)r->M * 4, x, r->p[3] ? (size_t)r->n_rot / 2 * 4 : 0};
+        return gpu_launch(&k, r->M, 0, r->p, bytes, 4);
     }
-    kgt_rope(r->p, ith, nth, r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->base, r->fscale);
+    kgt_rope(r->p, ith, nth, r->M, r->n_head, r->head_dim, r->n_rot, r->mode, r->base, r->fscale, r->p[3] != NULL);
     return true;
 }
 
@@ -377,18 +411,21 @@ OPS_TEST(rope)
     rng = 3;
     int cases = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int mode = 0; mode <= 2; mode += 2) {
+        for (int v = 0; v < 4; v++) { /* mode NORM, NEOX; without and with frequency factors */
+            const int mode = v & 1 ? KGT_ROPE_NEOX : KGT_ROPE_NORM, with_ff = v >> 1;
             int64_t M = shapes[s].M, n = M * shapes[s].nh * shapes[s].hd;
+            /* factors as Llama 3.1's rope_freqs: 1 for the fast pairs, up to 8 for the slow */
+            float *ff = with_ff ? rand_floats(shapes[s].nr / 2, 1.0, 8.0) : NULL;
             float *x = rand_floats(n, -1.0, 1.0), *y = xmalloc((size_t)n * sizeof *y);
             int32_t *pos = xmalloc((size_t)M * sizeof *pos);
             for (int64_t m = 0; m < M; m++) pos[m] = m == 0 ? 0 : (int32_t)(rng_u01() * shapes[s].maxpos);
             if (M > 1) pos[M - 1] = shapes[s].maxpos - 1;
             double *ref = xmalloc((size_t)n * sizeof *ref);
-            ref_rope(x, pos, ref, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs);
-            rope_ctx c = {{y, pos, y}, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs};
-            char what[96];
-            snprintf(what, sizeof what, "rope mode %d M=%lld heads=%lld dim=%lld rot=%lld", mode, (long long)M,
-                     (long long)shapes[s].nh, (long long)shapes[s].hd, (long long)shapes[s].nr);
+            ref_rope(x, pos, ref, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs, ff);
+            rope_ctx c = {{y, pos, y, ff}, M, shapes[s].nh, shapes[s].hd, shapes[s].nr, mode, shapes[s].base, shapes[s].fs};
+            char what[112];
+            snprintf(what, sizeof what, "rope mode %d%s M=%lld heads=%lld dim=%lld rot=%lld", mode, ff ? " ff" : "",
+                     (long long)M, (long long)shapes[s].nh, (long long)shapes[s].hd, (long long)shapes[s].nr);
             check_spmd(what, run_rope, &c, y, x, n, ref, 1e-6);
             /* out of place: X is left as it was, Y gets every dim (the ones past n_rot copied) */
             float *nan_init = nan_floats(n);
@@ -401,35 +438,41 @@ OPS_TEST(rope)
             free(y);
             free(pos);
             free(ref);
+            free(ff);
         }
     report("rope", cases, 1e-6);
 }
 
 /* rope_kv: Q rotated into its own buffer, K rotated and V copied into the
  * cache rows at the tokens' positions (f32 and f16 cache), nothing else of
- * the cache touched; against ref_rope on the Q and K parts. */
+ * the cache touched; against ref_rope on the Q and K parts. Variants: mode
+ * NORM or NEOX, frequency factors (p[5]) or none, QK-norm (gammas p[6],
+ * p[7]) or none, the reference of QK-norm being ref_rmsnorm of each head,
+ * then ref_rope, then the store. */
 typedef struct {
-    void *p[5];
-    int64_t M, nh, nkv, hd, nr, n_ctx, ct;
-    double base;
+    void *p[8];
+    int64_t M, nh, nkv, hd, nr, n_ctx, ct, mode, qk_norm;
+    double base, eps;
 } rope_kv_ctx;
 
 static bool run_rope_kv(const void *c, int ith, int nth)
 {
     const rope_kv_ctx *r = c;
     if (g_gpu) {
-        static const char *const names[] = {"M",    "n_head", "n_head_kv", "head_dim",
-                                            "n_rot", "mode",  "n_ctx",     "cache_type"};
-        const int64_t vals[] = {r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->n_ctx, r->ct};
-        gen_kinst k = ktc_inst("rope_kv", 8, names, vals, r->M > 1);
+        static const char *const names[] = {"M",     "n_head", "n_head_kv",  "head_dim", "n_rot",
+                                            "mode",  "n_ctx",  "cache_type", "ff",       "qk_norm"};
+        const int64_t vals[] = {r->M, r->nh, r->nkv, r->hd, r->nr, r->mode, r->n_ctx, r->ct, r->p[5] != NULL, r->qk_norm};
+        gen_kinst k = ktc_inst("rope_kv", 10, names, vals, r->M > 1);
         ktc_param_f(&k, "freq_base", r->base);
         ktc_param_f(&k, "freq_scale", 1.0);
-        const size_t cache = (size_t)(r->nkv * r->n_ctx * r->hd) * (r->ct == KGT_F16 ? 2 : 4);
-        const size_t bytes[5] = {(size_t)(r->M * (r->nh + 2 * r->nkv) * r->hd) * 4, (size_t)r->M * 4,
-                                 (size_t)(r->M * r->nh * r->hd) * 4, cache, cache};
-        return gpu_launch(&k, r->M, r->n_ctx, r->p, bytes, 5);
+        ktc_param_f(&k, "eps", r->eps);
+        const size_t cache = (size_t)(r->nkv * r->n_ctx * r->hd) * (r->ct == KGT_F16 ? 2 : 4), g = r->qk_norm ? (size_t)r->hd * 4 : 0;
+        const size_t bytes[8] = {(size_t)(r->M * (r->nh + 2 * r->nkv) * r->hd) * 4, (size_t)r->M * 4,
+                                 (size_t)(r->M * r->nh * r->hd) * 4, cache, cache, r->p[5] ? (size_t)r->nr / 2 * 4 : 0, g, g};
+        return gpu_launch(&k, r->M, r->n_ctx, r->p, bytes, 8);
     }
-    kgt_rope_kv(r->p, ith, nth, r->M, r->nh, r->nkv, r->hd, r->nr, KGT_ROPE_NORM, r->base, 1.0, r->n_ctx, r->ct);
+    kgt_rope_kv(r->p, ith, nth, r->M, r->nh, r->nkv, r->hd, r->nr, r->mode, r->base, 1.0, r->n_ctx, r->ct,
+                r->p[5] != NULL, r->qk_norm, r->eps);
     return true;
 }
 
@@ -441,31 +484,51 @@ static float cache_get(const void *c, int64_t i, int64_t ct)
     return kgt_f16_to_f32(h);
 }
 
+/* rows heads of hd, RMS-normalized with gamma by the reference (when
+ * gamma), as the f32 input of the RoPE reference */
+static void ref_qk_norm(float *x, int64_t rows, int64_t hd, const float *gamma, double eps)
+{
+    double *t = xmalloc((size_t)hd * sizeof *t);
+    for (int64_t r = 0; gamma && r < rows; r++) {
+        ref_rmsnorm(x + r * hd, gamma, t, 1, hd, eps);
+        for (int64_t d = 0; d < hd; d++) x[r * hd + d] = (float)t[d];
+    }
+    free(t);
+}
+
 OPS_TEST(rope_kv)
 {
     static const struct { int64_t M, nh, nkv, hd, nr, n_ctx; double base; } shapes[] = {
         {1, 9, 3, 64, 64, 16, 100000}, {5, 9, 3, 64, 64, 40, 100000}, {3, 32, 4, 64, 64, 9, 10000},
-        {4, 4, 4, 20, 18, 7, 10000},
+        {4, 4, 4, 20, 18, 7, 10000},   {2, 16, 8, 128, 128, 8, 1000000}, /* Qwen3-0.6B's heads */
     };
     rng = 11;
     int cases = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int64_t ct = 0; ct <= 1; ct++) { /* KGT_F32, KGT_F16 */
+        for (int64_t ct = 0; ct <= 1; ct++) /* KGT_F32, KGT_F16 */
+            for (int v = 0; v < 4; v++) { /* bit 0: frequency factors, bit 1: QK-norm (and NEOX) */
             int64_t M = shapes[s].M, nh = shapes[s].nh, nkv = shapes[s].nkv, hd = shapes[s].hd;
             int64_t row = (nh + 2 * nkv) * hd, ncache = nkv * shapes[s].n_ctx * hd, esz = ct ? 2 : 4;
+            const int64_t qk = v >> 1, mode = qk ? KGT_ROPE_NEOX : KGT_ROPE_NORM;
             float *qkv = rand_floats(M * row, -1.0, 1.0), *q = xmalloc((size_t)(M * nh * hd) * 4);
             float *qin = xmalloc((size_t)(M * nh * hd) * 4), *kin = xmalloc((size_t)(M * nkv * hd) * 4);
+            float *ff = v & 1 ? rand_floats(shapes[s].nr / 2, 1.0, 8.0) : NULL;
+            float *gq = qk ? rand_floats(hd, 0.5, 1.5) : NULL, *gk = qk ? rand_floats(hd, 0.5, 1.5) : NULL;
             char *kc = xmalloc((size_t)(ncache * esz)), *vc = xmalloc((size_t)(ncache * esz));
             int32_t *pos = xmalloc((size_t)M * 4);
             for (int64_t m = 0; m < M; m++) {
                 pos[m] = (int32_t)((m * 3 + 1) % shapes[s].n_ctx); /* distinct rows (M <= n_ctx / 3 + 1) */
+                for (int64_t i = 0; qk && i < hd; i++) qkv[m * row + nh * hd + i] *= 5.0f; /* a K head of another scale */
                 memcpy(qin + m * nh * hd, qkv + m * row, (size_t)(nh * hd) * 4);
                 memcpy(kin + m * nkv * hd, qkv + m * row + nh * hd, (size_t)(nkv * hd) * 4);
             }
+            ref_qk_norm(qin, M * nh, hd, gq, 1e-6);
+            ref_qk_norm(kin, M * nkv, hd, gk, 1e-6);
             double *qref = xmalloc((size_t)(M * nh * hd) * 8), *kref = xmalloc((size_t)(M * nkv * hd) * 8);
-            ref_rope(qin, pos, qref, M, nh, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
-            ref_rope(kin, pos, kref, M, nkv, hd, shapes[s].nr, KGT_ROPE_NORM, shapes[s].base, 1.0);
-            rope_kv_ctx c = {{qkv, pos, q, kc, vc}, M, nh, nkv, hd, shapes[s].nr, shapes[s].n_ctx, ct, shapes[s].base};
+            ref_rope(qin, pos, qref, M, nh, hd, shapes[s].nr, mode, shapes[s].base, 1.0, ff);
+            ref_rope(kin, pos, kref, M, nkv, hd, shapes[s].nr, mode, shapes[s].base, 1.0, ff);
+            rope_kv_ctx c = {{qkv, pos, q, kc, vc, ff, gq, gk}, M, nh, nkv, hd, shapes[s].nr, shapes[s].n_ctx, ct,
+                             mode, qk, shapes[s].base, 1e-6};
             for (int t = 0; t < n_nths(); t++) {
                 memset(kc, 0x7f, (size_t)(ncache * esz)); /* a pattern that is no value we write */
                 memset(vc, 0x7f, (size_t)(ncache * esz));
@@ -477,19 +540,21 @@ OPS_TEST(rope_kv)
                         for (int64_t d = 0; d < hd; d++) {
                             int64_t ci = (k * shapes[s].n_ctx + pos[m]) * hd + d;
                             double kr = kref[(m * nkv + k) * hd + d], vr = qkv[m * row + (nh + nkv + k) * hd + d];
-                            ek = fmax(ek, fabs(cache_get(kc, ci, ct) - kr));
+                            /* relative to the value's size where QK-norm makes it large */
+                            ek = fmax(ek, fabs(cache_get(kc, ci, ct) - kr) / fmax(1.0, fabs(kr)));
                             ev = fmax(ev, fabs(cache_get(vc, ci, ct) - vr));
                             touched++;
                         }
                 for (int64_t i = 0; i < ncache * esz; i++) bytes_set += ((unsigned char)kc[i] != 0x7f) + ((unsigned char)vc[i] != 0x7f);
-                double tol = ct ? 1e-3 : 1e-6; /* f16: half an ulp at |x| < 2 is <= 2^-11 */
-                KT_CHECKF(e <= 1e-6, "rope_kv q (shape %zu, nth %d): error %.3g", s, NTHS[t], e);
-                KT_CHECKF(ek <= tol && ev <= tol, "rope_kv cache (shape %zu, type %lld, nth %d): k err %.3g, v err %.3g", s,
-                          (long long)ct, NTHS[t], ek, ev);
+                double tol = ct ? 1e-3 : 1e-6; /* f16: half an ulp relative is 2^-11 */
+                KT_CHECKF(e <= 1e-6, "rope_kv q (shape %zu, variant %d, nth %d): error %.3g", s, v, NTHS[t], e);
+                KT_CHECKF(ek <= tol && ev <= tol, "rope_kv cache (shape %zu, variant %d, type %lld, nth %d): k err %.3g, v err %.3g", s,
+                          v, (long long)ct, NTHS[t], ek, ev);
                 KT_CHECKF(bytes_set <= 2 * touched * esz, "rope_kv wrote outside its rows (%lld bytes changed)", (long long)bytes_set);
             }
             cases++;
             free(qkv); free(q); free(qin); free(kin); free(kc); free(vc); free(pos); free(qref); free(kref);
+            free(ff); free(gq); free(gk);
         }
     printf("    rope_kv: %d cases\n", cases);
 }
@@ -538,6 +603,8 @@ typedef struct {
     void *p[6];
     int64_t M, n_head, n_head_kv, D, n_ctx, type;
     int decode;
+    double scale;   /* 0: 1/sqrt(D) */
+    int64_t window; /* 0: none */
 } attn_ctx;
 
 static bool run_attn(const void *c, int ith, int nth)
@@ -545,17 +612,18 @@ static bool run_attn(const void *c, int ith, int nth)
     const attn_ctx *a = c;
     if (g_gpu) {
         /* decode has no M (one token) */
-        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"};
-        const int64_t vals[] = {a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type};
+        static const char *const names[] = {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type", "window"};
+        const int64_t vals[] = {a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->window};
         const int d = a->decode;
-        gen_kinst k = ktc_inst(d ? "attn_decode" : "attn_prefill", 6 - d, names + d, vals + d, !d);
+        gen_kinst k = ktc_inst(d ? "attn_decode" : "attn_prefill", 7 - d, names + d, vals + d, !d);
+        ktc_param_f(&k, "scale", a->scale);
         const size_t q = (size_t)(a->M * a->n_head * a->D) * 4;
         const size_t cache = (size_t)(a->n_head_kv * a->n_ctx * a->D) * (a->type == KGT_F16 ? 2 : 4);
         const size_t bytes[5] = {q, cache, cache, q, sizeof(int64_t)};
         return gpu_launch(&k, a->M, a->n_ctx, a->p, bytes, 5);
     }
-    if (a->decode) kgt_attn_decode(a->p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
-    else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type);
+    if (a->decode) kgt_attn_decode(a->p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
+    else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
     return true;
 }
 
@@ -578,21 +646,37 @@ static void *make_cache(int64_t n, int64_t type, double **val)
     return h;
 }
 
-/* decode when M == 0 (one token, n_kv = pos0 + 1), else prefill */
-static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type)
+/* cache positions [a, b) of every KV head set to NaN (f32 or f16) */
+static void poison_cache(void *c, int64_t nkv, int64_t n_ctx, int64_t D, int64_t type, int64_t a, int64_t b)
+{
+    for (int64_t g = 0; g < nkv; g++)
+        for (int64_t i = (g * n_ctx + a) * D; i < (g * n_ctx + (b > a ? b : a)) * D; i++)
+            if (type == KGT_F16) ((kgt_f16 *)c)[i] = 0x7e00;
+            else ((float *)c)[i] = NAN;
+}
+
+/* decode when M == 0 (one token, n_kv = pos0 + 1), else prefill; scale 0:
+ * the default 1/sqrt(D); window 0: none. The cache positions that no token
+ * may read (after the last token's, and before the first token's window)
+ * are NaN: a kernel that reads one (or weighs one with 0) returns NaN. */
+static void attn_case_sw(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type,
+                         double scale, int64_t window)
 {
     int decode = M == 0;
     int64_t Mr = decode ? 1 : M, nq = Mr * nh * D, nc = nkv * n_ctx * D;
     double *kv, *vv, *ref = xmalloc((size_t)nq * sizeof *ref);
     void *kc = make_cache(nc, type, &kv), *vc = make_cache(nc, type, &vv);
+    const int64_t first = window > 0 && pos0 - window + 1 > 0 ? pos0 - window + 1 : 0;
+    poison_cache(kc, nkv, n_ctx, D, type, 0, first), poison_cache(vc, nkv, n_ctx, D, type, 0, first);
+    poison_cache(kc, nkv, n_ctx, D, type, pos0 + Mr, n_ctx), poison_cache(vc, nkv, n_ctx, D, type, pos0 + Mr, n_ctx);
     float *q = rand_floats(nq, -4.0, 4.0), *out = xmalloc((size_t)nq * sizeof *out), *init = nan_floats(nq);
     int64_t arg = decode ? pos0 + 1 : pos0;
-    ref_attn(q, kv, vv, ref, Mr, nh, nkv, D, n_ctx, pos0);
-    attn_ctx c = {{q, kc, vc, out, &arg, NULL}, Mr, nh, nkv, D, n_ctx, type, decode};
-    char what[128];
-    snprintf(what, sizeof what, "attn %s %s M=%lld heads=%lld/%lld dim=%lld n_ctx=%lld pos0=%lld",
+    ref_attn(q, kv, vv, ref, Mr, nh, nkv, D, n_ctx, pos0, scale, window);
+    attn_ctx c = {{q, kc, vc, out, &arg, NULL}, Mr, nh, nkv, D, n_ctx, type, decode, scale, window};
+    char what[160];
+    snprintf(what, sizeof what, "attn %s %s M=%lld heads=%lld/%lld dim=%lld n_ctx=%lld pos0=%lld scale=%g window=%lld",
              decode ? "decode" : "prefill", type == KGT_F16 ? "f16" : "f32", (long long)Mr, (long long)nh,
-             (long long)nkv, (long long)D, (long long)n_ctx, (long long)pos0);
+             (long long)nkv, (long long)D, (long long)n_ctx, (long long)pos0, scale, (long long)window);
     check_spmd(what, run_attn, &c, out, init, nq, ref, 1e-5);
     free(kv);
     free(vv);
@@ -602,6 +686,11 @@ static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_c
     free(out);
     free(init);
     free(ref);
+}
+
+static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type)
+{
+    attn_case_sw(M, nh, nkv, D, n_ctx, pos0, type, 0.0, 0);
 }
 
 OPS_TEST(attn_decode)
@@ -636,6 +725,32 @@ OPS_TEST(attn_prefill)
     report("attn prefill", cases, 1e-5);
 }
 
+/* Sliding windows and explicit scales: windows of 1, of a few positions,
+ * of tile sizes (KGT_ATTN_KT 64 on the CPU, 32 on the GPU) plus or minus
+ * one, and larger than the cache; decode at positions before, at and past
+ * the window's length; prefill blocks whose tokens' windows start in
+ * different tiles (and whole tiles before every window); Gemma 3's scale
+ * 1/sqrt(256) on head_dim 64 (not the default) and others. */
+OPS_TEST(attn_window)
+{
+    /* M (0: decode), heads, kv heads, head_dim, n_ctx, pos0, window, scale */
+    static const struct { int64_t M, nh, nkv, D, n_ctx, pos0, w; double scale; } cases_[] = {
+        {0, 9, 3, 64, 256, 0, 1, 0},       {0, 9, 3, 64, 256, 100, 1, 0},    {0, 9, 3, 64, 256, 4, 5, 0},
+        {0, 9, 3, 64, 256, 5, 5, 0},       {0, 8, 2, 64, 300, 299, 64, 0.0625}, {0, 8, 2, 64, 300, 200, 65, 0},
+        {0, 4, 1, 32, 200, 150, 33, 0.3},  {0, 4, 4, 128, 100, 60, 512, 0},  {0, 6, 2, 20, 90, 89, 31, 1.0},
+        {7, 9, 3, 64, 256, 0, 3, 0},       {16, 9, 3, 64, 256, 100, 1, 0},   {16, 9, 3, 64, 256, 60, 10, 0.125},
+        {40, 8, 2, 64, 300, 200, 64, 0.0625}, {33, 4, 1, 32, 200, 100, 33, 0}, {24, 4, 2, 128, 256, 200, 512, 0},
+        {5, 4, 4, 20, 100, 70, 2, 0.5},    {9, 1, 1, 1, 60, 40, 7, 2.0},     {12, 8, 4, 64, 200, 0, 0, 0.2},
+    };
+    rng = 17;
+    int cases = 0;
+    for (int64_t type = KGT_F32; type <= KGT_F16; type++)
+        for (size_t s = 0; s < sizeof cases_ / sizeof cases_[0]; s++, cases++)
+            attn_case_sw(cases_[s].M, cases_[s].nh, cases_[s].nkv, cases_[s].D, cases_[s].n_ctx, cases_[s].pos0, type,
+                         cases_[s].scale, cases_[s].w);
+    report("attn window", cases, 1e-5);
+}
+
 /* Every f16 bit pattern through the cache decoding: one cached position, so
  * the output is exactly 1 * V (zero query and keys: one score, weight 1);
  * 256 heads of 256, head h's V row the patterns 256 h .. 256 h + 255. */
@@ -647,7 +762,7 @@ OPS_TEST(attn_f16_values)
     KT_REQUIRE(k && q);
     for (int i = 0; i < N; i++) v[i] = (kgt_f16)i;
     int64_t n_kv = 1;
-    attn_ctx c = {{q, k, v, out, &n_kv, NULL}, 1, H, H, D, 1, KGT_F16, 1};
+    attn_ctx c = {{q, k, v, out, &n_kv, NULL}, 1, H, H, D, 1, KGT_F16, 1, 0.0, 0};
     int bad = 0;
     if (run_attn(&c, 0, 1))
         for (int i = 0; i < N; i++) {
@@ -711,6 +826,66 @@ KT_TEST(kernels_ops_act)
                 free(ref);
             }
     report("act", cases, 1e-6);
+}
+
+/* ══════════════════ softcap ══════════════════ */
+typedef struct {
+    void *p[2];
+    int64_t M, N;
+    double cap;
+} softcap_ctx;
+
+static bool run_softcap(const void *c, int ith, int nth)
+{
+    const softcap_ctx *a = c;
+    if (g_gpu) {
+        static const char *const names[] = {"M", "N"};
+        const int64_t vals[] = {a->M, a->N};
+        gen_kinst k = ktc_inst("softcap", 2, names, vals, a->M > 1);
+        ktc_param_f(&k, "cap", a->cap);
+        const size_t b = (size_t)(a->M * a->N) * 4, bytes[2] = {b, b};
+        return gpu_launch(&k, a->M, 0, a->p, bytes, 2);
+    }
+    kgt_softcap(a->p, ith, nth, a->M, a->N, a->cap);
+    return true;
+}
+
+/* y = cap tanh(x / cap) over x in [-4 cap, 4 cap] (Gemma 2's caps 30 and
+ * 50, and others), with the tails (saturation, NaN-free infinities of
+ * exp) and small values checked one by one: relative 1e-6, as tanh's
+ * polynomial branch keeps it near 0 */
+OPS_TEST(softcap)
+{
+    static const struct { int64_t M, N; } shapes[] = {{1, 1}, {1, 63}, {3, 65}, {1, 576}, {2, 1000}, {1, 49152}};
+    static const double caps[] = {30.0, 50.0, 1.0, 0.37};
+    rng = 19;
+    int cases = 0;
+    for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int in_place = 0; in_place <= 1; in_place++, cases++) {
+                const int64_t n = shapes[s].M * shapes[s].N;
+                const double cap = caps[ci];
+                float *x = rand_floats(n, -4 * cap, 4 * cap), *y = xmalloc((size_t)n * 4);
+                static const float extremes[] = {1e6f, -1e6f, 0.0f, -0.0f, 1e-20f, -3e-4f, 0.62f, -0.63f, 200.0f};
+                const int64_t n_ext = n > 9 ? 9 : 0, stride = n / 9;
+                for (int64_t i = 0; i < n_ext; i++) x[i * stride] = extremes[i] * (i < 2 || i == 8 ? 1.0f : (float)cap);
+                double *ref = xmalloc((size_t)n * sizeof *ref);
+                ref_softcap(x, ref, n, cap);
+                float *init = in_place ? x : nan_floats(n);
+                softcap_ctx c = {{in_place ? y : x, y}, shapes[s].M, shapes[s].N, cap};
+                char what[80];
+                snprintf(what, sizeof what, "softcap %g M=%lld N=%lld%s", cap, (long long)shapes[s].M,
+                         (long long)shapes[s].N, in_place ? " in place" : "");
+                check_spmd(what, run_softcap, &c, y, init, n, ref, 1e-6);
+                for (int64_t i = 0; i < n_ext; i++) {
+                    const int64_t j = i * stride;
+                    KT_CHECKF(fabs(y[j] - ref[j]) <= 1e-6 * fabs(ref[j]) + 1e-30, "%s: softcap(%g) = %g, want %g", what,
+                              (double)x[j], (double)y[j], ref[j]);
+                }
+                if (!in_place) free(init);
+                free(x), free(y), free(ref);
+            }
+    report("softcap", cases, 1e-6);
 }
 
 /* ══════════════════ add, glu ══════════════════ */

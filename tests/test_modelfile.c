@@ -145,7 +145,7 @@ static void write_seeds(const char *dir, const unsigned char *img, size_t n)
     void *tok = NULL;
     size_t ntok = 0;
     KT_REQUIRE(d && kg_gguf_open(kc_tiny_gguf, &g) == KG_OK);
-    KT_REQUIRE(gen_tokdata(g, &tok, &ntok) == KG_OK);
+    KT_REQUIRE(gen_tokdata(g, NULL, &tok, &ntok) == KG_OK);
     unsigned char *meta = malloc(sizeof(kgm_desc) + ntok);
     KT_REQUIRE(meta);
     memcpy(meta, d, sizeof(kgm_desc));

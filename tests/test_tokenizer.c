@@ -186,7 +186,7 @@ static kg_status kv_blob(const kvs *k, void **blob, size_t *size)
 {
     tw w;
     kg_gguf *g = kv_open(k, &w);
-    kg_status s = g ? gen_tokdata(g, blob, size) : KG_ERR_FORMAT;
+    kg_status s = g ? gen_tokdata(g, NULL, blob, size) : KG_ERR_FORMAT;
     kg_gguf_close(g);
     tw_free(&w);
     return s;
@@ -316,7 +316,7 @@ static bool real_open(real *r, char *why, size_t cap)
         snprintf(why, cap, "open failed: %s", kg_last_error());
         return false;
     }
-    if (gen_tokdata(r->g, &r->blob, &r->size) != KG_OK) {
+    if (gen_tokdata(r->g, NULL, &r->blob, &r->size) != KG_OK) {
         snprintf(why, cap, "gen_tokdata failed: %s", kg_last_error());
         return false;
     }

@@ -17,7 +17,14 @@
  *     mx' = max(mx, max_j s_j),  alpha = e^(mx - mx'),
  *     p_j = e^(s_j - mx'),  l = alpha l + sum_j p_j,  o = alpha o + sum_j p_j v_j
  * and at the end o /= l. The output rows are the accumulators; no scratch.
- * Each row's arithmetic does not depend on which rows share its block, so the
+ *
+ * A row sees the positions [lo, len): lo = 0, or with a sliding window W
+ * the window's first position p - W + 1 (p the row's position). The tiles
+ * lie on one grid, multiples of KGT_ATTN_KT from 0, and a row takes the
+ * part of each tile inside [lo, len) (decode starts at lo, mid-tile); the
+ * block starts at the tile of its rows' smallest lo, so tiles wholly before
+ * every row's window are not read. Each row's arithmetic (its tile parts,
+ * on the fixed grid) does not depend on which rows share its block, so the
  * result does not depend on the thread count.
  */
 #include "ops.h"
@@ -71,47 +78,51 @@ KG_INLINE void attn_accum(float *o, float alpha, const float *p, const char *vt,
     }
 }
 
-/* nb rows: query q[r], output o[r], attending to positions 0..len[r]-1 of
- * the KV head whose K and V rows start at kb and vb (D elements of `type`
- * each, consecutive positions). Tile by tile, row by row: the tile's K and V
- * rows stay in cache while the block's rows use them. */
-KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *len, int64_t nb, const char *kb,
-                          const char *vb, int64_t D, int64_t type, float scale)
+/* nb rows: query q[r], output o[r], attending to positions lo[r]..len[r]-1
+ * of the KV head whose K and V rows start at kb and vb (D elements of
+ * `type` each, consecutive positions). Tile by tile, row by row: the tile's
+ * K and V rows stay in cache while the block's rows use them. */
+KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *lo, const int64_t *len, int64_t nb,
+                          const char *kb, const char *vb, int64_t D, int64_t type, float scale)
 {
     const int64_t row_bytes = D * (type == KGT_F16 ? 2 : 4);
     float s[KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0};
-    int64_t n_max = 0;
+    int64_t n_max = 0, lo_min = INT64_MAX;
     /* all KGT_ATTN_QB rows: a loop to nb would become a memset call */
     for (int r = 0; r < KGT_ATTN_QB; r++) mx[r] = -__builtin_inff();
     for (int64_t r = 0; r < nb; r++) {
         memset(o[r], 0, (size_t)D * sizeof(float)); /* D is a constant once specialized: inline stores */
         n_max = len[r] > n_max ? len[r] : n_max;
+        lo_min = lo[r] < lo_min ? lo[r] : lo_min;
     }
-    for (int64_t t0 = 0; t0 < n_max; t0 += KGT_ATTN_KT)
+    for (int64_t t0 = lo_min / KGT_ATTN_KT * KGT_ATTN_KT; t0 < n_max; t0 += KGT_ATTN_KT)
         for (int64_t r = 0; r < nb; r++) {
-            const int64_t c = len[r] - t0, n = c < KGT_ATTN_KT ? c : KGT_ATTN_KT; /* positions row r sees */
+            /* the positions [a, e) of this tile that row r sees */
+            const int64_t a = lo[r] > t0 ? lo[r] : t0, e = len[r] < t0 + KGT_ATTN_KT ? len[r] : t0 + KGT_ATTN_KT;
+            const int64_t n = e - a;
             if (n <= 0) continue;
-            attn_scores(q[r], kb + t0 * row_bytes, row_bytes, n, D, type, scale, s);
+            attn_scores(q[r], kb + a * row_bytes, row_bytes, n, D, type, scale, s);
             float m1 = kgt_max_scaled(s, n, 1.0f);
             m1 = m1 > mx[r] ? m1 : mx[r];
             const float alpha = kgt_expf(mx[r] - m1); /* 0 on the first tile */
             l[r] = alpha * l[r] + kgt_exp_sum(s, n, 1.0f, m1);
             mx[r] = m1;
-            attn_accum(o[r], alpha, s, vb + t0 * row_bytes, row_bytes, n, D, type);
+            attn_accum(o[r], alpha, s, vb + a * row_bytes, row_bytes, n, D, type);
         }
     for (int64_t r = 0; r < nb; r++) kgt_scale(o[r], D, l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
 }
 
-/* M tokens at positions pos0.. (token i sees 0..pos0+i, clamped to the cache) */
+/* M tokens at positions pos0.. (token i sees 0..pos0+i, clamped to the
+ * cache; with window > 0 from pos0+i-window+1 on) */
 KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t D,
-                         int64_t n_ctx, int64_t type, int64_t pos0)
+                         int64_t n_ctx, int64_t type, int64_t pos0, double scale_arg, int64_t window)
 {
     const float *Q = p[0];
     const char *Kc = p[1], *Vc = p[2];
     float *O = p[3];
     const int64_t G = n_head / n_head_kv, per_kv = M * G;
     const int64_t kv_bytes = n_ctx * D * (type == KGT_F16 ? 2 : 4);
-    const float scale = (float)(1.0 / sqrt((double)D));
+    const float scale = (float)(scale_arg != 0.0 ? scale_arg : 1.0 / sqrt((double)D));
     int64_t lo, hi;
     kgt_split(n_head_kv * per_kv, 1, ith, nth, &lo, &hi);
     for (int64_t u = lo; u < hi;) {
@@ -120,26 +131,32 @@ KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_
         nb = nb < KGT_ATTN_QB ? nb : KGT_ATTN_QB;
         const float *q[KGT_ATTN_QB];
         float *o[KGT_ATTN_QB];
-        int64_t len[KGT_ATTN_QB];
+        int64_t lo[KGT_ATTN_QB], len[KGT_ATTN_QB];
         for (int64_t r = 0; r < nb; r++) {
-            const int64_t m = (first + r) / G, h = g * G + (first + r) % G, n = pos0 + m + 1;
+            const int64_t m = (first + r) / G, h = g * G + (first + r) % G, n = pos0 + m + 1, w = n - window;
             q[r] = Q + (m * n_head + h) * D;
             o[r] = O + (m * n_head + h) * D;
             len[r] = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
+            lo[r] = window > 0 && w > 0 ? w : 0;
         }
-        attn_block(q, o, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D, type, scale);
+        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D, type, scale);
         u += nb;
     }
 }
 
 KG_KERNEL void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                               int64_t n_ctx, int64_t cache_type)
+                               int64_t n_ctx, int64_t cache_type, double scale, int64_t window)
 {
-    attn_rows(p, ith, nth, 1, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4] - 1);
+    attn_rows(p, ith, nth, 1, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4] - 1, scale,
+              window);
 }
+KG_PARAM_DEFAULT_F(attn_decode, scale, 0.0);
+KG_PARAM_DEFAULT(attn_decode, window, 0);
 
 KG_KERNEL void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
-                                int64_t head_dim, int64_t n_ctx, int64_t cache_type)
+                                int64_t head_dim, int64_t n_ctx, int64_t cache_type, double scale, int64_t window)
 {
-    attn_rows(p, ith, nth, M, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4]);
+    attn_rows(p, ith, nth, M, n_head, n_head_kv, head_dim, n_ctx, cache_type, *(const int64_t *)p[4], scale, window);
 }
+KG_PARAM_DEFAULT_F(attn_prefill, scale, 0.0);
+KG_PARAM_DEFAULT(attn_prefill, window, 0);

@@ -18,10 +18,12 @@
  *            and optimizes for the target: shapes, types and flags fold away.
  *
  *   A parameter may have a default, declared beside its template with
- *   KG_PARAM_DEFAULT(tmpl, name, value) (int64_t only): an instance that
+ *   KG_PARAM_DEFAULT(tmpl, name, value) (int64_t) or
+ *   KG_PARAM_DEFAULT_F(tmpl, name, value) (double): an instance that
  *   leaves it unbound gets the value (the generator reads the constant
  *   from the bitcode, so the default is part of the template's content
- *   hash and of every cache key).
+ *   hash and of every cache key). The CUDA backend, which has no bitcode,
+ *   applies the same defaults (gen/cuda.c).
  *
  *   Every non-static function named kgt_* with this shape is a template;
  *   the generator finds them (and their parameter names) in the bitcode.
@@ -46,6 +48,9 @@
 #define KG_PARAM_DEFAULT(tmpl, name, value) \
     KG_KERNEL extern const int64_t kgt_default_##tmpl##__##name; \
     __attribute__((weak)) const int64_t kgt_default_##tmpl##__##name = (value)
+#define KG_PARAM_DEFAULT_F(tmpl, name, value) \
+    KG_KERNEL extern const double kgt_default_##tmpl##__##name; \
+    __attribute__((weak)) const double kgt_default_##tmpl##__##name = (value)
 
 /* ── tensor type ids: GGML's, from the one table (include/kgen_types.h);
  *    KGT_SIZE_x / KGT_BLCK_x are its block bytes and elements ── */

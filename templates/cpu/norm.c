@@ -8,27 +8,13 @@
  * rstd = 1/sqrt(mean(x²) + eps) for RMSNorm, so one row function serves
  * both. Statistics accumulate in f32 with vector partial sums; LayerNorm's
  * variance is the two-pass sum of (x - mean)², which does not cancel.
+ * RMSNorm's G groups per row are just G times the rows: [M][G][K] is
+ * [M*G][K], normalized with the one gamma.
  */
 #include "ops.h"
 #include "quants.h" /* kgq_quantize32: the one activation quantization rule */
 
-/* y[0..n) = (x[0..n) - mean) * rstd * gamma (+ beta); y may alias x.
- * Without beta the term added is -0.0f, which the compiler drops (x + -0 is
- * x exactly), so one expression serves both. */
-KG_INLINE void norm_apply(const float *x, const float *gamma, const float *beta, float *y, int64_t n, float mean,
-                          float rstd)
-{
-    const kgt_vf vm = kgt_vsplat(mean), vr = kgt_vsplat(rstd), nz = kgt_vsplat(-0.0f);
-    int64_t i = 0;
-    for (; i + KGT_VF <= n; i += KGT_VF)
-        kgt_vstore(y + i, (kgt_vload(x + i) - vm) * vr * kgt_vload(gamma + i) + (beta ? kgt_vload(beta + i) : nz));
-    if (i < n) {
-        int64_t r = n - i;
-        kgt_vf b = beta ? kgt_vload_part(beta + i, r, 0.0f) : nz;
-        kgt_vstore_part(y + i, r, (kgt_vload_part(x + i, r, 0.0f) - vm) * vr * kgt_vload_part(gamma + i, r, 0.0f) + b);
-    }
-}
-
+/* M rows of K (kgt_rmsnorm: M*G groups) */
 KG_INLINE void norm_rows(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags, int rms)
 {
     const float *X = p[0], *gamma = p[1];
@@ -46,19 +32,21 @@ KG_INLINE void norm_rows(void *const *p, int ith, int nth, int64_t M, int64_t K,
             kgt_q8a *yq = (kgt_q8a *)p[2] + m * (K / 32);
             float buf[32];
             for (int64_t b = 0; b < K / 32; b++) {
-                norm_apply(x + b * 32, gamma + b * 32, beta ? beta + b * 32 : NULL, buf, 32, mean, rstd);
+                kgt_norm_apply(x + b * 32, gamma + b * 32, beta ? beta + b * 32 : NULL, buf, 32, mean, rstd);
                 kgq_quantize32(buf, yq + b);
             }
         } else {
-            norm_apply(x, gamma, beta, (float *)p[2] + m * K, K, mean, rstd);
+            kgt_norm_apply(x, gamma, beta, (float *)p[2] + m * K, K, mean, rstd);
         }
     }
 }
 
-KG_KERNEL void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags)
+KG_KERNEL void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags,
+                           int64_t G)
 {
-    norm_rows(p, ith, nth, M, K, eps, flags, 1);
+    norm_rows(p, ith, nth, M * G, K, eps, flags, 1);
 }
+KG_PARAM_DEFAULT(rmsnorm, G, 1);
 
 KG_KERNEL void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags)
 {

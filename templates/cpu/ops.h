@@ -54,27 +54,38 @@ enum {
  * outer dimension) with kgt_split, so with M=1 thread 0 does the whole row
  * and the others return at once, except where stated.
  *
- * kgt_rmsnorm    p[0] X f32[M][K], p[1] gamma f32[K], p[2] Y f32[M][K] or
- *                kgt_q8a[M][K/32] (KGT_NORM_OUT_Q8: y quantized by quants.h's
- *                kgq_quantize32). y = x / sqrt(mean(x²) + eps) * gamma.
- *                Y may alias X in f32 mode.
+ * kgt_rmsnorm    p[0] X f32[M][G][K], p[1] gamma f32[K], p[2] Y f32[M][G][K]
+ *                or kgt_q8a[M][K/32] (KGT_NORM_OUT_Q8, G = 1: y quantized by
+ *                quants.h's kgq_quantize32). Each of the M*G groups of K:
+ *                y = x / sqrt(mean(x²) + eps) * gamma, the same gamma for
+ *                every group (G = heads, K = head_dim: QK-norm; G defaults
+ *                to 1). Y may alias X in f32 mode. Threads split the M*G
+ *                groups.
  * kgt_layernorm  as rmsnorm, plus p[3] beta f32[K] (read only with
  *                KGT_NORM_BIAS): y = (x - mean) / sqrt(var + eps) * gamma (+ beta),
  *                var the biased (1/K) variance.
  * kgt_rope       p[0] X f32[M][n_head][head_dim], p[1] positions int32_t[M],
  *                p[2] Y like X (may be X: in place). Y = X with each head's
  *                first n_rot dims rotated: pair i (0 <= i < n_rot/2) turns by
- *                theta = pos * freq_scale * freq_base^(-2i/n_rot), angle
- *                computed in double (sin/cos from libm); dims from n_rot on
- *                are left alone. n_rot even, <= head_dim. Threads split
- *                (token, head) pairs, so decode splits too.
+ *                theta = pos * freq_scale * freq_base^(-2i/n_rot) / ff_i,
+ *                angle computed in double (sin/cos from libm); dims from
+ *                n_rot on are left alone. n_rot even, <= head_dim. ff = 1:
+ *                p[3] f32[n_rot/2] holds the frequency factors ff_i (Llama
+ *                3.1's rope_freqs); ff = 0 (the default): ff_i = 1, p[3]
+ *                not read. Threads split (token, head) pairs, so decode
+ *                splits too.
  * kgt_rope_kv    RoPE + KV-cache append for a fused Q/K/V product:
  *                p[0] QKV f32[M][n_head + 2 n_head_kv][head_dim] (Q heads,
  *                then K heads, then V heads), p[1] positions int32_t[M],
  *                p[2] Q out f32[M][n_head][head_dim] (rotated), p[3] K cache,
  *                p[4] V cache (each [n_head_kv][n_ctx][head_dim] of
  *                cache_type, KGT_F32 or KGT_F16): K rotated and V copied to
- *                row pos (clamped to [0, n_ctx-1]). Rotation as kgt_rope;
+ *                row pos (clamped to [0, n_ctx-1]). Rotation as kgt_rope,
+ *                with p[5] its frequency factors (ff = 1). qk_norm = 1:
+ *                before rotation, each Q head and each K head is RMS-
+ *                normalized over head_dim as kgt_rmsnorm does it, with eps
+ *                and gamma p[6] (Q) / p[7] (K), f32[head_dim]; V is stored
+ *                as it is. Defaults: ff 0, qk_norm 0, eps 1e-6.
  *                head_dim <= 512. Threads split (token, Q-or-K head) pairs.
  * kgt_kv_store   the KV-cache append alone: p[0] K f32[M][n_head_kv][head_dim],
  *                p[1] V likewise, p[2] positions int32_t[M], p[3] K cache,
@@ -89,6 +100,10 @@ enum {
  *                (GeGLU, kgt_gelu's tanh GELU). Threads as kgt_add.
  * kgt_softmax    p[0] X f32[M][N] in place: x = softmax(scale * x) per row
  *                (max-subtracted; rows must hold a finite value).
+ * kgt_softcap    p[0] X f32[M][N], p[1] Y likewise (may be X): y = cap *
+ *                tanh(x / cap) (final-logit softcapping), tanh as
+ *                kgt_vtanh. Threads split the M*N elements in 64-float
+ *                chunks.
  * kgt_attn_decode  one new token, attending to cache positions 0..n_kv-1:
  *                p[0] q f32[n_head][head_dim], p[1] K cache, p[2] V cache
  *                (each [n_head_kv][n_ctx][head_dim] of cache_type: KGT_F32 or
@@ -97,13 +112,19 @@ enum {
  *                keeps its scores on the stack; may be NULL). out must not
  *                overlap q or the cache.
  *                Query head h reads KV head h / (n_head / n_head_kv);
- *                scores are scaled by 1/sqrt(head_dim). n_kv is clamped to
- *                [0, n_ctx]; n_kv = 0 gives zeros. Threads split heads.
+ *                scores are q·k * scale (scale 0, the default:
+ *                1/sqrt(head_dim)). window > 0 (sliding window): only
+ *                positions max(0, p - window + 1) .. p, p = n_kv - 1; 0 (the
+ *                default): all. n_kv is clamped to [0, n_ctx]; n_kv = 0
+ *                gives zeros. Threads split heads.
  * kgt_attn_prefill  M new tokens at positions pos0..pos0+M-1 (p[4] int64_t
  *                *pos0), whose K/V are already in the cache; token i
- *                attends to positions 0..pos0+i (clamped to n_ctx - 1).
+ *                attends to positions 0..pos0+i (clamped to n_ctx - 1),
+ *                with window > 0 only from pos0 + i - window + 1 on (cache
+ *                tiles wholly before every row's window are not read).
  *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
- *                rest as decode. Threads split (token, head) pairs.
+ *                rest (scale, window) as decode. Threads split (token,
+ *                head) pairs.
  * kgt_silu, kgt_gelu  p[0] in f32[n], p[1] out f32[n] (may alias in).
  *                silu(x) = x / (1 + e^-x). gelu is the tanh approximation
  *                0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) — GGML's
@@ -111,21 +132,23 @@ enum {
  *                in f32 as x / (1 + e^(-2u)) (same function), not through
  *                GGML's f16 lookup table. Threads split n in 64-float chunks.
  */
-void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
+void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags, int64_t G);
 void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
 void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
-              int64_t mode, double freq_base, double freq_scale);
+              int64_t mode, double freq_base, double freq_scale, int64_t ff);
 void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                 int64_t n_rot, int64_t mode, double freq_base, double freq_scale, int64_t n_ctx, int64_t cache_type);
+                 int64_t n_rot, int64_t mode, double freq_base, double freq_scale, int64_t n_ctx, int64_t cache_type,
+                 int64_t ff, int64_t qk_norm, double eps);
 void kgt_kv_store(void *const *p, int ith, int nth, int64_t M, int64_t n_head_kv, int64_t head_dim, int64_t n_ctx,
                   int64_t cache_type);
 void kgt_add(void *const *p, int ith, int nth, int64_t M, int64_t N);
 void kgt_glu(void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t act);
 void kgt_softmax(void *const *p, int ith, int nth, int64_t M, int64_t N, double scale);
+void kgt_softcap(void *const *p, int ith, int nth, int64_t M, int64_t N, double cap);
 void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                     int64_t n_ctx, int64_t cache_type);
+                     int64_t n_ctx, int64_t cache_type, double scale, int64_t window);
 void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
-                      int64_t head_dim, int64_t n_ctx, int64_t cache_type);
+                      int64_t head_dim, int64_t n_ctx, int64_t cache_type, double scale, int64_t window);
 void kgt_silu(void *const *p, int ith, int nth, int64_t n);
 void kgt_gelu(void *const *p, int ith, int nth, int64_t n);
 
@@ -360,6 +383,30 @@ KG_INLINE float kgt_exp_sum(float *x, int64_t n, float s, float m)
     return kgt_vhsum(acc[0]);
 }
 
+/* y[0..n) = (x[0..n) - mean) * rstd * gamma (+ beta); y may alias x.
+ * Without beta the term added is -0.0f, which the compiler drops (x + -0 is
+ * x exactly), so one expression serves both. (kgt_rmsnorm, kgt_layernorm,
+ * and kgt_rope_kv's QK-norm: the same arithmetic.) */
+KG_INLINE void kgt_norm_apply(const float *x, const float *gamma, const float *beta, float *y, int64_t n, float mean,
+                              float rstd)
+{
+    const kgt_vf vm = kgt_vsplat(mean), vr = kgt_vsplat(rstd), nz = kgt_vsplat(-0.0f);
+    int64_t i = 0;
+    for (; i + KGT_VF <= n; i += KGT_VF)
+        kgt_vstore(y + i, (kgt_vload(x + i) - vm) * vr * kgt_vload(gamma + i) + (beta ? kgt_vload(beta + i) : nz));
+    if (i < n) {
+        int64_t r = n - i;
+        kgt_vf b = beta ? kgt_vload_part(beta + i, r, 0.0f) : nz;
+        kgt_vstore_part(y + i, r, (kgt_vload_part(x + i, r, 0.0f) - vm) * vr * kgt_vload_part(gamma + i, r, 0.0f) + b);
+    }
+}
+
+/* RMSNorm's 1 / sqrt(mean(x²) + eps) of n values */
+KG_INLINE float kgt_rms_rstd(const float *x, int64_t n, double eps)
+{
+    return 1.0f / __builtin_sqrtf(kgt_sumsq_centered(x, n, 0.0f) / (float)n + (float)eps);
+}
+
 /* x[i] *= s */
 KG_INLINE void kgt_scale(float *x, int64_t n, float s)
 {
@@ -369,6 +416,23 @@ KG_INLINE void kgt_scale(float *x, int64_t n, float s)
 }
 
 KG_INLINE float kgt_expf(float x) { return kgt_vexp(kgt_vsplat(x))[0]; }
+
+/* tanh, lane by lane (Cephes tanhf): |x| < 0.625 by its odd polynomial,
+ * else sign(x) (1 - 2 / (e^(2|x|) + 1)) (±1 where e^(2|x|) overflows). NaN
+ * gives NaN. */
+KG_INLINE kgt_vf kgt_vtanh(kgt_vf x)
+{
+    const kgt_vf a = kgt_vabs(x), z = x * x;
+    kgt_vf p = kgt_vsplat(-5.70498872745e-3f);
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    const kgt_vf small = x + x * z * p;
+    const kgt_vf big = 1.0f - 2.0f / (kgt_vexp(a + a) + 1.0f);
+    const kgt_vf sbig = (kgt_vf)((kgt_vu)big | ((kgt_vu)x & 0x80000000u));
+    return kgt_vsel(a < 0.625f, small, kgt_vsel(x != x, x, sbig));
+}
 
 /* silu(x) = x / (1 + e^-x) */
 KG_INLINE kgt_vf kgt_vsilu(kgt_vf x) { return x / (1.0f + kgt_vexp(-x)); }

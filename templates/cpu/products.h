@@ -57,8 +57,10 @@ void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_
 void kgt_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 
 /* p[0] table (rows of K elements of `wtype`), p[1] token ids int32_t[M],
- * p[2] out f32[M][K]: out[m] = dequantized table row ids[m]. The ids are
- * not checked (the caller bounds them by the table's row count). */
-void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K);
+ * p[2] out f32[M][K]: out[m] = dequantized table row ids[m] * scale (in
+ * f32: the row's values times (float)scale; Gemma's sqrt(n_embd); scale
+ * defaults to 1, which multiplies nothing). The ids are not checked (the
+ * caller bounds them by the table's row count). */
+void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
 
 #endif

@@ -4,12 +4,15 @@
  * append (alone, and fused with the RoPE of a Q/K/V product's output).
  * Contracts in ops.h.
  *
- * Angles are computed in double (theta_i = pos * freq_scale * base^(-2i/n_rot),
- * the power as a running product from base^(-2/n_rot)) and their sine and
+ * Angles are computed in double (theta_i = pos * freq_scale * base^(-2i/n_rot)
+ * / ff_i, the power as a running product from base^(-2/n_rot), ff_i the
+ * optional frequency factors) and their sine and
  * cosine taken in double with libm, then rounded to f32: at position 10^4
  * an f32 angle would already be off by ~5e-4 rad. The cos/sin of a row are
  * computed once per chunk of KGT_ROPE_CHUNK pairs and used for all the heads
- * of that row the thread owns.
+ * of that row the thread owns. kgt_rope_kv's optional QK-norm is
+ * kgt_rmsnorm's arithmetic (ops.h kgt_rms_rstd, kgt_norm_apply) on each Q
+ * and K head before its rotation.
  */
 #include "ops.h"
 
@@ -38,21 +41,21 @@ KG_INLINE void rope_head(float *x, const float *cs, const float *sn, int64_t c0,
 }
 
 /* cos and sin of pairs c0..c0+nc-1 at position p0 (scaled): theta_i =
- * p0 step^i, step = base^(-2/n_rot) */
-KG_INLINE void rope_angles(double p0, double step, int64_t c0, int64_t nc, float *cs, float *sn)
+ * p0 step^i / ff[i], step = base^(-2/n_rot); ff NULL: no factors */
+KG_INLINE void rope_angles(double p0, double step, int64_t c0, int64_t nc, const float *ff, float *cs, float *sn)
 {
     double f = c0 ? pow(step, (double)c0) : 1.0;
     for (int64_t i = 0; i < nc; i++, f *= step) {
-        double theta = p0 * f;
+        double theta = ff ? p0 * f / (double)ff[c0 + i] : p0 * f;
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
 }
 
 KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t head_dim, int64_t n_rot,
-                        int64_t mode, double freq_base, double freq_scale)
+                        int64_t mode, double freq_base, double freq_scale, int64_t ff)
 {
-    const float *X = p[0];
+    const float *X = p[0], *F = ff ? (const float *)p[3] : NULL;
     const int32_t *pos = p[1];
     float *Y = p[2];
     const int64_t half = n_rot / 2;
@@ -70,13 +73,14 @@ KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_h
         for (int64_t c0 = 0; c0 < half; c0 += KGT_ROPE_CHUNK) {
             int64_t nc = half - c0 < KGT_ROPE_CHUNK ? half - c0 : KGT_ROPE_CHUNK;
             float cs[KGT_ROPE_CHUNK], sn[KGT_ROPE_CHUNK];
-            rope_angles(p0, step, c0, nc, cs, sn);
+            rope_angles(p0, step, c0, nc, F, cs, sn);
             for (int64_t h = h0; h < h1; h++)
                 rope_head(Y + (m * n_head + h) * head_dim, cs, sn, c0, nc, half, mode);
         }
         u += h1 - h0;
     }
 }
+KG_PARAM_DEFAULT(rope, ff, 0);
 
 /* head_dim values of k and v into cache row `at` of KV head kv */
 KG_INLINE void kv_put(char *Kc, char *Vc, const float *k, const float *v, int64_t kv, int64_t at, int64_t n_ctx,
@@ -116,9 +120,10 @@ KG_KERNEL void kgt_kv_store(void *const *p, int ith, int nth, int64_t M, int64_t
 /* RoPE of a fused Q/K/V product's output, with the K/V cache append (ops.h). */
 KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
                            int64_t head_dim, int64_t n_rot, int64_t mode, double freq_base, double freq_scale,
-                           int64_t n_ctx, int64_t cache_type)
+                           int64_t n_ctx, int64_t cache_type, int64_t ff, int64_t qk_norm, double eps)
 {
-    const float *QKV = p[0];
+    const float *QKV = p[0], *F = ff ? (const float *)p[5] : NULL;
+    const float *gq = qk_norm ? (const float *)p[6] : NULL, *gk = qk_norm ? (const float *)p[7] : NULL;
     const int32_t *pos = p[1];
     float *Q = p[2];
     char *Kc = p[3], *Vc = p[4];
@@ -133,10 +138,12 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
         double p0 = (double)pos[m] * freq_scale;
         const int64_t at = kv_row(pos[m], n_ctx);
         float cs[256], sn[256]; /* this token's angles, once for all its heads (n_rot <= head_dim <= 512) */
-        rope_angles(p0, step, 0, half, cs, sn);
+        rope_angles(p0, step, 0, half, F, cs, sn);
         for (int64_t h = h0; h < h1; h++) {
             float x[512];
-            memcpy(x, src + h * head_dim, (size_t)head_dim * sizeof(float));
+            const float *xh = src + h * head_dim;
+            if (qk_norm) kgt_norm_apply(xh, h < n_head ? gq : gk, NULL, x, head_dim, 0.0f, kgt_rms_rstd(xh, head_dim, eps));
+            else memcpy(x, xh, (size_t)head_dim * sizeof(float));
             rope_head(x, cs, sn, 0, half, half, mode);
             if (h < n_head) {
                 memcpy(Q + (m * n_head + h) * head_dim, x, (size_t)head_dim * sizeof(float));
@@ -148,3 +155,6 @@ KG_KERNEL void kgt_rope_kv(void *const *p, int ith, int nth, int64_t M, int64_t 
         u += h1 - h0;
     }
 }
+KG_PARAM_DEFAULT(rope_kv, ff, 0);
+KG_PARAM_DEFAULT(rope_kv, qk_norm, 0);
+KG_PARAM_DEFAULT_F(rope_kv, eps, 1e-6);
