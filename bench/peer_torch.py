@@ -8,7 +8,7 @@ on a LLaMA GGUF: kgen's GPU peer in bench/bench_peer.py.
     python3 bench/peer_torch.py --copy-bw [--device cuda] device copy bandwidth
     python3 bench/peer_torch.py --check MODEL.gguf [--device cpu]
 
-The model: tests/ref/llama_ref.py reads the GGUF and dequantizes every
+The model: tests/ref/model_ref.py reads the GGUF and dequantizes every
 weight (the `gguf` package); here they become tensors of --dtype (bf16 by
 default: PyTorch has no kernels for GGUF's block-quantized formats, so the
 peer streams 16-bit weights; its bytes per token are in the JSON). The
@@ -34,7 +34,7 @@ each line "MODE" on stdin runs one pp and one tg sample and prints one JSON
 line: bench_peer.py interleaves these with kgen's samples without reloading.
 
 --check runs the torch model in float32 (prefill of a token sequence, then
-decode steps) and compares its logits with llama_ref.py's forward over the
+decode steps) and compares its logits with model_ref.py's forward over the
 same tokens: exit 0 when they agree (max abs diff < 1e-2 of the largest
 logit), 1 otherwise. It checks this peer computes the model, not just
 something of the same cost.
@@ -66,18 +66,21 @@ def sync(dev):
 
 def load_ref(path):
     try:
-        from llama_ref import LlamaRef, Unsupported
+        from model_ref import ModelRef as LlamaRef, Unsupported
     except SystemExit:
         sys.exit("peer_torch: the `gguf` package is needed to read GGUF files (pip install gguf==0.19.0, "
                  "or put its wheel on PYTHONPATH)")
     try:
-        return LlamaRef(path)
+        r = LlamaRef(path)
     except (Unsupported, OSError, ValueError, KeyError) as e:
         sys.exit(f"peer_torch: {path}: {e}")
+    if r.arch != "llama" or "rope_freqs.weight" in r.tensors or any(n.endswith(".bias") for n in r.tensors):
+        sys.exit(f"peer_torch: {path}: only the plain llama architecture is implemented here (this is {r.arch})")
+    return r
 
 
 class Llama(torch.nn.Module):
-    """The llama forward of tests/ref/llama_ref.py, on torch tensors."""
+    """The llama forward of tests/ref/model_ref.py, on torch tensors."""
 
     def __init__(self, ref, n_ctx, dtype, dev):
         super().__init__()
@@ -240,7 +243,7 @@ def check(a, dev):
     same = int((np.array(got).argmax(1) == want.argmax(1)).sum())
     ok = err < 1e-2 * scale and same == len(got)
     print(f"peer_torch --check {os.path.basename(a.model)}: {len(got)} positions (prefill {n_pre}, then {n_dec} "
-          f"decode steps): max |torch - llama_ref| = {err:.3g} (largest logit {scale:.3g}), argmax equal at "
+          f"decode steps): max |torch - model_ref| = {err:.3g} (largest logit {scale:.3g}), argmax equal at "
           f"{same}/{len(got)}: {'ok' if ok else 'MISMATCH'}")
     return 0 if ok else 1
 

@@ -1,6 +1,6 @@
 /*
  * test_e2e.c — the whole model, end to end: `kgen run` on the real SmolLM2
- * against an independent reference (tests/ref/llama_ref.py: a numpy forward
+ * against an independent reference (tests/ref/model_ref.py: a numpy forward
  * pass of the llama architecture, weights read and dequantized by the PyPI
  * package `gguf`), through tests/ref/check_e2e.py.
  *

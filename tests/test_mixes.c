@@ -13,7 +13,7 @@
  *      generator cannot drift into an easier mix unnoticed;
  *   3. compiles it (kgen compile, timed) and runs it greedily on two
  *      prompts; every step's logits and greedy token are checked against
- *      the independent numpy reference (tests/ref/llama_ref.py, weights
+ *      the independent numpy reference (tests/ref/model_ref.py, weights
  *      dequantized by the `gguf` package) by tests/ref/check_mix.py, whose
  *      tolerances are set from measurements stated there.
  * Shapes: SmolLM2-135M (576 wide: every K-quant on a 576-wide row falls

@@ -13,7 +13,7 @@ quant type, bench/gen_model.py):
     reported with the CPU's top-2 logit gap there (a near-tie, gap < 1.0,
     passes: the float sums run in another order); the logits of the common
     steps within check_e2e.py's per-step bounds (abs ABS_TOL, rel REL_TOL);
-  - reference: the GPU's dumps against tests/ref/llama_ref.py (a float32
+  - reference: the GPU's dumps against tests/ref/model_ref.py (a float32
     forward from the GGUF, no kgen code) through check_e2e.py --from-dump,
     with the tolerances the CPU backend's e2e test uses;
   - memcheck: compute-sanitizer --tool memcheck clean on one prefill and
@@ -149,7 +149,7 @@ def check_model(a, model, prompts, work, mi):
         r = run([sys.executable, os.path.join(ROOT, "tests", "ref", "check_e2e.py"), "--model", model, "--from-dump"]
                 + gpu_dumps)
         ok = r.returncode == 0
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: the GPU's logits against tests/ref/llama_ref.py "
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: the GPU's logits against tests/ref/model_ref.py "
               f"(check_e2e.py --from-dump, {len(gpu_dumps)} prompts)" + ("" if ok else ":\n" + (r.stdout + r.stderr)[-3000:]))
         passed += ok
         failed += not ok

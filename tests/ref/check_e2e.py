@@ -3,7 +3,7 @@
 
 For each prompt of tests/ref/prompts.txt, runs
     KGEN run MODEL -p PROMPT -n N --temp 0 --ignore-eos [--chat] -t T --dump-logits F
-reads F (format below), runs tests/ref/llama_ref.py over prompt_ids +
+reads F (format below), runs tests/ref/model_ref.py over prompt_ids +
 gen_ids[:-1] (one full causal forward, float32) and compares, at every
 generated step, kgen's logits with the reference's at the same position
 (max abs and max rel error per step, mean rel error per prompt: tolerances
@@ -31,7 +31,8 @@ Dump (--dump-logits), little-endian:
                                       from, sequence position n_prompt-1+i)
 
 Perturbation KINDs (applied to the reference, or to the fake dump's model):
-rope-base (base / 10), neox (rotate pairs (i, i+n_rot/2)), no-rope,
+rope-base (base / 10), neox (the other rope pairing: rotate pairs
+(i, i+n_rot/2) for llama, adjacent pairs for the NEOX architectures), no-rope,
 skip-layer (the middle layer left out), kv-modulo (query head h on KV head
 h % n_head_kv instead of h / group), no-causal (no causal mask),
 layernorm (mean-centred norm instead of RMS). no-causal leaves the mask out
@@ -61,8 +62,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 try:
     import numpy as np
     sys.path.insert(0, HERE)
-    from llama_ref import LlamaRef, Unsupported
-except (ImportError, SystemExit):  # llama_ref exits 3 without numpy/gguf
+    from model_ref import ModelRef, Unsupported
+except (ImportError, SystemExit):  # model_ref exits 3 without numpy/gguf
     print("check_e2e: skipped: the reference needs Python's numpy and gguf packages (pip install gguf)")
     sys.exit(SKIP)
 
@@ -134,7 +135,7 @@ def apply_perturbations(m, kinds):
         if k == "rope-base":
             m.rope_base_used = m.rope_base / 10
         elif k == "neox":
-            m.rope_mode = "neox"
+            m.rope_mode = "normal" if m.spec["rope"] == "neox" else "neox"
         elif k == "no-rope":
             m.rope_mode = "none"
         elif k == "skip-layer":
@@ -334,6 +335,21 @@ def check_prompt_ids(tok, chat, text, ids):
             f"kgen {ids[max(0, i - 3):i + 5]}, reference {want[max(0, i - 3):i + 5]} ({len(ids)} vs {len(want)} ids)")
 
 
+# ── running kgen ─────────────────────────────────────────────────────────
+def kgen_dump(kgen, target, text, n, threads, dump, timeout, extra=()):
+    """kgen run TARGET -p TEXT -n N --temp 0 --ignore-eos -t T --dump-logits DUMP
+    EXTRA..: returns (exit status or "timeout", stderr, seconds)."""
+    cmd = [kgen, "run", target, "-p", text, "-n", str(n), "--temp", "0", "--ignore-eos",
+           "-t", str(threads), "--dump-logits", dump] + list(extra)
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        rc, err = p.returncode, p.stderr.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        rc, err = "timeout", f"no answer within {timeout} s"
+    return rc, err, time.time() - t0
+
+
 # ── modes ────────────────────────────────────────────────────────────────
 def run_kgen(args, m, perturb):
     prompts = read_prompts(args.prompts)
@@ -354,15 +370,9 @@ def run_kgen(args, m, perturb):
     failed, t_kgen, t_ref = 0, 0.0, 0.0
     for k, (chat, text) in enumerate(prompts):
         dump = os.path.join(work, f"prompt{k:02d}.kglg")
-        cmd = [args.kgen, "run", args.model, "-p", text, "-n", str(args.n), "--temp", "0", "--ignore-eos",
-               "-t", str(args.threads), "--dump-logits", dump] + (["--chat"] if chat else [])
-        t0 = time.time()
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=args.timeout)
-            rc, err = p.returncode, p.stderr.decode("utf-8", "replace")
-        except subprocess.TimeoutExpired:
-            rc, err = "timeout", f"no answer within {args.timeout} s"
-        t_kgen += time.time() - t0
+        rc, err, secs = kgen_dump(args.kgen, args.model, text, args.n, args.threads, dump, args.timeout,
+                                  ["--chat"] if chat else [])
+        t_kgen += secs
         name = label(chat, text)
         if rc != 0:
             failed += 1
@@ -471,7 +481,7 @@ def _self_test(m, n_gen, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="kgen's generated model against tests/ref/llama_ref.py")
+    ap = argparse.ArgumentParser(description="kgen's generated model against tests/ref/model_ref.py")
     models = os.environ.get("KGEN_MODELS", os.path.join(ROOT, "models"))
     ap.add_argument("--kgen", default=os.environ.get("KGEN_BIN", os.path.join(ROOT, "build", "kgen")))
     ap.add_argument("--model", default=os.path.join(models, "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -498,7 +508,7 @@ def main():
         return SKIP
     t0 = time.time()
     try:
-        m = LlamaRef(args.model)
+        m = ModelRef(args.model)
     except Unsupported as e:
         print(f"check_e2e: {e}")
         return 1
