@@ -310,13 +310,14 @@ KT_TEST(cuda_kernels_ops)
         mm_inst(KGT_F16, KGT_ACT_F32, true, 192, 576, KGT_EPI_RESIDUAL, 960),
         mm_inst(KGT_Q6_K, KGT_ACT_Q8, true, 64, 256, KGT_EPI_OUT_Q8 | KGT_EPI_BIAS, 128),
         mm_inst(KGT_Q4_0, KGT_ACT_Q8, false, 96, 576, KGT_EPI_OUT_Q8 | KGT_EPI_SWIGLU, 96), /* ldy = N */
+        mm_inst(KGT_Q5_0, KGT_ACT_Q8, false, 2048, 640, KGT_EPI_OUT_Q8 | KGT_EPI_GEGLU, 2048), /* Gemma 3 gate/up */
     };
     const int n = (int)(sizeof k / sizeof k[0]);
     static const char *const group[] = {"rope", "rope", "rope", "rope", "rope", "rope", "kv_store", "kv_store", "kv_store",
                                         "kv_store", "add", "add", "glu", "glu", "glu", "mm ldy", "mm ldy", "mm ldy",
-                                        "mm ldy", "mm ldy"};
+                                        "mm ldy", "mm ldy", "mm geglu"};
     KT_REQUIRE(n == (int)(sizeof group / sizeof group[0]));
-    compile_all("rope, kv_store, add, glu, mm slices", k, n, group);
+    compile_all("rope, kv_store, add, glu, mm slices, mm geglu", k, n, group);
     /* shapes, as gen_cuda_shape sets them (the one place) */
     gen_cuda_shape_t sh;
     KT_REQUIRE(gen_cuda_shape(&k[0], &sh) == KG_OK);

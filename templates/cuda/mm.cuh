@@ -7,7 +7,7 @@
  *        outputs at Y + m LDY (LDY = N unless a product writes a column
  *        slice of a wider row, p[2] then pointing at its first column)
  *   p[3] bias f32[N] (EPI_BIAS)   p[4] resid f32[M][LDY] (EPI_RESIDUAL; may be Y)
- *   p[5] W_up like W (EPI_SWIGLU: y = silu(W x) * (W_up x))
+ *   p[5] W_up like W (EPI_SWIGLU: y = silu(W x) * (W_up x); EPI_GEGLU: gelu(W x) * (W_up x))
  *
  * Launch (gen/cuda.c mirrors it): MM_THREADS threads; grid.x = N / channels
  * per block (4, or 32 with EPI_OUT_Q8 so one block holds whole output
@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
 {
     constexpr int NW = MM_THREADS / 32, CPB = (FLAGS & EPI_OUT_Q8) ? 32 : NW, CPW = CPB / NW;
     constexpr bool QW = is_quant(WT);
-    constexpr bool UP = (FLAGS & EPI_SWIGLU) != 0;
+    constexpr bool UP = (FLAGS & (EPI_SWIGLU | EPI_GEGLU)) != 0, GELU = (FLAGS & EPI_GEGLU) != 0;
     constexpr i64 RB = row_bytes<WT>(K);
     static_assert(LDY >= N && (!(FLAGS & EPI_OUT_Q8) || LDY % 32 == 0), "mm: LDY < N, or not whole q8a blocks");
     const int M = M1 ? 1 : (int)a.rt[RT_M];
@@ -91,7 +91,10 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
             for (int t = 0; t < MT; t++) {
                 if (m0 + t >= M) break;
                 const i64 m = m0 + t;
-                float g = UP ? acc[t] / (1.0f + expf(-acc[t])) * accu[t] : acc[t];
+                const float x = acc[t]; /* GELU: tanh form, x / (1 + e^(-2u)) as the CPU's */
+                float g = !UP ? x
+                          : GELU ? x / (1.0f + expf(-x * (1.5957691216057308f + 0.0713548162726009f * x * x))) * accu[t]
+                                 : x / (1.0f + expf(-x)) * accu[t];
                 if (FLAGS & EPI_BIAS) g += ((const float *)a.p[3])[n];
                 if (FLAGS & EPI_RESIDUAL) g += ((const float *)a.p[4])[m * LDY + n];
                 if (FLAGS & EPI_OUT_Q8) ys[t][cl] = g;
