@@ -306,6 +306,17 @@ static kg_status hparams(ctx *c, gen_hparams *hp)
     if ((st = get_f(c, "final_logit_softcapping", 0, &hp->logit_softcap))) return st;
     if (hp->logit_softcap < 0 || !isfinite(hp->logit_softcap))
         return kg_err(KG_ERR_FORMAT, "%s: %s.final_logit_softcapping = %g", c->file, a->name, hp->logit_softcap);
+    /* what a row of this registry cannot compute, refused rather than ignored */
+    int64_t experts;
+    if ((st = get_i(c, "expert_count", false, 0, &experts))) return st;
+    if (experts > 0)
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: %s.expert_count = %lld: mixture-of-experts models are not supported",
+                      c->file, a->name, (long long)experts);
+    static const char *const unsupported[] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+        if (gen_src_tensor(c->src, unsupported[i]))
+            return kg_err(KG_ERR_UNSUPPORTED, "%s: tensor %s: LongRoPE (long-context RoPE factors) is not supported",
+                          c->file, unsupported[i]);
     hp->embd_scale = a->flags & A_EMBD_SCALE ? sqrt((double)hp->n_embd) : 1.0;
     hp->attn_scale = 0; /* 1/sqrt(head_dim): Gemma 3's query_pre_attn_scalar is the head size */
     hp->act = a->act;

@@ -21,7 +21,8 @@
  *   tests/ref/check_e2e.py with the SmolLM2 test's tolerances.
  * arch_bad_*: metadata that contradicts the tensors (tests/ref/arch_bad_model.py
  *   writes them) is refused: kgen compile exits 1 naming the key or the
- *   tensor, writes nothing, and does not crash.
+ *   tensor, writes nothing, and does not crash; so are what no registry row
+ *   computes (mixture of experts, LongRoPE factors), rather than ignored.
  * slow_gemma3_ref_vs_llama_cpp (make check-slow): the reference itself against
  *   llama.cpp (bench/.venv's llama-cpp-python) on the real Gemma 3 270M.
  *
@@ -318,4 +319,10 @@ KT_TEST(arch_bad_bias) { refused("bias", STRS("blk.0.attn_k.bias")); }
 /* phi3's fused Q/K/V of 700 rows where the heads need 256 + 2 x 256 */
 KT_TEST(arch_bad_fused_rows) { refused("qkv_rows", STRS("blk.1.attn_qkv.weight")); }
 /* general.architecture "mamba9": named, and the supported ones listed */
+KT_TEST(arch_bad_unsupported)
+{
+    refused("experts", STRS("llama.expert_count", "mixture-of-experts"));
+    refused("longrope", STRS("rope_factors_long.weight", "LongRoPE"));
+}
+
 KT_TEST(arch_bad_unknown_arch) { refused("unknown_arch", STRS("mamba9", "llama", "qwen2", "qwen3", "gemma3", "phi3")); }

@@ -46,6 +46,10 @@ CASES = {
     "bias": ("qwen2-0.5b", dict(replace={"blk.0.attn_k.bias": np.zeros(129, np.float32)}), ["blk.0.attn_k.bias"]),
     "qkv_rows": ("phi3-mini", dict(replace={"blk.1.attn_qkv.weight": np.zeros((700, 256), np.float32)}),
                  ["blk.1.attn_qkv.weight"]),
+    # what no registry row computes: refused, never silently ignored
+    "experts": ("llama3.2-1b", dict(set={"llama.expert_count": 8}), ["llama.expert_count", "mixture-of-experts"]),
+    "longrope": ("phi3-mini", dict(replace={"rope_factors_long.weight": np.ones(32, np.float32)}),
+                 ["rope_factors_long.weight", "LongRoPE"]),
     "unknown_arch": ("qwen3-0.6b", dict(rename_arch="mamba9"),
                      ["mamba9", "llama", "qwen2", "qwen3", "gemma3", "phi3"]),
 }
