@@ -54,7 +54,7 @@ typedef struct heap_ent {
 typedef struct spm_sym {
     uint32_t off, len;   /* the symbol's bytes in t->text; len 0: merged away */
     int32_t prev, next;
-    uint32_t hash;       /* of its bytes */
+    int32_t id;          /* the token whose text its bytes are, or -1 */
 } spm_sym;
 
 typedef struct spm_big {
@@ -62,7 +62,30 @@ typedef struct spm_big {
                             the largest pops first: the highest score, then the leftmost */
     int32_t right;
     uint32_t size;       /* bytes of left + right when pushed (stale check) */
+    int32_t id;          /* the merged token */
 } spm_big;
+
+/* SentencePiece lookup cache (direct-mapped): key 0 empty; 1 << 62 | left id << 32 | right id: the
+ * pair's merged token; 1 << 63 | bytes << 32 | packed bytes: a character's token. id -1: no token. */
+typedef struct spm_pc {
+    uint64_t key;
+    int32_t id;
+    uint32_t skey; /* the token's score, order-preserving bits (score_bits) */
+} spm_pc;
+#define SPM_CACHE_BITS 15
+
+/* SentencePiece piece cache (direct-mapped): a piece of a fragment between two cuts (tok_spm.c) of up
+ * to SPM_SEG_TEXT bytes and its tokens, up to SPM_SEG_IDS; len 0: empty slot */
+#define SPM_SEG_TEXT 26
+#define SPM_SEG_IDS 8
+typedef struct spm_seg {
+    uint32_t hash;
+    uint8_t len, n;
+    uint8_t text[SPM_SEG_TEXT];
+    int32_t id[SPM_SEG_IDS];
+} spm_seg;
+#define SPM_SEG_BITS 13
+#define SPM_BRIDGE_MAX 16
 
 struct kgr_tok {
     int n_vocab, n_merges;
@@ -99,6 +122,15 @@ struct kgr_tok {
     size_t spm_cap;
     spm_sym *spm_sym;
     spm_big *spm_heap;
+    /* SPM lookups: token of each one-byte symbol; tokens with a ▁ after their first byte (where a
+       fragment may not be cut; n_bridge -1: too many, never cut); the pair and character cache, the piece cache
+       (kgr_tok is calloc'd: both start empty) */
+    int32_t spm_byte_id[256];
+    int n_bridge;
+    int32_t bridge_id[SPM_BRIDGE_MAX];
+    uint32_t bridge_k[SPM_BRIDGE_MAX]; /* the ▁'s byte offset in the token */
+    spm_pc spm_cache[1u << SPM_CACHE_BITS];
+    spm_seg spm_seg_cache[1u << SPM_SEG_BITS];
     /* a word with bytes utf8_dec replaces or shortens, rewritten (BPE), or a
        fragment with its spaces escaped (SPM): up to text_cap bytes */
     size_t text_cap;
