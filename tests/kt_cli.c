@@ -156,3 +156,37 @@ bool kc_tiny_ready(void)
     state = 1;
     return true;
 }
+
+const char *kc_tail(const char *s, size_t n)
+{
+    size_t len = strlen(s);
+    if (len <= n) return s;
+    const char *t = s + len - n, *nl = strchr(t, '\n');
+    return nl ? nl + 1 : t;
+}
+
+void kc_ref_check(char **argv)
+{
+    enum { CAP = 1 << 18 };
+    argv[0] = "/usr/bin/env";
+    argv[1] = (char *)kt_python();
+    char *out = malloc(CAP), *err = malloc(CAP);
+    if (!out || !err) {
+        free(out), free(err);
+        kt_fail(__FILE__, __LINE__, "out of memory");
+        return;
+    }
+    int rc = kt_run(argv, out, CAP, err, CAP);
+    if (rc == 77 || rc == 127) {
+        free(out), free(err);
+        KT_SKIP("the reference needs %s with numpy and gguf", kt_python());
+    }
+    KT_CHECKF(rc == 0, "%s exited %d\n--- stdout\n%s\n--- stderr (tail)\n%s", argv[2], rc, kc_tail(out, 6000),
+              kc_tail(err, 2000));
+    const char *sum = strstr(out, "prompts pass;");
+    if (rc == 0 && sum) {
+        while (sum > out && sum[-1] != '\n') sum--;
+        printf("    %.*s\n", (int)strcspn(sum, "\n"), sum);
+    }
+    free(out), free(err);
+}

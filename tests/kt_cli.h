@@ -42,6 +42,16 @@ int kc_extra_entries(const char *dir, const char *const *keep, char *list, size_
 void kc_expect_failure(const char *label, int want_rc, const char *dir, const char *const *keep,
                        const char *const *want, const char *const *args);
 
+/* The last n bytes of s (at most), from a line start. */
+const char *kc_tail(const char *s, size_t n);
+
+/* Runs a reference checker, argv[2] on (a script under tests/ref/ and its
+ * arguments; argv[0] and argv[1] are filled with /usr/bin/env and
+ * kt_python()): skips the test when the Python lacks the references'
+ * packages (exit 77, or 127), fails it with the checker's output unless it
+ * exits 0, and prints its "... prompts pass; ..." summary line. */
+void kc_ref_check(char **argv);
+
 /* KT_REQUIRE with a message */
 #define REQUIRE_F(cond, ...) do { if (!(cond)) { kt_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
 #define STRS(...) ((const char *const[]){__VA_ARGS__, NULL})

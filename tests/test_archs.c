@@ -128,20 +128,7 @@ static void check(const char *model, const char *so)
 {
     char *argv[] = {NULL, NULL, "tests/ref/check_mix.py", "--model", (char *)model, "--run", (char *)so, "--kgen",
                     (char *)kt_kgen_bin(), "-t", "2", "-n", "8", "--arch-prompts", NULL};
-    char *out, *err;
-    int rc = python(argv, &out, &err);
-    if (rc == SKIPPED || rc == 127) {
-        free(out), free(err);
-        KT_SKIP("the reference needs %s with numpy and gguf", kt_python());
-    }
-    KT_CHECKF(rc == 0, "check_mix.py exited %d\n--- stdout\n%s\n--- stderr (tail)\n%s", rc, out ? tail(out, 6000) : "",
-              err ? tail(err, 2000) : "");
-    const char *sum = out ? strstr(out, "prompts pass;") : NULL;
-    if (rc == 0 && sum) {
-        while (sum > out && sum[-1] != '\n') sum--;
-        printf("    %.*s\n", (int)strcspn(sum, "\n"), sum);
-    }
-    free(out), free(err);
+    kc_ref_check(argv);
 }
 
 /* The types llama.cpp's rules give each (shape, type) (bench/gen_model.py's
@@ -232,20 +219,7 @@ KT_TEST(e2e_gemma3)
     kc_setup_env();
     char *argv[] = {NULL, NULL, "tests/ref/check_e2e.py", "--kgen", (char *)kt_kgen_bin(), "--model", model,
                     "--prompts", "tests/ref/prompts-gemma3.txt", "-n", "16", "-t", "2", NULL};
-    char *out, *err;
-    int rc = python(argv, &out, &err);
-    if (rc == SKIPPED || rc == 127) {
-        free(out), free(err);
-        KT_SKIP("the reference needs %s with numpy and gguf", kt_python());
-    }
-    KT_CHECKF(rc == 0, "check_e2e.py exited %d\n--- stdout\n%s\n--- stderr (tail)\n%s", rc, out ? tail(out, 6000) : "",
-              err ? tail(err, 2000) : "");
-    const char *sum = out ? strstr(out, "prompts pass;") : NULL;
-    if (rc == 0 && sum) {
-        while (sum > out && sum[-1] != '\n') sum--;
-        printf("    %.*s\n", (int)strcspn(sum, "\n"), sum);
-    }
-    free(out), free(err);
+    kc_ref_check(argv);
 }
 
 /* The reference against llama.cpp itself on the real Gemma 3 (slow tier:

@@ -162,23 +162,9 @@ static int compile(const char *model, const char *so, bool nofuse, double *secs)
  * table unless every prompt passes; prints the checker's summary line. */
 static void check(const char *model, const char *so, bool float_act)
 {
-    char *argv[16] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/check_mix.py", "--model", (char *)model, "--run",
-                      (char *)so, "--kgen", (char *)kt_kgen_bin(), "-t", "2", float_act ? "--float" : NULL, NULL};
-    enum { CAP = 1 << 18 };
-    char *out = malloc(CAP), *err = malloc(CAP);
-    KT_REQUIRE(out && err);
-    int rc = kt_run(argv, out, CAP, err, CAP);
-    if (rc == SKIPPED || rc == 127) {
-        free(out), free(err);
-        KT_SKIP("the reference needs %s with numpy and gguf", kt_python());
-    }
-    KT_CHECKF(rc == 0, "check_mix.py exited %d\n--- stdout\n%s\n--- stderr (tail)\n%s", rc, tail(out, 6000), tail(err, 2000));
-    const char *sum = strstr(out, "prompts pass;");
-    if (rc == 0 && sum) {
-        while (sum > out && sum[-1] != '\n') sum--;
-        printf("    %.*s\n", (int)strcspn(sum, "\n"), sum);
-    }
-    free(out), free(err);
+    char *argv[16] = {NULL, NULL, "tests/ref/check_mix.py", "--model", (char *)model, "--run", (char *)so, "--kgen",
+                      (char *)kt_kgen_bin(), "-t", "2", float_act ? "--float" : NULL, NULL};
+    kc_ref_check(argv);
 }
 
 /* ─────────────────────────── the mixes ─────────────────────────── */
