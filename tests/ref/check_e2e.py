@@ -10,8 +10,9 @@ generated step, kgen's logits with the reference's at the same position
 and their justification below), kgen's greedy choice with the reference's
 argmax (equal, or a near-tie), and with its own logits' argmax. The reference
 runs on kgen's tokens, so the steps after a legitimate near-tie divergence are
-still compared like for like. With the PyPI package `tokenizers`, kgen's
-prompt ids are checked as well (see load_tokenizer). Prints one table row per
+still compared like for like. With the PyPI package `tokenizers` (byte-level
+BPE) or `sentencepiece` (SentencePiece-style vocabularies), kgen's prompt
+ids are checked as well (see load_tokenizer). Prints one table row per
 prompt and exits 0 if all pass, 1 if not, 77 if the model (or numpy/gguf) is
 missing.
 
@@ -284,6 +285,8 @@ def label(chat, text):
 # vocabulary and merges: a raw prompt must tokenize exactly as kgen did (with
 # BOS if the file asks for it), and a chat prompt's user text must appear in
 # kgen's ids as one run (the template around it is kgen's business).
+# SentencePiece-style vocabularies (Gemma's) are checked with Google's
+# `sentencepiece` instead (spm_tokenizer).
 def load_tokenizer(path):
     """Returns (encode(text) -> ids, bos id or None) or (None, why not)."""
     try:
@@ -303,6 +306,8 @@ def load_tokenizer(path):
         return bytes(f.parts[f.data[0]]).decode("utf-8") if f.types[0].name == "STRING" else f.parts[f.data[0]][0]
 
     model, pre = field("tokenizer.ggml.model"), field("tokenizer.ggml.pre")
+    if model == "llama":  # SentencePiece-style: Google's sentencepiece (tok_spm_ref.py)
+        return spm_tokenizer(path)
     # llama.cpp's "smollm" pre-tokenizer: every digit alone, then GPT-2's
     # byte-level regex split
     if model != "gpt2" or pre != "smollm":
@@ -316,6 +321,33 @@ def load_tokenizer(path):
     tk.add_special_tokens([AddedToken(t, special=True) for t, ty in zip(tokens, types) if ty == 3])  # CONTROL
     bos = field("tokenizer.ggml.bos_token_id") if field("tokenizer.ggml.add_bos_token") else None
     return (lambda text: tk.encode(text, add_special_tokens=False).ids), bos
+
+
+def spm_tokenizer(path):
+    """(encode, bos) for a SentencePiece-style vocabulary: sentencepiece with a
+    model built from the GGUF (tok_spm_ref.py), around it llama.cpp's split
+    of special-token text (kgen run -p reads it as tokens), and the BOS when
+    tokenizer.ggml.add_bos_token (default true for these vocabularies)."""
+    try:
+        import tok_spm_ref
+        from tok_ref import split_special
+    except SystemExit:
+        return None, "the Python packages 'sentencepiece' and 'protobuf' are not installed"
+    from gguf import GGUFReader
+    tokens, types, scores, add_prefix, unk = tok_spm_ref.read_gguf(path)
+    sp = tok_spm_ref.build(tokens, types, scores, add_prefix, unk)
+    specials = [(t.encode("utf-8"), i) for i, (t, ty) in enumerate(zip(tokens, types)) if t and ty in (2, 3, 4)]
+
+    def encode(text):
+        ids = []
+        for part in split_special(text.encode("utf-8"), specials):
+            ids += [part] if isinstance(part, int) else sp.EncodeAsIds(part.decode("utf-8"))
+        return ids
+
+    f = GGUFReader(path).fields
+    scalar = lambda key, d: f[key].parts[f[key].data[0]][0].item() if key in f else d
+    bos = int(scalar("tokenizer.ggml.bos_token_id", 1)) if scalar("tokenizer.ggml.add_bos_token", True) else None
+    return encode, bos
 
 
 def check_prompt_ids(tok, chat, text, ids):
