@@ -237,10 +237,41 @@ kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
     } else if (!strcmp(k->tmpl, "embed")) {
-        snprintf(s->expr, sizeof s->expr, "kgc::embed<%lld, %d, %lld, 0x%llxull>", pv(k, "wtype"), m1, pv(k, "K"),
-                 dbits_or(k, "scale", 1.0));
+        /* an encoder's position and token-type tables: pos_len > 0 (the
+         * plain instance's name otherwise, as before they existed) */
+        const long long pl = pvd(k, "pos_len", 0), pt = pvd(k, "pos_type", KGT_F32);
+        if (pl < 0 || (pl > 0 && pt != KGT_F32 && pt != KGT_F16 && pt != KGT_BF16))
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA embed: pos_len %lld, pos_type %lld (F32, F16 or BF16)", pl, pt);
+        int n = snprintf(s->expr, sizeof s->expr, "kgc::embed<%lld, %d, %lld, 0x%llxull", pv(k, "wtype"), m1, pv(k, "K"),
+                         dbits_or(k, "scale", 1.0));
+        snprintf(s->expr + n, sizeof s->expr - (size_t)n, pl > 0 ? ", %lld, %lld>" : ">", pl, pt);
         s->block = ROW_THREADS;
         if (!m1) s->m_axis = 0, s->m_div = 1;
+    } else if (!strcmp(k->tmpl, "pool")) {
+        /* a block per sequence (fixed grid: B is a compile-time shape) */
+        const long long B = pv(k, "B"), L = pv(k, "L"), K = pv(k, "K"), mode = pvd(k, "mode", KGT_POOL_MEAN);
+        if (B < 1 || B > 65535 || L < 1 || K < 1 || mode < KGT_POOL_MEAN || mode > KGT_POOL_MEAN_SQRT)
+            return kg_err(KG_ERR_UNSUPPORTED, "CUDA pool: B %lld (1 to 65535), L %lld, K %lld, mode %lld (0 to 3)", B, L,
+                          K, mode);
+        snprintf(s->expr, sizeof s->expr, "kgc::pool<%lld, %lld, %lld, %d>", L, K, mode, pvd(k, "norm", 0) != 0);
+        s->block = ROW_THREADS;
+        s->grid[0] = (uint32_t)B;
+    } else if (!strcmp(k->tmpl, "attn_enc")) {
+        /* grid (heads, sequences, blocks of ATTN_QROWS rows), fixed */
+        const long long B = pv(k, "B"), L = pv(k, "L"), nh = pv(k, "n_head"), hd = pv(k, "head_dim");
+        if (hd % 32 || hd < 32 || hd > 256 || nh < 1 || B < 1 || B > 65535 || L < 1 || (L + ATTN_QROWS - 1) / ATTN_QROWS > 65535)
+            return kg_err(KG_ERR_UNSUPPORTED,
+                          "CUDA encoder attention: head_dim %lld (a multiple of 32, at most 256), heads %lld, B %lld, "
+                          "L %lld",
+                          hd, nh, B, L);
+        if (prefill_smem(hd, KGT_F32) > 48 * 1024)
+            return kg_err(KG_ERR_UNSUPPORTED,
+                          "CUDA encoder attention: head_dim %lld needs %lld bytes of shared memory (at most 49152)", hd,
+                          prefill_smem(hd, KGT_F32));
+        snprintf(s->expr, sizeof s->expr, "kgc::attn_enc<%lld, %lld, %lld, 0x%llxull>", nh, hd, L,
+                 dbits_or(k, "scale", 0.0));
+        s->block = ATTN_THREADS;
+        s->grid[0] = (uint32_t)nh, s->grid[1] = (uint32_t)B, s->grid[2] = (uint32_t)((L + ATTN_QROWS - 1) / ATTN_QROWS);
     } else if (!strcmp(k->tmpl, "rope_kv") || !strcmp(k->tmpl, "rope")) {
         /* block (head, token): a thread per pair of the head's dims */
         long long hd = pv(k, "head_dim"), nh = pv(k, "n_head"), nkv = pv(k, "n_head_kv"), nr = pv(k, "n_rot");

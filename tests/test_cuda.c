@@ -28,6 +28,16 @@
  *                            row: ldy), and the same model with every fusion
  *                            off (KGEN_NOFUSE=all: rope, kv_store, add,
  *                            glu): every instance of both, sm_80 and sm_90
+ *   cuda_kernels_encoder     the encoder's kernels (issue 16): products
+ *                            with the exact-GELU epilogue (float, Q8_0 and
+ *                            K-quant weights, act f32 and q8, decode and
+ *                            prefill), embedding lookup with position and
+ *                            token-type tables (f32, f16, bf16), encoder
+ *                            attention (MiniLM's 12 x 32 heads at L 128
+ *                            and 256, head_dim 64 and 128) and pooling
+ *                            (every mode, with and without the norm): sm_80
+ *                            and sm_90, no spills; their grids, and what
+ *                            the backend refuses, saying why
  *   cuda_no_driver           a model compiled for CUDA, opened without a
  *                            driver (KGEN_LIBCUDA pointing nowhere): exit 1
  *                            and a message that says why; bad --target values
@@ -431,6 +441,72 @@ KT_TEST(cuda_kernels_params)
     KT_CHECKF(strstr(sh.expr, ", 0x3ff0000000000000ull>") != NULL, "embed, scale unbound: %s", sh.expr);
     KT_REQUIRE(gen_cuda_shape(&r, &sh) == KG_OK);
     KT_CHECKF(strstr(sh.expr, ", 0, 0, 0x3eb0c6f7a0b5ed8dull>") != NULL, "rope_kv, ff/qk_norm/eps unbound: %s", sh.expr);
+}
+
+static gen_kinst enc_attn_inst(int64_t B, int64_t L, int64_t nh, int64_t hd)
+{
+    static const char *const names[] = {"B", "L", "n_head", "head_dim"};
+    const int64_t vals[] = {B, L, nh, hd};
+    return ktc_inst("attn_enc", 4, names, vals, false);
+}
+
+static gen_kinst pool_inst(int64_t B, int64_t L, int64_t K, int64_t mode, int64_t norm)
+{
+    static const char *const names[] = {"B", "L", "K", "mode", "norm"};
+    const int64_t vals[] = {B, L, K, mode, norm};
+    return ktc_inst("pool", 5, names, vals, false);
+}
+
+KT_TEST(cuda_kernels_encoder)
+{
+    if (!have_nvrtc()) KT_SKIP("built without the CUDA toolkit (configure found no NVRTC)");
+    gen_kinst k[64];
+    const char *group[64];
+    int n = 0;
+    static const int64_t wts[] = {KGT_F32, KGT_F16, KGT_BF16, KGT_Q8_0, KGT_Q4_K};
+    for (size_t t = 0; t < sizeof wts / sizeof wts[0]; t++)
+        for (int act = wts[t] == KGT_Q8_0 || wts[t] == KGT_Q4_K ? KGT_ACT_Q8 : KGT_ACT_F32; act >= KGT_ACT_F32; act--)
+            for (int pre = 0; pre <= 1; pre++)
+                group[n] = "mm gelu", k[n++] = mm_inst(wts[t], act, pre, 1536, 512, KGT_EPI_BIAS | KGT_EPI_GELU, 0);
+    group[n] = "mm gelu", k[n++] = mm_inst(KGT_Q8_0, KGT_ACT_Q8, true, 1536, 384, KGT_EPI_BIAS | KGT_EPI_GELU | KGT_EPI_OUT_Q8, 0);
+    static const int64_t pts[] = {KGT_F32, KGT_F16, KGT_BF16};
+    for (int i = 0; i < 3; i++)
+        group[n] = "embed pos", k[n++] = with_i(with_i(embed_inst(i ? KGT_F16 : KGT_F32, true, 384), "pos_len", 128), "pos_type", pts[i]);
+    group[n] = "embed pos", k[n++] = with_i(with_i(embed_inst(KGT_Q8_0, true, 384), "pos_len", 7), "pos_type", KGT_F32);
+    group[n] = "attn_enc", k[n++] = enc_attn_inst(32, 128, 12, 32); /* MiniLM */
+    group[n] = "attn_enc", k[n++] = enc_attn_inst(1, 256, 12, 32);
+    group[n] = "attn_enc", k[n++] = with_f(enc_attn_inst(3, 512, 12, 64), "scale", 0.125);
+    group[n] = "attn_enc", k[n++] = enc_attn_inst(2, 7, 4, 128);
+    for (int mode = 0; mode < 4; mode++)
+        for (int norm = 0; norm <= 1; norm++) group[n] = "pool", k[n++] = pool_inst(32, 128, 384, mode, norm);
+    compile_all("mm gelu, embed with positions, attn_enc, pool", k, n, group);
+    gen_cuda_shape_t sh;
+    KT_REQUIRE(gen_cuda_shape(&k[0], &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 33, 1>") != NULL, "mm gelu: %s", sh.expr);
+    gen_kinst e0 = embed_inst(KGT_F32, true, 384), e1 = with_i(e0, "pos_len", 128), e2 = with_i(e1, "pos_type", KGT_BF16);
+    KT_REQUIRE(gen_cuda_shape(&e1, &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 128, 0>") != NULL && sh.m_axis == 0 && sh.m_div == 1, "embed pos_len 128: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&e2, &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 128, 30>") != NULL, "embed pos_type bf16: %s", sh.expr);
+    KT_REQUIRE(gen_cuda_shape(&e0, &sh) == KG_OK);
+    KT_CHECKF(strstr(sh.expr, ", 0x3ff0000000000000ull>") != NULL, "embed, no tables: the plain instance: %s", sh.expr);
+    gen_kinst a = enc_attn_inst(32, 130, 12, 32);
+    KT_REQUIRE(gen_cuda_shape(&a, &sh) == KG_OK);
+    KT_CHECKF(sh.block == 128 && sh.grid[0] == 12 && sh.grid[1] == 32 && sh.grid[2] == 33 && sh.m_div == 0,
+              "attn_enc: block %u grid %u x %u x %u, m_div %u", sh.block, sh.grid[0], sh.grid[1], sh.grid[2], sh.m_div);
+    KT_CHECKF(strstr(sh.expr, "kgc::attn_enc<12, 32, 130, 0x0ull>") != NULL, "attn_enc, scale unbound: %s", sh.expr);
+    gen_kinst pl = pool_inst(5, 128, 384, KGT_POOL_MAX, 1);
+    KT_REQUIRE(gen_cuda_shape(&pl, &sh) == KG_OK);
+    KT_CHECKF(sh.grid[0] == 5 && sh.block == 128 && sh.m_div == 0 && strstr(sh.expr, "kgc::pool<128, 384, 2, 1>"),
+              "pool: %s grid %u", sh.expr, sh.grid[0]);
+    const gen_kinst bad[] = {enc_attn_inst(2, 128, 12, 48), enc_attn_inst(2, 128, 4, 256), pool_inst(2, 128, 384, 4, 0),
+                             with_i(with_i(embed_inst(KGT_F32, true, 384), "pos_len", 128), "pos_type", KGT_Q8_0)};
+    static const char *const why[] = {"head_dim 48", "shared memory", "mode 4", "pos_type 8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kg_status st = gen_cuda_shape(&bad[i], &sh);
+        KT_CHECKF(st == KG_ERR_UNSUPPORTED && strstr(kg_last_error(), why[i]), "%s case %zu: status %d, '%s'", bad[i].tmpl,
+                  i, st, st ? kg_last_error() : "");
+    }
 }
 
 /* A model whose layer 0 mixes types: Q8_0 everywhere but attn_k (Q4_0):

@@ -76,16 +76,19 @@
 void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
+void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
+                int64_t pos_len, int64_t pos_type);
 void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
+void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
+                int64_t pos_len, int64_t pos_type);
 /* kernels_portable_avx2.c */
 void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
              int64_t flags, int64_t ldy);
 void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
+void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
+                int64_t pos_len, int64_t pos_type);
 int kgta_usable(void);
 
 #define TOL_F32 1e-5
@@ -127,9 +130,10 @@ static void gpu_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K)
     KT_CHECKF(rc == 0, "GPU quantize (M %lld, K %lld): %s", (long long)M, (long long)K, err);
 }
 
-static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale)
+static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
+                      int64_t pos_len, int64_t pos_type)
 {
-    (void)nth;
+    (void)nth, (void)pos_len, (void)pos_type; /* 0 and KGT_F32 here: the encoder's tables are test_kernels_enc.c's */
     if (ith) return;
     static const char *const names[] = {"wtype", "M", "K"};
     const int64_t vals[] = {wtype, M, K};
@@ -149,7 +153,7 @@ typedef struct {
     const char *name;
     void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
-    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double);
+    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double, int64_t, int64_t);
 } impl;
 
 static const impl IMPLS[] = {
@@ -353,7 +357,7 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
                     const double scale = sc ? sqrt(640.0) : 1.0;
                     for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
                     void *p[3] = {table, (void *)ids, out};
-                    for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K, scale);
+                    for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K, scale, 0, KGT_F32);
                     check_rows(IMPLS[ii].name, type, table, ids, M, K, out, (float)scale);
                 }
         free(out);
@@ -375,10 +379,10 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
             if (!max_nth(ii)) continue;
             const int32_t id = 0;
             void *p[3] = {table, (void *)&id, out};
-            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536, 1.0);
+            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536, 1.0, 0, KGT_F32);
             check_rows(IMPLS[ii].name, halves[h], table, &id, 1, 65536, out, 1.0f);
             void *p1[3] = {table, all, out};
-            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1, 1.0);
+            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1, 1.0, 0, KGT_F32);
             check_rows(IMPLS[ii].name, halves[h], table, all, 65536, 1, out, 1.0f);
         }
     free(all);
@@ -743,7 +747,7 @@ static int check_with_gguf_py(const dq_job *jobs, int n)
             ref_dequant_row(jb->type, jb->data + r * rb, K, ref);
             const int32_t id = (int32_t)r;
             void *p[3] = {(void *)jb->data, (void *)&id, ker};
-            kgt_embed(p, 0, 1, jb->type, 1, K, 1.0);
+            kgt_embed(p, 0, 1, jb->type, 1, K, 1.0, 0, KGT_F32);
             float rmax = 0;
             for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
             tok = line ? strtok_r(line, " ", &save2) : NULL;

@@ -80,12 +80,12 @@ KG_INLINE void attn_accum(float *o, float alpha, const float *p, const char *vt,
 
 /* nb rows: query q[r], output o[r], attending to positions lo[r]..len[r]-1
  * of the KV head whose K and V rows start at kb and vb (D elements of
- * `type` each, consecutive positions). Tile by tile, row by row: the tile's
+ * `type` each, row_bytes apart: consecutive in a cache, a fused QKV row's
+ * width for the encoder). Tile by tile, row by row: the tile's
  * K and V rows stay in cache while the block's rows use them. */
 KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *lo, const int64_t *len, int64_t nb,
-                          const char *kb, const char *vb, int64_t D, int64_t type, float scale)
+                          const char *kb, const char *vb, int64_t row_bytes, int64_t D, int64_t type, float scale)
 {
-    const int64_t row_bytes = D * (type == KGT_F16 ? 2 : 4);
     float s[KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0};
     int64_t n_max = 0, lo_min = INT64_MAX;
     /* all KGT_ATTN_QB rows: a loop to nb would become a memset call */
@@ -139,7 +139,8 @@ KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_
             len[r] = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
             lo[r] = window > 0 && w > 0 ? w : 0;
         }
-        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D, type, scale);
+        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D * (type == KGT_F16 ? 2 : 4), D, type,
+                   scale);
         u += nb;
     }
 }
@@ -160,3 +161,46 @@ KG_KERNEL void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int
 }
 KG_PARAM_DEFAULT_F(attn_prefill, scale, 0.0);
 KG_PARAM_DEFAULT(attn_prefill, window, 0);
+
+/* ── the encoder's attention (kgt_attn_enc) ──
+ * Work items: per sequence b, per head h, the tiles of KGT_ATTN_QB valid
+ * query rows (ceil(len_b / KGT_ATTN_QB) of them), in the order (b, h,
+ * tile), split evenly between threads; each is one attn_block over keys
+ * 0..len_b-1, whose K and V rows are the sequence's QKV rows (3 D floats
+ * apart). Padded rows are zeroed by the threads' shares of the B*L rows. */
+KG_KERNEL void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t n_head, int64_t head_dim,
+                            double scale)
+{
+    const float *QKV = p[0];
+    const int32_t *lens = p[1];
+    float *O = p[2];
+    const int64_t D = n_head * head_dim, ld = 3 * D, QB = KGT_ATTN_QB;
+    const float sc = (float)(scale != 0.0 ? scale : 1.0 / sqrt((double)head_dim));
+#define ENC_LEN(b) (lens[b] < 0 ? 0 : lens[b] > L ? L : (int64_t)lens[b])
+    int64_t lo, hi, total = 0;
+    kgt_split(B * L, 1, ith, nth, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++)
+        if (r % L >= ENC_LEN(r / L)) memset(O + r * D, 0, (size_t)D * sizeof(float));
+    for (int64_t b = 0; b < B; b++) total += n_head * ((ENC_LEN(b) + QB - 1) / QB);
+    kgt_split(total, 1, ith, nth, &lo, &hi);
+    for (int64_t b = 0, u = 0; b < B && u < hi; b++) {
+        const int64_t len = ENC_LEN(b), nt = (len + QB - 1) / QB, cnt = n_head * nt;
+        for (int64_t it = lo > u ? lo - u : 0; it < cnt && u + it < hi; it++) {
+            const int64_t h = it / nt, i0 = it % nt * QB, nb = len - i0 < QB ? len - i0 : QB;
+            const float *q[KGT_ATTN_QB];
+            float *o[KGT_ATTN_QB];
+            int64_t rlo[KGT_ATTN_QB], rlen[KGT_ATTN_QB];
+            for (int64_t r = 0; r < nb; r++) {
+                const int64_t row = b * L + i0 + r;
+                q[r] = QKV + row * ld + h * head_dim;
+                o[r] = O + row * D + h * head_dim;
+                rlo[r] = 0, rlen[r] = len;
+            }
+            const float *kb = QKV + b * L * ld + D + h * head_dim;
+            attn_block(q, o, rlo, rlen, nb, (const char *)kb, (const char *)(kb + D), ld * 4, head_dim, KGT_F32, sc);
+        }
+        u += cnt;
+    }
+#undef ENC_LEN
+}
+KG_PARAM_DEFAULT_F(attn_enc, scale, 0.0);

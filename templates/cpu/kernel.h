@@ -74,6 +74,8 @@ enum {
     KGT_EPI_SWIGLU = 4,   /* y = silu(W x) * (W_up x): two products           */
     KGT_EPI_OUT_Q8 = 8,   /* store y as kgt_q8a blocks instead of f32         */
     KGT_EPI_GEGLU = 16,   /* y = gelu(W x) * (W_up x), tanh GELU: two products */
+    KGT_EPI_GELU = 32,    /* y = gelu_erf(W x + bias): exact (erf) GELU, BERT's;
+                           * after the bias, before the residual             */
 };
 
 /* ── GGUF block layouts (facts of the format; little-endian) ── */

@@ -18,6 +18,7 @@
  *                              single row: the 1 x 4 tile), then the epilogue
  *   kgt_mm                     one mm_typed per (type, activation mode)
  */
+#include "ops.h" /* kgt_vgelu_erf (the GELU epilogue; clang only) */
 #include "products.h"
 #include "quants_q8.h"
 
@@ -201,9 +202,19 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
             /* tanh GELU as kgt_vgelu: x / (1 + e^(-2u)), 2u = x (2 sqrt(2/pi) + 2 * 0.044715 sqrt(2/pi) x²) */
             if (flags & KGT_EPI_GEGLU) g = g / (1.0f + expf(-g * (1.5957691216057308f + 0.0713548162726009f * g * g))) * y[1][m][j];
             if (flags & KGT_EPI_BIAS) g += bias[n0 + j];
-            if (flags & KGT_EPI_RESIDUAL) g += res[(m0 + m) * ldy + n0 + j];
             v[j] = g;
         }
+        if (flags & KGT_EPI_GELU) { /* exact GELU, a vector at a time */
+#if defined(__clang__)
+            int64_t j = 0;
+            for (; j + KGT_VF <= nc; j += KGT_VF) kgt_vstore(v + j, kgt_vgelu_erf(kgt_vload(v + j)));
+            if (j < nc) kgt_vstore_part(v + j, nc - j, kgt_vgelu_erf(kgt_vload_part(v + j, nc - j, 0.0f)));
+#else /* the tests' portable builds by GCC, which does not see ops.h's vector helpers: libm's erff */
+            for (int64_t j = 0; j < nc; j++) v[j] = 0.5f * v[j] * (1.0f + erff(v[j] * 0.70710678118654752f));
+#endif
+        }
+        if (flags & KGT_EPI_RESIDUAL)
+            for (int64_t j = 0; j < nc; j++) v[j] += res[(m0 + m) * ldy + n0 + j];
         if (flags & KGT_EPI_OUT_Q8) /* nc = 32: N and the thread's share are multiples of 32 */
             kgq_quantize32(v, (kgt_q8a *)p[2] + (m0 + m) * (ldy / 32) + n0 / 32);
         else

@@ -6,7 +6,8 @@
  * tests do). The helpers below them use clang's vector extensions and are
  * seen only by clang, which compiles every template (natively for the tests
  * and to bitcode for the generator). Other templates may use them too:
- * kgt_vexp / kgt_vsilu / kgt_vgelu (e.g. a SwiGLU epilogue), kgt_vload_t
+ * kgt_vexp / kgt_vsilu / kgt_vgelu / kgt_verf / kgt_vgelu_erf (e.g. a
+ * SwiGLU or GELU epilogue), kgt_vload_t
  * (f32 / f16 rows).
  *
  * ── How the helpers vectorize ──
@@ -41,6 +42,14 @@ enum {
 enum {
     KGT_GLU_SILU = 0, /* silu(g) * u: SwiGLU                                */
     KGT_GLU_GELU = 1, /* gelu(g) * u, tanh approximation: GeGLU             */
+};
+
+/* ── modes of kgt_pool (sentence-transformers' pooling) ── */
+enum {
+    KGT_POOL_MEAN = 0,      /* mean over the valid rows                        */
+    KGT_POOL_CLS = 1,       /* row 0                                           */
+    KGT_POOL_MAX = 2,       /* max over the valid rows                         */
+    KGT_POOL_MEAN_SQRT = 3, /* sum over the valid rows / sqrt(len)             */
 };
 
 /* Attention processes up to KGT_ATTN_QB query rows that share a KV head
@@ -125,6 +134,31 @@ enum {
  *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
  *                rest (scale, window) as decode. Threads split (token,
  *                head) pairs.
+ * kgt_attn_enc  bidirectional attention of an encoder over B padded
+ *                sequences of L rows: p[0] QKV f32[B*L][3*D], D = n_head *
+ *                head_dim (a row: the q of every head, then k, then v; head
+ *                h's q at columns h*head_dim.., its k at D + h*head_dim, its v
+ *                at 2D + h*head_dim), p[1] lengths int32_t[B] (valid rows of
+ *                each sequence, clamped to [0, L]), p[2] out f32[B*L][D]
+ *                (head h at columns h*head_dim..; must not overlap QKV).
+ *                Valid row i < len of sequence b, head h: softmax over keys
+ *                j < len of scale q_i·k_j (scale 0, the default:
+ *                1/sqrt(head_dim)), times v_j; online softmax over tiles of
+ *                KGT_ATTN_KT keys, f32 accumulation. Padded rows (i >= len)
+ *                are zeros. Work items are (b, h, tile of KGT_ATTN_QB valid
+ *                query rows), split evenly between threads; padded rows
+ *                cost nothing but their zeroing. A row's arithmetic does not
+ *                depend on the thread count.
+ * kgt_pool       p[0] X f32[B*L][K], p[1] lengths int32_t[B] (clamped to
+ *                [0, L]), p[2] out f32[B][K]: per sequence, mode
+ *                KGT_POOL_MEAN the mean of its valid rows, KGT_POOL_CLS its
+ *                row 0, KGT_POOL_MAX the max of its valid rows,
+ *                KGT_POOL_MEAN_SQRT their sum / sqrt(len); norm 1: then
+ *                y / max(||y||_2, 1e-12) (torch's F.normalize). len 0:
+ *                zeros. Sums in f32, in row order. Threads split the B
+ *                rows, and when B < nth the K columns too (in 64-float
+ *                chunks; not with norm, whose row needs all of K). Defaults:
+ *                mode KGT_POOL_MEAN, norm 0.
  * kgt_silu, kgt_gelu  p[0] in f32[n], p[1] out f32[n] (may alias in).
  *                silu(x) = x / (1 + e^-x). gelu is the tanh approximation
  *                0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) — GGML's
@@ -149,6 +183,9 @@ void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head, int64_t n
                      int64_t n_ctx, int64_t cache_type, double scale, int64_t window);
 void kgt_attn_prefill(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv,
                       int64_t head_dim, int64_t n_ctx, int64_t cache_type, double scale, int64_t window);
+void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t n_head, int64_t head_dim,
+                  double scale);
+void kgt_pool(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t K, int64_t mode, int64_t norm);
 void kgt_silu(void *const *p, int ith, int nth, int64_t n);
 void kgt_gelu(void *const *p, int ith, int nth, int64_t n);
 
@@ -444,6 +481,47 @@ KG_INLINE kgt_vf kgt_vgelu(kgt_vf x)
     kgt_vf u2 = x * (1.5957691216057308f + 0.0713548162726009f * x * x); /* 2u */
     return x / (1.0f + kgt_vexp(-u2));
 }
+
+/* erf, lane by lane; absolute error below ~1e-7 over all floats
+ * (measured against libm's erf by tests/test_kernels_enc.c). Two pieces,
+ * least-squares fits of our own (near minimax, by iterative reweighting):
+ * |x| < 0.8: x P(x²), P of degree 6; 0.8 <= |x| < 3.92: 1 - e^(-x²) Q(u),
+ * Q of degree 11 approximating e^(x²) erfc(x) in u = (1/|x| - c) / h, the
+ * interval [1/3.92, 1/0.8] mapped to [-1, 1] (coefficients stay small, so
+ * Horner's rule does not cancel); beyond, ±1 (erfc(3.92) < 2^-25). NaN
+ * gives NaN. */
+KG_INLINE kgt_vf kgt_verf(kgt_vf x)
+{
+    const kgt_vf a = kgt_vabs(x), z = a * a;
+    kgt_vf p = kgt_vsplat(9.188929607805178e-05f);
+    p = p * z - 8.31117282143449e-04f;
+    p = p * z + 5.214038302489972e-03f;
+    p = p * z - 2.6864024566408563e-02f;
+    p = p * z + 1.1283769781249454e-01f;
+    p = p * z - 3.761263809207112e-01f;
+    p = p * z + 1.1283791670561885f;
+    const kgt_vf small = a * p;
+    const kgt_vf u = (1.0f / kgt_vmax(a, kgt_vsplat(0.8f)) - 0.7525510204081632f) * 2.01025641025641f;
+    kgt_vf q = kgt_vsplat(6.060542316720757e-06f);
+    q = q * u - 9.530027242779183e-06f;
+    q = q * u - 6.955108966519709e-06f;
+    q = q * u + 3.972025761603149e-05f;
+    q = q * u - 1.2821958268680172e-04f;
+    q = q * u + 3.5715071758622783e-04f;
+    q = q * u - 6.664972716718111e-04f;
+    q = q * u + 1.3320317538406454e-04f;
+    q = q * u + 6.104749179388329e-03f;
+    q = q * u - 3.815538050417846e-02f;
+    q = q * u + 1.6942176105602794e-01f;
+    q = q * u + 3.5200452867998444e-01f;
+    const kgt_vf big = 1.0f - kgt_vexp(-z) * q;
+    const kgt_vf r = kgt_vsel(a < 0.8f, small, kgt_vsel(a < 3.92f, big, kgt_vsplat(1.0f)));
+    return kgt_vsel(x != x, x, (kgt_vf)((kgt_vu)r | ((kgt_vu)x & 0x80000000u)));
+}
+
+/* GELU, exact (erf) form: 0.5 x (1 + erf(x / sqrt 2)) — BERT's "gelu",
+ * PyTorch's gelu(approximate="none") */
+KG_INLINE kgt_vf kgt_vgelu_erf(kgt_vf x) { return 0.5f * x * (1.0f + kgt_verf(x * 0.70710678118654752f)); }
 
 #endif /* __clang__ */
 #endif

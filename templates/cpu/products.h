@@ -35,8 +35,10 @@
  *
  * Epilogue, in this order: g = (W x) or, with SWIGLU, silu(W x) * (W_up x)
  * (GEGLU: gelu(W x) * (W_up x), kgt_vgelu's tanh GELU)
- * where silu(v) = v / (1 + e^-v); g += bias[n]; g += resid[m][n]; store g
- * as f32, or quantize each 32 outputs of a row to a q8a block (OUT_Q8).
+ * where silu(v) = v / (1 + e^-v); g += bias[n]; with GELU g = 0.5 g (1 +
+ * erf(g / sqrt 2)) (the exact GELU, ops.h's kgt_vgelu_erf: BERT's
+ * intermediate product); g += resid[m][n]; store g as f32, or quantize
+ * each 32 outputs of a row to a q8a block (OUT_Q8).
  *
  * Threads split the N output channels (in multiples of 16, or 32 with
  * OUT_Q8, so no two threads write one cache line or block). Within its
@@ -61,7 +63,15 @@ void kgt_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
  * p[2] out f32[M][K]: out[m] = dequantized table row ids[m] * scale (in
  * f32: the row's values times (float)scale; Gemma's sqrt(n_embd); scale
  * defaults to 1, which multiplies nothing). The ids are not checked (the
- * caller bounds them by the table's row count). */
-void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale);
+ * caller bounds them by the table's row count).
+ * Encoders (BERT): pos_len > 0 adds two tables of pos_type (KGT_F32, the
+ * default, KGT_F16 or KGT_BF16): p[3] positions [>= pos_len][K] and p[4]
+ * one token-type row [K]: out[m] = (scale W[ids[m]] + T) + P[m % pos_len]
+ * in f32, in that order (Hugging Face's BertEmbeddings'): row m is
+ * position m % pos_len of its sequence (sequences of pos_len rows back to
+ * back). pos_len 0 (the default): p[3] and p[4] are not read. Threads
+ * split the M rows. */
+void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale, int64_t pos_len,
+               int64_t pos_type);
 
 #endif

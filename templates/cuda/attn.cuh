@@ -1,6 +1,8 @@
 /*
  * attn.cuh — attention over the KV cache (templates/cpu/ops.h's
- * kgt_attn_decode / kgt_attn_prefill: same pointers and semantics):
+ * kgt_attn_decode / kgt_attn_prefill: same pointers and semantics), and
+ * an encoder's bidirectional attention over padded sequences (attn_enc, at
+ * the end):
  *
  *   p[0] q f32[M][NH][HD]   p[1] K cache, p[2] V cache ([NHKV][n_ctx][HD]
  *   of CT, F16 or F32)      p[3] out f32[M][NH][HD]
@@ -214,6 +216,59 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill(args a)
     float *out = (float *)a.p[3] + (i * NH + h) * HD;
 #pragma unroll
     for (int k = 0; k < DL; k++) out[lane + 32 * k] = lw > 0.0f ? acc[k] / lw : 0.0f;
+}
+
+/* The encoder's bidirectional attention (templates/cpu/ops.h kgt_attn_enc):
+ * p[0] QKV f32[B L][3 NH HD] (per row: every head's q, then k, then v),
+ * p[1] lengths int32[B] (clamped to [0, L]), p[2] out f32[B L][NH HD].
+ * Grid (NH, B, ceil(L / ATTN_WARPS)), a warp per query row, as prefill's:
+ * the block stages each tile of 32 keys and values of its sequence and
+ * head in shared memory once for its rows; every valid row sees keys
+ * 0..len-1. A block whose rows are all padding writes their zeros and
+ * returns (padded work costs one store per element). */
+template <int NH, int HD, int L, u64 SCALE>
+__global__ void __launch_bounds__(ATTN_WARPS * 32) attn_enc(args a)
+{
+    static_assert(HD % 32 == 0 && HD <= 256, "attention shape");
+    constexpr int D = NH * HD, LD = 3 * D, DL = HD / 32;
+    static_assert(ATTN_KT * (2 * HD + 1) * 4 + ATTN_WARPS * HD * 4 <= 48 * 1024, "encoder tile exceeds 48 KiB");
+    const int h = blockIdx.x, b = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int lr = ((const i32 *)a.p[1])[b], len = lr < 0 ? 0 : lr > L ? L : lr;
+    const int i = blockIdx.z * ATTN_WARPS + warp; /* the warp's row of the sequence */
+    float *out = (float *)a.p[2] + ((i64)b * L + i) * D + h * HD;
+    if ((int)blockIdx.z * ATTN_WARPS >= len) { /* all padding (the condition is the block's) */
+        if (i < L)
+#pragma unroll
+            for (int k = 0; k < DL; k++) out[lane + 32 * k] = 0.0f;
+        return;
+    }
+    const float *base = (const float *)a.p[0] + (i64)b * L * LD + h * HD;
+    __shared__ float q[ATTN_WARPS][HD];
+    __shared__ u32 kt[ATTN_KT][HD + 1], vt[ATTN_KT][HD]; /* K rows padded: lane j reads row j conflict-free */
+    const bool active = i < len;
+    const float scale = attn_scale<HD, SCALE>();
+    if (active)
+        for (int d = lane; d < HD; d += 32) q[warp][d] = base[(i64)i * LD + d] * scale;
+    float mw = -INFINITY, lw = 0.0f, acc[DL];
+#pragma unroll
+    for (int k = 0; k < DL; k++) acc[k] = 0.0f;
+    for (int t0 = 0; t0 < len; t0 += ATTN_KT) {
+        __syncthreads();
+        const int rows = len - t0 < ATTN_KT ? len - t0 : ATTN_KT;
+        for (int w = threadIdx.x; w < rows * HD; w += ATTN_WARPS * 32) {
+            const int r = w / HD, c = w % HD;
+            const float *row = base + (i64)(t0 + r) * LD;
+            kt[r][c] = __float_as_uint(row[D + c]);
+            vt[r][c] = __float_as_uint(row[2 * D + c]);
+        }
+        __syncthreads();
+        if (!active) continue;
+        const float s = lane < rows ? qdotk<HD, F32>(q[warp], kt[lane]) : -INFINITY;
+        softmax_tile<HD, F32>(s, rows, [&](int jj) { return (const u8 *)vt[jj]; }, mw, lw, acc);
+    }
+    if (i >= L) return;
+#pragma unroll
+    for (int k = 0; k < DL; k++) out[lane + 32 * k] = active && lw > 0.0f ? acc[k] / lw : 0.0f;
 }
 
 } // namespace kgc

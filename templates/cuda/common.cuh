@@ -45,7 +45,8 @@ enum {
 #undef KGC_X
 };
 enum { ACT_F32 = 0, ACT_Q8 = 1 };
-enum { EPI_BIAS = 1, EPI_RESIDUAL = 2, EPI_SWIGLU = 4, EPI_OUT_Q8 = 8, EPI_GEGLU = 16 };
+enum { EPI_BIAS = 1, EPI_RESIDUAL = 2, EPI_SWIGLU = 4, EPI_OUT_Q8 = 8, EPI_GEGLU = 16, EPI_GELU = 32 };
+enum { POOL_MEAN = 0, POOL_CLS = 1, POOL_MAX = 2, POOL_MEAN_SQRT = 3 };
 enum { NORM_OUT_Q8 = 1, NORM_BIAS = 2 };
 enum { ROPE_NORM = 0, ROPE_NEOX = 2 };
 enum { RT_M, RT_NCTX, RT_KVBYTES, RT_NKV, RT_POS0 };

@@ -8,6 +8,7 @@
  *        slice of a wider row, p[2] then pointing at its first column)
  *   p[3] bias f32[N] (EPI_BIAS)   p[4] resid f32[M][LDY] (EPI_RESIDUAL; may be Y)
  *   p[5] W_up like W (EPI_SWIGLU: y = silu(W x) * (W_up x); EPI_GEGLU: gelu(W x) * (W_up x))
+ *   EPI_GELU: y = gelu_erf(W x + bias) (exact GELU, CUDA's erff), before the residual
  *
  * Launch (gen/cuda.c mirrors it): MM_THREADS threads; grid.x = N / channels
  * per block (4, or 32 with EPI_OUT_Q8 so one block holds whole output
@@ -96,6 +97,7 @@ __global__ void __launch_bounds__(MM_THREADS) mm(args a)
                           : GELU ? x / (1.0f + expf(-x * (1.5957691216057308f + 0.0713548162726009f * x * x))) * accu[t]
                                  : x / (1.0f + expf(-x)) * accu[t];
                 if (FLAGS & EPI_BIAS) g += ((const float *)a.p[3])[n];
+                if (FLAGS & EPI_GELU) g = 0.5f * g * (1.0f + erff(g * 0.70710678118654752f)); /* exact GELU */
                 if (FLAGS & EPI_RESIDUAL) g += ((const float *)a.p[4])[m * LDY + n];
                 if (FLAGS & EPI_OUT_Q8) ys[t][cl] = g;
                 else ((float *)a.p[2])[m * LDY + n] = g;

@@ -1,13 +1,14 @@
 /*
  * ops.cuh — the row kernels: RMSNorm (optionally quantizing its output),
- * activation quantization, embedding lookup, RoPE (alone, and with the
+ * activation quantization, embedding lookup (with an encoder's position
+ * and token-type rows), an encoder's pooling, RoPE (alone, and with the
  * KV-cache append), the KV-cache append, the elementwise add and gated
  * activations (and LayerNorm, the CPU's kgt_layernorm).
  * Pointers and semantics as the CPU templates (templates/cpu/ops.h and
  * products.h); launches as gen/cuda.c's gen_cuda_shape sets them (the one
  * place; a template parameter NT is its thread count): one block per token
  * row (grid.x = M, M1: M is 1) for the row kernels (RMSNorm of G groups per
- * row: a block per group, grid.x = G M); grid (heads, M) for rope, kv_store
+ * row: a block per group, grid.x = G M); one per sequence for pool; grid (heads, M) for rope, kv_store
  * and rope_kv; (segments of a row, M) for ew and softcap.
  * Double parameters (eps, RoPE base and scale, embedding scale, softcap)
  * are template parameters as their IEEE-754 bits. Parameter names follow
@@ -67,23 +68,60 @@ template <int M1, int K> __global__ void __launch_bounds__(ROW_THREADS) quantize
 }
 
 /* p[0] table [rows][K] of WT, p[1] ids int32[M], p[2] out f32[M][K]: the
- * row times (float)SCALE (1.0: nothing multiplied) */
-template <int WT, int M1, int K, u64 SCALE> __global__ void __launch_bounds__(ROW_THREADS) embed(args a)
+ * row times (float)SCALE (1.0: nothing multiplied). Encoders (POSLEN > 0,
+ * kgt_embed's pos_len; PT its pos_type, F32, F16 or BF16): plus p[4] the
+ * token-type row [K] and row m % POSLEN of p[3] the position table, as
+ * (y + T) + P, each element as it is stored. */
+template <int WT, int M1, int K, u64 SCALE, int POSLEN = 0, int PT = F32>
+__global__ void __launch_bounds__(ROW_THREADS) embed(args a)
 {
     constexpr bool scaled = SCALE != 0x3ff0000000000000ull; /* 1.0 */
     const float sc = (float)__longlong_as_double((i64)SCALE);
     const i64 m = blockIdx.x;
     const u8 *row = (const u8 *)a.p[0] + (i64)((const i32 *)a.p[1])[m] * row_bytes<WT>(K);
     float *y = (float *)a.p[2] + m * K;
+    const u8 *P = POSLEN > 0 ? (const u8 *)a.p[3] + (m % (POSLEN > 0 ? POSLEN : 1)) * (i64)K * (PT == F32 ? 4 : 2) : nullptr;
+    const u8 *T = (const u8 *)a.p[4];
+    auto add = [&](int k, float v) { return POSLEN > 0 ? (v + felem<PT>(T, k)) + felem<PT>(P, k) : v; };
     if constexpr (!is_quant(WT)) {
-        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = scaled ? felem<WT>(row, k) * sc : felem<WT>(row, k);
+        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] = add(k, scaled ? felem<WT>(row, k) * sc : felem<WT>(row, k));
     } else {
         for (int c = threadIdx.x; c < K / 32; c += ROW_THREADS) {
             chunk w;
             load_chunk<WT>(row, c, w);
 #pragma unroll
-            for (int e = 0; e < 32; e++) y[32 * c + e] = scaled ? chunk_elem(w, e) * sc : chunk_elem(w, e);
+            for (int e = 0; e < 32; e++) y[32 * c + e] = add(32 * c + e, scaled ? chunk_elem(w, e) * sc : chunk_elem(w, e));
         }
+    }
+}
+
+/* kgt_pool: p[0] X f32[B L][K], p[1] lengths int32[B] (clamped to [0, L]),
+ * p[2] out f32[B][K]; MODE POOL_MEAN / CLS / MAX / MEAN_SQRT, NORM 1: the
+ * row L2-normalized (y / max(||y||, 1e-12)). A block per sequence
+ * (grid.x = B); thread t owns columns t, t + ROW_THREADS, ... and sums its
+ * column over the valid rows in row order, as the CPU. */
+template <int L, int K, int MODE, int NORM> __global__ void __launch_bounds__(ROW_THREADS) pool(args a)
+{
+    const int b = blockIdx.x, lr = ((const i32 *)a.p[1])[b], len = lr < 0 ? 0 : lr > L ? L : lr;
+    const float *X = (const float *)a.p[0] + (i64)b * L * K;
+    float *y = (float *)a.p[2] + (i64)b * K;
+    const float div = MODE == POOL_MEAN_SQRT ? sqrtf((float)len) : (float)len;
+    float ss = 0.0f;
+    for (int k = threadIdx.x; k < K; k += ROW_THREADS) {
+        float v = 0.0f;
+        if (len > 0) {
+            v = X[k];
+            if (MODE != POOL_CLS) {
+                for (int i = 1; i < len; i++) v = MODE == POOL_MAX ? fmaxf(v, X[(i64)i * K + k]) : v + X[(i64)i * K + k];
+                if (MODE != POOL_MAX) v = v / div;
+            }
+        }
+        y[k] = v;
+        ss += v * v;
+    }
+    if (NORM) {
+        const float r = 1.0f / fmaxf(sqrtf(block_sum<ROW_THREADS>(ss)), 1e-12f);
+        for (int k = threadIdx.x; k < K; k += ROW_THREADS) y[k] *= r;
     }
 }
 
