@@ -125,7 +125,10 @@ static const char *jkind(const json_t *v)
 static const char *jshow(const json_t *v, char *buf, size_t cap)
 {
     if (json_is_integer(v)) snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_real(v)) snprintf(buf, cap, "%.17g", json_real_value(v));
+    else if (json_is_real(v)) {
+        snprintf(buf, cap, "%.17g", json_real_value(v));
+        if (!strpbrk(buf, ".eEin") && strlen(buf) + 3 < cap) strcat(buf, ".0"); /* 2.0, not 2 */
+    }
     else if (json_is_string(v)) {
         char e[80];
         snprintf(buf, cap, "the string \"%s\"",
