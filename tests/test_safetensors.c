@@ -19,6 +19,7 @@
 #include "kgen.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,4 +550,181 @@ KT_TEST(safetensors_mutations)
     KT_CHECK(accepted > 0 && refused > 0);
     free(q);
     free(p);
+}
+
+/* ─────────────────────────── kgen inspect ─────────────────────────── */
+
+/* inspect_path's output for path, as one string (caller frees); NULL with
+ * the status in *st if it failed. */
+static char *inspect_to_string(const char *path, bool as_json, kg_status *st)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    *st = inspect_path(path, f, as_json);
+    fclose(f);
+    if (*st) free(buf), buf = NULL;
+    return buf;
+}
+
+/* Every tensor of the JSON's file objects against the reader. */
+static int check_json_files(const char *text, const kg_safetensors *const *sts, int n_sts, const char *label)
+{
+    json_error_t e;
+    json_t *root = json_loads(text, 0, &e), *files = json_object_get(root, "files");
+    KT_CHECKF(root && json_is_array(files), "%s: --json output is not an object with files: %s", label, e.text);
+    int n = 0;
+    for (size_t fi = 0; files && fi < json_array_size(files) && (int)fi < n_sts; fi++) {
+        json_t *ts = json_object_get(json_array_get(files, fi), "tensors");
+        KT_CHECKF(json_array_size(ts) == kg_st_n_tensors(sts[fi]), "%s: file %zu lists %zu tensors", label, fi,
+                  json_array_size(ts));
+        for (size_t i = 0; i < json_array_size(ts); i++) {
+            json_t *t = json_array_get(ts, i), *shape = json_object_get(t, "shape");
+            const kg_tensor *k = kg_st_tensor(sts[fi], i);
+            bool same = k && !strcmp(json_string_value(json_object_get(t, "name")), k->name) &&
+                        !strcmp(json_string_value(json_object_get(t, "dtype")), kg_st_dtype_name(k)) &&
+                        json_array_size(shape) == k->n_dims &&
+                        (uint64_t)json_integer_value(json_object_get(t, "bytes")) == k->n_bytes &&
+                        (uint64_t)json_integer_value(json_object_get(t, "offset")) == k->offset;
+            for (uint32_t d = 0; same && d < k->n_dims; d++)
+                same = (uint64_t)json_integer_value(json_array_get(shape, d)) == k->ne[k->n_dims - 1 - d];
+            KT_CHECKF(same, "%s: file %zu tensor %zu differs from the reader", label, fi, i);
+            n += same;
+        }
+    }
+    json_decref(root);
+    return n;
+}
+
+KT_TEST(safetensors_inspect_minilm_dir)
+{
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/%s", kt_models_dir(), MINILM);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (access(path, R_OK) != 0) KT_SKIP("%s not found: run 'make models'", path);
+    kg_safetensors *st;
+    REQUIRE_F(kg_st_open(path, &st) == KG_OK, "%s", kg_last_error());
+    kg_status s;
+    char *text = inspect_to_string(dir, false, &s);
+    REQUIRE_F(text, "inspect %s: %s", dir, kg_last_error());
+    int named = 0;
+    for (uint64_t i = 0; i < kg_st_n_tensors(st); i++) named += has(text, kg_st_tensor(st, i)->name);
+    KT_CHECKF(named == 104, "the text names %d of 104 tensors", named);
+    KT_CHECK(has(text, "config.json") && has(text, "hidden_size") && has(text, "384") && has(text, "\"BertModel\""));
+    KT_CHECK(has(text, "30522 x 384") && has(text, "format        pt") && has(text, "I64"));
+    free(text);
+    text = inspect_to_string(dir, true, &s);
+    REQUIRE_F(text, "inspect --json %s: %s", dir, kg_last_error());
+    const kg_safetensors *sts[1] = {st};
+    KT_CHECK(check_json_files(text, sts, 1, "minilm") == 104);
+    json_t *root = json_loads(text, 0, NULL);
+    KT_CHECK(json_integer_value(json_object_get(json_object_get(root, "config"), "hidden_size")) == 384);
+    json_decref(root);
+    free(text);
+    kg_st_close(st);
+}
+
+/* A sharded directory the test writes: two shards and the index. */
+static bool write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(p, 1, n, f) == n;
+    if (f) ok = fclose(f) == 0 && ok;
+    return ok;
+}
+
+KT_TEST(safetensors_inspect_sharded_dir)
+{
+    char dir[600], p[800];
+    kc_tpath(dir, sizeof dir, "hf-sharded");
+    KT_REQUIRE(kc_make_dir(dir));
+    static const char *const hdr[2] = {"{" E("a.weight", "F32", "[2,2]", "[0,16]") "," E("a.bias", "BF16", "[2]", "[16,20]") "}",
+                                       "{\"__metadata__\":{\"format\":\"pt\"}," E("b.weight", "I8", "[3]", "[0,3]") "}"};
+    static const uint64_t data[2] = {20, 3};
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        uint8_t *b = make(hdr[i], 0, false, 0, data[i], &len);
+        snprintf(p, sizeof p, "%s/model-0000%d-of-00002.safetensors", dir, i + 1);
+        KT_REQUIRE(b && write_file(p, b, len));
+        free(b);
+    }
+    static const char cfg[] = "{\"model_type\": \"llama\", \"hidden_size\": 2, \"rope_scaling\": {\"type\": \"linear\"}}";
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    KT_REQUIRE(write_file(p, cfg, strlen(cfg)));
+    static const char idx[] = "{\"metadata\": {\"total_size\": 23}, \"weight_map\": {\"a.weight\": \"model-00001-of-00002.safetensors\","
+                              " \"b.weight\": \"model-00002-of-00002.safetensors\", \"a.bias\": \"model-00001-of-00002.safetensors\"}}";
+    char ip[800];
+    snprintf(ip, sizeof ip, "%s/model.safetensors.index.json", dir);
+    KT_REQUIRE(write_file(ip, idx, strlen(idx)));
+    kg_status s;
+    char *text = inspect_to_string(dir, false, &s);
+    REQUIRE_F(text, "inspect %s: %s", dir, kg_last_error());
+    KT_CHECKF(has(text, "2 shards") && has(text, "a.weight") && has(text, "a.bias") && has(text, "b.weight") &&
+                  has(text, "model-00002-of-00002.safetensors") && has(text, "rope_scaling") &&
+                  has(text, "{\"type\":\"linear\"}"), "%s", text);
+    free(text);
+    text = inspect_to_string(dir, true, &s);
+    REQUIRE_F(text, "inspect --json %s: %s", dir, kg_last_error());
+    kg_safetensors *sts[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/model-0000%d-of-00002.safetensors", dir, i + 1);
+        KT_REQUIRE(kg_st_open(p, &sts[i]) == KG_OK);
+    }
+    KT_CHECK(check_json_files(text, (const kg_safetensors *const *)sts, 2, "sharded") == 3);
+    free(text);
+    kg_st_close(sts[0]);
+    kg_st_close(sts[1]);
+    /* indexes that lie: refused naming the index and the tensor or shard */
+    static const struct { const char *idx, *want; } bad[] = {
+        {"{\"weight_map\": {\"a.weight\": \"model-00002-of-00002.safetensors\"}}", "tensor 'a.weight' in model-00002"},
+        {"{\"weight_map\": {\"x\": \"../model-00001-of-00002.safetensors\"}}", "weight_map['x'] is ../model"},
+        {"{\"weight_map\": {\"x\": 3}}", "weight_map['x'] is not a string"},
+        {"{\"weight_map\": {\"x\": \"missing.safetensors\"}}", "missing.safetensors: cannot open"},
+        {"{\"weight_map\": []}", "no \"weight_map\" object"},
+        {"{\"weight_map\": {}, \"weight_map\": {}}", "duplicate object key"},
+        {"[1]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        KT_REQUIRE(write_file(ip, bad[i].idx, strlen(bad[i].idx)));
+        text = inspect_to_string(dir, false, &s);
+        KT_CHECKF(!text && s != KG_OK && has(kg_last_error(), bad[i].want), "index %zu: %s", i, kg_last_error());
+        free(text);
+    }
+    remove(ip);
+    text = inspect_to_string(dir, false, &s);
+    KT_CHECKF(!text && s == KG_ERR_NOTFOUND && has(kg_last_error(), dir), "%s", kg_last_error());
+    free(text);
+}
+
+/* The CLI: `kgen inspect` of a safetensors file and of the MiniLM directory. */
+KT_TEST(safetensors_inspect_cli)
+{
+    kc_setup_env();
+    KGEN("inspect", "--help");
+    if (!has(kc_out, "safetensors"))
+        KT_SKIP("%s's `inspect` is still GGUF-only: gen/main.c must call inspect_cmd (gen/inspect.c)", kt_kgen_bin());
+    char path[800];
+    size_t len;
+    uint8_t *b = make(small_hdr, 0, false, 0, 48, &len);
+    kc_tpath(path, sizeof path, "cli.safetensors");
+    KT_REQUIRE(b && write_file(path, b, len));
+    int rc = KGEN("inspect", path);
+    KT_CHECKF(rc == 0 && has(kc_out, "emb.weight") && has(kc_out, "ids") && has(kc_out, "3 x 2") &&
+                  has(kc_out, "format        pt"), "rc %d: %s%s", rc, kc_out, kc_err);
+    rc = KGEN("inspect", path, "--json");
+    KT_CHECKF(rc == 0 && has(kc_out, "\"name\":\"emb.bias\",\"dtype\":\"F16\",\"shape\":[3]"), "rc %d: %s%s", rc, kc_out, kc_err);
+    /* a lying file: exit 1, the path and the reason, nothing on stdout */
+    b[8 + strlen(small_hdr) - 5] = '9'; /* "[46,48]}}" -> "[46,98]}}" */
+    KT_REQUIRE(write_file(path, b, len));
+    rc = KGEN("inspect", path);
+    KT_CHECKF(rc == 1 && !kc_out[0] && has(kc_err, path) && has(kc_err, "tensor 'u'"), "rc %d: %s%s", rc, kc_out, kc_err);
+    free(b);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", kt_models_dir(), MINILM);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (access(path, R_OK) != 0) KT_SKIP("%s not found: run 'make models'", path);
+    rc = KGEN("inspect", dir);
+    KT_CHECKF(rc == 0 && has(kc_out, "embeddings.word_embeddings.weight") && has(kc_out, "pooler.dense.weight") &&
+                  has(kc_out, "num_hidden_layers"), "rc %d: %s", rc, kc_err);
 }
