@@ -177,30 +177,45 @@ const char *kg_vtype_name(uint32_t t);
 bool kg_str_eq(kg_str s, const char *c);
 
 /* ─────────────────────────────── safetensors ───────────────────────────────
- * A Hugging Face safetensors file (runtime/safetensors.c): an 8-byte
- * little-endian header length, a JSON header (at most 100 MB) naming each
- * tensor's dtype, shape and data_offsets, then the data. Everything is
- * checked on open: the header length against the file, the JSON (parsed by
- * jansson), every dtype (F32, F16, BF16, I8, U8, I32 are read; others are
- * refused naming the tensor and the dtype), shapes and offsets for
- * overflow, bounds, overlap and holes. Tensors come back as kg_tensor in
- * kgen's convention: ne[0] is the innermost (last safetensors) dimension;
- * U8 has a row of its own in the type table (an id GGML does not use; no kernels).
- * "__metadata__" (string to string) is kept. Messages name the file. */
+ * A Hugging Face safetensors file (runtime/safetensors.c, whose header
+ * comment has the format and every check): an 8-byte little-endian header
+ * length, a JSON header (at most 100 MB) naming each tensor's dtype, shape
+ * and data_offsets, then the data. Everything is checked on open: the
+ * header length against the file, the JSON (parsed by jansson; duplicate
+ * keys refused), every dtype (F64, F32, F16, BF16, I64, I32, I16, I8 and U8
+ * are read: every one the type table has; the format's others, BOOL, U16,
+ * U32, U64, F8_*, F6_*, F4, C64, are refused with KG_ERR_UNSUPPORTED naming
+ * the tensor and the dtype), shapes (at most KG_MAX_DIMS dims) and offsets
+ * for overflow, bounds, overlap and holes (the tensors must cover the data
+ * section exactly, as the format says). Messages name the file and the
+ * tensor or field. After kg_st_open succeeds every tensor lies inside the
+ * file; all pointers stay valid until kg_st_close.
+ *
+ * Tensors come back as kg_tensor in kgen's convention: ne[0] is the
+ * innermost (last safetensors) dimension, n_dims the safetensors rank (a
+ * scalar, shape [], has n_dims 0 and 1 element); offset is begin of
+ * data_offsets (from the start of the data section); name is a
+ * NUL-terminated copy. The data is NOT aligned: the format guarantees no
+ * alignment, so t->data may be at any address (copy it, or use unaligned
+ * loads). U8 has a row of its own in the type table (id 5, which GGML
+ * retired; no kernels). "__metadata__" (string to string) is kept as kg_kv
+ * entries with KG_V_STRING values (kg_str: not NUL-terminated).         */
 typedef struct kg_safetensors kg_safetensors;
 
-kg_status kg_st_open(const char *path, kg_safetensors **out); /* maps the file */
+kg_status kg_st_open(const char *path, kg_safetensors **out); /* maps the file; *out owns the mapping */
+/* Parse a caller-owned buffer (not copied; it must outlive the handle);
+ * `name` (NULL: "<memory>") is used in messages. Tests and the fuzzer. */
 kg_status kg_st_open_memory(const void *buf, size_t size, const char *name, kg_safetensors **out);
-void kg_st_close(kg_safetensors *st);
-const char *kg_st_name(const kg_safetensors *st);
+void kg_st_close(kg_safetensors *st);                                         /* NULL: no-op */
+const char *kg_st_name(const kg_safetensors *st);                             /* path or buffer name */
 uint64_t kg_st_file_size(const kg_safetensors *st);
 uint64_t kg_st_data_offset(const kg_safetensors *st);                        /* 8 + header length */
 uint64_t kg_st_n_tensors(const kg_safetensors *st);
-const kg_tensor *kg_st_tensor(const kg_safetensors *st, uint64_t i);            /* file order; NULL if out of range */
-const kg_tensor *kg_st_find_tensor(const kg_safetensors *st, const char *name); /* NULL if absent */
+const kg_tensor *kg_st_tensor(const kg_safetensors *st, uint64_t i);            /* header order; NULL if out of range */
+const kg_tensor *kg_st_find_tensor(const kg_safetensors *st, const char *name); /* NULL if absent (binary search) */
 uint64_t kg_st_n_meta(const kg_safetensors *st);
-const kg_kv *kg_st_meta(const kg_safetensors *st, uint64_t i);   /* __metadata__ entries (string values) */
-const char *kg_st_dtype_name(const kg_tensor *t);                /* "F32", "BF16", ... as the file spells it */
+const kg_kv *kg_st_meta(const kg_safetensors *st, uint64_t i);   /* __metadata__ entries, header order; NULL if out of range */
+const char *kg_st_dtype_name(const kg_tensor *t);                /* "F32", "BF16", ... as the file spells it; "?" if none */
 
 /* ─────────────────────────────── cache ───────────────────────────────
  * The on-disk cache of compiled artifacts (objects, shared objects, cubins,

@@ -15,7 +15,9 @@
  *
  *   id       GGML's on-disk type id (0..255). Ids from KG_TYPE_OWN_BASE up
  *            are kgen's own weight formats (no GGUF id; never written to a
- *            GGUF file).
+ *            GGUF file). U8 is not a GGML type: safetensors has it, so it
+ *            takes id 5, which GGML retired (Q4_3, removed before GGUF
+ *            existed: no GGUF file holds it; 4, Q4_2's, stays unknown).
  *   blck     elements per block; size: bytes per block (facts of GGUF).
  *   kernels  1 if kgen's CPU and CUDA kernels compute with it; the others
  *            are known by name and size, so any real file can be inspected,
@@ -36,6 +38,7 @@
     X(1,  F16,      1,    2,   1, 0, 0, A)        \
     X(2,  Q4_0,    32,   18,   1, 0, 0, A)        \
     X(3,  Q4_1,    32,   20,   1, 0, 0, A)        \
+    X(5,  U8,       1,    1,   0, 0, 0, A)        \
     X(6,  Q5_0,    32,   22,   1, 0, 0, A)        \
     X(7,  Q5_1,    32,   24,   1, 0, 0, A)        \
     X(8,  Q8_0,    32,   34,   1, 0, 0, A)        \

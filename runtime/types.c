@@ -6,7 +6,7 @@ static const kg_type_info table[KG_TYPE_COUNT] = { KG_TYPES(KG_X) };
 #undef KG_X
 
 #define KG_X(id, nm, b, s, k, g, mn) +1
-_Static_assert(0 KG_TYPES(KG_X) == 34, "KG_TYPES count changed: update this assert and the docs");
+_Static_assert(0 KG_TYPES(KG_X) == 35, "KG_TYPES count changed: update this assert and the docs");
 #undef KG_X
 /* GGUF's ids index the table; kgen's own formats (ids from
  * KG_TYPE_OWN_BASE) will need their own lookup when they arrive */
