@@ -159,4 +159,33 @@ int cmd_bench(int argc, char **argv);
  * another. Errors name the key that is missing or malformed. *blob is malloc'd. */
 kg_status gen_tokdata(const kg_gguf *g, const char *chat_template, void **blob, size_t *size);
 
+/* The same blob from a Hugging Face model directory: DIR/tokenizer.json
+ * (model.type WordPiece, or BPE with a ByteLevel pre-tokenizer whose Split
+ * regex the runtime implements), else DIR/vocab.txt (WordPiece), with
+ * DIR/tokenizer_config.json (optional: bos/eos tokens, add_bos_token,
+ * do_lower_case..., chat_template). chat_template as gen_tokdata's. Errors
+ * name the file and the key (gen/tokdata_hf.c). *blob is malloc'd. */
+kg_status gen_tokdata_hf(const char *dir, const char *chat_template, void **blob, size_t *size);
+
+/* What both fronts describe and gen_tok_write serializes (gen/tokdata.c has
+ * the format and the checks). Strings are not copied; name is the file the
+ * description came from, for messages. */
+typedef struct gen_tokdesc {
+    uint32_t n_tok, n_merge;
+    const kg_str *tok;      /* [n_tok], as in the blob */
+    const uint8_t *type;    /* [n_tok], llama.cpp's token types */
+    const float *score;     /* SentencePiece: [n_tok]; else NULL */
+    const kg_str *merge;    /* [n_merge], "LEFT RIGHT" */
+    int32_t bos, eos, unk, pad, eot; /* -1: none */
+    bool add_bos, spm, add_space, wpm;
+    kg_str pre, tmpl;
+    /* WordPiece */
+    bool lowercase, strip_accents, chinese, clean;
+    uint32_t max_chars, max_length;
+    int32_t cls, sep, mask;
+    kg_str prefix;
+} gen_tokdesc;
+kg_status gen_tok_write(const char *name, const gen_tokdesc *d, void **blob, size_t *size);
+kg_status gen_tokdata_check_template(const char *chat_template); /* the chat_template argument's check */
+
 #endif

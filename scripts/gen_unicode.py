@@ -16,7 +16,29 @@ The table is a partition of 0..0x10FFFF into runs of one class: entry k is
 (start << 2) | class, and the run lasts until the next entry's start. The
 generated file is committed, so a build never depends on Python's version.
 
-    python3 scripts/gen_unicode.py > runtime/model/unicode_tab.h
+    build/venv/bin/python scripts/gen_unicode.py > runtime/model/unicode_tab.h
+
+A second part, for WordPiece (runtime/model/tok_wp.c), is what Hugging Face
+`tokenizers` (the BertNormalizer and BertPreTokenizer of the version in the
+Python that runs this script, tests/ref/requirements.txt's) does to each code
+point alone, probed here: its Rust crates carry older Unicode data than
+Python's unicodedata for categories and marks (Unicode 8-era P*, Cf, Mn) and
+newer for lowercasing, so kgen's BERT classes follow what BERT models are
+served with rather than unicodedata. The differences from unicodedata are
+counted into the header. Per code point:
+
+    ws      the BertPreTokenizer splits on it (Rust char::is_whitespace)
+    drop    clean_text removes it (NUL, U+FFFD, control: Cc Cf Co Cs of its data)
+    space   clean_text makes it a space
+    punct   the BertPreTokenizer isolates it (ASCII punctuation, Unicode P*)
+    mark    strip_accents removes it (after NFD: a nonspacing mark, Mn)
+    cjk     handle_chinese_chars puts spaces around it (BERT's CJK ideograph
+            ranges, as that version spells them; the count of code points
+            where they differ from BERT's original ranges is in the header)
+plus two maps, each a sorted list of (code point, pool offset << 3 | length)
+into one pool of code points: strip_accents' NFD-then-drop-Mn of a code point
+(Hangul syllables are left to the algorithm, which the script checks), and
+lowercasing (char::to_lowercase: one to three code points).
 """
 import sys
 import unicodedata
@@ -57,6 +79,7 @@ def main():
     out.write(" * next entry starts. Classes: 0 other, 1 letter (\\p{L}), 2 number (\\p{N}),\n")
     out.write(" * 3 whitespace (White_Space, regex \\s).\n")
     out.write(" * Code points per class: " + ", ".join(f"{NAMES[k]} {counts[k]}" for k in NAMES) + ".\n */\n")
+    out.write("#ifndef KGR_UNICODE_BERT /* the pre-tokenizers' classes (tokenizer.c) */\n")
     out.write(f'#define KGR_UNICODE_VERSION "{unicodedata.unidata_version}"\n')
     out.write(f"#define KGR_UCLASS_N {len(runs)}\n")
     out.write("static const uint32_t kgr_uclass_tab[KGR_UCLASS_N] = {\n")
@@ -64,7 +87,122 @@ def main():
         row = runs[i:i + 8]
         out.write("    " + " ".join(f"0x{(s << 2) | k:07x}," for s, k in row) + "\n")
     out.write("};\n")
+    out.write("#endif\n")
+
+
+# ───────────────────────── WordPiece (BERT) ─────────────────────────
+WS, DROP, SPACE_, PUNCT, MARK, CJK_ = 1, 2, 4, 8, 16, 32
+CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+       (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+S_BASE, L_BASE, V_BASE, T_BASE, N_V, N_T = 0xAC00, 0x1100, 0x1161, 0x11A7, 21, 28
+
+
+def hangul_nfd(cp):
+    i = cp - S_BASE
+    out = [L_BASE + i // (N_V * N_T), V_BASE + i % (N_V * N_T) // N_T]
+    if i % N_T:
+        out.append(T_BASE + i % N_T)
+    return out
+
+
+def probe(norm, cps, mark):
+    """what the normalizer makes of each code point alone (mark: a separator it keeps)"""
+    res = {}
+    for i in range(0, len(cps), 20000):
+        part = cps[i:i + 20000]
+        o = norm.normalize_str("".join(chr(c) + mark for c in part)).split(mark)
+        assert len(o) == len(part) + 1
+        res.update(zip(part, o))
+    return res
+
+
+def bert(out):
+    from tokenizers import __version__ as hf_version, normalizers, pre_tokenizers
+    B = normalizers.BertNormalizer
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    clean = probe(B(clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False),
+                  [c for c in cps if c != 0x61], "a")
+    clean[0x61] = "a"
+    strip = probe(B(clean_text=False, handle_chinese_chars=False, strip_accents=True, lowercase=False),
+                  [c for c in cps if c != 1], "\x01")
+    strip[1] = "\x01"
+    lower = probe(B(clean_text=False, handle_chinese_chars=False, strip_accents=False, lowercase=True),
+                  [c for c in cps if c != 1], "\x01")
+    lower[1] = "\x01"
+    chinese = probe(B(clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False),
+                    [c for c in cps if c != 1], "\x01")
+    chinese[1] = "\x01"
+    pt = pre_tokenizers.BertPreTokenizer()
+    flags = [0] * 0x110000
+    pool, smap, lmap = [], [], []
+    diff = {"ws": 0, "drop": 0, "punct": 0, "mark": 0, "cjk": 0}
+    for c in cps:
+        ch = chr(c)
+        f = 0
+        if clean[c] == "":
+            f |= DROP
+        elif clean[c] == " " and c != 0x20:
+            f |= SPACE_
+        else:
+            assert clean[c] == ch
+        words = [w for w, _ in pt.pre_tokenize_str("b" + ch + "b")]
+        if words == ["b", "b"]:
+            f |= WS
+        elif words == ["b", ch, "b"]:
+            f |= PUNCT
+        else:
+            assert words == ["b" + ch + "b"], (hex(c), words)
+        if chinese[c] == " " + ch + " ":
+            f |= CJK_
+        else:
+            assert chinese[c] == ch
+        diff["cjk"] += bool(f & CJK_) != any(a <= c <= b for a, b in CJK)
+        st = strip[c]
+        if st == "":
+            f |= MARK
+        elif S_BASE <= c < S_BASE + 11172:
+            assert [ord(x) for x in st] == hangul_nfd(c)
+        elif st != ch:
+            smap.append((c, len(pool), len(st)))
+            pool.extend(ord(x) for x in st)
+        if lower[c] != ch:
+            assert 1 <= len(lower[c]) <= 3
+            lmap.append((c, len(pool), len(lower[c])))
+            pool.extend(ord(x) for x in lower[c])
+        flags[c] = f
+        cat = unicodedata.category(ch)
+        diff["ws"] += bool(f & WS) != (ch.isspace() and not 0x1C <= c <= 0x1F)
+        diff["drop"] += bool(f & DROP) != (c in (0, 0xFFFD) or (cat in ("Cc", "Cf", "Co", "Cs") and ch not in "\t\n\r"))
+        diff["punct"] += bool(f & PUNCT) != (cat[0] == "P" or (c < 0x80 and ch.isprintable() and not ch.isalnum() and ch != " "))
+        diff["mark"] += bool(f & MARK) != (cat == "Mn")
+    for c in range(0xD800, 0xE000):
+        flags[c] = DROP  # surrogates: category Cs (never read: utf8_dec never yields them... see tok_wp.c)
+    runs, prev = [], None
+    for c in range(0x110000):
+        if flags[c] != prev:
+            runs.append((c, flags[c]))
+            prev = flags[c]
+    assert all(ln <= 7 for _, _, ln in smap + lmap) and len(pool) < (1 << 29)
+    out.write("\n#ifdef KGR_UNICODE_BERT /* defined by tok_wp.c, the only user */")
+    out.write("\n/* ── WordPiece (BERT): Hugging Face tokenizers " + hf_version + ", probed per code point ──\n")
+    out.write(" * (scripts/gen_unicode.py says how). Differences from unicodedata " + unicodedata.unidata_version + "\n * (cjk: from BERT's original ranges): ")
+    out.write(", ".join(f"{k} {v}" for k, v in diff.items()) + " code points.\n")
+    out.write(" * kgr_bert_tab: runs of equal flags, entry (start << 6) | flags (1 ws, 2 drop,\n")
+    out.write(" * 4 space, 8 punct, 16 mark, 32 cjk). kgr_bert_strip / kgr_bert_lower: sorted\n")
+    out.write(" * (code point, pool offset << 3 | length) into kgr_bert_pool. */\n")
+    out.write(f'#define KGR_BERT_HF_VERSION "{hf_version}"\n')
+    for name, arr in (("tab", [(s << 6) | f for s, f in runs]),
+                      ("strip", [x for c, o, n in smap for x in (c, (o << 3) | n)]),
+                      ("lower", [x for c, o, n in lmap for x in (c, (o << 3) | n)]),
+                      ("pool", pool)):
+        out.write(f"#define KGR_BERT_{name.upper()}_N {len(arr)}\n")
+        out.write(f"static const uint32_t kgr_bert_{name}[KGR_BERT_{name.upper()}_N] = {{\n")
+        for i in range(0, len(arr), 8):
+            out.write("    " + " ".join(f"0x{v:x}," for v in arr[i:i + 8]) + "\n")
+        out.write("};\n")
+    out.write("#endif\n")
 
 
 if __name__ == "__main__":
     main()
+    bert(sys.stdout)

@@ -79,6 +79,7 @@ void kgr_tok_free(kgr_tok *t);
 int kgr_tok_n_vocab(const kgr_tok *t);
 int32_t kgr_tok_bos(const kgr_tok *t); /* -1: none */
 int32_t kgr_tok_eos(const kgr_tok *t);
+int kgr_tok_max_length(const kgr_tok *t); /* WordPiece: the model's maximum sequence length (truncation); 0: none */
 /* The same contracts as kgm_tokenize, kgm_token_piece, kgm_is_eog, kgm_chat. */
 int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *out, int cap);
 int kgr_token_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap);

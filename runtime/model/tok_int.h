@@ -87,11 +87,29 @@ typedef struct spm_seg {
 #define SPM_SEG_BITS 13
 #define SPM_BRIDGE_MAX 16
 
+/* WordPiece (BERT) settings from the blob, and its scratch (tok_wp.c) */
+#define WP_MAX_CHARS 4096u   /* the largest max_input_chars_per_word a blob may set */
+#define WP_MAX_PREFIX 16u    /* the longest continuing-subword prefix */
+typedef struct tok_wp {
+    bool lowercase, strip_accents, chinese, clean;
+    uint32_t max_chars;       /* max_input_chars_per_word: a longer word is [UNK] */
+    uint32_t max_length;      /* the model's maximum sequence length (truncation); 0: none */
+    int32_t cls, sep, mask;   /* -1: none */
+    const char *prefix;       /* continuing-subword prefix ("##"), in the blob */
+    uint32_t prefix_len, prefix_hash;
+    uint32_t max_tok_len;     /* the longest token text, bytes: bounds every lookup */
+    uint8_t *word;            /* the current word, normalized, UTF-8: 4 * max_chars bytes */
+    uint32_t *off;            /* its characters' offsets: max_chars + 1 */
+    uint8_t ascii[128];       /* kgr_bert_tab's flags of each ASCII code point */
+} tok_wp;
+
 struct kgr_tok {
     int n_vocab, n_merges;
     int32_t bos, eos, unk, pad, eot;
     bool add_bos, ignore_merges;
     bool spm, add_space_prefix; /* SentencePiece-style ("llama") vocabulary */
+    bool wpm;                   /* WordPiece (format version 3, flag bit 3): wp below */
+    tok_wp wp;
     int pre;
     tok_ent *tok;               /* [n_vocab] */
     float *score;               /* [n_vocab], SentencePiece only */
@@ -179,6 +197,12 @@ static inline void emit(sink *k, int32_t id)
 int kgr_spm_init(kgr_tok *t, char *err, size_t errcap);      /* byte fallback tokens, scratch */
 int kgr_spm_encode(kgr_tok *t, const uint8_t *s, size_t n, bool space_prefix, sink *k);
 int kgr_spm_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap);
+
+/* tok_wp.c */
+int kgr_wp_init(kgr_tok *t, char *err, size_t errcap); /* scratch; after the tokens are read */
+void kgr_wp_free(kgr_tok *t);
+int kgr_wp_encode(kgr_tok *t, const uint8_t *s, size_t n, sink *k);
+int kgr_wp_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap);
 
 /* tok_chat.c */
 void kgr_chat_init(kgr_tok *t);

@@ -1,6 +1,8 @@
 /*
  * tokenizer.c — byte-level BPE (GPT-2 / llama.cpp "gpt2" vocabularies), built
- * from the blob gen/tokdata.c writes (its format is documented there).
+ * from the blob gen/tokdata.c writes (its format is documented there); the
+ * blob reader and the dispatch for SentencePiece (tok_spm.c) and WordPiece
+ * (tok_wp.c, format version 3) too.
  *
  * Tokenizing text (kgr_tokenize):
  *   1. special tokens: with KGM_TOK_SPECIAL, text spelling a control token
@@ -274,7 +276,8 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     if (!t) return kgr_msg(err, errcap, "tokenizer: out of memory");
     rd r = {blob, size, 0};
     if (size < 40 || memcmp(blob, "KGTOKEN", 7) != 0) BAD("too short or bad magic (%zu bytes)", size);
-    if (((const uint8_t *)blob)[7] != '2') BAD("format version '%c', expected '2'", ((const char *)blob)[7]);
+    uint8_t version = ((const uint8_t *)blob)[7];
+    if (version != '2' && version != '3') BAD("format version '%c', expected '2' or '3'", (char)version);
     r.off = 8;
     uint32_t n_tok, n_merge, ids[5], flags;
     rd_u32(&r, &n_tok);
@@ -290,7 +293,12 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     static const char *const id_name[5] = {"bos", "eos", "unk", "pad", "eot"};
     for (int i = 0; i < 5; i++)
         if (ids[i] != UINT32_MAX && ids[i] >= n_tok) BAD("%s id %u out of range (%u tokens)", id_name[i], ids[i], n_tok);
-    if (flags & ~7u) BAD("unknown flags 0x%x", flags);
+    if (flags & ~15u) BAD("unknown flags 0x%x", flags);
+    t->wpm = flags & 8;
+    /* version 3 is written for WordPiece only; the other kinds stay version 2 */
+    if (t->wpm != (version == '3')) BAD("flags 0x%x in a version %c blob", flags, (char)version);
+    if (t->wpm && (flags & 6)) BAD("flags 0x%x: WordPiece with SentencePiece bits", flags);
+    if (t->wpm && n_merge) BAD("%u merges in a WordPiece vocabulary (expected none)", n_merge);
     t->spm = flags & 2;
     t->add_space_prefix = flags & 4;
     if (t->add_space_prefix && !t->spm) BAD("flags 0x%x: a space prefix without a SentencePiece vocabulary", flags);
@@ -307,6 +315,7 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
     t->pre = -1;
     for (size_t i = 0; i < sizeof pre_names / sizeof *pre_names; i++)
         if (str_is(pre, pre_len, pre_names[i].name)) t->pre = pre_names[i].pre;
+    if (t->wpm) t->pre = str_is(pre, pre_len, "bert") ? PRE_GPT2 : -1; /* (not used: tok_wp.c has BERT's) */
     if (t->pre < 0 && !t->spm) BAD("unsupported pre-tokenizer \"%.*s\"", (int)(pre_len > 64 ? 64 : pre_len), pre);
     t->ignore_merges = t->pre == PRE_LLAMA3; /* (a SentencePiece vocabulary has no pre-tokenizer: the name is not used) */
     if (!rd_str(&r, &t->tmpl, &t->tmpl_len)) BAD("truncated in the chat template");
@@ -393,11 +402,36 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
             t->merge[h] = (merge_ent){key, i0 + j, c + 1};
         }
     }
+    /* WordPiece: u32 flags, u32 max chars per word, u32 max length, i32 cls, sep, mask, str prefix */
+    if (t->wpm) {
+        tok_wp *w = &t->wp;
+        uint32_t wf, sp[3];
+        if (!rd_u32(&r, &wf) || !rd_u32(&r, &w->max_chars) || !rd_u32(&r, &w->max_length) || !rd_u32(&r, &sp[0]) ||
+            !rd_u32(&r, &sp[1]) || !rd_u32(&r, &sp[2]) || !rd_str(&r, &w->prefix, &w->prefix_len))
+            BAD("truncated in the WordPiece settings");
+        if (wf & ~15u) BAD("unknown WordPiece flags 0x%x", wf);
+        w->lowercase = wf & 1, w->strip_accents = wf & 2, w->chinese = wf & 4, w->clean = wf & 8;
+        if (w->max_chars == 0 || w->max_chars > WP_MAX_CHARS)
+            BAD("max_input_chars_per_word %u (expected 1..%u)", w->max_chars, WP_MAX_CHARS);
+        if (w->max_length > (1u << 24)) BAD("max_length %u (at most %u)", w->max_length, 1u << 24);
+        static const char *const sp_name[3] = {"cls", "sep", "mask"};
+        for (int i = 0; i < 3; i++)
+            if (sp[i] != UINT32_MAX && sp[i] >= n_tok) BAD("%s id %u out of range (%u tokens)", sp_name[i], sp[i], n_tok);
+        w->cls = (int32_t)sp[0], w->sep = (int32_t)sp[1], w->mask = (int32_t)sp[2];
+        if (w->prefix_len > WP_MAX_PREFIX) BAD("continuing prefix of %u bytes (at most %u)", w->prefix_len, WP_MAX_PREFIX);
+        if (t->unk < 0) BAD("a WordPiece vocabulary without an unknown token");
+        if (t->add_bos && (w->cls < 0 || w->sep < 0)) BAD("WordPiece adds [CLS] and [SEP] but has no cls or sep id");
+    }
     if (r.off != size) BAD("%zu bytes after the last merge", size - r.off);
 
     /* bytes, classes */
     byte_map_init(t);
-    if (t->spm) {
+    if (t->wpm) {
+        if (kgr_wp_init(t, err, errcap)) {
+            kgr_tok_free(t);
+            return -1;
+        }
+    } else if (t->spm) {
         if (kgr_spm_init(t, err, errcap)) {
             kgr_tok_free(t);
             return -1;
@@ -455,12 +489,14 @@ void kgr_tok_free(kgr_tok *t)
     free(t->score);
     free(t->spm_sym);
     free(t->spm_heap);
+    kgr_wp_free(t);
     free(t);
 }
 
 int kgr_tok_n_vocab(const kgr_tok *t) { return t->n_vocab; }
 int32_t kgr_tok_bos(const kgr_tok *t) { return t->bos; }
 int32_t kgr_tok_eos(const kgr_tok *t) { return t->eos; }
+int kgr_tok_max_length(const kgr_tok *t) { return t->wpm ? (int)t->wp.max_length : 0; }
 
 /* ───────────────────────── BPE ───────────────────────── */
 
@@ -709,6 +745,7 @@ static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
  * SentencePiece's (tok_spm.c; an empty fragment is none, as in llama.cpp). */
 static int text_part(kgr_tok *t, const uint8_t *s, size_t a, size_t b, bool *prev_special, sink *k)
 {
+    if (t->wpm) return kgr_wp_encode(t, s + a, b - a, k);
     if (!t->spm) return pretok(t, s, a, b, k);
     if (a == b) return 0;
     bool prefix = t->add_space_prefix && *prev_special;
@@ -720,7 +757,8 @@ int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *o
 {
     if (!t || (!text && len) || cap < 0 || (!out && cap > 0) || len > (size_t)INT_MAX - 1) return -1;
     sink k = {out, cap, 0};
-    if ((flags & KGM_TOK_BOS) && t->add_bos && t->bos >= 0) emit(&k, t->bos);
+    int32_t first = t->wpm ? t->wp.cls : t->bos;
+    if ((flags & KGM_TOK_BOS) && t->add_bos && first >= 0) emit(&k, first);
     const uint8_t *s = (const uint8_t *)text;
     bool want_special = flags & KGM_TOK_SPECIAL;
     size_t seg = 0;
@@ -747,6 +785,7 @@ int kgr_tokenize(kgr_tok *t, const char *text, size_t len, int flags, int32_t *o
         seg = i;
     }
     if (text_part(t, s, seg, len, &prev_special, &k)) return -1;
+    if ((flags & KGM_TOK_BOS) && t->add_bos && t->wpm) emit(&k, t->wp.sep); /* [CLS] text [SEP] */
     return k.n;
 }
 
@@ -757,6 +796,7 @@ int kgr_token_piece(const kgr_tok *t, int32_t tok, char *buf, size_t cap)
     if (!t || tok < 0 || tok >= t->n_vocab || (!buf && cap)) return -1;
     const tok_ent *e = &t->tok[tok];
     if (t->spm) return kgr_spm_piece(t, tok, buf, cap);
+    if (t->wpm) return kgr_wp_piece(t, tok, buf, cap);
     if (e->type == T_CONTROL || e->type == T_UNKNOWN) return 0;
     const uint8_t *s = (const uint8_t *)e->text;
     bool mapped = e->type != T_USER;
