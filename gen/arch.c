@@ -26,6 +26,7 @@
  * Every hyperparameter and tensor is checked before anything is built; an
  * error names the source, the key or the tensor, and what is wrong.
  */
+#include "arch_int.h"
 #include "graph.h"
 #include "internal.h"
 #include "source.h"
@@ -47,7 +48,7 @@ enum {
     A_NO_SWA = 64,     /* ARCH.attention.sliding_window is not applied        */
 };
 
-typedef struct arch_row {
+struct arch_row {
     const char *name;      /* general.architecture                              */
     int64_t rope_mode;     /* KGT_ROPE_NORM (GGUF permuted Q/K rows) / _NEOX    */
     int64_t act;           /* KGT_GLU_SILU / KGT_GLU_GELU                      */
@@ -56,7 +57,7 @@ typedef struct arch_row {
                               slides unless l % n == n - 1                      */
     double rope_base_swa;  /* RoPE base of sliding layers when the file has no
                               ARCH.rope.freq_base_swa (0: the file's base)      */
-} arch_row;
+};
 
 /* Semantics as llama.cpp's llm_build_* for each (src/models/ in llama.cpp). */
 static const arch_row ARCHS[] = {
@@ -84,27 +85,21 @@ const char *gen_arch_list(void)
 
 /* ─────────────── shared helpers ─────────────── */
 
-typedef struct ctx {
-    const gen_source *src;
-    const char *file;
-    const arch_row *a;
-    gen_graph *gr;
-} ctx;
 
 /* "ARCH.suffix" */
-static const char *akey(const ctx *c, const char *suffix, char *buf, size_t cap)
+static const char *akey(const arch_ctx *c, const char *suffix, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s.%s", c->a->name, suffix);
     return buf;
 }
 
-static kg_status get_i(const ctx *c, const char *suffix, bool required, int64_t dflt, int64_t *out)
+static kg_status get_i(const arch_ctx *c, const char *suffix, bool required, int64_t dflt, int64_t *out)
 {
     char k[96];
     return gen_src_i64(c->src, akey(c, suffix, k, sizeof k), required, dflt, out);
 }
 
-static kg_status get_f(const ctx *c, const char *suffix, double dflt, double *out)
+static kg_status get_f(const arch_ctx *c, const char *suffix, double dflt, double *out)
 {
     char k[96];
     return gen_src_f64(c->src, akey(c, suffix, k, sizeof k), false, dflt, out);
@@ -129,11 +124,10 @@ static const char *product_types(char *list, size_t cap)
     return list;
 }
 
-enum { W_PRODUCT, W_VECTOR }; /* a matrix products read, or an F32 vector (norm, bias, factors) */
 
 /* The source tensor `name` checked: ne0 x ne1 (ne1 = 0: a vector of ne0),
  * its type one a kernel takes. NULL (message set) when it fails. */
-static const kg_tensor *find_checked(const ctx *c, const char *name, int64_t ne0, int64_t ne1, int use, kg_status *st)
+const kg_tensor *arch_find_checked(const arch_ctx *c, const char *name, int64_t ne0, int64_t ne1, int use, kg_status *st)
 {
     const kg_tensor *t = gen_src_tensor(c->src, name);
     *st = KG_OK;
@@ -166,7 +160,7 @@ static const kg_tensor *find_checked(const ctx *c, const char *name, int64_t ne0
 /* A graph weight of one source tensor (or a view of one). Vectors (norms,
  * biases, factors) are N rows of one element, so biases concatenate by rows
  * like their products' weights (pass_fuse's qkv rule). */
-static int add_weight(ctx *c, const kg_tensor *t, const char *name, bool vector)
+int arch_add_weight(arch_ctx *c, const kg_tensor *t, const char *name, bool vector)
 {
     int64_t rows = vector ? (int64_t)t->ne[0] : (int64_t)t->ne[1], cols = vector ? 1 : (int64_t)t->ne[0];
     int i = gen_graph_tensor(c->gr, name, GEN_T_WEIGHT, (int)t->type, rows, cols, false);
@@ -177,43 +171,43 @@ static int add_weight(ctx *c, const kg_tensor *t, const char *name, bool vector)
 }
 
 /* weight `name` (shape ne0 x ne1, or a vector of ne0 when ne1 = 0) into *id */
-static kg_status weight(ctx *c, const char *name, int64_t ne0, int64_t ne1, int *id)
+kg_status arch_weight(arch_ctx *c, const char *name, int64_t ne0, int64_t ne1, int *id)
 {
     kg_status st;
-    const kg_tensor *t = find_checked(c, name, ne0, ne1, ne1 ? W_PRODUCT : W_VECTOR, &st);
+    const kg_tensor *t = arch_find_checked(c, name, ne0, ne1, ne1 ? W_PRODUCT : W_VECTOR, &st);
     if (!t) return st;
-    *id = add_weight(c, t, name, ne1 == 0);
+    *id = arch_add_weight(c, t, name, ne1 == 0);
     return *id < 0 ? KG_ERR_NOMEM : KG_OK;
 }
 
 /* an optional vector: *id = -1 when the source has no such tensor */
-static kg_status opt_vector(ctx *c, const char *name, int64_t n, int *id)
+kg_status arch_opt_vector(arch_ctx *c, const char *name, int64_t n, int *id)
 {
     *id = -1;
-    return gen_src_tensor(c->src, name) ? weight(c, name, n, 0, id) : KG_OK;
+    return gen_src_tensor(c->src, name) ? arch_weight(c, name, n, 0, id) : KG_OK;
 }
 
 /* rows [row0, row0 + rows) of the fused tensor t as a weight */
-static kg_status rows_of(ctx *c, const kg_tensor *t, int64_t row0, int64_t rows, const char *what, int *id)
+static kg_status rows_of(arch_ctx *c, const kg_tensor *t, int64_t row0, int64_t rows, const char *what, int *id)
 {
     char nm[96];
     snprintf(nm, sizeof nm, "%s[%s]", t->name, what);
     const kg_tensor *v = gen_graph_view(c->gr, t, (uint64_t)row0, (uint64_t)rows, nm);
     if (!v) return KG_ERR_NOMEM;
-    *id = add_weight(c, v, nm, false);
+    *id = arch_add_weight(c, v, nm, false);
     return *id < 0 ? KG_ERR_NOMEM : KG_OK;
 }
 
 /* ─────────────── hyperparameters ─────────────── */
 
-static kg_status range(const ctx *c, const char *suffix, int64_t v, int64_t lo, int64_t hi)
+static kg_status range(const arch_ctx *c, const char *suffix, int64_t v, int64_t lo, int64_t hi)
 {
     if (v >= lo && v <= hi) return KG_OK;
     return kg_err(KG_ERR_FORMAT, "%s: %s.%s = %lld is out of range (%lld..%lld)", c->file, c->a->name, suffix,
                   (long long)v, (long long)lo, (long long)hi);
 }
 
-static kg_status rope_scaling(const ctx *c, gen_hparams *hp)
+static kg_status rope_scaling(const arch_ctx *c, gen_hparams *hp)
 {
     char key[96];
     kg_str stype;
@@ -231,7 +225,7 @@ static kg_status rope_scaling(const ctx *c, gen_hparams *hp)
                   (int)(stype.len > 32 ? 32 : stype.len), stype.ptr);
 }
 
-static kg_status hparams(ctx *c, gen_hparams *hp)
+static kg_status hparams(arch_ctx *c, gen_hparams *hp)
 {
     const arch_row *a = c->a;
     kg_status st;
@@ -328,20 +322,17 @@ static kg_status hparams(ctx *c, gen_hparams *hp)
 /* ─────────────── blocks ─────────────── */
 
 /* an activation tensor "L<l>.<label>" of cols columns per token */
-static int act(ctx *c, int l, const char *label, int64_t cols)
+int arch_act(arch_ctx *c, int l, const char *label, int64_t cols)
 {
     char nm[64];
     snprintf(nm, sizeof nm, "L%d.%s", l, label);
     return gen_graph_tensor(c->gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, cols, true);
 }
 
-#define NODE(op, l, out, ...) gen_graph_node(c->gr, op, l, out, (int[]){__VA_ARGS__}, sizeof((int[]){__VA_ARGS__}) / sizeof(int))
-#define TRY(x) \
-    do { if ((x) < 0) return KG_ERR_NOMEM; } while (0)
 
 /* y = rmsnorm(x) * gamma; groups: 0 over the whole row, else per head
  * (QK-norm: one norm per head, even when there is one head) */
-static int norm(ctx *c, int l, int x, int gamma, int y, int64_t groups)
+static int norm(arch_ctx *c, int l, int x, int gamma, int y, int64_t groups)
 {
     int n = NODE(GEN_OP_RMSNORM, l, y, x, gamma);
     if (n < 0) return -1;
@@ -351,7 +342,7 @@ static int norm(ctx *c, int l, int x, int gamma, int y, int64_t groups)
 }
 
 /* y = W x [+ b] */
-static int product(ctx *c, int l, int w, int x, int b, int y)
+int arch_product(arch_ctx *c, int l, int w, int x, int b, int y)
 {
     int n = NODE(GEN_OP_MATMUL, l, y, w, x, -1, -1, b);
     if (n >= 0 && b >= 0) c->gr->n[n].flags |= KGT_EPI_BIAS;
@@ -359,10 +350,10 @@ static int product(ctx *c, int l, int w, int x, int b, int y)
 }
 
 /* x = x + [rmsnorm(y) * post] */
-static kg_status residual(ctx *c, int l, int x, int y, int post, const char *label)
+static kg_status residual(arch_ctx *c, int l, int x, int y, int post, const char *label)
 {
     if (post >= 0) {
-        int yn = act(c, l, label, c->gr->t[x].cols);
+        int yn = arch_act(c, l, label, c->gr->t[x].cols);
         TRY(yn);
         TRY(norm(c, l, y, post, yn, 0));
         y = yn;
@@ -376,7 +367,7 @@ static bool sliding(const gen_hparams *hp, int l)
     return hp->n_swa > 0 && (hp->swa_pattern == 0 || l % hp->swa_pattern != hp->swa_pattern - 1);
 }
 
-static kg_status attention_block(ctx *c, int l, int x, int ff)
+static kg_status attention_block(arch_ctx *c, int l, int x, int ff)
 {
     gen_hparams *hp = &c->gr->hp;
     const unsigned f = c->a->flags;
@@ -387,17 +378,17 @@ static kg_status attention_block(ctx *c, int l, int x, int ff)
 #define W(var, suffix, ne0, ne1) \
     do { \
         snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix); \
-        if ((st = weight(c, nm, ne0, ne1, &var))) return st; \
+        if ((st = arch_weight(c, nm, ne0, ne1, &var))) return st; \
     } while (0)
 #define OPT(var, suffix, n) \
     do { \
         snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix); \
-        if ((st = opt_vector(c, nm, n, &var))) return st; \
+        if ((st = arch_opt_vector(c, nm, n, &var))) return st; \
     } while (0)
     W(wn, "attn_norm.weight", E, 0);
     if (f & A_FUSED_QKV) {
         snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
-        const kg_tensor *t = find_checked(c, nm, E, NQ + 2 * NK, W_PRODUCT, &st);
+        const kg_tensor *t = arch_find_checked(c, nm, E, NQ + 2 * NK, W_PRODUCT, &st);
         if (!t || (st = rows_of(c, t, 0, NQ, "q", &wq)) || (st = rows_of(c, t, NQ, NK, "k", &wk)) ||
             (st = rows_of(c, t, NQ + NK, NK, "v", &wv)))
             return st;
@@ -423,8 +414,8 @@ static kg_status attention_block(ctx *c, int l, int x, int ff)
     OPT(bo, "attn_output.bias", E);
     if (f & A_POST_NORM) W(post, "post_attention_norm.weight", E, 0);
 
-    int h = act(c, l, "attn_in", E), q = act(c, l, "q", NQ), k = act(c, l, "k", NK), v = act(c, l, "v", NK);
-    int qr = act(c, l, "q_rope", NQ), kr = act(c, l, "k_rope", NK), a = act(c, l, "attn", NQ), o = act(c, l, "attn_out", E);
+    int h = arch_act(c, l, "attn_in", E), q = arch_act(c, l, "q", NQ), k = arch_act(c, l, "k", NK), v = arch_act(c, l, "v", NK);
+    int qr = arch_act(c, l, "q_rope", NQ), kr = arch_act(c, l, "k_rope", NK), a = arch_act(c, l, "attn", NQ), o = arch_act(c, l, "attn_out", E);
     TRY(h); TRY(q); TRY(k); TRY(v); TRY(qr); TRY(kr); TRY(a); TRY(o);
     snprintf(nm, sizeof nm, "L%d.k_cache", l);
     int kc = gen_graph_tensor(c->gr, nm, GEN_T_KV, GEN_ACT_F32, 1, 1, false);
@@ -435,11 +426,11 @@ static kg_status attention_block(ctx *c, int l, int x, int ff)
     c->gr->t[vc].kv_is_v = true;
 
     TRY(norm(c, l, x, wn, h, 0));
-    TRY(product(c, l, wq, h, bq, q));
-    TRY(product(c, l, wk, h, bk, k));
-    TRY(product(c, l, wv, h, bv, v));
+    TRY(arch_product(c, l, wq, h, bq, q));
+    TRY(arch_product(c, l, wk, h, bk, k));
+    TRY(arch_product(c, l, wv, h, bv, v));
     if (qn >= 0) {
-        int q2 = act(c, l, "q_norm", NQ), k2 = act(c, l, "k_norm", NK);
+        int q2 = arch_act(c, l, "q_norm", NQ), k2 = arch_act(c, l, "k_norm", NK);
         TRY(q2); TRY(k2);
         TRY(norm(c, l, q, qn, q2, hp->n_head));
         TRY(norm(c, l, k, kn, k2, hp->n_head_kv));
@@ -457,13 +448,13 @@ static kg_status attention_block(ctx *c, int l, int x, int ff)
     TRY(n);
     c->gr->n[n].scale = hp->attn_scale;
     c->gr->n[n].window = swa ? hp->n_swa : 0;
-    TRY(product(c, l, wo, a, bo, o));
+    TRY(arch_product(c, l, wo, a, bo, o));
     return residual(c, l, x, o, post, "attn_post");
 #undef W
 #undef OPT
 }
 
-static kg_status ffn_block(ctx *c, int l, int x)
+static kg_status ffn_block(arch_ctx *c, int l, int x)
 {
     gen_hparams *hp = &c->gr->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff;
@@ -473,12 +464,12 @@ static kg_status ffn_block(ctx *c, int l, int x)
 #define W(var, suffix, ne0, ne1) \
     do { \
         snprintf(nm, sizeof nm, "blk.%d.%s", l, suffix); \
-        if ((st = weight(c, nm, ne0, ne1, &var))) return st; \
+        if ((st = arch_weight(c, nm, ne0, ne1, &var))) return st; \
     } while (0)
     W(wn, "ffn_norm.weight", E, 0);
     if (c->a->flags & A_FUSED_UP) {
         snprintf(nm, sizeof nm, "blk.%d.ffn_up.weight", l);
-        const kg_tensor *t = find_checked(c, nm, E, 2 * F, W_PRODUCT, &st);
+        const kg_tensor *t = arch_find_checked(c, nm, E, 2 * F, W_PRODUCT, &st);
         if (!t || (st = rows_of(c, t, 0, F, "gate", &wg)) || (st = rows_of(c, t, F, F, "up", &wu))) return st;
     } else {
         W(wg, "ffn_gate.weight", E, F);
@@ -487,20 +478,20 @@ static kg_status ffn_block(ctx *c, int l, int x)
     W(wd, "ffn_down.weight", F, E);
     if (c->a->flags & A_POST_NORM) W(post, "post_ffw_norm.weight", E, 0);
 #undef W
-    int h = act(c, l, "ffn_in", E), g = act(c, l, "gate", F), u = act(c, l, "up", F), s = act(c, l, "glu", F),
-        d = act(c, l, "ffn_out", E);
+    int h = arch_act(c, l, "ffn_in", E), g = arch_act(c, l, "gate", F), u = arch_act(c, l, "up", F), s = arch_act(c, l, "glu", F),
+        d = arch_act(c, l, "ffn_out", E);
     TRY(h); TRY(g); TRY(u); TRY(s); TRY(d);
     TRY(norm(c, l, x, wn, h, 0));
-    TRY(product(c, l, wg, h, -1, g));
-    TRY(product(c, l, wu, h, -1, u));
+    TRY(arch_product(c, l, wg, h, -1, g));
+    TRY(arch_product(c, l, wu, h, -1, u));
     int n = NODE(GEN_OP_GLU, l, s, g, u);
     TRY(n);
     c->gr->n[n].flags = hp->act;
-    TRY(product(c, l, wd, s, -1, d));
+    TRY(arch_product(c, l, wd, s, -1, d));
     return residual(c, l, x, d, post, "ffn_post");
 }
 
-static kg_status build(ctx *c)
+static kg_status build(arch_ctx *c)
 {
     gen_graph *gr = c->gr;
     gen_hparams *hp = &gr->hp;
@@ -512,14 +503,14 @@ static kg_status build(ctx *c)
     hp->n_vocab = (int64_t)te->ne[1];
     if (hp->n_vocab < 1 || hp->n_vocab > (1 << 24))
         return kg_err(KG_ERR_FORMAT, "%s: token_embd.weight has %lld rows (the vocabulary)", c->file, (long long)hp->n_vocab);
-    if ((st = weight(c, "token_embd.weight", E, hp->n_vocab, &emb)) || (st = weight(c, "output_norm.weight", E, 0, &onorm)))
+    if ((st = arch_weight(c, "token_embd.weight", E, hp->n_vocab, &emb)) || (st = arch_weight(c, "output_norm.weight", E, 0, &onorm)))
         return st;
     if (gen_src_tensor(c->src, "output.weight")) {
-        if ((st = weight(c, "output.weight", E, hp->n_vocab, &out))) return st;
+        if ((st = arch_weight(c, "output.weight", E, hp->n_vocab, &out))) return st;
     } else {
         out = emb; /* tied */
     }
-    if ((st = opt_vector(c, "rope_freqs.weight", hp->n_rot / 2, &ff))) return st;
+    if ((st = arch_opt_vector(c, "rope_freqs.weight", hp->n_rot / 2, &ff))) return st;
     gr->ids = gen_graph_tensor(gr, "ids", GEN_T_INPUT, GEN_ACT_I32, 1, 1, true);
     gr->pos = gen_graph_tensor(gr, "pos", GEN_T_INPUT, GEN_ACT_I32, 1, 1, true);
     int x = gen_graph_tensor(gr, "x", GEN_T_ACT, GEN_ACT_F32, 1, E, true);
@@ -535,7 +526,7 @@ static kg_status build(ctx *c)
     n = norm(c, -1, x, onorm, hf, 0);
     TRY(n);
     gr->n[n].last_row = true;
-    TRY(product(c, -1, out, hf, -1, gr->logits));
+    TRY(arch_product(c, -1, out, hf, -1, gr->logits));
     if (hp->logit_softcap > 0) {
         n = NODE(GEN_OP_SOFTCAP, -1, gr->logits, gr->logits);
         TRY(n);
@@ -548,7 +539,7 @@ kg_status gen_arch_build(const gen_source *src, int64_t n_batch, gen_graph *gr)
 {
     memset(gr, 0, sizeof *gr);
     gr->src = src;
-    ctx c = {.src = src, .file = src->name, .gr = gr};
+    arch_ctx c = {.src = src, .file = src->name, .gr = gr};
     kg_str a;
     kg_status st = gen_src_str(src, "general.architecture", true, &a);
     if (st) return st;

@@ -106,7 +106,7 @@ static kg_status cold_compile(const char *model, const gen_load_opts *lo, double
 
 static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int reps, result *res)
 {
-    const kgm_api_v1 *api = l->api;
+    const kgm_api_v2 *api = l->api;
     kgm_info info;
     api->describe(l->m, &info);
     for (int t = 0; t < nl; t++) {

@@ -13,10 +13,12 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: kgen compile MODEL.gguf -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
-    "                    [--emit so|obj] [--external-weights] [--batch N] [-j N]\n"
+    "usage: kgen compile MODEL -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
+    "                    [--emit so|obj] [--external-weights] [--batch N] [--max-len L] [-j N]\n"
     "                    [--no-fuse[=RULES]] [--chat-template NAME]\n"
     "\n"
+    "MODEL is a GGUF file or a Hugging Face directory (config.json, safetensors,\n"
+    "tokenizer.json; sentence-transformers' settings when present).\n"
     "Specializes every kernel of the model for its exact shapes and weight types\n"
     "and the CPU (default: this machine), and writes OUT:\n"
     "  --emit so   (default) a shared object holding code, packed weights,\n"
@@ -29,9 +31,12 @@ static const char usage[] =
     "              GPUs; the model then needs an NVIDIA GPU and driver to open\n"
     "  --external-weights  write the packed weights to OUT.weights instead; the\n"
     "              model finds the file beside itself and checks its content hash\n"
-    "  --batch N   tokens per prefill step (default 128)\n"
+    "  --batch N   tokens per prefill step (default 128); for an encoder (BERT),\n"
+    "              sequences per step (default 32)\n"
+    "  --max-len L an encoder's tokens per sequence (default: the model's maximum\n"
+    "              sequence length); longer input is truncated\n"
     "  -j N        code generation threads (default: the online CPUs)\n"
-    "  --no-fuse[=RULES]  leave out the fusion rules named (qkv, glu, residual,\n"
+    "  --no-fuse[=RULES]  leave out the fusion rules named (qkv, slices, glu, residual,\n"
     "              q8; comma-separated), or all of them: every op then runs as its\n"
     "              own kernel (slower; the same model). Default: KGEN_NOFUSE's value\n"
     "  --chat-template NAME  the chat format kgm_chat writes: " GEN_CHAT_TEMPLATE_NAMES ";\n"
@@ -74,6 +79,9 @@ int cmd_compile(int argc, char **argv)
         } else if (!strcmp(a, "--batch")) {
             if (!cli_int(&c, 1, 4096, &n)) return 2;
             o.n_batch = (int)n;
+        } else if (!strcmp(a, "--max-len")) {
+            if (!cli_int(&c, 2, 1 << 16, &n)) return 2;
+            o.max_len = (int)n;
         } else if (!strcmp(a, "-j")) {
             if (!cli_int(&c, 1, 16, &n)) return 2;
             o.jobs = (int)n;

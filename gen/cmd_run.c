@@ -191,7 +191,7 @@ static kg_status write_dump(const char *path, int n_vocab, const int32_t *prompt
 
 static int generate(const run_args *a, gen_loaded *l)
 {
-    const kgm_api_v1 *api = l->api;
+    const kgm_api_v2 *api = l->api;
     kgm_info info;
     api->describe(l->m, &info);
     char *user = a->prompt_file ? read_file(a->prompt_file) : strdup(a->prompt);

@@ -117,7 +117,10 @@ void gen_jit_destroy(gen_jit *j);
 typedef struct gen_model_opts {
     const char *cpu;          /* target "NAME[,+f,-f]"; NULL: this machine          */
     const char *cuda;         /* a CUDA target ("cuda", "cuda:sm_90"); NULL: the CPU */
-    int n_batch;              /* tokens per prefill step; 0: 128                     */
+    int n_batch;              /* tokens per prefill step; 0: 128 (encoders: sequences
+                                 per step; 0: 32)                                    */
+    int max_len;              /* encoders: tokens per sequence; 0: the model's
+                                 maximum sequence length                             */
     bool emit_obj;            /* a relocatable object instead of a shared object     */
     const char *weights_file; /* external weights: the name stored in the model
                                  (found beside it at open); NULL: embedded           */
@@ -149,6 +152,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
 int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 /* ─────────────── tokenizer data (gen/tokdata.c) ─────────────── */
 

@@ -122,7 +122,8 @@ const char *gen_op_name(gen_opk op)
         [GEN_OP_EMBED] = "embed", [GEN_OP_RMSNORM] = "rmsnorm", [GEN_OP_MATMUL] = "matmul",
         [GEN_OP_ROPE] = "rope", [GEN_OP_KV_STORE] = "kv_store", [GEN_OP_ATTN] = "attn",
         [GEN_OP_ADD] = "add", [GEN_OP_GLU] = "glu", [GEN_OP_QUANTIZE] = "quantize",
-        [GEN_OP_ROPE_KV] = "rope_kv", [GEN_OP_SOFTCAP] = "softcap",
+        [GEN_OP_ROPE_KV] = "rope_kv", [GEN_OP_SOFTCAP] = "softcap", [GEN_OP_LAYERNORM] = "layernorm",
+        [GEN_OP_ATTN_ENC] = "attn_enc", [GEN_OP_POOL] = "pool",
     };
     return (unsigned)op < GEN_OP_COUNT ? names[op] : "?";
 }

@@ -72,20 +72,27 @@ typedef enum gen_opk {
     GEN_OP_QUANTIZE, /* in: x                              -> q8 rows       */
     GEN_OP_ROPE_KV,  /* in: qkv, pos, K cache, V cache [, freq factors] [, q gamma, k gamma] -> rotated q */
     GEN_OP_SOFTCAP,  /* in: x                              -> cap * tanh(x / cap) */
+    /* encoders (arch_bert.c): B sequences of L rows back to back, lengths in gr->lens */
+    GEN_OP_LAYERNORM, /* in: x, gamma, beta                -> (x - mean) / sd * gamma + beta */
+    GEN_OP_ATTN_ENC, /* in: qkv (q | k | v per row), lengths -> f32 rows (padded rows zero) */
+    GEN_OP_POOL,     /* in: x, lengths                     -> B pooled rows (flags: mode | GEN_POOL_NORM) */
     GEN_OP_COUNT
 } gen_opk;
 
 enum { GEN_IN_MAX = 8 };
+
+/* GEN_OP_POOL's flags: a mode (kgt_pool's), and L2 normalization */
+enum { GEN_POOL_MEAN = 0, GEN_POOL_CLS = 1, GEN_POOL_MAX = 2, GEN_POOL_MEAN_SQRT = 3, GEN_POOL_NORM = 256 };
 
 typedef struct gen_node {
     gen_opk op;
     int layer;                 /* -1 outside the layers                   */
     int in[GEN_IN_MAX];        /* tensor ids; -1 unused                   */
     int out;                   /* tensor id (-1: none)                    */
-    int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM: KGT_NORM_*; GLU: KGT_GLU_* */
+    int64_t flags;             /* MATMUL: KGT_EPI_*; RMSNORM, LAYERNORM: KGT_NORM_*; GLU: KGT_GLU_*; POOL: GEN_POOL_* */
     int64_t out_col;           /* MATMUL: writes columns out_col.. of out (a slice of a wider row) */
     int64_t groups;            /* RMSNORM: 0 one norm per row; else per head (QK-norm: the heads) */
-    double eps;                /* RMSNORM, ROPE_KV (its QK-norm)           */
+    double eps;                /* RMSNORM, LAYERNORM, ROPE_KV (its QK-norm) */
     double scale;              /* EMBED: rows times this (0 = 1); ATTN: scores (0 = 1/sqrt(head_dim));
                                   SOFTCAP: the cap                          */
     int64_t window;            /* ATTN: sliding window (0 = none)           */
@@ -107,7 +114,10 @@ typedef struct gen_hparams {
     double attn_scale;         /* attention scores (0: 1/sqrt(head_dim))  */
     double logit_softcap;      /* final logits c tanh(x / c) (0: none)    */
     int64_t act;               /* KGT_GLU_SILU / KGT_GLU_GELU             */
-    int64_t n_batch;           /* tokens per prefill step (workspace rows) */
+    int64_t n_batch;           /* tokens per prefill step (workspace rows); encoders: n_seq * max_len */
+    bool encoder;              /* an encoder (BERT): one entry point, B sequences in, B vectors out */
+    int64_t n_seq, max_len;    /* encoders: sequences per step, rows per sequence (compile-time maxima) */
+    int64_t pool;              /* encoders: GEN_POOL_* of the output */
     int kv_type;               /* KGT_F16 / KGT_F32 */
 } gen_hparams;
 
@@ -119,8 +129,8 @@ typedef struct gen_graph {
     int nt, cap_t;
     gen_node *n;
     int nn, cap_n;
-    int ids, pos;              /* the input tensors                      */
-    int logits;                /* the output tensor                      */
+    int ids, pos;              /* the input tensors (encoders: pos is the sequences' lengths, int32[n_seq]) */
+    int logits;                /* the output tensor (encoders: the n_seq pooled vectors) */
     uint64_t weight_bytes;     /* pass_repack                            */
     uint64_t ws_bytes;         /* pass_memplan                           */
 } gen_graph;
@@ -148,12 +158,17 @@ const kg_tensor *gen_graph_view(gen_graph *gr, const kg_tensor *t, uint64_t row0
  * architecture, the hyperparameters, every tensor checked against them
  * (name, type, shape), the graph of plain ops. */
 kg_status gen_arch_build(const struct gen_source *src, int64_t n_batch, gen_graph *gr);
+/* Encoders (arch_bert.c): n_seq sequences of at most max_len tokens per step
+ * (0: 32, and the model's maximum sequence length). */
+kg_status gen_arch_build_encoder(const struct gen_source *src, int64_t n_seq, int64_t max_len, gen_graph *gr);
+/* Is the source's architecture an encoder's? */
+bool gen_arch_is_encoder(const struct gen_source *src);
 /* "llama, qwen2, ..." */
 const char *gen_arch_list(void);
 
 /* The passes. */
 /* nofuse: NULL or "" (every rule), "all"/"1" (none), or a comma list of
- * the rules to leave out: qkv, glu, residual, q8 */
+ * the rules to leave out: qkv, slices, glu, residual, q8 */
 kg_status gen_pass_fuse(gen_graph *gr, const char *nofuse);
 kg_status gen_pass_repack(gen_graph *gr);
 kg_status gen_pass_memplan(gen_graph *gr);

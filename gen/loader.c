@@ -7,6 +7,7 @@
 #include "loader.h"
 #include "kgen_check.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-typedef enum { FILE_GGUF, FILE_ELF } file_kind;
+typedef enum { FILE_GGUF, FILE_ELF, FILE_HF } file_kind;
 
 /* ── the GGUF's content hash, memoized ──
  * Hashing a model file costs ~0.4 ms per MB (page faults and XXH3), far
@@ -77,11 +78,88 @@ static kg_status hash_fd(int fd, const char *path, const struct stat *sb, kg_cac
     return KG_OK;
 }
 
-/* What is at path: GGUF, ELF, or an error naming the file. For a GGUF file,
+/* The files of a Hugging Face directory that change the artifact: the
+ * configuration, weights, tokenizer and sentence-transformers settings
+ * (not README.md and the like). */
+static bool hf_input(const char *name)
+{
+    static const char *const names[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "vocab.txt", "modules.json",
+                                        "sentence_bert_config.json", "model.safetensors.index.json"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i])) return true;
+    size_t n = strlen(name);
+    return n > 12 && !strcmp(name + n - 12, ".safetensors");
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A Hugging Face directory's content hash: each input file's name and
+ * content hash (memoized like a GGUF's), in name order; the pooling
+ * modules' config.json one directory down too. */
+static kg_status hash_dir(const char *dir, kg_cache *c, XXH128_hash_t *h)
+{
+    char *names[512], p[PATH_MAX + 600];
+    int n = 0;
+    kg_status st = KG_OK;
+    DIR *d = opendir(dir);
+    if (!d) return kg_err(KG_ERR_IO, "%s: %s", dir, strerror(errno));
+    for (struct dirent *e; (e = readdir(d)) && !st;) {
+        if (e->d_name[0] == '.') continue;
+        char rel[600];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* a module's directory: its config.json */
+            snprintf(rel, sizeof rel, "%s/config.json", e->d_name);
+            snprintf(p, sizeof p, "%s/%s", dir, rel);
+            if (access(p, R_OK) != 0) continue;
+        } else if (hf_input(e->d_name)) {
+            snprintf(rel, sizeof rel, "%s", e->d_name);
+        } else {
+            continue;
+        }
+        if (n == 512) st = kg_err(KG_ERR_UNSUPPORTED, "%s: more than 512 model files", dir);
+        else if (!(names[n++] = strdup(rel))) st = kg_err(KG_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    XXH3_state_t *x = XXH3_createState();
+    if (!x) st = kg_err(KG_ERR_NOMEM, "out of memory");
+    if (!st) XXH3_128bits_reset(x);
+    for (int i = 0; i < n && !st; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        XXH128_hash_t fh;
+        if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) st = kg_err(KG_ERR_IO, "%s: cannot read", p);
+        else if (sb.st_size == 0) fh = XXH3_128bits("", 0);
+        else st = hash_fd(fd, p, &sb, c, &fh);
+        if (fd >= 0) close(fd);
+        if (!st) XXH3_128bits_update(x, names[i], strlen(names[i]) + 1), XXH3_128bits_update(x, &fh, sizeof fh);
+    }
+    if (!st) *h = XXH3_128bits_digest(x);
+    XXH3_freeState(x);
+    for (int i = 0; i < n; i++) free(names[i]);
+    return st;
+}
+
+/* What is at path: GGUF, ELF, a Hugging Face directory (config.json), or
+ * an error naming the file. For a model source (GGUF, directory), its
+ * content's hash into *h (the cache key's part for the model), through the
+ * memo in c (if not NULL). For a GGUF file,
  * its whole content's hash into *h (the cache key's part for the model),
  * through the memo in c (if not NULL). */
 static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_hash_t *h)
 {
+    struct stat ds;
+    if (stat(path, &ds) == 0 && S_ISDIR(ds.st_mode)) {
+        char cfg[PATH_MAX + 16];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (access(cfg, R_OK) != 0)
+            return kg_err(KG_ERR_NOTFOUND, "%s: a directory without config.json: not a Hugging Face model", path);
+        *k = FILE_HF;
+        return hash_dir(path, c, h);
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return kg_err(errno == ENOENT ? KG_ERR_NOTFOUND : KG_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
@@ -105,7 +183,7 @@ static kg_status classify(const char *path, kg_cache *c, file_kind *k, XXH128_ha
 }
 
 static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, const char *cuda, const char *chat,
-                           kg_key *key)
+                           const gen_load_opts *o, kg_key *key)
 {
     kg_keytext *kt;
     char hex[33];
@@ -116,7 +194,8 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     if (!st) st = gen_keytext_codegen(kt, t);
     if (!st) st = kg_keytext_blob(kt, "runtime.object", kgen_bc_rt, (size_t)(kgen_bc_rt_end - kgen_bc_rt));
     if (!st) st = kg_keytext_str(kt, "model.gguf", hex);
-    if (!st) st = kg_keytext_i64(kt, "n_batch", 128) /* gen_model_opts default */;
+    if (!st) st = kg_keytext_i64(kt, "n_batch", o->n_batch) /* 0: gen_model_opts' default */;
+    if (!st) st = kg_keytext_i64(kt, "max_len", o->max_len);
     if (!st) st = kg_keytext_str(kt, "nofuse", gen_nofuse_env());
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
@@ -128,7 +207,8 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
 
 static kg_status compile_to(const char *gguf, const char *out, const gen_load_opts *o, gen_loaded *l)
 {
-    gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template};
+    gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template,
+                         .n_batch = o->n_batch, .max_len = o->max_len};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -169,7 +249,7 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     gen_load_opts oo = *o;
     oo.cuda = sm ? cuda : NULL;
     o = &oo;
-    if (!st) st = cache_key(h, &t, o->cuda, o->chat_template, &key);
+    if (!st) st = cache_key(h, &t, o->cuda, o->chat_template, o, &key);
     if (st) return st;
     if (kg_cache_open(NULL, &c)) {
         snprintf(why, sizeof why, "the cache cannot be used: %s", kg_last_error());
@@ -237,7 +317,7 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
 {
     memset(l, 0, sizeof *l);
     double t0 = now_s();
-    file_kind k;
+    file_kind k = FILE_ELF;
     XXH128_hash_t h = {0};
     kg_cache *c = NULL;
     if (!o->no_cache && kg_cache_open(NULL, &c) != KG_OK) {
@@ -247,7 +327,7 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     kg_status st = classify(path, c, &k, &h);
     kg_cache_close(c);
     if (st) return st;
-    if (k == FILE_GGUF) {
+    if (k == FILE_GGUF || k == FILE_HF) {
         st = from_gguf(path, &h, o, l);
         if (st) {
             gen_unload(l);

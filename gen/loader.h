@@ -1,7 +1,8 @@
 /*
  * loader.h — getting a runnable model from what the user named (gen/loader.c):
- * a kgen model (.so) is dlopen()ed as is; a GGUF file is compiled through the
- * cache (kind "so", keyed by the file's content, kgen, LLVM, the templates,
+ * a kgen model (.so) is dlopen()ed as is; a GGUF file or a Hugging Face
+ * directory is compiled through the cache (kind "so", keyed by the content of
+ * its files, kgen, LLVM, the templates,
  * the model runtime, the target and the options), so only the first run
  * compiles. Used by `kgen run` and `kgen bench`.
  */
@@ -19,12 +20,13 @@ typedef struct gen_load_opts {
     bool force_compile;    /* compile even on a cache hit (bench: cold time) */
     bool progress;
     const char *chat_template; /* a chat template name (GGUF only; NULL: the file's) */
+    int n_batch, max_len;  /* gen_model_opts' (0: the defaults)               */
     kgm_open_params open;
 } gen_load_opts;
 
 typedef struct gen_loaded {
     void *handle;
-    const kgm_api_v1 *api;
+    const kgm_api_v2 *api;
     kgm_model *m;
     char so_path[4096];    /* what was dlopen()ed */
     bool compiled;         /* compiled now (a cache miss or no cache)       */

@@ -11,7 +11,9 @@
  * pass_memplan; a layer's KV cache at slot * rt[KVBYTES]), and a barrier
  * where the next calls depend on it (set_syncs: independent calls, such as
  * the Q, K and V products of mixed types, run back to back). Decode binds
- * M = 1; prefill reads M from rt[M]. No interpreter, no dispatch: after O3
+ * M = 1; prefill reads M from rt[M]. An encoder has only the prefill entry
+ * (the decode one is empty), whose sequence count and length are run-time
+ * values too (rt[NSEQ], rt[SEQLEN]). No interpreter, no dispatch: after O3
  * the entry points are ~10 instructions per kernel call.
  *
  * Requires: every node of an op with a kernel (the builder's plain ops and
@@ -144,6 +146,42 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pm(&k, pre, true);
         pi(&k, "K", gr->t[n->in[0]].cols);
         if (n->scale != 0 && n->scale != 1) pf(&k, "scale", n->scale);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false), p[2] = ptr_of(gr, n->out, pre, false);
+        np = 3;
+        if (n->in[2] >= 0) { /* encoders: + position row (of the row's sequence) + type row */
+            prt(&k, "pos_len", KGM_RT_SEQLEN);
+            if (gr->t[n->in[2]].type != KGT_F32) pi(&k, "pos_type", gr->t[n->in[2]].type);
+            p[3] = ptr_of(gr, n->in[2], pre, false), p[4] = ptr_of(gr, n->in[3], pre, false);
+            np = 5;
+        }
+        break;
+    case GEN_OP_LAYERNORM:
+        snprintf(k.tmpl, sizeof k.tmpl, "layernorm");
+        pm(&k, pre, out->per_token);
+        pi(&k, "K", out->cols);
+        pf(&k, "eps", n->eps);
+        pi(&k, "flags", n->flags);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
+        p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[2], pre, false);
+        np = 4;
+        break;
+    case GEN_OP_ATTN_ENC:
+        snprintf(k.tmpl, sizeof k.tmpl, "attn_enc");
+        prt(&k, "B", KGM_RT_NSEQ);
+        prt(&k, "L", KGM_RT_SEQLEN);
+        pi(&k, "n_head", hp->n_head);
+        pi(&k, "head_dim", hp->head_dim);
+        if (n->scale != 0) pf(&k, "scale", n->scale);
+        p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false), p[2] = ptr_of(gr, n->out, pre, false);
+        np = 3;
+        break;
+    case GEN_OP_POOL:
+        snprintf(k.tmpl, sizeof k.tmpl, "pool");
+        prt(&k, "B", KGM_RT_NSEQ);
+        prt(&k, "L", KGM_RT_SEQLEN);
+        pi(&k, "K", gr->t[n->in[0]].cols);
+        pi(&k, "mode", n->flags & (GEN_POOL_NORM - 1));
+        pi(&k, "norm", (n->flags & GEN_POOL_NORM) != 0);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false), p[2] = ptr_of(gr, n->out, pre, false);
         np = 3;
         break;
@@ -312,6 +350,7 @@ static kg_status set_syncs(const gen_graph *gr, gen_program *pg)
     if (!open) return kg_err(KG_ERR_NOMEM, "out of memory");
     for (int mode = 0; mode < GEN_MODES; mode++) {
         int no = 0;
+        if (pg->nc[mode] == 0) continue; /* an encoder's decode entry: empty */
         for (int i = 0; i < gr->nn; i++) {
             int na = node_access(gr, &gr->n[i], a);
             bool dep = false;
@@ -334,7 +373,8 @@ kg_status gen_lower(const gen_graph *gr, gen_program *pg)
     memset(pg, 0, sizeof *pg);
     kg_status st = KG_OK;
     for (int mode = 0; mode < GEN_MODES && st == KG_OK; mode++)
-        for (int i = 0; i < gr->nn && st == KG_OK; i++) st = lower_node(gr, pg, mode, i);
+        for (int i = 0; i < gr->nn && st == KG_OK && !(gr->hp.encoder && mode == GEN_MODE_DECODE); i++)
+            st = lower_node(gr, pg, mode, i);
     if (st == KG_OK) st = set_syncs(gr, pg);
     if (st != KG_OK) gen_program_free(pg);
     return st;

@@ -36,9 +36,11 @@ typedef struct gen_program {
 
 kg_status gen_lower(const gen_graph *gr, gen_program *pg);
 /* The whole front of the pipeline (gen/model.c): arch, passes, lowering
- * (n_batch 0: 128; nofuse: the fusion rules left out, see gen_pass_fuse).
+ * (n_batch 0: 128; encoders: n_batch sequences, 0: 32, of max_len tokens, 0:
+ * the model's maximum; nofuse: the fusion rules left out, see gen_pass_fuse).
  * KGEN_DEBUG=1 prints the graph after every pass. */
-kg_status gen_model_plan(const struct gen_source *src, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg);
+kg_status gen_model_plan(const struct gen_source *src, int n_batch, int max_len, const char *nofuse, gen_graph *gr,
+                         gen_program *pg);
 void gen_program_free(gen_program *pg);
 /* The objects of every instance and of kgm_gen_decode / kgm_gen_prefill:
  * the instances are split into n_shards modules (balanced by a cost

@@ -14,12 +14,15 @@ static const char usage[] =
     "commands:\n"
     "  inspect MODEL.gguf [--json]   print a model's architecture, hyperparameters,\n"
     "                                tokenizer, tensor table and totals\n"
-    "  compile MODEL.gguf -o libNAME.so [--cpu CPU] [--emit so|obj] [--external-weights]\n"
-    "                                compile a model into one shared object (C ABI:\n"
+    "  compile MODEL -o libNAME.so [--cpu CPU] [--emit so|obj] [--external-weights]\n"
+    "                                compile a model (a GGUF file or a Hugging Face\n"
+    "                                directory) into one shared object (C ABI:\n"
     "                                include/kgen_model.h)\n"
     "  run MODEL.gguf|libNAME.so -p PROMPT [-n N] [--chat] [--temp T] [--seed S] [-t N]\n"
     "                                generate text (a GGUF is compiled once, then\n"
     "                                loaded from the cache)\n"
+    "  embed MODEL (-p TEXT)... | --file F [--json]\n"
+    "                                sentence embeddings from an encoder (BERT)\n"
     "  bench MODEL.gguf|libNAME.so [--pp 64,512] [--tg 128] [-r N] [-t N] [--json]\n"
     "                                prefill and decode speed, compile and open time,\n"
     "                                peak memory\n"
@@ -100,6 +103,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "embed")) return cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         fputs(usage, stdout);
         return 0;

@@ -167,7 +167,8 @@ static kg_status fill_desc(const gen_graph *gr, const gen_target *t, int sm, con
     d->n_head_kv = (int32_t)hp->n_head_kv, d->head_dim = (int32_t)hp->head_dim, d->n_ff = (int32_t)hp->n_ff;
     d->n_vocab = (int32_t)hp->n_vocab, d->n_ctx_train = (int32_t)hp->n_ctx_train, d->n_batch = (int32_t)hp->n_batch;
     d->kv_elem_bytes = hp->kv_type == 1 ? 2 : 4;
-    d->n_kv_tensors = (int32_t)(2 * hp->n_layer);
+    d->n_kv_tensors = hp->encoder ? 0 : (int32_t)(2 * hp->n_layer);
+    d->encoder = hp->encoder, d->n_seq = (int32_t)hp->n_seq, d->max_len = (int32_t)hp->max_len, d->pool = (int32_t)hp->pool;
     if (o->weights_file) snprintf(d->weights_file, sizeof d->weights_file, "%s", o->weights_file);
     /* the content hash: weights, tokenizer and every field above */
     kg_keytext *kt;
@@ -219,10 +220,12 @@ const char *gen_nofuse_env(void)
     return e ? e : "";
 }
 
-kg_status gen_model_plan(const gen_source *src, int n_batch, const char *nofuse, gen_graph *gr, gen_program *pg)
+kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, gen_graph *gr,
+                         gen_program *pg)
 {
     const bool dbg = debug_on();
-    kg_status st = gen_arch_build(src, n_batch > 0 ? n_batch : 128, gr);
+    kg_status st = gen_arch_is_encoder(src) ? gen_arch_build_encoder(src, n_batch, max_len, gr)
+                                            : gen_arch_build(src, n_batch > 0 ? n_batch : 128, gr);
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
     if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
@@ -330,7 +333,10 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
-    if (!st) st = gen_model_plan(src, o->n_batch, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
+    if (!st) st = gen_model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
+    if (!st && sm && gr.hp.encoder)
+        st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "
+                    "yet their runtime)", gguf_path);
     if (!st) st = src->vt->tokdata(src, o->chat_template, &tok, &ntok);
     if (!st) { /* what kgm_open checks, checked before the work: a model kgen writes can open */
         kgm_desc pre;

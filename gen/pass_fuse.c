@@ -14,6 +14,9 @@
  *             weights (and biases; repacked by pass_repack); of mixed types:
  *             one product per weight, each writing its column slice of the
  *             QKV row (no barrier between them: lower.c)
+ *   slices    three products of one input, each writing the next column slice
+ *             of one row (an encoder's Q | K | V), weights of one type  ->
+ *             one product over the concatenated weights and biases
  *   glu       act(Wg h) * (Wu h), both weights of one type  ->  one product
  *             with the SwiGLU or GeGLU epilogue
  *   residual  x + W a  ->  the product's residual epilogue, in place into x
@@ -169,6 +172,40 @@ static kg_status fuse_qkv(gen_graph *gr, int s)
     return KG_OK;
 }
 
+/* Products i, i+1, i+2 of one input into adjacent column slices of one
+ * row, one weight type, biases alike  ->  one product (concatenated weights) */
+static kg_status fuse_slices(gen_graph *gr, int i)
+{
+    if (i + 2 >= gr->nn) return KG_OK;
+    const gen_node *a = &gr->n[i];
+    if (a->out_col != 0 || a->in[2] >= 0 || a->in[3] >= 0 || (a->flags & ~KGT_EPI_BIAS)) return KG_OK;
+    int w[3], b[3];
+    int64_t col = 0;
+    for (int j = 0; j < 3; j++) {
+        const gen_node *m = &gr->n[i + j];
+        if (m->dead || m->op != GEN_OP_MATMUL || m->in[1] != a->in[1] || m->out != a->out || m->out_col != col ||
+            m->flags != a->flags || m->in[2] >= 0 || m->in[3] >= 0)
+            return KG_OK;
+        w[j] = m->in[0], b[j] = m->in[4];
+        if (gr->t[w[j]].type != gr->t[w[0]].type || gr->t[w[j]].n_parts != 1 || (b[j] >= 0) != (b[0] >= 0) ||
+            (b[j] >= 0 && gr->t[b[j]].n_parts != 1))
+            return KG_OK;
+        col += gr->t[w[j]].rows;
+    }
+    if (col != gr->t[a->out].cols) return KG_OK;
+    char nm[64];
+    snprintf(nm, sizeof nm, "L%d.w_slices", a->layer);
+    int cw = concat3(gr, nm, w), cb = -1;
+    if (cw < 0) return KG_ERR_NOMEM;
+    if (b[0] >= 0) {
+        snprintf(nm, sizeof nm, "L%d.b_slices", a->layer);
+        if ((cb = concat3(gr, nm, b)) < 0) return KG_ERR_NOMEM;
+    }
+    gr->n[i].in[0] = cw, gr->n[i].in[4] = cb;
+    gr->n[i + 1].dead = gr->n[i + 2].dead = true;
+    return KG_OK;
+}
+
 /* act(Wg h) * (Wu h)  ->  Wg h with the SwiGLU or GeGLU epilogue over Wu */
 static void fuse_glu(gen_graph *gr, int s)
 {
@@ -282,7 +319,7 @@ static bool off(const char *nofuse, const char *name)
 kg_status gen_fuse_check(const char *nofuse)
 {
     if (!nofuse || !*nofuse || !strcmp(nofuse, "0") || !strcmp(nofuse, "1") || !strcmp(nofuse, "all")) return KG_OK;
-    static const char *const rules[] = {"qkv", "glu", "residual", "q8"};
+    static const char *const rules[] = {"qkv", "slices", "glu", "residual", "q8"};
     for (const char *p = nofuse; *p;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -290,7 +327,7 @@ kg_status gen_fuse_check(const char *nofuse)
         for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
             known |= strlen(rules[r]) == len && !strncmp(p, rules[r], len);
         if (!known)
-            return kg_err(KG_ERR_ARG, "KGEN_NOFUSE: '%.*s' is not a fusion rule (rules: qkv, glu, residual, q8; or 'all')",
+            return kg_err(KG_ERR_ARG, "KGEN_NOFUSE: '%.*s' is not a fusion rule (rules: qkv, slices, glu, residual, q8; or 'all')",
                           (int)(len > 32 ? 32 : len), p);
         p += len + (e != NULL);
     }
@@ -302,6 +339,8 @@ kg_status gen_pass_fuse(gen_graph *gr, const char *nofuse)
     kg_status st = gen_fuse_check(nofuse);
     for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "qkv"); i++)
         if (!gr->n[i].dead && gr->n[i].op == GEN_OP_KV_STORE) st = fuse_qkv(gr, i);
+    for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "slices"); i++)
+        if (!gr->n[i].dead && gr->n[i].op == GEN_OP_MATMUL) st = fuse_slices(gr, i);
     for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "glu"); i++)
         if (!gr->n[i].dead && gr->n[i].op == GEN_OP_GLU) fuse_glu(gr, i);
     for (int i = 0; i < gr->nn && st == KG_OK && !off(nofuse, "residual"); i++)

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ─────────────── metadata helpers ─────────────── */
 
@@ -121,6 +122,12 @@ kg_status gen_source_gguf(const kg_gguf *g, gen_source **out) { return wrap(NULL
 kg_status gen_source_open(const char *path, gen_source **out)
 {
     *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return gen_source_hf(path, out);
+    size_t n = strlen(path);
+    if (n > 12 && !strcmp(path + n - 12, ".safetensors"))
+        return kg_err(KG_ERR_ARG, "%s: a safetensors file holds weights without the model's configuration: give the "
+                      "directory that has it (config.json)", path);
     kg_gguf *g;
     kg_status st = kg_gguf_open(path, &g);
     return st ? st : wrap(g, g, out);

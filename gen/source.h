@@ -11,7 +11,8 @@
  * from. Values are kg_value (typed scalars, strings, arrays) and tensors
  * kg_tensor (type, shape, bytes in memory), both from kgen.h.
  *
- * Implementations: source_gguf.c (a GGUF file). The metadata helpers below
+ * Implementations: source.c (a GGUF file), source_hf.c (a Hugging Face
+ * directory: config.json, safetensors, tokenizer.json). The metadata helpers below
  * (gen_src_*) are shared by every builder.
  */
 #ifndef KGEN_SOURCE_H
@@ -42,8 +43,10 @@ struct gen_source {
     void *impl;
 };
 
-/* Opens the model at path (a GGUF file). Errors name the path. */
+/* Opens the model at path: a GGUF file, or a Hugging Face directory. Errors name the path. */
 kg_status gen_source_open(const char *path, gen_source **out);
+/* A Hugging Face directory (source_hf.c). */
+kg_status gen_source_hf(const char *dir, gen_source **out);
 void gen_source_close(gen_source *s);
 
 /* A GGUF already open (the caller keeps owning g). */

@@ -10,11 +10,11 @@
  *
  * Two ways to call it:
  *   - link against it (-lNAME, or the object) and call the kgm_* functions;
- *   - dlopen() it and fetch the one table `kgm_api` (a kgm_api_v1), whose
+ *   - dlopen() it and fetch the one table `kgm_api` (a kgm_api_v2), whose
  *     members are the same functions:
  *
  *       void *h = dlopen("./libsmollm2.so", RTLD_NOW | RTLD_LOCAL);
- *       const kgm_api_v1 *api = dlsym(h, "kgm_api");
+ *       const kgm_api_v2 *api = dlsym(h, "kgm_api");
  *       kgm_model *m = api->open(&(kgm_open_params){.n_threads = 2}, err, sizeof err);
  *
  * Every model (and every open of one) is independent: there is no global
@@ -58,7 +58,7 @@
 extern "C" {
 #endif
 
-#define KGM_ABI_VERSION 1 /* 1: kgen 0.1 (tests/abi/kgen_model_v1.h) */
+#define KGM_ABI_VERSION 2 /* 1: kgen 0.1 (tests/abi/kgen_model_v1.h); 2: encoders (kgm_embed*) */
 
 typedef struct kgm_model kgm_model;
 
@@ -176,6 +176,28 @@ int32_t kgm_sample(kgm_model *m, const float *logits);
  * (prompt tokens). */
 void kgm_sampler_accept(kgm_model *m, int32_t tok);
 
+/* ── Encoders (ABI 2): models whose kgm_info.arch is "bert" ──
+ * For an encoder, kgm_info's n_batch is the compiled batch (sequences per
+ * step) and n_ctx the compiled maximum length (tokens per sequence, with
+ * [CLS] and [SEP]); prefill and decode refuse to run. */
+
+/* The floats per embedding (the model's width); 0 for decoders. */
+int kgm_embed_dim(const kgm_model *m);
+
+/* Embeds n texts (each NUL-terminated UTF-8): tokenized with [CLS] ... [SEP]
+ * (special-token text such as "[MASK]" is that token, as sentence-transformers
+ * reads it), truncated to the maximum length (keeping [SEP]), run, pooled and
+ * normalized as the model's sentence-transformers configuration says, into
+ * out[n][kgm_embed_dim(m)]. Any n: more than the compiled batch run in
+ * several steps; each step is padded only to its longest text. Returns n, or
+ * -1 (kgm_error says why). */
+int kgm_embed(kgm_model *m, const char *const *texts, int n, float *out);
+
+/* The same from token ids: sequence i is ids[i][0..n_ids[i]-1], already with
+ * its [CLS] and [SEP]; longer than the maximum length, it keeps its first
+ * max - 1 tokens and its last. */
+int kgm_embed_tokens(kgm_model *m, const int32_t *const *ids, const int *n_ids, int n, float *out);
+
 /* The same functions as one table: dlsym(h, "kgm_api"). */
 typedef struct kgm_api_v1 {
     int abi_version; /* KGM_ABI_VERSION */
@@ -195,7 +217,29 @@ typedef struct kgm_api_v1 {
     void (*sampler_accept)(kgm_model *, int32_t);
 } kgm_api_v1;
 
-extern const kgm_api_v1 kgm_api;
+/* ABI 2: kgm_api_v1's members, then the encoder calls */
+typedef struct kgm_api_v2 {
+    int abi_version; /* KGM_ABI_VERSION */
+    kgm_model *(*open)(const kgm_open_params *, char *, size_t);
+    void (*close)(kgm_model *);
+    const char *(*error)(const kgm_model *);
+    void (*describe)(const kgm_model *, kgm_info *);
+    int (*tokenize)(kgm_model *, const char *, size_t, int, int32_t *, int);
+    int (*token_piece)(kgm_model *, int32_t, char *, size_t);
+    int (*is_eog)(const kgm_model *, int32_t);
+    int (*chat)(kgm_model *, const kgm_message *, int, int, char *, size_t);
+    const float *(*prefill)(kgm_model *, const int32_t *, int, int);
+    const float *(*decode)(kgm_model *, int32_t, int);
+    void (*reset)(kgm_model *);
+    void (*sampler_init)(kgm_model *, const kgm_sampler_params *);
+    int32_t (*sample)(kgm_model *, const float *);
+    void (*sampler_accept)(kgm_model *, int32_t);
+    int (*embed_dim)(const kgm_model *);
+    int (*embed)(kgm_model *, const char *const *, int, float *);
+    int (*embed_tokens)(kgm_model *, const int32_t *const *, const int *, int, float *);
+} kgm_api_v2;
+
+extern const kgm_api_v2 kgm_api;
 
 #ifdef __cplusplus
 }

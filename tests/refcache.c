@@ -7,7 +7,9 @@
  *   - the reference code: every file of tests/ref/ (scripts, prompts, the
  *     pinned requirements.txt), by content;
  *   - its arguments, where an argument naming a regular file counts by the
- *     file's content (models, the tests' temporary inputs), and an output
+ *     file's content (models, the tests' temporary inputs), one naming a
+ *     directory by its files' names and contents (a Hugging Face model,
+ *     two levels down), and an output
  *     file by its position only (its path is the test run's temporary dir);
  * so the key is the XXH3-128 of those. Stored under $KGEN_REF_CACHE (make
  * check: build/ref-cache), per key: the exit status (only 0 is stored), the
@@ -51,26 +53,33 @@ static bool hash_file(XXH3_state_t *s, const char *path)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* every file of tests/ref/, in name order, by name and content */
-static bool hash_ref_dir(XXH3_state_t *s)
+/* every file of dir (and of its directories, depth levels down), in name
+ * order, by name (relative to dir) and content */
+static bool hash_dir(XXH3_state_t *s, const char *dir, const char *rel, int depth)
 {
-    DIR *d = opendir(REF_DIR);
+    DIR *d = opendir(dir);
     if (!d) return false;
-    char *names[256];
+    char *names[512];
     int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 256;)
+    for (struct dirent *e; (e = readdir(d)) && n < 512;)
         if (e->d_name[0] != '.' && strcmp(e->d_name, "__pycache__")) names[n++] = strdup(e->d_name);
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", REF_DIR, names[i] ? names[i] : "");
-        ok = ok && names[i] && (XXH3_128bits_update(s, p, strlen(p) + 1), hash_file(s, p));
+        char p[1024], r[600];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", dir, names[i] ? names[i] : "");
+        snprintf(r, sizeof r, "%s/%s", rel, names[i] ? names[i] : "");
+        ok = ok && names[i] && stat(p, &sb) == 0;
+        if (ok && S_ISDIR(sb.st_mode)) ok = depth < 1 || hash_dir(s, p, r, depth - 1);
+        else ok = ok && (XXH3_128bits_update(s, r, strlen(r) + 1), hash_file(s, p));
         free(names[i]);
     }
     return ok;
 }
+
+static bool hash_ref_dir(XXH3_state_t *s) { return hash_dir(s, REF_DIR, REF_DIR, 0); }
 
 static bool is_output(const char *a, const char *const *outputs, int *k)
 {
@@ -90,9 +99,11 @@ static bool ref_key(char *const argv[], const char *const *outputs, char hex[33]
         int k;
         if (is_output(argv[i], outputs, &k)) snprintf(tag, sizeof tag, "out:%d", k);
         else if (stat(argv[i], &sb) == 0 && S_ISREG(sb.st_mode)) snprintf(tag, sizeof tag, "file:");
+        else if (stat(argv[i], &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(tag, sizeof tag, "dir:");
         else snprintf(tag, sizeof tag, "arg:");
         XXH3_128bits_update(s, tag, strlen(tag) + 1);
         if (!strcmp(tag, "file:")) ok = hash_file(s, argv[i]);
+        else if (!strcmp(tag, "dir:")) ok = hash_dir(s, argv[i], ".", 2); /* a model directory: its files */
         else if (!strcmp(tag, "arg:")) XXH3_128bits_update(s, argv[i], strlen(argv[i]) + 1);
     }
     if (ok) {

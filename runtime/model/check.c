@@ -28,16 +28,27 @@ int kgr_model_check(const kgm_desc *d, const void *tok_blob, size_t tok_size, kg
         !TERMINATED(d->content_hash) || !TERMINATED(d->weights_hash) || !TERMINATED(d->weights_file))
         return kgr_msg(err, errcap, "the model's descriptor has an unterminated string");
     if (d->n_layer < 1 || d->n_embd < 1 || d->n_head < 1 || d->n_head_kv < 1 || d->head_dim < 1 || d->n_vocab < 1 ||
-        d->n_ctx_train < 1 || d->n_batch < 1 || (int64_t)d->n_kv_tensors != 2 * (int64_t)d->n_layer ||
+        d->n_ctx_train < 1 || d->n_batch < 1 ||
+        (int64_t)d->n_kv_tensors != (d->encoder ? 0 : 2 * (int64_t)d->n_layer) ||
         (d->kv_elem_bytes != 2 && d->kv_elem_bytes != 4))
         return kgr_msg(err, errcap,
                        "the model's descriptor has impossible sizes (layers %d, embedding %d, heads %d/%d of %d, "
                        "vocabulary %d, context %d, batch %d)",
                        d->n_layer, d->n_embd, d->n_head, d->n_head_kv, d->head_dim, d->n_vocab, d->n_ctx_train,
                        d->n_batch);
-    const uint64_t ids = (uint64_t)d->n_batch * sizeof(int32_t), logits = (uint64_t)d->n_vocab * sizeof(float);
+    if (d->encoder != 0 && d->encoder != 1)
+        return kgr_msg(err, errcap, "the model's descriptor has a bad kind (%d)", d->encoder);
+    if (d->encoder && (d->n_seq < 1 || d->max_len < 2 || (int64_t)d->n_seq * d->max_len != d->n_batch ||
+                       d->max_len > d->n_ctx_train || d->pool < 0 || d->backend != KGM_BACKEND_CPU))
+        return kgr_msg(err, errcap, "the model's descriptor has impossible encoder shapes (%d sequences of %d, batch %d)",
+                       d->n_seq, d->max_len, d->n_batch);
+    /* inputs: ids (and positions, or an encoder's lengths); output: logits or pooled vectors */
+    const uint64_t ids = (uint64_t)d->n_batch * sizeof(int32_t),
+                   pos = d->encoder ? (uint64_t)d->n_seq * sizeof(int32_t) : ids,
+                   logits = d->encoder ? (uint64_t)d->n_seq * (uint64_t)d->n_embd * sizeof(float)
+                                       : (uint64_t)d->n_vocab * sizeof(float);
     if (d->ws_ids > d->ws_bytes || d->ws_bytes - d->ws_ids < ids || d->ws_pos > d->ws_bytes ||
-        d->ws_bytes - d->ws_pos < ids || d->ws_logits > d->ws_bytes || d->ws_bytes - d->ws_logits < logits)
+        d->ws_bytes - d->ws_pos < pos || d->ws_logits > d->ws_bytes || d->ws_bytes - d->ws_logits < logits)
         return kgr_msg(err, errcap, "the model's workspace plan does not hold its inputs and logits");
     kgr_tok *t;
     if (kgr_tok_init(&t, tok_blob, tok_size, err, errcap)) return -1;

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define KGM_DESC_MAGIC 0x444d474bu /* "KGMD" */
-#define KGM_DESC_VERSION 1
+#define KGM_DESC_VERSION 2 /* 2: encoders */
 
 enum { KGM_BACKEND_CPU = 0, KGM_BACKEND_CUDA = 1 };
 
@@ -39,6 +39,8 @@ enum {
     KGM_RT_KVBYTES,  /* bytes of one layer's K (or V) cache                   */
     KGM_RT_NKV,      /* decode: positions in the cache after this token       */
     KGM_RT_POS0,     /* prefill: position of the first token                  */
+    KGM_RT_NSEQ,     /* encoders: sequences in this step                      */
+    KGM_RT_SEQLEN,   /* encoders: rows per sequence in this step (M = NSEQ * SEQLEN) */
     KGM_RT_COUNT
 };
 
@@ -72,7 +74,11 @@ typedef struct kgm_desc {
     int32_t n_kv_tensors;       /* 2 * n_layer: K and V of each layer          */
     int32_t backend;            /* KGM_BACKEND_*; CUDA: the code is kgm_cuda_blob (cuda_blob.h) and
                                    target_cpu names the target, e.g. "cuda:sm_90" */
-    int32_t reserved[4];
+    int32_t encoder;            /* 1: an encoder (kgm_embed): n_batch = n_seq * max_len rows, ws_pos
+                                   the sequences' lengths (int32[n_seq]), ws_logits the n_seq
+                                   pooled vectors (f32[n_seq][n_embd]); the decode entry is empty */
+    int32_t n_seq, max_len;     /* encoders: sequences per step, tokens per sequence       */
+    int32_t pool;               /* encoders: the pooling (gen/graph.h's GEN_POOL_* values)  */
 } kgm_desc;
 
 #endif

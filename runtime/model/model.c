@@ -48,6 +48,8 @@ struct kgm_model {
     kgr_tok *tok;
     kgr_sampler *smp;
     kgr_cuda *gpu;        /* CUDA models */
+    int32_t *scratch;     /* encoders: one sequence's tokens (max_len)            */
+    int32_t sep;          /* encoders: the token that ends a sequence ([SEP]), or -1 */
     int n_ctx, n_threads;
     char err[512];
 };
@@ -211,6 +213,7 @@ KGM_EXPORT void kgm_close(kgm_model *m)
     if (m->wmap) munmap(m->wmap, m->wmap_size);
     if (m->kv) munmap(m->kv, m->kv_size);
     free(m->ws);
+    free(m->scratch);
     free(m);
 }
 
@@ -235,7 +238,7 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
     }
     m->d = d;
     m->tok = tok;
-    m->n_ctx = p->n_ctx ? p->n_ctx : (d->n_ctx_train < 4096 ? d->n_ctx_train : 4096);
+    m->n_ctx = d->encoder ? d->max_len : p->n_ctx ? p->n_ctx : (d->n_ctx_train < 4096 ? d->n_ctx_train : 4096);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->n_threads = p->n_threads ? p->n_threads : (int)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
     int rc = find_weights(m, p->weights_path, err, cap);
@@ -246,6 +249,14 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
                                    m->n_ctx, err, cap)
                    : kgr_msg(err, cap, "out of memory");
         m->rt[KGM_RT_NCTX] = m->n_ctx;
+    } else if (!rc && d->encoder) {
+        m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
+        m->scratch = malloc((size_t)d->max_len * sizeof *m->scratch);
+        if (!m->ws || !m->scratch)
+            rc = kgr_msg(err, cap, "out of memory for the workspace (%llu bytes)", (unsigned long long)d->ws_bytes);
+        /* what ends a sequence: [CLS] [SEP] is the encoding of "" */
+        int32_t two[2];
+        m->sep = !rc && kgr_tokenize(tok, "", 0, KGM_TOK_BOS, two, 2) == 2 ? two[1] : -1;
     } else if (!rc) {
         m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
         uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
@@ -333,6 +344,10 @@ static const float *run(kgm_model *m, const int32_t *tokens, int n, int pos, boo
 
 KGM_EXPORT const float *kgm_prefill(kgm_model *m, const int32_t *tokens, int n, int pos)
 {
+    if (m->d->encoder) {
+        kgr_msg(m->err, sizeof m->err, "this model is an encoder: it embeds text (kgm_embed), it does not generate");
+        return NULL;
+    }
     if (!tokens && n > 0) {
         kgr_msg(m->err, sizeof m->err, "no tokens");
         return NULL;
@@ -340,7 +355,118 @@ KGM_EXPORT const float *kgm_prefill(kgm_model *m, const int32_t *tokens, int n, 
     return run(m, tokens, n, pos, false);
 }
 
-KGM_EXPORT const float *kgm_decode(kgm_model *m, int32_t token, int pos) { return run(m, &token, 1, pos, true); }
+KGM_EXPORT const float *kgm_decode(kgm_model *m, int32_t token, int pos)
+{
+    if (m->d->encoder) {
+        kgr_msg(m->err, sizeof m->err, "this model is an encoder: it embeds text (kgm_embed), it does not generate");
+        return NULL;
+    }
+    return run(m, &token, 1, pos, true);
+}
+
+/* ───────────── encoders ───────────── */
+
+KGM_EXPORT int kgm_embed_dim(const kgm_model *m) { return m->d->encoder ? m->d->n_embd : 0; }
+
+/* One step: n (<= n_seq) sequences -> out[n][n_embd]. get(m, arg, i, &ids)
+ * gives sequence i's tokens (at most max_len; in m->scratch or the caller's
+ * memory) and their count, or -1 (message set). */
+typedef int (*seq_fn)(kgm_model *m, const void *arg, int i, const int32_t **ids);
+
+static int embed_step(kgm_model *m, seq_fn get, const void *arg, int first, int n, float *out)
+{
+    const kgm_desc *d = m->d;
+    int32_t *ids = (int32_t *)(m->ws + d->ws_ids), *lens = (int32_t *)(m->ws + d->ws_pos);
+    int L = 1;
+    for (int i = 0; i < n; i++) { /* rows of max_len first; the step's length is its longest sequence */
+        const int32_t *s;
+        int k = get(m, arg, first + i, &s);
+        if (k < 0) return -1;
+        memmove(ids + (size_t)i * (size_t)d->max_len, s, (size_t)k * sizeof *s);
+        lens[i] = k;
+        L = k > L ? k : L;
+    }
+    for (int i = 0; i < n; i++) { /* then rows of L (moving down: i * L <= i * max_len) */
+        memmove(ids + (size_t)i * L, ids + (size_t)i * (size_t)d->max_len, (size_t)lens[i] * sizeof *ids);
+        memset(ids + (size_t)i * L + lens[i], 0, (size_t)(L - lens[i]) * sizeof *ids); /* padding: any valid id */
+    }
+    m->rt[KGM_RT_NSEQ] = n;
+    m->rt[KGM_RT_SEQLEN] = L;
+    m->rt[KGM_RT_M] = (int64_t)n * L;
+    m->entry = kgm_gen_prefill;
+    kgr_pool_run(m->pool, step, m);
+    memcpy(out, m->ws + d->ws_logits, (size_t)n * (size_t)d->n_embd * sizeof *out);
+    return 0;
+}
+
+static int embed_all(kgm_model *m, seq_fn get, const void *arg, int n, float *out)
+{
+    const kgm_desc *d = m->d;
+    m->err[0] = 0;
+    if (!d->encoder) return kgr_msg(m->err, sizeof m->err, "this model is not an encoder (it is a %s decoder)", d->arch);
+    if (n < 0 || (n > 0 && !out)) return kgr_msg(m->err, sizeof m->err, "bad arguments: %d sequences", n);
+    for (int done = 0; done < n; done += d->n_seq) {
+        int k = n - done < d->n_seq ? n - done : d->n_seq;
+        if (embed_step(m, get, arg, done, k, out + (size_t)done * (size_t)d->n_embd)) return -1;
+    }
+    return n;
+}
+
+/* A sequence longer than max_len keeps its first max_len - 1 tokens and its
+ * last ([SEP]), as sentence-transformers truncates. */
+static int clip(kgm_model *m, const int32_t *s, int k, const int32_t **ids)
+{
+    const int L = m->d->max_len;
+    *ids = s;
+    if (k <= L) return k;
+    memcpy(m->scratch, s, (size_t)(L - 1) * sizeof *s);
+    m->scratch[L - 1] = s[k - 1];
+    *ids = m->scratch;
+    return L;
+}
+
+typedef struct { const int32_t *const *ids; const int *n_ids; } tok_args;
+
+static int seq_tokens(kgm_model *m, const void *arg, int i, const int32_t **ids)
+{
+    const tok_args *a = arg;
+    int k = a->n_ids[i];
+    if (k < 1 || !a->ids[i]) return kgr_msg(m->err, sizeof m->err, "sequence %d has %d tokens (at least 1)", i, k);
+    for (int j = 0; j < k; j++)
+        if (a->ids[i][j] < 0 || a->ids[i][j] >= m->d->n_vocab)
+            return kgr_msg(m->err, sizeof m->err, "sequence %d: token %d (id %d) is outside the vocabulary (0..%d)", i, j,
+                           a->ids[i][j], m->d->n_vocab - 1);
+    return clip(m, a->ids[i], k, ids);
+}
+
+static int seq_text(kgm_model *m, const void *arg, int i, const int32_t **ids)
+{
+    const char *const *texts = arg;
+    if (!texts[i]) return kgr_msg(m->err, sizeof m->err, "text %d is NULL", i);
+    const int L = m->d->max_len;
+    /* as sentence-transformers (Hugging Face's tokenizer) reads text: special-token text is the token */
+    int k = kgr_tokenize(m->tok, texts[i], strlen(texts[i]), KGM_TOK_BOS | KGM_TOK_SPECIAL, m->scratch, L);
+    if (k < 0) return kgr_msg(m->err, sizeof m->err, "text %d: tokenization failed", i);
+    if (k > L) { /* truncated: it still ends as every sequence ends */
+        if (m->sep >= 0) m->scratch[L - 1] = m->sep;
+        k = L;
+    }
+    *ids = m->scratch;
+    return k;
+}
+
+KGM_EXPORT int kgm_embed(kgm_model *m, const char *const *texts, int n, float *out)
+{
+    if (n > 0 && !texts) return kgr_msg(m->err, sizeof m->err, "no texts");
+    return embed_all(m, seq_text, texts, n, out);
+}
+
+KGM_EXPORT int kgm_embed_tokens(kgm_model *m, const int32_t *const *ids, const int *n_ids, int n, float *out)
+{
+    if (n > 0 && (!ids || !n_ids)) return kgr_msg(m->err, sizeof m->err, "no token ids");
+    tok_args a = {ids, n_ids};
+    return embed_all(m, seq_tokens, &a, n, out);
+}
 
 KGM_EXPORT void kgm_reset(kgm_model *m)
 {
@@ -385,8 +511,8 @@ KGM_EXPORT int32_t kgm_sample(kgm_model *m, const float *logits)
 
 KGM_EXPORT void kgm_sampler_accept(kgm_model *m, int32_t tok) { kgr_sampler_accept(m->smp, tok); }
 
-KGM_EXPORT const kgm_api_v1 kgm_api = {
+KGM_EXPORT const kgm_api_v2 kgm_api = {
     KGM_ABI_VERSION, kgm_open,   kgm_close,  kgm_error,  kgm_describe,     kgm_tokenize, kgm_token_piece,
     kgm_is_eog,      kgm_chat,   kgm_prefill, kgm_decode, kgm_reset, kgm_sampler_init, kgm_sample,
-    kgm_sampler_accept,
+    kgm_sampler_accept, kgm_embed_dim, kgm_embed, kgm_embed_tokens,
 };
