@@ -22,6 +22,10 @@ Decoder (--so): references independent of the package:
             out-of-range token, a prompt longer than the context, an n_ctx
             past the training context, Encoder on a decoder: kgen.Error
             with the reason, no crash.
+Stub (--stub-so): the Encoder's calls through an ABI-2 table on
+test_python.c's stub model, whose embed calls write values computed from
+their input: each value where it belongs, errors, the list output without
+numpy.
 Encoder (--encoder-so): Encoder.embed equals `kgen embed --json` on the same
 sentences (max |diff| <= 1e-5), embed_tokens with Hugging Face `tokenizers`'
 ids for them ([CLS] ... [SEP], from the directory's tokenizer.json) equals
@@ -269,6 +273,65 @@ def check_errors(m, so, tmp):
     return n
 
 
+# ───────────────────────────── the stub encoder ─────────────────────────────
+def check_stub(so):
+    """The Encoder's marshalling through an ABI-2 table, on test_python.c's
+    stub, whose embed calls write values computed from their input."""
+    import numpy as np
+    n = 0
+    enc = kgen.Encoder(so, n_threads=3)
+    for what, got, want in (("dim", enc.dim, 8), ("batch", enc.batch, 4), ("max_len", enc.max_len, 16),
+                            ("abi_version", enc.abi_version, 2), ("info.arch", enc.info.arch, "bert"),
+                            ("info.n_threads", enc.info.n_threads, 3)):
+        n += 1
+        if got != want:
+            fail(f"stub Encoder.{what} = {got!r}, want {want!r}")
+    texts = ["abc", "", "é", "x" * 1000] + [f"text {i}" for i in range(7)]
+    got = enc.embed(texts)
+    want = np.array([[len(t.encode()), t.encode()[0] if t else 0, i, sum(t.encode()), 3, 0.5, -1, 7]
+                     for i, t in enumerate(texts)], dtype=np.float32)
+    n += 1
+    if not (isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == want.shape
+            and np.array_equal(got, want)):
+        fail(f"stub embed: got {got!r}, want {want!r}")
+    ids = [[101, 7, 102], [5], list(range(1, 300)), [2**31 - 1, -(2**31)]]
+    got = enc.embed_tokens(ids)
+    want = np.array([[len(s), s[0], s[-1], float(np.float32(sum(np.float32(x) for x in s))), i, 0.25, -2, 9]
+                     for i, s in enumerate(ids)], dtype=np.float32)
+    n += 1
+    if not np.array_equal(got[:, [0, 1, 2, 4, 5, 6, 7]], want[:, [0, 1, 2, 4, 5, 6, 7]]) or \
+            not np.allclose(got[:, 3], want[:, 3], rtol=1e-6):
+        fail(f"stub embed_tokens: got {got!r}, want {want!r}")
+    n += 1
+    if enc.embed([]).shape != (0, 8) or enc.embed_tokens([]).shape != (0, 8):
+        fail("stub: embed([]) / embed_tokens([]) are not (0, 8) arrays")
+    n += expect_error("a failing embed", lambda: enc.embed(["ok", "FAIL here"]), "embed", "text 1 asked to fail")
+    n += expect_error("a failing embed_tokens", lambda: enc.embed_tokens([[1], []]), "sequence 1 is empty")
+    n += expect_error("a failing open", lambda: kgen.Encoder(so, n_threads=99), "refused 99 threads")
+    n += expect_error("Model on an encoder", lambda: kgen.Model(so), "Encoder")
+    n += expect_error("tokenize's error", lambda: enc.tokenize("x"), "no tokenizer")
+    for bad, exc in (("a str", TypeError), (["a\0b"], ValueError)):
+        n += 1
+        try:
+            enc.embed(bad)
+            fail(f"stub embed({bad!r}): no error")
+        except exc:
+            pass
+    # without numpy: lists
+    saved = sys.modules.get("numpy")
+    sys.modules["numpy"] = None  # makes `import numpy` raise ImportError
+    try:
+        lists = enc.embed(["ab", "c"])
+    finally:
+        sys.modules["numpy"] = saved
+    n += 1
+    if lists != [[2, 97, 0, 195, 3, 0.5, -1, 7], [1, 99, 1, 99, 3, 0.5, -1, 7]]:
+        fail(f"stub embed without numpy: {lists!r}")
+    enc.close()
+    n += expect_error("a closed encoder", lambda: enc.embed(["x"]), "closed")
+    return n
+
+
 # ───────────────────────────── encoder ─────────────────────────────
 SENTENCES = ["A man is eating food.", "A man is riding a horse.", "The new movie is awesome!",
              "Héllo wörld — naïve café", "数学 is hard", "", "word " * 300]
@@ -340,6 +403,7 @@ def main():
     ap.add_argument("--gguf")
     ap.add_argument("--encoder-so")
     ap.add_argument("--encoder-dir")
+    ap.add_argument("--stub-so")
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
     ap.add_argument("--include", default=os.path.join(HERE, "..", "..", "include"))
@@ -350,12 +414,15 @@ def main():
     try:
         import numpy  # noqa: F401
         import tokenizers  # noqa: F401
-        if not a.encoder_so:
+        if a.so:
             import gguf  # noqa: F401
     except ImportError as e:
         print(f"skipped: {sys.executable} lacks a reference package ({e})")
         sys.exit(77)
-    if a.encoder_so:
+    if a.stub_so:
+        n = check_stub(a.stub_so)
+        what = "stub encoder checks"
+    elif a.encoder_so:
         n = check_encoder(a.kgen, a.encoder_so, a.encoder_dir, a.tmp)
         what = "encoder checks"
     else:
