@@ -377,7 +377,8 @@ def main():
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
-    say(f"bench_encoder: {cpu}, {os.cpu_count()} CPUs; onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}")
+    load_start = os.getloadavg()
+    say(f"bench_encoder: {cpu}, {os.cpu_count()} CPUs, load average {load_start[0]:.2f}; onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}")
     bert = Bert(a.model)
     tok = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
     tok.no_padding()
@@ -481,7 +482,9 @@ def main():
                      "rounds": [x for x in s]})
     by = {(r["engine"], r["threads"], r["batch"]): r for r in rows}
 
-    print(f"\nall-MiniLM-L6-v2, {SEQ} word pieces per sentence; {cpu}; {flops / 1e9:.3f} GFLOP per sentence")
+    print(f"\nall-MiniLM-L6-v2, {SEQ} word pieces per sentence; {cpu}, {os.cpu_count()} CPUs; "
+          f"{flops / 1e9:.3f} GFLOP per sentence; load average {load_start[0]:.2f} at the start, "
+          f"{os.getloadavg()[0]:.2f} at the end")
     print(f"{'engine':<10} {'thr':>3} {'batch 1 ms':>11} {'batch 32 sent/s':>16} {'GFLOP/s (b32)':>14} {'% FMA peak':>11}")
     for t in threads:
         for name in ("kgen", "kgen-text", "ort-f32", "ort-int8"):
@@ -517,7 +520,8 @@ def main():
             "benchmark": "bench/bench_encoder.py",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpu": cpu, "cpus": os.cpu_count(), "arch": platform.machine(),
-                        "kernel": platform.release()},
+                        "kernel": platform.release(), "load_average_1min_start": load_start[0],
+                        "load_average_1min_end": os.getloadavg()[0]},
             "model": os.path.relpath(a.model, ROOT), "seq_len": SEQ, "batches": list(BATCHES),
             "threads": threads, "rounds": a.rounds, "lat_reps": a.lat_reps, "tput_reps": a.tput_reps,
             "versions": {"kgen": kv, "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
