@@ -70,19 +70,22 @@ def check_layout(cc, include, tmp):
              "typedef __typeof__(kgm_api) api_t;", "int main(void) {"]
     want = []
     for cname, ct in structs.items():
-        ctype = "api_t" if cname == "kgm_api_v1" else cname
-        lines.append(f'printf("{cname} %zu\\n", sizeof({ctype}));')
+        lines.append(f'printf("{cname} %zu\\n", sizeof({cname}));')
         want.append((f"{cname}", C_sizeof(ct)))
         for f in ct._fields_:
-            lines.append(f'printf("{cname}.{f[0]} %zu\\n", offsetof({ctype}, {f[0]}));')
+            lines.append(f'printf("{cname}.{f[0]} %zu\\n", offsetof({cname}, {f[0]}));')
             want.append((f"{cname}.{f[0]}", getattr(ct, f[0]).offset))
-    # the table of ABI 2 (encoder members), when the header has it
-    lines.append("#if KGM_ABI_VERSION >= 2")
+    # the table the header declares `kgm_api` as: version 1's, or (ABI 2 and
+    # later) one that appends the encoder calls
     v2 = _abi.kgm_api_v2
-    for f in v2._fields_[len(_abi.kgm_api_v1._fields_):]:
+    lines.append("#if KGM_ABI_VERSION >= 2")
+    for f in v2._fields_:
         lines.append(f'printf("kgm_api.{f[0]} %zu\\n", offsetof(api_t, {f[0]}));')
-    lines.append('printf("kgm_api %zu\\n", sizeof(api_t));')
+    lines.append("#else")
+    for f in _abi.kgm_api_v1._fields_:
+        lines.append(f'printf("kgm_api.{f[0]} %zu\\n", offsetof(api_t, {f[0]}));')
     lines.append("#endif")
+    lines.append('printf("kgm_api %zu\\n", sizeof(api_t));')
     lines.append("return 0; }")
     src, exe = os.path.join(tmp, "layout.c"), os.path.join(tmp, "layout")
     with open(src, "w") as f:
@@ -97,14 +100,14 @@ def check_layout(cc, include, tmp):
         n += 1
         if int(got.get(name, -1)) != off:
             fail(f"layout: {name}: ctypes {off}, C {got.get(name)}")
-    if "kgm_api.embed_dim" in got:  # the header has ABI 2: the appended members must match
-        for f in v2._fields_[len(_abi.kgm_api_v1._fields_):]:
-            n += 1
-            if int(got[f"kgm_api.{f[0]}"]) != getattr(v2, f[0]).offset:
-                fail(f"layout: kgm_api.{f[0]}: ctypes {getattr(v2, f[0]).offset}, C {got[f'kgm_api.{f[0]}']}")
+    table = v2 if "kgm_api.embed_dim" in got else _abi.kgm_api_v1
+    for f in table._fields_:
         n += 1
-        if int(got["kgm_api"]) != C_sizeof(v2):
-            fail(f"layout: the ABI-2 kgm_api table: ctypes {C_sizeof(v2)} bytes, C {got['kgm_api']}")
+        if int(got.get(f"kgm_api.{f[0]}", -1)) != getattr(table, f[0]).offset:
+            fail(f"layout: kgm_api.{f[0]}: ctypes {getattr(table, f[0]).offset}, C {got.get('kgm_api.' + f[0])}")
+    n += 1
+    if int(got["kgm_api"]) != C_sizeof(table):
+        fail(f"layout: the kgm_api table: ctypes {C_sizeof(table)} bytes ({table.__name__}), C {got['kgm_api']}")
     return n
 
 
