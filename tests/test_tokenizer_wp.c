@@ -393,25 +393,27 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     if (!pf) KT_SKIP("%s not found: run 'make models'", smol);
     fclose(pf);
     /* the files the reference writes */
-    char d[7][600], out[700], gguf[700], files[10][700]; /* (kt_tmpdir() is short) */
-    static const char *const names[7] = {"c1", "c2", "c3", "c4", "smol", "smols", "ref"};
-    for (int i = 0; i < 7; i++) sub_dir(d[i], sizeof d[i], names[i]);
-    snprintf(out, sizeof out, "%s/out.txt", d[6]);
-    snprintf(gguf, sizeof gguf, "%s/bert.gguf", d[6]);
-    for (int i = 0; i < 6; i++) snprintf(files[i], sizeof files[i], "%.600s/tokenizer.json", d[i]);
-    snprintf(files[6], sizeof files[6], "%s/tokenizer_config.json", d[4]);
+    char d[10][600], out[700], gguf[700], files[10][700]; /* (kt_tmpdir() is short) */
+    static const char *const names[10] = {"c1", "c2", "c3", "c4", "smol", "smols", "gpt2", "llama3", "qwen2", "ref"};
+    for (int i = 0; i < 10; i++) sub_dir(d[i], sizeof d[i], names[i]);
+    snprintf(out, sizeof out, "%s/out.txt", d[9]);
+    snprintf(gguf, sizeof gguf, "%s/bert.gguf", d[9]);
+    for (int i = 0; i < 9; i++) snprintf(files[i], sizeof files[i], "%.600s/tokenizer.json", d[i]);
+    snprintf(files[9], sizeof files[9], "%s/tokenizer_config.json", d[4]);
     char *argv[] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/tok_wp_ref.py", minilm, out, gguf, files[0], files[1],
-                    files[2], files[3], smol, files[4], files[5], files[6], NULL};
-    const char *const outputs[] = {out, gguf, files[0], files[1], files[2], files[3], files[4], files[5], files[6], NULL};
+                    files[2], files[3], smol, files[4], files[5], files[9], files[6], files[7], files[8], NULL};
+    const char *const outputs[] = {out, gguf, files[0], files[1], files[2], files[3], files[4], files[5], files[9],
+                                   files[6], files[7], files[8], NULL};
     char so[1024], se[4096];
     int rc = kt_run_ref(argv, outputs, so, sizeof so, se, sizeof se);
     if (rc == 3 || rc == 127) KT_SKIP("the reference needs Python with 'tokenizers' and 'gguf' (pip install tokenizers gguf)");
     KT_REQUIRE(rc == 0 || (printf("    tok_wp_ref.py failed (%d): %.2000s\n", rc, se), 0));
     printf("    tok_wp_ref.py: %s", so);
 
-    /* kgen's tokenizers: 0..4 the WordPiece configurations, 5 the GGUF, 6 and 7 SmolLM2's BPE (pairs, strings) */
-    kgr_tok *tk[8] = {NULL};
-    void *keep[8] = {NULL};
+    /* kgen's tokenizers: 0..4 the WordPiece configurations, 5 the GGUF, 6 and 7 SmolLM2's BPE (pairs, strings),
+       8..10 its vocabulary with the gpt2, llama-bpe, qwen2 pre-tokenizers */
+    kgr_tok *tk[11] = {NULL};
+    void *keep[11] = {NULL};
     tk[0] = hf_tok(minilm, &keep[0]);
     for (int i = 0; i < 4; i++) tk[1 + i] = hf_tok(d[i], &keep[1 + i]);
     kg_gguf *g = NULL;
@@ -423,7 +425,8 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     if (gblob) tk[5] = tok_from_blob(gblob, gsize, &keep[5], err, sizeof err);
     tk[6] = hf_tok(d[4], &keep[6]);
     tk[7] = hf_tok(d[5], &keep[7]);
-    for (int i = 0; i < 8; i++) KT_CHECKF(tk[i], "tokenizer %d not built", i);
+    for (int i = 0; i < 3; i++) tk[8 + i] = hf_tok(d[6 + i], &keep[8 + i]);
+    for (int i = 0; i < 11; i++) KT_CHECKF(tk[i], "tokenizer %d not built", i);
     KT_CHECK(tk[0] && kgr_tok_max_length(tk[0]) == 128 && kgr_tok_bos(tk[0]) == 101 && kgr_tok_eos(tk[0]) == 102);
 
     FILE *f = fopen(out, "r");
@@ -433,7 +436,7 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     KT_REQUIRE(want);
     char *line = NULL;
     size_t lcap = 0;
-    int n_invalid = 0, n_cmp[5][4] = {{0}}, n_bad = 0, n_gguf = 0, n_bpe = 0, n_dec = 0, n_dec_bad = 0, shown = 0;
+    int n_invalid = 0, n_cmp[5][4] = {{0}}, n_bad = 0, n_gguf = 0, n_bpe[4] = {0}, n_dec = 0, n_dec_bad = 0, shown = 0;
     size_t total = 0;
     while (getline(&line, &lcap, f) > 0) {
         line[strcspn(line, "\n")] = 0;
@@ -454,7 +457,7 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
             n_invalid += tag[0] == 'X';
         } else if (!strcmp(tag, "R") || !strcmp(tag, "B")) {
             bool bpe = tag[0] == 'B';
-            int cfg = bpe ? 0 : atoi(strtok_r(NULL, " ", &save));
+            int cfg = atoi(strtok_r(NULL, " ", &save)); /* B: the kind */
             int fl = atoi(strtok_r(NULL, " ", &save)), idx = atoi(strtok_r(NULL, " ", &save));
             char *list = strtok_r(NULL, " ", &save);
             KT_REQUIRE(list && idx >= 0 && idx < S.n && cfg >= 0 && cfg < 5 && fl >= 0 && fl < 4);
@@ -462,9 +465,12 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
             KT_REQUIRE(nw <= 400000);
             int flags = (fl & 1 ? KGM_TOK_BOS : 0) | (fl & 2 ? KGM_TOK_SPECIAL : 0);
             if (bpe) {
-                for (int k = 6; k < 8; k++)
-                    if (tk[k]) n_bad += !compare(tk[k], S.s[idx], S.len[idx], flags, want, nw, k == 6 ? "BPE" : "BPE (string merges)", &shown);
-                n_bpe++;
+                static const char *const kind[5] = {"BPE smollm", "BPE smollm (string merges)", "BPE gpt2", "BPE llama-bpe",
+                                                    "BPE qwen2"};
+                KT_REQUIRE(cfg < 4);
+                for (int k = cfg ? cfg + 1 : 0; k <= (cfg ? cfg + 1 : 1); k++)
+                    if (tk[6 + k]) n_bad += !compare(tk[6 + k], S.s[idx], S.len[idx], flags, want, nw, kind[k], &shown);
+                n_bpe[cfg]++;
                 continue;
             }
             char what[32];
@@ -505,15 +511,18 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     for (int c = 0; c < 5; c++)
         for (int fl = 0; fl < 4; fl++) n_total += n_cmp[c][fl];
     printf("    %d strings (%zu bytes; %d not UTF-8); %d WordPiece tokenizations compared with HF tokenizers (5 "
-           "configurations x 4 flag sets), %d through the GGUF, %d x 2 byte-level BPE through tokenizer.json: %d differ; "
+           "configurations x 4 flag sets), %d through the GGUF, %d byte-level BPE (SmolLM2's vocabulary) through "
+           "tokenizer.json (smollm %d x 2 merge forms, gpt2 %d, llama-bpe %d, qwen2 %d): %d differ; "
            "%d decodings compared with HF's WordPiece decoder: %d differ\n",
-           S.n, total, n_invalid, n_total, n_gguf, n_bpe, n_bad, n_dec, n_dec_bad);
+           S.n, total, n_invalid, n_total, n_gguf, 2 * n_bpe[0] + n_bpe[1] + n_bpe[2] + n_bpe[3], n_bpe[0], n_bpe[1],
+           n_bpe[2], n_bpe[3], n_bad, n_dec, n_dec_bad);
     KT_CHECKF(S.n - n_invalid >= 1000 && n_invalid >= 1000, "only %d strings, %d not UTF-8", S.n, n_invalid);
     for (int c = 0; c < 5; c++)
         for (int fl = 0; fl < 4; fl++) KT_CHECKF(n_cmp[c][fl] == S.n, "config %d flags %d: %d of %d", c, fl, n_cmp[c][fl], S.n);
-    KT_CHECK(n_gguf == 4 * S.n && n_bpe == 2 * (S.n - n_invalid) && n_dec == S.n);
+    KT_CHECK(n_gguf == 4 * S.n && n_dec == S.n);
+    for (int k = 0; k < 4; k++) KT_CHECKF(n_bpe[k] == 4 * (S.n - n_invalid), "BPE kind %d: %d", k, n_bpe[k]);
     KT_CHECKF(n_bad == 0 && n_dec_bad == 0, "%d tokenizations and %d decodings differ", n_bad, n_dec_bad);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 11; i++) {
         kgr_tok_free(tk[i]);
         free(keep[i]);
     }
