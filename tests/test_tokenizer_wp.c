@@ -428,6 +428,7 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     for (int i = 0; i < 3; i++) tk[8 + i] = hf_tok(d[6 + i], &keep[8 + i]);
     for (int i = 0; i < 11; i++) KT_CHECKF(tk[i], "tokenizer %d not built", i);
     KT_CHECK(tk[0] && kgr_tok_max_length(tk[0]) == 128 && kgr_tok_bos(tk[0]) == 101 && kgr_tok_eos(tk[0]) == 102);
+    KT_CHECK(tk[5] && kgr_tok_max_length(tk[5]) == 512 && kgr_tok_bos(tk[5]) == 101 && kgr_tok_eos(tk[5]) == 102);
 
     FILE *f = fopen(out, "r");
     KT_REQUIRE(f);

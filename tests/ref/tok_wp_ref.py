@@ -14,7 +14,8 @@ Writes:
   GGUF        a vocabulary-only GGUF of the same vocabulary in llama.cpp's
               "bert" convention (convert_hf_to_gguf.py, BertModel.set_vocab:
               control tokens as they are, "##x" -> "x", any other x -> "▁x";
-              the special ids under tokenizer.ggml.*_token_id)
+              the special ids under tokenizer.ggml.*_token_id;
+              bert.context_length 512)
   SMOL_JSON   a byte-level BPE tokenizer.json of SMOL_GGUF's vocabulary and
               merges (SmolLM2's pre-tokenizer: Digits, then ByteLevel), saved
               by `tokenizers` (merges as ["a", "b"] pairs), SMOL_STR_JSON the
@@ -128,6 +129,7 @@ def write_gguf(tok_json, path):
     w.add_pad_token_id(vocab["[PAD]"])
     w.add_mask_token_id(vocab["[MASK]"])
     w.add_uint32("tokenizer.ggml.cls_token_id", vocab["[CLS]"])
+    w.add_uint32("bert.context_length", 512)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
