@@ -325,6 +325,67 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
     size_t size;
     KT_CHECK(gen_tokdata_hf(sub_dir(dir, sizeof dir, "empty"), NULL, &blob, &size) == KG_ERR_NOTFOUND);
     printf("    %d malformed tokenizer.json / tokenizer_config.json files refused, naming the file and the key\n", n_ok);
+
+    /* random byte mutations of two small valid files (WordPiece, BPE): accepted, or refused with a
+       message naming the file; an accepted one makes a blob kgr_tok_init takes */
+    static const char *const valid[2] = {
+        "{\"truncation\": {\"max_length\": 64}, \"added_tokens\": [{\"id\": 0, \"content\": \"[UNK]\", \"special\": "
+        "true}, {\"id\": 3, \"content\": \"[CLS]\", \"special\": true}, {\"id\": 4, \"content\": \"[SEP]\", "
+        "\"special\": true}], \"normalizer\": {\"type\": \"BertNormalizer\", \"clean_text\": true, "
+        "\"handle_chinese_chars\": true, \"strip_accents\": null, \"lowercase\": true}, \"pre_tokenizer\": {\"type\": "
+        "\"BertPreTokenizer\"}, \"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"[CLS]\", 3], \"sep\": "
+        "[\"[SEP]\", 4]}, \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", "
+        "\"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100, \"vocab\": {\"[UNK]\": 0, \"a\": 1, "
+        "\"##b\": 2, \"[CLS]\": 3, \"[SEP]\": 4}}}",
+        "{\"added_tokens\": [{\"id\": 5, \"content\": \"<s>\", \"special\": true}], \"normalizer\": null, "
+        "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+        "{\"Regex\": \"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "
+        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"}, "
+        "\"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+        "\"use_regex\": false}]}, \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+        "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}, \"model\": {\"type\": "
+        "\"BPE\", \"dropout\": null, \"unk_token\": null, \"byte_fallback\": false, \"ignore_merges\": false, "
+        "\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"\\u0120\": 3, \"\\u0120ab\": 4}, \"merges\": [\"a b\", "
+        "[\"\\u0120\", \"ab\"]]}}",
+    };
+    uint64_t rs = 99;
+    int accepted = 0, refused = 0;
+    for (int v = 0; v < 2; v++) {
+        size_t len = strlen(valid[v]);
+        char *m = malloc(len + 1);
+        KT_REQUIRE(m);
+        snprintf(path, sizeof path, "%s/tokenizer.json", sub_dir(dir, sizeof dir, v ? "mut_bpe" : "mut_wp"));
+        for (int it = -1; it < 1500; it++) {
+            memcpy(m, valid[v], len + 1);
+            for (int j = 0, flips = 1 + (int)(rng_next(&rs) % 3); it >= 0 && j < flips; j++)
+                m[rng_next(&rs) % len] = " \"{}[],:0123456789abtrue-\\"[rng_next(&rs) % 24];
+            KT_REQUIRE(write_file(path, m, len));
+            blob = NULL;
+            kg_status s = gen_tokdata_hf(dir, NULL, &blob, &size);
+            if (it < 0) KT_CHECKF(s == KG_OK, "the valid file %d: %s", v, kg_last_error());
+            if (s != KG_OK) {
+                KT_CHECKF(strstr(kg_last_error(), path) != NULL, "mutation %d of %d: \"%s\"", it, v, kg_last_error());
+                refused++;
+                continue;
+            }
+            accepted++;
+            char err[256];
+            void *keep;
+            kgr_tok *t = tok_from_blob(blob, size, &keep, err, sizeof err);
+            KT_CHECKF(t, "mutation %d of file %d: its blob refused: %s", it, v, err);
+            if (t) {
+                int32_t ids[64];
+                int n = kgr_tokenize(t, "ab [CLS] 'll x", 14, KGM_TOK_BOS | KGM_TOK_SPECIAL, ids, 64);
+                KT_CHECK(n >= 0 && n <= 64);
+            }
+            kgr_tok_free(t);
+            free(keep);
+            free(blob);
+        }
+        free(m);
+    }
+    printf("    3000 random mutations of two small tokenizer.json files: %d accepted (blobs valid), %d refused naming the file\n",
+           accepted, refused);
 }
 
 /* ───────────────────────── against Hugging Face ───────────────────────── */
