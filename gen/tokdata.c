@@ -43,9 +43,12 @@
  * spelled [UNK], [CLS], [SEP], [PAD], [MASK], if any; cls falls back to
  * bos_token_id, sep to eos_token_id); an unknown token is required.
  * tokenizer.ggml.add_bos_token (optional, true): add [CLS] and [SEP].
- * GGUF has no key for BERT's normalizer: like llama.cpp, which always
- * lowercases and decomposes (NFD), kgen uses lowercase, strip_accents,
- * handle_chinese_chars and clean_text all on (BERT uncased), the prefix "##",
+ * GGUF has no key for BERT's normalizer. llama.cpp's WPM tokenizer always
+ * lowercases and decomposes (NFD) but keeps the marks NFD separates; kgen
+ * uses BERT uncased's normalizer as Hugging Face runs it (lowercase,
+ * strip_accents, handle_chinese_chars, clean_text all on), so text with
+ * accents tokenizes as in HF rather than as in llama.cpp (a cased model's
+ * GGUF is lowercased by both). The prefix is "##",
  * max_input_chars_per_word 100; max_length is ARCH.context_length (ARCH:
  * general.architecture; optional, 0 when absent or above 2^24).
  *
