@@ -34,7 +34,10 @@
  *     template is [SpecialToken,] Sequence A (that token: BOS, added).
  *   added_tokens [{id, content, special}]: special ones are control tokens
  *     (matched with KGM_TOK_SPECIAL), others user-defined (always matched);
- *     an id already in the vocabulary must have the same text there.
+ *     an id already in the vocabulary must have the same text there. They
+ *     are matched on the text as given: their normalized, lstrip, rstrip and
+ *     single_word options are not read (HF matches a normalized one on the
+ *     normalized text; BERT's and the byte-level models' are not normalized).
  *   Token ids: every id from 0 to the largest must have exactly one text.
  * Else DIR/vocab.txt: WordPiece, one token a line (id = line number, "\n"
  * and a "\r" before it removed), settings from tokenizer_config.json:
