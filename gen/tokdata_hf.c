@@ -210,6 +210,9 @@ static kg_status read_vocab(hf *h, const json_t *model)
         if (json_integer_value(id) > max) max = json_integer_value(id);
     }
     if (max < 0) return kg_err(KG_ERR_FORMAT, "%s: model.vocab is empty", f);
+    if ((uint64_t)max >= json_object_size(vocab) + n_added) /* before allocating for max + 1 ids */
+        return kg_err(KG_ERR_FORMAT, "%s: model.vocab: ids go up to %" PRId64 ", but there are only %zu tokens and %zu "
+                                     "added tokens (ids must be 0..N-1, each once)", f, max, json_object_size(vocab), n_added);
     h->n_tok = (uint32_t)max + 1;
     h->tok = calloc(h->n_tok, sizeof *h->tok);
     h->type = malloc(h->n_tok);

@@ -263,7 +263,7 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
         {"{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}, "
          "\"continuing_subword_prefix\": \"#################\"}}", "model.continuing_subword_prefix"},
         {"{%s, \"added_tokens\": [{\"id\": 1, \"content\": \"zz\"}]}", "added_tokens[0]"},
-        {"{%s, \"added_tokens\": [{\"id\": 5, \"content\": 3}]}", "added_tokens[0].content"},
+        {"{%s, \"added_tokens\": [{\"id\": 3, \"content\": 3}]}", "added_tokens[0].content"},
         {"{%s, \"added_tokens\": [{\"content\": \"x\"}]}", "added_tokens[0].id"},
         {"{%s, \"added_tokens\": 5}", "added_tokens"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
@@ -326,7 +326,7 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
     KT_CHECK(gen_tokdata_hf(sub_dir(dir, sizeof dir, "empty"), NULL, &blob, &size) == KG_ERR_NOTFOUND);
     printf("    %d malformed tokenizer.json / tokenizer_config.json files refused, naming the file and the key\n", n_ok);
 
-    /* random byte mutations of two small valid files (WordPiece, BPE): accepted, or refused with a
+    /* 2 x 1000 random byte mutations of two small valid files (WordPiece, BPE): accepted, or refused with a
        message naming the file; an accepted one makes a blob kgr_tok_init takes */
     static const char *const valid[2] = {
         "{\"truncation\": {\"max_length\": 64}, \"added_tokens\": [{\"id\": 0, \"content\": \"[UNK]\", \"special\": "
@@ -355,7 +355,7 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
         char *m = malloc(len + 1);
         KT_REQUIRE(m);
         snprintf(path, sizeof path, "%s/tokenizer.json", sub_dir(dir, sizeof dir, v ? "mut_bpe" : "mut_wp"));
-        for (int it = -1; it < 1500; it++) {
+        for (int it = -1; it < 1000; it++) {
             memcpy(m, valid[v], len + 1);
             for (int j = 0, flips = 1 + (int)(rng_next(&rs) % 3); it >= 0 && j < flips; j++)
                 m[rng_next(&rs) % len] = " \"{}[],:0123456789abtrue-\\"[rng_next(&rs) % 24];
@@ -384,8 +384,8 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
         }
         free(m);
     }
-    printf("    3000 random mutations of two small tokenizer.json files: %d accepted (blobs valid), %d refused naming the file\n",
-           accepted, refused);
+    printf("    %d random mutations of two small tokenizer.json files: %d accepted (blobs valid), %d refused naming the file\n",
+           accepted + refused - 2, accepted - 2, refused);
 }
 
 /* ───────────────────────── against Hugging Face ───────────────────────── */
