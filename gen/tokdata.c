@@ -43,10 +43,14 @@
  * spelled [UNK], [CLS], [SEP], [PAD], [MASK], if any; cls falls back to
  * bos_token_id, sep to eos_token_id); an unknown token is required.
  * tokenizer.ggml.add_bos_token (optional, true): add [CLS] and [SEP].
- * GGUF has no key for BERT's normalizer: like llama.cpp, which always
- * lowercases and decomposes (NFD), kgen uses lowercase, strip_accents,
- * handle_chinese_chars and clean_text all on (BERT uncased), the prefix "##",
- * max_input_chars_per_word 100, max_length 0 (unknown).
+ * GGUF has no key for BERT's normalizer. llama.cpp's WPM tokenizer always
+ * lowercases and decomposes (NFD) but keeps the marks NFD separates; kgen
+ * uses BERT uncased's normalizer as Hugging Face runs it (lowercase,
+ * strip_accents, handle_chinese_chars, clean_text all on), so text with
+ * accents tokenizes as in HF rather than as in llama.cpp (a cased model's
+ * GGUF is lowercased by both). The prefix is "##",
+ * max_input_chars_per_word 100; max_length is ARCH.context_length (ARCH:
+ * general.architecture; optional, 0 when absent or above 2^24).
  *
  * Every error names the file, the key and what is wrong.
  *
@@ -437,6 +441,17 @@ kg_status gen_tokdata(const kg_gguf *g, const char *chat_template, void **blob, 
         }
         d.lowercase = d.strip_accents = d.chinese = d.clean = true;
         d.max_chars = 100;
+        kg_str arch;
+        char key[160];
+        uint64_t ctx;
+        if (kg_gguf_find(g, "general.architecture") && kg_gguf_get_str(g, "general.architecture", &arch) == KG_OK &&
+            arch.len < 100) {
+            snprintf(key, sizeof key, "%.*s.context_length", (int)arch.len, arch.ptr);
+            if (kg_gguf_find(g, key)) {
+                if ((s = kg_gguf_get_u64(g, key, &ctx)) != KG_OK) goto done;
+                d.max_length = ctx <= (1u << 24) ? (uint32_t)ctx : 0;
+            }
+        }
         d.prefix = (kg_str){"##", 2};
     }
     s = gen_tok_write(name, &d, blob, size);

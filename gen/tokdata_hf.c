@@ -34,7 +34,10 @@
  *     template is [SpecialToken,] Sequence A (that token: BOS, added).
  *   added_tokens [{id, content, special}]: special ones are control tokens
  *     (matched with KGM_TOK_SPECIAL), others user-defined (always matched);
- *     an id already in the vocabulary must have the same text there.
+ *     an id already in the vocabulary must have the same text there. They
+ *     are matched on the text as given: their normalized, lstrip, rstrip and
+ *     single_word options are not read (HF matches a normalized one on the
+ *     normalized text; BERT's and the byte-level models' are not normalized).
  *   Token ids: every id from 0 to the largest must have exactly one text.
  * Else DIR/vocab.txt: WordPiece, one token a line (id = line number, "\n"
  * and a "\r" before it removed), settings from tokenizer_config.json:
@@ -207,6 +210,9 @@ static kg_status read_vocab(hf *h, const json_t *model)
         if (json_integer_value(id) > max) max = json_integer_value(id);
     }
     if (max < 0) return kg_err(KG_ERR_FORMAT, "%s: model.vocab is empty", f);
+    if ((uint64_t)max >= json_object_size(vocab) + n_added) /* before allocating for max + 1 ids */
+        return kg_err(KG_ERR_FORMAT, "%s: model.vocab: ids go up to %" PRId64 ", but there are only %zu tokens and %zu "
+                                     "added tokens (ids must be 0..N-1, each once)", f, max, json_object_size(vocab), n_added);
     h->n_tok = (uint32_t)max + 1;
     h->tok = calloc(h->n_tok, sizeof *h->tok);
     h->type = malloc(h->n_tok);

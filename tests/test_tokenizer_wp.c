@@ -263,7 +263,7 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
         {"{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}, "
          "\"continuing_subword_prefix\": \"#################\"}}", "model.continuing_subword_prefix"},
         {"{%s, \"added_tokens\": [{\"id\": 1, \"content\": \"zz\"}]}", "added_tokens[0]"},
-        {"{%s, \"added_tokens\": [{\"id\": 5, \"content\": 3}]}", "added_tokens[0].content"},
+        {"{%s, \"added_tokens\": [{\"id\": 3, \"content\": 3}]}", "added_tokens[0].content"},
         {"{%s, \"added_tokens\": [{\"content\": \"x\"}]}", "added_tokens[0].id"},
         {"{%s, \"added_tokens\": 5}", "added_tokens"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
@@ -325,6 +325,67 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
     size_t size;
     KT_CHECK(gen_tokdata_hf(sub_dir(dir, sizeof dir, "empty"), NULL, &blob, &size) == KG_ERR_NOTFOUND);
     printf("    %d malformed tokenizer.json / tokenizer_config.json files refused, naming the file and the key\n", n_ok);
+
+    /* 2 x 1000 random byte mutations of two small valid files (WordPiece, BPE): accepted, or refused with a
+       message naming the file; an accepted one makes a blob kgr_tok_init takes */
+    static const char *const valid[2] = {
+        "{\"truncation\": {\"max_length\": 64}, \"added_tokens\": [{\"id\": 0, \"content\": \"[UNK]\", \"special\": "
+        "true}, {\"id\": 3, \"content\": \"[CLS]\", \"special\": true}, {\"id\": 4, \"content\": \"[SEP]\", "
+        "\"special\": true}], \"normalizer\": {\"type\": \"BertNormalizer\", \"clean_text\": true, "
+        "\"handle_chinese_chars\": true, \"strip_accents\": null, \"lowercase\": true}, \"pre_tokenizer\": {\"type\": "
+        "\"BertPreTokenizer\"}, \"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"[CLS]\", 3], \"sep\": "
+        "[\"[SEP]\", 4]}, \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", "
+        "\"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100, \"vocab\": {\"[UNK]\": 0, \"a\": 1, "
+        "\"##b\": 2, \"[CLS]\": 3, \"[SEP]\": 4}}}",
+        "{\"added_tokens\": [{\"id\": 5, \"content\": \"<s>\", \"special\": true}], \"normalizer\": null, "
+        "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+        "{\"Regex\": \"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "
+        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"}, "
+        "\"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+        "\"use_regex\": false}]}, \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+        "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}, \"model\": {\"type\": "
+        "\"BPE\", \"dropout\": null, \"unk_token\": null, \"byte_fallback\": false, \"ignore_merges\": false, "
+        "\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"\\u0120\": 3, \"\\u0120ab\": 4}, \"merges\": [\"a b\", "
+        "[\"\\u0120\", \"ab\"]]}}",
+    };
+    uint64_t rs = 99;
+    int accepted = 0, refused = 0;
+    for (int v = 0; v < 2; v++) {
+        size_t len = strlen(valid[v]);
+        char *m = malloc(len + 1);
+        KT_REQUIRE(m);
+        snprintf(path, sizeof path, "%s/tokenizer.json", sub_dir(dir, sizeof dir, v ? "mut_bpe" : "mut_wp"));
+        for (int it = -1; it < 1000; it++) {
+            memcpy(m, valid[v], len + 1);
+            for (int j = 0, flips = 1 + (int)(rng_next(&rs) % 3); it >= 0 && j < flips; j++)
+                m[rng_next(&rs) % len] = " \"{}[],:0123456789abtrue-\\"[rng_next(&rs) % 24];
+            KT_REQUIRE(write_file(path, m, len));
+            blob = NULL;
+            kg_status s = gen_tokdata_hf(dir, NULL, &blob, &size);
+            if (it < 0) KT_CHECKF(s == KG_OK, "the valid file %d: %s", v, kg_last_error());
+            if (s != KG_OK) {
+                KT_CHECKF(strstr(kg_last_error(), path) != NULL, "mutation %d of %d: \"%s\"", it, v, kg_last_error());
+                refused++;
+                continue;
+            }
+            accepted++;
+            char err[256];
+            void *keep;
+            kgr_tok *t = tok_from_blob(blob, size, &keep, err, sizeof err);
+            KT_CHECKF(t, "mutation %d of file %d: its blob refused: %s", it, v, err);
+            if (t) {
+                int32_t ids[64];
+                int n = kgr_tokenize(t, "ab [CLS] 'll x", 14, KGM_TOK_BOS | KGM_TOK_SPECIAL, ids, 64);
+                KT_CHECK(n >= 0 && n <= 64);
+            }
+            kgr_tok_free(t);
+            free(keep);
+            free(blob);
+        }
+        free(m);
+    }
+    printf("    %d random mutations of two small tokenizer.json files: %d accepted (blobs valid), %d refused naming the file\n",
+           accepted + refused - 2, accepted - 2, refused);
 }
 
 /* ───────────────────────── against Hugging Face ───────────────────────── */
@@ -393,25 +454,27 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     if (!pf) KT_SKIP("%s not found: run 'make models'", smol);
     fclose(pf);
     /* the files the reference writes */
-    char d[7][600], out[700], gguf[700], files[10][700]; /* (kt_tmpdir() is short) */
-    static const char *const names[7] = {"c1", "c2", "c3", "c4", "smol", "smols", "ref"};
-    for (int i = 0; i < 7; i++) sub_dir(d[i], sizeof d[i], names[i]);
-    snprintf(out, sizeof out, "%s/out.txt", d[6]);
-    snprintf(gguf, sizeof gguf, "%s/bert.gguf", d[6]);
-    for (int i = 0; i < 6; i++) snprintf(files[i], sizeof files[i], "%.600s/tokenizer.json", d[i]);
-    snprintf(files[6], sizeof files[6], "%s/tokenizer_config.json", d[4]);
+    char d[10][600], out[700], gguf[700], files[10][700]; /* (kt_tmpdir() is short) */
+    static const char *const names[10] = {"c1", "c2", "c3", "c4", "smol", "smols", "gpt2", "llama3", "qwen2", "ref"};
+    for (int i = 0; i < 10; i++) sub_dir(d[i], sizeof d[i], names[i]);
+    snprintf(out, sizeof out, "%s/out.txt", d[9]);
+    snprintf(gguf, sizeof gguf, "%s/bert.gguf", d[9]);
+    for (int i = 0; i < 9; i++) snprintf(files[i], sizeof files[i], "%.600s/tokenizer.json", d[i]);
+    snprintf(files[9], sizeof files[9], "%s/tokenizer_config.json", d[4]);
     char *argv[] = {"/usr/bin/env", (char *)kt_python(), "tests/ref/tok_wp_ref.py", minilm, out, gguf, files[0], files[1],
-                    files[2], files[3], smol, files[4], files[5], files[6], NULL};
-    const char *const outputs[] = {out, gguf, files[0], files[1], files[2], files[3], files[4], files[5], files[6], NULL};
+                    files[2], files[3], smol, files[4], files[5], files[9], files[6], files[7], files[8], NULL};
+    const char *const outputs[] = {out, gguf, files[0], files[1], files[2], files[3], files[4], files[5], files[9],
+                                   files[6], files[7], files[8], NULL};
     char so[1024], se[4096];
     int rc = kt_run_ref(argv, outputs, so, sizeof so, se, sizeof se);
     if (rc == 3 || rc == 127) KT_SKIP("the reference needs Python with 'tokenizers' and 'gguf' (pip install tokenizers gguf)");
     KT_REQUIRE(rc == 0 || (printf("    tok_wp_ref.py failed (%d): %.2000s\n", rc, se), 0));
     printf("    tok_wp_ref.py: %s", so);
 
-    /* kgen's tokenizers: 0..4 the WordPiece configurations, 5 the GGUF, 6 and 7 SmolLM2's BPE (pairs, strings) */
-    kgr_tok *tk[8] = {NULL};
-    void *keep[8] = {NULL};
+    /* kgen's tokenizers: 0..4 the WordPiece configurations, 5 the GGUF, 6 and 7 SmolLM2's BPE (pairs, strings),
+       8..10 its vocabulary with the gpt2, llama-bpe, qwen2 pre-tokenizers */
+    kgr_tok *tk[11] = {NULL};
+    void *keep[11] = {NULL};
     tk[0] = hf_tok(minilm, &keep[0]);
     for (int i = 0; i < 4; i++) tk[1 + i] = hf_tok(d[i], &keep[1 + i]);
     kg_gguf *g = NULL;
@@ -423,8 +486,10 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     if (gblob) tk[5] = tok_from_blob(gblob, gsize, &keep[5], err, sizeof err);
     tk[6] = hf_tok(d[4], &keep[6]);
     tk[7] = hf_tok(d[5], &keep[7]);
-    for (int i = 0; i < 8; i++) KT_CHECKF(tk[i], "tokenizer %d not built", i);
+    for (int i = 0; i < 3; i++) tk[8 + i] = hf_tok(d[6 + i], &keep[8 + i]);
+    for (int i = 0; i < 11; i++) KT_CHECKF(tk[i], "tokenizer %d not built", i);
     KT_CHECK(tk[0] && kgr_tok_max_length(tk[0]) == 128 && kgr_tok_bos(tk[0]) == 101 && kgr_tok_eos(tk[0]) == 102);
+    KT_CHECK(tk[5] && kgr_tok_max_length(tk[5]) == 512 && kgr_tok_bos(tk[5]) == 101 && kgr_tok_eos(tk[5]) == 102);
 
     FILE *f = fopen(out, "r");
     KT_REQUIRE(f);
@@ -433,7 +498,7 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     KT_REQUIRE(want);
     char *line = NULL;
     size_t lcap = 0;
-    int n_invalid = 0, n_cmp[5][4] = {{0}}, n_bad = 0, n_gguf = 0, n_bpe = 0, n_dec = 0, n_dec_bad = 0, shown = 0;
+    int n_invalid = 0, n_cmp[5][4] = {{0}}, n_bad = 0, n_gguf = 0, n_bpe[4] = {0}, n_dec = 0, n_dec_bad = 0, shown = 0;
     size_t total = 0;
     while (getline(&line, &lcap, f) > 0) {
         line[strcspn(line, "\n")] = 0;
@@ -454,7 +519,7 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
             n_invalid += tag[0] == 'X';
         } else if (!strcmp(tag, "R") || !strcmp(tag, "B")) {
             bool bpe = tag[0] == 'B';
-            int cfg = bpe ? 0 : atoi(strtok_r(NULL, " ", &save));
+            int cfg = atoi(strtok_r(NULL, " ", &save)); /* B: the kind */
             int fl = atoi(strtok_r(NULL, " ", &save)), idx = atoi(strtok_r(NULL, " ", &save));
             char *list = strtok_r(NULL, " ", &save);
             KT_REQUIRE(list && idx >= 0 && idx < S.n && cfg >= 0 && cfg < 5 && fl >= 0 && fl < 4);
@@ -462,9 +527,12 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
             KT_REQUIRE(nw <= 400000);
             int flags = (fl & 1 ? KGM_TOK_BOS : 0) | (fl & 2 ? KGM_TOK_SPECIAL : 0);
             if (bpe) {
-                for (int k = 6; k < 8; k++)
-                    if (tk[k]) n_bad += !compare(tk[k], S.s[idx], S.len[idx], flags, want, nw, k == 6 ? "BPE" : "BPE (string merges)", &shown);
-                n_bpe++;
+                static const char *const kind[5] = {"BPE smollm", "BPE smollm (string merges)", "BPE gpt2", "BPE llama-bpe",
+                                                    "BPE qwen2"};
+                KT_REQUIRE(cfg < 4);
+                for (int k = cfg ? cfg + 1 : 0; k <= (cfg ? cfg + 1 : 1); k++)
+                    if (tk[6 + k]) n_bad += !compare(tk[6 + k], S.s[idx], S.len[idx], flags, want, nw, kind[k], &shown);
+                n_bpe[cfg]++;
                 continue;
             }
             char what[32];
@@ -505,15 +573,18 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     for (int c = 0; c < 5; c++)
         for (int fl = 0; fl < 4; fl++) n_total += n_cmp[c][fl];
     printf("    %d strings (%zu bytes; %d not UTF-8); %d WordPiece tokenizations compared with HF tokenizers (5 "
-           "configurations x 4 flag sets), %d through the GGUF, %d x 2 byte-level BPE through tokenizer.json: %d differ; "
+           "configurations x 4 flag sets), %d through the GGUF, %d byte-level BPE (SmolLM2's vocabulary) through "
+           "tokenizer.json (smollm %d x 2 merge forms, gpt2 %d, llama-bpe %d, qwen2 %d): %d differ; "
            "%d decodings compared with HF's WordPiece decoder: %d differ\n",
-           S.n, total, n_invalid, n_total, n_gguf, n_bpe, n_bad, n_dec, n_dec_bad);
+           S.n, total, n_invalid, n_total, n_gguf, 2 * n_bpe[0] + n_bpe[1] + n_bpe[2] + n_bpe[3], n_bpe[0], n_bpe[1],
+           n_bpe[2], n_bpe[3], n_bad, n_dec, n_dec_bad);
     KT_CHECKF(S.n - n_invalid >= 1000 && n_invalid >= 1000, "only %d strings, %d not UTF-8", S.n, n_invalid);
     for (int c = 0; c < 5; c++)
         for (int fl = 0; fl < 4; fl++) KT_CHECKF(n_cmp[c][fl] == S.n, "config %d flags %d: %d of %d", c, fl, n_cmp[c][fl], S.n);
-    KT_CHECK(n_gguf == 4 * S.n && n_bpe == 2 * (S.n - n_invalid) && n_dec == S.n);
+    KT_CHECK(n_gguf == 4 * S.n && n_dec == S.n);
+    for (int k = 0; k < 4; k++) KT_CHECKF(n_bpe[k] == 4 * (S.n - n_invalid), "BPE kind %d: %d", k, n_bpe[k]);
     KT_CHECKF(n_bad == 0 && n_dec_bad == 0, "%d tokenizations and %d decodings differ", n_bad, n_dec_bad);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 11; i++) {
         kgr_tok_free(tk[i]);
         free(keep[i]);
     }
@@ -523,6 +594,34 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     free(want);
     free(gblob);
     if (g) kg_gguf_close(g);
+}
+
+/* The committed runtime/model/unicode_tab.h is what scripts/gen_unicode.py writes with the
+ * reference venv's unicodedata and tokenizers (the BERT tables are probed from tokenizers). */
+KT_TEST(tokenizer_wp_unicode_tables_current)
+{
+    size_t cap = 1 << 20;
+    char *out = malloc(cap), err[2048];
+    KT_REQUIRE(out);
+    char *argv[] = {"/usr/bin/env", (char *)kt_python(), "scripts/gen_unicode.py", NULL};
+    int rc = kt_run_ref(argv, NULL, out, cap, err, sizeof err);
+    if (rc == 127 || (rc != 0 && strstr(err, "No module named"))) {
+        free(out);
+        KT_SKIP("scripts/gen_unicode.py needs Python with 'tokenizers' (pip install tokenizers)");
+    }
+    KT_REQUIRE(rc == 0 || (printf("    gen_unicode.py failed (%d): %.1500s\n", rc, err), 0));
+    FILE *f = fopen("runtime/model/unicode_tab.h", "rb");
+    KT_REQUIRE(f);
+    char *have = malloc(cap);
+    size_t n = have ? fread(have, 1, cap - 1, f) : 0;
+    fclose(f);
+    KT_REQUIRE(have);
+    have[n] = 0;
+    KT_CHECKF(strcmp(have, out) == 0, "runtime/model/unicode_tab.h differs from scripts/gen_unicode.py's output "
+              "(%zu vs %zu bytes): regenerate it with build/venv/bin/python scripts/gen_unicode.py", n, strlen(out));
+    printf("    runtime/model/unicode_tab.h (%zu bytes) is gen_unicode.py's output\n", n);
+    free(have);
+    free(out);
 }
 
 /* ───────────────────────── speed (reported, never asserted) ───────────────────────── */

@@ -69,8 +69,8 @@ void kgr_sampler_free(kgr_sampler *s);
 
 /* ──────────────────────── tokenizer (tokenizer.c) ────────────────────────
  * Built from a blob that `kgen compile` writes (gen/tokdata.c serializes the
- * GGUF's tokenizer.ggml.* keys and tokenizer.chat_template; the blob format
- * is documented there). The blob is untrusted input to kgr_tok_init, which
+ * GGUF's tokenizer.ggml.* keys and tokenizer.chat_template, gen/tokdata_hf.c
+ * a Hugging Face tokenizer.json; the blob format is documented in tokdata.c). The blob is untrusted input to kgr_tok_init, which
  * bounds-checks it. The tokenizer may point into the blob, which outlives it. */
 typedef struct kgr_tok kgr_tok;
 

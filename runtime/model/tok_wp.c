@@ -18,8 +18,10 @@
  * punctuation and Unicode P*) is a word of its own. The per-code-point facts
  * are unicode_tab.h's BERT tables: what HF tokenizers does to each code point,
  * probed by scripts/gen_unicode.py (its Unicode data is not Python's). NFD's
- * canonical reordering of marks is not done: it can only matter between two
- * adjacent marks that strip_accents keeps (none in Unicode 8's Mn set).
+ * canonical reordering of marks across characters is not done: it changes
+ * the result only where two marks that strip_accents keeps (Mc or Me, or Mn
+ * newer than HF's data) with different nonzero combining classes are
+ * adjacent, where kgen keeps them in text order.
  *
  * Each word of at most max_input_chars_per_word characters (code points,
  * after normalization) is split greedily, longest match first: the longest

@@ -403,24 +403,27 @@ int kgr_tok_init(kgr_tok **out, const void *blob, size_t size, char *err, size_t
         }
     }
     /* WordPiece: u32 flags, u32 max chars per word, u32 max length, i32 cls, sep, mask, str prefix */
-    if (t->wpm) {
-        tok_wp *w = &t->wp;
-        uint32_t wf, sp[3];
-        if (!rd_u32(&r, &wf) || !rd_u32(&r, &w->max_chars) || !rd_u32(&r, &w->max_length) || !rd_u32(&r, &sp[0]) ||
-            !rd_u32(&r, &sp[1]) || !rd_u32(&r, &sp[2]) || !rd_str(&r, &w->prefix, &w->prefix_len))
+    if (t->wpm) { /* (BAD frees t: its messages use locals) */
+        uint32_t wf, chars, maxlen, sp[3], plen;
+        const char *prefix;
+        if (!rd_u32(&r, &wf) || !rd_u32(&r, &chars) || !rd_u32(&r, &maxlen) || !rd_u32(&r, &sp[0]) ||
+            !rd_u32(&r, &sp[1]) || !rd_u32(&r, &sp[2]) || !rd_str(&r, &prefix, &plen))
             BAD("truncated in the WordPiece settings");
         if (wf & ~15u) BAD("unknown WordPiece flags 0x%x", wf);
-        w->lowercase = wf & 1, w->strip_accents = wf & 2, w->chinese = wf & 4, w->clean = wf & 8;
-        if (w->max_chars == 0 || w->max_chars > WP_MAX_CHARS)
-            BAD("max_input_chars_per_word %u (expected 1..%u)", w->max_chars, WP_MAX_CHARS);
-        if (w->max_length > (1u << 24)) BAD("max_length %u (at most %u)", w->max_length, 1u << 24);
+        if (chars == 0 || chars > WP_MAX_CHARS) BAD("max_input_chars_per_word %u (expected 1..%u)", chars, WP_MAX_CHARS);
+        if (maxlen > (1u << 24)) BAD("max_length %u (at most %u)", maxlen, 1u << 24);
         static const char *const sp_name[3] = {"cls", "sep", "mask"};
         for (int i = 0; i < 3; i++)
             if (sp[i] != UINT32_MAX && sp[i] >= n_tok) BAD("%s id %u out of range (%u tokens)", sp_name[i], sp[i], n_tok);
+        if (plen > WP_MAX_PREFIX) BAD("continuing prefix of %u bytes (at most %u)", plen, WP_MAX_PREFIX);
+        if (ids[2] == UINT32_MAX) BAD("a WordPiece vocabulary without an unknown token");
+        if ((flags & 1) && (sp[0] == UINT32_MAX || sp[1] == UINT32_MAX))
+            BAD("WordPiece adds [CLS] and [SEP] but has no cls or sep id");
+        tok_wp *w = &t->wp;
+        w->lowercase = wf & 1, w->strip_accents = wf & 2, w->chinese = wf & 4, w->clean = wf & 8;
+        w->max_chars = chars, w->max_length = maxlen;
         w->cls = (int32_t)sp[0], w->sep = (int32_t)sp[1], w->mask = (int32_t)sp[2];
-        if (w->prefix_len > WP_MAX_PREFIX) BAD("continuing prefix of %u bytes (at most %u)", w->prefix_len, WP_MAX_PREFIX);
-        if (t->unk < 0) BAD("a WordPiece vocabulary without an unknown token");
-        if (t->add_bos && (w->cls < 0 || w->sep < 0)) BAD("WordPiece adds [CLS] and [SEP] but has no cls or sep id");
+        w->prefix = prefix, w->prefix_len = plen;
     }
     if (r.off != size) BAD("%zu bytes after the last merge", size - r.off);
 
@@ -745,7 +748,7 @@ static int pretok(kgr_tok *t, const uint8_t *s, size_t a, size_t b, sink *k)
  * SentencePiece's (tok_spm.c; an empty fragment is none, as in llama.cpp). */
 static int text_part(kgr_tok *t, const uint8_t *s, size_t a, size_t b, bool *prev_special, sink *k)
 {
-    if (t->wpm) return kgr_wp_encode(t, s + a, b - a, k);
+    if (t->wpm) return a == b ? 0 : kgr_wp_encode(t, s + a, b - a, k);
     if (!t->spm) return pretok(t, s, a, b, k);
     if (a == b) return 0;
     bool prefix = t->add_space_prefix && *prev_special;

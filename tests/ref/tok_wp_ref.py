@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""tok_wp_ref.py MODEL_DIR OUT GGUF CFG1 CFG2 CFG3 CFG4 SMOL_GGUF SMOL_JSON SMOL_STR_JSON SMOL_CFG
+"""tok_wp_ref.py MODEL_DIR OUT GGUF CFG1 CFG2 CFG3 CFG4 SMOL_GGUF SMOL_JSON SMOL_STR_JSON SMOL_CFG GPT2_JSON
+LLAMA3_JSON QWEN2_JSON
 — reference tokenizations for tests/test_tokenizer_wp.c, by Hugging Face's
 `tokenizers` (PyPI), independent of kgen.
 
@@ -13,12 +14,19 @@ Writes:
   GGUF        a vocabulary-only GGUF of the same vocabulary in llama.cpp's
               "bert" convention (convert_hf_to_gguf.py, BertModel.set_vocab:
               control tokens as they are, "##x" -> "x", any other x -> "▁x";
-              the special ids under tokenizer.ggml.*_token_id)
+              the special ids under tokenizer.ggml.*_token_id;
+              bert.context_length 512)
   SMOL_JSON   a byte-level BPE tokenizer.json of SMOL_GGUF's vocabulary and
               merges (SmolLM2's pre-tokenizer: Digits, then ByteLevel), saved
               by `tokenizers` (merges as ["a", "b"] pairs), SMOL_STR_JSON the
               same with merges as "a b" strings, SMOL_CFG its
               tokenizer_config.json (bos/eos tokens, add_bos_token false)
+  GPT2_JSON, LLAMA3_JSON, QWEN2_JSON
+              the same vocabulary and merges with the other pre-tokenizers
+              kgen implements: ByteLevel alone (GPT-2's regex); Split(Llama
+              3's regex) then ByteLevel, BPE ignore_merges, and a
+              TemplateProcessing post-processor adding <|im_start|> as BOS;
+              Split(Qwen2's regex) then ByteLevel
   OUT         one record per line (strings as hex of their bytes, "-" when empty):
     S idx hex            a test string (valid UTF-8)
     X idx hex            a string that is not UTF-8
@@ -28,7 +36,9 @@ Writes:
                          encode_special_tokens = True)
     D idx hex            config 0, flags 0: the ids decoded by a WordPiece
                          decoder ("##", cleanup off)
-    B flags idx ids      SMOL_JSON's ids (valid strings only; flags 2 as above)
+    B kind flags idx ids the BPE tokenizer.json's ids (valid strings only; kind 0
+                         SMOL_JSON (and SMOL_STR_JSON), 1 GPT2_JSON, 2
+                         LLAMA3_JSON, 3 QWEN2_JSON; flags as above)
 Strings that are not UTF-8 are read by kgen's rule for WordPiece
 (runtime/model/tok_wp.c): each byte that does not start a well-formed UTF-8
 sequence is U+FFFD; the text is then Hugging Face's to tokenize.
@@ -44,7 +54,7 @@ from tok_corpus import corpus
 
 try:
     from gguf import GGUFReader, GGUFWriter
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 except ImportError as e:
     print(f"missing Python package: {e} (pip install gguf tokenizers)", file=sys.stderr)
     sys.exit(3)
@@ -119,13 +129,19 @@ def write_gguf(tok_json, path):
     w.add_pad_token_id(vocab["[PAD]"])
     w.add_mask_token_id(vocab["[MASK]"])
     w.add_uint32("tokenizer.ggml.cls_token_id", vocab["[CLS]"])
+    w.add_uint32("bert.context_length", 512)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
 
 
-def smol_json(gguf_path, out_pairs, out_str, out_cfg):
+LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+          r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2 = LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def smol_json(gguf_path, out_pairs, out_str, out_cfg, others):
     r = GGUFReader(gguf_path)
     f = r.fields
     tokens = [field_str(f["tokenizer.ggml.tokens"], i) for i in range(len(f["tokenizer.ggml.tokens"].data))]
@@ -143,25 +159,41 @@ def smol_json(gguf_path, out_pairs, out_str, out_cfg):
         if a in vocab and b in vocab and a + b in vocab and (a, b) not in seen:
             seen.add((a, b))
             ms.append((a, b))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=ms))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
+    def make(pre, ignore_merges=False):
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=ms, ignore_merges=ignore_merges))
+        tok.pre_tokenizer = pre
+        tok.decoder = decoders.ByteLevel()
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t, ty in zip(tokens, types) if ty == 3 and t])
+        tok.add_tokens([AddedToken(t, special=False, normalized=False)
+                        for t, ty in zip(tokens, types) if ty == 4 and t])
+        return tok
+    tok = make(pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                            for t, ty in zip(tokens, types) if ty == 3 and t])
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types) if ty == 4 and t])
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]))
     tok.save(out_pairs)
+    gpt2 = make(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
+    llama3 = make(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), ignore_merges=True)
+    llama3.post_processor = processors.TemplateProcessing(single="<|im_start|> $A",
+                                                          special_tokens=[("<|im_start|>", vocab["<|im_start|>"])])
+    qwen2 = make(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
+    for t, path in zip((gpt2, llama3, qwen2), others):
+        t.save(path)
     doc = json.load(open(out_pairs, encoding="utf-8"))
     doc["model"]["merges"] = [m if isinstance(m, str) else m[0] + " " + m[1] for m in doc["model"]["merges"]]
     json.dump(doc, open(out_str, "w", encoding="utf-8"), ensure_ascii=False)
     json.dump({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": False},
               open(out_cfg, "w", encoding="utf-8"))
-    return tok
+    return [tok, gpt2, llama3, qwen2]
 
 
 def main():
     (model_dir, out_path, gguf_path, c1, c2, c3, c4, smol_gguf, smol_pairs, smol_str, smol_cfg) = sys.argv[1:12]
+    others = sys.argv[12:15]
     base = json.load(open(model_dir + "/tokenizer.json", encoding="utf-8"))
     variants = [
         dict(lowercase=False, strip_accents=None),
@@ -201,13 +233,13 @@ def main():
                 tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
                 for i, e in enumerate(encs):
                     out.write(f"D {i} {hexs(tok.decode(e.ids, skip_special_tokens=True).encode('utf-8'))}\n")
-    smol = smol_json(smol_gguf, smol_pairs, smol_str, smol_cfg)
-    for flags in (0, 2):
-        smol.encode_special_tokens = not flags & 2
-        for i, e in enumerate(smol.encode_batch(valid, add_special_tokens=False)):
-            out.write(f"B {flags} {i} {ids_str(e.ids)}\n")
+    for kind, bpe in enumerate(smol_json(smol_gguf, smol_pairs, smol_str, smol_cfg, others)):
+        for flags in (0, 1, 2, 3):
+            bpe.encode_special_tokens = not flags & 2
+            for i, e in enumerate(bpe.encode_batch(valid, add_special_tokens=bool(flags & 1))):
+                out.write(f"B {kind} {flags} {i} {ids_str(e.ids)}\n")
     out.close()
-    print(f"{len(valid)} strings, {len(invalid)} not UTF-8; 5 WordPiece configurations; SmolLM2's BPE")
+    print(f"{len(valid)} strings, {len(invalid)} not UTF-8; 5 WordPiece configurations; SmolLM2's BPE, 4 pre-tokenizers")
 
 
 if __name__ == "__main__":
