@@ -365,7 +365,10 @@ class BertRef:
         except ImportError:
             print("bert_ref: the Python package 'gguf' is needed for a GGUF model", file=sys.stderr)
             sys.exit(3)
-        r = GGUFReader(path)
+        try:
+            r = GGUFReader(path)
+        except Exception as e:  # the reader raises ValueError, IndexError, ... on a bad file
+            raise BadModel(f"{path}: not a readable GGUF: {e}")
 
         def field(k, dflt=None):
             f = r.fields.get(k)

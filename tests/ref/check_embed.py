@@ -161,7 +161,10 @@ def main():
         else:
             for i, (a, b) in enumerate(zip(got_ids, ref_ids)):
                 if a != b:
-                    fails.append(f"sentence {i + 1}: kgen's token ids {a[:12]}.. differ from the reference's {b[:12]}..")
+                    k = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                    fails.append(f"sentence {i + 1}: kgen's token ids differ from the reference's at index {k}: "
+                                 f"kgen {a[max(0, k - 3):k + 5]}, reference {b[max(0, k - 3):k + 5]} "
+                                 f"({len(a)} vs {len(b)} ids)")
                     break
     cos = np.sum(unit(got) * unit(ref), axis=1)
     absd = np.abs(got - ref).max(axis=1)
