@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bert_ref.py MODEL SENTENCES OUT [--max-len L] [--batch B] [--pad-to-max]
+"""bert_ref.py MODEL SENTENCES OUT [--max-len L] [--batch B] [--pad-to-max] [--in-order]
                [--tokenizer tokenizer.json] [--no-normalize]
 — an independent numpy forward pass of a BERT sentence encoder
 (sentence-transformers: all-MiniLM-L6-v2 and its kind), for kgen's tests.
@@ -26,7 +26,9 @@ BertPreTokenizer, WordPiece, the [CLS] A [SEP] template), with its own
 padding and truncation settings replaced: truncation to L tokens in all,
 [CLS] and [SEP] included (the words past L - 2 are dropped, [SEP] kept).
   L = --max-len, else sentence_bert_config.json's max_seq_length, else
-      config.json's max_position_embeddings (GGUF: bert.context_length).
+      config.json's max_position_embeddings (GGUF: bert.context_length, which
+      for MiniLM is 512, not sentence-transformers' 256: pass --max-len 256
+      to compare with the Hugging Face directory or with kgen --max-len 256).
 From a GGUF, without --tokenizer, the WordPiece vocabulary is rebuilt from
 tokenizer.ggml.tokens by undoing llama.cpp's "phantom space" rewrite
 (convert_hf_to_gguf.py, BertModel.set_vocab: a CONTROL token is kept as is,
@@ -59,13 +61,17 @@ in float64 (weights widened from what the file stores):
   tokens, [CLS] and [SEP] included): mean (pooling_mode_mean_tokens), cls,
   max, mean_sqrt_len (sum / sqrt(n)), lasttoken; GGUF: bert.pooling_type
   (1 mean, 2 cls, 3 last). Then, if modules.json lists
-  sentence_transformers.models.Normalize, e / |e| (GGUF: always, as
-  llama.cpp's embedding example does by default; --no-normalize: never).
-Sentences are run B at a time (--batch, default 32), padded with id 0 to
-the longest sentence of the batch (--pad-to-max: to L), so the padding mask
-is exercised; the answer does not depend on B or the padding (checked: the
-same to 1e-15). The per-token products after attention run on the real
-tokens only (a padded row's value is never used). GELU's erf: a table of
+  sentence_transformers.models.Normalize, e / |e| (GGUF, which has no key
+  for it: always, as llama.cpp's embedding example does by default with
+  --embd-normalize 2; --no-normalize: never).
+Sentences are run B at a time (--batch, default 32), longest first (as
+sentence-transformers' encode orders them; --in-order: in input order),
+each batch padded with id 0 to its longest sentence (--pad-to-max: to L),
+so the padding mask is exercised. The per-token work (every product,
+LayerNorm, GELU) runs on the real tokens only; attention runs on the padded
+batch under the mask. The answer does not depend on B, the order or the
+padding: --batch 1 and --batch 32 give the same bits on tests/ref/sentences.txt,
+--batch 7 --in-order --pad-to-max the same printed digits. GELU's erf: a table of
 math.erf every 1/4096 on [0, 6] and its Taylor series to the 3rd derivative
 around the nearest table point (|x - x0| <= 1/8192: the remainder is below
 3e-17); erf(x) = sign(x) for |x| > 6 (erfc(6) = 2.2e-17). Measured against
