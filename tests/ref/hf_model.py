@@ -6,7 +6,8 @@ Hugging Face models.
     hf_model.py write DIR --arch llama|qwen2 [--dtype f32|f16|bf16] [--shards N]
                           [--seed S] [--tie | --no-tie] [--vocab-from GGUF]
     hf_model.py ref DIR IDS_CSV OUT [-n N]
-    hf_model.py check DIR DUMP... [--perturb KIND]
+    hf_model.py check DIR DUMP... [--perturb KIND[,KIND]]
+    hf_model.py convert SRC DST --dtype f32|f16|bf16 [--shards N]
     hf_model.py self-test DIR
 
 `write` makes DIR with
@@ -53,6 +54,12 @@ RoPE pairing or GQA map changes the logits a lot), other products
 1/sqrt(in), biases 0.5, norm weights 1 + U(-0.1, 0.1). The same arguments
 give the same bytes.
 
+`convert` copies a Hugging Face directory SRC (every file, subdirectories
+such as 1_Pooling/ included) to DST with its weights rewritten as --dtype
+(floating tensors only; integer ones such as BERT's position_ids keep their
+type) in --shards files, and config.json's torch_dtype set to match: the
+F16/BF16 and sharded variants of all-MiniLM-L6-v2 for the encoder tests.
+
 `ref` runs the reference over DIR (weights read by bert_ref.py's own
 safetensors reader, F32/F16/BF16, shards through the index) on the prompt
 ids IDS_CSV ("1,2,3"), greedily generates N tokens (-n, default 8), prints
@@ -66,7 +73,9 @@ position's).
 `check` compares kgen's dumps (kgen run DIR -p ... -n N --temp 0
 --ignore-eos --dump-logits F) with this reference through check_e2e.py's
 compare() and tolerances (logits at every generated step, on kgen's own
-tokens; greedy choice equal or a near-tie). `self-test` checks that the
+tokens; greedy choice equal or a near-tie). --perturb compares with a wrong reference instead (adjacent-rope: RoPE on
+adjacent pairs; kv-modulo: query head h on KV head h % n_kv; no-bias: the
+q/k/v biases left out), which a correct kgen dump must fail. `self-test` checks that the
 checker fails wrong models: the reference with adjacent-pair RoPE (GGUF's
 "normal" mode applied to Hugging Face's unpermuted weights: the mistake the
 C side's conversion must avoid), with GQA heads mapped h % n_kv, or without
@@ -131,18 +140,25 @@ def bf16_bits(a):
     return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
 
+_ST_INT = {np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int8"): "I8", np.dtype("uint8"): "U8"}
+
+
 def write_safetensors(path, tensors, dtype):
-    """tensors: name -> float32 array, written as dtype ("F32", "F16", "BF16")."""
+    """tensors: name -> array; floating ones written as dtype ("F32", "F16",
+    "BF16"), integer ones as they are (I64, I32, I8, U8)."""
     if dtype in ("F32", "F16"):
         from safetensors.numpy import save_file
         npdt = np.float32 if dtype == "F32" else np.float16
-        save_file({k: np.ascontiguousarray(v, dtype=npdt) for k, v in tensors.items()}, path,
-                  metadata={"format": "pt"})
+        save_file({k: np.ascontiguousarray(v, dtype=npdt if v.dtype.kind == "f" else v.dtype)
+                   for k, v in tensors.items()}, path, metadata={"format": "pt"})
         return
     hdr, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
     for k, v in tensors.items():
-        b = bf16_bits(v).tobytes()
-        hdr[k] = {"dtype": "BF16", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        if v.dtype.kind == "f":
+            b, dt = bf16_bits(v).tobytes(), "BF16"
+        else:
+            b, dt = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<")).tobytes(), _ST_INT[v.dtype]
+        hdr[k] = {"dtype": dt, "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(hdr, separators=(",", ":")).encode()
@@ -151,6 +167,42 @@ def write_safetensors(path, tensors, dtype):
         f.write(struct.pack("<Q", len(h)) + h)
         for b in blobs:
             f.write(b)
+
+
+def write_weights(d, t, dtype, shards):
+    """t (name -> array) into d as model.safetensors, or with shards > 1 as
+    model-0000k-of-0000N.safetensors and model.safetensors.index.json; the
+    model*.safetensors / *.index.json files already there are removed first.
+    Returns None, or why not."""
+    names = list(t)
+    if shards > len(names):
+        return f"--shards {shards}: only {len(names)} tensors"
+    for old in os.listdir(d):  # a rewrite must not leave another layout's files behind
+        if old.startswith("model") and (old.endswith(".safetensors") or old.endswith(".index.json")):
+            os.remove(os.path.join(d, old))
+    if shards <= 1:
+        write_safetensors(os.path.join(d, "model.safetensors"), t, dtype)
+        return None
+    fsize = {"F32": 4, "F16": 2, "BF16": 2}[dtype]
+    nbytes = {k: t[k].size * (fsize if t[k].dtype.kind == "f" else t[k].dtype.itemsize) for k in names}
+    total = sum(nbytes.values())
+    parts, cur, acc = [[] for _ in range(shards)], 0, 0
+    for j, k in enumerate(names):
+        # in order; the next shard once this one has its share of the bytes,
+        # or when the tensors left are just enough to give each shard one
+        left = len(names) - j
+        if cur < shards - 1 and parts[cur] and (acc >= total * (cur + 1) / shards or left == shards - 1 - cur):
+            cur += 1
+        parts[cur].append(k)
+        acc += nbytes[k]
+    wm = {}
+    for i, ks in enumerate(parts):
+        fn = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        write_safetensors(os.path.join(d, fn), {k: t[k] for k in ks}, dtype)
+        wm.update({k: fn for k in ks})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w", encoding="utf-8") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f, indent=2)
+    return None
 
 
 def gguf_vocab(path):
@@ -247,37 +299,44 @@ def cmd_write(args):
         print(f"hf_model: the tokenizer: {e}", file=sys.stderr)
         return 1
     t = make_weights(args.arch, args.seed, tie)
-    for old in os.listdir(args.dir):  # a rewrite must not leave another layout's files behind
-        if old.startswith("model") and (old.endswith(".safetensors") or old.endswith(".index.json")):
-            os.remove(os.path.join(args.dir, old))
+    why = write_weights(args.dir, t, dtype, args.shards)
+    if why:
+        print(f"hf_model: {why}", file=sys.stderr)
+        return 2
     names = list(t)
-    if args.shards <= 1:
-        write_safetensors(os.path.join(args.dir, "model.safetensors"), t, dtype)
-    else:
-        n = args.shards
-        size = {"F32": 4, "F16": 2, "BF16": 2}[dtype]
-        total = sum(t[k].size for k in names) * size
-        if n > len(names):
-            print(f"hf_model: --shards {n}: only {len(names)} tensors", file=sys.stderr)
-            return 2
-        parts, cur, acc = [[] for _ in range(n)], 0, 0
-        for j, k in enumerate(names):
-            # in order; the next shard once this one has its share of the bytes,
-            # or when the tensors left are just enough to give each shard one
-            left = len(names) - j
-            if cur < n - 1 and parts[cur] and (acc >= total * (cur + 1) / n or left == n - 1 - cur):
-                cur += 1
-            parts[cur].append(k)
-            acc += t[k].size * size
-        wm = {}
-        for i, ks in enumerate(parts):
-            fn = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
-            write_safetensors(os.path.join(args.dir, fn), {k: t[k] for k in ks}, dtype)
-            wm.update({k: fn for k in ks})
-        with open(os.path.join(args.dir, "model.safetensors.index.json"), "w", encoding="utf-8") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f, indent=2)
     print(f"hf_model: wrote {args.dir}: {args.arch} {args.dtype}, {len(names)} tensors in "
           f"{max(args.shards, 1)} file(s), tie_word_embeddings {str(tie).lower()}, seed {args.seed}")
+    return 0
+
+
+def cmd_convert(args):
+    """SRC (any Hugging Face directory: all-MiniLM-L6-v2) copied to DST with
+    its weights rewritten as --dtype, in --shards files."""
+    import shutil
+    if os.path.abspath(args.src) == os.path.abspath(args.dst):
+        print("hf_model: convert: SRC and DST are the same directory", file=sys.stderr)
+        return 2
+    t = read_hf_weights(args.src)  # float32 for every float dtype, integers as stored
+    for root, _, files in os.walk(args.src):
+        rel = os.path.relpath(root, args.src)
+        os.makedirs(os.path.join(args.dst, rel), exist_ok=True)
+        for fn in files:
+            if rel == "." and fn.startswith("model") and (fn.endswith(".safetensors") or fn.endswith(".index.json")):
+                continue
+            shutil.copyfile(os.path.join(root, fn), os.path.join(args.dst, rel, fn))
+    dtype = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[args.dtype]
+    why = write_weights(args.dst, t, dtype, args.shards)
+    if why:
+        print(f"hf_model: {why}", file=sys.stderr)
+        return 2
+    cp = os.path.join(args.dst, "config.json")
+    if os.path.exists(cp):  # say the new dtype, as a converted checkpoint would
+        with open(cp, encoding="utf-8") as f:
+            c = json.load(f)
+        c["torch_dtype"] = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[args.dtype]
+        with open(cp, "w", encoding="utf-8") as f:
+            json.dump(c, f, indent=2)
+    print(f"hf_model: wrote {args.dst}: {len(t)} tensors of {args.src} as {args.dtype} in {max(args.shards, 1)} file(s)")
     return 0
 
 
@@ -429,9 +488,15 @@ def cmd_ref(args):
     return 0
 
 
+PERTURB = {"adjacent-rope": ("rope_pairs", "adjacent"), "kv-modulo": ("kv_map", "modulo"),
+           "no-bias": ("biases", False)}
+
+
 def cmd_check(args, m=None):
     e2e = _e2e()
     m = m or HFRef(args.dir)
+    for k in filter(None, args.perturb.split(",")):
+        setattr(m, *PERTURB[k])
     print(e2e.HEADER)
     failed = 0
     for path in args.dumps:
@@ -504,12 +569,21 @@ def main():
     c = sub.add_parser("check")
     c.add_argument("dir")
     c.add_argument("dumps", nargs="+")
+    c.add_argument("--perturb", default="", help="compare with a wrong reference (must fail): "
+                   + ", ".join(PERTURB) + " (comma-separated)")
+    v = sub.add_parser("convert")
+    v.add_argument("src")
+    v.add_argument("dst")
+    v.add_argument("--dtype", choices=("f32", "f16", "bf16"), required=True)
+    v.add_argument("--shards", type=int, default=1)
     s = sub.add_parser("self-test")
     s.add_argument("dir")
     s.add_argument("-n", type=int, default=4)
     args = ap.parse_args()
-    if args.cmd == "write" and not 1 <= args.shards <= 99:
+    if args.cmd in ("write", "convert") and not 1 <= args.shards <= 99:
         ap.error("--shards must be in [1, 99]")
+    if args.cmd == "check" and any(k not in PERTURB for k in filter(None, args.perturb.split(","))):
+        ap.error("--perturb takes " + ", ".join(PERTURB))
     if args.cmd == "write" and not os.path.exists(args.vocab_from):
         print(f"hf_model: skipped: {args.vocab_from} not found: run 'make models'", file=sys.stderr)
         return 3
@@ -522,6 +596,13 @@ def main():
                 print("hf_model: write needs the Python packages 'gguf' and 'safetensors'", file=sys.stderr)
                 return 3
             return cmd_write(args)
+        if args.cmd == "convert":
+            try:
+                import safetensors  # noqa: F401
+            except ImportError:
+                print("hf_model: convert needs the Python package 'safetensors'", file=sys.stderr)
+                return 3
+            return cmd_convert(args)
         if args.cmd == "ref":
             return cmd_ref(args)
         if args.cmd == "check":
