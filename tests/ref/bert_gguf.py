@@ -50,12 +50,15 @@ Metadata (key: value, where it comes from):
       [SEP] [MASK]), USER_DEFINED (4) for an added token that is not, NORMAL
       (1) otherwise                                     get_vocab_base
   tokenizer.ggml.token_type_count: type_vocab_size (2)  BertModel.set_vocab
-  tokenizer.ggml.{bos,eos,unknown,seperator,padding,cls,mask}_token_id and
-  tokenizer.ggml.add_bos_token / add_eos_token: gguf.SpecialVocab(dir,
-      n_vocab) itself, as the converter calls it (from tokenizer_config.json,
-      special_tokens_map.json and tokenizer.json's [CLS] $A [SEP] template:
-      bos 101 = [CLS], eos 102 = [SEP], unknown 100, seperator 102,
-      padding 0, cls 101, mask 103; add_bos and add_eos true)
+  tokenizer.ggml.{bos,eos,unknown,seperator,padding,mask}_token_id and
+  tokenizer.ggml.add_bos_token / add_eos_token / add_sep_token:
+      gguf.SpecialVocab(dir, n_vocab) itself, as the converter calls it (from
+      tokenizer_config.json, special_tokens_map.json and tokenizer.json's
+      [CLS] $A [SEP] template): bos 101 = [CLS], eos 102 = [SEP], unknown
+      100, seperator 102 (llama.cpp's spelling), padding 0, mask 103;
+      add_bos and add_eos true, add_sep false. It also finds cls 101 but
+      gguf 0.19 has no key for it ("No handler for special token type cls",
+      logged): [CLS] is the bos token.
 
 Tensors: each Hugging Face name, after the converter's renames (a "bert."
 prefix dropped, ".gamma" -> ".weight", ".beta" -> ".bias"; skipped:
