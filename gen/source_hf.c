@@ -382,6 +382,9 @@ static kg_status decoder_config(hf_src *h, const json_t *cfg, const char *file, 
         (st = cfg_num(cfg, file, "rms_norm_eps", 1e-6, &eps)) || (st = cfg_num(cfg, file, "rope_theta", 10000, &theta)) ||
         (st = cfg_str(cfg, file, "hidden_act", &act)))
         return st;
+    if (nh % nkv)
+        return kg_err(KG_ERR_FORMAT, "%s: num_key_value_heads = %lld does not divide num_attention_heads = %lld", file,
+                      (long long)nkv, (long long)nh);
     if (act && strcmp(act, "silu"))
         return kg_err(KG_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported for %s (silu)", file, act, arch);
     const json_t *rs = json_object_get(cfg, "rope_scaling");
@@ -473,6 +476,9 @@ static kg_status bert_config(hf_src *h, const json_t *cfg, const char *file)
         (st = cfg_num(cfg, file, "layer_norm_eps", 1e-12, &eps)) || (st = cfg_str(cfg, file, "hidden_act", &act)) ||
         (st = cfg_str(cfg, file, "position_embedding_type", &pos)))
         return st;
+    if (E % nh)
+        return kg_err(KG_ERR_FORMAT, "%s: num_attention_heads = %lld does not divide hidden_size = %lld", file, (long long)nh,
+                      (long long)E);
     if (act && strcmp(act, "gelu"))
         return kg_err(KG_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported for BERT (gelu: the exact erf GELU)", file, act);
     if (pos && strcmp(pos, "absolute"))

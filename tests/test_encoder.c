@@ -6,9 +6,10 @@
  *   (>= 200 sentences of varied length, in batches padded per step) against
  *   the independent numpy BERT (tests/ref/bert_ref.py, with Hugging Face
  *   `tokenizers`), by tests/ref/check_encoder.py and check_embed.py: cosine
- *   >= 0.9999 per sentence at f32 weights, >= 0.999 with the weights
- *   rewritten as F16 or BF16 safetensors, the same from a GGUF of llama.cpp's
- *   `bert` layout written from the same weights; the retrieval example's
+ *   >= 0.9999995 per sentence (tighter than the issue's 0.9999) at f32
+ *   weights, with the weights rewritten as F16 or BF16 safetensors, and from
+ *   a GGUF of llama.cpp's `bert` layout written from the same weights (the
+ *   reference reading the same rewritten file); the retrieval example's
  *   ranking the reference's.
  * encoder_api: the C ABI of a compiled encoder: embedding texts one at a
  *   time, all at once (more than the compiled batch), and from token ids
@@ -25,6 +26,7 @@
 #include "kgen_model.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,9 @@
 
 static bool minilm(char *path, size_t cap)
 {
-    snprintf(path, cap, "%s/%s", kt_models_dir(), MINILM);
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/%s", kt_models_dir(), MINILM);
+    if (!realpath(rel, path)) snprintf(path, cap, "%s", rel); /* absolute: the bad cases link to its weights */
     char cfg[700];
     snprintf(cfg, sizeof cfg, "%s/model.safetensors", path);
     return kc_exists(cfg);
@@ -56,7 +60,7 @@ static void check_as(const char *how, const char *max_len)
 KT_TEST(encoder_minilm) { check_as("f32", "256"); }
 KT_TEST(encoder_minilm_f16) { check_as("f16", "128"); }
 KT_TEST(encoder_minilm_bf16) { check_as("bf16", "128"); }
-KT_TEST(encoder_minilm_gguf) { check_as("gguf-f32", "128"); }
+KT_TEST(encoder_minilm_gguf) { check_as("gguf-f16", "256"); }
 
 static float cosine(const float *a, const float *b, int n)
 {
@@ -134,7 +138,7 @@ KT_TEST(encoder_api)
 /* A copy of MiniLM's small files in dir, the weights linked; then edit. */
 static bool copy_minilm(const char *model, const char *dir)
 {
-    char cmd[2048];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "rm -rf '%s' && mkdir -p '%s/1_Pooling' && cp '%s'/*.json '%s'/vocab.txt '%s/' && cp '%s/1_Pooling/config.json' "
              "'%s/1_Pooling/' && ln -s '%s/model.safetensors' '%s/model.safetensors'",
@@ -145,7 +149,7 @@ static bool copy_minilm(const char *model, const char *dir)
 static void bad_case(const char *label, const char *edit, const char *const *want)
 {
     NEED_MINILM(model);
-    char dir[600], out[700], cmd[2048];
+    char dir[600], out[700], cmd[4096];
     kc_tpath(dir, sizeof dir, "bad-%s", label);
     KT_REQUIRE(copy_minilm(model, dir));
     snprintf(cmd, sizeof cmd, "cd '%s' && %s", dir, edit);
@@ -168,8 +172,10 @@ KT_TEST(hf_bad_missing_key)
 
 KT_TEST(hf_bad_contradiction)
 {
-    bad_case("contra", PYEDIT("config.json", "d[\"hidden_size\"] = 512"),
-             STRS("token_embd.weight", "shape"));
+    bad_case("contra", PYEDIT("config.json", "d[\"hidden_size\"] = 768"),
+             STRS("token_embd.weight", "shape", "768"));
+    bad_case("heads", PYEDIT("config.json", "d[\"hidden_size\"] = 400"),
+             STRS("config.json", "num_attention_heads", "hidden_size"));
 }
 
 KT_TEST(hf_bad_model_type)
