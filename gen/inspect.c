@@ -668,7 +668,7 @@ static kg_status inspect_dir(const char *dir, FILE *f, bool as_json)
                       "(not a Hugging Face model directory?)", dir);
     json_t *cfg = NULL, *idx = NULL;
     if (is_file(cfg_path) && !(cfg = load_json(cfg_path, &st))) return st;
-    static const char *shards[MAX_SHARDS];
+    const char *shards[MAX_SHARDS]; /* strings inside idx */
     int n = 1;
     shards[0] = "model.safetensors";
     if (!single && (!(idx = load_json(idx_path, &st)) || (st = index_shards(idx_path, idx, shards, &n)))) {
