@@ -11,6 +11,12 @@
 
 /* `kgen inspect`: print what `g` holds to `f`, as text or one JSON object. */
 void inspect_print(const kg_gguf *g, FILE *f, bool as_json);
+/* ... a safetensors file; and whatever `path` is (a GGUF file, a
+ * safetensors file, a Hugging Face directory), inspected into `f`; and the
+ * `kgen inspect` command itself (argv after "inspect"; the exit status). */
+void inspect_st_print(const kg_safetensors *st, FILE *f, bool as_json);
+kg_status inspect_path(const char *path, FILE *f, bool as_json);
+int inspect_cmd(int argc, char **argv);
 
 /* `kgen cache ls|stats|verify|clear` (gen/cmd_cache.c): argv after "cache".
  * Returns the process exit status (0 ok, 1 failure, 2 usage). */

@@ -26,12 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The safetensors and directory entry points (for gen.h; declared here
- * until it has them): one file; what a path is, inspected; the command. */
-void inspect_st_print(const kg_safetensors *st, FILE *f, bool as_json);
-kg_status inspect_path(const char *path, FILE *f, bool as_json);
-int inspect_cmd(int argc, char **argv);
-
 /* ─────────────────────────── summary ─────────────────────────── */
 
 /* Rotary embedding layout by architecture; GGUF does not store it (it is a

@@ -12,8 +12,10 @@ static const char usage[] =
     "usage: kgen COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  inspect MODEL.gguf [--json]   print a model's architecture, hyperparameters,\n"
-    "                                tokenizer, tensor table and totals\n"
+    "  inspect MODEL.gguf|MODEL.safetensors|DIR [--json]\n"
+    "                                print a model's architecture, hyperparameters,\n"
+    "                                tokenizer, tensor table and totals (DIR: a\n"
+    "                                Hugging Face model directory)\n"
     "  compile MODEL -o libNAME.so [--cpu CPU] [--emit so|obj] [--external-weights]\n"
     "                                compile a model (a GGUF file or a Hugging Face\n"
     "                                directory) into one shared object (C ABI:\n"
@@ -54,41 +56,6 @@ static const char usage[] =
     "Exit status: 0 on success, 1 on bad input or failure (the reason is printed\n"
     "on stderr), 2 on bad usage.\n";
 
-static int cmd_inspect(int argc, char **argv)
-{
-    const char *path = NULL;
-    bool as_json = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) as_json = true;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs("usage: kgen inspect MODEL.gguf [--json]\n", stdout);
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "kgen inspect: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (path) {
-            fprintf(stderr, "kgen inspect: more than one model given ('%s' and '%s')\n", path, argv[i]);
-            return 2;
-        } else path = argv[i];
-    }
-    if (!path) {
-        fputs("usage: kgen inspect MODEL.gguf [--json]\n", stderr);
-        return 2;
-    }
-    kg_gguf *g;
-    if (kg_gguf_open(path, &g) != KG_OK) {
-        fprintf(stderr, "kgen: %s\n", kg_last_error());
-        return 1;
-    }
-    inspect_print(g, stdout, as_json);
-    kg_gguf_close(g);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "kgen: error writing output\n");
-        return 1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -96,7 +63,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect")) return inspect_cmd(argc - 2, argv + 2);
     if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
     if (!strcmp(cmd, "kernel")) return cmd_kernel(argc - 2, argv + 2);
     if (!strcmp(cmd, "kernels")) return cmd_kernels(argc - 2, argv + 2);

@@ -20,8 +20,9 @@
  * Every model (and every open of one) is independent: there is no global
  * state, so any number may be open in one process. All memory is allocated
  * by kgm_open (weights are mapped, not copied); prefill, decode and sample
- * allocate nothing, and tokenize allocates only for a pre-tokenized word
- * longer than 1 KiB (its BPE scratch grows once and is kept). A kgm_model
+ * allocate nothing, tokenize allocates only for a pre-tokenized word longer
+ * than 1 KiB (its BPE scratch grows once and is kept), and embed only to sort
+ * more texts than one step holds (kgm_embed). A kgm_model
  * is used by one thread at a time.
  *
  * Errors: functions that can fail return NULL or a negative value and leave
@@ -189,8 +190,9 @@ int kgm_embed_dim(const kgm_model *m);
  * reads it), truncated to the maximum length (keeping [SEP]), run, pooled and
  * normalized as the model's sentence-transformers configuration says, into
  * out[n][kgm_embed_dim(m)]. Any n: more than the compiled batch run in
- * several steps; each step is padded only to its longest text. Returns n, or
- * -1 (kgm_error says why). */
+ * several steps, sorted by length (the call then allocates 12 bytes per text,
+ * and tokenizes each twice); each step is padded only to its longest text.
+ * Returns n, or -1 (kgm_error says why). */
 int kgm_embed(kgm_model *m, const char *const *texts, int n, float *out);
 
 /* The same from token ids: sequence i is ids[i][0..n_ids[i]-1], already with

@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* gen/inspect.c (declared here until gen.h has it) */
-void inspect_st_print(const kg_safetensors *st, FILE *f, bool as_json);
 
 static volatile uint64_t sink;
 

@@ -187,6 +187,9 @@ void kc_ref_check(char **argv)
     if (rc == 0 && sum) {
         while (sum > out && sum[-1] != '\n') sum--;
         printf("    %.*s\n", (int)strcspn(sum, "\n"), sum);
+    } else if (rc == 0) { /* other checkers: their last lines are the summary */
+        for (const char *l = kc_tail(out, 600); *l; l += strcspn(l, "\n"), l += *l == '\n')
+            if (l[0] != '\n') printf("    %.*s\n", (int)strcspn(l, "\n"), l);
     }
     free(out), free(err);
 }

@@ -49,7 +49,8 @@ const char *kc_tail(const char *s, size_t n);
  * arguments; argv[0] and argv[1] are filled with /usr/bin/env and
  * kt_python()): skips the test when the Python lacks the references'
  * packages (exit 77, or 127), fails it with the checker's output unless it
- * exits 0, and prints its "... prompts pass; ..." summary line. */
+ * exits 0, and prints its "... prompts pass; ..." summary line (other
+ * checkers: the last lines of their output). */
 void kc_ref_check(char **argv);
 
 /* KT_REQUIRE with a message */

@@ -295,7 +295,7 @@ KGM_EXPORT void kgm_describe(const kgm_model *m, kgm_info *o)
     o->content_hash = d->content_hash;
     o->n_layer = d->n_layer, o->n_embd = d->n_embd, o->n_head = d->n_head, o->n_head_kv = d->n_head_kv;
     o->head_dim = d->head_dim, o->n_ff = d->n_ff, o->n_vocab = d->n_vocab, o->n_ctx_train = d->n_ctx_train;
-    o->n_ctx = m->n_ctx, o->n_batch = d->n_batch, o->n_threads = m->n_threads;
+    o->n_ctx = m->n_ctx, o->n_batch = d->encoder ? d->n_seq : d->n_batch, o->n_threads = m->n_threads;
     o->bos = kgr_tok_bos(m->tok), o->eos = kgr_tok_eos(m->tok);
     o->has_chat_template = kgr_has_chat(m->tok);
     o->weight_bytes = d->weight_bytes, o->kv_bytes = m->kv_size, o->workspace_bytes = d->ws_bytes;
@@ -373,14 +373,16 @@ KGM_EXPORT int kgm_embed_dim(const kgm_model *m) { return m->d->encoder ? m->d->
  * memory) and their count, or -1 (message set). */
 typedef int (*seq_fn)(kgm_model *m, const void *arg, int i, const int32_t **ids);
 
-static int embed_step(kgm_model *m, seq_fn get, const void *arg, int first, int n, float *out)
+/* One step: sequences order[first..first+n) (n <= n_seq; order NULL: the
+ * identity) -> their rows of out. */
+static int embed_step(kgm_model *m, seq_fn get, const void *arg, const int *order, int first, int n, float *out)
 {
     const kgm_desc *d = m->d;
     int32_t *ids = (int32_t *)(m->ws + d->ws_ids), *lens = (int32_t *)(m->ws + d->ws_pos);
     int L = 1;
     for (int i = 0; i < n; i++) { /* rows of max_len first; the step's length is its longest sequence */
         const int32_t *s;
-        int k = get(m, arg, first + i, &s);
+        int k = get(m, arg, order ? order[first + i] : first + i, &s);
         if (k < 0) return -1;
         memmove(ids + (size_t)i * (size_t)d->max_len, s, (size_t)k * sizeof *s);
         lens[i] = k;
@@ -395,21 +397,53 @@ static int embed_step(kgm_model *m, seq_fn get, const void *arg, int first, int 
     m->rt[KGM_RT_M] = (int64_t)n * L;
     m->entry = kgm_gen_prefill;
     kgr_pool_run(m->pool, step, m);
-    memcpy(out, m->ws + d->ws_logits, (size_t)n * (size_t)d->n_embd * sizeof *out);
+    const size_t row = (size_t)d->n_embd * sizeof *out;
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)(order ? order[first + i] : first + i) * (size_t)d->n_embd, m->ws + d->ws_logits + i * row, row);
     return 0;
 }
 
+typedef struct { int len, idx; } by_len;
+
+static int cmp_len(const void *a, const void *b)
+{
+    const by_len *x = a, *y = b;
+    return x->len != y->len ? (x->len < y->len ? 1 : -1) : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* More sequences than a step holds run sorted by length (longest first, as
+ * sentence-transformers batches), so each step pads little: the one
+ * allocation of an embed call, 12 bytes per sequence. */
 static int embed_all(kgm_model *m, seq_fn get, const void *arg, int n, float *out)
 {
     const kgm_desc *d = m->d;
     m->err[0] = 0;
     if (!d->encoder) return kgr_msg(m->err, sizeof m->err, "this model is not an encoder (it is a %s decoder)", d->arch);
     if (n < 0 || (n > 0 && !out)) return kgr_msg(m->err, sizeof m->err, "bad arguments: %d sequences", n);
-    for (int done = 0; done < n; done += d->n_seq) {
-        int k = n - done < d->n_seq ? n - done : d->n_seq;
-        if (embed_step(m, get, arg, done, k, out + (size_t)done * (size_t)d->n_embd)) return -1;
+    int *order = NULL;
+    by_len *bl = NULL;
+    if (n > d->n_seq) {
+        bl = malloc((size_t)n * (sizeof *bl + sizeof *order));
+        if (!bl) return kgr_msg(m->err, sizeof m->err, "out of memory for %d sequences", n);
+        for (int i = 0; i < n; i++) {
+            const int32_t *s;
+            bl[i] = (by_len){get(m, arg, i, &s), i};
+            if (bl[i].len < 0) {
+                free(bl);
+                return -1;
+            }
+        }
+        qsort(bl, (size_t)n, sizeof *bl, cmp_len);
+        order = (int *)(bl + n);
+        for (int i = 0; i < n; i++) order[i] = bl[i].idx;
     }
-    return n;
+    int rc = n;
+    for (int done = 0; done < n && rc == n; done += d->n_seq) {
+        int k = n - done < d->n_seq ? n - done : d->n_seq;
+        if (embed_step(m, get, arg, order, done, k, out)) rc = -1;
+    }
+    free(bl);
+    return rc;
 }
 
 /* A sequence longer than max_len keeps its first max_len - 1 tokens and its
