@@ -7,6 +7,10 @@
  *   pp N   prefill of N random tokens into an empty cache (timed: the
  *          kgm_prefill call only; no tokenization, no sampling)
  *   tg N   N decode steps from an empty cache (timed: the kgm_decode calls)
+ *
+ * An encoder (BERT) is measured instead by embedding batches of --bs
+ * sequences of --seq-len random word pieces ([CLS] ... [SEP]; timed: the
+ * kgm_embed_tokens call): sentences/s and the latency of one call.
  */
 #include "config.h"
 #include "cli.h"
@@ -19,21 +23,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: kgen bench MODEL.gguf|libNAME.so [--pp 64,512] [--tg 128] [-r N] [-t THREADS]\n"
-    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]]\n"
+    "usage: kgen bench MODEL [--pp 64,512] [--tg 128] [-r N] [-t THREADS]\n"
+    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]] [--bs 1,32] [--seq-len 128]\n"
+    "MODEL: a GGUF file, a Hugging Face directory or a compiled model (.so).\n"
     "\n"
     "  --pp LIST   prompt lengths for the prefill tests (default 64; 0: none)\n"
     "  --tg LIST   token counts for the decode tests (default 128; 0: none)\n"
     "  -r N        repetitions of each test (default 5), after one warm-up run\n"
     "  -t N        threads (default: all CPUs)\n"
     "  --json      one JSON object on stdout instead of the table\n"
-    "For a GGUF file it also measures the cold compile (in a child process; the\n"
-    "result goes to the cache) and the open from the cache.\n";
+    "For an encoder (BERT, e.g. a sentence-transformers directory):\n"
+    "  --bs LIST     sequences per call (default 1,32)\n"
+    "  --seq-len N   word pieces per sequence, [CLS] and [SEP] included (default 128)\n"
+    "For a GGUF file or a Hugging Face directory it also measures the cold\n"
+    "compile (in a child process; the result goes to the cache) and the open\n"
+    "from the cache.\n";
 
 #define MAX_TESTS 16
 
@@ -146,6 +156,51 @@ static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int re
     return 0;
 }
 
+/* An encoder: embed_tokens of bs[t] random sequences of len tokens. res:
+ * sentences/s; lat: ms per call. */
+static int run_embed(gen_loaded *l, const int *bs, int nb, int len, int reps, result *res, result *lat)
+{
+    const kgm_api_v2 *api = l->api;
+    kgm_info info;
+    api->describe(l->m, &info);
+    int32_t cs[2];
+    if (len < 2 || len > info.n_ctx || api->tokenize(l->m, "", 0, KGM_TOK_BOS, cs, 2) != 2) {
+        fprintf(stderr, "kgen bench: --seq-len %d: the model takes 2..%d tokens per sequence\n", len, info.n_ctx);
+        return 1;
+    }
+    int maxb = 0;
+    for (int t = 0; t < nb; t++) maxb = bs[t] > maxb ? bs[t] : maxb;
+    int32_t *toks = malloc((size_t)maxb * (size_t)len * sizeof *toks);
+    const int32_t **rows = malloc((size_t)maxb * sizeof *rows);
+    int *lens = malloc((size_t)maxb * sizeof *lens);
+    float *out = malloc((size_t)maxb * (size_t)api->embed_dim(l->m) * sizeof *out);
+    int rc = toks && rows && lens && out ? 0 : 1;
+    uint64_t s = 1234567;
+    for (int b = 0; !rc && b < maxb; b++) {
+        int32_t *r = toks + (size_t)b * len;
+        r[0] = cs[0], r[len - 1] = cs[1];
+        for (int i = 1; i < len - 1; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            r[i] = (int32_t)(1000 + (s >> 33) % (uint64_t)(info.n_vocab - 1000)); /* word pieces, not specials */
+        }
+        rows[b] = r, lens[b] = len;
+    }
+    for (int t = 0; !rc && t < nb; t++) {
+        res[t].n = lat[t].n = bs[t];
+        res[t].ns = lat[t].ns = 0;
+        for (int r = -1; r < reps && !rc; r++) { /* r = -1: warm-up */
+            double t0 = now_s();
+            rc = api->embed_tokens(l->m, rows, lens, bs[t], out) == bs[t] ? 0 : 1;
+            double dt = now_s() - t0;
+            if (rc) fprintf(stderr, "kgen bench: %s\n", api->error(l->m));
+            if (r >= 0 && res[t].ns < 64) res[t].samples[res[t].ns++] = bs[t] / dt, lat[t].samples[lat[t].ns++] = dt * 1e3;
+        }
+        if (!rc) stats(&res[t]), stats(&lat[t]);
+    }
+    free(toks), free(rows), free(lens), free(out);
+    return rc;
+}
+
 static void json_results(json *j, const char *key, const result *r, int n)
 {
     json_key(j, key);
@@ -168,6 +223,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
     int pp[MAX_TESTS] = {64}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, reps = 5;
+    int bs[MAX_TESTS] = {1, 32}, nbs = 2, seq_len = 128;
     bool as_json = false;
     gen_load_opts lo = {0};
     cli c = {"bench", argc, argv, 0};
@@ -189,6 +245,15 @@ int cmd_bench(int argc, char **argv)
                 return 2;
             }
             *(is_pp ? &npp : &ntg) = k;
+        } else if (!strcmp(o, "--bs")) {
+            if (!(v = cli_value(&c))) return 2;
+            if ((nbs = parse_list(v, bs, MAX_TESTS)) <= 0) {
+                fprintf(stderr, "kgen bench: --bs %s: expected a comma-separated list of batch sizes\n", v);
+                return 2;
+            }
+        } else if (!strcmp(o, "--seq-len")) {
+            if (!cli_int(&c, 2, 1 << 16, &n)) return 2;
+            seq_len = (int)n;
         } else if (!strcmp(o, "-r")) {
             if (!cli_int(&c, 1, 64, &n)) return 2;
             reps = (int)n;
@@ -219,7 +284,8 @@ int cmd_bench(int argc, char **argv)
     lo.open.n_ctx = maxlen > 4096 ? maxlen : 0; /* 0: the model's default (min(its context, 4096)) */
     double compile_s = -1;
     size_t ml = strlen(model);
-    bool gguf = ml > 5 && !strcmp(model + ml - 5, ".gguf");
+    struct stat sb;
+    bool gguf = (ml > 5 && !strcmp(model + ml - 5, ".gguf")) || (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode));
     if (gguf && cold_compile(model, &lo, &compile_s)) {
         fprintf(stderr, "kgen bench: %s\n", kg_last_error());
         return 1;
@@ -232,8 +298,10 @@ int cmd_bench(int argc, char **argv)
     kgm_info info;
     l.api->describe(l.m, &info);
     result rp[MAX_TESTS], rg[MAX_TESTS];
-    int rc = run_tests(&l, pp, npp, false, reps, rp);
-    if (!rc) rc = run_tests(&l, tg, ntg, true, reps, rg);
+    const bool enc = l.api->embed_dim(l.m) > 0;
+    int rc = enc ? run_embed(&l, bs, nbs, seq_len, reps, rp, rg) : run_tests(&l, pp, npp, false, reps, rp);
+    if (!rc && !enc) rc = run_tests(&l, tg, ntg, true, reps, rg);
+    if (enc) npp = ntg = nbs;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0, open_s = l.lookup_s + l.open_s;
@@ -248,8 +316,9 @@ int cmd_bench(int argc, char **argv)
         json_key(&j, "kgen_version"), json_str(&j, KGEN_VERSION);
         json_key(&j, "threads"), json_i64(&j, info.n_threads);
         json_key(&j, "reps"), json_i64(&j, reps);
-        json_results(&j, "pp", rp, npp);
-        json_results(&j, "tg", rg, ntg);
+        if (enc) json_key(&j, "seq_len"), json_i64(&j, seq_len);
+        json_results(&j, enc ? "sentences_per_s" : "pp", rp, npp); /* encoders: n is the batch */
+        json_results(&j, enc ? "latency_ms" : "tg", rg, ntg);
         json_key(&j, "compile_s");
         if (compile_s >= 0) json_f64(&j, compile_s);
         else json_null(&j);
@@ -261,6 +330,13 @@ int cmd_bench(int argc, char **argv)
         json_key(&j, "kv_mb"), json_f64(&j, info.kv_bytes / 1048576.0);
         json_key(&j, "n_ctx"), json_i64(&j, info.n_ctx);
         json_end(&j);
+    } else if (!rc && enc) {
+        printf("| model | type | threads | batch x tokens | sentences/s | latency (ms) |\n|---|---|---:|---|---:|---:|\n");
+        for (int i = 0; i < nbs; i++)
+            printf("| %s | %s | %d | %d x %d | %.2f ± %.2f | %.2f ± %.2f |\n", info.name[0] ? info.name : model,
+                   info.weight_type, info.n_threads, bs[i], seq_len, rp[i].mean, rp[i].sd, rg[i].mean, rg[i].sd);
+        if (compile_s >= 0) printf("cold compile %.2f s; ", compile_s);
+        printf("open %.1f ms; peak RSS %.1f MB (weights %.1f MB)\n", open_s * 1e3, rss_mb, info.weight_bytes / 1048576.0);
     } else if (!rc) {
         printf("| model | type | threads | test | tokens/s |\n|---|---|---:|---|---:|\n");
         for (int i = 0; i < npp; i++)

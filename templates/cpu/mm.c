@@ -3,6 +3,7 @@
  * for the contract). Structure, inner to outer:
  *
  *   mm_tile_q8 / mm_tile_f32   MT activation rows x R weight rows over all
+ *   (mm_tile_fw: float weights on 512-bit targets, 4 x 4 of 16 lanes)
  *                              of K: each weight chunk is decoded once and
  *                              used for MT rows; MT*R independent
  *                              accumulators (in registers: MT and R are
@@ -12,8 +13,10 @@
  *   mm_block                   R-row steps over a chunk of up to 32 output
  *                              channels; row indices past the chunk's end are
  *                              clamped to its last row (recomputed, dropped)
- *   mm_typed                   this thread's channels in chunks of 32, each
- *                              for all activation rows in tiles of 4 (the
+ *   mm_typed                   blocks of activation rows (~256 KiB, kept in
+ *                              L2); in each, this thread's channels in
+ *                              chunks of 32, each for the block's rows in
+ *                              tiles of 4 (the
  *                              last 2-3 rows: a clamped tile of 4; a last
  *                              single row: the 1 x 4 tile), then the epilogue
  *   kgt_mm                     one mm_typed per (type, activation mode)
@@ -163,11 +166,95 @@ KG_INLINE void mm_tile_f32(int wt, int MT, int R, const uint8_t *const w[4], con
     }
 }
 
+/* ── float weights (F32, F16, BF16) against f32 rows, 512-bit targets: a
+ * 4 x 4 tile of 16-lane fused multiply-adds (16 accumulators, 4 weight
+ * vectors and one activation vector: 21 of the 32 registers); K past the
+ * last whole vector in scalar. Elsewhere mm_tile_f32. */
+#if defined(KG_ISA_AVX512)
+#define MMF_WIDE 1
+typedef float mmf_v __attribute__((vector_size(64)));
+typedef uint16_t mmf_h __attribute__((vector_size(32)));
+typedef uint32_t mmf_u __attribute__((vector_size(64)));
+typedef _Float16 mmf_f16 __attribute__((vector_size(32)));
+
+KG_INLINE mmf_v mmf_load(int wt, const uint8_t *p)
+{
+    mmf_v v;
+    mmf_h h;
+    if (wt == KGT_F32) return memcpy(&v, p, sizeof v), v;
+    memcpy(&h, p, sizeof h);
+    if (wt == KGT_BF16) return (mmf_v)(__builtin_convertvector(h, mmf_u) << 16);
+    return __builtin_convertvector((mmf_f16)h, mmf_v); /* F16: vcvtph2ps */
+}
+
+/* the lane sums of a[0..3] at once: pairs of lanes, then pairs of pairs
+ * interleaved across the four, then the four 128-bit quarters */
+KG_INLINE void mmf_hsum4(const mmf_v a[4], float out[4])
+{
+    typedef float f4 __attribute__((vector_size(16)));
+    mmf_v s01 = __builtin_shufflevector(a[0], a[1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) +
+                __builtin_shufflevector(a[0], a[1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    mmf_v s23 = __builtin_shufflevector(a[2], a[3], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) +
+                __builtin_shufflevector(a[2], a[3], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    mmf_v t = __builtin_shufflevector(s01, s23, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
+              __builtin_shufflevector(s01, s23, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    f4 r = (__builtin_shufflevector(t, t, 0, 1, 2, 3) + __builtin_shufflevector(t, t, 4, 5, 6, 7)) +
+           (__builtin_shufflevector(t, t, 8, 9, 10, 11) + __builtin_shufflevector(t, t, 12, 13, 14, 15));
+    memcpy(out, &r, sizeof r);
+}
+
+KG_INLINE int mmf_type(int wt) { return wt == KGT_F32 || wt == KGT_F16 || wt == KGT_BF16; }
+
+KG_INLINE void mm_tile_fw(int wt, int MT, const uint8_t *const w[4], const uint8_t *const x[4], int64_t K,
+                          float out[4][4])
+{
+    mmf_v acc[4][4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int r = 0; r < 4; r++) acc[m][r] = (mmf_v){0};
+    }
+    const int64_t es = wt == KGT_F32 ? 4 : 2, nk = K / 16 * 16;
+    for (int64_t k = 0; k < nk; k += 16) {
+        mmf_v wv[4];
+        KGQ_UNROLL
+        for (int r = 0; r < 4; r++) wv[r] = mmf_load(wt, w[r] + k * es);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            mmf_v xv;
+            memcpy(&xv, x[m] + 4 * k, sizeof xv);
+            KGQ_UNROLL
+            for (int r = 0; r < 4; r++) acc[m][r] += wv[r] * xv;
+        }
+    }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        mmf_hsum4(acc[m], out[m]);
+        for (int r = 0; r < 4 && nk < K; r++) {
+            float t = 0.0f;
+            for (int64_t e = nk; e < K; e++) {
+                float xe;
+                memcpy(&xe, x[m] + 4 * e, 4);
+                t += kgq_w1(wt, w[r], e) * xe;
+            }
+            out[m][r] += t;
+        }
+    }
+}
+#else
+#define MMF_WIDE 0
+#endif
+
 /* y[m][j] = (W or W_up, by g) row n0+j . X row m0+m, j < nc, m < MT */
 KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
                         float y[MM_MT][MM_NC])
 {
-    const int R = MT == 1 ? 4 : 2;
+#if MMF_WIDE
+    const int wide = act != KGT_ACT_Q8 && MT > 1 && mmf_type(wt);
+#else
+    const int wide = 0;
+#endif
+    const int R = MT == 1 || wide ? 4 : 2;
     const uint8_t *xr[4];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
@@ -177,6 +264,9 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         KGQ_UNROLL
         for (int r = 0; r < R; r++) wr[r] = a->w[g] + (n0 + (j + r < nc ? j + r : nc - 1)) * a->wrow;
         if (act == KGT_ACT_Q8) mm_tile_q8(wt, MT, R, wr, xr, a->K, R * a->wrow, out);
+#if MMF_WIDE
+        else if (wide) mm_tile_fw(wt, MT, wr, xr, a->K, out);
+#endif
         else mm_tile_f32(wt, MT, R, wr, xr, a->K, out);
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
@@ -236,16 +326,24 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     const int ng = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? 2 : 1;
     int64_t lo, hi;
     kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
-    for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
-        const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
-        for (int64_t m0 = 0; m0 < M; m0 += MM_MT) {
-            const int64_t mt = M - m0 < MM_MT ? M - m0 : MM_MT;
-            float y[2][MM_MT][MM_NC];
-            for (int g = 0; g < ng; g++) {
-                if (mt > 1) mm_block(wt, act, MM_MT, &a, g, m0, n0, nc, y[g]);
-                else mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+    /* activation rows in blocks of about 256 KiB (kept in L2 while this
+     * thread's channels pass over them), then chunks of 32 channels, then
+     * tiles of 4 rows */
+    int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / MM_MT * MM_MT;
+    mb = mb < MM_MT ? MM_MT : mb;
+    for (int64_t b0 = 0; b0 < M; b0 += mb) {
+        const int64_t b1 = M - b0 < mb ? M : b0 + mb;
+        for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
+            const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
+            for (int64_t m0 = b0; m0 < b1; m0 += MM_MT) {
+                const int64_t mt = b1 - m0 < MM_MT ? b1 - m0 : MM_MT;
+                float y[2][MM_MT][MM_NC];
+                for (int g = 0; g < ng; g++) {
+                    if (mt > 1) mm_block(wt, act, MM_MT, &a, g, m0, n0, nc, y[g]);
+                    else mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+                }
+                mm_epilogue(p, flags, ldy ? ldy : N, m0, mt, n0, nc, y);
             }
-            mm_epilogue(p, flags, ldy ? ldy : N, m0, mt, n0, nc, y);
         }
     }
 }
