@@ -200,3 +200,45 @@ KT_TEST(hf_bad_shard_escape)
              "rm model.safetensors && echo '{\"weight_map\": {\"x\": \"../../etc/passwd\"}}' > model.safetensors.index.json",
              STRS("model.safetensors.index.json", "weight_map"));
 }
+
+/* The README's encoder example (<!-- example: embed.c -->), compiled and run
+ * on MiniLM: one line per pair, a cosine in [-1, 1], similar sentences
+ * closer than unrelated ones. */
+KT_TEST(encoder_readme_example)
+{
+    NEED_MINILM(model);
+    FILE *f = fopen("README.md", "r");
+    if (!f) KT_SKIP("README.md not found (run from the repository root)");
+    static char text[1 << 18];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *mark = strstr(text, "<!-- example: embed.c -->"), *open = mark ? strstr(mark, "```c\n") : NULL;
+    KT_REQUIRE(open);
+    open += 5;
+    const char *close = strstr(open, "\n```");
+    KT_REQUIRE(close);
+    char src[700], prog[700], so[700];
+    kc_tpath(src, sizeof src, "embed.c");
+    kc_tpath(prog, sizeof prog, "embed");
+    kc_tpath(so, sizeof so, "minilm-example.so");
+    f = fopen(src, "w");
+    KT_REQUIRE(f);
+    fwrite(open, 1, (size_t)(close - open) + 1, f);
+    KT_REQUIRE(fclose(f) == 0);
+    int rc = SH("cc", "-Iinclude", src, "-o", prog, "-ldl");
+    REQUIRE_F(rc == 0, "the README's embed.c does not compile (%d): %s", rc, kc_err);
+    KT_REQUIRE(KGEN("compile", model, "-o", so, "--batch", "4", "--max-len", "64") == 0 || !printf("%s", kc_err));
+    rc = kc_runl(prog, so, "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
+                 (const char *)NULL);
+    REQUIRE_F(rc == 0, "the README's embed.c exited %d: %s", rc, kc_err);
+    int i, j, k = 0;
+    float c[3] = {0};
+    for (const char *l = kc_out; *l && k < 3; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+        if (sscanf(l, "%d %d %f", &i, &j, &c[k]) == 3) k++;
+    KT_CHECKF(k == 3 && c[0] > c[1] && c[0] > c[2] && c[0] <= 1.0001f && c[2] >= -1.0001f,
+              "the README's embed.c printed: %s", kc_out);
+    printf("    eating food / eating bread %.4f, / carrying a baby %.4f, bread / baby %.4f\n", c[0], c[1], c[2]);
+    rc = kc_runl(prog, (const char *)NULL);
+    KT_CHECKF(rc == 2 && strstr(kc_err, "usage"), "embed.c without arguments: %d: %s", rc, kc_err);
+}
