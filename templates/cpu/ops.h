@@ -165,6 +165,11 @@ enum {
  *                ggml_gelu_f32 / PyTorch's gelu(approximate="tanh") — computed
  *                in f32 as x / (1 + e^(-2u)) (same function), not through
  *                GGML's f16 lookup table. Threads split n in 64-float chunks.
+ * kgt_gelu_erf, kgt_erf  likewise: the exact GELU 0.5 x (1 + erf(x / sqrt 2))
+ *                (BERT's; the product's KGT_EPI_GELU where it is fused) and
+ *                erf itself, both by kgt_verf (erf.c). Like kgt_gelu, no
+ *                CUDA kernel of their own: there the GELU lives in the
+ *                product's epilogue.
  */
 void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags, int64_t G);
 void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
@@ -188,6 +193,8 @@ void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_
 void kgt_pool(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t K, int64_t mode, int64_t norm);
 void kgt_silu(void *const *p, int ith, int nth, int64_t n);
 void kgt_gelu(void *const *p, int ith, int nth, int64_t n);
+void kgt_gelu_erf(void *const *p, int ith, int nth, int64_t n);
+void kgt_erf(void *const *p, int ith, int nth, int64_t n);
 
 #if defined(__clang__)
 /* ════════════════ vector helpers (clang only) ════════════════ */
