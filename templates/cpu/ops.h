@@ -145,10 +145,12 @@ enum {
  *                j < len of scale q_i·k_j (scale 0, the default:
  *                1/sqrt(head_dim)), times v_j; online softmax over tiles of
  *                KGT_ATTN_KT keys, f32 accumulation. Padded rows (i >= len)
- *                are zeros. Work items are (b, h, tile of KGT_ATTN_QB valid
- *                query rows), split evenly between threads; padded rows
- *                cost nothing but their zeroing. A row's arithmetic does not
- *                depend on the thread count.
+ *                are zeros. Work items are (b, h, tile of valid query
+ *                rows: KGT_VF, a row per vector lane, for head_dim a
+ *                multiple of 16 up to 256; else KGT_ATTN_QB), split evenly
+ *                between threads; padded rows cost nothing but their
+ *                zeroing. A row's arithmetic does not depend on the thread
+ *                count.
  * kgt_pool       p[0] X f32[B*L][K], p[1] lengths int32_t[B] (clamped to
  *                [0, L]), p[2] out f32[B][K]: per sequence, mode
  *                KGT_POOL_MEAN the mean of its valid rows, KGT_POOL_CLS its
