@@ -37,9 +37,10 @@
  *
  * Tolerances (normalized error ||y - ref|| / ||ref||, as test_kernels_ops.c
  * and test_kernels_mm.c measure it, and why):
- *   erf           absolute 1.2e-7 (the f32 result of a value in [0.5, 1)
+ *   erf           absolute 1e-7 (the f32 result of a value in [0.5, 1)
  *                 is within 3e-8 of erf at best; the fits add < 4e-9 and
- *                 e^x ~1 ulp): the measured maximum is printed
+ *                 e^x ~1 ulp; measured 6.6e-8 with FMA): the measured
+ *                 maximum is printed
  *   gelu_erf      absolute 2e-7 max(1, |x|)
  *   mm + GELU     1e-5 with test_kernels_mm.c's magnitude floor, GELU's
  *                 slope (< 1.13) carried into the magnitude; act q8
@@ -292,7 +293,7 @@ KT_TEST(kernels_enc_erf)
     if ((e = erf_sweep(specials, ns, &a)) > worst || e != e) worst = e, at = a;
     total += ns;
     printf("    erf: %lld values, max abs error %.3g (at %.9g)\n", (long long)total, worst, (double)at);
-    KT_CHECKF(worst <= 1.2e-7, "kgt_verf: max abs error %.3g at %.9g (tolerance 1.2e-7)", worst, (double)at);
+    KT_CHECKF(worst <= 1e-7, "kgt_verf: max abs error %.3g at %.9g (tolerance 1e-7)", worst, (double)at);
     /* NaN in, NaN out; odd */
     float nanv = NAN, r = 0, xs[2] = {0.3f, -0.3f}, ys[2];
     erf_ctx c = {{&nanv, &r}, 1};
