@@ -113,3 +113,62 @@ double ref_f16_value(uint16_t h)
     double v = e == 0 ? ldexp(f, -24) : e == 31 ? (f ? NAN : INFINITY) : ldexp(1024 + f, e - 25);
     return h & 0x8000 ? -v : v;
 }
+
+void ref_gelu_erf(const float *x, double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+}
+
+void ref_attn_enc(const float *qkv, const int32_t *lens, double *out, int64_t B, int64_t L, int64_t nh, int64_t hd,
+                  double scale)
+{
+    const int64_t D = nh * hd, ld = 3 * D;
+    const double sc = scale != 0 ? scale : 1.0 / sqrt((double)hd);
+    double *s = malloc((size_t)(L ? L : 1) * sizeof *s);
+    if (!s) abort();
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t len = lens[b] < 0 ? 0 : lens[b] > L ? L : lens[b];
+        for (int64_t i = 0; i < L; i++)
+            for (int64_t h = 0; h < nh; h++) {
+                double *o = out + (b * L + i) * D + h * hd;
+                for (int64_t d = 0; d < hd; d++) o[d] = 0;
+                if (i >= len) continue;
+                const float *q = qkv + (b * L + i) * ld + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < len; j++) {
+                    const float *k = qkv + (b * L + j) * ld + D + h * hd;
+                    double t = 0;
+                    for (int64_t d = 0; d < hd; d++) t += (double)q[d] * k[d];
+                    s[j] = t * sc;
+                    mx = fmax(mx, s[j]);
+                }
+                for (int64_t j = 0; j < len; j++) sum += s[j] = exp(s[j] - mx);
+                for (int64_t j = 0; j < len; j++) {
+                    const float *v = qkv + (b * L + j) * ld + 2 * D + h * hd;
+                    for (int64_t d = 0; d < hd; d++) o[d] += s[j] / sum * v[d];
+                }
+            }
+    }
+    free(s);
+}
+
+void ref_pool(const float *x, const int32_t *lens, double *out, int64_t B, int64_t L, int64_t K, int mode, int norm)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t len = lens[b] < 0 ? 0 : lens[b] > L ? L : lens[b];
+        double *y = out + b * K, nrm = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double a = len ? x[b * L * K + k] : 0;
+            for (int64_t i = 1; i < len && mode != 1; i++) {
+                const double v = x[(b * L + i) * K + k];
+                a = mode == 2 ? fmax(a, v) : a + v;
+            }
+            if (len && (mode == 0 || mode == 3)) a /= mode == 0 ? (double)len : sqrt((double)len);
+            y[k] = a;
+            nrm += a * a;
+        }
+        nrm = sqrt(nrm);
+        if (norm)
+            for (int64_t k = 0; k < K; k++) y[k] /= nrm > 1e-12 ? nrm : 1e-12;
+    }
+}

@@ -1,6 +1,7 @@
 /*
  * ref_ops.h — scalar double-precision references for the non-product kernel
- * templates (templates/cpu/ops.h), used only by tests/test_kernels_ops.c.
+ * templates (templates/cpu/ops.h), used by tests/test_kernels_ops.c and
+ * tests/test_kernels_enc.c (the encoder's).
  * Straight from the definitions; nothing shared with the templates. Inputs
  * are the f32 (or f16-decoded) values the kernels see, outputs are double.
  */
@@ -30,6 +31,18 @@ void ref_softcap(const float *x, double *y, int64_t n, double cap);
 /* silu(x) = x sigmoid(x); gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))) */
 void ref_silu(const float *x, double *y, int64_t n);
 void ref_gelu(const float *x, double *y, int64_t n);
+/* the exact GELU 0.5 x (1 + erf(x / sqrt 2)), libm's erf in double */
+void ref_gelu_erf(const float *x, double *y, int64_t n);
+/* Encoder attention over B sequences of L rows: qkv [B*L][3 nh hd] (q of
+ * every head, then k, then v), lens[b] valid rows (clamped to [0, L]);
+ * row i < len of sequence b, head h: softmax_j<len(scale q_i·k_j) v_j
+ * (scale 0: 1/sqrt(hd)); padded rows 0. out [B*L][nh hd]. */
+void ref_attn_enc(const float *qkv, const int32_t *lens, double *out, int64_t B, int64_t L, int64_t nh, int64_t hd,
+                  double scale);
+/* Pooling of x [B*L][K] over each sequence's valid rows (lens clamped to
+ * [0, L]): mode 0 mean, 1 row 0, 2 max, 3 sum / sqrt(len); norm: then
+ * y / max(||y||, 1e-12); len 0: zeros. out [B][K]. */
+void ref_pool(const float *x, const int32_t *lens, double *out, int64_t B, int64_t L, int64_t K, int mode, int norm);
 /* IEEE binary16 bits -> value, from the definition */
 double ref_f16_value(uint16_t h);
 

@@ -163,18 +163,90 @@ KG_PARAM_DEFAULT_F(attn_prefill, scale, 0.0);
 KG_PARAM_DEFAULT(attn_prefill, window, 0);
 
 /* ── the encoder's attention (kgt_attn_enc) ──
- * Work items: per sequence b, per head h, the tiles of KGT_ATTN_QB valid
- * query rows (ceil(len_b / KGT_ATTN_QB) of them), in the order (b, h,
- * tile), split evenly between threads; each is one attn_block over keys
- * 0..len_b-1, whose K and V rows are the sequence's QKV rows (3 D floats
- * apart). Padded rows are zeroed by the threads' shares of the B*L rows. */
+ * Every valid row of a sequence sees the same keys 0..len-1, so a tile of
+ * query rows can be held across the vector lanes, one row per lane: with
+ * Q transposed once per tile (qt[d], pre-scaled), the scores of key j are
+ * the vector sum_d qt[d] * k_j[d] (a broadcast FMA per dimension, no
+ * horizontal sums); the online softmax per row is lane by lane (running
+ * max and sum as vectors); and the output, transposed (ot[d]), gains
+ * p_j * v_j[d] likewise. Keys go by tiles of KGT_ATTN_KT (scores of ENC_NJ
+ * keys at a time in registers), ot by ENC_DC dimensions at a time; only Q
+ * in and O out are transposed, once per tile of rows. Lanes past the
+ * sequence's last row compute a copy of it and are not stored. Each row's
+ * arithmetic is its lane's, whatever the tile's other rows, so the result
+ * does not depend on the thread count. head_dim a multiple of ENC_DC up
+ * to ENC_TD; other head sizes take attn_block's path (8 rows per tile,
+ * keys by rows). */
+enum { ENC_TD = 256, ENC_DC = 16, ENC_NJ = 8 };
+
+/* rows i0..i0+nb-1 (nb <= KGT_VF) of the sequence whose QKV rows start at
+ * X (ld floats apart; head h's q, k, v at hq, hq + D, hq + 2D) into O
+ * (rows D apart), attending to rows 0..len-1 */
+KG_INLINE void enc_tile(const float *X, float *O, int64_t ld, int64_t D, int64_t hq, int64_t i0, int64_t nb, int64_t len,
+                        int64_t hd, float scale)
+{
+    enum { KT = KGT_ATTN_KT };
+    kgt_vf qt[ENC_TD], ot[ENC_TD], s[KT];
+    float t[KGT_VF];
+    for (int64_t d = 0; d < hd; d++) {
+        for (int r = 0; r < KGT_VF; r++) t[r] = X[(i0 + (r < nb ? r : nb - 1)) * ld + hq + d];
+        qt[d] = kgt_vload(t) * scale;
+        ot[d] = kgt_vsplat(0.0f);
+    }
+    const float *kb = X + hq + D, *vb = X + hq + 2 * D;
+    kgt_vf mx = kgt_vsplat(-__builtin_inff()), l = kgt_vsplat(0.0f);
+    for (int64_t t0 = 0; t0 < len; t0 += KT) {
+        const int64_t n = len - t0 < KT ? len - t0 : KT;
+        for (int64_t j0 = 0; j0 < n; j0 += ENC_NJ) {
+            const float *kr[ENC_NJ];
+            kgt_vf acc[ENC_NJ];
+            for (int c = 0; c < ENC_NJ; c++) {
+                kr[c] = kb + (t0 + (j0 + c < n ? j0 + c : n - 1)) * ld; /* past n: the last key again (dropped) */
+                acc[c] = kgt_vsplat(0.0f);
+            }
+            for (int64_t d = 0; d < hd; d++)
+                for (int c = 0; c < ENC_NJ; c++) acc[c] += qt[d] * kr[c][d];
+            for (int c = 0; c < ENC_NJ && j0 + c < n; c++) s[j0 + c] = acc[c];
+        }
+        kgt_vf m1 = mx, sum = kgt_vsplat(0.0f);
+        for (int64_t j = 0; j < n; j++) m1 = kgt_vmax(m1, s[j]);
+        const kgt_vf alpha = kgt_vexp(mx - m1); /* 0 on the first tile (e^-inf) */
+        for (int64_t j = 0; j < n; j++) {
+            s[j] = kgt_vexp(s[j] - m1);
+            sum += s[j];
+        }
+        l = alpha * l + sum;
+        mx = m1;
+        for (int64_t d0 = 0; d0 < hd; d0 += ENC_DC) {
+            kgt_vf a[ENC_DC];
+            for (int c = 0; c < ENC_DC; c++) a[c] = ot[d0 + c] * alpha;
+            for (int64_t j = 0; j < n; j++) {
+                const float *vr = vb + (t0 + j) * ld + d0;
+                for (int c = 0; c < ENC_DC; c++) a[c] += s[j] * vr[c];
+            }
+            for (int c = 0; c < ENC_DC; c++) ot[d0 + c] = a[c];
+        }
+    }
+    const kgt_vf rl = 1.0f / l;
+    for (int64_t d = 0; d < hd; d++) {
+        kgt_vstore(t, ot[d] * rl);
+        for (int64_t r = 0; r < nb; r++) O[(i0 + r) * D + hq + d] = t[r];
+    }
+}
+
+/* Work items: per sequence b, per head h, its tiles of valid query rows
+ * (KGT_VF rows for enc_tile, KGT_ATTN_QB for attn_block), in the order
+ * (b, h, tile), split evenly between threads. Padded rows are zeroed by
+ * the threads' shares of the B*L rows. */
 KG_KERNEL void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t n_head, int64_t head_dim,
                             double scale)
 {
     const float *QKV = p[0];
     const int32_t *lens = p[1];
     float *O = p[2];
-    const int64_t D = n_head * head_dim, ld = 3 * D, QB = KGT_ATTN_QB;
+    const int64_t D = n_head * head_dim, ld = 3 * D;
+    const int lanes = head_dim % ENC_DC == 0 && head_dim <= ENC_TD;
+    const int64_t QB = lanes ? KGT_VF : KGT_ATTN_QB;
     const float sc = (float)(scale != 0.0 ? scale : 1.0 / sqrt((double)head_dim));
 #define ENC_LEN(b) (lens[b] < 0 ? 0 : lens[b] > L ? L : (int64_t)lens[b])
     int64_t lo, hi, total = 0;
@@ -185,18 +257,22 @@ KG_KERNEL void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t
     kgt_split(total, 1, ith, nth, &lo, &hi);
     for (int64_t b = 0, u = 0; b < B && u < hi; b++) {
         const int64_t len = ENC_LEN(b), nt = (len + QB - 1) / QB, cnt = n_head * nt;
+        const float *X = QKV + b * L * ld;
         for (int64_t it = lo > u ? lo - u : 0; it < cnt && u + it < hi; it++) {
             const int64_t h = it / nt, i0 = it % nt * QB, nb = len - i0 < QB ? len - i0 : QB;
+            if (lanes) {
+                enc_tile(X, O + b * L * D, ld, D, h * head_dim, i0, nb, len, head_dim, sc);
+                continue;
+            }
             const float *q[KGT_ATTN_QB];
             float *o[KGT_ATTN_QB];
             int64_t rlo[KGT_ATTN_QB], rlen[KGT_ATTN_QB];
             for (int64_t r = 0; r < nb; r++) {
-                const int64_t row = b * L + i0 + r;
-                q[r] = QKV + row * ld + h * head_dim;
-                o[r] = O + row * D + h * head_dim;
+                q[r] = X + (i0 + r) * ld + h * head_dim;
+                o[r] = O + (b * L + i0 + r) * D + h * head_dim;
                 rlo[r] = 0, rlen[r] = len;
             }
-            const float *kb = QKV + b * L * ld + D + h * head_dim;
+            const float *kb = X + D + h * head_dim;
             attn_block(q, o, rlo, rlen, nb, (const char *)kb, (const char *)(kb + D), ld * 4, head_dim, KGT_F32, sc);
         }
         u += cnt;

@@ -145,10 +145,12 @@ enum {
  *                j < len of scale q_i·k_j (scale 0, the default:
  *                1/sqrt(head_dim)), times v_j; online softmax over tiles of
  *                KGT_ATTN_KT keys, f32 accumulation. Padded rows (i >= len)
- *                are zeros. Work items are (b, h, tile of KGT_ATTN_QB valid
- *                query rows), split evenly between threads; padded rows
- *                cost nothing but their zeroing. A row's arithmetic does not
- *                depend on the thread count.
+ *                are zeros. Work items are (b, h, tile of valid query
+ *                rows: KGT_VF, a row per vector lane, for head_dim a
+ *                multiple of 16 up to 256; else KGT_ATTN_QB), split evenly
+ *                between threads; padded rows cost nothing but their
+ *                zeroing. A row's arithmetic does not depend on the thread
+ *                count.
  * kgt_pool       p[0] X f32[B*L][K], p[1] lengths int32_t[B] (clamped to
  *                [0, L]), p[2] out f32[B][K]: per sequence, mode
  *                KGT_POOL_MEAN the mean of its valid rows, KGT_POOL_CLS its
@@ -165,6 +167,11 @@ enum {
  *                ggml_gelu_f32 / PyTorch's gelu(approximate="tanh") — computed
  *                in f32 as x / (1 + e^(-2u)) (same function), not through
  *                GGML's f16 lookup table. Threads split n in 64-float chunks.
+ * kgt_gelu_erf, kgt_erf  likewise: the exact GELU 0.5 x (1 + erf(x / sqrt 2))
+ *                (BERT's; the product's KGT_EPI_GELU where it is fused) and
+ *                erf itself, both by kgt_verf (erf.c). Like kgt_gelu, no
+ *                CUDA kernel of their own: there the GELU lives in the
+ *                product's epilogue.
  */
 void kgt_rmsnorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags, int64_t G);
 void kgt_layernorm(void *const *p, int ith, int nth, int64_t M, int64_t K, double eps, int64_t flags);
@@ -188,6 +195,8 @@ void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_
 void kgt_pool(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t K, int64_t mode, int64_t norm);
 void kgt_silu(void *const *p, int ith, int nth, int64_t n);
 void kgt_gelu(void *const *p, int ith, int nth, int64_t n);
+void kgt_gelu_erf(void *const *p, int ith, int nth, int64_t n);
+void kgt_erf(void *const *p, int ith, int nth, int64_t n);
 
 #if defined(__clang__)
 /* ════════════════ vector helpers (clang only) ════════════════ */
@@ -482,10 +491,13 @@ KG_INLINE kgt_vf kgt_vgelu(kgt_vf x)
     return x / (1.0f + kgt_vexp(-u2));
 }
 
-/* erf, lane by lane; absolute error below ~1e-7 over all floats
- * (measured against libm's erf by tests/test_kernels_enc.c). Two pieces,
+/* erf, lane by lane; absolute error below 1e-7 over all floats (measured
+ * against libm's erf by tests/test_kernels_enc.c: 6.6e-8 with FMA; 8.4e-8
+ * without, in a numpy float32 emulation of the same steps). Two pieces,
  * least-squares fits of our own (near minimax, by iterative reweighting):
- * |x| < 0.8: x P(x²), P of degree 6; 0.8 <= |x| < 3.92: 1 - e^(-x²) Q(u),
+ * |x| < 0.8: x P(x²) = x + x (P(x²) - 1), P of degree 6 (the small
+ * correction rounds little and the last step is one fused multiply-add);
+ * 0.8 <= |x| < 3.92: 1 - e^(-x²) Q(u),
  * Q of degree 11 approximating e^(x²) erfc(x) in u = (1/|x| - c) / h, the
  * interval [1/3.92, 1/0.8] mapped to [-1, 1] (coefficients stay small, so
  * Horner's rule does not cancel); beyond, ±1 (erfc(3.92) < 2^-25). NaN
@@ -499,8 +511,8 @@ KG_INLINE kgt_vf kgt_verf(kgt_vf x)
     p = p * z - 2.6864024566408563e-02f;
     p = p * z + 1.1283769781249454e-01f;
     p = p * z - 3.761263809207112e-01f;
-    p = p * z + 1.1283791670561885f;
-    const kgt_vf small = a * p;
+    p = p * z + 0.1283791670561885f; /* P - 1: x P = x + x (P - 1), one rounding (fused) at the end */
+    const kgt_vf small = a * p + a;
     const kgt_vf u = (1.0f / kgt_vmax(a, kgt_vsplat(0.8f)) - 0.7525510204081632f) * 2.01025641025641f;
     kgt_vf q = kgt_vsplat(6.060542316720757e-06f);
     q = q * u - 9.530027242779183e-06f;
