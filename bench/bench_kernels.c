@@ -4,6 +4,8 @@
  *
  *   bench-kernels [--quick] [--json OUT.json]
  *   bench-kernels --triad THREADS     (only the triad and read bandwidth, one JSON line)
+ *   bench-kernels --fma-peak THREADS  (only the FP32 FMA peak, one JSON line:
+ *                                      {"threads":N,"gflops":X,"isa":"avx512"|"avx2"|"sse"})
  *
  * For each weight type and shape (SmolLM2-135M and TinyLlama-1.1B matrices)
  * the mm template is specialized for M = 1 through the real generator path
@@ -16,14 +18,17 @@
  * The limit: a STREAM-style triad (a = b + s*c, doubles, 3 x 256 MiB,
  * counted as 24 bytes per element, as STREAM does) with the same threads;
  * a read-only sum is reported beside it, since products mostly read.
- * Also: the cold compile time of one instance, median of several.
+ * Also: the cold compile time of one instance, median of several, and the
+ * FP32 FMA peak of the same threads (register-only FMA chains, no memory).
  */
 #include "bench.h"
 #include "gen.h"
 #include "kernel.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +152,202 @@ static double measure_bw(team *t, stream *s, work_fn fn, double bytes, int reps)
         double gbs = bytes / (bench_now() - t0) / 1e9;
         if (gbs > best) best = gbs;
     }
+    return best;
+}
+
+/* ─────────────────────────── FP32 FMA peak ─────────────────────────── */
+
+/* Each thread runs independent chains acc = acc * a + b on the widest
+ * vectors the CPU has: enough chains (16 of 16 lanes, 12 of 8 lanes) to cover
+ * the FMA latency on every FMA port. a < 1 and b > 0 keep every chain near
+ * its fixed point b / (1 - a) = 1: finite and never denormal. This file is
+ * built for the baseline ISA, so the loops carry target attributes and the
+ * widest is picked at run time. The chains are written out one by one (no
+ * array) so that they live in registers. */
+#define FMA_A 0.9999f
+#define FMA_B 0.0001f
+
+#define FMA_X16(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13) S(14) S(15)
+#define FMA_X12(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11)
+
+/* n iterations of 16 chains x 16 lanes; returns the sum of the lanes */
+__attribute__((target("avx512f"))) static float fma_loop_avx512(int64_t n, float a_, float b_)
+{
+    __m512 a = _mm512_set1_ps(a_), b = _mm512_set1_ps(b_);
+#define DECL(i) __m512 c##i = _mm512_set1_ps((float)(i) * 0.01f);
+#define STEP(i) c##i = _mm512_fmadd_ps(c##i, a, b);
+#define SUM(i) s = _mm512_add_ps(s, c##i);
+    FMA_X16(DECL)
+    for (int64_t k = 0; k < n; k++) { FMA_X16(STEP) }
+    __m512 s = _mm512_setzero_ps();
+    FMA_X16(SUM)
+#undef DECL
+#undef STEP
+#undef SUM
+    return _mm512_reduce_add_ps(s);
+}
+
+/* n iterations of 12 chains x 8 lanes */
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(int64_t n, float a_, float b_)
+{
+    __m256 a = _mm256_set1_ps(a_), b = _mm256_set1_ps(b_);
+#define DECL(i) __m256 c##i = _mm256_set1_ps((float)(i) * 0.01f);
+#define STEP(i) c##i = _mm256_fmadd_ps(c##i, a, b);
+#define SUM(i) s = _mm256_add_ps(s, c##i);
+    FMA_X12(DECL)
+    for (int64_t k = 0; k < n; k++) { FMA_X12(STEP) }
+    __m256 s = _mm256_setzero_ps();
+    FMA_X12(SUM)
+#undef DECL
+#undef STEP
+#undef SUM
+    float v[8];
+    _mm256_storeu_ps(v, s);
+    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+
+/* no FMA instruction: 12 chains x 4 lanes of a multiply and an add (still
+ * 2 FLOPs per lane and step) */
+static float fma_loop_sse(int64_t n, float a_, float b_)
+{
+    __m128 a = _mm_set1_ps(a_), b = _mm_set1_ps(b_);
+#define DECL(i) __m128 c##i = _mm_set1_ps((float)(i) * 0.01f);
+#define STEP(i) c##i = _mm_add_ps(_mm_mul_ps(c##i, a), b);
+#define SUM(i) s = _mm_add_ps(s, c##i);
+    FMA_X12(DECL)
+    for (int64_t k = 0; k < n; k++) { FMA_X12(STEP) }
+    __m128 s = _mm_setzero_ps();
+    FMA_X12(SUM)
+#undef DECL
+#undef STEP
+#undef SUM
+    float v[4];
+    _mm_storeu_ps(v, s);
+    return v[0] + v[1] + v[2] + v[3];
+}
+
+typedef struct fma_isa {
+    const char *name;
+    int lanes, chains;
+    float (*loop)(int64_t n, float a, float b);
+} fma_isa;
+
+static fma_isa fma_pick(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return (fma_isa){"avx512", 16, 16, fma_loop_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return (fma_isa){"avx2", 8, 12, fma_loop_avx2};
+    return (fma_isa){"sse", 4, 12, fma_loop_sse};
+}
+
+/* a and b are read through volatiles so the compiler knows nothing of them;
+ * every run's sum is stored to a volatile (fma_sink, fma_worker.sink) so no
+ * loop can be dropped */
+static volatile float fma_a = FMA_A, fma_b = FMA_B;
+static volatile float fma_sink;
+
+enum { FMA_TRIALS = 5 };
+
+typedef struct fma_team {
+    fma_isa isa;
+    int64_t iters;  /* per thread and trial */
+    pthread_barrier_t bar;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go;         /* 0: wait; 1: run the trials; -1: a thread failed to start, quit */
+} fma_team;
+
+typedef struct fma_worker { fma_team *t; int cpu; volatile float sink; } fma_worker;
+
+static void *fma_worker_main(void *arg)
+{
+    fma_worker *w = arg;
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+    }
+    pthread_mutex_lock(&w->t->mu);
+    while (!w->t->go) pthread_cond_wait(&w->t->cv, &w->t->mu);
+    int go = w->t->go;
+    pthread_mutex_unlock(&w->t->mu);
+    if (go < 0) return NULL;
+    float a = fma_a, b = fma_b;
+    for (int r = 0; r < FMA_TRIALS; r++) {
+        pthread_barrier_wait(&w->t->bar); /* all start together */
+        w->sink = w->t->isa.loop(w->t->iters, a, b);
+        pthread_barrier_wait(&w->t->bar); /* all done */
+    }
+    return NULL;
+}
+
+/* The i-th CPU this process may run on (CPU i when all are allowed), or -1 */
+static int fma_cpu(int i)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set)) return i < CPU_SETSIZE ? i : -1;
+    int n = CPU_COUNT(&set);
+    if (n <= 0) return -1;
+    i %= n;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set) && i-- == 0) return c;
+    return -1;
+}
+
+/* FP32 GFLOP/s of nth threads running the chains above (thread i pinned to
+ * the i-th CPU this process may use), best of FMA_TRIALS trials of
+ * about 0.3 s; FLOPs = 2 x lanes x steps x chains x threads. The ISA used
+ * goes to *isa_name. Returns -1 if the threads could not be started. */
+static double fma_peak(int nth, const char **isa_name)
+{
+    fma_team t;
+    t.isa = fma_pick();
+    *isa_name = t.isa.name;
+    /* calibrate on this thread: double until a run takes 50 ms */
+    float a = fma_a, b = fma_b;
+    int64_t n = 1 << 14;
+    double dt;
+    for (;;) {
+        double t0 = bench_now();
+        fma_sink = t.isa.loop(n, a, b);
+        dt = bench_now() - t0;
+        if (dt > 0.05 || n > ((int64_t)1 << 40)) break;
+        n *= 2;
+    }
+    t.iters = (int64_t)((double)n * 0.3 / dt) + 1;
+    if (pthread_barrier_init(&t.bar, NULL, (unsigned)nth + 1)) return -1;
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    t.go = 0;
+    fma_worker *w = calloc((size_t)nth, sizeof *w);
+    pthread_t *th = calloc((size_t)nth, sizeof *th);
+    int started = 0;
+    if (w && th)
+        for (; started < nth; started++) {
+            w[started] = (fma_worker){&t, fma_cpu(started), 0};
+            if (pthread_create(&th[started], NULL, fma_worker_main, &w[started])) break;
+        }
+    pthread_mutex_lock(&t.mu);
+    t.go = started == nth ? 1 : -1;
+    pthread_cond_broadcast(&t.cv);
+    pthread_mutex_unlock(&t.mu);
+    double best = -1;
+    if (started == nth)
+        for (int r = 0; r < FMA_TRIALS; r++) {
+            pthread_barrier_wait(&t.bar);
+            double t0 = bench_now();
+            pthread_barrier_wait(&t.bar);
+            double s = bench_now() - t0;
+            double gf = 2.0 * t.isa.lanes * t.isa.chains * (double)t.iters * nth / s / 1e9;
+            if (gf > best) best = gf;
+        }
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&t.bar);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+    free(w);
+    free(th);
     return best;
 }
 
@@ -341,15 +542,27 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     const char *json = NULL;
-    int triad_only = 0;
+    int triad_only = 0, fma_only = 0; /* 1..: that measurement alone; -1: asked with a bad count */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else if (!strcmp(argv[i], "--triad") && i + 1 < argc) triad_only = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench-kernels [--quick] [--json OUT] | --triad THREADS\n"); return 2; }
+        else if (!strcmp(argv[i], "--triad") && i + 1 < argc) triad_only = atoi(argv[++i]) > 0 ? atoi(argv[i]) : -1;
+        else if (!strcmp(argv[i], "--fma-peak") && i + 1 < argc) fma_only = atoi(argv[++i]) > 0 ? atoi(argv[i]) : -1;
+        else {
+            fprintf(stderr, "usage: bench-kernels [--quick] [--json OUT] | --triad THREADS | --fma-peak THREADS\n");
+            return 2;
+        }
+    }
+    if (fma_only) { /* the FP32 FMA peak alone, for bench/bench_encoder.py: one JSON line */
+        if (fma_only < 1 || fma_only > 256) { fprintf(stderr, "bench-kernels: --fma-peak 1..256\n"); return 2; }
+        const char *isa;
+        double gf = fma_peak(fma_only, &isa);
+        if (gf <= 0) { fprintf(stderr, "bench-kernels: --fma-peak: could not start %d threads\n", fma_only); return 1; }
+        printf("{\"threads\":%d,\"gflops\":%.3f,\"isa\":\"%s\"}\n", fma_only, gf, isa);
+        return 0;
     }
     if (triad_only) { /* the bandwidth limit alone, for bench/bench_peer.py: one JSON line */
-        if (triad_only < 1 || triad_only > 64) { fprintf(stderr, "bench-kernels: --triad 1..64\n"); return 2; }
+        if (triad_only < 1 || triad_only > 8) { fprintf(stderr, "bench-kernels: --triad 1..8\n"); return 2; } /* team.th[8] */
         stream s = {aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), aligned_alloc(64, STREAM_N * 8), {0}};
         for (int64_t i = 0; i < STREAM_N; i++) s.a[i] = 0, s.b[i] = 1, s.c[i] = 2;
         team t;
@@ -378,13 +591,19 @@ int main(int argc, char **argv)
     printf("kgen kernel bench: %s (%s templates), decode products (M=1), weights streamed from DRAM\n", tg.cpu,
            gen_isa_name(tg.isa));
     for (int nth = 1; nth <= 2; nth++) {
+        const char *fisa; /* before the team starts: its idle workers spin */
+        double fma = fma_peak(nth, &fisa);
         team t;
         team_start(&t, nth);
         double tri = measure_bw(&t, &s, triad, 24.0 * STREAM_N, quick ? 3 : 5);
         double rd = measure_bw(&t, &s, readsum, 8.0 * STREAM_N, quick ? 3 : 5);
-        printf("\n%d thread%s: triad %.1f GB/s, read %.1f GB/s\n", nth, nth > 1 ? "s" : "", tri, rd);
+        char fmatxt[32] = "null";
+        if (fma > 0) snprintf(fmatxt, sizeof fmatxt, "%.2f", fma);
+        printf("\n%d thread%s: triad %.1f GB/s, read %.1f GB/s; FP32 FMA peak %s GFLOP/s (%s)\n", nth,
+               nth > 1 ? "s" : "", tri, rd, fma > 0 ? fmatxt : "unknown", fisa);
         printf("  %-10s %-5s %6s %6s %10s %9s %8s %8s\n", "model", "type", "K", "N", "us/call", "GB/s", "%triad", "%read");
-        if (js) fprintf(js, "%s{\"n\":%d,\"triad_gbs\":%.2f,\"read_gbs\":%.2f,\"mm\":[", nth > 1 ? "," : "", nth, tri, rd);
+        if (js) fprintf(js, "%s{\"n\":%d,\"triad_gbs\":%.2f,\"read_gbs\":%.2f,\"fma_gflops\":%s,\"fma_isa\":\"%s\",\"mm\":[",
+                        nth > 1 ? "," : "", nth, tri, rd, fmatxt, fisa);
         int first = 1;
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
             for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
