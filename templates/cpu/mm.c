@@ -307,6 +307,8 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
             for (int64_t j = 0; j < nc; j++) v[j] += res[(m0 + m) * ldy + n0 + j];
         if (flags & KGT_EPI_OUT_Q8) /* nc = 32: N and the thread's share are multiples of 32 */
             kgq_quantize32(v, (kgt_q8a *)p[2] + (m0 + m) * (ldy / 32) + n0 / 32);
+        else if (nc == MM_NC) /* a whole chunk: a fixed-size copy, inlined */
+            memcpy((float *)p[2] + (m0 + m) * ldy + n0, v, MM_NC * sizeof(float));
         else
             memcpy((float *)p[2] + (m0 + m) * ldy + n0, v, (size_t)nc * sizeof(float));
     }
