@@ -103,19 +103,6 @@ static kg_status load_json(const char *path, json_t **out)
     return KG_OK;
 }
 
-static const char *jtype(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* A member that must be a string (*out NULL when absent or null and !required). */
 static kg_status get_str(const char *file, const json_t *o, const char *key, const char *path, bool required, kg_str *out)
 {
@@ -125,7 +112,7 @@ static kg_status get_str(const char *file, const json_t *o, const char *key, con
         if (required) return kg_err(KG_ERR_FORMAT, "%s: %s is missing", file, path);
         return KG_OK;
     }
-    if (!json_is_string(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected a string)", file, path, jtype(v));
+    if (!json_is_string(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected a string)", file, path, kg_json_kind(v));
     out->ptr = json_string_value(v), out->len = json_string_length(v);
     return KG_OK;
 }
@@ -134,7 +121,7 @@ static kg_status get_bool(const char *file, const json_t *o, const char *key, co
 {
     const json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return KG_OK; /* the default stays */
-    if (!json_is_boolean(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected true or false)", file, path, jtype(v));
+    if (!json_is_boolean(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected true or false)", file, path, kg_json_kind(v));
     *out = json_is_true(v);
     return KG_OK;
 }
@@ -144,7 +131,7 @@ static kg_status get_int(const char *file, const json_t *o, const char *key, con
 {
     const json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return KG_OK;
-    if (!json_is_integer(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected an integer)", file, path, jtype(v));
+    if (!json_is_integer(v)) return kg_err(KG_ERR_FORMAT, "%s: %s is %s (expected an integer)", file, path, kg_json_kind(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return kg_err(KG_ERR_FORMAT, "%s: %s is %" PRId64 " (expected %" PRId64 "..%" PRId64 ")", file, path, (int64_t)x, lo, hi);
@@ -189,9 +176,9 @@ static kg_status read_vocab(hf *h, const json_t *model)
     char esc[128];
     const json_t *vocab = json_object_get(model, "vocab"), *added = json_object_get(h->root, "added_tokens");
     if (!json_is_object(vocab))
-        return kg_err(KG_ERR_FORMAT, "%s: model.vocab is %s (expected an object of token: id)", f, vocab ? jtype(vocab) : "missing");
+        return kg_err(KG_ERR_FORMAT, "%s: model.vocab is %s (expected an object of token: id)", f, vocab ? kg_json_kind(vocab) : "missing");
     if (added && !json_is_null(added) && !json_is_array(added))
-        return kg_err(KG_ERR_FORMAT, "%s: added_tokens is %s (expected an array)", f, jtype(added));
+        return kg_err(KG_ERR_FORMAT, "%s: added_tokens is %s (expected an array)", f, kg_json_kind(added));
     size_t n_added = added ? json_array_size(added) : 0;
     int64_t max = -1;
     const char *key;
@@ -258,7 +245,7 @@ static kg_status wp_normalizer(hf *h, gen_tokdesc *d)
     d->lowercase = d->strip_accents = d->chinese = d->clean = false;
     if (!n || json_is_null(n)) return KG_OK;
     kg_str type;
-    if (!json_is_object(n)) return kg_err(KG_ERR_FORMAT, "%s: normalizer is %s (expected an object)", f, jtype(n));
+    if (!json_is_object(n)) return kg_err(KG_ERR_FORMAT, "%s: normalizer is %s (expected an object)", f, kg_json_kind(n));
     kg_status s = get_str(f, n, "type", "normalizer.type", true, &type);
     if (s) return s;
     char esc[128];
@@ -283,7 +270,7 @@ static kg_status wp_post(hf *h, gen_tokdesc *d)
     d->add_bos = false;
     if (!p || json_is_null(p)) return KG_OK;
     kg_str type;
-    if (!json_is_object(p)) return kg_err(KG_ERR_FORMAT, "%s: post_processor is %s (expected an object)", f, jtype(p));
+    if (!json_is_object(p)) return kg_err(KG_ERR_FORMAT, "%s: post_processor is %s (expected an object)", f, kg_json_kind(p));
     kg_status s = get_str(f, p, "type", "post_processor.type", true, &type);
     if (s) return s;
     int32_t ids[2] = {-1, -1};
@@ -344,12 +331,12 @@ static kg_status wordpiece_json(hf *h, const json_t *model, gen_tokdesc *d)
     if ((s = get_int(f, model, "max_input_chars_per_word", "model.max_input_chars_per_word", 1, 4096, &max_chars))) return s;
     const json_t *tr = json_object_get(h->root, "truncation");
     if (tr && !json_is_null(tr)) {
-        if (!json_is_object(tr)) return kg_err(KG_ERR_FORMAT, "%s: truncation is %s (expected an object)", f, jtype(tr));
+        if (!json_is_object(tr)) return kg_err(KG_ERR_FORMAT, "%s: truncation is %s (expected an object)", f, kg_json_kind(tr));
         if ((s = get_int(f, tr, "max_length", "truncation.max_length", 0, 1 << 24, &max_len))) return s;
     }
     if ((s = wp_normalizer(h, d))) return s;
     const json_t *pt = json_object_get(h->root, "pre_tokenizer");
-    if (!json_is_object(pt)) return kg_err(KG_ERR_UNSUPPORTED, "%s: pre_tokenizer is %s (expected BertPreTokenizer)", f, pt ? jtype(pt) : "missing");
+    if (!json_is_object(pt)) return kg_err(KG_ERR_UNSUPPORTED, "%s: pre_tokenizer is %s (expected BertPreTokenizer)", f, pt ? kg_json_kind(pt) : "missing");
     if ((s = get_str(f, pt, "type", "pre_tokenizer.type", true, &type))) return s;
     if (!str_is(type, "BertPreTokenizer"))
         return kg_err(KG_ERR_UNSUPPORTED, "%s: pre_tokenizer.type \"%s\" is not supported with WordPiece (BertPreTokenizer)",
@@ -490,7 +477,7 @@ static kg_status bpe_pre(const hf *h, const char **pre)
     const json_t *pt = json_object_get(h->root, "pre_tokenizer");
     kg_str type, t0, t1;
     kg_status s;
-    if (!json_is_object(pt)) return kg_err(KG_ERR_UNSUPPORTED, "%s: pre_tokenizer is %s (expected ByteLevel or a Sequence)", f, pt ? jtype(pt) : "missing");
+    if (!json_is_object(pt)) return kg_err(KG_ERR_UNSUPPORTED, "%s: pre_tokenizer is %s (expected ByteLevel or a Sequence)", f, pt ? kg_json_kind(pt) : "missing");
     if ((s = get_str(f, pt, "type", "pre_tokenizer.type", true, &type))) return s;
     if (str_is(type, "ByteLevel")) {
         *pre = "gpt2";
@@ -543,7 +530,7 @@ static kg_status bpe_merges(hf *h, const json_t *model, gen_tokdesc *d)
 {
     const char *f = h->file;
     const json_t *m = json_object_get(model, "merges");
-    if (!json_is_array(m)) return kg_err(KG_ERR_FORMAT, "%s: model.merges is %s (expected an array)", f, m ? jtype(m) : "missing");
+    if (!json_is_array(m)) return kg_err(KG_ERR_FORMAT, "%s: model.merges is %s (expected an array)", f, m ? kg_json_kind(m) : "missing");
     size_t n = json_array_size(m), bytes = 0;
     if (n > (1u << 24)) return kg_err(KG_ERR_FORMAT, "%s: model.merges has %zu merges (at most %u)", f, n, 1u << 24);
     for (size_t i = 0; i < n; i++) {
@@ -552,7 +539,7 @@ static kg_status bpe_merges(hf *h, const json_t *model, gen_tokdesc *d)
             json_is_string(json_array_get(e, 1)))
             bytes += json_string_length(json_array_get(e, 0)) + json_string_length(json_array_get(e, 1)) + 1;
         else if (!json_is_string(e))
-            return kg_err(KG_ERR_FORMAT, "%s: model.merges[%zu] is %s (expected \"a b\" or [\"a\", \"b\"])", f, i, jtype(e));
+            return kg_err(KG_ERR_FORMAT, "%s: model.merges[%zu] is %s (expected \"a b\" or [\"a\", \"b\"])", f, i, kg_json_kind(e));
     }
     h->merge = malloc((n ? n : 1) * sizeof *h->merge);
     h->store = malloc(bytes ? bytes : 1);
@@ -616,7 +603,7 @@ static kg_status gen_tokdata_hf_bpe(hf *h, const json_t *model, gen_tokdesc *d)
     kg_str type = {NULL, 0}, name;
     bool tmpl = false;
     if (p && !json_is_null(p)) {
-        if (!json_is_object(p)) return kg_err(KG_ERR_FORMAT, "%s: post_processor is %s (expected an object)", f, jtype(p));
+        if (!json_is_object(p)) return kg_err(KG_ERR_FORMAT, "%s: post_processor is %s (expected an object)", f, kg_json_kind(p));
         if ((s = get_str(f, p, "type", "post_processor.type", true, &type))) return s;
     }
     if (str_is(type, "Sequence")) { /* Llama 3: [ByteLevel, TemplateProcessing] */
@@ -688,7 +675,7 @@ kg_status gen_tokdata_hf(const char *dir, const char *chat_template, void **blob
         kg_str type;
         char esc[128];
         if (!json_is_object(model)) {
-            s = kg_err(KG_ERR_FORMAT, "%s: model is %s (expected an object)", tj, model ? jtype(model) : "missing");
+            s = kg_err(KG_ERR_FORMAT, "%s: model is %s (expected an object)", tj, model ? kg_json_kind(model) : "missing");
             goto done;
         }
         if ((s = get_str(tj, model, "type", "model.type", true, &type))) goto done;

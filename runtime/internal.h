@@ -23,6 +23,11 @@ void kg_err_clear(void);
  * than `max` source bytes is cut and ends in "...". Returns dst. */
 char *kg_escape(char *dst, size_t cap, const char *src, uint64_t len, size_t max);
 
+/* What a JSON value (jansson's) is, for messages: "an object", "a string",
+ * "true", ... (runtime/safetensors.c; the other JSON readers use it too). */
+struct json_t;
+const char *kg_json_kind(const struct json_t *v);
+
 /* Opens `path` read-only (plus `flags`, e.g. O_NOFOLLOW) and checks it is a
  * regular file. KG_ERR_NOTFOUND if it does not exist, KG_ERR_IO otherwise;
  * on success *fd is open and *st filled; on failure *fd is -1 and errno is

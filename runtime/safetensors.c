@@ -105,8 +105,8 @@ const char *kg_st_dtype_name(const kg_tensor *t)
 
 /* ─────────────────────────── messages ─────────────────────────── */
 
-/* What a JSON value is, for messages. */
-static const char *jkind(const json_t *v)
+/* What a JSON value is, for messages (internal.h: the other JSON readers use it too). */
+const char *kg_json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -133,7 +133,7 @@ static const char *jshow(const json_t *v, char *buf, size_t cap)
         char e[80];
         snprintf(buf, cap, "the string \"%s\"",
                  kg_escape(e, sizeof e, json_string_value(v), json_string_length(v), 40));
-    } else snprintf(buf, cap, "%s", jkind(v));
+    } else snprintf(buf, cap, "%s", kg_json_kind(v));
     return buf;
 }
 
@@ -174,7 +174,7 @@ static kg_status read_dtype(const kg_safetensors *s, const char *en, const json_
 static kg_status read_shape(const kg_safetensors *s, const char *en, const json_t *v, kg_tensor *t)
 {
     if (!json_is_array(v))
-        return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': shape is %s (must be an array)", s->name, en, jkind(v));
+        return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': shape is %s (must be an array)", s->name, en, kg_json_kind(v));
     size_t rank = json_array_size(v);
     if (rank > KG_MAX_DIMS)
         return kg_err(KG_ERR_UNSUPPORTED, "%s: tensor '%s': shape has %zu dimensions (kgen reads at most %d)",
@@ -201,7 +201,7 @@ static kg_status read_offsets(const kg_safetensors *s, const char *en, const jso
 {
     if (!json_is_array(v) || json_array_size(v) != 2)
         return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s (must be [begin, end])", s->name, en,
-                      jkind(v), json_is_array(v) ? " of other than 2 elements" : "");
+                      kg_json_kind(v), json_is_array(v) ? " of other than 2 elements" : "");
     kg_status st = get_uint(s, en, "data_offsets[0] (begin)", json_array_get(v, 0), begin);
     if (!st) st = get_uint(s, en, "data_offsets[1] (end)", json_array_get(v, 1), end);
     if (st) return st;
@@ -218,7 +218,7 @@ static kg_status read_tensor(kg_safetensors *s, const char *key, size_t key_len,
     kg_escape(en, sizeof en, key, key_len, 120);
     if (!json_is_object(v))
         return kg_err(KG_ERR_FORMAT, "%s: tensor '%s': its entry is %s (must be an object with dtype, shape and "
-                      "data_offsets)", s->name, en, jkind(v));
+                      "data_offsets)", s->name, en, kg_json_kind(v));
     json_t *f[3] = {NULL, NULL, NULL};
     static const char *const fields[3] = {"dtype", "shape", "data_offsets"};
     const char *k;
@@ -264,7 +264,7 @@ static kg_status read_meta(kg_safetensors *s, json_t *v)
 {
     if (json_is_null(v)) return KG_OK;
     if (!json_is_object(v))
-        return kg_err(KG_ERR_FORMAT, "%s: __metadata__ is %s (must be an object of strings)", s->name, jkind(v));
+        return kg_err(KG_ERR_FORMAT, "%s: __metadata__ is %s (must be an object of strings)", s->name, kg_json_kind(v));
     s->meta = kg_arena_alloc(&s->arena, json_object_size(v), sizeof *s->meta);
     if (!s->meta && json_object_size(v)) return KG_ERR_NOMEM;
     const char *k;
@@ -275,7 +275,7 @@ static kg_status read_meta(kg_safetensors *s, json_t *v)
         if (!json_is_string(x)) {
             char ek[200];
             return kg_err(KG_ERR_FORMAT, "%s: __metadata__ key '%s' is %s (must be a string)", s->name,
-                          kg_escape(ek, sizeof ek, k, klen, 120), jkind(x));
+                          kg_escape(ek, sizeof ek, k, klen, 120), kg_json_kind(x));
         }
         kg_kv *kv = &s->meta[s->n_meta++];
         size_t len = json_string_length(x);
@@ -397,7 +397,7 @@ static kg_status parse(kg_safetensors *s)
     }
     kg_status st = json_is_object(root) ? parse_json(s, root)
                                         : kg_err(KG_ERR_FORMAT, "%s: the header is %s, not a JSON object", s->name,
-                                                 jkind(root));
+                                                 kg_json_kind(root));
     json_decref(root);
     return st;
 }

@@ -193,3 +193,23 @@ void kc_ref_check(char **argv)
     }
     free(out), free(err);
 }
+
+int kc_readme_example(const char *name, const char *dst)
+{
+    FILE *f = fopen("README.md", "r");
+    if (!f) return -1;
+    static char text[1 << 19];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char mark[128];
+    snprintf(mark, sizeof mark, "<!-- example: %s -->", name);
+    const char *at = strstr(text, mark), *open = at ? strstr(at, "```c\n") : NULL;
+    const char *close = open ? strstr(open + 5, "\n```") : NULL;
+    if (!close) return 0;
+    open += 5;
+    f = fopen(dst, "w");
+    if (!f) return 0;
+    fwrite(open, 1, (size_t)(close - open) + 1, f);
+    return fclose(f) == 0 ? 1 : 0;
+}

@@ -53,6 +53,11 @@ const char *kc_tail(const char *s, size_t n);
  * checkers: the last lines of their output). */
 void kc_ref_check(char **argv);
 
+/* The C program after README.md's "<!-- example: NAME -->" (its ```c block)
+ * written to dst: 1; 0 when README.md has no such example (or dst cannot be
+ * written); -1 when there is no README.md (not run from the repository root). */
+int kc_readme_example(const char *name, const char *dst);
+
 /* KT_REQUIRE with a message */
 #define REQUIRE_F(cond, ...) do { if (!(cond)) { kt_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
 #define STRS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -573,29 +573,16 @@ KT_TEST(compile_emit_obj)
 
 KT_TEST(compile_readme_example)
 {
-    FILE *f = fopen("README.md", "r");
-    if (!f) KT_SKIP("README.md not found (run from the repository root)");
-    static char text[1 << 18];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    const char *mark = strstr(text, "<!-- example: generate.c -->");
-    if (!mark) KT_SKIP("README.md has no '<!-- example: generate.c -->' program yet");
-    const char *open = strstr(mark, "```c\n");
-    KT_REQUIRE(open);
-    open += 5;
-    const char *close = strstr(open, "\n```");
-    KT_REQUIRE(close);
     NEED_TINY();
     char dir[600], src[700], prog[700];
     kc_tpath(dir, sizeof dir, "readme");
     KT_REQUIRE(kc_make_dir(dir));
     snprintf(src, sizeof src, "%s/generate.c", dir);
     snprintf(prog, sizeof prog, "%s/generate", dir);
-    f = fopen(src, "w");
-    KT_REQUIRE(f);
-    fwrite(open, 1, (size_t)(close - open) + 1, f);
-    KT_REQUIRE(fclose(f) == 0);
+    int got = kc_readme_example("generate.c", src);
+    if (got < 0) KT_SKIP("README.md not found (run from the repository root)");
+    KT_CHECKF(got == 1, "README.md has no '<!-- example: generate.c -->' program");
+    if (got != 1) return;
     int rc = SH("cc", "-Iinclude", src, "-o", prog, "-ldl");
     REQUIRE_F(rc == 0, "the README example does not compile (%d): %s", rc, kc_err);
     rc = kc_runl(prog, kc_tiny_so, "hello", (const char *)NULL);

@@ -207,25 +207,13 @@ KT_TEST(hf_bad_shard_escape)
 KT_TEST(encoder_readme_example)
 {
     NEED_MINILM(model);
-    FILE *f = fopen("README.md", "r");
-    if (!f) KT_SKIP("README.md not found (run from the repository root)");
-    static char text[1 << 18];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    const char *mark = strstr(text, "<!-- example: embed.c -->"), *open = mark ? strstr(mark, "```c\n") : NULL;
-    KT_REQUIRE(open);
-    open += 5;
-    const char *close = strstr(open, "\n```");
-    KT_REQUIRE(close);
     char src[700], prog[700], so[700];
     kc_tpath(src, sizeof src, "embed.c");
     kc_tpath(prog, sizeof prog, "embed");
     kc_tpath(so, sizeof so, "minilm-example.so");
-    f = fopen(src, "w");
-    KT_REQUIRE(f);
-    fwrite(open, 1, (size_t)(close - open) + 1, f);
-    KT_REQUIRE(fclose(f) == 0);
+    int got = kc_readme_example("embed.c", src);
+    if (got < 0) KT_SKIP("README.md not found (run from the repository root)");
+    KT_REQUIRE(got == 1 || !printf("    README.md has no '<!-- example: embed.c -->' program\n"));
     int rc = SH("cc", "-Iinclude", src, "-o", prog, "-ldl");
     REQUIRE_F(rc == 0, "the README's embed.c does not compile (%d): %s", rc, kc_err);
     KT_REQUIRE(KGEN("compile", model, "-o", so, "--batch", "4", "--max-len", "64") == 0 || !printf("%s", kc_err));
