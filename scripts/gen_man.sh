@@ -25,12 +25,12 @@ trap 'rm -f "$tmp"' EXIT INT TERM
     printf '.SH SYNOPSIS\n'
     "$KGEN" help | block
     printf '.SH DESCRIPTION\n'
-    printf 'kgen reads a model (GGUF), specializes its exact shapes and quantization\n'
+    printf 'kgen reads a model (GGUF, or a Hugging Face directory), specializes its exact shapes and quantization\n'
     printf 'scheme into fused CPU (LLVM) and CUDA (NVRTC) kernels, and writes one\n'
     printf 'shared object per model with a small C ABI (kgen_model.h). Compiled\n'
     printf 'artifacts are cached on disk by content hash.\n'
     printf '.SH COMMANDS\n'
-    for cmd in inspect compile run bench kernel kernels cache; do
+    for cmd in inspect compile run embed bench kernel kernels cache; do
         printf '.SS %s\n' "$cmd"
         "$KGEN" "$cmd" --help | block
     done
