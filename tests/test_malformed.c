@@ -540,7 +540,7 @@ KT_TEST(malformed_cli)
     cli_refuses(path, "empty file");
     snprintf(path, sizeof path, "%s/does-not-exist.gguf", kt_tmpdir());
     cli_refuses(path, "cannot open: No such file or directory");
-    cli_refuses(kt_tmpdir(), "not a regular file");
+    cli_refuses(kt_tmpdir(), "not a Hugging Face model directory"); /* a directory: read as one, if it is */
 
     /* the valid base file inspects fine (the failures above are the file's) */
     b_valid(&w, 3);
