@@ -596,30 +596,35 @@ KT_TEST(tokenizer_wp_matches_hf_tokenizers)
     if (g) kg_gguf_close(g);
 }
 
-/* The committed runtime/model/unicode_tab.h is what scripts/gen_unicode.py writes with the
- * reference venv's unicodedata and tokenizers (the BERT tables are probed from tokenizers). */
+/* The committed runtime/model/unicode_tab.h and unicode_bert_tab.h are what
+ * scripts/gen_unicode.py writes with the reference venv's unicodedata and
+ * tokenizers (the BERT tables are probed from tokenizers). */
 KT_TEST(tokenizer_wp_unicode_tables_current)
 {
+    static const char *const parts[2][2] = {{NULL, "runtime/model/unicode_tab.h"},
+                                            {"bert", "runtime/model/unicode_bert_tab.h"}};
     size_t cap = 1 << 20;
-    char *out = malloc(cap), err[2048];
-    KT_REQUIRE(out);
-    char *argv[] = {"/usr/bin/env", (char *)kt_python(), "scripts/gen_unicode.py", NULL};
-    int rc = kt_run_ref(argv, NULL, out, cap, err, sizeof err);
-    if (rc == 127 || (rc != 0 && strstr(err, "No module named"))) {
-        free(out);
-        KT_SKIP("scripts/gen_unicode.py needs Python with 'tokenizers' (pip install tokenizers)");
+    char *out = malloc(cap), *have = malloc(cap), err[2048];
+    KT_REQUIRE(out && have);
+    for (int k = 0; k < 2; k++) {
+        char *argv[] = {"/usr/bin/env", (char *)kt_python(), "scripts/gen_unicode.py", (char *)parts[k][0], NULL};
+        int rc = kt_run_ref(argv, NULL, out, cap, err, sizeof err);
+        if (rc == 127 || (rc != 0 && strstr(err, "No module named"))) {
+            free(out), free(have);
+            KT_SKIP("scripts/gen_unicode.py needs Python with 'tokenizers' (pip install tokenizers)");
+        }
+        KT_CHECKF(rc == 0, "gen_unicode.py %s failed (%d): %.1500s", parts[k][0] ? parts[k][0] : "", rc, err);
+        FILE *f = rc == 0 ? fopen(parts[k][1], "rb") : NULL;
+        KT_CHECKF(f, "%s: cannot open", parts[k][1]);
+        if (!f) continue;
+        size_t n = fread(have, 1, cap - 1, f);
+        fclose(f);
+        have[n] = 0;
+        KT_CHECKF(strcmp(have, out) == 0, "%s differs from scripts/gen_unicode.py %s's output (%zu vs %zu bytes): "
+                  "regenerate it with build/venv/bin/python scripts/gen_unicode.py %s > %s", parts[k][1],
+                  parts[k][0] ? parts[k][0] : "", n, strlen(out), parts[k][0] ? parts[k][0] : "", parts[k][1]);
+        printf("    %s (%zu bytes) is gen_unicode.py's output\n", parts[k][1], n);
     }
-    KT_REQUIRE(rc == 0 || (printf("    gen_unicode.py failed (%d): %.1500s\n", rc, err), 0));
-    FILE *f = fopen("runtime/model/unicode_tab.h", "rb");
-    KT_REQUIRE(f);
-    char *have = malloc(cap);
-    size_t n = have ? fread(have, 1, cap - 1, f) : 0;
-    fclose(f);
-    KT_REQUIRE(have);
-    have[n] = 0;
-    KT_CHECKF(strcmp(have, out) == 0, "runtime/model/unicode_tab.h differs from scripts/gen_unicode.py's output "
-              "(%zu vs %zu bytes): regenerate it with build/venv/bin/python scripts/gen_unicode.py", n, strlen(out));
-    printf("    runtime/model/unicode_tab.h (%zu bytes) is gen_unicode.py's output\n", n);
     free(have);
     free(out);
 }

@@ -16,7 +16,7 @@
  *   lowercase             char::to_lowercase (one to three code points),
  * then the pre-tokenizer: whitespace ends a word, punctuation (ASCII
  * punctuation and Unicode P*) is a word of its own. The per-code-point facts
- * are unicode_tab.h's BERT tables: what HF tokenizers does to each code point,
+ * are unicode_bert_tab.h's tables: what HF tokenizers does to each code point,
  * probed by scripts/gen_unicode.py (its Unicode data is not Python's). NFD's
  * canonical reordering of marks across characters is not done: it changes
  * the result only where two marks that strip_accents keeps (Mc or Me, or Mn
@@ -50,8 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KGR_UNICODE_BERT
-#include "unicode_tab.h"
+#include "unicode_bert_tab.h"
 
 enum { F_WS = 1, F_DROP = 2, F_SPACE = 4, F_PUNCT = 8, F_MARK = 16, F_CJK = 32 };
 
