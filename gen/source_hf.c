@@ -364,7 +364,13 @@ static kg_status map_tensors(hf_src *h, const name_map *map, int64_t n_layer, in
 
 /* ─────────────── config.json per model_type ─────────────── */
 
-static kg_status decoder_config(hf_src *h, const json_t *cfg, const char *file, const char *arch, bool *permute)
+/* what the tensor mapping needs of config.json */
+typedef struct hf_shape {
+    int64_t n_layer, n_head, n_head_kv;
+    bool permute; /* LLaMA: Q/K rows from rotate-half to GGUF's interleaved layout */
+} hf_shape;
+
+static kg_status decoder_config(hf_src *h, const json_t *cfg, const char *file, const char *arch, hf_shape *sh)
 {
     int64_t nl, E, nh, nkv, F, ctx, hd;
     double eps, theta;
@@ -402,7 +408,8 @@ static kg_status decoder_config(hf_src *h, const json_t *cfg, const char *file, 
         return st;
     if (hd != E / nh && (st = kv_i(h, KEY("attention.key_length"), hd))) return st;
 #undef KEY
-    *permute = !strcmp(arch, "llama");
+    /* Qwen2's q/k rows stay: its registry row rotates NEOX halves, as Hugging Face does */
+    *sh = (hf_shape){nl, nh, nkv, !strcmp(arch, "llama")};
     return KG_OK;
 }
 
@@ -461,7 +468,7 @@ static kg_status st_config(hf_src *h)
     return st;
 }
 
-static kg_status bert_config(hf_src *h, const json_t *cfg, const char *file)
+static kg_status bert_config(hf_src *h, const json_t *cfg, const char *file, hf_shape *sh)
 {
     int64_t nl, E, nh, F, ctx, types;
     double eps;
@@ -483,6 +490,7 @@ static kg_status bert_config(hf_src *h, const json_t *cfg, const char *file)
         return kg_err(KG_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported for BERT (gelu: the exact erf GELU)", file, act);
     if (pos && strcmp(pos, "absolute"))
         return kg_err(KG_ERR_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute)", file, pos);
+    *sh = (hf_shape){nl, 1, 1, false};
     if ((st = kv_s(h, "general.architecture", "bert")) || (st = kv_i(h, "bert.block_count", nl)) ||
         (st = kv_i(h, "bert.embedding_length", E)) || (st = kv_i(h, "bert.attention.head_count", nh)) ||
         (st = kv_i(h, "bert.feed_forward_length", F)) || (st = kv_i(h, "bert.context_length", ctx)) ||
@@ -615,19 +623,13 @@ kg_status gen_source_hf(const char *dir, gen_source **out)
     if (!st && name && *name) st = kv_s(h, "general.name", strrchr(name, '/') ? strrchr(name, '/') + 1 : name);
     if (!st) st = open_weights(h);
     if (!st) {
-        int64_t nl = 0, nh = 1, nkv = 1;
-        bool permute = false;
+        hf_shape sh = {0};
         if (!strcmp(type, "bert")) {
-            st = bert_config(h, cfg, file);
-            if (!st) st = cfg_int(cfg, file, "num_hidden_layers", true, 0, 1, 1024, &nl);
-            if (!st) st = map_tensors(h, BERT_MAP, nl, 1, 1, true, false);
+            st = bert_config(h, cfg, file, &sh);
+            if (!st) st = map_tensors(h, BERT_MAP, sh.n_layer, 1, 1, true, false);
         } else if (!strcmp(type, "llama") || !strcmp(type, "qwen2")) {
-            st = decoder_config(h, cfg, file, type, &permute);
-            if (!st) st = cfg_int(cfg, file, "num_hidden_layers", true, 0, 1, 1024, &nl);
-            if (!st) st = cfg_int(cfg, file, "num_attention_heads", true, 0, 1, 1024, &nh);
-            if (!st) st = cfg_int(cfg, file, "num_key_value_heads", false, nh, 1, nh, &nkv);
-            /* Qwen2's q/k rows stay: its registry row rotates NEOX halves, as Hugging Face does */
-            if (!st) st = map_tensors(h, LLAMA_MAP, nl, nh, nkv, false, permute);
+            st = decoder_config(h, cfg, file, type, &sh);
+            if (!st) st = map_tensors(h, LLAMA_MAP, sh.n_layer, sh.n_head, sh.n_head_kv, false, sh.permute);
         } else {
             st = kg_err(KG_ERR_UNSUPPORTED, "%s: model_type '%.40s' is not supported (bert, llama, qwen2)", file, type);
         }
