@@ -15,7 +15,7 @@
 static const char usage[] =
     "usage: kgen compile MODEL -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [--max-len L] [-j N]\n"
-    "                    [--no-fuse[=RULES]] [--chat-template NAME]\n"
+    "                    [--no-fuse[=RULES]] [--chat-template NAME] [--knobs K=V,...]\n"
     "\n"
     "MODEL is a GGUF file or a Hugging Face directory (config.json, safetensors,\n"
     "tokenizer.json; sentence-transformers' settings when present).\n"
@@ -42,6 +42,9 @@ static const char usage[] =
     "  --chat-template NAME  the chat format kgm_chat writes: " GEN_CHAT_TEMPLATE_NAMES ";\n"
     "              default: recognized from the file's template (Gemma 3 270M's file\n"
     "              has none: --chat-template gemma)\n"
+    "  --knobs K=V,...  performance choices (no result changes beyond rounding):\n"
+    "              layout=rows|x16|default  the products' weight layout (default:\n"
+    "              x16 on AVX-512 CPUs, rows elsewhere). Default: KGEN_KNOBS's value\n"
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -98,6 +101,13 @@ int cmd_compile(int argc, char **argv)
             if (!gen_chat_template_known(o.chat_template)) {
                 fprintf(stderr, "kgen compile: --chat-template %s: unknown template (known: " GEN_CHAT_TEMPLATE_NAMES ")\n",
                         o.chat_template);
+                return 2;
+            }
+        } else if (!strcmp(a, "--knobs")) {
+            gen_knobs kn;
+            if (!(o.knobs = cli_value(&c))) return 2;
+            if (gen_knobs_parse(o.knobs, &kn)) {
+                fprintf(stderr, "kgen compile: --knobs: %s\n", kg_last_error());
                 return 2;
             }
         } else if (!strcmp(a, "--external-weights")) {

@@ -64,7 +64,12 @@ int cmd_kernels(int argc, char **argv)
     int sm = 0;
     char note[256] = "";
     kg_status st = gen_source_open(path, &src);
-    if (!st) st = gen_model_plan(src, n_batch, 0, gen_nofuse_env(), &gr, &pg);
+    gen_knobs kn;
+    gen_target ht;
+    if (!st) st = gen_knobs_parse(gen_knobs_env(), &kn);
+    if (!st) st = gen_target_host(&ht);
+    if (!st) gen_knobs_resolve(&kn, ht.isa, target != NULL);
+    if (!st) st = gen_model_plan(src, n_batch, 0, gen_nofuse_env(), &kn, &gr, &pg);
     if (!st && target) st = gen_cuda_target(target, &sm, note, sizeof note);
     if (!st && target) st = gen_cuda_compile(&pg, sm, cache, &r);
     if (st) {

@@ -43,6 +43,23 @@ kg_status gen_target_host(gen_target *t);
 kg_status gen_target_parse(const char *spec, gen_target *t);
 const char *gen_isa_name(gen_isa isa);
 
+/* ─────────────── knobs (gen/knobs.c) ─────────────── */
+
+/* Performance choices of code generation, each a named value that changes
+ * no result beyond rounding: set by `kgen compile --knobs NAME=VALUE,...`
+ * or KGEN_KNOBS (same syntax), each with a default per target that
+ * gen_knobs_resolve fills in. What `kgen tune` will sweep.
+ *   layout   the products' weight layout (gen/layout.h): rows | x16;
+ *            default x16 on AVX-512 (VNNI) targets, rows elsewhere and on
+ *            CUDA; a weight the layout does not fit keeps rows */
+typedef struct gen_knobs {
+    int layout; /* -1: the target's default */
+} gen_knobs;
+
+kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */
+const char *gen_knobs_env(void);                           /* KGEN_KNOBS, or "" */
+void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda);
+
 /* ─────────────── kernel instances (gen/llvm.c) ─────────────── */
 
 /* Every compiled instance has this signature: p are the kernel's pointers
@@ -136,6 +153,7 @@ typedef struct gen_model_opts {
     const char *nofuse;       /* fusion rules left out (gen_pass_fuse); NULL:
                                  KGEN_NOFUSE's value (gen_nofuse_env)                */
     const char *chat_template; /* a chat template name (--chat-template); NULL: the file's */
+    const char *knobs;        /* gen_knobs_parse's spec; NULL: KGEN_KNOBS's value     */
 } gen_model_opts;
 
 /* KGEN_NOFUSE's value, "" when unset. */

@@ -15,7 +15,8 @@
  *                                epilogues, q8 activations); KGEN_NOFUSE
  *                                turns rules off
  *   pass_repack.c                the weights blob in the layout the kernels
- *                                want (concatenations), offsets and hash
+ *                                want (concatenations, layout.h's
+ *                                rewriting), offsets and hash
  *   pass_memplan.c               one workspace arena, planned offsets
  *   lower.c                      kernel instances and the entry points, with
  *                                a barrier only between dependent calls
@@ -55,6 +56,7 @@ typedef struct gen_tensor {
     int kv_layer;
     bool kv_is_v;
     uint64_t row_bytes;
+    int layout;                /* weights: KGT_LAYOUT_* in the blob (pass_repack) */
     uint64_t off;              /* planned: weights blob or workspace offset */
     uint64_t size;             /* planned: bytes (activations: for n_batch rows) */
     int first, last;           /* liveness: first and last node using it (-1: none) */
@@ -131,6 +133,7 @@ typedef struct gen_graph {
     int nn, cap_n;
     int ids, pos;              /* the input tensors (encoders: pos is the sequences' lengths, int32[n_seq]) */
     int logits;                /* the output tensor (encoders: the n_seq pooled vectors) */
+    int layout;                /* the layout knob, resolved: what products' weights take where it fits */
     uint64_t weight_bytes;     /* pass_repack                            */
     uint64_t ws_bytes;         /* pass_memplan                           */
 } gen_graph;

@@ -197,6 +197,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     if (!st) st = kg_keytext_i64(kt, "n_batch", o->n_batch) /* 0: gen_model_opts' default */;
     if (!st) st = kg_keytext_i64(kt, "max_len", o->max_len);
     if (!st) st = kg_keytext_str(kt, "nofuse", gen_nofuse_env());
+    if (!st) st = kg_keytext_str(kt, "knobs", gen_knobs_env());
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);

@@ -146,6 +146,7 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pm(&k, pre, true);
         pi(&k, "K", gr->t[n->in[0]].cols);
         if (n->scale != 0 && n->scale != 1) pf(&k, "scale", n->scale);
+        if (gr->t[n->in[0]].layout != KGT_LAYOUT_ROWS) pi(&k, "layout", gr->t[n->in[0]].layout);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false), p[2] = ptr_of(gr, n->out, pre, false);
         np = 3;
         if (n->in[2] >= 0) { /* encoders: + position row (of the row's sequence) + type row */
@@ -206,6 +207,7 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         pi(&k, "K", w->cols);
         pi(&k, "flags", n->flags);
         if (n->out_col || out->cols != w->rows) pi(&k, "ldy", out->cols); /* a column slice of out */
+        if (w->layout != KGT_LAYOUT_ROWS) pi(&k, "layout", w->layout);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[4], pre, false);
         p[4] = ptr_of(gr, n->in[3], pre, false), p[5] = ptr_of(gr, n->in[2], pre, false);

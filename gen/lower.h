@@ -39,7 +39,8 @@ kg_status gen_lower(const gen_graph *gr, gen_program *pg);
  * (n_batch 0: 128; encoders: n_batch sequences, 0: 32, of max_len tokens, 0:
  * the model's maximum; nofuse: the fusion rules left out, see gen_pass_fuse).
  * KGEN_DEBUG=1 prints the graph after every pass. */
-kg_status gen_model_plan(const struct gen_source *src, int n_batch, int max_len, const char *nofuse, gen_graph *gr,
+kg_status gen_model_plan(const struct gen_source *src, int n_batch, int max_len, const char *nofuse,
+                         const gen_knobs *knobs, gen_graph *gr,
                          gen_program *pg);
 void gen_program_free(gen_program *pg);
 /* The objects of every instance and of kgm_gen_decode / kgm_gen_prefill:

@@ -220,8 +220,8 @@ const char *gen_nofuse_env(void)
     return e ? e : "";
 }
 
-kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, gen_graph *gr,
-                         gen_program *pg)
+kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, const gen_knobs *knobs,
+                         gen_graph *gr, gen_program *pg)
 {
     const bool dbg = debug_on();
     kg_status st = gen_arch_is_encoder(src) ? gen_arch_build_encoder(src, n_batch, max_len, gr)
@@ -229,6 +229,7 @@ kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const 
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
     if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
+    if (!st) gr->layout = knobs->layout;
     if (!st) st = gen_pass_repack(gr);
     if (!st && dbg) gen_graph_print(gr, "repack", stderr);
     if (!st) st = gen_pass_memplan(gr);
@@ -333,7 +334,10 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
-    if (!st) st = gen_model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), &gr, &pg);
+    gen_knobs kn;
+    if (!st) st = gen_knobs_parse(o->knobs ? o->knobs : gen_knobs_env(), &kn);
+    if (!st) gen_knobs_resolve(&kn, t.isa, sm != 0);
+    if (!st) st = gen_model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), &kn, &gr, &pg);
     if (!st && sm && gr.hp.encoder)
         st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "
                     "yet their runtime)", gguf_path);

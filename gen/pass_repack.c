@@ -2,29 +2,79 @@
  * pass_repack.c — lay out the weights blob: every weight the live graph
  * reads, in the layout its kernel wants, at a 64-byte aligned offset.
  *
- * Layouts today: GGUF's own rows, with the rows of several tensors
+ * A weight's rows are GGUF's own, with the rows of several tensors
  * concatenated where pass_fuse merged products (the Q/K/V weights become
- * one matrix of n_q + n_k + n_v rows). The blob is written once, at compile
- * time (gen_repack_write), and mapped as is at run time.
+ * one matrix of n_q + n_k + n_v rows), then rewritten into a layout
+ * (layout.h): the graph's layout knob (gr->layout) for a weight it fits that
+ * only products with q8 activations read (as W or W_up; a product's two
+ * weights take one layout), GGUF's rows for the rest (embedding tables, a
+ * tied output, float weights). The blob is written once, at compile time
+ * (gen_repack_write), and mapped as is at run time.
  *
  * Requires: the final set of live nodes (after pass_fuse), each weight's
- * parts and row bytes. Invalidates: nothing; sets every read weight's
- * off/size and gr->weight_bytes (unread weights get size 0: not written).
+ * parts and row bytes, gr->layout. Invalidates: nothing; sets every read
+ * weight's layout, off/size and gr->weight_bytes (unread weights get size 0:
+ * not written).
  */
 #include "graph.h"
 #include "internal.h"
+#include "layout.h"
 #include "source.h"
 
+#include "templates/cpu/kernel.h"
+
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define WALIGN 64
 
+/* Is every live reader of weight id a product with q8 activations that
+ * reads it as W or W_up, or an embedding lookup of its rows (kgt_embed
+ * reads the layouts too: a tied output's table)? */
+static bool q8_products_only(const gen_graph *gr, int id)
+{
+    int rd[64];
+    const int n = gen_graph_readers(gr, id, rd, 64);
+    if (n < 1 || n > 64) return false;
+    for (int i = 0; i < n; i++) {
+        const gen_node *nd = &gr->n[rd[i]];
+        if (nd->op == GEN_OP_EMBED && nd->in[0] == id) continue;
+        if (nd->op != GEN_OP_MATMUL || gr->t[nd->in[1]].type != GEN_ACT_Q8) return false;
+        for (int k = 0; k < GEN_IN_MAX; k++)
+            if (nd->in[k] == id && k != 0 && k != 2) return false;
+    }
+    return true;
+}
+
+/* every weight's layout: the knob's where it fits, then rows for both
+ * weights of a product whose W and W_up disagree, until none do */
+static void choose_layouts(gen_graph *gr)
+{
+    for (int i = 0; i < gr->nt; i++) {
+        gen_tensor *t = &gr->t[i];
+        t->layout = KGT_LAYOUT_ROWS;
+        if (t->kind == GEN_T_WEIGHT && gr->layout != KGT_LAYOUT_ROWS &&
+            gen_layout_fits(gr->layout, t->type, t->rows, t->cols) && q8_products_only(gr, i))
+            t->layout = gr->layout;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int i = 0; i < gr->nn; i++) {
+            const gen_node *n = &gr->n[i];
+            if (n->dead || n->op != GEN_OP_MATMUL || n->in[2] < 0) continue;
+            gen_tensor *w = &gr->t[n->in[0]], *u = &gr->t[n->in[2]];
+            if (w->layout != u->layout) w->layout = u->layout = KGT_LAYOUT_ROWS, changed = true;
+        }
+    }
+}
+
 kg_status gen_pass_repack(gen_graph *gr)
 {
     uint64_t off = 0;
+    choose_layouts(gr);
     for (int i = 0; i < gr->nt; i++) gr->t[i].size = 0;
     for (int i = 0; i < gr->nn; i++)
         for (int k = 0; k < GEN_IN_MAX; k++) {
@@ -43,6 +93,37 @@ kg_status gen_pass_repack(gen_graph *gr)
         }
     gr->weight_bytes = (off + WALIGN - 1) / WALIGN * WALIGN;
     return KG_OK;
+}
+
+/* Row r of weight t: in the part that holds it (parts are whole rows). */
+static const uint8_t *row_of(const gen_tensor *t, int64_t r)
+{
+    for (int p = 0; p < t->n_parts; p++) {
+        const int64_t n = (int64_t)(t->parts[p]->n_bytes / t->row_bytes);
+        if (r < n) return (const uint8_t *)t->parts[p]->data + (uint64_t)r * t->row_bytes;
+        r -= n;
+    }
+    return NULL; /* not reached: the parts' bytes are rows x row_bytes (gen_pass_repack) */
+}
+
+/* t rewritten into its layout, group by group, to f (NULL: hashed only) */
+static kg_status write_rewritten(const gen_tensor *t, FILE *f, const char *path, XXH3_state_t *h, uint64_t *at)
+{
+    const int g = gen_layout_group(t->layout);
+    const uint64_t gb = (uint64_t)g * t->row_bytes;
+    uint8_t *buf = malloc(gb);
+    if (!buf) return kg_err(KG_ERR_NOMEM, "out of memory (%llu bytes)", (unsigned long long)gb);
+    kg_status st = KG_OK;
+    for (int64_t r0 = 0; r0 < t->rows && st == KG_OK; r0 += g) {
+        const uint8_t *rows[16];
+        for (int i = 0; i < g; i++) rows[i] = row_of(t, r0 + i);
+        gen_layout_write(t->layout, t->type, t->cols, rows, t->row_bytes, buf);
+        if (f && fwrite(buf, 1, gb, f) != gb) st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        XXH3_128bits_update(h, buf, gb);
+        *at += gb;
+    }
+    free(buf);
+    return st;
 }
 
 kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char hash_hex[33])
@@ -69,13 +150,16 @@ kg_status gen_repack_write(const gen_graph *gr, FILE *f, const char *path, char 
             XXH3_128bits_update(h, zeros, n);
             at += n;
         }
-        for (int p = 0; p < t->n_parts && st == KG_OK; p++) {
-            const kg_tensor *src = t->parts[p];
-            if (f && fwrite(src->data, 1, src->n_bytes, f) != src->n_bytes)
-                st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            XXH3_128bits_update(h, src->data, src->n_bytes);
-            at += src->n_bytes;
-        }
+        if (t->layout == KGT_LAYOUT_ROWS)
+            for (int p = 0; p < t->n_parts && st == KG_OK; p++) {
+                const kg_tensor *src = t->parts[p];
+                if (f && fwrite(src->data, 1, src->n_bytes, f) != src->n_bytes)
+                    st = kg_err(KG_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+                XXH3_128bits_update(h, src->data, src->n_bytes);
+                at += src->n_bytes;
+            }
+        else
+            st = write_rewritten(t, f, path, h, &at);
         next = t->off + 1;
     }
     while (st == KG_OK && at < gr->weight_bytes) {

@@ -64,6 +64,7 @@
 #include "kt.h"
 #include "kt_cuda.h"
 #include "ref_kernels.h"
+#include "gen/layout.h"
 #include "templates/cpu/products.h"
 
 #include <inttypes.h>
@@ -74,21 +75,21 @@
 
 /* kernels_portable.c, kernels_portable_b.c */
 void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy);
+             int64_t flags, int64_t ldy, int64_t layout);
 void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type);
+                int64_t pos_len, int64_t pos_type, int64_t layout);
 void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy);
+             int64_t flags, int64_t ldy, int64_t layout);
 void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type);
+                int64_t pos_len, int64_t pos_type, int64_t layout);
 /* kernels_portable_avx2.c */
 void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy);
+             int64_t flags, int64_t ldy, int64_t layout);
 void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type);
+                int64_t pos_len, int64_t pos_type, int64_t layout);
 int kgta_usable(void);
 
 #define TOL_F32 1e-5
@@ -97,9 +98,9 @@ int kgta_usable(void);
  * would make (M 1: the decode instance; else M bound at run time, the
  * prefill instance), every buffer copied there and back. Thread 0 does it. */
 static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags, int64_t ldy)
+                   int64_t flags, int64_t ldy, int64_t layout)
 {
-    (void)nth;
+    (void)nth, (void)layout; /* rows: the CUDA templates read GGUF's rows only */
     if (ith) return;
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
     const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
@@ -131,9 +132,9 @@ static void gpu_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K)
 }
 
 static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                      int64_t pos_len, int64_t pos_type)
+                      int64_t pos_len, int64_t pos_type, int64_t layout)
 {
-    (void)nth, (void)pos_len, (void)pos_type; /* 0 and KGT_F32 here: the encoder's tables are test_kernels_enc.c's */
+    (void)nth, (void)pos_len, (void)pos_type, (void)layout; /* 0 and KGT_F32 here: the encoder's tables are test_kernels_enc.c's */
     if (ith) return;
     static const char *const names[] = {"wtype", "M", "K"};
     const int64_t vals[] = {wtype, M, K};
@@ -151,9 +152,9 @@ static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M
 
 typedef struct {
     const char *name;
-    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
-    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double, int64_t, int64_t);
+    void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double, int64_t, int64_t, int64_t);
 } impl;
 
 static const impl IMPLS[] = {
@@ -357,7 +358,7 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
                     const double scale = sc ? sqrt(640.0) : 1.0;
                     for (int64_t i = 0; i < M * K; i++) out[i] = NAN;
                     void *p[3] = {table, (void *)ids, out};
-                    for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K, scale, 0, KGT_F32);
+                    for (int ith = 0; ith < nth; ith++) IMPLS[ii].embed(p, ith, nth, type, M, K, scale, 0, KGT_F32, KGT_LAYOUT_ROWS);
                     check_rows(IMPLS[ii].name, type, table, ids, M, K, out, (float)scale);
                 }
         free(out);
@@ -379,10 +380,10 @@ static void dequant_cases(size_t i0, size_t i1, size_t nt)
             if (!max_nth(ii)) continue;
             const int32_t id = 0;
             void *p[3] = {table, (void *)&id, out};
-            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536, 1.0, 0, KGT_F32);
+            IMPLS[ii].embed(p, 0, 1, halves[h], 1, 65536, 1.0, 0, KGT_F32, KGT_LAYOUT_ROWS);
             check_rows(IMPLS[ii].name, halves[h], table, &id, 1, 65536, out, 1.0f);
             void *p1[3] = {table, all, out};
-            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1, 1.0, 0, KGT_F32);
+            IMPLS[ii].embed(p1, 0, 1, halves[h], 65536, 1, 1.0, 0, KGT_F32, KGT_LAYOUT_ROWS);
             check_rows(IMPLS[ii].name, halves[h], table, all, 65536, 1, out, 1.0f);
         }
     free(all);
@@ -446,6 +447,8 @@ typedef struct {
     int64_t N, K;
     uint8_t *w, *wup;
     float *wf, *wupf, *bias;
+    int layout;      /* what the products read: w/wup (rows), or wx/wupx rewritten into it */
+    uint8_t *wx, *wupx;
 } wmat;
 
 static void wmat_init(wmat *a, int type, int64_t N, int64_t K, int with_up)
@@ -458,6 +461,31 @@ static void wmat_init(wmat *a, int type, int64_t N, int64_t K, int with_up)
     a->wup = with_up ? rand_weights(type, N, K) : NULL;
     a->wupf = with_up ? dequant_matrix(type, a->wup, N, K) : NULL;
     a->bias = rand_floats(N);
+    a->layout = KGT_LAYOUT_ROWS;
+    a->wx = a->wupx = NULL;
+}
+
+/* the rows of w rewritten into `layout` by the generator's own code (gen/layout.c) */
+static uint8_t *rewrite(int layout, int type, const uint8_t *w, int64_t N, int64_t K)
+{
+    const int g = gen_layout_group(layout);
+    const uint64_t rb = (uint64_t)ref_row_bytes(type, K);
+    uint8_t *out = xmalloc((size_t)(rb * (uint64_t)N));
+    for (int64_t r0 = 0; r0 < N; r0 += g) {
+        const uint8_t *rows[16];
+        for (int i = 0; i < g; i++) rows[i] = w + (uint64_t)(r0 + i) * rb;
+        gen_layout_write(layout, type, K, rows, rb, out + (uint64_t)r0 * rb);
+    }
+    return out;
+}
+
+static void wmat_layout(wmat *a, int layout)
+{
+    free(a->wx);
+    free(a->wupx);
+    a->layout = layout;
+    a->wx = rewrite(layout, a->type, a->w, a->N, a->K);
+    a->wupx = a->wup ? rewrite(layout, a->type, a->wup, a->N, a->K) : NULL;
 }
 
 static void wmat_free(wmat *a)
@@ -467,13 +495,16 @@ static void wmat_free(wmat *a)
     free(a->wup);
     free(a->wupf);
     free(a->bias);
+    free(a->wx);
+    free(a->wupx);
 }
 
-static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *x, void *y, const float *res,
+static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *xin, void *y, const float *res,
                    int64_t M, int flags)
 {
-    void *p[6] = {a->w, (void *)x, y, a->bias, (void *)res, a->wup};
-    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0);
+    const int x = a->layout != KGT_LAYOUT_ROWS;
+    void *p[6] = {x ? a->wx : a->w, (void *)xin, y, a->bias, (void *)res, x ? a->wupx : a->wup};
+    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout);
 }
 
 typedef struct {
@@ -645,6 +676,50 @@ KT_TEST(kernels_mm_models)
     print_max_errors();
 }
 
+/* The x16 layout (gen/layout.c's rewriting read by mm_x16.h's tile): its
+ * types with act q8, every epilogue, M 1, 2, 5, 16, 64 (one and several
+ * tiles of 4 rows, a clamped last tile), nth 1-3 (shares of 16 and 32
+ * rows), in the native build (AVX-512 VNNI's vpdpbusd where the CPU has it)
+ * and the portable one (the same arithmetic in C), against the same
+ * references and tolerances as GGUF's rows. */
+KT_TEST(kernels_mm_x16)
+{
+    seed(6);
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0};
+    static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
+    static const int64_t Ms[] = {1, 2, 5, 16, 64};
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            wmat a;
+            wmat_init(&a, types[ti], shapes[si][1], shapes[si][0], 1);
+            KT_CHECKF(gen_layout_fits(KGT_LAYOUT_X16, a.type, a.N, a.K), "x16 does not fit %s %lld x %lld", tname(a.type),
+                      (long long)a.N, (long long)a.K);
+            wmat_layout(&a, KGT_LAYOUT_X16);
+            /* the embedding lookup of the x16 table: the rows' values exactly */
+            const int32_t ids[5] = {0, (int32_t)a.N - 1, 3 % (int32_t)a.N, 15, (int32_t)a.N / 2};
+            float *e = xmalloc((size_t)(5 * a.K) * sizeof *e);
+            for (size_t ii = 0; ii < 2; ii++) {
+                void *p[3] = {a.wx, (void *)ids, e};
+                for (int ith = 0; ith < 2; ith++) IMPLS[ii].embed(p, ith, 2, a.type, 5, a.K, 1.0, 0, KGT_F32, KGT_LAYOUT_X16);
+                check_rows(IMPLS[ii].name, a.type, a.w, ids, 5, a.K, e, 1.0f);
+            }
+            free(e);
+            for (size_t ei = 0; ei < sizeof EPIS / sizeof *EPIS; ei++) {
+                if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
+                for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
+                    if (Ms[mi] == 64 && (si < 2 || ei % 3)) continue; /* the long prefill: a few cases */
+                    check_mm(&a, KGT_ACT_Q8, Ms[mi], EPIS[ei], (mm_runs){1, 3, 2, 0});
+                }
+            }
+            wmat_free(&a);
+        }
+    /* where it does not fit: N not a multiple of 16, other types */
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_0, 97, 64));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 256, 256));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 16, 64));
+    print_max_errors();
+}
+
 /* The CUDA products (make check-gpu): every type and activation mode on the
  * real layers' shapes, decode (M 1) and prefill (M 5, 8, 17: partial and
  * whole 8-token tiles), against the references the CPU templates meet, with
@@ -747,7 +822,7 @@ static int check_with_gguf_py(const dq_job *jobs, int n)
             ref_dequant_row(jb->type, jb->data + r * rb, K, ref);
             const int32_t id = (int32_t)r;
             void *p[3] = {(void *)jb->data, (void *)&id, ker};
-            kgt_embed(p, 0, 1, jb->type, 1, K, 1.0, 0, KGT_F32);
+            kgt_embed(p, 0, 1, jb->type, 1, K, 1.0, 0, KGT_F32, KGT_LAYOUT_ROWS);
             float rmax = 0;
             for (int64_t k = 0; k < K; k++) rmax = isfinite(ref[k]) ? fmaxf(rmax, fabsf(ref[k])) : rmax;
             tok = line ? strtok_r(line, " ", &save2) : NULL;
@@ -868,7 +943,7 @@ static void slices_cases(size_t i0, size_t i1)
                         run_mm(&IMPLS[im], nth, &a, KGT_ACT_F32, x, alone, r1, M, fl);
                         void *p[6] = {a.w, x, y + c0, a.bias, y + c0, NULL};
                         for (int ith = 0; ith < nth; ith++)
-                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy);
+                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS);
                         for (int64_t m = 0; m < M; m++)
                             for (int64_t n = 0; n < a.N; n++) {
                                 double d = fabs((double)y[m * ldy + c0 + n] - alone[m * a.N + n]);

@@ -4,6 +4,7 @@
  * the token-type row and the row's position-table row (contract in
  * products.h; the formats are quants.h's).
  */
+#include "mm_x16.h"
 #include "products.h"
 #include "quants.h"
 
@@ -16,7 +17,7 @@ KG_INLINE float embed_elem(const void *row, int64_t k, int64_t type)
 }
 
 KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_t K, float scale, int64_t pos_len,
-                          int64_t pos_type)
+                          int64_t pos_type, int64_t layout)
 {
     const uint8_t *table = p[0];
     const int32_t *ids = p[1];
@@ -24,7 +25,14 @@ KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_
     const int64_t rb = kgq_row_bytes(wt, K), pb = K * (pos_type == KGT_F32 ? 4 : 2);
     for (int64_t m = lo; m < hi; m++) {
         float *y = out + m * K;
-        kgq_dequant_row(wt, table + (int64_t)ids[m] * rb, K, y);
+        if (layout == KGT_LAYOUT_X16 && kgx_type(wt))
+            for (int64_t b = 0; b < K / 32; b++) { /* each block rebuilt from its tile */
+                uint8_t blk[64];
+                kgx_block(wt, table, rb, ids[m], b, blk);
+                kgq_dequant_row(wt, blk, 32, y + 32 * b);
+            }
+        else
+            kgq_dequant_row(wt, table + (int64_t)ids[m] * rb, K, y);
         if (scale != 1.0f)
             for (int64_t k = 0; k < K; k++) y[k] *= scale;
         if (pos_len > 0) { /* (y + T) + P, as Hugging Face's BertEmbeddings adds them */
@@ -35,12 +43,13 @@ KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_
 }
 
 KG_KERNEL void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                         int64_t pos_len, int64_t pos_type)
+                         int64_t pos_len, int64_t pos_type, int64_t layout)
 {
     int64_t lo, hi;
     kgt_split(M, 1, ith, nth, &lo, &hi);
-    KGQ_DISPATCH(wtype, embed_rows, p, lo, hi, K, (float)scale, pos_len, pos_type)
+    KGQ_DISPATCH(wtype, embed_rows, p, lo, hi, K, (float)scale, pos_len, pos_type, layout)
 }
 KG_PARAM_DEFAULT_F(embed, scale, 1.0);
 KG_PARAM_DEFAULT(embed, pos_len, 0);
 KG_PARAM_DEFAULT(embed, pos_type, KGT_F32);
+KG_PARAM_DEFAULT(embed, layout, KGT_LAYOUT_ROWS);

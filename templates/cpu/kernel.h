@@ -67,6 +67,13 @@ enum {
     KGT_ACT_Q8 = 1,  /* activations are kgt_q8a blocks (quantized on the fly) */
 };
 
+/* ── weight layouts of products (kgt_mm's `layout`; gen/layout.c writes
+ *    them at compile time) ── */
+enum {
+    KGT_LAYOUT_ROWS = 0, /* GGUF's rows as stored                           */
+    KGT_LAYOUT_X16 = 1,  /* groups of 16 rows, tile by tile (mm_x16.h)       */
+};
+
 /* ── epilogue flags of products (bitwise or) ── */
 enum {
     KGT_EPI_BIAS = 1,     /* y += bias[n]                                     */

@@ -23,6 +23,7 @@
  */
 #include "ops.h" /* kgt_vgelu_erf (the GELU epilogue; clang only) */
 #include "products.h"
+#include "mm_x16.h"
 #include "quants_q8.h"
 
 enum { MM_MT = 4, MM_NC = 32 };
@@ -32,6 +33,7 @@ typedef struct {
     const uint8_t *x;
     int64_t wrow, xrow;  /* bytes per row */
     int64_t M, K;
+    int64_t layout;      /* KGT_LAYOUT_*: of W and W_up */
 } mm_args;
 
 /* chunk c0+c of W rows w[r] against activation rows x[m] (q8a); hd[r]:
@@ -249,8 +251,17 @@ KG_INLINE void mm_tile_fw(int wt, int MT, const uint8_t *const w[4], const uint8
 KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
                         float y[MM_MT][MM_NC])
 {
+    if (a->layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type(wt)) { /* nc: 16 or 32, n0 % 16 = 0 */
+        const int64_t gb = 16 * a->wrow;
+        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
+        if (nc > 16) mm_tile_x16(wt, MT, 2, wg, xr, a->K, y);
+        else mm_tile_x16(wt, MT, 1, wg, xr, a->K, y);
+        return;
+    }
 #if MMF_WIDE
-    const int wide = act != KGT_ACT_Q8 && MT > 1 && mmf_type(wt);
+    const int wide = act != KGT_ACT_Q8 && mmf_type(wt);
 #else
     const int wide = 0;
 #endif
@@ -315,7 +326,7 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
 }
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy)
+                        int64_t flags, int64_t ldy, int64_t layout)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -324,6 +335,7 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
         act == KGT_ACT_Q8 ? K / 32 * (int64_t)sizeof(kgt_q8a) : K * (int64_t)sizeof(float),
         M,
         K,
+        layout,
     };
     const int ng = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? 2 : 1;
     int64_t lo, hi;
@@ -351,16 +363,17 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy)
+                      int64_t flags, int64_t ldy, int64_t layout)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
+KG_PARAM_DEFAULT(mm, layout, KGT_LAYOUT_ROWS);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy)
+                      int64_t flags, int64_t ldy, int64_t layout)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout)
 }

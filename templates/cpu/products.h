@@ -27,9 +27,13 @@
  *   p[4] resid  f32[M][ldy]       (read only with KGT_EPI_RESIDUAL; may be Y)
  *   p[5] W_up   like W            (read only with KGT_EPI_SWIGLU or KGT_EPI_GEGLU)
  *
+ * layout: KGT_LAYOUT_ROWS (the default): W and W_up as above;
+ * KGT_LAYOUT_X16: both rewritten into groups of 16 rows (mm_x16.h), for
+ * Q4_0, Q4_1 and Q8_0 with act Q8 and N a multiple of 16 only.
+ *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
- * ldy 0 or >= N (a multiple of 32 with OUT_Q8).
+ * ldy 0 or >= N (a multiple of 32 with OUT_Q8); layout X16 as above.
  * K: any for float types; a whole number of blocks for the quantized ones
  * (32 or 256 elements). KGT_EPI_OUT_Q8 needs N a multiple of 32.
  *
@@ -51,7 +55,7 @@
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags, int64_t ldy);
+            int64_t flags, int64_t ldy, int64_t layout);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to
@@ -70,8 +74,9 @@ void kgt_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
  * in f32, in that order (Hugging Face's BertEmbeddings'): row m is
  * position m % pos_len of its sequence (sequences of pos_len rows back to
  * back). pos_len 0 (the default): p[3] and p[4] are not read. Threads
- * split the M rows. */
+ * split the M rows. layout KGT_LAYOUT_X16: the table is in kgt_mm's x16
+ * layout (a table the output product shares); rows the default. */
 void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale, int64_t pos_len,
-               int64_t pos_type);
+               int64_t pos_type, int64_t layout);
 
 #endif

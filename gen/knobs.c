@@ -1,0 +1,49 @@
+/*
+ * knobs.c — the code generation knobs (gen.h, gen_knobs): parsing
+ * "name=value,..." and the defaults per target.
+ */
+#include "gen.h"
+#include "internal.h"
+#include "layout.h"
+
+#include "templates/cpu/kernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *gen_knobs_env(void)
+{
+    const char *e = getenv("KGEN_KNOBS");
+    return e ? e : "";
+}
+
+kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
+{
+    k->layout = -1;
+    for (const char *p = spec ? spec : ""; *p;) {
+        const char *e = strchr(p, ','), *eq = strchr(p, '=');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        char name[32], val[32];
+        if (!eq || eq > p + len || eq == p || (size_t)(eq - p) >= sizeof name || len - (size_t)(eq - p) - 1 >= sizeof val)
+            return kg_err(KG_ERR_ARG, "knobs '%s': expected NAME=VALUE[,NAME=VALUE...], e.g. layout=rows", spec);
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = 0;
+        memcpy(val, eq + 1, len - (size_t)(eq - p) - 1);
+        val[len - (size_t)(eq - p) - 1] = 0;
+        if (!strcmp(name, "layout")) {
+            if (!strcmp(val, "default")) k->layout = -1;
+            else if ((k->layout = gen_layout_parse(val)) < 0)
+                return kg_err(KG_ERR_ARG, "knobs '%s': layout '%s': expected rows, x16 or default", spec, val);
+        } else
+            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout)", spec, name);
+        p = e ? e + 1 : p + len;
+    }
+    return KG_OK;
+}
+
+void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda)
+{
+    /* x16's tile is written for AVX-512 VNNI; the CUDA templates read rows */
+    if (cuda) k->layout = KGT_LAYOUT_ROWS;
+    else if (k->layout < 0) k->layout = isa >= GEN_ISA_AVX512 ? KGT_LAYOUT_X16 : KGT_LAYOUT_ROWS;
+}

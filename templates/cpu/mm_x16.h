@@ -1,0 +1,186 @@
+/*
+ * mm_x16.h — kgt_mm's tile over weights in the x16 layout (KGT_LAYOUT_X16,
+ * written once at compile time by gen/layout.c), against q8a activations.
+ *
+ * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
+ * type (Q4_0, Q4_1, Q8_0) is N/16 row groups, one after the other; a group
+ * is K/32 tiles, one per block column, each 16 blocks' bytes rewritten as
+ *
+ *   d[16]    the 16 rows' f16 scales                     (32 bytes)
+ *   m[16]    Q4_1 only: the 16 rows' f16 mins            (32 bytes)
+ *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
+ *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1: 4
+ *            vectors of nibbles, low nibbles elements 4i..4i+3, high ones
+ *            16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as unsigned bytes)
+ *
+ * so a tile is as big as the 16 blocks it replaces, and one 64-byte load
+ * holds 4 consecutive elements of each of 16 rows: the outer-product form.
+ * With AVX-512 VNNI, one vpdpbusd multiplies them by 4 activation quants
+ * broadcast to every lane (u8 x s8 into 16 int32 sums, one per row); the
+ * unsigned quants' offset (Q4_0: 8, Q8_0: 128) is the initial value of the
+ * sums, -off x.sum; per tile and activation row one conversion and one fma
+ * scale 16 rows at once (d_row x.d; Q4_1: plus m_row x.d x.sum). The same
+ * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
+ * Decode reads each thread's share of the matrix as one sequential stream.
+ *
+ * Exact int32 dots as in quants_q8.h (|sum| < 32 x 255 x 127 < 2^20);
+ * accumulation in f32 per (activation row, weight row) over the tiles.
+ * Elsewhere than AVX-512 VNNI the same arithmetic in portable C (the tests'
+ * builds, and any target a tuning selects x16 for).
+ */
+#ifndef KGEN_MM_X16_H
+#define KGEN_MM_X16_H
+
+#include "quants_q8.h"
+
+#if KGQ_VNNI && defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define KGQ_X16_VNNI 1
+#else
+#define KGQ_X16_VNNI 0
+#endif
+
+typedef int32_t kgx_i32 __attribute__((vector_size(64)));
+typedef float kgx_f32 __attribute__((vector_size(64)));
+typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
+
+/* the types the layout exists for */
+KG_INLINE int kgx_type(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
+
+/* the offset of the tile's quants, and its bytes */
+KG_INLINE int64_t kgx_qoff(int wt) { return wt == KGT_Q4_1 ? 64 : 32; }
+KG_INLINE int64_t kgx_tile_bytes(int wt) { return 16 * kgq_blk_bytes(wt); }
+
+KG_INLINE kgx_u8 kgx_load(const uint8_t *p)
+{
+    kgx_u8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 16 f16 values at p */
+KG_INLINE kgx_f32 kgx_f16x16(const uint8_t *p)
+{
+#if KGQ_X16_VNNI
+    return (kgx_f32)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+#else
+    kgx_f32 f;
+    for (int n = 0; n < 16; n++) {
+        kgt_f16 h;
+        memcpy(&h, p + 2 * n, 2);
+        f[n] = kgt_f16_to_f32(h);
+    }
+    return f;
+#endif
+}
+
+/* acc[n] += sum_j w[4n + j] x4[j]: unsigned weight bytes, signed activations */
+KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4)
+{
+#if KGQ_X16_VNNI
+    int32_t xv;
+    memcpy(&xv, x4, 4);
+    return (kgx_i32)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)w, _mm512_set1_epi32(xv));
+#else
+    for (int n = 0; n < 16; n++)
+        acc[n] += w[4 * n] * x4[0] + w[4 * n + 1] * x4[1] + w[4 * n + 2] * x4[2] + w[4 * n + 3] * x4[3];
+    return acc;
+#endif
+}
+
+/* Row r's block b, as GGUF stores it, out of an x16 matrix (table) of
+ * rows of `rb` bytes: for the embedding lookup of a table the output
+ * product shares (a tied output) */
+KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, int64_t b, uint8_t *blk)
+{
+    const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
+    const int n = (int)(r % 16), hdr = wt == KGT_Q4_1 ? 4 : 2, nq = wt == KGT_Q8_0 ? 32 : 16;
+    const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
+    memcpy(blk, t + 2 * n, 2);
+    if (wt == KGT_Q4_1) memcpy(blk + 2, t + 32 + 2 * n, 2);
+    for (int i = 0; i < nq / 4; i++)
+        for (int j = 0; j < 4; j++) blk[hdr + 4 * i + j] = (uint8_t)(t[kgx_qoff(wt) + 64 * i + 4 * n + j] ^ flip);
+}
+
+/* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
+ * m < MT, v < NV: the groups' tiles one after the other, each decoded once
+ * for the MT rows */
+KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
+                           float out[4][32])
+{
+    const int64_t nb = K / 32, tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
+    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q8_0 ? 128 : 0;
+    kgx_f32 acc[4][2];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *t[2];
+        const kgt_q8a *xb[4];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + b;
+        kgx_i32 ia[4][2];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) ia[m][v] = (kgx_i32){0} - off * xb[m]->sum;
+        }
+        if (wt == KGT_Q8_0) {
+            KGQ_UNROLL
+            for (int i = 0; i < 8; i++) {
+                kgx_u8 q[2];
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) q[v] = kgx_load(t[v] + qo + 64 * i);
+                KGQ_UNROLL
+                for (int m = 0; m < MT; m++) {
+                    KGQ_UNROLL
+                    for (int v = 0; v < NV; v++) ia[m][v] = kgx_dot4(ia[m][v], q[v], xb[m]->qs + 4 * i);
+                }
+            }
+        } else {
+            KGQ_UNROLL
+            for (int i = 0; i < 4; i++) {
+                kgx_u8 lo[2], hi[2];
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    const kgx_u8 r = kgx_load(t[v] + qo + 64 * i);
+                    lo[v] = r & 15;
+                    hi[v] = (r >> 4) & 15;
+                }
+                KGQ_UNROLL
+                for (int m = 0; m < MT; m++) {
+                    KGQ_UNROLL
+                    for (int v = 0; v < NV; v++) {
+                        ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m]->qs + 4 * i);
+                        ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m]->qs + 16 + 4 * i);
+                    }
+                }
+            }
+        }
+        kgx_f32 dw[2], mw[2];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) {
+            dw[v] = kgx_f16x16(t[v]);
+            mw[v] = wt == KGT_Q4_1 ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
+        }
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            const float dx = xb[m]->d, sx = dx * (float)xb[m]->sum;
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                acc[m][v] += __builtin_convertvector(ia[m][v], kgx_f32) * (dw[v] * dx);
+                if (wt == KGT_Q4_1) acc[m][v] += mw[v] * sx;
+            }
+        }
+    }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) memcpy(out[m] + 16 * v, &acc[m][v], sizeof acc[m][v]);
+    }
+}
+
+#endif
