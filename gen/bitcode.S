@@ -15,6 +15,7 @@ kgen_bc_##name##_end:                     \
 BLOB(generic, "templates-generic.bc")
 BLOB(avx2, "templates-avx2.bc")
 BLOB(avx512, "templates-avx512.bc")
+BLOB(amx, "templates-amx.bc")
 /* the model runtime (runtime/model/), linked into every compiled model */
 BLOB(rt, "kgen-rt.o")
 /* the CUDA templates (templates/cuda/), handed to NVRTC as headers (gen/cuda.c) */

@@ -29,7 +29,7 @@ int cmd_kernels(int argc, char **argv);
 /* ─────────────── targets (gen/target.c) ─────────────── */
 
 /* Which template bitcode a target can use (Makefile.in: ISA_*). */
-typedef enum gen_isa { GEN_ISA_GENERIC, GEN_ISA_AVX2, GEN_ISA_AVX512, GEN_ISA_COUNT } gen_isa;
+typedef enum gen_isa { GEN_ISA_GENERIC, GEN_ISA_AVX2, GEN_ISA_AVX512, GEN_ISA_AMX, GEN_ISA_COUNT } gen_isa;
 
 typedef struct gen_target {
     char triple[64];      /* normalized, e.g. x86_64-pc-linux-gnu */
@@ -51,9 +51,14 @@ const char *gen_isa_name(gen_isa isa);
  * gen_knobs_resolve fills in. What `kgen tune` will sweep.
  *   layout   the products' weight layout (gen/layout.h): rows | x16;
  *            default x16 on AVX-512 (VNNI) targets, rows elsewhere and on
- *            CUDA; a weight the layout does not fit keeps rows */
+ *            CUDA; a weight the layout does not fit keeps rows
+ *   amx      on | off: prefill products of x16 weights on AMX tiles
+ *            (templates/cpu/mm_amx.h) when the process gets the tile state,
+ *            where the target has AMX (the amx ISA level); default off
+ *            (measured no faster than AVX-512 VNNI: gen/knobs.c) */
 typedef struct gen_knobs {
     int layout; /* -1: the target's default */
+    int amx;    /* -1: the target's default, else 0 or 1 */
 } gen_knobs;
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */

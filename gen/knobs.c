@@ -19,7 +19,7 @@ const char *gen_knobs_env(void)
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
 {
-    k->layout = -1;
+    k->layout = k->amx = -1;
     for (const char *p = spec ? spec : ""; *p;) {
         const char *e = strchr(p, ','), *eq = strchr(p, '=');
         const size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -34,8 +34,12 @@ kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
             if (!strcmp(val, "default")) k->layout = -1;
             else if ((k->layout = gen_layout_parse(val)) < 0)
                 return kg_err(KG_ERR_ARG, "knobs '%s': layout '%s': expected rows, x16 or default", spec, val);
+        } else if (!strcmp(name, "amx")) {
+            if (!strcmp(val, "default")) k->amx = -1;
+            else if (!strcmp(val, "on") || !strcmp(val, "off")) k->amx = !strcmp(val, "on");
+            else return kg_err(KG_ERR_ARG, "knobs '%s': amx '%s': expected on, off or default", spec, val);
         } else
-            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout)", spec, name);
+            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout, amx)", spec, name);
         p = e ? e + 1 : p + len;
     }
     return KG_OK;
@@ -46,4 +50,9 @@ void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda)
     /* x16's tile is written for AVX-512 VNNI; the CUDA templates read rows */
     if (cuda) k->layout = KGT_LAYOUT_ROWS;
     else if (k->layout < 0) k->layout = isa >= GEN_ISA_AVX512 ? KGT_LAYOUT_X16 : KGT_LAYOUT_ROWS;
+    /* AMX code exists in the amx level's bitcode only. Off unless asked
+     * for: on the Sapphire Rapids VM its tiles ran no faster than the
+     * AVX-512 VNNI tile (README, Performance: the per-32-element scales
+     * make each tile product a store and 16 vector conversions) */
+    k->amx = !cuda && isa >= GEN_ISA_AMX && k->amx == 1;
 }

@@ -39,12 +39,14 @@
 extern const char kgen_bc_generic[], kgen_bc_generic_end[];
 extern const char kgen_bc_avx2[], kgen_bc_avx2_end[];
 extern const char kgen_bc_avx512[], kgen_bc_avx512_end[];
+extern const char kgen_bc_amx[], kgen_bc_amx_end[];
 
 void gen_bitcode(gen_isa isa, const void **data, size_t *size)
 {
     const char *b = kgen_bc_generic, *e = kgen_bc_generic_end;
     if (isa == GEN_ISA_AVX2) b = kgen_bc_avx2, e = kgen_bc_avx2_end;
     if (isa == GEN_ISA_AVX512) b = kgen_bc_avx512, e = kgen_bc_avx512_end;
+    if (isa == GEN_ISA_AMX) b = kgen_bc_amx, e = kgen_bc_amx_end;
     *data = b;
     *size = (size_t)(e - b);
 }

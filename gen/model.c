@@ -229,7 +229,7 @@ kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const 
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
     if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
-    if (!st) gr->layout = knobs->layout;
+    if (!st) gr->layout = knobs->layout, gr->amx = knobs->amx == 1;
     if (!st) st = gen_pass_repack(gr);
     if (!st && dbg) gen_graph_print(gr, "repack", stderr);
     if (!st) st = gen_pass_memplan(gr);

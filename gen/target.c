@@ -26,6 +26,8 @@ static const char *const level_needs[GEN_ISA_COUNT] = {
     [GEN_ISA_GENERIC] = "sse4.2,popcnt,ssse3,cx16",
     [GEN_ISA_AVX2] = "avx2,fma,f16c,bmi,bmi2,lzcnt,movbe,sse4.2,popcnt",
     [GEN_ISA_AVX512] = "avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx2,fma,f16c,bmi2",
+    [GEN_ISA_AMX] = "amx-tile,amx-int8,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vnni,avx2,"
+                    "fma,f16c,bmi2",
 };
 
 static const struct {
@@ -34,8 +36,8 @@ static const struct {
 } cpu_levels[] = {
     {"cascadelake", GEN_ISA_AVX512}, {"cooperlake", GEN_ISA_AVX512}, {"icelake-client", GEN_ISA_AVX512},
     {"icelake-server", GEN_ISA_AVX512}, {"tigerlake", GEN_ISA_AVX512}, {"rocketlake", GEN_ISA_AVX512},
-    {"sapphirerapids", GEN_ISA_AVX512}, {"emeraldrapids", GEN_ISA_AVX512}, {"graniterapids", GEN_ISA_AVX512},
-    {"graniterapids-d", GEN_ISA_AVX512}, {"znver4", GEN_ISA_AVX512}, {"znver5", GEN_ISA_AVX512},
+    {"sapphirerapids", GEN_ISA_AMX}, {"emeraldrapids", GEN_ISA_AMX}, {"graniterapids", GEN_ISA_AMX},
+    {"graniterapids-d", GEN_ISA_AMX}, {"znver4", GEN_ISA_AVX512}, {"znver5", GEN_ISA_AVX512},
     {"haswell", GEN_ISA_AVX2}, {"broadwell", GEN_ISA_AVX2}, {"skylake", GEN_ISA_AVX2},
     {"skylake-avx512", GEN_ISA_AVX2}, {"cannonlake", GEN_ISA_AVX2}, {"alderlake", GEN_ISA_AVX2},
     {"raptorlake", GEN_ISA_AVX2}, {"meteorlake", GEN_ISA_AVX2}, {"arrowlake", GEN_ISA_AVX2},
@@ -47,12 +49,12 @@ static const struct {
     {"goldmont", GEN_ISA_GENERIC}, {"goldmont-plus", GEN_ISA_GENERIC}, {"tremont", GEN_ISA_GENERIC},
     {"silvermont", GEN_ISA_GENERIC}, {"gracemont", GEN_ISA_AVX2}, {"sierraforest", GEN_ISA_AVX2},
     {"grandridge", GEN_ISA_AVX2}, {"clearwaterforest", GEN_ISA_AVX2}, {"lunarlake", GEN_ISA_AVX2},
-    {"pantherlake", GEN_ISA_AVX2}, {"diamondrapids", GEN_ISA_AVX512},
+    {"pantherlake", GEN_ISA_AVX2}, {"diamondrapids", GEN_ISA_AMX},
 };
 
 const char *gen_isa_name(gen_isa isa)
 {
-    static const char *names[GEN_ISA_COUNT] = {"generic", "avx2", "avx512"};
+    static const char *names[GEN_ISA_COUNT] = {"generic", "avx2", "avx512", "amx"};
     return isa < GEN_ISA_COUNT ? names[isa] : "?";
 }
 
@@ -108,7 +110,7 @@ kg_status gen_target_host(gen_target *t)
     LLVMDisposeMessage(feat);
     if (n < 0 || (size_t)n >= sizeof t->features)
         return kg_err(KG_ERR_UNSUPPORTED, "host CPU feature list too long");
-    return finish(t, GEN_ISA_AVX512, true);
+    return finish(t, GEN_ISA_AMX, true);
 }
 
 kg_status gen_target_parse(const char *spec, gen_target *t)

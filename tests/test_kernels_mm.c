@@ -64,6 +64,7 @@
 #include "kt.h"
 #include "kt_cuda.h"
 #include "ref_kernels.h"
+#include "rt.h"
 #include "gen/layout.h"
 #include "templates/cpu/products.h"
 
@@ -75,18 +76,18 @@
 
 /* kernels_portable.c, kernels_portable_b.c */
 void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout);
+             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
 void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
                 int64_t pos_len, int64_t pos_type, int64_t layout);
 void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout);
+             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
 void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
                 int64_t pos_len, int64_t pos_type, int64_t layout);
 /* kernels_portable_avx2.c */
 void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout);
+             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
 void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
 void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
                 int64_t pos_len, int64_t pos_type, int64_t layout);
@@ -98,9 +99,9 @@ int kgta_usable(void);
  * would make (M 1: the decode instance; else M bound at run time, the
  * prefill instance), every buffer copied there and back. Thread 0 does it. */
 static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags, int64_t ldy, int64_t layout)
+                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
-    (void)nth, (void)layout; /* rows: the CUDA templates read GGUF's rows only */
+    (void)nth, (void)layout, (void)amx; /* rows: the CUDA templates read GGUF's rows only */
     if (ith) return;
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
     const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
@@ -152,7 +153,7 @@ static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M
 
 typedef struct {
     const char *name;
-    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
     void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double, int64_t, int64_t, int64_t);
 } impl;
@@ -448,6 +449,7 @@ typedef struct {
     uint8_t *w, *wup;
     float *wf, *wupf, *bias;
     int layout;      /* what the products read: w/wup (rows), or wx/wupx rewritten into it */
+    int amx;         /* kgt_mm's amx: AMX tiles for rows in blocks of 16 (native build, x16) */
     uint8_t *wx, *wupx;
 } wmat;
 
@@ -462,6 +464,7 @@ static void wmat_init(wmat *a, int type, int64_t N, int64_t K, int with_up)
     a->wupf = with_up ? dequant_matrix(type, a->wup, N, K) : NULL;
     a->bias = rand_floats(N);
     a->layout = KGT_LAYOUT_ROWS;
+    a->amx = 0;
     a->wx = a->wupx = NULL;
 }
 
@@ -504,7 +507,7 @@ static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *
 {
     const int x = a->layout != KGT_LAYOUT_ROWS;
     void *p[6] = {x ? a->wx : a->w, (void *)xin, y, a->bias, (void *)res, x ? a->wupx : a->wup};
-    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout);
+    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout, a->amx);
 }
 
 typedef struct {
@@ -676,12 +679,26 @@ KT_TEST(kernels_mm_models)
     print_max_errors();
 }
 
+/* may the native build's products use AMX here? (the test asks Linux for
+ * the tile state as a model's open does) */
+static int amx_usable(void)
+{
+    static int usable = -1;
+    if (usable < 0) {
+        char why[200];
+        usable = kgr_amx_enable(why, sizeof why); /* -march=native: AMX code where the CPU has AMX */
+        if (!usable) printf("    AMX is not run here: %s\n", why);
+    }
+    return usable;
+}
+
 /* The x16 layout (gen/layout.c's rewriting read by mm_x16.h's tile): its
  * types with act q8, every epilogue, M 1, 2, 5, 16, 64 (one and several
  * tiles of 4 rows, a clamped last tile), nth 1-3 (shares of 16 and 32
  * rows), in the native build (AVX-512 VNNI's vpdpbusd where the CPU has it)
  * and the portable one (the same arithmetic in C), against the same
- * references and tolerances as GGUF's rows. */
+ * references and tolerances as GGUF's rows; and, where the CPU has AMX, the
+ * native build's AMX tiles (mm_amx.h) for M 16, 21 and 64. */
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
@@ -708,8 +725,20 @@ KT_TEST(kernels_mm_x16)
                 if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                 for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++) {
                     if (Ms[mi] == 64 && (si < 2 || ei % 3)) continue; /* the long prefill: a few cases */
-                    check_mm(&a, KGT_ACT_Q8, Ms[mi], EPIS[ei], (mm_runs){1, 3, 2, 0});
+                    /* the portable build (slow C) on the smaller cases */
+                    const size_t n_impl = si == 3 || Ms[mi] == 64 ? 1 : 2;
+                    check_mm(&a, KGT_ACT_Q8, Ms[mi], EPIS[ei], (mm_runs){1, 3, n_impl, 0});
                 }
+            }
+            /* AMX (native build on an AMX CPU): blocks of 16 rows and a
+             * remainder on the AVX-512 tile */
+            a.amx = amx_usable();
+            for (size_t ei = 0; a.amx && ei < sizeof EPIS / sizeof *EPIS; ei++) {
+                if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
+                static const int64_t Ma[] = {16, 21, 64};
+                for (size_t mi = 0; mi < 3; mi++)
+                    if ((mi == 1 || si >= 2) && (mi != 2 || ei % 3 == 0))
+                        check_mm(&a, KGT_ACT_Q8, Ma[mi], EPIS[ei], (mm_runs){1, 3, 1, 0});
             }
             wmat_free(&a);
         }
@@ -943,7 +972,7 @@ static void slices_cases(size_t i0, size_t i1)
                         run_mm(&IMPLS[im], nth, &a, KGT_ACT_F32, x, alone, r1, M, fl);
                         void *p[6] = {a.w, x, y + c0, a.bias, y + c0, NULL};
                         for (int ith = 0; ith < nth; ith++)
-                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS);
+                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS, 0);
                         for (int64_t m = 0; m < M; m++)
                             for (int64_t n = 0; n < a.N; n++) {
                                 double d = fabs((double)y[m * ldy + c0 + n] - alone[m * a.N + n]);

@@ -140,7 +140,7 @@ KT_TEST(specialize_targets)
     gen_target t;
     KT_CHECK(gen_target_host(&t) == KG_OK && t.cpu[0] && strstr(t.triple, "x86_64"));
     static const struct { const char *spec; gen_isa isa; } cases[] = {
-        {"znver4", GEN_ISA_AVX512}, {"sapphirerapids", GEN_ISA_AVX512}, {"haswell", GEN_ISA_AVX2},
+        {"znver4", GEN_ISA_AVX512}, {"sapphirerapids", GEN_ISA_AMX}, {"haswell", GEN_ISA_AVX2},
         {"znver4,-avx512f", GEN_ISA_AVX2}, {"skylake-avx512", GEN_ISA_AVX2}, {"x86-64-v2", GEN_ISA_GENERIC},
         {"haswell,-avx2", GEN_ISA_GENERIC},
     };

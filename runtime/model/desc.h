@@ -41,6 +41,7 @@ enum {
     KGM_RT_POS0,     /* prefill: position of the first token                  */
     KGM_RT_NSEQ,     /* encoders: sequences in this step                      */
     KGM_RT_SEQLEN,   /* encoders: rows per sequence in this step (M = NSEQ * SEQLEN) */
+    KGM_RT_AMX,      /* 1: the process has the AMX tile state (kgr_amx_enable) */
     KGM_RT_COUNT
 };
 

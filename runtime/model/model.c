@@ -271,6 +271,11 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
         m->rt[KGM_RT_NCTX] = m->n_ctx;
         m->rt[KGM_RT_KVBYTES] = (int64_t)per;
     }
+    if (!rc && !cuda) { /* AMX: the prefill products fall back to AVX-512 where Linux refuses it */
+        char why[160];
+        m->rt[KGM_RT_AMX] = kgr_amx_enable(why, sizeof why);
+        if (!m->rt[KGM_RT_AMX] && strstr(why, "refused")) fprintf(stderr, "kgen model: %s; prefill uses AVX-512\n", why);
+    }
     if (!rc) rc = kgr_sampler_init(&m->smp, d->n_vocab, err, cap);
     if (!rc && !cuda) rc = kgr_pool_init(&m->pool, m->n_threads, err, cap);
     if (rc) {

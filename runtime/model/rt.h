@@ -47,6 +47,9 @@ typedef struct kgr_pool kgr_pool;
 typedef void (*kgr_fn)(void *arg, int ith, int nth);
 
 int kgr_pool_init(kgr_pool **out, int n_threads, char *err, size_t errcap);
+/* amx.c: 1 if this process may use AMX tiles (asked of Linux now; once is
+ * enough, asking again is harmless); 0 and why (a sentence) if not. */
+int kgr_amx_enable(char *why, size_t cap);
 int kgr_pool_threads(const kgr_pool *p);
 void kgr_pool_run(kgr_pool *p, kgr_fn fn, void *arg);
 void kgr_barrier(kgr_pool *p, int ith); /* called by generated code */

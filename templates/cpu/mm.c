@@ -23,7 +23,7 @@
  */
 #include "ops.h" /* kgt_vgelu_erf (the GELU epilogue; clang only) */
 #include "products.h"
-#include "mm_x16.h"
+#include "mm_amx.h"
 #include "quants_q8.h"
 
 enum { MM_MT = 4, MM_NC = 32 };
@@ -325,8 +325,29 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
     }
 }
 
+#if KGX_AMX
+/* rows m0..m0+15 of the chunk n0..n0+nc-1 on AMX (mm_amx.h), then the
+ * epilogue 4 rows at a time */
+KG_INLINE void mm_rows16_amx(int wt, const mm_args *a, void *const *p, int ng, int64_t flags, int64_t ldy, int64_t m0,
+                             int64_t n0, int64_t nc)
+{
+    float y16[2][16][32];
+    const int64_t gb = 16 * a->wrow;
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb};
+        if (nc > 16) mm_tile_amx(wt, 2, wg, a->x + m0 * a->xrow, a->xrow, a->K, y16[g]);
+        else mm_tile_amx(wt, 1, wg, a->x + m0 * a->xrow, a->xrow, a->K, y16[g]);
+    }
+    for (int i = 0; i < 4; i++) {
+        float y[2][MM_MT][MM_NC];
+        for (int g = 0; g < ng; g++) memcpy(y[g], y16[g][4 * i], sizeof y[g]);
+        mm_epilogue(p, flags, ldy, m0 + 4 * i, MM_MT, n0, nc, y);
+    }
+}
+#endif
+
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy, int64_t layout)
+                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -343,13 +364,24 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     /* activation rows in blocks of about 256 KiB (kept in L2 while this
      * thread's channels pass over them), then chunks of 32 channels, then
      * tiles of 4 rows */
-    int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / MM_MT * MM_MT;
-    mb = mb < MM_MT ? MM_MT : mb;
+    int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
+    mb = mb < 16 ? 16 : mb;
+#if KGX_AMX
+    amx = amx && layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type(wt) && M >= 16;
+    if (amx) mm_amx_begin();
+#else
+    (void)amx;
+#endif
     for (int64_t b0 = 0; b0 < M; b0 += mb) {
         const int64_t b1 = M - b0 < mb ? M : b0 + mb;
         for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
             const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
-            for (int64_t m0 = b0; m0 < b1; m0 += MM_MT) {
+            int64_t m0 = b0;
+#if KGX_AMX
+            if (amx)
+                for (; m0 + 16 <= b1; m0 += 16) mm_rows16_amx(wt, &a, p, ng, flags, ldy ? ldy : N, m0, n0, nc);
+#endif
+            for (; m0 < b1; m0 += MM_MT) {
                 const int64_t mt = b1 - m0 < MM_MT ? b1 - m0 : MM_MT;
                 float y[2][MM_MT][MM_NC];
                 for (int g = 0; g < ng; g++) {
@@ -360,20 +392,24 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
             }
         }
     }
+#if KGX_AMX
+    if (amx) mm_amx_end();
+#endif
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
 KG_PARAM_DEFAULT(mm, layout, KGT_LAYOUT_ROWS);
+KG_PARAM_DEFAULT(mm, amx, 0);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx)
 }
