@@ -698,17 +698,19 @@ static int amx_usable(void)
  * rows), in the native build (AVX-512 VNNI's vpdpbusd where the CPU has it)
  * and the portable one (the same arithmetic in C), against the same
  * references and tolerances as GGUF's rows; and, where the CPU has AMX, the
- * native build's AMX tiles (mm_amx.h) for M 16, 21 and 64. */
+ * native build's AMX tiles (mm_amx.h) for M 16, 21 and 64. Q4_K: K
+ * rounded up to its 256-element blocks. */
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
-    for (size_t ti = 0; ti < 3; ti++)
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             wmat a;
-            wmat_init(&a, types[ti], shapes[si][1], shapes[si][0], 1);
+            const int64_t be = ref_block_elems(types[ti]), K = (shapes[si][0] + be - 1) / be * be;
+            wmat_init(&a, types[ti], shapes[si][1], K, 1);
             KT_CHECKF(gen_layout_fits(KGT_LAYOUT_X16, a.type, a.N, a.K), "x16 does not fit %s %lld x %lld", tname(a.type),
                       (long long)a.N, (long long)a.K);
             wmat_layout(&a, KGT_LAYOUT_X16);
@@ -732,7 +734,7 @@ KT_TEST(kernels_mm_x16)
             }
             /* AMX (native build on an AMX CPU): blocks of 16 rows and a
              * remainder on the AVX-512 tile */
-            a.amx = amx_usable();
+            a.amx = types[ti] != KGT_Q4_K && amx_usable(); /* AMX: the 32-element types */
             for (size_t ei = 0; a.amx && ei < sizeof EPIS / sizeof *EPIS; ei++) {
                 if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                 static const int64_t Ma[] = {16, 21, 64};
@@ -744,7 +746,8 @@ KT_TEST(kernels_mm_x16)
         }
     /* where it does not fit: N not a multiple of 16, other types */
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_0, 97, 64));
-    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 256, 256));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 256, 256));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 16, 288));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 16, 64));
     print_max_errors();
 }

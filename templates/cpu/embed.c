@@ -26,10 +26,10 @@ KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_
     for (int64_t m = lo; m < hi; m++) {
         float *y = out + m * K;
         if (layout == KGT_LAYOUT_X16 && kgx_type(wt))
-            for (int64_t b = 0; b < K / 32; b++) { /* each block rebuilt from its tile */
-                uint8_t blk[64];
+            for (int64_t b = 0; b < K / kgq_blk(wt); b++) { /* each block rebuilt from its tile */
+                uint8_t blk[256];
                 kgx_block(wt, table, rb, ids[m], b, blk);
-                kgq_dequant_row(wt, blk, 32, y + 32 * b);
+                kgq_dequant_row(wt, blk, kgq_blk(wt), y + kgq_blk(wt) * b);
             }
         else
             kgq_dequant_row(wt, table + (int64_t)ids[m] * rb, K, y);

@@ -367,7 +367,7 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
     mb = mb < 16 ? 16 : mb;
 #if KGX_AMX
-    amx = amx && layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type(wt) && M >= 16;
+    amx = amx && layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type32(wt) && M >= 16;
     if (amx) mm_amx_begin();
 #else
     (void)amx;

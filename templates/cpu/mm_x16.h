@@ -3,7 +3,7 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q8_0) is N/16 row groups, one after the other; a group
+ * type (Q4_0, Q4_1, Q8_0; Q4_K below) is N/16 row groups, one after the other; a group
  * is K/32 tiles, one per block column, each 16 blocks' bytes rewritten as
  *
  *   d[16]    the 16 rows' f16 scales                     (32 bytes)
@@ -12,6 +12,14 @@
  *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1: 4
  *            vectors of nibbles, low nibbles elements 4i..4i+3, high ones
  *            16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as unsigned bytes)
+ *
+ * Q4_K (256-element blocks of 8 sub-blocks with 6-bit scales and mins): a
+ * tile is d[16], dmin[16] (f16, 64 bytes), the 12 scale bytes as 12 planes
+ * of 16 (byte j of row n at 16 j + n: 192 bytes), then for each pair p of
+ * sub-blocks 8 vectors of nibbles, word n of vector (p, i) row n's quant
+ * word 8p + i (low nibbles sub-block 2p elements 4i..4i+3, high ones
+ * sub-block 2p + 1's): the dot of a sub-block is 8 vpdpbusd, then
+ * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once.
  *
  * so a tile is as big as the 16 blocks it replaces, and one 64-byte load
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
@@ -43,11 +51,12 @@ typedef int32_t kgx_i32 __attribute__((vector_size(64)));
 typedef float kgx_f32 __attribute__((vector_size(64)));
 typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 
-/* the types the layout exists for */
-KG_INLINE int kgx_type(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
+/* the types the layout exists for; those with 32-element blocks (AMX's) */
+KG_INLINE int kgx_type(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K; }
+KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
-/* the offset of the tile's quants, and its bytes */
-KG_INLINE int64_t kgx_qoff(int wt) { return wt == KGT_Q4_1 ? 64 : 32; }
+/* the offset of the tile's quants, and its bytes (a tile: one block column) */
+KG_INLINE int64_t kgx_qoff(int wt) { return wt == KGT_Q4_K ? 256 : wt == KGT_Q4_1 ? 64 : 32; }
 KG_INLINE int64_t kgx_tile_bytes(int wt) { return 16 * kgq_blk_bytes(wt); }
 
 KG_INLINE kgx_u8 kgx_load(const uint8_t *p)
@@ -94,11 +103,95 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
 {
     const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
     const int n = (int)(r % 16), hdr = wt == KGT_Q4_1 ? 4 : 2, nq = wt == KGT_Q8_0 ? 32 : 16;
+    if (wt == KGT_Q4_K) { /* d, dmin, the 12 scale bytes, 128 quant bytes */
+        memcpy(blk, t + 2 * n, 2);
+        memcpy(blk + 2, t + 32 + 2 * n, 2);
+        for (int j = 0; j < 12; j++) blk[4 + j] = t[64 + 16 * j + n];
+        for (int w = 0; w < 32; w++) memcpy(blk + 16 + 4 * w, t + 256 + 64 * w + 4 * n, 4);
+        return;
+    }
     const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
     memcpy(blk, t + 2 * n, 2);
     if (wt == KGT_Q4_1) memcpy(blk + 2, t + 32 + 2 * n, 2);
     for (int i = 0; i < nq / 4; i++)
         for (int j = 0; j < 4; j++) blk[hdr + 4 * i + j] = (uint8_t)(t[kgx_qoff(wt) + 64 * i + 4 * n + j] ^ flip);
+}
+
+/* Q4_K: sub-block j's scales (lo 0) or mins (lo 1) of the tile's 16 rows,
+ * as floats: 6 bits out of the 12 planes (GGUF's get_scale_min_k4) */
+KG_INLINE kgx_f32 kgx_q4k_sm(const uint8_t *t, int j, int mn)
+{
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    u8x16 a, b, r;
+    const uint8_t *s = t + 64;
+    if (j < 4) {
+        memcpy(&a, s + 16 * (j + 4 * mn), 16);
+        r = a & 63;
+    } else {
+        memcpy(&a, s + 16 * (j + 4), 16);
+        memcpy(&b, s + 16 * (j - 4 + 4 * mn), 16);
+        r = (mn ? a >> 4 : a & 15) | (u8x16)((b >> 6) << 4);
+    }
+    return __builtin_convertvector(r, kgx_f32);
+}
+
+/* Q4_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
+ * blocks from xb[m] (one block column of 256) */
+KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+                               kgx_f32 acc[4][2])
+{
+    kgx_f32 d[2], dm[2];
+    KGQ_UNROLL
+    for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]), dm[v] = kgx_f16x16(t[v] + 32);
+    KGQ_NOUNROLL
+    for (int p = 0; p < 4; p++) {
+        kgx_i32 ia[2][4][2]; /* sub-blocks 2p, 2p + 1 */
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) ia[h][m][v] = (kgx_i32){0};
+            }
+        }
+        KGQ_UNROLL
+        for (int i = 0; i < 8; i++) {
+            kgx_u8 lo[2], hi[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                const kgx_u8 r = kgx_load(t[v] + 256 + 512 * p + 64 * i);
+                lo[v] = r & 15;
+                hi[v] = (r >> 4) & 15;
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    ia[0][m][v] = kgx_dot4(ia[0][m][v], lo[v], xb[m][2 * p].qs + 4 * i);
+                    ia[1][m][v] = kgx_dot4(ia[1][m][v], hi[v], xb[m][2 * p + 1].qs + 4 * i);
+                }
+            }
+        }
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            kgx_f32 s[2], mn[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                s[v] = d[v] * kgx_q4k_sm(t[v], 2 * p + h, 0);
+                mn[v] = dm[v] * kgx_q4k_sm(t[v], 2 * p + h, 1);
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                const kgt_q8a *x = &xb[m][2 * p + h];
+                const float dx = x->d, sx = dx * (float)x->sum;
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    acc[m][v] += __builtin_convertvector(ia[h][m][v], kgx_f32) * (s[v] * dx);
+                    acc[m][v] -= mn[v] * sx;
+                }
+            }
+        }
+    }
 }
 
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
@@ -107,7 +200,7 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
 KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
                            float out[4][32])
 {
-    const int64_t nb = K / 32, tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
+    const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
     const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q8_0 ? 128 : 0;
     kgx_f32 acc[4][2];
     KGQ_UNROLL
@@ -115,7 +208,16 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
     }
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; wt == KGT_Q4_K && b < nb; b++) {
+        const uint8_t *t[2];
+        const kgt_q8a *xb[4];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
+        mm_tile_x16_q4k(MT, NV, t, xb, acc);
+    }
+    for (int64_t b = 0; wt != KGT_Q4_K && b < nb; b++) {
         const uint8_t *t[2];
         const kgt_q8a *xb[4];
         KGQ_UNROLL

@@ -29,7 +29,7 @@
  *
  * layout: KGT_LAYOUT_ROWS (the default): W and W_up as above;
  * KGT_LAYOUT_X16: both rewritten into groups of 16 rows (mm_x16.h), for
- * Q4_0, Q4_1 and Q8_0 with act Q8 and N a multiple of 16 only.
+ * Q4_0, Q4_1, Q8_0 and Q4_K with act Q8 and N a multiple of 16 only.
  * amx (a run-time value: may the thread use AMX tiles?): with X16, rows in
  * blocks of 16 go through mm_amx.h's tile where it is compiled in (the AMX
  * ISA level); ignored elsewhere. Same results up to f32 rounding.
