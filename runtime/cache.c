@@ -114,18 +114,27 @@
  *                (removed). A match writes a new identity record.
  *
  * Why the identity stands for the bulk's bytes: any write to the file, by
- * any means the kernel sees (write, mmap, truncate, a replacing rename: a
- * new inode), changes its ctime, which no process can set back (short of
- * setting the system clock), and its mtime unless the writer sets that
- * back. A hit's use mark (futimens of the atime, mark_used) sets the ctime
- * too, so the open then records the identity anew, provided the size and
- * mtime are still those it checked: the one gap is a write that also sets
- * the mtime back, landing between an open's check and its mark (a few
- * microseconds). What the identity cannot see: bytes that change without
- * the file system knowing (media corruption, a bad disk or controller,
- * writes to the block device underneath). kg_cache_get_path, kg_cache_get
- * and kg_cache_foreach with KG_CACHE_VERIFY (`kgen cache verify`) hash
- * every byte every time and find those; a bad entry they remove takes its
+ * any means the kernel sees (write, mmap, truncate; a replacing rename
+ * gives a new inode), sets its mtime and ctime to the time of the write;
+ * no process can set a ctime back (short of setting the system clock),
+ * and a writer that sets the mtime back sets the ctime anew doing it. The
+ * one catch is the timestamps' granularity: a write within the same tick
+ * as the last change would leave them as they were (kernels before 6.13
+ * stamp with a coarse clock: ~4 ms; some file systems keep whole
+ * seconds). So an identity is recorded only for an entry whose mtime is
+ * at least IDENT_SETTLE_NS (2 s) older than the start of the pass that
+ * verified it: a write during or after that pass then moves the mtime,
+ * and the open records nothing if the mtime or size moved while it ran.
+ * (A fresh entry is therefore hashed in full until it is 2 s old.)
+ * A hit's use mark (futimens of the atime, mark_used) sets the ctime too,
+ * so the open records the identity anew after it, when the size and mtime
+ * are still those it checked. The gap left: a writer that also sets the
+ * mtime back, finishing within one timestamp tick of an open's use mark.
+ * What the identity cannot see at all: bytes that change without the
+ * file system knowing (media corruption, a bad disk or controller, writes
+ * to the block device underneath). kg_cache_get_path, kg_cache_get and
+ * kg_cache_foreach with KG_CACHE_VERIFY (`kgen cache verify`) hash every
+ * byte every time and find those; a bad entry they remove takes its
  * identity record with it.
  */
 #include "cache_int.h"
@@ -150,6 +159,9 @@
 #define TMP_PREFIX ".tmp-"
 #define PUT_TRIES 8
 #define STREAM_CHUNK ((size_t)256 << 10) /* bytes per read when hashing or copying a file */
+/* An identity is recorded only for an entry last written at least this long
+ * before the verifying pass began (see "Identity records"). */
+#define IDENT_SETTLE_NS ((int64_t)2000000000)
 
 _Static_assert(sizeof MAGIC == 8, "magic is 8 bytes");
 
@@ -669,12 +681,15 @@ kg_status kg_cache_get_path_ident_(kg_cache *c, kg_key key, const char *kind, kg
         }
     }
     if (!why[0] && !vouched) {
+        struct timespec t0; /* before the pass: a write during it moves the mtime past a settled one */
+        clock_gettime(CLOCK_REALTIME, &t0);
+        const bool settled = (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec - id.mtime_ns >= IDENT_SETTLE_NS;
         posix_fadvise(ef.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         const uint64_t all[2] = {0, ef.psize};
         if ((s = hash_check(p, &ef, all, 1, id.hash, why, sizeof why))) return s;
         /* verified: now the bulk may be read from it, and the rest hashed */
-        if (!why[0] && bulk && bulk(ef.fd, ef.psize, &id.bulk_off, &id.bulk_len, ctx) && id.bulk_len > 0 &&
-            id.bulk_off <= ef.psize && id.bulk_len <= ef.psize - id.bulk_off) {
+        if (!why[0] && settled && bulk && bulk(ef.fd, ef.psize, &id.bulk_off, &id.bulk_len, ctx) &&
+            id.bulk_len > 0 && id.bulk_off <= ef.psize && id.bulk_len <= ef.psize - id.bulk_off) {
             outside(ef.psize, id.bulk_off, id.bulk_len, r);
             fresh = stream_hash_ranges(ef.fd, r, 2, -1, &id.rest_hash) == 0;
         }
