@@ -125,7 +125,10 @@
  * at least IDENT_SETTLE_NS (2 s) older than the start of the pass that
  * verified it: a write during or after that pass then moves the mtime,
  * and the open records nothing if the mtime or size moved while it ran.
- * (A fresh entry is therefore hashed in full until it is 2 s old.)
+ * kg_cache_put_path stamps the entries it writes with an mtime 2 s before
+ * the time of writing (stamp_settled), so their first verification can
+ * record them; a file written since (a fresh mtime) is hashed in full
+ * until its mtime is 2 s old.
  * A hit's use mark (futimens of the atime, mark_used) sets the ctime too,
  * so the open records the identity anew after it, when the size and mtime
  * are still those it checked. The gap left: a writer that also sets the
@@ -787,6 +790,18 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
     return s;
 }
 
+/* A trailer entry, fully written: its mtime := IDENT_SETTLE_NS before now,
+ * so that its identity can be recorded from its first verification on
+ * ("Identity records"): any later write moves the mtime to the time of
+ * that write. (Failing that, it only waits the 2 s.) */
+static void stamp_settled(int fd)
+{
+    struct timespec t[2] = {{.tv_nsec = UTIME_OMIT}, {0}};
+    clock_gettime(CLOCK_REALTIME, &t[1]);
+    t[1].tv_sec -= IDENT_SETTLE_NS / 1000000000;
+    futimens(fd, t);
+}
+
 typedef struct file_src {
     int fd;
     const char *src;
@@ -808,6 +823,7 @@ static kg_status fill_file(int fd, const char *tmp, void *ctx)
     make_record(h, f->key, f->kind, f->size, hash);
     if (r == 'w' || !pio_all(fd, h, HDR_SIZE, f->size, true))
         return kg_err(KG_ERR_IO, "cache: writing '%s' failed: %s", tmp, strerror(errno));
+    stamp_settled(fd);
     return KG_OK;
 }
 
@@ -831,6 +847,8 @@ static kg_status put_in_place(const char *path, size_t sub_len, const file_src *
     else if (fchmod(f->fd, 0600) != 0) {
         e = errno;
         what = "chmod 600 of";
+    } else {
+        stamp_settled(f->fd);
     }
     for (int attempt = 1; !e; attempt++) {
         what = "renaming";

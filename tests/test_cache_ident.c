@@ -179,13 +179,16 @@ KT_TEST(cache_ident_record)
     /* the public kg_cache_get_path hashes everything, and leaves the record */
     KT_CHECK(get_path_status(c, k, "so") == KG_OK && exists(rec));
 
-    /* no bulk: nothing to record; a fresh entry (written < 2 s ago): not yet */
+    /* an entry whose mtime is less than 2 s old (written since the put): not
+     * recorded yet; then no bulk: nothing to record */
     kg_key k2 = key_of("ident-record-2");
     char src[600], entry2[600], rec2[600], dir[512];
     snprintf(dir, sizeof dir, "%s", kg_cache_dir(c));
     entry_file(dir, k2, "so", entry2);
     ident_file(dir, k2, "so", rec2);
     KT_REQUIRE(make_src(src, "ident-record-2", p, PSIZE) && kg_cache_put_path(c, k2, "so", src) == KG_OK);
+    const struct timespec now_m[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+    KT_REQUIRE(utimensat(AT_FDCWD, entry2, now_m, 0) == 0);
     bulk_ctx b2 = {BULK_OFF, BULK_LEN, 0, true};
     KT_CHECK(get_ident(c, k2, &b2) == KG_OK && b2.calls == 0 && !exists(rec2)); /* fresh: not even asked */
     KT_REQUIRE(age(entry2, 10));
@@ -194,6 +197,27 @@ KT_TEST(cache_ident_record)
     b2.none = false;
     KT_CHECK(get_ident(c, k2, &b2) == KG_OK && b2.calls == 3 && exists(rec2));
     KT_CHECK(get_ident(c, k2, &b2) == KG_OK && b2.calls == 3);
+
+    /* a put's entry is recorded on its first open (the put stamps its mtime
+     * 2 s back), by either way of putting (in place, copied) */
+    for (int copy = 0; copy <= 1; copy++) {
+        kg_key k5 = key_of(copy ? "ident-record-5" : "ident-record-4");
+        entry_file(dir, k5, "so", entry2);
+        ident_file(dir, k5, "so", rec2);
+        char src2[700]; /* a second link: put_path copies (kgen.h) */
+        snprintf(src2, sizeof src2, "%s.link", src);
+        KT_REQUIRE(make_src(src, "ident-record-4", p, PSIZE) && (!copy || link(src, src2) == 0) &&
+                   kg_cache_put_path(c, k5, "so", src) == KG_OK);
+        if (copy) KT_CHECK(unlink(src2) == 0);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        KT_CHECKF(stat(entry2, &st) == 0 && ns(now) - ns(st.st_mtim) >= 2000000000LL &&
+                      ns(now) - ns(st.st_mtim) < 60000000000LL,
+                  "the put's mtime is %lld ns before now", (long long)(ns(now) - ns(st.st_mtim)));
+        bulk_ctx b5 = {BULK_OFF, BULK_LEN, 0, false};
+        KT_CHECK(get_ident(c, k5, &b5) == KG_OK && b5.calls == 1 && exists(rec2));
+        KT_CHECK(get_ident(c, k5, &b5) == KG_OK && b5.calls == 1);
+    }
 
     /* a bulk that is not inside the payload is none */
     kg_key k3 = key_of("ident-record-3");
