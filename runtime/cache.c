@@ -678,9 +678,8 @@ kg_status kg_cache_get_path_ident_(kg_cache *c, kg_key key, const char *kind, kg
             rec.bulk_off <= ef.psize && rec.bulk_len <= ef.psize - rec.bulk_off) {
             outside(ef.psize, rec.bulk_off, rec.bulk_len, r);
             if ((s = hash_check(p, &ef, r, 2, rec.rest_hash, why, sizeof why))) return s;
-            vouched = !why[0];
+            if ((vouched = !why[0])) id = rec;
             why[0] = 0; /* a mismatch outside the bulk: the whole payload decides, below */
-            id = rec;
         }
     }
     if (!why[0] && !vouched) {
