@@ -2,6 +2,7 @@
  * loader.c — a runnable model from a .so or a GGUF file (loader.h).
  */
 #include "config.h"
+#include "cache_int.h"
 #include "cuda.h"
 #include "internal.h"
 #include "loader.h"
@@ -231,6 +232,25 @@ static kg_status compile_private(const char *path, const gen_load_opts *o, gen_l
     return compile_to(path, l->so_path, o, l);
 }
 
+/* A model entry's bulk, for kg_cache_get_path_ident_: its appended weights
+ * (kgen_check.h's note; the cache asks only once the entry is verified). A
+ * model without appended weights has none: its whole entry is hashed on
+ * every open. */
+static bool weights_range(int fd, uint64_t psize, uint64_t *off, uint64_t *len, void *ctx)
+{
+    (void)ctx;
+    kgm_note note;
+    uint64_t at = 0, image_end = 0;
+    char err[512];
+    if (kgm_read_note(fd, "cache entry", err, sizeof err, &note, &at, &image_end) ||
+        note.weights_where != KGM_WEIGHTS_APPENDED || note.weights_offset < image_end ||
+        note.weights_offset > psize || note.weight_bytes > psize - note.weights_offset)
+        return false;
+    *off = note.weights_offset;
+    *len = note.weight_bytes;
+    return true;
+}
+
 static void warn_no_cache(const gen_load_opts *o, const char *why)
 {
     if (o->progress) fprintf(stderr, "kgen: warning: %s; compiling into a temporary file instead\n", why);
@@ -259,7 +279,7 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
         return compile_private(path, o, l);
     }
     if (!o->force_compile) {
-        st = kg_cache_get_path(c, key, "so", l->so_path, sizeof l->so_path);
+        st = kg_cache_get_path_ident_(c, key, "so", weights_range, NULL, l->so_path, sizeof l->so_path);
         if (st == KG_ERR_CORRUPT) fprintf(stderr, "kgen: %s; rebuilding\n", kg_last_error());
         else if (st != KG_ERR_NOTFOUND) { /* a hit, or a real error */
             kg_cache_close(c);
@@ -277,7 +297,7 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     if (!st && writable) {
         char into[sizeof l->so_path];
         kg_status pst = kg_cache_put_path(c, key, "so", l->so_path);
-        if (!pst) pst = kg_cache_get_path(c, key, "so", into, sizeof into);
+        if (!pst) pst = kg_cache_get_path_ident_(c, key, "so", weights_range, NULL, into, sizeof into);
         if (!pst) {
             snprintf(l->so_path, sizeof l->so_path, "%s", into);
             gen_tmpdir_remove(&l->work);

@@ -12,10 +12,13 @@
  *
  *   <dir>/<h[0..1]>/<h[2..31]>.<kind>     an entry; h = kg_key_hex(key)
  *   <dir>/<h[0..1]>/.tmp-XXXXXX           a put in progress (or a dead one's)
+ *   <dir>/<h[0..1]>/.id-<h[2..31]>.<kind> the entry's identity record
+ *                                         (cache_ident.c; below)
  *   <dir>/.usage                          the size estimate (cache_gc.c)
  *
  * Subdirectories are created (mode 0700) by the first put into them. Names
- * that match neither pattern are foreign: never read, listed or removed.
+ * that match none of these patterns are foreign: never read, listed or
+ * removed.
  *
  * ── The entry file (all integers little-endian) ──
  *
@@ -88,6 +91,54 @@
  * No fsync: a crash may lose a recent entry or leave a torn one, and a torn
  * one fails the size or hash check on the next read, so durability buys
  * nothing for a cache (and fsync costs milliseconds per put).
+ *
+ * ── Identity records: hashing the bulk once per file ──
+ *
+ * Opening a compiled model from the cache (gen/loader.c) used to hash the
+ * whole entry every time: ~98 MB for SmolLM2-135M, nearly all of it the
+ * weights. kg_cache_get_path_ident_ (cache_int.h) hashes the bulk (a range
+ * of the payload its caller names once the payload is verified: the
+ * weights) only when the entry file is not the very file it last verified
+ * in full; everything else is checked on every open, as ever.
+ *
+ *   every open:  the 64-byte record (every field, as any read), the file's
+ *                identity: st_dev, st_ino, st_size, st_mtim, st_ctim
+ *                (nanoseconds), and the XXH3-64 of the payload outside
+ *                the bulk (a model's code, descriptor, tokenizer and ELF
+ *                headers), against the identity record's;
+ *   full hash:   when there is no good identity record for that identity
+ *                and record hash (none yet, a damaged or foreign one, or a
+ *                different identity), or the part outside the bulk does
+ *                not match it: the whole payload against the record's
+ *                hash, as kg_cache_get_path; a mismatch is KG_ERR_CORRUPT
+ *                (removed). A match writes a new identity record.
+ *
+ * Why the identity stands for the bulk's bytes: any write to the file, by
+ * any means the kernel sees (write, mmap, truncate; a replacing rename
+ * gives a new inode), sets its mtime and ctime to the time of the write;
+ * no process can set a ctime back (short of setting the system clock),
+ * and a writer that sets the mtime back sets the ctime anew doing it. The
+ * one catch is the timestamps' granularity: a write within the same tick
+ * as the last change would leave them as they were (kernels before 6.13
+ * stamp with a coarse clock: ~4 ms; some file systems keep whole
+ * seconds). So an identity is recorded only for an entry whose mtime is
+ * at least IDENT_SETTLE_NS (2 s) older than the start of the pass that
+ * verified it: a write during or after that pass then moves the mtime,
+ * and the open records nothing if the mtime or size moved while it ran.
+ * kg_cache_put_path stamps the entries it writes with an mtime 2 s before
+ * the time of writing (stamp_settled), so their first verification can
+ * record them; a file written since (a fresh mtime) is hashed in full
+ * until its mtime is 2 s old.
+ * A hit's use mark (futimens of the atime, mark_used) sets the ctime too,
+ * so the open records the identity anew after it, when the size and mtime
+ * are still those it checked. The gap left: a writer that also sets the
+ * mtime back, finishing within one timestamp tick of an open's use mark.
+ * What the identity cannot see at all: bytes that change without the
+ * file system knowing (media corruption, a bad disk or controller, writes
+ * to the block device underneath). kg_cache_get_path, kg_cache_get and
+ * kg_cache_foreach with KG_CACHE_VERIFY (`kgen cache verify`) hash every
+ * byte every time and find those; a bad entry they remove takes its
+ * identity record with it.
  */
 #include "cache_int.h"
 
@@ -111,6 +162,9 @@
 #define TMP_PREFIX ".tmp-"
 #define PUT_TRIES 8
 #define STREAM_CHUNK ((size_t)256 << 10) /* bytes per read when hashing or copying a file */
+/* An identity is recorded only for an entry last written at least this long
+ * before the verifying pass began (see "Identity records"). */
+#define IDENT_SETTLE_NS ((int64_t)2000000000)
 
 _Static_assert(sizeof MAGIC == 8, "magic is 8 bytes");
 
@@ -171,6 +225,9 @@ static bool entry_path(const kg_cache *c, kg_key key, const char *kind, char pat
     }
     return true;
 }
+
+/* "<dir>/xx": the length of the entry's subdirectory's path. */
+static size_t sub_len_of(const kg_cache *c) { return strlen(c->dir) + 3; }
 
 /* ─────────────────────────── open ─────────────────────────── */
 
@@ -350,27 +407,51 @@ static bool pio_all(int fd, void *buf, size_t n, uint64_t off, bool write)
     return true;
 }
 
-/* XXH3-64 of bytes [off, off + n) of `in`, read in STREAM_CHUNK pieces;
- * when out >= 0 the bytes are also written to `out` from offset 0. Returns
- * 0, or what failed: 'r' (read; errno), 'w' (write; errno), 'm' (memory). */
-static int stream_hash(int in, uint64_t off, uint64_t n, int out, uint64_t *hash)
+/* Feeds bytes [off, off + n) of `in` to `st`, read in pieces of up to
+ * `cap` bytes through `buf`; when out >= 0 the bytes are also written to
+ * `out` from offset out_off. Returns 0, or what failed: 'r' (read; errno),
+ * 'w' (write; errno), 'm' (the hash state). */
+static int stream_feed(int in, uint64_t off, uint64_t n, int out, uint64_t out_off, XXH3_state_t *st, void *buf,
+                       size_t cap)
 {
-    size_t chunk = n < STREAM_CHUNK ? (size_t)n : STREAM_CHUNK;
-    void *buf = malloc(chunk ? chunk : 1);
-    XXH3_state_t *st = XXH3_createState();
-    int r = !buf || !st || XXH3_64bits_reset(st) != XXH_OK ? 'm' : 0;
-    for (uint64_t done = 0; !r && done < n; done += chunk) {
-        if (n - done < chunk) chunk = (size_t)(n - done);
-        if (!pio_all(in, buf, chunk, off + done, false)) r = 'r';
-        else if (out >= 0 && !pio_all(out, buf, chunk, done, true)) r = 'w';
-        else if (XXH3_64bits_update(st, buf, chunk) != XXH_OK) r = 'm';
+    for (uint64_t done = 0; done < n;) {
+        size_t chunk = n - done < cap ? (size_t)(n - done) : cap;
+        if (!pio_all(in, buf, chunk, off + done, false)) return 'r';
+        if (out >= 0 && !pio_all(out, buf, chunk, out_off + done, true)) return 'w';
+        if (XXH3_64bits_update(st, buf, chunk) != XXH_OK) return 'm';
+        done += chunk;
     }
-    if (!r) *hash = XXH3_64bits_digest(st);
+    return 0;
+}
+
+/* XXH3-64 of the bytes of `in` in nr ranges (r[2i] offset, r[2i+1] length),
+ * one after another, read in STREAM_CHUNK pieces; when out >= 0 the bytes
+ * are also written to `out` from offset 0. Returns 0, or what failed: 'r'
+ * (read; errno), 'w' (write; errno), 'm' (memory). */
+static int stream_hash_ranges(int in, const uint64_t *r, int nr, int out, uint64_t *hash)
+{
+    uint64_t most = 0;
+    for (int i = 0; i < nr; i++) most = r[2 * i + 1] > most ? r[2 * i + 1] : most;
+    size_t cap = most < STREAM_CHUNK ? (size_t)most : STREAM_CHUNK;
+    void *buf = malloc(cap ? cap : 1);
+    XXH3_state_t *st = XXH3_createState();
+    int rc = !buf || !st || XXH3_64bits_reset(st) != XXH_OK ? 'm' : 0;
+    uint64_t at = 0; /* where range i goes in `out` */
+    for (int i = 0; !rc && i < nr; at += r[2 * i + 1], i++)
+        rc = stream_feed(in, r[2 * i], r[2 * i + 1], out, at, st, buf, cap ? cap : 1);
+    if (!rc) *hash = XXH3_64bits_digest(st);
     int e = errno;
     XXH3_freeState(st);
     free(buf);
     errno = e;
-    return r;
+    return rc;
+}
+
+/* XXH3-64 of bytes [off, off + n) of `in` (as stream_hash_ranges). */
+static int stream_hash(int in, uint64_t off, uint64_t n, int out, uint64_t *hash)
+{
+    const uint64_t r[2] = {off, n};
+    return stream_hash_ranges(in, r, 1, out, hash);
 }
 
 /* Records a use of the open entry `fd` (fstat'ed as `st`): its atime :=
@@ -389,11 +470,13 @@ static void mark_used(int fd, const struct stat *st)
     futimens(fd, t);
 }
 
-/* Removes a bad entry, unless its name now holds another file (a put's). */
+/* Removes a bad entry and its identity record, unless its name now holds
+ * another file (a put's). */
 static void remove_bad(const char *path, const struct stat *read_st)
 {
     struct stat now;
-    if (lstat(path, &now) == 0 && now.st_ino == read_st->st_ino && now.st_dev == read_st->st_dev) unlink(path);
+    if (lstat(path, &now) == 0 && now.st_ino == read_st->st_ino && now.st_dev == read_st->st_dev && unlink(path) == 0)
+        kg_cache_ident_remove_(path);
 }
 
 /* An entry file opened for reading, its layout told and its record read. */
@@ -481,6 +564,34 @@ static kg_status read_entry(const char *path, kg_key key, const char *kind, void
     return KG_OK;
 }
 
+/* A header entry asked for in place: closes it; KG_ERR_NOTFOUND. */
+static kg_status not_in_place(const char *path, entry_file *ef)
+{
+    close(ef->fd);
+    return kg_err(KG_ERR_NOTFOUND,
+                  "%s: a header entry (written by kg_cache_put): its payload is not at offset 0, so it "
+                  "cannot be used in place",
+                  path);
+}
+
+/* Hashes the nr ranges r of the open entry (stream_hash_ranges) and
+ * compares with `want`: KG_OK with why[0] set on a mismatch, or, when the
+ * file cannot be read (ef closed then), the error. */
+static kg_status hash_check(const char *path, entry_file *ef, const uint64_t *r, int nr, uint64_t want,
+                            char *why, size_t cap)
+{
+    uint64_t hash = 0;
+    int rc = stream_hash_ranges(ef->fd, r, nr, -1, &hash);
+    if (rc) {
+        int e = errno;
+        close(ef->fd);
+        return rc == 'm' ? kg_err(KG_ERR_NOMEM, "%s: out of memory", path)
+                         : kg_err(KG_ERR_IO, "%s: read failed: %s", path, strerror(e));
+    }
+    if (hash != want) snprintf(why, cap, "payload hash mismatch");
+    return KG_OK;
+}
+
 /* Verifies one entry (either layout; with `in_place`, trailer entries only)
  * without holding its payload in memory: one pass of STREAM_CHUNK reads;
  * with `in_place` (a get_path: a use), a valid entry's use is recorded.
@@ -491,24 +602,11 @@ static kg_status verify_entry(const char *path, kg_key key, const char *kind, bo
     entry_file ef;
     kg_status s = open_entry(path, key, kind, &ef, why, cap);
     if (s) return s;
-    if (!why[0] && in_place && !ef.trailer && ef.psize > 0) {
-        close(ef.fd);
-        return kg_err(KG_ERR_NOTFOUND,
-                      "%s: a header entry (written by kg_cache_put): its payload is not at offset 0, so it "
-                      "cannot be used in place",
-                      path);
-    }
+    if (!why[0] && in_place && !ef.trailer && ef.psize > 0) return not_in_place(path, &ef);
     if (!why[0]) {
-        uint64_t hash = 0;
         posix_fadvise(ef.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        int r = stream_hash(ef.fd, ef.poff, ef.psize, -1, &hash);
-        if (r) {
-            int e = errno;
-            close(ef.fd);
-            return r == 'm' ? kg_err(KG_ERR_NOMEM, "%s: out of memory", path)
-                            : kg_err(KG_ERR_IO, "%s: read failed: %s", path, strerror(e));
-        }
-        if (hash != get64(ef.rec + 56)) snprintf(why, cap, "payload hash mismatch");
+        const uint64_t all[2] = {ef.poff, ef.psize};
+        if ((s = hash_check(path, &ef, all, 1, get64(ef.rec + 56), why, cap))) return s;
     }
     return close_entry(path, &ef, why, in_place);
 }
@@ -539,14 +637,89 @@ kg_status kg_cache_get_path(kg_cache *c, kg_key key, const char *kind, char *pat
     return s;
 }
 
+/* The same file, unchanged: device, inode, size, mtime and ctime equal. */
+static bool same_file(const kg_cache_ident_ *a, const kg_cache_ident_ *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
+           a->ctime_ns == b->ctime_ns;
+}
+
+/* The payload's bytes outside [off, off + len), as two ranges (the payload
+ * at offset 0, psize bytes; the bulk inside it). */
+static void outside(uint64_t psize, uint64_t off, uint64_t len, uint64_t r[4])
+{
+    r[0] = 0, r[1] = off;
+    r[2] = off + len, r[3] = psize - off - len;
+}
+
+/* See cache_int.h and "Identity records" above. */
+kg_status kg_cache_get_path_ident_(kg_cache *c, kg_key key, const char *kind, kg_cache_bulk_fn_ bulk, void *ctx,
+                                   char *path, size_t cap)
+{
+    if (path && cap) path[0] = 0;
+    if (!c || !path || !cap) return kg_err(KG_ERR_ARG, "kg_cache_get_path: NULL argument");
+    if (!valid_kind(kind)) return bad_kind(kind);
+    char p[PATH_MAX], why[160];
+    if (!entry_path(c, key, kind, p)) return KG_ERR_ARG;
+    size_t n = strlen(p);
+    if (n >= cap)
+        return kg_err(KG_ERR_ARG, "kg_cache_get_path: the path needs %zu bytes, the buffer has %zu", n + 1, cap);
+    entry_file ef;
+    kg_status s = open_entry(p, key, kind, &ef, why, sizeof why);
+    if (s) return s;
+    if (!why[0] && !ef.trailer && ef.psize > 0) return not_in_place(p, &ef);
+    kg_cache_ident_ id = {.key = key}, rec;
+    uint64_t r[4];
+    bool vouched = false, fresh = false; /* a record matched / is to be written */
+    if (!why[0]) {
+        kg_cache_ident_of_(&ef.st, &id);
+        id.hash = get64(ef.rec + 56);
+        if (kg_cache_ident_read_(p, key, &rec) && same_file(&rec, &id) && rec.hash == id.hash &&
+            rec.bulk_off <= ef.psize && rec.bulk_len <= ef.psize - rec.bulk_off) {
+            outside(ef.psize, rec.bulk_off, rec.bulk_len, r);
+            if ((s = hash_check(p, &ef, r, 2, rec.rest_hash, why, sizeof why))) return s;
+            if ((vouched = !why[0])) id = rec;
+            why[0] = 0; /* a mismatch outside the bulk: the whole payload decides, below */
+        }
+    }
+    if (!why[0] && !vouched) {
+        struct timespec t0; /* before the pass: a write during it moves the mtime past a settled one */
+        clock_gettime(CLOCK_REALTIME, &t0);
+        const bool settled = (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec - id.mtime_ns >= IDENT_SETTLE_NS;
+        posix_fadvise(ef.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        const uint64_t all[2] = {0, ef.psize};
+        if ((s = hash_check(p, &ef, all, 1, id.hash, why, sizeof why))) return s;
+        /* verified: now the bulk may be read from it, and the rest hashed */
+        if (!why[0] && settled && bulk && bulk(ef.fd, ef.psize, &id.bulk_off, &id.bulk_len, ctx) &&
+            id.bulk_len > 0 && id.bulk_off <= ef.psize && id.bulk_len <= ef.psize - id.bulk_off) {
+            outside(ef.psize, id.bulk_off, id.bulk_len, r);
+            fresh = stream_hash_ranges(ef.fd, r, 2, -1, &id.rest_hash) == 0;
+        }
+    }
+    if (why[0]) return close_entry(p, &ef, why, false);
+    mark_used(ef.fd, &ef.st);
+    /* Record the identity as it is now, after the use mark (which sets the
+     * ctime): only if nothing but the times of the mark changed since the
+     * check (a write sets the mtime). */
+    struct stat now;
+    if ((vouched || fresh) && fstat(ef.fd, &now) == 0) {
+        kg_cache_ident_ cur = id;
+        kg_cache_ident_of_(&now, &cur);
+        if (cur.dev == id.dev && cur.ino == id.ino && cur.size == id.size && cur.mtime_ns == id.mtime_ns &&
+            (fresh || cur.ctime_ns != id.ctime_ns))
+            kg_cache_ident_write_(p, sub_len_of(c), &cur);
+    }
+    close(ef.fd);
+    memcpy(path, p, n + 1);
+    return KG_OK;
+}
+
 /* ─────────────────────────── write ─────────────────────────── */
 
-/* Fills the temporary file `fd` (named `tmp`) with a whole entry. */
-typedef kg_status (*fill_fn)(int fd, const char *tmp, void *ctx);
-
-/* Writes an entry through a temporary file in the subdirectory of `path`
- * (its first sub_len bytes), locked until it is renamed onto `path`. */
-static kg_status put_via_tmp(const char *path, size_t sub_len, fill_fn fill, void *ctx)
+/* Writes an entry (or an identity record) through a temporary file in the
+ * subdirectory of `path` (its first sub_len bytes), locked until it is
+ * renamed onto `path` (cache_int.h). */
+kg_status kg_cache_put_via_tmp_(const char *path, size_t sub_len, kg_cache_fill_fn_ fill, void *ctx)
 {
     char tmp[PATH_MAX];
     if (sub_len + sizeof "/" TMP_PREFIX "XXXXXX" > PATH_MAX)
@@ -602,9 +775,6 @@ static kg_status fill_mem(int fd, const char *tmp, void *ctx)
     return KG_OK;
 }
 
-/* "<dir>/xx": the length of the entry's subdirectory's path. */
-static size_t sub_len_of(const kg_cache *c) { return strlen(c->dir) + 3; }
-
 kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *data, size_t size)
 {
     if (!c || (!data && size)) return kg_err(KG_ERR_ARG, "kg_cache_put: NULL argument");
@@ -614,9 +784,21 @@ kg_status kg_cache_put(kg_cache *c, kg_key key, const char *kind, const void *da
     uint8_t h[HDR_SIZE];
     make_record(h, key, kind, size, hash_mem(data, size));
     mem_src m = {h, data, size};
-    kg_status s = put_via_tmp(path, sub_len_of(c), fill_mem, &m);
+    kg_status s = kg_cache_put_via_tmp_(path, sub_len_of(c), fill_mem, &m);
     if (s == KG_OK) kg_cache_after_put_(c, (uint64_t)size + HDR_SIZE);
     return s;
+}
+
+/* A trailer entry, fully written: its mtime := IDENT_SETTLE_NS before now,
+ * so that its identity can be recorded from its first verification on
+ * ("Identity records"): any later write moves the mtime to the time of
+ * that write. (Failing that, it only waits the 2 s.) */
+static void stamp_settled(int fd)
+{
+    struct timespec t[2] = {{.tv_nsec = UTIME_OMIT}, {0}};
+    clock_gettime(CLOCK_REALTIME, &t[1]);
+    t[1].tv_sec -= IDENT_SETTLE_NS / 1000000000;
+    futimens(fd, t);
 }
 
 typedef struct file_src {
@@ -640,6 +822,7 @@ static kg_status fill_file(int fd, const char *tmp, void *ctx)
     make_record(h, f->key, f->kind, f->size, hash);
     if (r == 'w' || !pio_all(fd, h, HDR_SIZE, f->size, true))
         return kg_err(KG_ERR_IO, "cache: writing '%s' failed: %s", tmp, strerror(errno));
+    stamp_settled(fd);
     return KG_OK;
 }
 
@@ -663,6 +846,8 @@ static kg_status put_in_place(const char *path, size_t sub_len, const file_src *
     else if (fchmod(f->fd, 0600) != 0) {
         e = errno;
         what = "chmod 600 of";
+    } else {
+        stamp_settled(f->fd);
     }
     for (int attempt = 1; !e; attempt++) {
         what = "renaming";
@@ -729,7 +914,7 @@ kg_status kg_cache_put_path(kg_cache *c, kg_key key, const char *kind, const cha
     if (!copy) s = put_in_place(path, sub_len, &f, &st, &copy);
     bool stored = !copy && s == KG_OK;
     if (copy) {
-        s = put_via_tmp(path, sub_len, fill_file, &f);
+        s = kg_cache_put_via_tmp_(path, sub_len, fill_file, &f);
         stored = s == KG_OK;
         if (s == KG_OK && unlink(src) != 0 && errno != ENOENT)
             s = kg_err(KG_ERR_IO, "cache: stored '%s' as '%s', but cannot remove it: %s", src, path,
@@ -803,7 +988,9 @@ static bool want_entry(const char *n)
     char kind[KG_CACHE_KIND_MAX + 1];
     return parse_entry_name("00", n, &k, kind);
 }
-static bool want_ours(const char *n) { return want_tmp(n) || want_entry(n); }
+static bool want_ident(const char *n) { return kg_cache_is_ident_name_(n); }
+static bool want_ours(const char *n) { return want_tmp(n) || want_entry(n) || want_ident(n); }
+static bool want_stale(const char *n) { return want_tmp(n) || want_ident(n); }
 
 /* Visits the subdirectories in order: fn(c, "<dir>/xx", "xx", ctx). */
 static kg_status each_sub(kg_cache *c, kg_status (*fn)(kg_cache *, const char *, const char *, void *, bool *),
@@ -911,12 +1098,21 @@ static kg_status remove_sub(kg_cache *c, const char *sub, const char *subname, v
     (void)c; (void)subname; (void)stop;
     remove_ctx *rc = vctx;
     names ns;
-    kg_status s = list_dir(sub, rc->entries ? want_ours : want_tmp, &ns);
+    kg_status s = list_dir(sub, rc->entries ? want_ours : want_stale, &ns);
     if (s != KG_OK) return s;
     for (size_t i = 0; i < ns.n; i++) {
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", sub, ns.v[i]) >= (int)sizeof path) continue;
-        bool tmp = want_tmp(ns.v[i]);
+        bool tmp = want_tmp(ns.v[i]), ident = want_ident(ns.v[i]);
+        if (ident) { /* clear: all; sweep: those whose entry is gone (not counted) */
+            struct stat st;
+            const char *entry = ns.v[i] + strlen(KG_CACHE_IDENT_PREFIX);
+            char epath[PATH_MAX];
+            if (rc->entries || (snprintf(epath, sizeof epath, "%s/%s", sub, entry) < (int)sizeof epath &&
+                                lstat(epath, &st) != 0 && errno == ENOENT))
+                unlink(path);
+            continue;
+        }
         int r = tmp ? remove_stale(path) : unlink(path) == 0 ? 1 : errno == ENOENT ? 0 : -1;
         if (r > 0) ++*(tmp ? &rc->n_temp : &rc->n_entries);
         else if (r < 0 && rc->first == KG_OK)

@@ -52,6 +52,7 @@
  * and unlinking a file that a reader has open or mapped (dlopen) leaves the
  * reader its copy on Linux (the inode lives until the last close/munmap).
  * Temporary files (puts in progress) are not entries: never touched here.
+ * A removed entry's identity record (cache_ident.c) goes with it.
  */
 #include "cache_int.h"
 
@@ -241,7 +242,7 @@ static kg_status collect_garbage(kg_cache *c, uint64_t target, int grace_s, kg_c
                 out->n_busy++; /* replaced by a put, or used, since the scan */
                 continue;
             }
-            if (r == 0) r = unlink(k->e.path);
+            if (r == 0 && (r = unlink(k->e.path)) == 0) kg_cache_ident_remove_(k->e.path);
             if (r != 0 && errno != ENOENT) {
                 if (s == KG_OK) s = kg_err(KG_ERR_IO, "cache: cannot remove '%s': %s", k->e.path, strerror(errno));
                 continue;

@@ -8,8 +8,7 @@
  *
  * Both waits (a thread in a barrier; an idle worker waiting for the next run)
  * work the same way: spin on a 32-bit generation counter with a pause
- * instruction for KGR_SPIN rounds (yielding the core now and then), then
- * sleep on it with a futex. A thread
+ * instruction for KGR_SPIN rounds, then sleep on it with a futex. A thread
  * that advances a counter wakes the sleepers with FUTEX_WAKE only when some
  * thread has said (through the counter's `sleepers` field) that it is going to
  * sleep, so the hot path makes no system call.
@@ -32,7 +31,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -43,32 +41,31 @@
 
 /*
  * KGR_SPIN: spin rounds (an atomic load and a pause) a waiting thread makes
- * before it sleeps on the futex; every KGR_YIELD_EVERY rounds it also calls
- * sched_yield. Measured on a 2-core AMD EPYC (Zen 3, KVM) shared with other
- * jobs: a round costs 24 ns (pause is ~60 cycles there; ~140 on Intel since
- * Skylake, ~10 before); a barrier between two running threads costs
- * 0.1-0.25 µs; the same barrier when the early thread has gone to sleep
- * (futex wait + wake + the scheduler waking it) costs 6-11 µs.
- * 2048 rounds (~50 µs here, ~100 µs on recent Intel): several times the
- * cost of blocking (spinning about as long as blocking costs is the classic
- * 2-competitive rule), which also covers the usual imbalance between threads
- * within one op of a decode step, so those barriers never sleep.
- * The yields matter when there are fewer free cores than threads: a
- * spinning thread then holds the core that the late thread waits for. On the
- * loaded 2-core machine a 2-thread, 300-barrier step (3 µs of work between
- * barriers) took a median 16-55 ms with 2048 pure spins, 330-385 ms with
- * 16384, 3-8 ms with none (futex at once), and 8.6 ms with 2048 spins that
- * yield every 128 (the first 3 µs are pure spinning, so the common case
- * pays nothing for them).
+ * before it sleeps on the futex. Measured on a 2-core AMD EPYC (Zen 3, KVM)
+ * shared with other jobs: a round costs 24 ns (pause is ~60 cycles there;
+ * ~140 on Intel since Skylake, ~10 before); a barrier between two running
+ * threads costs 0.1-0.25 us; the same barrier when the early thread has
+ * gone to sleep (futex wait + wake + the scheduler waking it) costs 6-11 us.
+ * 256 rounds (~6 us there, ~13 us on recent Intel) cover the usual
+ * imbalance between threads within one op of a decode step, so on a quiet
+ * machine those barriers do not sleep.
+ * It is short, and a waiting thread never yields, because of what happens
+ * when there are fewer free cores than threads: the late thread is then
+ * descheduled, and a waiter that spins holds a core it could give it, while
+ * sched_yield hands the core to the competing process for its whole slice
+ * (milliseconds). SmolLM2-135M Q4_1, 2-thread decode (tg64) beside one busy
+ * process (`python3 -c 'while True: pass'`) on a 2-core Sapphire Rapids VM
+ * that other jobs also used (~1.3 cores; bench/bench_contention.py's
+ * conditions, variants interleaved, 4 rounds): 2048 rounds yielding every
+ * 128 (the earlier setting) 3.7 tok/s (3.2-4.3); 2048 without yields 18.2
+ * (17.2-22.1); 256 without yields 30.5 (24.2-84.0); 32 without yields 32.7
+ * (25.4-34.6); beside the other jobs alone, all four 38-54 tok/s (noise).
  * Idle workers wait the same way: between decode steps (sampling: 5-100
- * µs) they are usually still spinning when the next step starts, and an
- * idle model stops using CPU after ~50 µs.
+ * us) they are often still spinning when the next step starts, and an
+ * idle model stops using CPU after ~13 us.
  */
 #ifndef KGR_SPIN
-#define KGR_SPIN 2048
-#endif
-#ifndef KGR_YIELD_EVERY
-#define KGR_YIELD_EVERY 128
+#define KGR_SPIN 256
 #endif
 
 #define KGR_CACHELINE 64
@@ -125,10 +122,9 @@ static void futex_wake_all(_Atomic uint32_t *addr)
  * Acquire: what the advancing thread wrote before advancing is visible. */
 static void wait_past(kgr_wait *w, uint32_t seen)
 {
-    for (int i = 1; i <= KGR_SPIN; i++) {
+    for (int i = 0; i < KGR_SPIN; i++) {
         if (atomic_load_explicit(&w->gen, memory_order_acquire) != seen) return;
         cpu_relax();
-        if (i % KGR_YIELD_EVERY == 0) sched_yield(); /* let a preempted thread of ours run here */
     }
     /* Announce the sleep before the last check (seq_cst on both sides: the
      * advancer either sees sleepers > 0 and wakes, or we see its new gen;
