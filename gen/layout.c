@@ -5,7 +5,8 @@
  * per block column a tile of the 16 f16 scales (Q4_1: then the 16 mins)
  * and the quants as 64-byte vectors whose 4-byte word n is row n's quant
  * word i, Q8_0's quants offset by 128 to unsigned; Q4_K's tiles: d, dmin,
- * the scale bytes as 12 planes of 16, the 32 quant words of each row.
+ * the scale bytes as 12 planes of 16, the 32 quant words of each row; the
+ * float types: element k of the 16 rows side by side, k = 0..K-1.
  */
 #include "layout.h"
 
@@ -32,6 +33,7 @@ bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
     if (layout == KGT_LAYOUT_ROWS) return true;
     if (layout != KGT_LAYOUT_X16) return false;
     if (type == KGT_Q4_K) return N > 0 && N % 16 == 0 && K > 0 && K % 256 == 0;
+    if (type == KGT_F32 || type == KGT_F16 || type == KGT_BF16) return N > 0 && N % 16 == 0 && K > 0;
     return (type == KGT_Q4_0 || type == KGT_Q4_1 || type == KGT_Q8_0) && N > 0 && N % 16 == 0 && K > 0 && K % 32 == 0;
 }
 
@@ -41,6 +43,12 @@ void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *row
 {
     if (layout != KGT_LAYOUT_X16) {
         memcpy(out, rows[0], row_bytes);
+        return;
+    }
+    if (type == KGT_F32 || type == KGT_F16 || type == KGT_BF16) { /* element k of the 16 rows side by side */
+        const int es = type == KGT_F32 ? 4 : 2;
+        for (int64_t k = 0; k < K; k++)
+            for (int n = 0; n < 16; n++) memcpy(out + (16 * k + n) * es, rows[n] + k * es, (size_t)es);
         return;
     }
     if (type == KGT_Q4_K) { /* d[16], dmin[16], 12 planes of scale bytes, quant words */

@@ -31,8 +31,8 @@
 
 #define WALIGN 64
 
-/* Is every live reader of weight id a product with q8 activations that
- * reads it as W or W_up, or an embedding lookup of its rows (kgt_embed
+/* Is every live reader of weight id a product with q8 activations (float
+ * weights: f32 ones) that reads it as W or W_up, or an embedding lookup of its rows (kgt_embed
  * reads the layouts too: a tied output's table)? */
 static bool q8_products_only(const gen_graph *gr, int id)
 {
@@ -42,7 +42,9 @@ static bool q8_products_only(const gen_graph *gr, int id)
     for (int i = 0; i < n; i++) {
         const gen_node *nd = &gr->n[rd[i]];
         if (nd->op == GEN_OP_EMBED && nd->in[0] == id) continue;
-        if (nd->op != GEN_OP_MATMUL || gr->t[nd->in[1]].type != GEN_ACT_Q8) return false;
+        /* float weights: f32 activations (their only kind) */
+        const bool fw = gr->t[id].type == KGT_F32 || gr->t[id].type == KGT_F16 || gr->t[id].type == KGT_BF16;
+        if (nd->op != GEN_OP_MATMUL || (!fw && gr->t[nd->in[1]].type != GEN_ACT_Q8)) return false;
         for (int k = 0; k < GEN_IN_MAX; k++)
             if (nd->in[k] == id && k != 0 && k != 2) return false;
     }

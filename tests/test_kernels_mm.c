@@ -699,17 +699,19 @@ static int amx_usable(void)
  * and the portable one (the same arithmetic in C), against the same
  * references and tolerances as GGUF's rows; and, where the CPU has AMX, the
  * native build's AMX tiles (mm_amx.h) for M 16, 21 and 64. Q4_K: K
- * rounded up to its 256-element blocks. */
+ * rounded up to its 256-element blocks. F32, F16, BF16 (act f32: the
+ * float tile mm_tile_x16f), K 65 among the shapes. */
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_F32, KGT_F16, KGT_BF16};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             wmat a;
-            const int64_t be = ref_block_elems(types[ti]), K = (shapes[si][0] + be - 1) / be * be;
+            const int64_t be = ref_block_elems(types[ti]), K = (shapes[si][0] + be - 1) / be * be + (be == 1 && si == 1);
+            const int act = is_quant(types[ti]) ? KGT_ACT_Q8 : KGT_ACT_F32; /* float weights: K 65, not a multiple of 16 */
             wmat_init(&a, types[ti], shapes[si][1], K, 1);
             KT_CHECKF(gen_layout_fits(KGT_LAYOUT_X16, a.type, a.N, a.K), "x16 does not fit %s %lld x %lld", tname(a.type),
                       (long long)a.N, (long long)a.K);
@@ -729,18 +731,18 @@ KT_TEST(kernels_mm_x16)
                     if (Ms[mi] == 64 && (si < 2 || ei % 3)) continue; /* the long prefill: a few cases */
                     /* the portable build (slow C) on the smaller cases */
                     const size_t n_impl = si == 3 || Ms[mi] == 64 ? 1 : 2;
-                    check_mm(&a, KGT_ACT_Q8, Ms[mi], EPIS[ei], (mm_runs){1, 3, n_impl, 0});
+                    check_mm(&a, act, Ms[mi], EPIS[ei], (mm_runs){1, 3, n_impl, 0});
                 }
             }
             /* AMX (native build on an AMX CPU): blocks of 16 rows and a
              * remainder on the AVX-512 tile */
-            a.amx = types[ti] != KGT_Q4_K && amx_usable(); /* AMX: the 32-element types */
+            a.amx = act == KGT_ACT_Q8 && types[ti] != KGT_Q4_K && amx_usable(); /* AMX: the 32-element types */
             for (size_t ei = 0; a.amx && ei < sizeof EPIS / sizeof *EPIS; ei++) {
                 if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                 static const int64_t Ma[] = {16, 21, 64};
                 for (size_t mi = 0; mi < 3; mi++)
                     if ((mi == 1 || si >= 2) && (mi != 2 || ei % 3 == 0))
-                        check_mm(&a, KGT_ACT_Q8, Ma[mi], EPIS[ei], (mm_runs){1, 3, 1, 0});
+                        check_mm(&a, act, Ma[mi], EPIS[ei], (mm_runs){1, 3, 1, 0});
             }
             wmat_free(&a);
         }
@@ -748,7 +750,7 @@ KT_TEST(kernels_mm_x16)
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_0, 97, 64));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 256, 256));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 16, 288));
-    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 16, 64));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 40, 64));
     print_max_errors();
 }
 

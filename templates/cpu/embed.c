@@ -25,7 +25,11 @@ KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_
     const int64_t rb = kgq_row_bytes(wt, K), pb = K * (pos_type == KGT_F32 ? 4 : 2);
     for (int64_t m = lo; m < hi; m++) {
         float *y = out + m * K;
-        if (layout == KGT_LAYOUT_X16 && kgx_type(wt))
+        if (layout == KGT_LAYOUT_X16 && kgx_ftype(wt)) { /* element k of row r: step k of its group */
+            const uint8_t *g = table + (int64_t)ids[m] / 16 * 16 * rb;
+            const int64_t es = wt == KGT_F32 ? 4 : 2, n = ids[m] % 16;
+            for (int64_t k = 0; k < K; k++) y[k] = embed_elem(g + (16 * k + n) * es, 0, wt);
+        } else if (layout == KGT_LAYOUT_X16 && kgx_type(wt))
             for (int64_t b = 0; b < K / kgq_blk(wt); b++) { /* each block rebuilt from its tile */
                 uint8_t blk[256];
                 kgx_block(wt, table, rb, ids[m], b, blk);

@@ -260,6 +260,15 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         else mm_tile_x16(wt, MT, 1, wg, xr, a->K, y);
         return;
     }
+    if (a->layout == KGT_LAYOUT_X16 && act == KGT_ACT_F32 && kgx_ftype(wt)) {
+        const int64_t gb = 16 * a->wrow;
+        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
+        if (nc > 16) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, y);
+        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, y);
+        return;
+    }
 #if MMF_WIDE
     const int wide = act != KGT_ACT_Q8 && mmf_type(wt);
 #else
@@ -401,7 +410,7 @@ KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int
                       int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
     if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, kgx_ftype(wt) ? layout : KGT_LAYOUT_ROWS, 0);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);

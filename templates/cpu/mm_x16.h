@@ -21,6 +21,9 @@
  * sub-block 2p + 1's): the dot of a sub-block is 8 vpdpbusd, then
  * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once.
  *
+ * F32, F16, BF16: a group is K steps of 16 elements, element k of the 16
+ * rows side by side (mm_tile_x16f: one load and 16-lane fmas per k).
+ *
  * so a tile is as big as the 16 blocks it replaces, and one 64-byte load
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
  * With AVX-512 VNNI, one vpdpbusd multiplies them by 4 activation quants
@@ -115,6 +118,55 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
     if (wt == KGT_Q4_1) memcpy(blk + 2, t + 32 + 2 * n, 2);
     for (int i = 0; i < nq / 4; i++)
         for (int j = 0; j < 4; j++) blk[hdr + 4 * i + j] = (uint8_t)(t[kgx_qoff(wt) + 64 * i + 4 * n + j] ^ flip);
+}
+
+/* ── float weights (F32, F16, BF16): a group is K steps of the 16 rows'
+ *    element k side by side (16 x the element size), read against f32
+ *    activations: per k one load (F16: vcvtph2ps; BF16: a shift) and MT x NV
+ *    16-lane fmas with x[m][k] broadcast ── */
+KG_INLINE int kgx_ftype(int wt) { return wt == KGT_F32 || wt == KGT_F16 || wt == KGT_BF16; }
+
+KG_INLINE kgx_f32 kgx_fload(int wt, const uint8_t *p)
+{
+    if (wt == KGT_F32) {
+        kgx_f32 f;
+        memcpy(&f, p, sizeof f);
+        return f;
+    }
+    if (wt == KGT_F16) return kgx_f16x16(p);
+    typedef uint16_t u16x16 __attribute__((vector_size(32)));
+    u16x16 h;
+    memcpy(&h, p, sizeof h);
+    return (kgx_f32)(__builtin_convertvector(h, kgx_i32) << 16);
+}
+
+KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
+                            float out[4][32])
+{
+    const int64_t step = 16 * (wt == KGT_F32 ? 4 : 2);
+    kgx_f32 acc[4][2];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
+    }
+    for (int64_t k = 0; k < K; k++) {
+        kgx_f32 wv[2];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) wv[v] = kgx_fload(wt, w[v] + k * step);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            float xe;
+            memcpy(&xe, x[m] + 4 * k, 4);
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) acc[m][v] += wv[v] * xe;
+        }
+    }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) memcpy(out[m] + 16 * v, &acc[m][v], sizeof acc[m][v]);
+    }
 }
 
 /* Q4_K: sub-block j's scales (lo 0) or mins (lo 1) of the tile's 16 rows,
