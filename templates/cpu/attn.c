@@ -1,6 +1,6 @@
 /*
  * attn.c — causal attention of new tokens over the KV cache, grouped-query
- * heads, f32 or f16 cache. Contracts in ops.h.
+ * heads, f32, f16 or Q8_0 cache. Contracts in ops.h.
  *
  * ── Formulation ──
  * Decode is prefill with M = 1 and pos0 = n_kv - 1. The work units are the
@@ -121,7 +121,7 @@ KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_
     const char *Kc = p[1], *Vc = p[2];
     float *O = p[3];
     const int64_t G = n_head / n_head_kv, per_kv = M * G;
-    const int64_t kv_bytes = n_ctx * D * (type == KGT_F16 ? 2 : 4);
+    const int64_t row_bytes = kgt_kv_row_bytes(type, D), kv_bytes = n_ctx * row_bytes;
     const float scale = (float)(scale_arg != 0.0 ? scale_arg : 1.0 / sqrt((double)D));
     int64_t lo, hi;
     kgt_split(n_head_kv * per_kv, 1, ith, nth, &lo, &hi);
@@ -139,8 +139,7 @@ KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_
             len[r] = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
             lo[r] = window > 0 && w > 0 ? w : 0;
         }
-        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, D * (type == KGT_F16 ? 2 : 4), D, type,
-                   scale);
+        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, row_bytes, D, type, scale);
         u += nb;
     }
 }
