@@ -365,6 +365,9 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st && o->weights_file) st = refuse_overwrite(gguf_path, o->weights_path);
     if (!st && hpath[0]) st = refuse_overwrite(gguf_path, hpath);
     if (!st) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st && o->cuda && gen_kv_type(o->kv) == KG_TYPE_Q8_0)
+        st = kg_err(KG_ERR_UNSUPPORTED, "%s: --kv q8: the CUDA backend has an f16 or f32 KV cache only (q8 is the "
+                    "CPU's)", gguf_path);
     if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note_s, sizeof note_s);
     if (!st && note_s[0]) progress(o, "%s", note_s);
     if (!st) st = gen_source_open(gguf_path, &src);
@@ -372,9 +375,6 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_tmpout_make(out_path, o->emit_obj ? 0644 : 0755, &t_out);
     if (!st && o->weights_file) st = gen_tmpout_make(o->weights_path, 0644, &t_w);
     if (!st && hpath[0]) st = gen_tmpout_make(hpath, 0644, &t_h);
-    if (!st && o->cuda && gen_kv_type(o->kv) == KG_TYPE_Q8_0)
-        st = kg_err(KG_ERR_UNSUPPORTED, "%s: --kv q8: the CUDA backend has an f16 or f32 KV cache only (q8 is the "
-                    "CPU's)", gguf_path);
     if (!st) st = model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), o->kv, &gr, &pg);
     if (!st && sm && gr.hp.encoder)
         st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "
