@@ -386,8 +386,8 @@ KT_TEST(kvq8_smollm2)
     }
     if (n > 0) {
         const double top1 = (double)agree / n, kl = kl_sum / n;
-        printf("    SmolLM2 --kv q8 vs f16 over %d positions of %s: top-1 agreement %.4f (%d/%d), mean KL %.5f nats "
-               "(max %.4f), max |dlogit| %.3f\n", n, text, top1, agree, n, kl, kl_max, dmax);
+        printf("    SmolLM2 --kv %s vs %s over %d positions of %s: top-1 agreement %.4f (%d/%d), mean KL %.5f nats "
+               "(max %.4f), max |dlogit| %.3f\n", kv[1], kv[0], n, text, top1, agree, n, kl, kl_max, dmax);
         KT_CHECKF(top1 >= KVQ8_MIN_TOP1, "top-1 agreement %.4f < %.2f", top1, KVQ8_MIN_TOP1);
         KT_CHECKF(kl <= KVQ8_MAX_KL, "mean KL %.5f > %.3f", kl, KVQ8_MAX_KL);
         KT_CHECKF(dmax <= KVQ8_MAX_DLOGIT, "max |dlogit| %.3f > %.2f", dmax, KVQ8_MAX_DLOGIT);
