@@ -13,7 +13,8 @@
  *     as for the f32 and f16 caches (tests/test_kernels_ops.c), and the same
  *     bits for every thread count.
  *   kvq8_cli: --kv's refusals (an unknown type; q8 with a head size not a
- *     multiple of 32; q8 for the CUDA target).
+ *     multiple of 32; q8 for the CUDA target); kgen bench --depth (its
+ *     value, the JSON's depth, a depth past the context refused).
  *   kvq8_smollm2: the real SmolLM2-135M Q4_1 compiled with --kv f16 and
  *     --kv q8, run teacher-forced over the same text (a prefill of 8 tokens,
  *     then one decode per token): per position the next-token distributions
@@ -276,6 +277,15 @@ KT_TEST(kvq8_cli)
               "%s", kc_err);
     /* f32 and f16 name caches the tiny model can have */
     KT_CHECKF(KGEN("compile", kc_tiny_gguf, "-o", so, "--kv", "f32") == 0 && kc_exists(so), "%s", kc_err);
+    /* bench --depth: decode after 40 tokens in the cache, said in the JSON; past the context refused */
+    KT_CHECK(KGEN("bench", so, "--depth") == 2 && strstr(kc_err, "'--depth' needs a value"));
+    KT_CHECK(KGEN("bench", so, "--depth", "-1") == 2 && strstr(kc_err, "--depth -1: expected an integer"));
+    KT_CHECKF(KGEN("bench", so, "--pp", "3", "--tg", "4", "--depth", "40", "-r", "1", "-t", "1", "--json") == 0 &&
+                  strstr(kc_out, "\"depth\":40") && strstr(kc_out, "\"tg\":[{\"n\":4,"),
+              "%s%s", kc_out, kc_err);
+    KT_CHECKF(KGEN("bench", so, "--pp", "0", "--tg", "10", "--depth", "250", "-r", "1", "-t", "1") == 1 &&
+                  strstr(kc_err, "tg 10 after depth 250 exceeds the context (256)"),
+              "%s", kc_err);
 }
 
 /* ══════════════════ the real model ══════════════════ */

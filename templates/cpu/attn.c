@@ -9,6 +9,10 @@
  * rows that share a KV head (the query heads of a group, then the next
  * token's), and walks the block's rows over one tile of K and V at a time,
  * so the tile is read from memory once and from cache by the other rows.
+ * Within a tile, the rows of one token (same positions; up to
+ * KGT_ATTN_RG) go together: each K and V vector is loaded and converted
+ * from the cache's type (f32, f16, or Q8_0: int8 times the block's f16
+ * scale) once for all of them.
  *
  * A block walks the cache in tiles of KGT_ATTN_KT positions with an online
  * softmax (as in flash attention): per row a running max mx and sum l; per

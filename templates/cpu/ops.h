@@ -8,7 +8,7 @@
  * and to bitcode for the generator). Other templates may use them too:
  * kgt_vexp / kgt_vsilu / kgt_vgelu / kgt_verf / kgt_vgelu_erf (e.g. a
  * SwiGLU or GELU epilogue), kgt_vload_t
- * (f32 / f16 rows).
+ * (f32 / f16 / Q8_0 rows).
  *
  * ── How the helpers vectorize ──
  * They work on kgt_vf, KGT_VF floats wide: one register of the ISA level
