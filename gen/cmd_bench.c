@@ -7,6 +7,9 @@
  *   pp N   prefill of N random tokens into an empty cache (timed: the
  *          kgm_prefill call only; no tokenization, no sampling)
  *   tg N   N decode steps from an empty cache (timed: the kgm_decode calls)
+ *   --depth D  both from a cache already holding D tokens instead: D random
+ *          tokens are prefilled once per test (not timed), and every run
+ *          then starts at position D, overwriting the previous run's rows
  *
  * An encoder (BERT) is measured instead by embedding batches of --bs
  * sequences of --seq-len random word pieces ([CLS] ... [SEP]; timed: the
@@ -29,15 +32,18 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: kgen bench MODEL [--pp 64,512] [--tg 128] [-r N] [-t THREADS]\n"
-    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]] [--bs 1,32] [--seq-len 128]\n"
+    "usage: kgen bench MODEL [--pp 64,512] [--tg 128] [--depth D] [-r N] [-t THREADS]\n"
+    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]] [--kv f16|q8|f32] [--bs 1,32] [--seq-len 128]\n"
     "MODEL: a GGUF file, a Hugging Face directory or a compiled model (.so).\n"
     "\n"
     "  --pp LIST   prompt lengths for the prefill tests (default 64; 0: none)\n"
     "  --tg LIST   token counts for the decode tests (default 128; 0: none)\n"
+    "  --depth D   run the tests after D tokens already in the KV cache (default 0;\n"
+    "              prefilled once per test, not timed): long-context speed\n"
     "  -r N        repetitions of each test (default 5), after one warm-up run\n"
     "  -t N        threads (default: all CPUs)\n"
     "  --json      one JSON object on stdout instead of the table\n"
+    "  --kv TYPE   the KV cache's type when compiling (GGUF or directory; default f16)\n"
     "For an encoder (BERT, e.g. a sentence-transformers directory):\n"
     "  --bs LIST     sequences per call (default 1,32)\n"
     "  --seq-len N   word pieces per sequence, [CLS] and [SEP] included (default 128)\n"
@@ -114,34 +120,44 @@ static kg_status cold_compile(const char *model, const gen_load_opts *lo, double
     return KG_OK;
 }
 
-static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int reps, result *res)
+static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int depth, int reps, result *res)
 {
     const kgm_api_v2 *api = l->api;
     kgm_info info;
     api->describe(l->m, &info);
     for (int t = 0; t < nl; t++) {
         int n = lens[t];
-        if (n > info.n_ctx) {
-            fprintf(stderr, "kgen bench: %s %d exceeds the context (%d)\n", decode ? "tg" : "pp", n, info.n_ctx);
+        if (n > info.n_ctx - depth) {
+            fprintf(stderr, "kgen bench: %s %d after depth %d exceeds the context (%d)\n", decode ? "tg" : "pp", n,
+                    depth, info.n_ctx);
             return 1;
         }
-        int32_t *toks = malloc((size_t)n * sizeof *toks);
+        int32_t *toks = malloc((size_t)(n + depth) * sizeof *toks);
         if (!toks) return 1;
         uint64_t s = 1234567;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n + depth; i++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             toks[i] = (int32_t)((s >> 33) % (uint64_t)info.n_vocab);
         }
         res[t].n = n;
         res[t].ns = 0;
+        /* the timed tokens toks[0..n) (as without --depth); the context
+         * before them toks[n..n+depth), prefilled once */
+        const int32_t *run = toks, *prefix = toks + n;
+        api->reset(l->m);
+        bool ok = depth == 0 || api->prefill(l->m, prefix, depth, 0) != NULL;
+        if (!ok) {
+            fprintf(stderr, "kgen bench: --depth %d: %s\n", depth, api->error(l->m));
+            free(toks);
+            return 1;
+        }
         for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-            api->reset(l->m);
+            if (depth == 0) api->reset(l->m);
             double t0 = now_s();
-            bool ok = true;
             if (decode)
-                for (int i = 0; i < n && ok; i++) ok = api->decode(l->m, toks[i], i) != NULL;
+                for (int i = 0; i < n && ok; i++) ok = api->decode(l->m, run[i], depth + i) != NULL;
             else
-                ok = api->prefill(l->m, toks, n, 0) != NULL;
+                ok = api->prefill(l->m, run, n, depth) != NULL;
             double dt = now_s() - t0;
             if (!ok) {
                 fprintf(stderr, "kgen bench: %s\n", api->error(l->m));
@@ -223,7 +239,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
     int pp[MAX_TESTS] = {64}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, reps = 5;
-    int bs[MAX_TESTS] = {1, 32}, nbs = 2, seq_len = 128;
+    int bs[MAX_TESTS] = {1, 32}, nbs = 2, seq_len = 128, depth = 0;
     bool as_json = false;
     gen_load_opts lo = {0};
     cli c = {"bench", argc, argv, 0};
@@ -254,6 +270,9 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(o, "--seq-len")) {
             if (!cli_int(&c, 2, 1 << 16, &n)) return 2;
             seq_len = (int)n;
+        } else if (!strcmp(o, "--depth")) {
+            if (!cli_int(&c, 0, 1 << 20, &n)) return 2;
+            depth = (int)n;
         } else if (!strcmp(o, "-r")) {
             if (!cli_int(&c, 1, 64, &n)) return 2;
             reps = (int)n;
@@ -264,6 +283,12 @@ int cmd_bench(int argc, char **argv)
             if (!(lo.cpu = cli_value(&c))) return 2;
         } else if (!strcmp(o, "--target")) {
             if (!(lo.cuda = cli_value(&c))) return 2;
+        } else if (!strcmp(o, "--kv")) {
+            if (!(lo.kv = cli_value(&c))) return 2;
+            if (gen_kv_type(lo.kv) < 0) {
+                fprintf(stderr, "kgen bench: --kv %s: expected " GEN_KV_NAMES "\n", lo.kv);
+                return 2;
+            }
         } else if (o[0] == '-') {
             fprintf(stderr, "kgen bench: unknown option '%s' (see kgen bench --help)\n", o);
             return 2;
@@ -281,6 +306,7 @@ int cmd_bench(int argc, char **argv)
     int maxlen = 0;
     for (int i = 0; i < npp; i++) maxlen = pp[i] > maxlen ? pp[i] : maxlen;
     for (int i = 0; i < ntg; i++) maxlen = tg[i] > maxlen ? tg[i] : maxlen;
+    maxlen += depth;
     lo.open.n_ctx = maxlen > 4096 ? maxlen : 0; /* 0: the model's default (min(its context, 4096)) */
     double compile_s = -1;
     size_t ml = strlen(model);
@@ -299,8 +325,8 @@ int cmd_bench(int argc, char **argv)
     l.api->describe(l.m, &info);
     result rp[MAX_TESTS], rg[MAX_TESTS];
     const bool enc = l.api->embed_dim(l.m) > 0;
-    int rc = enc ? run_embed(&l, bs, nbs, seq_len, reps, rp, rg) : run_tests(&l, pp, npp, false, reps, rp);
-    if (!rc && !enc) rc = run_tests(&l, tg, ntg, true, reps, rg);
+    int rc = enc ? run_embed(&l, bs, nbs, seq_len, reps, rp, rg) : run_tests(&l, pp, npp, false, depth, reps, rp);
+    if (!rc && !enc) rc = run_tests(&l, tg, ntg, true, depth, reps, rg);
     if (enc) npp = ntg = nbs;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -316,6 +342,7 @@ int cmd_bench(int argc, char **argv)
         json_key(&j, "kgen_version"), json_str(&j, KGEN_VERSION);
         json_key(&j, "threads"), json_i64(&j, info.n_threads);
         json_key(&j, "reps"), json_i64(&j, reps);
+        json_key(&j, "depth"), json_i64(&j, depth);
         if (enc) json_key(&j, "seq_len"), json_i64(&j, seq_len);
         json_results(&j, enc ? "sentences_per_s" : "pp", rp, npp); /* encoders: n is the batch */
         json_results(&j, enc ? "latency_ms" : "tg", rg, ntg);
@@ -339,12 +366,14 @@ int cmd_bench(int argc, char **argv)
         printf("open %.1f ms; peak RSS %.1f MB (weights %.1f MB)\n", open_s * 1e3, rss_mb, info.weight_bytes / 1048576.0);
     } else if (!rc) {
         printf("| model | type | threads | test | tokens/s |\n|---|---|---:|---|---:|\n");
+        char at[32] = "";
+        if (depth) snprintf(at, sizeof at, " @ d%d", depth);
         for (int i = 0; i < npp; i++)
-            printf("| %s | %s | %d | pp%d | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
-                   info.n_threads, rp[i].n, rp[i].mean, rp[i].sd);
+            printf("| %s | %s | %d | pp%d%s | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
+                   info.n_threads, rp[i].n, at, rp[i].mean, rp[i].sd);
         for (int i = 0; i < ntg; i++)
-            printf("| %s | %s | %d | tg%d | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
-                   info.n_threads, rg[i].n, rg[i].mean, rg[i].sd);
+            printf("| %s | %s | %d | tg%d%s | %.2f ± %.2f |\n", info.name[0] ? info.name : model, info.weight_type,
+                   info.n_threads, rg[i].n, at, rg[i].mean, rg[i].sd);
         if (compile_s >= 0) printf("cold compile %.2f s; ", compile_s);
         printf("open from %s %.1f ms; peak RSS %.1f MB (weights %.1f MB, KV cache %.1f MB for %d tokens)\n",
                gguf ? "the cache" : "the .so", open_s * 1e3, rss_mb, info.weight_bytes / 1048576.0,

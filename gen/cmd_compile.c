@@ -15,7 +15,8 @@
 static const char usage[] =
     "usage: kgen compile MODEL -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [--max-len L] [-j N]\n"
-    "                    [--no-fuse[=RULES]] [--chat-template NAME] [--knobs K=V,...]\n"
+    "                    [--no-fuse[=RULES]] [--chat-template NAME] [--kv f16|q8|f32]\n"
+    "                    [--knobs K=V,...]\n"
     "\n"
     "MODEL is a GGUF file or a Hugging Face directory (config.json, safetensors,\n"
     "tokenizer.json; sentence-transformers' settings when present).\n"
@@ -44,7 +45,11 @@ static const char usage[] =
     "              has none: --chat-template gemma)\n"
     "  --knobs K=V,...  performance choices (no result changes beyond rounding):\n"
     "              layout=rows|x16|default  the products' weight layout (default:\n"
-    "              x16 on AVX-512 CPUs, rows elsewhere). Default: KGEN_KNOBS's value\n"
+    "              x16 on AVX-512 CPUs, rows elsewhere); amx=on|off  prefill on AMX\n"
+    "              tiles where the CPU has them (default off). Default: KGEN_KNOBS's value\n"
+    "  --kv TYPE   the KV cache's type: f16 (default), q8 (8-bit: per 32 values of\n"
+    "              a head, int8 and an f16 scale, GGUF's Q8_0; CPU only; head size\n"
+    "              a multiple of 32) or f32\n"
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -101,6 +106,12 @@ int cmd_compile(int argc, char **argv)
             if (!gen_chat_template_known(o.chat_template)) {
                 fprintf(stderr, "kgen compile: --chat-template %s: unknown template (known: " GEN_CHAT_TEMPLATE_NAMES ")\n",
                         o.chat_template);
+                return 2;
+            }
+        } else if (!strcmp(a, "--kv")) {
+            if (!(o.kv = cli_value(&c))) return 2;
+            if (gen_kv_type(o.kv) < 0) {
+                fprintf(stderr, "kgen compile: --kv %s: expected " GEN_KV_NAMES "\n", o.kv);
                 return 2;
             }
         } else if (!strcmp(a, "--knobs")) {

@@ -37,6 +37,7 @@ static const char usage[] =
     "  --cpu CPU              compile for this CPU (GGUF only; default this machine)\n"
     "  --target cuda[:sm_NN]  compile for the GPU instead (GGUF only; see kgen compile)\n"
     "  --no-cache             compile into a temporary file, not the cache\n"
+    "  --kv f16|q8|f32        the KV cache's type (GGUF only; default f16; see kgen compile)\n"
     "  --dump-logits PATH     write prompt ids, generated ids and each step's logits\n"
     "                         (format: tests/ref/check_e2e.py)\n"
     "Stats (prefill and decode tokens/s) go to stderr at the end.\n";
@@ -115,6 +116,13 @@ static int parse(int argc, char **argv, run_args *a)
         else if (OPT(NULL, "--no-cache")) a->lo.no_cache = true;
         else if (OPT(NULL, "--cpu")) STR(a->lo.cpu);
         else if (OPT(NULL, "--target")) STR(a->lo.cuda);
+        else if (OPT(NULL, "--kv")) {
+            STR(a->lo.kv);
+            if (ok && gen_kv_type(a->lo.kv) < 0) {
+                fprintf(stderr, "kgen run: --kv %s: expected " GEN_KV_NAMES "\n", a->lo.kv);
+                return 2;
+            }
+        }
         else if (OPT(NULL, "--dump-logits")) STR(a->dump);
         else if (OPT("-n", "--n-predict")) { INT(0, 1 << 24, a->n_gen); }
         else if (OPT("-t", "--threads")) { INT(1, 256, a->lo.open.n_threads); }

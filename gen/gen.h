@@ -159,7 +159,15 @@ typedef struct gen_model_opts {
                                  KGEN_NOFUSE's value (gen_nofuse_env)                */
     const char *chat_template; /* a chat template name (--chat-template); NULL: the file's */
     const char *knobs;        /* gen_knobs_parse's spec; NULL: KGEN_KNOBS's value     */
+    const char *kv;           /* the KV cache's type: "f16", "q8" (GGUF Q8_0 blocks;
+                                 head_dim a multiple of 32; CPU only) or "f32";
+                                 NULL: f16 (gen_kv_type)                             */
 } gen_model_opts;
+
+/* The cache type id (KG_TYPE_F16, KG_TYPE_Q8_0, KG_TYPE_F32) that `kgen compile --kv`
+ * names; -1 for another name. NULL is f16. (gen/model.c) */
+int gen_kv_type(const char *kv);
+#define GEN_KV_NAMES "f16, q8, f32"
 
 /* KGEN_NOFUSE's value, "" when unset. */
 const char *gen_nofuse_env(void);

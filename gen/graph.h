@@ -120,7 +120,7 @@ typedef struct gen_hparams {
     bool encoder;              /* an encoder (BERT): one entry point, B sequences in, B vectors out */
     int64_t n_seq, max_len;    /* encoders: sequences per step, rows per sequence (compile-time maxima) */
     int64_t pool;              /* encoders: GEN_POOL_* of the output */
-    int kv_type;               /* KGT_F16 / KGT_F32 */
+    int kv_type;               /* KGT_F16 / KGT_F32 / KGT_Q8_0 (set from --kv by gen/model.c) */
 } gen_hparams;
 
 typedef struct gen_graph {

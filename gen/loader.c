@@ -199,6 +199,8 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     if (!st) st = kg_keytext_i64(kt, "max_len", o->max_len);
     if (!st) st = kg_keytext_str(kt, "nofuse", gen_nofuse_env());
     if (!st) st = kg_keytext_str(kt, "knobs", gen_knobs_env());
+    /* f16 (the default, however named) adds nothing: those keys stay as they were */
+    if (!st && gen_kv_type(o->kv) != KG_TYPE_F16) st = kg_keytext_i64(kt, "kv_type", gen_kv_type(o->kv));
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);
@@ -210,7 +212,7 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
 static kg_status compile_to(const char *gguf, const char *out, const gen_load_opts *o, gen_loaded *l)
 {
     gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template,
-                         .n_batch = o->n_batch, .max_len = o->max_len};
+                         .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -354,6 +356,9 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
             gen_unload(l);
             return st;
         }
+    } else if (o->kv) {
+        return kg_err(KG_ERR_ARG, "%s: --kv applies when compiling a GGUF file; this model was compiled with its "
+                                  "KV cache type (recompile it: kgen compile --kv TYPE)", path);
     } else if (o->chat_template) {
         return kg_err(KG_ERR_ARG, "%s: --chat-template applies when compiling a GGUF file; this model was compiled "
                                   "with its chat template (recompile it: kgen compile --chat-template NAME)", path);

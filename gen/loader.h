@@ -21,6 +21,7 @@ typedef struct gen_load_opts {
     bool progress;
     const char *chat_template; /* a chat template name (GGUF only; NULL: the file's) */
     int n_batch, max_len;  /* gen_model_opts' (0: the defaults)               */
+    const char *kv;        /* the KV cache's type, gen_model_opts' kv (GGUF only; NULL: f16) */
     kgm_open_params open;
 } gen_load_opts;
 

@@ -166,7 +166,10 @@ static kg_status fill_desc(const gen_graph *gr, const gen_target *t, int sm, con
     d->n_layer = (int32_t)hp->n_layer, d->n_embd = (int32_t)hp->n_embd, d->n_head = (int32_t)hp->n_head;
     d->n_head_kv = (int32_t)hp->n_head_kv, d->head_dim = (int32_t)hp->head_dim, d->n_ff = (int32_t)hp->n_ff;
     d->n_vocab = (int32_t)hp->n_vocab, d->n_ctx_train = (int32_t)hp->n_ctx_train, d->n_batch = (int32_t)hp->n_batch;
-    d->kv_elem_bytes = hp->kv_type == 1 ? 2 : 4;
+    /* bytes the runtime reserves per cached value: a Q8_0 row (34 bytes per
+     * 32 values) fits in an f16 row's room, which the runtime allocates for
+     * it (it knows only 2 and 4) */
+    d->kv_elem_bytes = hp->kv_type == KG_TYPE_F32 ? 4 : hp->kv_type == KG_TYPE_Q8_0 ? 1 : 2;
     d->n_kv_tensors = hp->encoder ? 0 : (int32_t)(2 * hp->n_layer);
     d->encoder = hp->encoder, d->n_seq = (int32_t)hp->n_seq, d->max_len = (int32_t)hp->max_len, d->pool = (int32_t)hp->pool;
     if (o->weights_file) snprintf(d->weights_file, sizeof d->weights_file, "%s", o->weights_file);
@@ -177,6 +180,9 @@ static kg_status fill_desc(const gen_graph *gr, const gen_target *t, int sm, con
     if (!st) st = kg_keytext_str(kt, "weights", whash);
     if (!st) st = kg_keytext_blob(kt, "tokenizer", tok, ntok);
     if (!st) st = kg_keytext_blob(kt, "desc", d, sizeof *d);
+    /* the cache type, which the descriptor does not tell apart (f16, the
+     * default, adds nothing: those hashes stay as they were) */
+    if (!st && hp->kv_type != KG_TYPE_F16) st = kg_keytext_i64(kt, "kv_type", hp->kv_type);
     if (!st) st = kg_keytext_finish(kt, &key);
     kg_keytext_free(kt);
     if (!st) kg_key_hex(key, d->content_hash);
@@ -220,12 +226,39 @@ const char *gen_nofuse_env(void)
     return e ? e : "";
 }
 
-kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, const gen_knobs *knobs,
-                         gen_graph *gr, gen_program *pg)
+int gen_kv_type(const char *kv)
+{
+    if (!kv || !strcmp(kv, "f16")) return KG_TYPE_F16;
+    if (!strcmp(kv, "q8")) return KG_TYPE_Q8_0;
+    if (!strcmp(kv, "f32")) return KG_TYPE_F32;
+    return -1;
+}
+
+/* The KV cache's type (kv: gen_model_opts' name) into the graph's
+ * hyperparameters, which lowering binds as every cache kernel's
+ * cache_type; refused where the model cannot have it. */
+static kg_status set_kv_type(const gen_source *src, const char *kv, gen_graph *gr)
+{
+    const int type = gen_kv_type(kv);
+    if (type < 0) return kg_err(KG_ERR_ARG, "%s: --kv %s: unknown KV cache type (known: " GEN_KV_NAMES ")", src->name, kv);
+    if (type == KG_TYPE_F16) return KG_OK;
+    if (gr->hp.encoder)
+        return kg_err(KG_ERR_ARG, "%s: --kv %s: an encoder has no KV cache", src->name, kv);
+    if (type == KG_TYPE_Q8_0 && gr->hp.head_dim % 32)
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: --kv q8: head_dim %lld is not a multiple of 32 (the cache's Q8_0 "
+                      "blocks hold 32 values of one head)", src->name, (long long)gr->hp.head_dim);
+    gr->hp.kv_type = type;
+    return KG_OK;
+}
+
+/* gen_model_plan with the KV cache's type (gen_model_opts' kv) */
+static kg_status model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, const char *kv,
+                            const gen_knobs *knobs, gen_graph *gr, gen_program *pg)
 {
     const bool dbg = debug_on();
     kg_status st = gen_arch_is_encoder(src) ? gen_arch_build_encoder(src, n_batch, max_len, gr)
                                             : gen_arch_build(src, n_batch > 0 ? n_batch : 128, gr);
+    if (!st) st = set_kv_type(src, kv, gr);
     if (!st && dbg) gen_graph_print(gr, "arch", stderr);
     if (!st) st = gen_pass_fuse(gr, nofuse);
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
@@ -243,6 +276,12 @@ kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const 
                     pg->nc[mode], nb);
         }
     return st;
+}
+
+kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const char *nofuse, const gen_knobs *knobs,
+                         gen_graph *gr, gen_program *pg)
+{
+    return model_plan(src, n_batch, max_len, nofuse, NULL, knobs, gr, pg);
 }
 
 /* An output that is one of the inputs would destroy it: refused. */
@@ -327,6 +366,9 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st && o->weights_file) st = refuse_overwrite(gguf_path, o->weights_path);
     if (!st && hpath[0]) st = refuse_overwrite(gguf_path, hpath);
     if (!st) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st && o->cuda && gen_kv_type(o->kv) == KG_TYPE_Q8_0)
+        st = kg_err(KG_ERR_UNSUPPORTED, "%s: --kv q8: the CUDA backend has an f16 or f32 KV cache only (q8 is the "
+                    "CPU's)", gguf_path);
     if (!st && o->cuda) st = gen_cuda_target(o->cuda, &sm, note_s, sizeof note_s);
     if (!st && note_s[0]) progress(o, "%s", note_s);
     if (!st) st = gen_source_open(gguf_path, &src);
@@ -337,7 +379,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     gen_knobs kn;
     if (!st) st = gen_knobs_parse(o->knobs ? o->knobs : gen_knobs_env(), &kn);
     if (!st) gen_knobs_resolve(&kn, t.isa, sm != 0);
-    if (!st) st = gen_model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), &kn, &gr, &pg);
+    if (!st) st = model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), o->kv, &kn, &gr, &pg);
     if (!st && sm && gr.hp.encoder)
         st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "
                     "yet their runtime)", gguf_path);

@@ -30,7 +30,7 @@ int kgr_model_check(const kgm_desc *d, const void *tok_blob, size_t tok_size, kg
     if (d->n_layer < 1 || d->n_embd < 1 || d->n_head < 1 || d->n_head_kv < 1 || d->head_dim < 1 || d->n_vocab < 1 ||
         d->n_ctx_train < 1 || d->n_batch < 1 ||
         (int64_t)d->n_kv_tensors != (d->encoder ? 0 : 2 * (int64_t)d->n_layer) ||
-        (d->kv_elem_bytes != 2 && d->kv_elem_bytes != 4))
+        (d->kv_elem_bytes != 2 && d->kv_elem_bytes != 4 && !(d->kv_elem_bytes == 1 && d->head_dim % 32 == 0)))
         return kgr_msg(err, errcap,
                        "the model's descriptor has impossible sizes (layers %d, embedding %d, heads %d/%d of %d, "
                        "vocabulary %d, context %d, batch %d)",
@@ -63,4 +63,9 @@ int kgr_model_check(const kgm_desc *d, const void *tok_blob, size_t tok_size, kg
     if (tok_out) *tok_out = t;
     else kgr_tok_free(t);
     return 0;
+}
+
+uint64_t kgr_kv_row_bytes(const kgm_desc *d)
+{
+    return d->kv_elem_bytes == 1 ? (uint64_t)d->head_dim / 32 * 34 : (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
 }

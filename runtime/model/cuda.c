@@ -132,7 +132,7 @@ int kgr_cuda_open(kgr_cuda **out, const kgm_desc *d, const unsigned char *blob, 
         nm[sizeof ks[i].name] = 0;
         rc = kgr_cu_check(cu, cu->ModuleGetFunction(&g->fn[i], g->mod, nm), "cuModuleGetFunction", err, cap);
     }
-    uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
+    uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)n_ctx * kgr_kv_row_bytes(d);
     per = (per + 255) / 256 * 256;
     g->kv_bytes = (int64_t)per;
     const size_t sizes[KGM_CUDA_BASE_SCRATCH + 1] = {

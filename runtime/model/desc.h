@@ -71,7 +71,8 @@ typedef struct kgm_desc {
     uint64_t ws_bytes;          /* workspace for n_batch tokens                */
     uint64_t ws_ids, ws_pos, ws_logits; /* workspace offsets                   */
     int32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train, n_batch;
-    int32_t kv_elem_bytes;      /* 2 (f16 cache) or 4                          */
+    int32_t kv_elem_bytes;      /* 2 (f16 cache), 4 (f32) or 1: GGUF Q8_0 blocks of
+                                   32 values of a head (34 bytes; kgr_kv_row_bytes) */
     int32_t n_kv_tensors;       /* 2 * n_layer: K and V of each layer          */
     int32_t backend;            /* KGM_BACKEND_*; CUDA: the code is kgm_cuda_blob (cuda_blob.h) and
                                    target_cpu names the target, e.g. "cuda:sm_90" */

@@ -259,7 +259,7 @@ KGM_EXPORT kgm_model *kgm_open(const kgm_open_params *params, char *err, size_t 
         m->sep = !rc && kgr_tokenize(tok, "", 0, KGM_TOK_BOS, two, 2) == 2 ? two[1] : -1;
     } else if (!rc) {
         m->ws = aligned_alloc(64, (d->ws_bytes + 63) / 64 * 64);
-        uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * (uint64_t)d->head_dim * (uint64_t)d->kv_elem_bytes;
+        uint64_t per = (uint64_t)d->n_head_kv * (uint64_t)m->n_ctx * kgr_kv_row_bytes(d);
         per = (per + 63) / 64 * 64;
         m->kv_size = (size_t)(per * (uint64_t)d->n_kv_tensors);
         /* anonymous pages: zero, and resident only once written */

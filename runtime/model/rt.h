@@ -47,6 +47,9 @@ typedef struct kgr_pool kgr_pool;
 typedef void (*kgr_fn)(void *arg, int ith, int nth);
 
 int kgr_pool_init(kgr_pool **out, int n_threads, char *err, size_t errcap);
+/* bytes of one head's row of the KV cache (kgm_desc's kv_elem_bytes; check.c
+ * has checked it: 1 only with head_dim a multiple of 32) */
+uint64_t kgr_kv_row_bytes(const struct kgm_desc *d);
 /* amx.c: 1 if this process may use AMX tiles (asked of Linux now; once is
  * enough, asking again is harmless); 0 and why (a sentence) if not. */
 int kgr_amx_enable(char *why, size_t cap);

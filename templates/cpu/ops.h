@@ -8,7 +8,7 @@
  * and to bitcode for the generator). Other templates may use them too:
  * kgt_vexp / kgt_vsilu / kgt_vgelu / kgt_verf / kgt_vgelu_erf (e.g. a
  * SwiGLU or GELU epilogue), kgt_vload_t
- * (f32 / f16 rows).
+ * (f32 / f16 / Q8_0 rows).
  *
  * ── How the helpers vectorize ──
  * They work on kgt_vf, KGT_VF floats wide: one register of the ISA level
@@ -56,7 +56,17 @@ enum {
  * together, over tiles of KGT_ATTN_KT cache positions (online softmax). */
 #define KGT_ATTN_QB 8
 #define KGT_ATTN_KT 64
-#define KGT_ATTN_DV 8 /* vectors of an output row accumulated in registers */
+#define KGT_ATTN_ACC 16 /* vector accumulators of output rows held in registers (a power of two) */
+#define KGT_ATTN_RG 4 /* rows with the same positions (a token's query heads) that share each K and V load */
+
+/* Bytes of one cached K or V row of D elements: cache_type KGT_F32 (4 D),
+ * KGT_F16 (2 D) or KGT_Q8_0 (D / 32 GGUF Q8_0 blocks of 34 bytes: an f16
+ * scale d and 32 int8 quants q, value q * d; D a multiple of 32). A KV
+ * head's cache is n_ctx such rows, one after another. */
+static inline int64_t kgt_kv_row_bytes(int64_t cache_type, int64_t D)
+{
+    return cache_type == KGT_Q8_0 ? D / 32 * KGT_SIZE_Q8_0 : cache_type == KGT_F16 ? 2 * D : 4 * D;
+}
 
 /*
  * Every template follows kernel.h's convention; threads split rows (the
@@ -87,9 +97,10 @@ enum {
  *                p[0] QKV f32[M][n_head + 2 n_head_kv][head_dim] (Q heads,
  *                then K heads, then V heads), p[1] positions int32_t[M],
  *                p[2] Q out f32[M][n_head][head_dim] (rotated), p[3] K cache,
- *                p[4] V cache (each [n_head_kv][n_ctx][head_dim] of
- *                cache_type, KGT_F32 or KGT_F16): K rotated and V copied to
- *                row pos (clamped to [0, n_ctx-1]). Rotation as kgt_rope,
+ *                p[4] V cache (each [n_head_kv][n_ctx] rows of head_dim
+ *                values of cache_type, KGT_F32, KGT_F16 or KGT_Q8_0:
+ *                kgt_kv_row_bytes): K rotated and V stored in row pos
+ *                (clamped to [0, n_ctx-1]), converted as kgt_kv_store does. Rotation as kgt_rope,
  *                with p[5] its frequency factors (ff = 1). qk_norm = 1:
  *                before rotation, each Q head and each K head is RMS-
  *                normalized over head_dim as kgt_rmsnorm does it, with eps
@@ -100,8 +111,10 @@ enum {
  *                p[1] V likewise, p[2] positions int32_t[M], p[3] K cache,
  *                p[4] V cache (as kgt_rope_kv's): token m's K and V rows go
  *                to cache row pos[m] (clamped to [0, n_ctx-1]), converted to
- *                cache_type (f16: round to nearest even). Threads split
- *                (token, KV head) pairs.
+ *                cache_type (f16: round to nearest even; Q8_0: per block of
+ *                32, d = amax / 127 stored as f16, q = x / d rounded to
+ *                nearest even (d = 0: q = 0), as GGUF's Q8_0 quantizer).
+ *                Threads split (token, KV head) pairs.
  * kgt_add        p[0] A f32[M][N], p[1] B likewise, p[2] Y = A + B (may be
  *                A or B). Threads split the M*N elements in 64-float chunks.
  * kgt_glu        p[0] G f32[M][N], p[1] U likewise, p[2] Y = act(G) * U (may
@@ -115,8 +128,10 @@ enum {
  *                chunks.
  * kgt_attn_decode  one new token, attending to cache positions 0..n_kv-1:
  *                p[0] q f32[n_head][head_dim], p[1] K cache, p[2] V cache
- *                (each [n_head_kv][n_ctx][head_dim] of cache_type: KGT_F32 or
- *                KGT_F16), p[3] out f32[n_head][head_dim], p[4] int64_t *n_kv,
+ *                (each [n_head_kv][n_ctx] rows of cache_type: KGT_F32,
+ *                KGT_F16 or KGT_Q8_0 (head_dim a multiple of 32), rows of
+ *                kgt_kv_row_bytes; values read exactly: q8 as q * d),
+ *                p[3] out f32[n_head][head_dim], p[4] int64_t *n_kv,
  *                p[5] reserved (scratch; not read: the tiled formulation
  *                keeps its scores on the stack; may be NULL). out must not
  *                overlap q or the cache.
@@ -313,10 +328,20 @@ KG_INLINE kgt_vf kgt_vcvt_f16(kgt_vh h)
 #endif
 }
 
-/* KGT_VF elements of a row of `type` (KGT_F32 or KGT_F16) from element i;
- * the _part form reads n (< KGT_VF) of them, the other lanes 0. */
+/* KGT_VF elements of a row of `type` (KGT_F32, KGT_F16, or KGT_Q8_0 with i
+ * a multiple of KGT_VF: the lanes lie in one block) from element i; the
+ * _part form reads n (< KGT_VF) of them, the other lanes 0. */
 KG_INLINE kgt_vf kgt_vload_t(const void *row, int64_t i, int64_t type)
 {
+    if (type == KGT_Q8_0) {
+        typedef int8_t kgt_vb __attribute__((vector_size(KGT_VF)));
+        const char *b = (const char *)row + i / 32 * KGT_SIZE_Q8_0;
+        kgt_f16 d;
+        kgt_vb q;
+        memcpy(&d, b, 2);
+        memcpy(&q, b + 2 + i % 32, sizeof q);
+        return __builtin_convertvector(q, kgt_vf) * kgt_f16_to_f32(d);
+    }
     if (type == KGT_F16) {
         kgt_vh h;
         memcpy(&h, (const kgt_f16 *)row + i, sizeof h);
@@ -327,6 +352,16 @@ KG_INLINE kgt_vf kgt_vload_t(const void *row, int64_t i, int64_t type)
 
 KG_INLINE kgt_vf kgt_vload_t_part(const void *row, int64_t i, int64_t n, int64_t type)
 {
+    if (type == KGT_Q8_0) {
+        kgt_vf v = kgt_vsplat(0.0f);
+        for (int64_t j = 0; j < n; j++) {
+            const char *b = (const char *)row + (i + j) / 32 * KGT_SIZE_Q8_0;
+            kgt_f16 d;
+            memcpy(&d, b, 2);
+            v[j] = (float)(int8_t)b[2 + (i + j) % 32] * kgt_f16_to_f32(d);
+        }
+        return v;
+    }
     if (type == KGT_F16) {
         kgt_vh h = {0};
         for (int64_t j = 0; j < n; j++) h[j] = ((const kgt_f16 *)row)[i + j];

@@ -1,7 +1,8 @@
 /*
  * rope.c — rotary position embedding, modes "normal" (adjacent pairs) and
  * "neox" (halves), as GGUF / llama.cpp define them, and the KV-cache
- * append (alone, and fused with the RoPE of a Q/K/V product's output).
+ * append (alone, and fused with the RoPE of a Q/K/V product's output), to
+ * an f32, f16 or Q8_0 cache.
  * Contracts in ops.h.
  *
  * Angles are computed in double (theta_i = pos * freq_scale * base^(-2i/n_rot)
@@ -82,13 +83,33 @@ KG_KERNEL void kgt_rope(void *const *p, int ith, int nth, int64_t M, int64_t n_h
 }
 KG_PARAM_DEFAULT(rope, ff, 0);
 
+/* n values (a multiple of 32) as GGUF Q8_0 blocks at dst: per block d =
+ * amax / 127, stored as f16; q = x / d (as x * (1 / d)), rounded to nearest
+ * even; an all-zero block d = 0, q = 0 */
+KG_INLINE void kv_q8_0(char *dst, const float *x, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++, x += 32, dst += KGT_SIZE_Q8_0) {
+        float amax = 0.0f;
+        for (int e = 0; e < 32; e++) amax = __builtin_fmaxf(amax, __builtin_fabsf(x[e]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const kgt_f16 dh = kgt_f32_to_f16(d);
+        int8_t q[32];
+        for (int e = 0; e < 32; e++) q[e] = (int8_t)__builtin_rintf(x[e] * id);
+        memcpy(dst, &dh, 2);
+        memcpy(dst + 2, q, 32);
+    }
+}
+
 /* head_dim values of k and v into cache row `at` of KV head kv */
 KG_INLINE void kv_put(char *Kc, char *Vc, const float *k, const float *v, int64_t kv, int64_t at, int64_t n_ctx,
                       int64_t head_dim, int64_t cache_type)
 {
-    const int64_t esz = cache_type == KGT_F16 ? 2 : 4;
-    char *kd = Kc + ((kv * n_ctx) + at) * head_dim * esz, *vd = Vc + ((kv * n_ctx) + at) * head_dim * esz;
-    if (cache_type == KGT_F16) {
+    const int64_t rb = kgt_kv_row_bytes(cache_type, head_dim);
+    char *kd = Kc + (kv * n_ctx + at) * rb, *vd = Vc + (kv * n_ctx + at) * rb;
+    if (cache_type == KGT_Q8_0) {
+        kv_q8_0(kd, k, head_dim);
+        kv_q8_0(vd, v, head_dim);
+    } else if (cache_type == KGT_F16) {
         for (int64_t d = 0; d < head_dim; d++) {
             kgt_f16 a = kgt_f32_to_f16(k[d]), b = kgt_f32_to_f16(v[d]);
             memcpy(kd + 2 * d, &a, 2);
