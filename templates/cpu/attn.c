@@ -9,10 +9,6 @@
  * rows that share a KV head (the query heads of a group, then the next
  * token's), and walks the block's rows over one tile of K and V at a time,
  * so the tile is read from memory once and from cache by the other rows.
- * Within a tile, the rows of one token (same positions; up to
- * KGT_ATTN_RG) go together: each K and V vector is loaded and converted
- * from the cache's type (f32, f16, or Q8_0: int8 times the block's f16
- * scale) once for all of them.
  *
  * A block walks the cache in tiles of KGT_ATTN_KT positions with an online
  * softmax (as in flash attention): per row a running max mx and sum l; per
@@ -35,85 +31,62 @@
 
 #include <math.h>
 
-/* s[r][j] = scale q_r·k_j for the nr (<= KGT_ATTN_RG) rows q_r and the n
- * keys of a tile (K rows at kt), four keys at a time: each key vector is
- * loaded (and converted from the cache's type) once for all the rows; per
- * row and key a vector accumulator, reduced four keys together by
- * kgt_vhsum4. A row's arithmetic is the same whatever nr is. */
-KG_INLINE void attn_scores(const float *const *q, int64_t nr, const char *kt, int64_t row_bytes, int64_t n, int64_t D,
-                           int64_t type, float scale, float (*s)[KGT_ATTN_KT])
+/* s[j] = scale q·k_j for the n keys of a tile (K rows at kt), four keys at
+ * a time: four vector accumulators, reduced together by kgt_vhsum4. */
+KG_INLINE void attn_scores(const float *q, const char *kt, int64_t row_bytes, int64_t n, int64_t D, int64_t type,
+                           float scale, float *s)
 {
     for (int64_t j = 0; j < n; j += 4) {
         const char *k[4];
         for (int c = 0; c < 4; c++) k[c] = kt + (j + c < n ? j + c : n - 1) * row_bytes; /* past n: recompute the last */
-        kgt_vf a[KGT_ATTN_RG][4] = {{{0}}}, kv[4], qv;
+        kgt_vf a[4] = {{0}}, qv;
         int64_t d = 0;
         for (; d + KGT_VF <= D; d += KGT_VF) {
-            for (int c = 0; c < 4; c++) kv[c] = kgt_vload_t(k[c], d, type);
-            for (int64_t r = 0; r < nr; r++) {
-                qv = kgt_vload(q[r] + d);
-                for (int c = 0; c < 4; c++) a[r][c] += qv * kv[c];
-            }
+            qv = kgt_vload(q + d);
+            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t(k[c], d, type);
         }
         if (d < D) {
-            for (int c = 0; c < 4; c++) kv[c] = kgt_vload_t_part(k[c], d, D - d, type);
-            for (int64_t r = 0; r < nr; r++) {
-                qv = kgt_vload_part(q[r] + d, D - d, 0.0f);
-                for (int c = 0; c < 4; c++) a[r][c] += qv * kv[c];
-            }
+            qv = kgt_vload_part(q + d, D - d, 0.0f);
+            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t_part(k[c], d, D - d, type);
         }
-        for (int64_t r = 0; r < nr; r++) {
-            kgt_v4f t = kgt_vhsum4(a[r]) * scale;
-            for (int c = 0; c < 4 && j + c < n; c++) s[r][j + c] = t[c];
-        }
+        kgt_v4f r = kgt_vhsum4(a) * scale;
+        for (int c = 0; c < 4 && j + c < n; c++) s[j + c] = r[c];
     }
 }
 
-/* o_r = alpha_r o_r + sum_j p[r][j] v_j for the nr (<= KGT_ATTN_RG) rows
- * over the n V rows of a tile at vt: each V vector is loaded (and
- * converted) once for all the rows. The output goes by chunks of ch
- * vectors per row (ch a power of two, nr * ch <= KGT_ATTN_ACC), the
- * chunk's accumulators in registers across the tile: with nr and D
- * constants the chunk loop unrolls, and for head_dim <= ch vectors it is
- * one chunk. */
-KG_INLINE void attn_accum(float *const *o, int64_t nr, const float *alpha, float (*p)[KGT_ATTN_KT], const char *vt,
-                          int64_t row_bytes, int64_t n, int64_t D, int64_t type)
+/* o = alpha o + sum_j p[j] v_j over the n V rows of a tile at vt: KGT_ATTN_DV
+ * vectors of o at a time stay in registers across the tile. */
+KG_INLINE void attn_accum(float *o, float alpha, const float *p, const char *vt, int64_t row_bytes, int64_t n,
+                          int64_t D, int64_t type)
 {
-    const int64_t nvec = D / KGT_VF, ch = nr == 1 ? KGT_ATTN_ACC : nr == 2 ? KGT_ATTN_ACC / 2 : KGT_ATTN_ACC / 4;
-    for (int64_t c0 = 0; c0 < nvec; c0 += ch) {
-        const int64_t nv = nvec - c0 < ch ? nvec - c0 : ch, d0 = c0 * KGT_VF;
-        kgt_vf acc[KGT_ATTN_RG][KGT_ATTN_ACC];
-        for (int64_t r = 0; r < nr; r++)
-            for (int64_t k = 0; k < nv; k++) acc[r][k] = kgt_vload(o[r] + d0 + k * KGT_VF) * alpha[r];
-        for (int64_t j = 0; j < n; j++)
-            for (int64_t k = 0; k < nv; k++) {
-                const kgt_vf v = kgt_vload_t(vt + j * row_bytes, d0 + k * KGT_VF, type);
-                for (int64_t r = 0; r < nr; r++) acc[r][k] += p[r][j] * v;
-            }
-        for (int64_t r = 0; r < nr; r++)
-            for (int64_t k = 0; k < nv; k++) kgt_vstore(o[r] + d0 + k * KGT_VF, acc[r][k]);
-    }
-    const int64_t d0 = nvec * KGT_VF;
-    if (d0 < D)
-        for (int64_t r = 0; r < nr; r++) {
-            kgt_vf a = kgt_vload_part(o[r] + d0, D - d0, 0.0f) * alpha[r];
-            for (int64_t j = 0; j < n; j++) a += p[r][j] * kgt_vload_t_part(vt + j * row_bytes, d0, D - d0, type);
-            kgt_vstore_part(o[r] + d0, D - d0, a);
+    kgt_vf acc[KGT_ATTN_DV];
+    int64_t d0 = 0;
+    while (d0 + KGT_VF <= D) {
+        int64_t nv = (D - d0) / KGT_VF < KGT_ATTN_DV ? (D - d0) / KGT_VF : KGT_ATTN_DV;
+        for (int64_t k = 0; k < nv; k++) acc[k] = kgt_vload(o + d0 + k * KGT_VF) * alpha;
+        for (int64_t j = 0; j < n; j++) {
+            const kgt_vf pj = kgt_vsplat(p[j]);
+            for (int64_t k = 0; k < nv; k++) acc[k] += pj * kgt_vload_t(vt + j * row_bytes, d0 + k * KGT_VF, type);
         }
+        for (int64_t k = 0; k < nv; k++) kgt_vstore(o + d0 + k * KGT_VF, acc[k]);
+        d0 += nv * KGT_VF;
+    }
+    if (d0 < D) {
+        acc[0] = kgt_vload_part(o + d0, D - d0, 0.0f) * alpha;
+        for (int64_t j = 0; j < n; j++) acc[0] += p[j] * kgt_vload_t_part(vt + j * row_bytes, d0, D - d0, type);
+        kgt_vstore_part(o + d0, D - d0, acc[0]);
+    }
 }
 
 /* nb rows: query q[r], output o[r], attending to positions lo[r]..len[r]-1
  * of the KV head whose K and V rows start at kb and vb (D elements of
  * `type` each, row_bytes apart: consecutive in a cache, a fused QKV row's
- * width for the encoder). Tile by tile; in a tile, consecutive rows with
- * the same positions (the query heads of one token) go together, up to
- * KGT_ATTN_RG at a time, so each K and V vector is read and converted once
- * for them; the tile's K and V rows stay in cache for the block's other
- * rows. */
+ * width for the encoder). Tile by tile, row by row: the tile's
+ * K and V rows stay in cache while the block's rows use them. */
 KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *lo, const int64_t *len, int64_t nb,
                           const char *kb, const char *vb, int64_t row_bytes, int64_t D, int64_t type, float scale)
 {
-    float s[KGT_ATTN_QB][KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0}, alpha[KGT_ATTN_QB];
+    float s[KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0};
     int64_t n_max = 0, lo_min = INT64_MAX;
     /* all KGT_ATTN_QB rows: a loop to nb would become a memset call */
     for (int r = 0; r < KGT_ATTN_QB; r++) mx[r] = -__builtin_inff();
@@ -123,36 +96,18 @@ KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t 
         lo_min = lo[r] < lo_min ? lo[r] : lo_min;
     }
     for (int64_t t0 = lo_min / KGT_ATTN_KT * KGT_ATTN_KT; t0 < n_max; t0 += KGT_ATTN_KT)
-        for (int64_t r0 = 0, r1; r0 < nb; r0 = r1) {
-            for (r1 = r0 + 1; r1 < nb && r1 - r0 < KGT_ATTN_RG && lo[r1] == lo[r0] && len[r1] == len[r0]; r1++) {}
-            /* the positions [a, e) of this tile that rows r0..r1-1 see */
-            const int64_t a = lo[r0] > t0 ? lo[r0] : t0, e = len[r0] < t0 + KGT_ATTN_KT ? len[r0] : t0 + KGT_ATTN_KT;
+        for (int64_t r = 0; r < nb; r++) {
+            /* the positions [a, e) of this tile that row r sees */
+            const int64_t a = lo[r] > t0 ? lo[r] : t0, e = len[r] < t0 + KGT_ATTN_KT ? len[r] : t0 + KGT_ATTN_KT;
             const int64_t n = e - a;
             if (n <= 0) continue;
-            /* the group's size as a constant, so its accumulators stay in registers */
-            switch (r1 - r0) {
-#define ATTN_SCORES(nr) attn_scores(q + r0, nr, kb + a * row_bytes, row_bytes, n, D, type, scale, s + r0)
-            case 1: ATTN_SCORES(1); break;
-            case 2: ATTN_SCORES(2); break;
-            case 3: ATTN_SCORES(3); break;
-            default: ATTN_SCORES(4); break;
-#undef ATTN_SCORES
-            }
-            for (int64_t r = r0; r < r1; r++) {
-                float m1 = kgt_max_scaled(s[r], n, 1.0f);
-                m1 = m1 > mx[r] ? m1 : mx[r];
-                alpha[r] = kgt_expf(mx[r] - m1); /* 0 on the first tile */
-                l[r] = alpha[r] * l[r] + kgt_exp_sum(s[r], n, 1.0f, m1);
-                mx[r] = m1;
-            }
-            switch (r1 - r0) {
-#define ATTN_ACCUM(nr) attn_accum(o + r0, nr, alpha + r0, s + r0, vb + a * row_bytes, row_bytes, n, D, type)
-            case 1: ATTN_ACCUM(1); break;
-            case 2: ATTN_ACCUM(2); break;
-            case 3: ATTN_ACCUM(3); break;
-            default: ATTN_ACCUM(4); break;
-#undef ATTN_ACCUM
-            }
+            attn_scores(q[r], kb + a * row_bytes, row_bytes, n, D, type, scale, s);
+            float m1 = kgt_max_scaled(s, n, 1.0f);
+            m1 = m1 > mx[r] ? m1 : mx[r];
+            const float alpha = kgt_expf(mx[r] - m1); /* 0 on the first tile */
+            l[r] = alpha * l[r] + kgt_exp_sum(s, n, 1.0f, m1);
+            mx[r] = m1;
+            attn_accum(o[r], alpha, s, vb + a * row_bytes, row_bytes, n, D, type);
         }
     for (int64_t r = 0; r < nb; r++) kgt_scale(o[r], D, l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
 }

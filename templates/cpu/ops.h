@@ -56,8 +56,7 @@ enum {
  * together, over tiles of KGT_ATTN_KT cache positions (online softmax). */
 #define KGT_ATTN_QB 8
 #define KGT_ATTN_KT 64
-#define KGT_ATTN_ACC 16 /* vector accumulators of output rows held in registers (a power of two) */
-#define KGT_ATTN_RG 4 /* rows with the same positions (a token's query heads) that share each K and V load */
+#define KGT_ATTN_DV 8 /* vectors of an output row accumulated in registers */
 
 /* Bytes of one cached K or V row of D elements: cache_type KGT_F32 (4 D),
  * KGT_F16 (2 D) or KGT_Q8_0 (D / 32 GGUF Q8_0 blocks of 34 bytes: an f16
