@@ -16,11 +16,6 @@
 
 static const char *const names[] = {[KGT_LAYOUT_ROWS] = "rows", [KGT_LAYOUT_X16] = "x16"};
 
-const char *gen_layout_name(int layout)
-{
-    return layout >= 0 && layout < (int)(sizeof names / sizeof *names) ? names[layout] : NULL;
-}
-
 int gen_layout_parse(const char *name)
 {
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)

@@ -14,8 +14,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* "rows", "x16"; NULL for an unknown id */
-const char *gen_layout_name(int layout);
 /* the id of a name, or -1 */
 int gen_layout_parse(const char *name);
 /* Can an N x K matrix of `type` take `layout`? (rows: always) */

@@ -5,11 +5,11 @@
  * A weight's rows are GGUF's own, with the rows of several tensors
  * concatenated where pass_fuse merged products (the Q/K/V weights become
  * one matrix of n_q + n_k + n_v rows), then rewritten into a layout
- * (layout.h): the graph's layout knob (gr->layout) for a weight it fits that
- * only products with q8 activations read (as W or W_up; a product's two
- * weights take one layout), GGUF's rows for the rest (embedding tables, a
- * tied output, float weights). The blob is written once, at compile time
- * (gen_repack_write), and mapped as is at run time.
+ * (layout.h): the graph's layout knob (gr->layout) for a weight it fits
+ * that only products (as W or W_up, with q8 activations for the quantized
+ * types) and embedding lookups read, a product's two weights taking one
+ * layout; GGUF's rows for the rest. The blob is written once, at compile
+ * time (gen_repack_write), and mapped as is at run time.
  *
  * Requires: the final set of live nodes (after pass_fuse), each weight's
  * parts and row bytes, gr->layout. Invalidates: nothing; sets every read
@@ -31,19 +31,20 @@
 
 #define WALIGN 64
 
-/* Is every live reader of weight id a product with q8 activations (float
- * weights: f32 ones) that reads it as W or W_up, or an embedding lookup of its rows (kgt_embed
+/* Do the layout kernels read weight id wherever it is read: products
+ * taking it as W or W_up (quantized weights: with q8 activations; float
+ * weights have f32 ones only) and embedding lookups of its rows (kgt_embed
  * reads the layouts too: a tied output's table)? */
-static bool q8_products_only(const gen_graph *gr, int id)
+static bool readers_take_layouts(const gen_graph *gr, int id)
 {
     int rd[64];
     const int n = gen_graph_readers(gr, id, rd, 64);
+    const int type = gr->t[id].type;
+    const bool fw = type == KGT_F32 || type == KGT_F16 || type == KGT_BF16;
     if (n < 1 || n > 64) return false;
     for (int i = 0; i < n; i++) {
         const gen_node *nd = &gr->n[rd[i]];
         if (nd->op == GEN_OP_EMBED && nd->in[0] == id) continue;
-        /* float weights: f32 activations (their only kind) */
-        const bool fw = gr->t[id].type == KGT_F32 || gr->t[id].type == KGT_F16 || gr->t[id].type == KGT_BF16;
         if (nd->op != GEN_OP_MATMUL || (!fw && gr->t[nd->in[1]].type != GEN_ACT_Q8)) return false;
         for (int k = 0; k < GEN_IN_MAX; k++)
             if (nd->in[k] == id && k != 0 && k != 2) return false;
@@ -59,7 +60,7 @@ static void choose_layouts(gen_graph *gr)
         gen_tensor *t = &gr->t[i];
         t->layout = KGT_LAYOUT_ROWS;
         if (t->kind == GEN_T_WEIGHT && gr->layout != KGT_LAYOUT_ROWS &&
-            gen_layout_fits(gr->layout, t->type, t->rows, t->cols) && q8_products_only(gr, i))
+            gen_layout_fits(gr->layout, t->type, t->rows, t->cols) && readers_take_layouts(gr, i))
             t->layout = gr->layout;
     }
     for (bool changed = true; changed;) {
