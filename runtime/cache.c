@@ -622,16 +622,26 @@ kg_status kg_cache_get(kg_cache *c, kg_key key, const char *kind, void **data, s
     return read_entry(path, key, kind, data, size, why, sizeof why);
 }
 
-kg_status kg_cache_get_path(kg_cache *c, kg_key key, const char *kind, char *path, size_t cap)
+/* kg_cache_get_path's arguments checked (path emptied first) and the
+ * entry's path into p (PATH_MAX bytes), n its length, which fits cap */
+static kg_status path_args(kg_cache *c, kg_key key, const char *kind, char *path, size_t cap, char *p, size_t *n)
 {
     if (path && cap) path[0] = 0;
     if (!c || !path || !cap) return kg_err(KG_ERR_ARG, "kg_cache_get_path: NULL argument");
     if (!valid_kind(kind)) return bad_kind(kind);
-    char p[PATH_MAX], why[160];
     if (!entry_path(c, key, kind, p)) return KG_ERR_ARG;
-    size_t n = strlen(p);
-    if (n >= cap)
-        return kg_err(KG_ERR_ARG, "kg_cache_get_path: the path needs %zu bytes, the buffer has %zu", n + 1, cap);
+    *n = strlen(p);
+    if (*n >= cap)
+        return kg_err(KG_ERR_ARG, "kg_cache_get_path: the path needs %zu bytes, the buffer has %zu", *n + 1, cap);
+    return KG_OK;
+}
+
+kg_status kg_cache_get_path(kg_cache *c, kg_key key, const char *kind, char *path, size_t cap)
+{
+    char p[PATH_MAX], why[160];
+    size_t n;
+    kg_status s0 = path_args(c, key, kind, path, cap, p, &n);
+    if (s0) return s0;
     kg_status s = verify_entry(p, key, kind, true, why, sizeof why);
     if (s == KG_OK) memcpy(path, p, n + 1);
     return s;
@@ -656,14 +666,10 @@ static void outside(uint64_t psize, uint64_t off, uint64_t len, uint64_t r[4])
 kg_status kg_cache_get_path_ident_(kg_cache *c, kg_key key, const char *kind, kg_cache_bulk_fn_ bulk, void *ctx,
                                    char *path, size_t cap)
 {
-    if (path && cap) path[0] = 0;
-    if (!c || !path || !cap) return kg_err(KG_ERR_ARG, "kg_cache_get_path: NULL argument");
-    if (!valid_kind(kind)) return bad_kind(kind);
     char p[PATH_MAX], why[160];
-    if (!entry_path(c, key, kind, p)) return KG_ERR_ARG;
-    size_t n = strlen(p);
-    if (n >= cap)
-        return kg_err(KG_ERR_ARG, "kg_cache_get_path: the path needs %zu bytes, the buffer has %zu", n + 1, cap);
+    size_t n;
+    kg_status s0 = path_args(c, key, kind, path, cap, p, &n);
+    if (s0) return s0;
     entry_file ef;
     kg_status s = open_entry(p, key, kind, &ef, why, sizeof why);
     if (s) return s;
