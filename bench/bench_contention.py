@@ -50,7 +50,6 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_peer as BP  # noqa: E402  (its sampling and load-measuring helpers)
-from peer_llama import cpu_name  # noqa: E402  (stdlib only at import)
 
 ROOT = BP.ROOT
 BUSY = {"python": [sys.executable, "-c", "while True: pass"], "yes": ["yes"]}
@@ -136,6 +135,17 @@ def table(s, a):
               f"{r['loaded_med']:.1f} ({r['loaded_min']:.1f}-{r['loaded_max']:.1f}) | {r['ratio_of_medians']:.2f} | "
               f"{r['ratio_med']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | "
               f"{'-' if oq is None else f'{oq:.2f}'} / {'-' if ol is None else f'{ol:.2f}'} |")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def main():
