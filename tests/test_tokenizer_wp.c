@@ -350,6 +350,14 @@ KT_TEST(tokenizer_wp_bad_tokenizer_json)
     };
     uint64_t rs = 99;
     int accepted = 0, refused = 0;
+    const char *seeds = getenv("KGEN_WRITE_HF_CORPUS"); /* tests/fuzz_hf.c's seeds: mode byte 0, the file */
+    for (int v = 0; v < 2 && seeds && *seeds; v++) {
+        char sp[700];
+        mkdir(seeds, 0755);
+        snprintf(sp, sizeof sp, "%s/tokenizer-%d", seeds, v);
+        FILE *f = fopen(sp, "wb");
+        if (f) fputc(0, f), fputs(valid[v], f), fclose(f);
+    }
     for (int v = 0; v < 2; v++) {
         size_t len = strlen(valid[v]);
         char *m = malloc(len + 1);
