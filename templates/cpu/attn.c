@@ -201,8 +201,9 @@ KG_INLINE void dec_scores(const float *q, const char *kt, int64_t rb, int64_t n,
     for (int64_t j = 0; j < n; j += KGT_VF) {
         const char *k[KGT_VF];
         kgt_vf a[KGT_VF], qv;
+        const int full = j + KGT_VF <= n; /* then the rows are kt + (j + c) rb: constant offsets */
         for (int c = 0; c < KGT_VF; c++) {
-            k[c] = kt + (j + c < n ? j + c : n - 1) * rb; /* past n: the last key again (dropped) */
+            k[c] = kt + (full ? j + c : j + c < n ? j + c : n - 1) * rb; /* past n: the last key again (dropped) */
             a[c] = kgt_vsplat(0.0f);
         }
         int64_t d = 0;
@@ -218,17 +219,70 @@ KG_INLINE void dec_scores(const float *q, const char *kt, int64_t rb, int64_t n,
     }
 }
 
-/* one query head over a tile of n positions: scores, online softmax, o */
-KG_INLINE void dec_tile(const float *q, float *o, float *m, float *l, const char *kt, const char *vt, int64_t rb,
-                        int64_t n, int64_t D, int64_t type, float scale, float *s)
+/* o_r = alpha[r] o_r + sum_j p_r[j] v_j for nr heads (o[r]; p_r at p + r
+ * ps) over the n V rows of a tile at vt. Whole vectors of o go DEC_NACC
+ * accumulators at a time (heads times vectors: the heads share each V
+ * load, and their chains of dependent adds interleave), the rest (D not a
+ * multiple of KGT_VF) a head at a time. A head's arithmetic is the same
+ * whichever heads share its pass: acc = alpha o, then acc += p_j v_j in
+ * the order of j. */
+enum { DEC_NACC = 16 };
+KG_INLINE void dec_accum(float *const *o, const float *alpha, const float *p, int64_t ps, int64_t nr, const char *vt,
+                         int64_t rb, int64_t n, int64_t D, int64_t type, const char *pk, const char *pv, int64_t npf,
+                         int64_t pfb)
 {
-    dec_scores(q, kt, rb, n, D, type, scale, s);
-    float m1 = kgt_max_scaled(s, n, 1.0f);
-    m1 = m1 > *m ? m1 : *m;
-    const float alpha = kgt_expf(*m - m1); /* 0 on the first tile */
-    *l = alpha * *l + kgt_exp_sum(s, n, 1.0f, m1);
-    *m = m1;
-    attn_accum(o, alpha, s, vt, rb, n, D, type);
+    const int64_t nvec = D / KGT_VF;
+    for (int64_t d0 = 0; d0 < nvec; d0 += DEC_NACC) {
+        const int64_t nv = nvec - d0 < DEC_NACC ? nvec - d0 : DEC_NACC, ha = DEC_NACC / nv;
+        for (int64_t r0 = 0; r0 < nr; r0 += ha) {
+            const int64_t nh = nr - r0 < ha ? nr - r0 : ha;
+            kgt_vf acc[DEC_NACC];
+            for (int64_t h = 0; h < nh; h++)
+                for (int64_t k = 0; k < nv; k++)
+                    acc[h * nv + k] = kgt_vload(o[r0 + h] + (d0 + k) * KGT_VF) * alpha[r0 + h];
+            for (int64_t j = 0; j < n; j++) {
+                if (r0 == 0 && j < npf) /* the next tile's rows j, while this one computes */
+                    for (int64_t b = 0; b < pfb; b += 64)
+                        __builtin_prefetch(pk + j * pfb + b, 0, 3), __builtin_prefetch(pv + j * pfb + b, 0, 3);
+                kgt_vf v[DEC_NACC];
+                for (int64_t k = 0; k < nv; k++) v[k] = kgt_vload_t(vt + j * rb, (d0 + k) * KGT_VF, type);
+                for (int64_t h = 0; h < nh; h++) {
+                    const kgt_vf pj = kgt_vsplat(p[(r0 + h) * ps + j]);
+                    for (int64_t k = 0; k < nv; k++) acc[h * nv + k] += pj * v[k];
+                }
+            }
+            for (int64_t h = 0; h < nh; h++)
+                for (int64_t k = 0; k < nv; k++) kgt_vstore(o[r0 + h] + (d0 + k) * KGT_VF, acc[h * nv + k]);
+        }
+    }
+    const int64_t d = nvec * KGT_VF;
+    if (d < D)
+        for (int64_t r = 0; r < nr; r++) {
+            kgt_vf a = kgt_vload_part(o[r] + d, D - d, 0.0f) * alpha[r];
+            for (int64_t j = 0; j < n; j++) a += p[r * ps + j] * kgt_vload_t_part(vt + j * rb, d, D - d, type);
+            kgt_vstore_part(o[r] + d, D - d, a);
+        }
+}
+
+/* nr query heads (q rows D apart) over a tile of n positions: per head the
+ * scores, the online softmax's step (m, l) and p_j in place of the scores;
+ * then every head's o */
+KG_INLINE void dec_tile(const float *q, float *const *o, float *m, float *l, int64_t nr, const char *kt, const char *vt,
+                        int64_t rb, int64_t n, int64_t D, int64_t type, float scale, float *s, const char *pk,
+                        const char *pv, int64_t npf, int64_t pfb)
+{
+    enum { SS = KGT_ATTN_KT + KGT_VF };
+    float alpha[KGT_ATTN_QB];
+    for (int64_t r = 0; r < nr; r++) {
+        float *sr = s + r * SS;
+        dec_scores(q + r * D, kt, rb, n, D, type, scale, sr);
+        float m1 = kgt_max_scaled(sr, n, 1.0f);
+        m1 = m1 > m[r] ? m1 : m[r];
+        alpha[r] = kgt_expf(m[r] - m1); /* 0 on the first tile */
+        l[r] = alpha[r] * l[r] + kgt_exp_sum(sr, n, 1.0f, m1);
+        m[r] = m1;
+    }
+    dec_accum(o, alpha, s, SS, nr, vt, rb, n, D, type, pk, pv, npf, pfb);
 }
 
 /* rows [0, n) of a tile (rb bytes apart, D elements of `type`) as f32 rows
@@ -249,9 +303,9 @@ KG_INLINE void dec_convert(float *f, const char *t, int64_t rb, int64_t n, int64
  * tile's rows are first converted to f32 (exact); else T = KGT_ATTN_KT,
  * read in place. */
 KG_INLINE void dec_part(const float *q, float *const *o, float *m, float *l, int64_t nr, int64_t a, int64_t e,
-                        const char *kb, const char *vb, int64_t rb, int64_t D, int64_t type, float scale)
+                        int64_t n_pf, const char *kb, const char *vb, int64_t rb, int64_t D, int64_t type, float scale)
 {
-    kgt_vf sv[KGT_ATTN_KT / KGT_VF + 1];
+    kgt_vf sv[KGT_ATTN_QB * (KGT_ATTN_KT / KGT_VF + 1)]; /* dec_tile's scores, KGT_ATTN_KT + KGT_VF per head */
     float *s = (float *)sv;
     for (int64_t r = 0; r < nr; r++) {
         m[r] = -__builtin_inff(), l[r] = 0.0f;
@@ -260,8 +314,9 @@ KG_INLINE void dec_part(const float *q, float *const *o, float *m, float *l, int
     if (type == KGT_F32 || D > KGT_ATTN_TBUF) {
         for (int64_t t0 = a; t0 < e; t0 += KGT_ATTN_KT) {
             const int64_t n = e - t0 < KGT_ATTN_KT ? e - t0 : KGT_ATTN_KT;
-            for (int64_t r = 0; r < nr; r++)
-                dec_tile(q + r * D, o[r], &m[r], &l[r], kb + t0 * rb, vb + t0 * rb, rb, n, D, type, scale, s);
+            const int64_t t1 = t0 + KGT_ATTN_KT, npf = n_pf - t1 < KGT_ATTN_KT ? n_pf - t1 : KGT_ATTN_KT;
+            dec_tile(q, o, m, l, nr, kb + t0 * rb, vb + t0 * rb, rb, n, D, type, scale, s, kb + t1 * rb, vb + t1 * rb,
+                     npf, rb);
         }
         return;
     }
@@ -272,8 +327,9 @@ KG_INLINE void dec_part(const float *q, float *const *o, float *m, float *l, int
         const int64_t n = e - t0 < T ? e - t0 : T;
         dec_convert(kf, kb + t0 * rb, rb, n, D, type);
         dec_convert(vf, vb + t0 * rb, rb, n, D, type);
-        for (int64_t r = 0; r < nr; r++)
-            dec_tile(q + r * D, o[r], &m[r], &l[r], (const char *)kf, (const char *)vf, D * 4, n, D, KGT_F32, scale, s);
+        const int64_t t1 = t0 + T, npf = n_pf - t1 < T ? n_pf - t1 : T;
+        dec_tile(q, o, m, l, nr, (const char *)kf, (const char *)vf, D * 4, n, D, KGT_F32, scale, s, kb + t1 * rb,
+                 vb + t1 * rb, npf, rb);
     }
 }
 
@@ -332,7 +388,7 @@ KG_KERNEL void kgt_attn_decode(void *const *p, int ith, int nth, int64_t n_head,
             float *o[KGT_ATTN_QB], m[KGT_ATTN_QB], l[KGT_ATTN_QB];
             for (int64_t r = 0; r < nr; r++)
                 o[r] = split ? S + ((g * KGT_ATTN_NCH + c) * G + h0 + r) * PF : O + (g * G + h0 + r) * D;
-            dec_part(Q + (g * G + h0) * D, o, m, l, nr, a, e, Kc + g * kv_bytes, Vc + g * kv_bytes, rb, D, cache_type,
+            dec_part(Q + (g * G + h0) * D, o, m, l, nr, a, e, n, Kc + g * kv_bytes, Vc + g * kv_bytes, rb, D, cache_type,
                      sc);
             for (int64_t r = 0; r < nr; r++)
                 if (split) o[r][D] = m[r], o[r][D + 1] = l[r];

@@ -65,7 +65,10 @@ enum {
  * floats of the scratch: o[head_dim] (unnormalized), max, sum, padding. */
 #define KGT_ATTN_CHUNK 256
 #define KGT_ATTN_NCH 32
-#define KGT_ATTN_TBUF 4096 /* floats of decode's f32 copy of a K (and of a V) tile */
+#ifndef KGT_ATTN_TBUF
+#define KGT_ATTN_TBUF 4096
+#endif
+#define KGT_ATTN_TBUF_X /* floats of decode's f32 copy of a K (and of a V) tile */
 
 static inline int64_t kgt_attn_part_floats(int64_t head_dim) { return (head_dim + 2 + 15) / 16 * 16; }
 
