@@ -228,8 +228,7 @@ KG_INLINE void dec_scores(const float *q, const char *kt, int64_t rb, int64_t n,
  * the order of j. */
 enum { DEC_NACC = 16 };
 KG_INLINE void dec_accum(float *const *o, const float *alpha, const float *p, int64_t ps, int64_t nr, const char *vt,
-                         int64_t rb, int64_t n, int64_t D, int64_t type, const char *pk, const char *pv, int64_t npf,
-                         int64_t pfb)
+                         int64_t rb, int64_t n, int64_t D, int64_t type, const char *pk, const char *pv, int64_t npf)
 {
     const int64_t nvec = D / KGT_VF;
     for (int64_t d0 = 0; d0 < nvec; d0 += DEC_NACC) {
@@ -242,14 +241,12 @@ KG_INLINE void dec_accum(float *const *o, const float *alpha, const float *p, in
                     acc[h * nv + k] = kgt_vload(o[r0 + h] + (d0 + k) * KGT_VF) * alpha[r0 + h];
             for (int64_t j = 0; j < n; j++) {
                 if (r0 == 0 && j < npf) /* the next tile's rows j, while this one computes */
-                    for (int64_t b = 0; b < pfb; b += 64)
-                        __builtin_prefetch(pk + j * pfb + b, 0, 3), __builtin_prefetch(pv + j * pfb + b, 0, 3);
+                    for (int64_t b = 0; b < rb; b += 64)
+                        __builtin_prefetch(pk + j * rb + b, 0, 3), __builtin_prefetch(pv + j * rb + b, 0, 3);
                 kgt_vf v[DEC_NACC];
                 for (int64_t k = 0; k < nv; k++) v[k] = kgt_vload_t(vt + j * rb, (d0 + k) * KGT_VF, type);
-                for (int64_t h = 0; h < nh; h++) {
-                    const kgt_vf pj = kgt_vsplat(p[(r0 + h) * ps + j]);
-                    for (int64_t k = 0; k < nv; k++) acc[h * nv + k] += pj * v[k];
-                }
+                for (int64_t h = 0; h < nh; h++)
+                    for (int64_t k = 0; k < nv; k++) acc[h * nv + k] += p[(r0 + h) * ps + j] * v[k];
             }
             for (int64_t h = 0; h < nh; h++)
                 for (int64_t k = 0; k < nv; k++) kgt_vstore(o[r0 + h] + (d0 + k) * KGT_VF, acc[h * nv + k]);
@@ -267,22 +264,22 @@ KG_INLINE void dec_accum(float *const *o, const float *alpha, const float *p, in
 /* nr query heads (q rows D apart) over a tile of n positions: per head the
  * scores, the online softmax's step (m, l) and p_j in place of the scores;
  * then every head's o */
-KG_INLINE void dec_tile(const float *q, float *const *o, float *m, float *l, int64_t nr, const char *kt, const char *vt,
-                        int64_t rb, int64_t n, int64_t D, int64_t type, float scale, float *s, const char *pk,
-                        const char *pv, int64_t npf, int64_t pfb)
+KG_INLINE void dec_tile(const float *q, float *const *o, float *m, float *l, int64_t nr, const char *kt, int64_t krb,
+                        int64_t ktype, const char *vt, int64_t rb, int64_t type, int64_t n, int64_t D, float scale,
+                        float *s, const char *pk, const char *pv, int64_t npf)
 {
     enum { SS = KGT_ATTN_KT + KGT_VF };
     float alpha[KGT_ATTN_QB];
     for (int64_t r = 0; r < nr; r++) {
         float *sr = s + r * SS;
-        dec_scores(q + r * D, kt, rb, n, D, type, scale, sr);
+        dec_scores(q + r * D, kt, krb, n, D, ktype, scale, sr);
         float m1 = kgt_max_scaled(sr, n, 1.0f);
         m1 = m1 > m[r] ? m1 : m[r];
         alpha[r] = kgt_expf(m[r] - m1); /* 0 on the first tile */
         l[r] = alpha[r] * l[r] + kgt_exp_sum(sr, n, 1.0f, m1);
         m[r] = m1;
     }
-    dec_accum(o, alpha, s, SS, nr, vt, rb, n, D, type, pk, pv, npf, pfb);
+    dec_accum(o, alpha, s, SS, nr, vt, rb, n, D, type, pk, pv, npf);
 }
 
 /* rows [0, n) of a tile (rb bytes apart, D elements of `type`) as f32 rows
@@ -315,21 +312,20 @@ KG_INLINE void dec_part(const float *q, float *const *o, float *m, float *l, int
         for (int64_t t0 = a; t0 < e; t0 += KGT_ATTN_KT) {
             const int64_t n = e - t0 < KGT_ATTN_KT ? e - t0 : KGT_ATTN_KT;
             const int64_t t1 = t0 + KGT_ATTN_KT, npf = n_pf - t1 < KGT_ATTN_KT ? n_pf - t1 : KGT_ATTN_KT;
-            dec_tile(q, o, m, l, nr, kb + t0 * rb, vb + t0 * rb, rb, n, D, type, scale, s, kb + t1 * rb, vb + t1 * rb,
-                     npf, rb);
+            dec_tile(q, o, m, l, nr, kb + t0 * rb, rb, type, vb + t0 * rb, rb, type, n, D, scale, s, kb + t1 * rb,
+                     vb + t1 * rb, npf);
         }
         return;
     }
     const int64_t T = KGT_ATTN_TBUF / D < KGT_ATTN_KT ? KGT_ATTN_TBUF / D : KGT_ATTN_KT;
-    kgt_vf kbv[KGT_ATTN_TBUF / KGT_VF], vbv[KGT_ATTN_TBUF / KGT_VF];
-    float *kf = (float *)kbv, *vf = (float *)vbv;
+    kgt_vf kbv[KGT_ATTN_TBUF / KGT_VF];
+    float *kf = (float *)kbv;
     for (int64_t t0 = a; t0 < e; t0 += T) {
         const int64_t n = e - t0 < T ? e - t0 : T;
         dec_convert(kf, kb + t0 * rb, rb, n, D, type);
-        dec_convert(vf, vb + t0 * rb, rb, n, D, type);
         const int64_t t1 = t0 + T, npf = n_pf - t1 < T ? n_pf - t1 : T;
-        dec_tile(q, o, m, l, nr, (const char *)kf, (const char *)vf, D * 4, n, D, KGT_F32, scale, s, kb + t1 * rb,
-                 vb + t1 * rb, npf, rb);
+        dec_tile(q, o, m, l, nr, (const char *)kf, D * 4, KGT_F32, vb + t0 * rb, rb, type, n, D, scale, s, kb + t1 * rb,
+                 vb + t1 * rb, npf);
     }
 }
 
