@@ -804,9 +804,10 @@ OPS_TEST(attn_window)
     report("attn window", cases, 1e-5);
 }
 
-/* Decode over long caches: several chunks (KGT_ATTN_CHUNK 256 positions,
- * doubled past 31 of them), partial last chunks, one position past a
- * chunk; sliding windows that start mid-chunk and cross chunk boundaries;
+/* Decode over long caches: several chunks (KGT_ATTN_CHUNK positions,
+ * doubled, tripled, ... past KGT_ATTN_NCH - 1 of them), partial last
+ * chunks, a chunk exactly, one position past a chunk, one past the first
+ * doubling; sliding windows that start mid-chunk and cross chunk boundaries;
  * query groups of 1 to 16 heads (more than KGT_ATTN_QB: two passes); every
  * cache type (Q8_0 where head_dim is a multiple of 32), with the scratch
  * and without (one chunk). */
@@ -815,8 +816,9 @@ OPS_TEST(attn_long)
     /* heads, kv heads, head_dim, n_ctx, n_kv, window, scale */
     static const struct { int64_t nh, nkv, D, n_ctx, n, w; double scale; } cases_[] = {
         {9, 3, 64, 1600, 1500, 0, 0},  {9, 3, 64, 4200, 4100, 0, 0},    {32, 4, 64, 4100, 4100, 0, 0},
-        {9, 3, 64, 300, 256, 0, 0},    {9, 3, 64, 300, 257, 0, 0},      {6, 2, 64, 520, 513, 0, 0},
-        {4, 1, 64, 8000, 7937, 0, 0},  {4, 1, 256, 1500, 1500, 512, 0.0625}, {9, 3, 64, 1600, 1500, 300, 0},
+        {9, 3, 64, 300, KGT_ATTN_CHUNK, 0, 0}, {9, 3, 64, 300, KGT_ATTN_CHUNK + 1, 0, 0}, {6, 2, 64, 520, 513, 0, 0},
+        {4, 1, 64, 8000, KGT_ATTN_CHUNK * (KGT_ATTN_NCH - 1) + 1, 0, 0}, {4, 1, 64, 8000, 7937, 0, 0},
+        {4, 1, 256, 1500, 1500, 512, 0.0625}, {9, 3, 64, 1600, 1500, 300, 0}, {9, 3, 64, 300, 250, 100, 0},
         {8, 2, 64, 4200, 4100, 1000, 0}, {16, 1, 32, 700, 700, 0, 0.3}, {6, 2, 20, 1100, 1030, 0, 0},
         {8, 8, 128, 900, 800, 257, 0}, {5, 1, 96, 2000, 1999, 1024, 0},
     };

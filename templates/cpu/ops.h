@@ -63,12 +63,9 @@ enum {
  * as needed to keep at most KGT_ATTN_NCH of them (kgt_attn_decode). A
  * chunk's partial result per query head is kgt_attn_part_floats(head_dim)
  * floats of the scratch: o[head_dim] (unnormalized), max, sum, padding. */
-#define KGT_ATTN_CHUNK 256
+#define KGT_ATTN_CHUNK 128
 #define KGT_ATTN_NCH 32
-#ifndef KGT_ATTN_TBUF
-#define KGT_ATTN_TBUF 4096
-#endif
-#define KGT_ATTN_TBUF_X /* floats of decode's f32 copy of a K (and of a V) tile */
+#define KGT_ATTN_TBUF 4096 /* floats of decode's f32 copy of a K tile */
 
 static inline int64_t kgt_attn_part_floats(int64_t head_dim) { return (head_dim + 2 + 15) / 16 * 16; }
 
