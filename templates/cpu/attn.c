@@ -2,8 +2,9 @@
  * attn.c — causal attention of new tokens over the KV cache, grouped-query
  * heads, f32, f16 or Q8_0 cache. Contracts in ops.h.
  *
- * ── Formulation ──
- * Decode is prefill with M = 1 and pos0 = n_kv - 1. The work units are the
+ * ── Prefill (kgt_attn_prefill) ──
+ * Decode has its own formulation (flash-decoding: the next section).
+ * The work units are the
  * (KV head, token, query head in the group) triples, in that order, split
  * between threads; a thread takes its units in blocks of up to KGT_ATTN_QB
  * rows that share a KV head (the query heads of a group, then the next
@@ -21,7 +22,7 @@
  * A row sees the positions [lo, len): lo = 0, or with a sliding window W
  * the window's first position p - W + 1 (p the row's position). The tiles
  * lie on one grid, multiples of KGT_ATTN_KT from 0, and a row takes the
- * part of each tile inside [lo, len) (decode starts at lo, mid-tile); the
+ * part of each tile inside [lo, len) (a window starts mid-tile); the
  * block starts at the tile of its rows' smallest lo, so tiles wholly before
  * every row's window are not read. Each row's arithmetic (its tile parts,
  * on the fixed grid) does not depend on which rows share its block, so the
@@ -112,8 +113,8 @@ KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t 
     for (int64_t r = 0; r < nb; r++) kgt_scale(o[r], D, l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
 }
 
-/* M tokens at positions pos0.. (token i sees 0..pos0+i, clamped to the
- * cache; with window > 0 from pos0+i-window+1 on) */
+/* prefill: M tokens at positions pos0.. (token i sees 0..pos0+i, clamped
+ * to the cache; with window > 0 from pos0+i-window+1 on) */
 KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t D,
                          int64_t n_ctx, int64_t type, int64_t pos0, double scale_arg, int64_t window)
 {
@@ -148,17 +149,19 @@ KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_
  * One token, so the work is the cache: each KV head's visible positions
  * [lo, n) go in chunks, on a grid of C positions from 0 (C from n - lo
  * alone: dec_chunk_len), and a work unit is a (KV head, chunk) pair with
- * all the KV head's query heads: per tile of the chunk, the K and V rows
- * are converted to f32 once (into a buffer that stays in L1) and every
- * query head reads them from there. A head's part over its chunk is an
+ * all the KV head's query heads (KGT_ATTN_QB at a time): per tile of the
+ * chunk, the K rows are converted to f32 once (into a buffer that stays in
+ * L1) for every head's scores, and each V row is loaded (and converted)
+ * once for every head's accumulation; the next tile is prefetched
+ * meanwhile. A head's part over its chunk is an
  * online softmax as attn_block's, giving (o unnormalized, max m, sum l);
  * the parts then fold in chunk order,
  *     m' = max(m, m_c),  a = e^(m - m'),  b = e^(m_c - m'),
  *     l = a l + b l_c,   o = a o + b o_c,
  * from (m, l, o) = (-inf, 0, 0), and out = o / l. A head's arithmetic
  * depends on n_kv and window only (the chunk grid, the tiles within a
- * chunk, the fold order), never on the thread count or on which heads
- * share a pass. */
+ * chunk, the fold order; the heads that share a pass are fixed by the
+ * group), never on the thread count. */
 
 /* the chunk length for positions [lo, n): KGT_ATTN_CHUNK times the least
  * k >= 1 that leaves at most KGT_ATTN_NCH chunks (n - lo <= (NCH - 1) C) */
@@ -297,8 +300,9 @@ KG_INLINE void dec_convert(float *f, const char *t, int64_t rb, int64_t n, int64
  * KV head whose K and V rows start at kb and vb: o[r] (unnormalized), m[r],
  * l[r]. Tiles of T positions from a: with a cache of f16 or Q8_0 (and D at
  * most KGT_ATTN_TBUF), T = min(KGT_ATTN_KT, KGT_ATTN_TBUF / D) and each
- * tile's rows are first converted to f32 (exact); else T = KGT_ATTN_KT,
- * read in place. */
+ * tile's K rows are first converted to f32 (exact); else T = KGT_ATTN_KT,
+ * K read in place. Rows up to n_pf (the KV head's last visible position)
+ * are prefetched a tile ahead, across the chunk's end. */
 KG_INLINE void dec_part(const float *q, float *const *o, float *m, float *l, int64_t nr, int64_t a, int64_t e,
                         int64_t n_pf, const char *kb, const char *vb, int64_t rb, int64_t D, int64_t type, float scale)
 {

@@ -179,8 +179,8 @@ static inline int64_t kgt_kv_row_bytes(int64_t cache_type, int64_t D)
  *                with window > 0 only from pos0 + i - window + 1 on (cache
  *                tiles wholly before every row's window are not read).
  *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
- *                rest (scale, window) as decode. Threads split (token,
- *                head) pairs.
+ *                rest (scale, window) as decode; p[5] is not read.
+ *                Threads split (token, head) pairs.
  * kgt_attn_enc  bidirectional attention of an encoder over B padded
  *                sequences of L rows: p[0] QKV f32[B*L][3*D], D = n_head *
  *                head_dim (a row: the q of every head, then k, then v; head
