@@ -444,7 +444,12 @@ static kg_status attention_block(arch_ctx *c, int l, int x, int ff)
         c->gr->n[n].rope_scale = swa ? 1.0 : hp->rope_scale;
     }
     TRY(NODE(GEN_OP_KV_STORE, l, -1, kr, v, c->gr->pos, kc, vc));
-    int n = NODE(GEN_OP_ATTN, l, a, qr, kc, vc);
+    /* decode attention's scratch (its chunks' parts): live at this node only */
+    snprintf(nm, sizeof nm, "L%d.attn_scratch", l);
+    int sc = gen_graph_tensor(c->gr, nm, GEN_T_ACT, GEN_ACT_F32, 1, kgt_attn_scratch_floats(hp->n_head, hp->head_dim),
+                              false);
+    TRY(sc);
+    int n = NODE(GEN_OP_ATTN, l, a, qr, kc, vc, sc);
     TRY(n);
     c->gr->n[n].scale = hp->attn_scale;
     c->gr->n[n].window = swa ? hp->n_swa : 0;

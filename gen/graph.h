@@ -68,7 +68,7 @@ typedef enum gen_opk {
     GEN_OP_MATMUL,   /* in: W, x [, W_up (SWIGLU)] [, resid] [, bias] -> f32 or q8 */
     GEN_OP_ROPE,     /* in: x, pos [, freq factors]        -> rotated copy  */
     GEN_OP_KV_STORE, /* in: k, v, pos, K cache, V cache    -> (the caches)  */
-    GEN_OP_ATTN,     /* in: q, K cache, V cache            -> f32 rows      */
+    GEN_OP_ATTN,     /* in: q, K cache, V cache, scratch   -> f32 rows      */
     GEN_OP_ADD,      /* in: a, b                           -> a + b         */
     GEN_OP_GLU,      /* in: g, u                           -> act(g) * u (flags: KGT_GLU_*) */
     GEN_OP_QUANTIZE, /* in: x                              -> q8 rows       */

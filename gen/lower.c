@@ -288,9 +288,10 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->in[2], pre, false), p[3] = ptr_of(gr, n->out, pre, false);
         p[4] = rt_ptr(pre ? KGM_RT_POS0 : KGM_RT_NKV);
+        if (!pre) p[5] = ptr_of(gr, n->in[3], pre, false); /* the scratch: see build_entry's second call */
         if (n->scale != 0) pf(&k, "scale", n->scale);
         if (n->window) pi(&k, "window", n->window);
-        np = 5;
+        np = pre ? 5 : 6;
         break;
     case GEN_OP_SOFTCAP:
         snprintf(k.tmpl, sizeof k.tmpl, "softcap");
@@ -327,7 +328,8 @@ static int node_access(const gen_graph *gr, const gen_node *n, gen_access *a)
         int t = k < 0 ? n->out : n->in[k];
         if (t < 0 || gr->t[t].kind == GEN_T_WEIGHT) continue;
         const gen_tensor *x = &gr->t[t];
-        bool w = k < 0 || (n->op == GEN_OP_KV_STORE && k >= 3) || (n->op == GEN_OP_ROPE_KV && (k == 2 || k == 3));
+        bool w = k < 0 || (n->op == GEN_OP_KV_STORE && k >= 3) || (n->op == GEN_OP_ROPE_KV && (k == 2 || k == 3)) ||
+                 (n->op == GEN_OP_ATTN && k == 3);
         gen_access *c = &a[na++];
         c->t = t, c->w = w, c->c0 = 0, c->c1 = x->cols;
         if (k < 0 && n->op == GEN_OP_MATMUL && (n->out_col || gr->t[n->in[0]].rows != x->cols))
@@ -424,6 +426,7 @@ static kg_status build_entry(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
         const gen_kinst *k = &pg->k[calls[c].inst];
         LLVMValueRef kf = LLVMGetNamedFunction(m, k->sym);
         if (!kf) return kg_err(KG_ERR_UNSUPPORTED, "internal: instance %s missing from the module", k->sym);
+        LLVMValueRef pv[GEN_CALL_PTRS];
         for (int j = 0; j < GEN_CALL_PTRS; j++) {
             const gen_ptr *gp = &calls[c].p[j];
             LLVMValueRef v = null;
@@ -440,9 +443,29 @@ static kg_status build_entry(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
             }
             LLVMValueRef idx = LLVMConstInt(i64, (unsigned long long)j, 0);
             LLVMBuildStore(b, v, LLVMBuildGEP2(b, ptr, pa, &idx, 1, ""));
+            pv[j] = v;
         }
         LLVMValueRef args[4] = {pa, bases[KGM_BASE_RT], ith, nth};
         LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, 4, "");
+        /* Decode attention with a scratch (ops.h's kgt_attn_decode): where
+         * n_kv > KGT_ATTN_CHUNK (its positions may span chunks), a barrier
+         * and the second call (p[6] non-NULL: the merge). Every thread
+         * takes the same branch (rt is read only during a step). CPU only:
+         * the CUDA launches (gen/cuda.c) are the calls themselves. */
+        if (mode == GEN_MODE_DECODE && !strcmp(k->tmpl, "attn_decode") && calls[c].np > 5 &&
+            calls[c].p[5].base != B_NONE) {
+            LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(ctx, f, "attn_merge"),
+                              cont = LLVMAppendBasicBlockInContext(ctx, f, "attn_cont");
+            LLVMValueRef split = LLVMBuildICmp(b, LLVMIntSGT, rtv[KGM_RT_NKV], LLVMConstInt(i64, KGT_ATTN_CHUNK, 0), "");
+            LLVMBuildCondBr(b, split, merge, cont);
+            LLVMPositionBuilderAtEnd(b, merge);
+            LLVMValueRef bargs[2] = {pool, ith}, idx = LLVMConstInt(i64, 6, 0);
+            LLVMBuildCall2(b, bty, barrier, bargs, 2, "");
+            LLVMBuildStore(b, pv[5], LLVMBuildGEP2(b, ptr, pa, &idx, 1, ""));
+            LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, 4, "");
+            LLVMBuildBr(b, cont);
+            LLVMPositionBuilderAtEnd(b, cont);
+        }
         if (calls[c].sync && c + 1 < pg->nc[mode]) {
             LLVMValueRef bargs[2] = {pool, ith};
             LLVMBuildCall2(b, bty, barrier, bargs, 2, "");

@@ -600,7 +600,7 @@ KT_TEST(kernels_ops_softmax)
 
 /* ══════════════════ attention ══════════════════ */
 typedef struct {
-    void *p[6];
+    void *p[7]; /* p[5]: decode's scratch (or NULL); p[6]: its phase, set by run_attn */
     int64_t M, n_head, n_head_kv, D, n_ctx, type;
     int decode;
     double scale;   /* 0: 1/sqrt(D) */
@@ -622,16 +622,41 @@ static bool run_attn(const void *c, int ith, int nth)
         const size_t bytes[5] = {q, cache, cache, q, sizeof(int64_t)};
         return gpu_launch(&k, a->M, a->n_ctx, a->p, bytes, 5);
     }
-    if (a->decode) kgt_attn_decode(a->p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
-    else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
+    if (a->decode) {
+        /* with a scratch, two calls: the last thread's first call is the
+         * last of them (run_all runs the threads in order), so every
+         * thread's second call follows it, as after the barrier */
+        void *p[7];
+        memcpy(p, a->p, sizeof p);
+        p[6] = NULL;
+        kgt_attn_decode(p, ith, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
+        p[6] = p[5];
+        if (p[5] && ith == nth - 1)
+            for (int j = 0; j < nth; j++)
+                kgt_attn_decode(p, j, nth, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
+    } else kgt_attn_prefill(a->p, ith, nth, a->M, a->n_head, a->n_head_kv, a->D, a->n_ctx, a->type, a->scale, a->window);
     return true;
 }
 
-/* a cache [n_head_kv][n_ctx][D] of `type` with uniform(-1, 1) values; *val
- * gets the values as the kernel reads them */
+/* a cache [n_head_kv][n_ctx][D] of `type` with uniform(-1, 1) values (Q8_0:
+ * blocks of random quants in [-127, 127] and random f16 scales in [0.002,
+ * 0.02]); *val gets the values as the kernel reads them */
 static void *make_cache(int64_t n, int64_t type, double **val)
 {
     *val = xmalloc((size_t)n * sizeof **val);
+    if (type == KGT_Q8_0) {
+        unsigned char *c = xmalloc((size_t)(n / 32 * KGT_SIZE_Q8_0));
+        for (int64_t b = 0; b < n / 32; b++) {
+            const kgt_f16 h = kgt_f32_to_f16((float)(0.002 + 0.018 * rng_u01()));
+            memcpy(c + b * KGT_SIZE_Q8_0, &h, 2);
+            for (int e = 0; e < 32; e++) {
+                const int8_t q = (int8_t)(floor(rng_u01() * 255.0) - 127.0);
+                c[b * KGT_SIZE_Q8_0 + 2 + e] = (unsigned char)q;
+                (*val)[b * 32 + e] = ref_f16_value(h) * q;
+            }
+        }
+        return c;
+    }
     float *f = rand_floats(n, -1.0, 1.0);
     if (type == KGT_F32) {
         for (int64_t i = 0; i < n; i++) (*val)[i] = f[i];
@@ -646,21 +671,35 @@ static void *make_cache(int64_t n, int64_t type, double **val)
     return h;
 }
 
-/* cache positions [a, b) of every KV head set to NaN (f32 or f16) */
+/* cache positions [a, b) of every KV head set to NaN (Q8_0: NaN scales) */
 static void poison_cache(void *c, int64_t nkv, int64_t n_ctx, int64_t D, int64_t type, int64_t a, int64_t b)
 {
     for (int64_t g = 0; g < nkv; g++)
         for (int64_t i = (g * n_ctx + a) * D; i < (g * n_ctx + (b > a ? b : a)) * D; i++)
-            if (type == KGT_F16) ((kgt_f16 *)c)[i] = 0x7e00;
+            if (type == KGT_Q8_0) {
+                if (i % 32 == 0) memcpy((unsigned char *)c + i / 32 * KGT_SIZE_Q8_0, &(kgt_f16){0x7e00}, 2);
+            } else if (type == KGT_F16) ((kgt_f16 *)c)[i] = 0x7e00;
             else ((float *)c)[i] = NAN;
 }
+
+static const char *cache_name(int64_t type) { return type == KGT_Q8_0 ? "q8" : type == KGT_F16 ? "f16" : "f32"; }
+
+/* the cache types the attention tests run */
+static const int64_t CACHE_TYPES[] = {KGT_F32, KGT_F16, KGT_Q8_0};
+enum { N_CACHE_TYPES = sizeof CACHE_TYPES / sizeof CACHE_TYPES[0] };
+
+/* whether a case of head_dim D runs with `type`: Q8_0 needs whole blocks
+ * of 32, and not on the GPU (the CUDA backend has no Q8_0 cache) */
+static bool cache_fits(int64_t type, int64_t D) { return type != KGT_Q8_0 || (D % 32 == 0 && !g_gpu); }
 
 /* decode when M == 0 (one token, n_kv = pos0 + 1), else prefill; scale 0:
  * the default 1/sqrt(D); window 0: none. The cache positions that no token
  * may read (after the last token's, and before the first token's window)
- * are NaN: a kernel that reads one (or weighs one with 0) returns NaN. */
-static void attn_case_sw(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type,
-                         double scale, int64_t window)
+ * are NaN: a kernel that reads one (or weighs one with 0) returns NaN.
+ * Decode runs with a scratch (NaN-filled: a merge that reads a part never
+ * written returns NaN) unless noscr. */
+static void attn_case_x(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type,
+                        double scale, int64_t window, bool noscr)
 {
     int decode = M == 0;
     int64_t Mr = decode ? 1 : M, nq = Mr * nh * D, nc = nkv * n_ctx * D;
@@ -672,12 +711,16 @@ static void attn_case_sw(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t 
     float *q = rand_floats(nq, -4.0, 4.0), *out = xmalloc((size_t)nq * sizeof *out), *init = nan_floats(nq);
     int64_t arg = decode ? pos0 + 1 : pos0;
     ref_attn(q, kv, vv, ref, Mr, nh, nkv, D, n_ctx, pos0, scale, window);
-    attn_ctx c = {{q, kc, vc, out, &arg, NULL}, Mr, nh, nkv, D, n_ctx, type, decode, scale, window};
-    char what[160];
-    snprintf(what, sizeof what, "attn %s %s M=%lld heads=%lld/%lld dim=%lld n_ctx=%lld pos0=%lld scale=%g window=%lld",
-             decode ? "decode" : "prefill", type == KGT_F16 ? "f16" : "f32", (long long)Mr, (long long)nh,
-             (long long)nkv, (long long)D, (long long)n_ctx, (long long)pos0, scale, (long long)window);
+    float *scr = decode && !noscr && !g_gpu ? nan_floats(kgt_attn_scratch_floats(nh, D)) : NULL;
+    attn_ctx c = {{q, kc, vc, out, &arg, scr, NULL}, Mr, nh, nkv, D, n_ctx, type, decode, scale, window};
+    char what[180];
+    snprintf(what, sizeof what,
+             "attn %s %s M=%lld heads=%lld/%lld dim=%lld n_ctx=%lld pos0=%lld scale=%g window=%lld%s",
+             decode ? "decode" : "prefill", cache_name(type), (long long)Mr, (long long)nh, (long long)nkv,
+             (long long)D, (long long)n_ctx, (long long)pos0, scale, (long long)window,
+             decode && !scr ? " (no scratch)" : "");
     check_spmd(what, run_attn, &c, out, init, nq, ref, 1e-5);
+    free(scr);
     free(kv);
     free(vv);
     free(kc);
@@ -686,6 +729,12 @@ static void attn_case_sw(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t 
     free(out);
     free(init);
     free(ref);
+}
+
+static void attn_case_sw(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type,
+                         double scale, int64_t window)
+{
+    attn_case_x(M, nh, nkv, D, n_ctx, pos0, type, scale, window, false);
 }
 
 static void attn_case(int64_t M, int64_t nh, int64_t nkv, int64_t D, int64_t n_ctx, int64_t pos0, int64_t type)
@@ -703,9 +752,11 @@ OPS_TEST(attn_decode)
     };
     rng = 5;
     int cases = 0;
-    for (int64_t type = KGT_F32; type <= KGT_F16; type++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++, cases++)
-            attn_case(0, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4] - 1, type);
+    for (int t = 0; t < N_CACHE_TYPES; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            if (cache_fits(CACHE_TYPES[t], shapes[s][2]))
+                attn_case(0, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4] - 1, CACHE_TYPES[t]),
+                    cases++;
     report("attn decode", cases, 1e-5);
 }
 
@@ -744,11 +795,45 @@ OPS_TEST(attn_window)
     };
     rng = 17;
     int cases = 0;
-    for (int64_t type = KGT_F32; type <= KGT_F16; type++)
-        for (size_t s = 0; s < sizeof cases_ / sizeof cases_[0]; s++, cases++)
-            attn_case_sw(cases_[s].M, cases_[s].nh, cases_[s].nkv, cases_[s].D, cases_[s].n_ctx, cases_[s].pos0, type,
-                         cases_[s].scale, cases_[s].w);
+    for (int t = 0; t < N_CACHE_TYPES; t++)
+        for (size_t s = 0; s < sizeof cases_ / sizeof cases_[0]; s++)
+            if (cache_fits(CACHE_TYPES[t], cases_[s].D))
+                attn_case_sw(cases_[s].M, cases_[s].nh, cases_[s].nkv, cases_[s].D, cases_[s].n_ctx, cases_[s].pos0,
+                             CACHE_TYPES[t], cases_[s].scale, cases_[s].w),
+                    cases++;
     report("attn window", cases, 1e-5);
+}
+
+/* Decode over long caches: several chunks (KGT_ATTN_CHUNK positions,
+ * doubled, tripled, ... past KGT_ATTN_NCH - 1 of them), partial last
+ * chunks, a chunk exactly, one position past a chunk, one past the first
+ * doubling; sliding windows that start mid-chunk and cross chunk boundaries;
+ * query groups of 1 to 16 heads (more than KGT_ATTN_QB: two passes); every
+ * cache type (Q8_0 where head_dim is a multiple of 32), with the scratch
+ * and without (one chunk). */
+OPS_TEST(attn_long)
+{
+    /* heads, kv heads, head_dim, n_ctx, n_kv, window, scale */
+    static const struct { int64_t nh, nkv, D, n_ctx, n, w; double scale; } cases_[] = {
+        {9, 3, 64, 1600, 1500, 0, 0},  {9, 3, 64, 4200, 4100, 0, 0},    {32, 4, 64, 4100, 4100, 0, 0},
+        {9, 3, 64, 300, KGT_ATTN_CHUNK, 0, 0}, {9, 3, 64, 300, KGT_ATTN_CHUNK + 1, 0, 0}, {6, 2, 64, 520, 513, 0, 0},
+        {4, 1, 64, 8000, KGT_ATTN_CHUNK * (KGT_ATTN_NCH - 1) + 1, 0, 0}, {4, 1, 64, 8000, 7937, 0, 0},
+        {4, 1, 256, 1500, 1500, 512, 0.0625}, {9, 3, 64, 1600, 1500, 300, 0}, {9, 3, 64, 300, 250, 100, 0},
+        {8, 2, 64, 4200, 4100, 1000, 0}, {16, 1, 32, 700, 700, 0, 0.3}, {6, 2, 20, 1100, 1030, 0, 0},
+        {8, 8, 128, 900, 800, 257, 0}, {5, 1, 96, 2000, 1999, 1024, 0},
+    };
+    rng = 23;
+    int cases = 0;
+    for (int t = 0; t < N_CACHE_TYPES; t++) {
+        const int64_t type = CACHE_TYPES[t];
+        for (size_t s = 0; s < sizeof cases_ / sizeof cases_[0]; s++) {
+            if (!cache_fits(type, cases_[s].D)) continue;
+            for (int noscr = 0; noscr <= (s < 3); noscr++, cases++)
+                attn_case_x(0, cases_[s].nh, cases_[s].nkv, cases_[s].D, cases_[s].n_ctx, cases_[s].n - 1, type,
+                            cases_[s].scale, cases_[s].w, noscr);
+        }
+    }
+    report("attn long", cases, 1e-5);
 }
 
 /* Every f16 bit pattern through the cache decoding: one cached position, so
@@ -762,7 +847,7 @@ OPS_TEST(attn_f16_values)
     KT_REQUIRE(k && q);
     for (int i = 0; i < N; i++) v[i] = (kgt_f16)i;
     int64_t n_kv = 1;
-    attn_ctx c = {{q, k, v, out, &n_kv, NULL}, 1, H, H, D, 1, KGT_F16, 1, 0.0, 0};
+    attn_ctx c = {{q, k, v, out, &n_kv, NULL, NULL}, 1, H, H, D, 1, KGT_F16, 1, 0.0, 0};
     int bad = 0;
     if (run_attn(&c, 0, 1))
         for (int i = 0; i < N; i++) {

@@ -58,6 +58,23 @@ enum {
 #define KGT_ATTN_KT 64
 #define KGT_ATTN_DV 8 /* vectors of an output row accumulated in registers */
 
+/* Decode splits each KV head's positions into chunks (flash-decoding): on a
+ * grid of KGT_ATTN_CHUNK positions from 0, the chunk doubled, tripled, ...
+ * as needed to keep at most KGT_ATTN_NCH of them (kgt_attn_decode). A
+ * chunk's partial result per query head is kgt_attn_part_floats(head_dim)
+ * floats of the scratch: o[head_dim] (unnormalized), max, sum, padding. */
+#define KGT_ATTN_CHUNK 128
+#define KGT_ATTN_NCH 32
+#define KGT_ATTN_TBUF 4096 /* floats of decode's f32 copy of a K tile */
+
+static inline int64_t kgt_attn_part_floats(int64_t head_dim) { return (head_dim + 2 + 15) / 16 * 16; }
+
+/* the floats of kgt_attn_decode's scratch (p[5]) */
+static inline int64_t kgt_attn_scratch_floats(int64_t n_head, int64_t head_dim)
+{
+    return n_head * KGT_ATTN_NCH * kgt_attn_part_floats(head_dim);
+}
+
 /* Bytes of one cached K or V row of D elements: cache_type KGT_F32 (4 D),
  * KGT_F16 (2 D) or KGT_Q8_0 (D / 32 GGUF Q8_0 blocks of 34 bytes: an f16
  * scale d and 32 int8 quants q, value q * d; D a multiple of 32). A KV
@@ -131,23 +148,39 @@ static inline int64_t kgt_kv_row_bytes(int64_t cache_type, int64_t D)
  *                KGT_F16 or KGT_Q8_0 (head_dim a multiple of 32), rows of
  *                kgt_kv_row_bytes; values read exactly: q8 as q * d),
  *                p[3] out f32[n_head][head_dim], p[4] int64_t *n_kv,
- *                p[5] reserved (scratch; not read: the tiled formulation
- *                keeps its scores on the stack; may be NULL). out must not
- *                overlap q or the cache.
+ *                p[5] scratch f32[kgt_attn_scratch_floats(n_head,
+ *                head_dim)] or NULL, p[6] (read only where p[5] is not
+ *                NULL) the phase: NULL the first, non-NULL the second.
+ *                out and the scratch must not overlap q, the cache or
+ *                each other.
  *                Query head h reads KV head h / (n_head / n_head_kv);
  *                scores are q·k * scale (scale 0, the default:
  *                1/sqrt(head_dim)). window > 0 (sliding window): only
  *                positions max(0, p - window + 1) .. p, p = n_kv - 1; 0 (the
  *                default): all. n_kv is clamped to [0, n_ctx]; n_kv = 0
- *                gives zeros. Threads split heads.
+ *                gives zeros.
+ *                With a scratch, two calls (every thread's first, then
+ *                every thread's second, a barrier between): the visible
+ *                positions split into chunks (KGT_ATTN_CHUNK above, a
+ *                grid that depends on n_kv and window only); the first
+ *                call's threads split the (KV head, chunk) pairs, each
+ *                pair's partial result (all its query heads) into the
+ *                scratch, and the second's split the query heads, each
+ *                merging its chunks in order into out. Where the positions
+ *                lie in one chunk (always where n_kv <= KGT_ATTN_CHUNK)
+ *                the first call writes out and the second does nothing.
+ *                Without a scratch, one call: all the positions are one
+ *                chunk. Threads split KV heads (a head's query heads go
+ *                together); the result does not depend on the thread
+ *                count.
  * kgt_attn_prefill  M new tokens at positions pos0..pos0+M-1 (p[4] int64_t
  *                *pos0), whose K/V are already in the cache; token i
  *                attends to positions 0..pos0+i (clamped to n_ctx - 1),
  *                with window > 0 only from pos0 + i - window + 1 on (cache
  *                tiles wholly before every row's window are not read).
  *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
- *                rest (scale, window) as decode. Threads split (token,
- *                head) pairs.
+ *                rest (scale, window) as decode; p[5] is not read.
+ *                Threads split (token, head) pairs.
  * kgt_attn_enc  bidirectional attention of an encoder over B padded
  *                sequences of L rows: p[0] QKV f32[B*L][3*D], D = n_head *
  *                head_dim (a row: the q of every head, then k, then v; head
