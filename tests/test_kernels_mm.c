@@ -704,7 +704,7 @@ static int amx_usable(void)
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_F32, KGT_F16, KGT_BF16};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_F32, KGT_F16, KGT_BF16};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
@@ -736,7 +736,8 @@ KT_TEST(kernels_mm_x16)
             }
             /* AMX (native build on an AMX CPU): blocks of 16 rows and a
              * remainder on the AVX-512 tile */
-            a.amx = act == KGT_ACT_Q8 && types[ti] != KGT_Q4_K && amx_usable(); /* AMX: the 32-element types */
+            /* AMX: Q4_0, Q4_1, Q8_0 */
+            a.amx = (types[ti] == KGT_Q4_0 || types[ti] == KGT_Q4_1 || types[ti] == KGT_Q8_0) && amx_usable();
             for (size_t ei = 0; a.amx && ei < sizeof EPIS / sizeof *EPIS; ei++) {
                 if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                 static const int64_t Ma[] = {16, 21, 64};
@@ -751,6 +752,8 @@ KT_TEST(kernels_mm_x16)
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 256, 256));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 16, 288));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 40, 64));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 16, 48));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 8, 64));
     print_max_errors();
 }
 

@@ -3,15 +3,21 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q8_0; Q4_K below) is N/16 row groups, one after the other; a group
- * is K/32 tiles, one per block column, each 16 blocks' bytes rewritten as
+ * type (Q4_0, Q4_1, Q5_0, Q8_0; Q4_K below) is N/16 row groups, one after
+ * the other; a group is K/32 tiles, one per block column, each 16 blocks'
+ * bytes rewritten as
  *
  *   d[16]    the 16 rows' f16 scales                     (32 bytes)
  *   m[16]    Q4_1 only: the 16 rows' f16 mins            (32 bytes)
+ *   masks    Q5_0 only: the fifth bits as eight 64-bit masks (64 bytes):
+ *            mask (i, h), at 8 (2i + h), has bit 4n + j = the fifth bit
+ *            of row n's element 16h + 4i + j (bit 16h + 4i + j of its qh),
+ *            so that one mask is one quant vector's nibbles' fifth bits
  *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
- *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1: 4
- *            vectors of nibbles, low nibbles elements 4i..4i+3, high ones
- *            16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as unsigned bytes)
+ *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1,
+ *            Q5_0: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
+ *            high ones 16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as
+ *            unsigned bytes)
  *
  * Q4_K (256-element blocks of 8 sub-blocks with 6-bit scales and mins): a
  * tile is d[16], dmin[16] (f16, 64 bytes), the 12 scale bytes as 12 planes
@@ -28,8 +34,9 @@
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
  * With AVX-512 VNNI, one vpdpbusd multiplies them by 4 activation quants
  * broadcast to every lane (u8 x s8 into 16 int32 sums, one per row); the
- * unsigned quants' offset (Q4_0: 8, Q8_0: 128) is the initial value of the
- * sums, -off x.sum; per tile and activation row one conversion and one fma
+ * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0: 128) is the initial
+ * value of the sums, -off x.sum (Q5_0's fifth bits: 16 added under the
+ * mask, AVX512BW's masked vpaddb, to the nibbles); per tile and activation row one conversion and one fma
  * scale 16 rows at once (d_row x.d; Q4_1: plus m_row x.d x.sum). The same
  * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
  * Decode reads each thread's share of the matrix as one sequential stream.
@@ -55,11 +62,23 @@ typedef float kgx_f32 __attribute__((vector_size(64)));
 typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 
 /* the types the layout exists for; those with 32-element blocks (AMX's) */
-KG_INLINE int kgx_type(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K; }
+KG_INLINE int kgx_type(int wt)
+{
+    return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0;
+}
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
-/* the offset of the tile's quants, and its bytes (a tile: one block column) */
-KG_INLINE int64_t kgx_qoff(int wt) { return wt == KGT_Q4_K ? 256 : wt == KGT_Q4_1 ? 64 : 32; }
+/* a tile's parts (gen/layout.c's x16_parts): its f16 fields (16 of each),
+ * planes of header bytes, 64-bit masks of fifth bits, quant vectors */
+KG_INLINE int kgx_nf(int wt) { return wt == KGT_Q4_1 || wt == KGT_Q5_1 || wt == KGT_Q4_K || wt == KGT_Q5_K ? 2 : 1; }
+KG_INLINE int kgx_np(int wt) { return wt == KGT_Q4_K || wt == KGT_Q5_K ? 12 : wt == KGT_IQ4_XS ? 6 : 0; }
+KG_INLINE int kgx_nm(int wt) { return wt == KGT_Q5_0 || wt == KGT_Q5_1 ? 8 : wt == KGT_Q5_K ? 64 : 0; }
+KG_INLINE int kgx_nw(int wt) { return wt == KGT_Q8_0 ? 8 : kgq_blk(wt) == 256 ? 32 : 4; }
+
+/* the offsets of the tile's masks and quants, and its bytes (a tile: one
+ * block column) */
+KG_INLINE int64_t kgx_moff(int wt) { return 32 * kgx_nf(wt) + 16 * kgx_np(wt); }
+KG_INLINE int64_t kgx_qoff(int wt) { return kgx_moff(wt) + 8 * kgx_nm(wt); }
 KG_INLINE int64_t kgx_tile_bytes(int wt) { return 16 * kgq_blk_bytes(wt); }
 
 KG_INLINE kgx_u8 kgx_load(const uint8_t *p)
@@ -99,25 +118,55 @@ KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4)
 #endif
 }
 
+/* v + 16 in the bytes whose bit is set in the 64-bit little-endian mask at
+ * m (Q5's fifth bits; v's bytes < 16) */
+KG_INLINE kgx_u8 kgx_add16(kgx_u8 v, const uint8_t *m)
+{
+#if KGQ_X16_VNNI
+    uint64_t k;
+    memcpy(&k, m, 8);
+    return (kgx_u8)_mm512_mask_add_epi8((__m512i)v, (__mmask64)k, (__m512i)v, _mm512_set1_epi8(16));
+#else
+    typedef uint8_t u8x8 __attribute__((vector_size(8)));
+    u8x8 b;
+    memcpy(&b, m, 8);
+    const kgx_u8 bb = __builtin_shufflevector(b, b, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                              2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5,
+                                              5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7);
+    const kgx_u8 bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32,
+                        64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8,
+                        16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    return v | ((kgx_u8)((bb & bit) != 0) & 16);
+#endif
+}
+
 /* Row r's block b, as GGUF stores it, out of an x16 matrix (table) of
  * rows of `rb` bytes: for the embedding lookup of a table the output
  * product shares (a tied output) */
 KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, int64_t b, uint8_t *blk)
 {
     const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
-    const int n = (int)(r % 16), hdr = wt == KGT_Q4_1 ? 4 : 2, nq = wt == KGT_Q8_0 ? 32 : 16;
-    if (wt == KGT_Q4_K) { /* d, dmin, the 12 scale bytes, 128 quant bytes */
-        memcpy(blk, t + 2 * n, 2);
-        memcpy(blk + 2, t + 32 + 2 * n, 2);
-        for (int j = 0; j < 12; j++) blk[4 + j] = t[64 + 16 * j + n];
-        for (int w = 0; w < 32; w++) memcpy(blk + 16 + 4 * w, t + 256 + 64 * w + 4 * n, 4);
-        return;
-    }
+    const int n = (int)(r % 16), nf = kgx_nf(wt), np = kgx_np(wt), nw = kgx_nw(wt);
+    const int qh = 2 * nf + np, qs = qh + (kgx_nm(wt) ? nw : 0); /* the block's qh and quants */
+    const int64_t mo = kgx_moff(wt), qo = kgx_qoff(wt);
     const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
-    memcpy(blk, t + 2 * n, 2);
-    if (wt == KGT_Q4_1) memcpy(blk + 2, t + 32 + 2 * n, 2);
-    for (int i = 0; i < nq / 4; i++)
-        for (int j = 0; j < 4; j++) blk[hdr + 4 * i + j] = (uint8_t)(t[kgx_qoff(wt) + 64 * i + 4 * n + j] ^ flip);
+    for (int f = 0; f < nf; f++) memcpy(blk + 2 * f, t + 32 * f + 2 * n, 2);
+    for (int j = 0; j < np; j++) blk[2 * nf + j] = t[32 * nf + 16 * j + n];
+    if (kgx_nm(wt) && nw == 4) { /* Q5_0, Q5_1: mask (i, h) holds bits 16h + 4i .. +3 of qh */
+        uint32_t h32 = 0;
+        for (int i = 0; i < 4; i++)
+            for (int h = 0; h < 2; h++) h32 |= (uint32_t)(t[mo + 8 * (2 * i + h) + n / 2] >> 4 * (n & 1) & 15) << (16 * h + 4 * i);
+        for (int j = 0; j < 4; j++) blk[qh + j] = (uint8_t)(h32 >> 8 * j);
+    } else if (kgx_nm(wt)) { /* Q5_K: mask (w = 8p + i, h) holds bit 2p + h of qh[4i .. 4i + 3] */
+        memset(blk + qh, 0, 32);
+        for (int w = 0; w < 32; w++)
+            for (int h = 0; h < 2; h++) {
+                const int v = t[mo + 8 * (2 * w + h) + n / 2] >> 4 * (n & 1);
+                for (int j = 0; j < 4; j++) blk[qh + 4 * (w % 8) + j] |= (uint8_t)((v >> j & 1) << (2 * (w / 8) + h));
+            }
+    }
+    for (int w = 0; w < nw; w++)
+        for (int j = 0; j < 4; j++) blk[qs + 4 * w + j] = (uint8_t)(t[qo + 64 * w + 4 * n + j] ^ flip);
 }
 
 /* ── float weights (F32, F16, BF16): a group is K steps of the 16 rows'
@@ -253,7 +302,8 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                            float out[4][32])
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
-    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q8_0 ? 128 : 0;
+    const int64_t mo = kgx_moff(wt);
+    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 ? 128 : 0;
     kgx_f32 acc[4][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
@@ -303,6 +353,10 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                     const kgx_u8 r = kgx_load(t[v] + qo + 64 * i);
                     lo[v] = r & 15;
                     hi[v] = (r >> 4) & 15;
+                    if (kgx_nm(wt)) { /* Q5: masks (i, 0), (i, 1) */
+                        lo[v] = kgx_add16(lo[v], t[v] + mo + 16 * i);
+                        hi[v] = kgx_add16(hi[v], t[v] + mo + 16 * i + 8);
+                    }
                 }
                 KGQ_UNROLL
                 for (int m = 0; m < MT; m++) {
@@ -318,7 +372,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) {
             dw[v] = kgx_f16x16(t[v]);
-            mw[v] = wt == KGT_Q4_1 ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
+            mw[v] = kgx_nf(wt) == 2 ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
         }
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
@@ -326,7 +380,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
             KGQ_UNROLL
             for (int v = 0; v < NV; v++) {
                 acc[m][v] += __builtin_convertvector(ia[m][v], kgx_f32) * (dw[v] * dx);
-                if (wt == KGT_Q4_1) acc[m][v] += mw[v] * sx;
+                if (kgx_nf(wt) == 2) acc[m][v] += mw[v] * sx;
             }
         }
     }
