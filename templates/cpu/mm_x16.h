@@ -3,19 +3,19 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q5_0, Q8_0; Q4_K below) is N/16 row groups, one after
+ * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K below) is N/16 row groups, one after
  * the other; a group is K/32 tiles, one per block column, each 16 blocks'
  * bytes rewritten as
  *
  *   d[16]    the 16 rows' f16 scales                     (32 bytes)
- *   m[16]    Q4_1 only: the 16 rows' f16 mins            (32 bytes)
- *   masks    Q5_0 only: the fifth bits as eight 64-bit masks (64 bytes):
+ *   m[16]    Q4_1, Q5_1: the 16 rows' f16 mins           (32 bytes)
+ *   masks    Q5_0, Q5_1: the fifth bits as eight 64-bit masks (64 bytes):
  *            mask (i, h), at 8 (2i + h), has bit 4n + j = the fifth bit
  *            of row n's element 16h + 4i + j (bit 16h + 4i + j of its qh),
  *            so that one mask is one quant vector's nibbles' fifth bits
  *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
  *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1,
- *            Q5_0: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
+ *            Q5_0, Q5_1: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
  *            high ones 16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as
  *            unsigned bytes)
  *
@@ -37,7 +37,7 @@
  * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0: 128) is the initial
  * value of the sums, -off x.sum (Q5_0's fifth bits: 16 added under the
  * mask, AVX512BW's masked vpaddb, to the nibbles); per tile and activation row one conversion and one fma
- * scale 16 rows at once (d_row x.d; Q4_1: plus m_row x.d x.sum). The same
+ * scale 16 rows at once (d_row x.d; Q4_1, Q5_1: plus m_row x.d x.sum). The same
  * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
  * Decode reads each thread's share of the matrix as one sequential stream.
  *
@@ -64,7 +64,8 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 /* the types the layout exists for; those with 32-element blocks (AMX's) */
 KG_INLINE int kgx_type(int wt)
 {
-    return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0;
+    return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
+           wt == KGT_Q5_1;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
