@@ -3,11 +3,12 @@
  *
  * x16 (templates/cpu/mm_x16.h has the full description): 16 rows at a time,
  * per block column a tile of the 16 f16 scales (Q4_1, Q5_1: then the 16
- * mins), Q5_0's and Q5_1's fifth bits as 64-bit masks, one per quant vector, and the quants
- * as 64-byte vectors whose 4-byte word n is row n's quant word i, Q8_0's
- * quants offset by 128 to unsigned; Q4_K's tiles: d, dmin, the scale bytes
- * as 12 planes of 16, the 32 quant words of each row; the float types:
- * element k of the 16 rows side by side, k = 0..K-1.
+ * mins), Q5_0's and Q5_1's fifth bits as 64-bit masks, one per quant
+ * vector, and the quants as 64-byte vectors whose 4-byte word n is row n's
+ * quant word i (IQ4_NL's nibbles as Q4_0's), Q8_0's quants offset by 128
+ * to unsigned; Q4_K's tiles: d, dmin, the scale bytes as 12 planes of 16,
+ * the 32 quant words of each row; the float types: element k of the 16
+ * rows side by side, k = 0..K-1.
  */
 #include "layout.h"
 
@@ -36,7 +37,7 @@ typedef struct {
 static bool x16_parts_of(int type, x16_parts *g)
 {
     switch (type) {
-    case KGT_Q4_0: *g = (x16_parts){1, 0, 0, 2, 4}; return true;
+    case KGT_Q4_0: case KGT_IQ4_NL: *g = (x16_parts){1, 0, 0, 2, 4}; return true;
     case KGT_Q4_1: *g = (x16_parts){2, 0, 0, 4, 4}; return true;
     case KGT_Q8_0: *g = (x16_parts){1, 0, 0, 2, 8}; return true;
     case KGT_Q5_0: *g = (x16_parts){1, 0, 2, 6, 4}; return true;

@@ -3,7 +3,7 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K below) is N/16 row groups, one after
+ * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K below) is N/16 row groups, one after
  * the other; a group is K/32 tiles, one per block column, each 16 blocks'
  * bytes rewritten as
  *
@@ -15,7 +15,7 @@
  *            so that one mask is one quant vector's nibbles' fifth bits
  *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
  *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1,
- *            Q5_0, Q5_1: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
+ *            Q5_0, Q5_1, IQ4_NL: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
  *            high ones 16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as
  *            unsigned bytes)
  *
@@ -34,9 +34,10 @@
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
  * With AVX-512 VNNI, one vpdpbusd multiplies them by 4 activation quants
  * broadcast to every lane (u8 x s8 into 16 int32 sums, one per row); the
- * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0: 128) is the initial
- * value of the sums, -off x.sum (Q5_0's fifth bits: 16 added under the
- * mask, AVX512BW's masked vpaddb, to the nibbles); per tile and activation row one conversion and one fma
+ * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0 and IQ4_NL: 128) is
+ * the initial value of the sums, -off x.sum (Q5's fifth bits: 16 added
+ * under the mask, AVX512BW's masked vpaddb, to the nibbles; IQ4_NL's
+ * nibbles: their codebook value + 128 by one vpshufb); per tile and activation row one conversion and one fma
  * scale 16 rows at once (d_row x.d; Q4_1, Q5_1: plus m_row x.d x.sum). The same
  * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
  * Decode reads each thread's share of the matrix as one sequential stream.
@@ -65,7 +66,7 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
@@ -138,6 +139,20 @@ KG_INLINE kgx_u8 kgx_add16(kgx_u8 v, const uint8_t *m)
                         64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8,
                         16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
     return v | ((kgx_u8)((bb & bit) != 0) & 16);
+#endif
+}
+
+/* IQ4_NL's, IQ4_XS's codebook value + 128 (unsigned) of each nibble q:
+ * one vpshufb of the 16-byte table in every 128-bit lane */
+KG_INLINE kgx_u8 kgx_iq4(kgx_u8 q)
+{
+    const kgq_u8x16 tab = (kgq_u8x16)(kgq_i8x16){KGQ_IQ4_VALUES} + 128;
+#if KGQ_X16_VNNI
+    return (kgx_u8)_mm512_shuffle_epi8(_mm512_broadcast_i32x4((__m128i)tab), (__m512i)q);
+#else
+    kgx_u8 r;
+    for (int e = 0; e < 64; e++) r[e] = tab[q[e] & 15];
+    return r;
 #endif
 }
 
@@ -304,7 +319,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
     const int64_t mo = kgx_moff(wt);
-    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 ? 128 : 0;
+    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 || wt == KGT_IQ4_NL ? 128 : 0;
     kgx_f32 acc[4][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
@@ -358,6 +373,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                         lo[v] = kgx_add16(lo[v], t[v] + mo + 16 * i);
                         hi[v] = kgx_add16(hi[v], t[v] + mo + 16 * i + 8);
                     }
+                    if (wt == KGT_IQ4_NL) lo[v] = kgx_iq4(lo[v]), hi[v] = kgx_iq4(hi[v]);
                 }
                 KGQ_UNROLL
                 for (int m = 0; m < MT; m++) {
