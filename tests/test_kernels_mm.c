@@ -704,7 +704,7 @@ static int amx_usable(void)
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_Q5_1, KGT_IQ4_NL, KGT_F32, KGT_F16, KGT_BF16};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_Q5_1, KGT_IQ4_NL, KGT_IQ4_XS, KGT_F32, KGT_F16, KGT_BF16};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
@@ -756,6 +756,8 @@ KT_TEST(kernels_mm_x16)
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 8, 64));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_1, 32, 16));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_NL, 0, 32));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_XS, 16, 224));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_XS, 16, 288));
     print_max_errors();
 }
 

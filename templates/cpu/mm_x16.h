@@ -27,6 +27,13 @@
  * sub-block 2p + 1's): the dot of a sub-block is 8 vpdpbusd, then
  * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once.
  *
+ * IQ4_XS (256-element blocks of 8 sub-blocks with 6-bit scales ls): a
+ * tile is d[16] (32 bytes), the 6 header bytes (scales_h's 2, scales_l's
+ * 4) as 6 planes of 16 (96 bytes), then for each sub-block s 4 vectors of
+ * nibbles, word n of vector (s, i) row n's quant word 4s + i (IQ4_NL's
+ * block per sub-block): per sub-block 8 vpdpbusd of the codebook values
+ * + 128 from -128 x.sum, then d (ls_s - 32) x.d scales 16 rows at once.
+ *
  * F32, F16, BF16: a group is K steps of 16 elements, element k of the 16
  * rows side by side (mm_tile_x16f: one load and 16-lane fmas per k).
  *
@@ -66,7 +73,7 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1 || wt == KGT_IQ4_NL;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
@@ -311,6 +318,64 @@ KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const 
     }
 }
 
+/* IQ4_XS: sub-block s's scales ls - 32 of the tile's 16 rows, as floats:
+ * 4 bits of scales_l's plane 2 + s/2, 2 of scales_h's plane s/4 */
+KG_INLINE kgx_f32 kgx_iq4xs_ls(const uint8_t *t, int s)
+{
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    u8x16 h, l;
+    memcpy(&h, t + 32 + 16 * (s / 4), 16);
+    memcpy(&l, t + 32 + 16 * (2 + s / 2), 16);
+    const u8x16 ls = ((l >> (4 * (s & 1))) & 15) | (u8x16)(((h >> (2 * (s & 3))) & 3) << 4);
+    return __builtin_convertvector(ls, kgx_f32) - 32.0f;
+}
+
+/* IQ4_XS's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
+ * blocks from xb[m] (one block column of 256) */
+KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+                                 kgx_f32 acc[4][2])
+{
+    kgx_f32 d[2];
+    KGQ_UNROLL
+    for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]);
+    KGQ_NOUNROLL
+    for (int s = 0; s < 8; s++) {
+        kgx_i32 ia[4][2];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) ia[m][v] = (kgx_i32){0} - 128 * xb[m][s].sum;
+        }
+        KGQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            kgx_u8 lo[2], hi[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                const kgx_u8 r = kgx_load(t[v] + 128 + 256 * s + 64 * i);
+                lo[v] = kgx_iq4(r & 15);
+                hi[v] = kgx_iq4((r >> 4) & 15);
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m][s].qs + 4 * i);
+                    ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m][s].qs + 16 + 4 * i);
+                }
+            }
+        }
+        kgx_f32 sc[2];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) sc[v] = d[v] * kgx_iq4xs_ls(t[v], s);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            const float dx = xb[m][s].d;
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) acc[m][v] += __builtin_convertvector(ia[m][v], kgx_f32) * (sc[v] * dx);
+        }
+    }
+}
+
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
@@ -326,16 +391,17 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
     }
-    for (int64_t b = 0; wt == KGT_Q4_K && b < nb; b++) {
+    for (int64_t b = 0; kgq_blk(wt) == 256 && b < nb; b++) {
         const uint8_t *t[2];
         const kgt_q8a *xb[4];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
-        mm_tile_x16_q4k(MT, NV, t, xb, acc);
+        if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
+        else mm_tile_x16_q4k(MT, NV, t, xb, acc);
     }
-    for (int64_t b = 0; wt != KGT_Q4_K && b < nb; b++) {
+    for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
         const uint8_t *t[2];
         const kgt_q8a *xb[4];
         KGQ_UNROLL
