@@ -7,8 +7,9 @@
  * vector, and the quants as 64-byte vectors whose 4-byte word n is row n's
  * quant word i (IQ4_NL's nibbles as Q4_0's), Q8_0's quants offset by 128
  * to unsigned; Q4_K's tiles: d, dmin, the scale bytes as 12 planes of 16,
- * the 32 quant words of each row (IQ4_XS's: d, its 6 scale bytes as
- * planes, its 32 quant words); the float types: element k of the 16
+ * the 32 quant words of each row (Q5_K's: the same with its fifth bits as
+ * masks before the quants; IQ4_XS's: d, its 6 scale bytes as planes, its
+ * 32 quant words); the float types: element k of the 16
  * rows side by side, k = 0..K-1.
  */
 #include "layout.h"
@@ -45,6 +46,7 @@ static bool x16_parts_of(int type, x16_parts *g)
     case KGT_Q5_1: *g = (x16_parts){2, 0, 4, 8, 4}; return true;
     case KGT_Q4_K: *g = (x16_parts){2, 12, 0, 16, 32}; return true;
     case KGT_IQ4_XS: *g = (x16_parts){1, 6, 0, 8, 32}; return true;
+    case KGT_Q5_K: *g = (x16_parts){2, 12, 16, 48, 32}; return true;
     default: return false;
     }
 }

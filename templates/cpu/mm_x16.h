@@ -25,7 +25,11 @@
  * sub-blocks 8 vectors of nibbles, word n of vector (p, i) row n's quant
  * word 8p + i (low nibbles sub-block 2p elements 4i..4i+3, high ones
  * sub-block 2p + 1's): the dot of a sub-block is 8 vpdpbusd, then
- * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once.
+ * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once. Q5_K: the
+ * same, with the fifth bits as 64-bit masks between the scale planes and
+ * the quants (512 bytes): mask (w, h), at 256 + 8 (2w + h), has bit
+ * 4n + j = the fifth bit of the element of row n's quant byte 4w + j's
+ * low (h 0) or high (h 1) nibble (bit 2p + h of its qh[4i + j], w = 8p + i).
  *
  * IQ4_XS (256-element blocks of 8 sub-blocks with 6-bit scales ls): a
  * tile is d[16] (32 bytes), the 6 header bytes (scales_h's 2, scales_l's
@@ -73,7 +77,8 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS ||
+           wt == KGT_Q5_K;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
@@ -259,11 +264,12 @@ KG_INLINE kgx_f32 kgx_q4k_sm(const uint8_t *t, int j, int mn)
     return __builtin_convertvector(r, kgx_f32);
 }
 
-/* Q4_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
- * blocks from xb[m] (one block column of 256) */
-KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+/* Q4_K's or Q5_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8
+ * activation blocks from xb[m] (one block column of 256) */
+KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
                                kgx_f32 acc[4][2])
 {
+    const int64_t qo = kgx_qoff(wt);
     kgx_f32 d[2], dm[2];
     KGQ_UNROLL
     for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]), dm[v] = kgx_f16x16(t[v] + 32);
@@ -283,9 +289,13 @@ KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const 
             kgx_u8 lo[2], hi[2];
             KGQ_UNROLL
             for (int v = 0; v < NV; v++) {
-                const kgx_u8 r = kgx_load(t[v] + 256 + 512 * p + 64 * i);
+                const kgx_u8 r = kgx_load(t[v] + qo + 512 * p + 64 * i);
                 lo[v] = r & 15;
                 hi[v] = (r >> 4) & 15;
+                if (wt == KGT_Q5_K) { /* masks (8p + i, 0), (8p + i, 1) */
+                    lo[v] = kgx_add16(lo[v], t[v] + 256 + 128 * p + 16 * i);
+                    hi[v] = kgx_add16(hi[v], t[v] + 256 + 128 * p + 16 * i + 8);
+                }
             }
             KGQ_UNROLL
             for (int m = 0; m < MT; m++) {
@@ -399,7 +409,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
         if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
-        else mm_tile_x16_q4k(MT, NV, t, xb, acc);
+        else mm_tile_x16_q4k(wt, MT, NV, t, xb, acc);
     }
     for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
         const uint8_t *t[2];
