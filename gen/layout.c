@@ -89,7 +89,8 @@ static void write_tile(int type, const x16_parts *g, const uint8_t *const blk[16
             for (int w = 0; w < 32; w++)
                 for (int h = 0; h < 2; h++) {
                     unsigned v = 0;
-                    for (int j = 0; j < 4; j++) v |= (unsigned)(b[g->qh + 4 * (w % 8) + j] >> (2 * (w / 8) + h) & 1) << j;
+                    for (int j = 0; j < 4; j++)
+                        v |= (unsigned)(b[g->qh + 4 * (w % 8) + j] >> (2 * (w / 8) + h) & 1) << j;
                     mask_put(t + mo + 8 * (2 * w + h), n, v);
                 }
         }

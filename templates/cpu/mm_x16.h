@@ -3,9 +3,9 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K below) is N/16 row groups, one after
- * the other; a group is K/32 tiles, one per block column, each 16 blocks'
- * bytes rewritten as
+ * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q5_K, IQ4_XS below)
+ * is N/16 row groups, one after the other; a group is K/32 tiles, one per
+ * block column, each 16 blocks' bytes rewritten as
  *
  *   d[16]    the 16 rows' f16 scales                     (32 bytes)
  *   m[16]    Q4_1, Q5_1: the 16 rows' f16 mins           (32 bytes)
@@ -15,9 +15,9 @@
  *            so that one mask is one quant vector's nibbles' fifth bits
  *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
  *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1,
- *            Q5_0, Q5_1, IQ4_NL: 4 vectors of nibbles, low nibbles elements 4i..4i+3,
- *            high ones 16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as
- *            unsigned bytes)
+ *            Q5_0, Q5_1, IQ4_NL: 4 vectors of nibbles, low nibbles
+ *            elements 4i..4i+3, high ones 16+4i..16+4i+3; Q8_0: 8
+ *            vectors, q + 128 as unsigned bytes)
  *
  * Q4_K (256-element blocks of 8 sub-blocks with 6-bit scales and mins): a
  * tile is d[16], dmin[16] (f16, 64 bytes), the 12 scale bytes as 12 planes
@@ -48,8 +48,9 @@
  * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0 and IQ4_NL: 128) is
  * the initial value of the sums, -off x.sum (Q5's fifth bits: 16 added
  * under the mask, AVX512BW's masked vpaddb, to the nibbles; IQ4_NL's
- * nibbles: their codebook value + 128 by one vpshufb); per tile and activation row one conversion and one fma
- * scale 16 rows at once (d_row x.d; Q4_1, Q5_1: plus m_row x.d x.sum). The same
+ * nibbles: their codebook value + 128 by one vpshufb); per tile and
+ * activation row one conversion and one fma scale 16 rows at once
+ * (d_row x.d; Q4_1, Q5_1: plus m_row x.d x.sum). The 32-element types'
  * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
  * Decode reads each thread's share of the matrix as one sequential stream.
  *
@@ -77,8 +78,7 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS ||
-           wt == KGT_Q5_K;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
@@ -183,7 +183,8 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
     if (kgx_nm(wt) && nw == 4) { /* Q5_0, Q5_1: mask (i, h) holds bits 16h + 4i .. +3 of qh */
         uint32_t h32 = 0;
         for (int i = 0; i < 4; i++)
-            for (int h = 0; h < 2; h++) h32 |= (uint32_t)(t[mo + 8 * (2 * i + h) + n / 2] >> 4 * (n & 1) & 15) << (16 * h + 4 * i);
+            for (int h = 0; h < 2; h++)
+                h32 |= (uint32_t)(t[mo + 8 * (2 * i + h) + n / 2] >> 4 * (n & 1) & 15) << (16 * h + 4 * i);
         for (int j = 0; j < 4; j++) blk[qh + j] = (uint8_t)(h32 >> 8 * j);
     } else if (kgx_nm(wt)) { /* Q5_K: mask (w = 8p + i, h) holds bit 2p + h of qh[4i .. 4i + 3] */
         memset(blk + qh, 0, 32);
