@@ -2,11 +2,15 @@
  * layout.c — the weight layouts' rewriting (layout.h).
  *
  * x16 (templates/cpu/mm_x16.h has the full description): 16 rows at a time,
- * per block column a tile of the 16 f16 scales (Q4_1: then the 16 mins)
- * and the quants as 64-byte vectors whose 4-byte word n is row n's quant
- * word i, Q8_0's quants offset by 128 to unsigned; Q4_K's tiles: d, dmin,
- * the scale bytes as 12 planes of 16, the 32 quant words of each row; the
- * float types: element k of the 16 rows side by side, k = 0..K-1.
+ * per block column a tile of the 16 f16 scales (Q4_1, Q5_1: then the 16
+ * mins), Q5_0's and Q5_1's fifth bits as 64-bit masks, one per quant
+ * vector, and the quants as 64-byte vectors whose 4-byte word n is row n's
+ * quant word i (IQ4_NL's nibbles as Q4_0's), Q8_0's quants offset by 128
+ * to unsigned; Q4_K's tiles: d, dmin, the scale bytes as 12 planes of 16,
+ * the 32 quant words of each row (Q5_K's: the same with its fifth bits as
+ * masks before the quants; IQ4_XS's: d, its 6 scale bytes as planes, its
+ * 32 quant words); the float types: element k of the 16
+ * rows side by side, k = 0..K-1.
  */
 #include "layout.h"
 
@@ -23,55 +27,96 @@ int gen_layout_parse(const char *name)
     return -1;
 }
 
+/* The x16 tile's parts, per type (mm_x16.h): nf f16 fields (d; dmin, m)
+ * at the block's start and the tile's (16 of each side by side), np
+ * header bytes after them as planes of 16, Q5's fifth bits (qh: at block
+ * byte qh, 0 none) as 64-bit masks, then the quant words from block byte
+ * qs, nw of them per row */
+typedef struct {
+    int nf, np, qh, qs, nw;
+} x16_parts;
+
+static bool x16_parts_of(int type, x16_parts *g)
+{
+    switch (type) {
+    case KGT_Q4_0: case KGT_IQ4_NL: *g = (x16_parts){1, 0, 0, 2, 4}; return true;
+    case KGT_Q4_1: *g = (x16_parts){2, 0, 0, 4, 4}; return true;
+    case KGT_Q8_0: *g = (x16_parts){1, 0, 0, 2, 8}; return true;
+    case KGT_Q5_0: *g = (x16_parts){1, 0, 2, 6, 4}; return true;
+    case KGT_Q5_1: *g = (x16_parts){2, 0, 4, 8, 4}; return true;
+    case KGT_Q4_K: *g = (x16_parts){2, 12, 0, 16, 32}; return true;
+    case KGT_IQ4_XS: *g = (x16_parts){1, 6, 0, 8, 32}; return true;
+    case KGT_Q5_K: *g = (x16_parts){2, 12, 16, 48, 32}; return true;
+    default: return false;
+    }
+}
+
+static bool x16_float(int type) { return type == KGT_F32 || type == KGT_F16 || type == KGT_BF16; }
+
 bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
 {
+    x16_parts g;
     if (layout == KGT_LAYOUT_ROWS) return true;
-    if (layout != KGT_LAYOUT_X16) return false;
-    if (type == KGT_Q4_K) return N > 0 && N % 16 == 0 && K > 0 && K % 256 == 0;
-    if (type == KGT_F32 || type == KGT_F16 || type == KGT_BF16) return N > 0 && N % 16 == 0 && K > 0;
-    return (type == KGT_Q4_0 || type == KGT_Q4_1 || type == KGT_Q8_0) && N > 0 && N % 16 == 0 && K > 0 && K % 32 == 0;
+    if (layout != KGT_LAYOUT_X16 || N <= 0 || N % 16 || K <= 0) return false;
+    if (x16_float(type)) return true;
+    if (!x16_parts_of(type, &g)) return false;
+    return K % (g.nw == 32 ? 256 : 32) == 0;
 }
 
 int gen_layout_group(int layout) { return layout == KGT_LAYOUT_X16 ? 16 : 1; }
 
+/* bits 4n..4n+3 of the 64-bit little-endian mask at m |= the 4 bits v */
+static void mask_put(uint8_t *m, int n, unsigned v) { m[n / 2] |= (uint8_t)((v & 15) << 4 * (n & 1)); }
+
+/* one tile (x16_parts): the 16 rows' blocks blk[n] rewritten into t */
+static void write_tile(int type, const x16_parts *g, const uint8_t *const blk[16], uint8_t *t)
+{
+    const int mo = 32 * g->nf + 16 * g->np; /* the masks' offset in the tile */
+    const int nm = g->qh ? 2 * (g->nw == 32 ? 32 : 4) : 0; /* masks */
+    const int qo = mo + 8 * nm;                              /* the quants' */
+    const uint8_t flip = type == KGT_Q8_0 ? 0x80 : 0;        /* int8 -> unsigned q + 128 */
+    memset(t + mo, 0, (size_t)(8 * nm));
+    for (int n = 0; n < 16; n++) {
+        const uint8_t *b = blk[n];
+        for (int f = 0; f < g->nf; f++) memcpy(t + 32 * f + 2 * n, b + 2 * f, 2);
+        for (int j = 0; j < g->np; j++) t[32 * g->nf + 16 * j + n] = b[2 * g->nf + j];
+        if (g->qh && g->nw == 4) { /* Q5_0, Q5_1: mask (i, h) = bits 16h + 4i .. +3 of qh */
+            const uint32_t qh = (uint32_t)b[g->qh] | (uint32_t)b[g->qh + 1] << 8 | (uint32_t)b[g->qh + 2] << 16 |
+                                (uint32_t)b[g->qh + 3] << 24;
+            for (int i = 0; i < 4; i++)
+                for (int h = 0; h < 2; h++) mask_put(t + mo + 8 * (2 * i + h), n, qh >> (16 * h + 4 * i));
+        } else if (g->qh) { /* Q5_K: mask (w = 8p + i, h) = bit 2p + h of qh[4i .. 4i + 3] */
+            for (int w = 0; w < 32; w++)
+                for (int h = 0; h < 2; h++) {
+                    unsigned v = 0;
+                    for (int j = 0; j < 4; j++)
+                        v |= (unsigned)(b[g->qh + 4 * (w % 8) + j] >> (2 * (w / 8) + h) & 1) << j;
+                    mask_put(t + mo + 8 * (2 * w + h), n, v);
+                }
+        }
+        for (int w = 0; w < g->nw; w++)
+            for (int j = 0; j < 4; j++) t[qo + 64 * w + 4 * n + j] = (uint8_t)(b[g->qs + 4 * w + j] ^ flip);
+    }
+}
+
 void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *rows, uint64_t row_bytes, uint8_t *out)
 {
+    x16_parts g;
     if (layout != KGT_LAYOUT_X16) {
         memcpy(out, rows[0], row_bytes);
         return;
     }
-    if (type == KGT_F32 || type == KGT_F16 || type == KGT_BF16) { /* element k of the 16 rows side by side */
+    if (x16_float(type)) { /* element k of the 16 rows side by side */
         const int es = type == KGT_F32 ? 4 : 2;
         for (int64_t k = 0; k < K; k++)
             for (int n = 0; n < 16; n++) memcpy(out + (16 * k + n) * es, rows[n] + k * es, (size_t)es);
         return;
     }
-    if (type == KGT_Q4_K) { /* d[16], dmin[16], 12 planes of scale bytes, quant words */
-        for (int64_t b = 0; b < K / 256; b++) {
-            uint8_t *t = out + b * 16 * KGT_SIZE_Q4_K;
-            for (int n = 0; n < 16; n++) {
-                const uint8_t *blk = rows[n] + b * KGT_SIZE_Q4_K;
-                memcpy(t + 2 * n, blk, 2);
-                memcpy(t + 32 + 2 * n, blk + 2, 2);
-                for (int j = 0; j < 12; j++) t[64 + 16 * j + n] = blk[4 + j];
-                for (int w = 0; w < 32; w++) memcpy(t + 256 + 64 * w + 4 * n, blk + 16 + 4 * w, 4);
-            }
-        }
-        return;
-    }
-    const int64_t bb = type == KGT_Q4_0 ? KGT_SIZE_Q4_0 : type == KGT_Q4_1 ? KGT_SIZE_Q4_1 : KGT_SIZE_Q8_0;
-    const int hdr = type == KGT_Q4_1 ? 4 : 2;        /* d (and m) before the quants in a block */
-    const int nq = type == KGT_Q8_0 ? 32 : 16;       /* quant bytes per block */
-    const uint8_t flip = type == KGT_Q8_0 ? 0x80 : 0; /* int8 -> unsigned q + 128 */
-    for (int64_t b = 0; b < K / 32; b++) {
-        uint8_t *t = out + b * 16 * bb;
-        const int qo = type == KGT_Q4_1 ? 64 : 32;
-        for (int n = 0; n < 16; n++) {
-            const uint8_t *blk = rows[n] + b * bb;
-            memcpy(t + 2 * n, blk, 2);
-            if (type == KGT_Q4_1) memcpy(t + 32 + 2 * n, blk + 2, 2);
-            for (int i = 0; i < nq / 4; i++)
-                for (int j = 0; j < 4; j++) t[qo + 64 * i + 4 * n + j] = (uint8_t)(blk[hdr + 4 * i + j] ^ flip);
-        }
+    if (!x16_parts_of(type, &g)) return; /* not reached: gen_layout_fits */
+    const int64_t be = g.nw == 32 ? 256 : 32, bb = (int64_t)row_bytes / (K / be);
+    for (int64_t b = 0; b < K / be; b++) {
+        const uint8_t *blk[16];
+        for (int n = 0; n < 16; n++) blk[n] = rows[n] + b * bb;
+        write_tile(type, &g, blk, out + b * 16 * bb);
     }
 }

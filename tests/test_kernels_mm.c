@@ -698,13 +698,14 @@ static int amx_usable(void)
  * rows), in the native build (AVX-512 VNNI's vpdpbusd where the CPU has it)
  * and the portable one (the same arithmetic in C), against the same
  * references and tolerances as GGUF's rows; and, where the CPU has AMX, the
- * native build's AMX tiles (mm_amx.h) for M 16, 21 and 64. Q4_K: K
- * rounded up to its 256-element blocks. F32, F16, BF16 (act f32: the
- * float tile mm_tile_x16f), K 65 among the shapes. */
+ * native build's AMX tiles (mm_amx.h; Q4_0, Q4_1, Q8_0) for M 16, 21
+ * and 64. Q4_K, Q5_K, IQ4_XS: K rounded up to their 256-element blocks.
+ * F32, F16, BF16 (act f32: the float tile mm_tile_x16f), K 65 among the
+ * shapes. Then shapes and types it must refuse. */
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_F32, KGT_F16, KGT_BF16};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_Q5_1, KGT_IQ4_NL, KGT_IQ4_XS, KGT_Q5_K, KGT_F32, KGT_F16, KGT_BF16};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
@@ -736,7 +737,8 @@ KT_TEST(kernels_mm_x16)
             }
             /* AMX (native build on an AMX CPU): blocks of 16 rows and a
              * remainder on the AVX-512 tile */
-            a.amx = act == KGT_ACT_Q8 && types[ti] != KGT_Q4_K && amx_usable(); /* AMX: the 32-element types */
+            /* AMX: Q4_0, Q4_1, Q8_0 */
+            a.amx = (types[ti] == KGT_Q4_0 || types[ti] == KGT_Q4_1 || types[ti] == KGT_Q8_0) && amx_usable();
             for (size_t ei = 0; a.amx && ei < sizeof EPIS / sizeof *EPIS; ei++) {
                 if ((EPIS[ei] & KGT_EPI_OUT_Q8) && a.N % 32) continue;
                 static const int64_t Ma[] = {16, 21, 64};
@@ -746,11 +748,20 @@ KT_TEST(kernels_mm_x16)
             }
             wmat_free(&a);
         }
-    /* where it does not fit: N not a multiple of 16, other types */
+    /* where it does not fit: N not a multiple of 16 (or 0), K not a multiple
+     * of the block, other types */
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_0, 97, 64));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 256, 256));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 16, 288));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 40, 64));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 16, 48));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 8, 64));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_1, 32, 16));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_NL, 0, 32));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_XS, 16, 224));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_IQ4_XS, 16, 288));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_K, 16, 160));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_K, 24, 256));
     print_max_errors();
 }
 

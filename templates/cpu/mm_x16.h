@@ -3,15 +3,21 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q8_0; Q4_K below) is N/16 row groups, one after the other; a group
- * is K/32 tiles, one per block column, each 16 blocks' bytes rewritten as
+ * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q5_K, IQ4_XS below)
+ * is N/16 row groups, one after the other; a group is K/32 tiles, one per
+ * block column, each 16 blocks' bytes rewritten as
  *
  *   d[16]    the 16 rows' f16 scales                     (32 bytes)
- *   m[16]    Q4_1 only: the 16 rows' f16 mins            (32 bytes)
+ *   m[16]    Q4_1, Q5_1: the 16 rows' f16 mins           (32 bytes)
+ *   masks    Q5_0, Q5_1: the fifth bits as eight 64-bit masks (64 bytes):
+ *            mask (i, h), at 8 (2i + h), has bit 4n + j = the fifth bit
+ *            of row n's element 16h + 4i + j (bit 16h + 4i + j of its qh),
+ *            so that one mask is one quant vector's nibbles' fifth bits
  *   quants   vectors of 64 bytes; in vector i, bytes 4n..4n+3 are row n's
- *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1: 4
- *            vectors of nibbles, low nibbles elements 4i..4i+3, high ones
- *            16+4i..16+4i+3; Q8_0: 8 vectors, q + 128 as unsigned bytes)
+ *            quant bytes 4i..4i+3, as stored in its block (Q4_0, Q4_1,
+ *            Q5_0, Q5_1, IQ4_NL: 4 vectors of nibbles, low nibbles
+ *            elements 4i..4i+3, high ones 16+4i..16+4i+3; Q8_0: 8
+ *            vectors, q + 128 as unsigned bytes)
  *
  * Q4_K (256-element blocks of 8 sub-blocks with 6-bit scales and mins): a
  * tile is d[16], dmin[16] (f16, 64 bytes), the 12 scale bytes as 12 planes
@@ -19,7 +25,18 @@
  * sub-blocks 8 vectors of nibbles, word n of vector (p, i) row n's quant
  * word 8p + i (low nibbles sub-block 2p elements 4i..4i+3, high ones
  * sub-block 2p + 1's): the dot of a sub-block is 8 vpdpbusd, then
- * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once.
+ * d sc_j x.d and -dmin m_j x.d x.sum scale 16 rows at once. Q5_K: the
+ * same, with the fifth bits as 64-bit masks between the scale planes and
+ * the quants (512 bytes): mask (w, h), at 256 + 8 (2w + h), has bit
+ * 4n + j = the fifth bit of the element of row n's quant byte 4w + j's
+ * low (h 0) or high (h 1) nibble (bit 2p + h of its qh[4i + j], w = 8p + i).
+ *
+ * IQ4_XS (256-element blocks of 8 sub-blocks with 6-bit scales ls): a
+ * tile is d[16] (32 bytes), the 6 header bytes (scales_h's 2, scales_l's
+ * 4) as 6 planes of 16 (96 bytes), then for each sub-block s 4 vectors of
+ * nibbles, word n of vector (s, i) row n's quant word 4s + i (IQ4_NL's
+ * block per sub-block): per sub-block 8 vpdpbusd of the codebook values
+ * + 128 from -128 x.sum, then d (ls_s - 32) x.d scales 16 rows at once.
  *
  * F32, F16, BF16: a group is K steps of 16 elements, element k of the 16
  * rows side by side (mm_tile_x16f: one load and 16-lane fmas per k).
@@ -28,9 +45,12 @@
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
  * With AVX-512 VNNI, one vpdpbusd multiplies them by 4 activation quants
  * broadcast to every lane (u8 x s8 into 16 int32 sums, one per row); the
- * unsigned quants' offset (Q4_0: 8, Q8_0: 128) is the initial value of the
- * sums, -off x.sum; per tile and activation row one conversion and one fma
- * scale 16 rows at once (d_row x.d; Q4_1: plus m_row x.d x.sum). The same
+ * unsigned quants' offset (Q4_0: 8, Q5_0: 16, Q8_0 and IQ4_NL: 128) is
+ * the initial value of the sums, -off x.sum (Q5's fifth bits: 16 added
+ * under the mask, AVX512BW's masked vpaddb, to the nibbles; IQ4_NL's
+ * nibbles: their codebook value + 128 by one vpshufb); per tile and
+ * activation row one conversion and one fma scale 16 rows at once
+ * (d_row x.d; Q4_1, Q5_1: plus m_row x.d x.sum). The 32-element types'
  * tile is AMX's B-tile order (rows of 4 consecutive K for 16 columns).
  * Decode reads each thread's share of the matrix as one sequential stream.
  *
@@ -55,11 +75,24 @@ typedef float kgx_f32 __attribute__((vector_size(64)));
 typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 
 /* the types the layout exists for; those with 32-element blocks (AMX's) */
-KG_INLINE int kgx_type(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K; }
+KG_INLINE int kgx_type(int wt)
+{
+    return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K;
+}
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
-/* the offset of the tile's quants, and its bytes (a tile: one block column) */
-KG_INLINE int64_t kgx_qoff(int wt) { return wt == KGT_Q4_K ? 256 : wt == KGT_Q4_1 ? 64 : 32; }
+/* a tile's parts (gen/layout.c's x16_parts): its f16 fields (16 of each),
+ * planes of header bytes, 64-bit masks of fifth bits, quant vectors */
+KG_INLINE int kgx_nf(int wt) { return wt == KGT_Q4_1 || wt == KGT_Q5_1 || wt == KGT_Q4_K || wt == KGT_Q5_K ? 2 : 1; }
+KG_INLINE int kgx_np(int wt) { return wt == KGT_Q4_K || wt == KGT_Q5_K ? 12 : wt == KGT_IQ4_XS ? 6 : 0; }
+KG_INLINE int kgx_nm(int wt) { return wt == KGT_Q5_0 || wt == KGT_Q5_1 ? 8 : wt == KGT_Q5_K ? 64 : 0; }
+KG_INLINE int kgx_nw(int wt) { return wt == KGT_Q8_0 ? 8 : kgq_blk(wt) == 256 ? 32 : 4; }
+
+/* the offsets of the tile's masks and quants, and its bytes (a tile: one
+ * block column) */
+KG_INLINE int64_t kgx_moff(int wt) { return 32 * kgx_nf(wt) + 16 * kgx_np(wt); }
+KG_INLINE int64_t kgx_qoff(int wt) { return kgx_moff(wt) + 8 * kgx_nm(wt); }
 KG_INLINE int64_t kgx_tile_bytes(int wt) { return 16 * kgq_blk_bytes(wt); }
 
 KG_INLINE kgx_u8 kgx_load(const uint8_t *p)
@@ -99,25 +132,70 @@ KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4)
 #endif
 }
 
+/* v + 16 in the bytes whose bit is set in the 64-bit little-endian mask at
+ * m (Q5's fifth bits; v's bytes < 16) */
+KG_INLINE kgx_u8 kgx_add16(kgx_u8 v, const uint8_t *m)
+{
+#if KGQ_X16_VNNI
+    uint64_t k;
+    memcpy(&k, m, 8);
+    return (kgx_u8)_mm512_mask_add_epi8((__m512i)v, (__mmask64)k, (__m512i)v, _mm512_set1_epi8(16));
+#else
+    typedef uint8_t u8x8 __attribute__((vector_size(8)));
+    u8x8 b;
+    memcpy(&b, m, 8);
+    const kgx_u8 bb = __builtin_shufflevector(b, b, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                              2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5,
+                                              5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7);
+    const kgx_u8 bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32,
+                        64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8,
+                        16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    return v | ((kgx_u8)((bb & bit) != 0) & 16);
+#endif
+}
+
+/* IQ4_NL's, IQ4_XS's codebook value + 128 (unsigned) of each nibble q:
+ * one vpshufb of the 16-byte table in every 128-bit lane */
+KG_INLINE kgx_u8 kgx_iq4(kgx_u8 q)
+{
+    const kgq_u8x16 tab = (kgq_u8x16)(kgq_i8x16){KGQ_IQ4_VALUES} + 128;
+#if KGQ_X16_VNNI
+    return (kgx_u8)_mm512_shuffle_epi8(_mm512_broadcast_i32x4((__m128i)tab), (__m512i)q);
+#else
+    kgx_u8 r;
+    for (int e = 0; e < 64; e++) r[e] = tab[q[e] & 15];
+    return r;
+#endif
+}
+
 /* Row r's block b, as GGUF stores it, out of an x16 matrix (table) of
  * rows of `rb` bytes: for the embedding lookup of a table the output
  * product shares (a tied output) */
 KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, int64_t b, uint8_t *blk)
 {
     const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
-    const int n = (int)(r % 16), hdr = wt == KGT_Q4_1 ? 4 : 2, nq = wt == KGT_Q8_0 ? 32 : 16;
-    if (wt == KGT_Q4_K) { /* d, dmin, the 12 scale bytes, 128 quant bytes */
-        memcpy(blk, t + 2 * n, 2);
-        memcpy(blk + 2, t + 32 + 2 * n, 2);
-        for (int j = 0; j < 12; j++) blk[4 + j] = t[64 + 16 * j + n];
-        for (int w = 0; w < 32; w++) memcpy(blk + 16 + 4 * w, t + 256 + 64 * w + 4 * n, 4);
-        return;
-    }
+    const int n = (int)(r % 16), nf = kgx_nf(wt), np = kgx_np(wt), nw = kgx_nw(wt);
+    const int qh = 2 * nf + np, qs = qh + (kgx_nm(wt) ? nw : 0); /* the block's qh and quants */
+    const int64_t mo = kgx_moff(wt), qo = kgx_qoff(wt);
     const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
-    memcpy(blk, t + 2 * n, 2);
-    if (wt == KGT_Q4_1) memcpy(blk + 2, t + 32 + 2 * n, 2);
-    for (int i = 0; i < nq / 4; i++)
-        for (int j = 0; j < 4; j++) blk[hdr + 4 * i + j] = (uint8_t)(t[kgx_qoff(wt) + 64 * i + 4 * n + j] ^ flip);
+    for (int f = 0; f < nf; f++) memcpy(blk + 2 * f, t + 32 * f + 2 * n, 2);
+    for (int j = 0; j < np; j++) blk[2 * nf + j] = t[32 * nf + 16 * j + n];
+    if (kgx_nm(wt) && nw == 4) { /* Q5_0, Q5_1: mask (i, h) holds bits 16h + 4i .. +3 of qh */
+        uint32_t h32 = 0;
+        for (int i = 0; i < 4; i++)
+            for (int h = 0; h < 2; h++)
+                h32 |= (uint32_t)(t[mo + 8 * (2 * i + h) + n / 2] >> 4 * (n & 1) & 15) << (16 * h + 4 * i);
+        for (int j = 0; j < 4; j++) blk[qh + j] = (uint8_t)(h32 >> 8 * j);
+    } else if (kgx_nm(wt)) { /* Q5_K: mask (w = 8p + i, h) holds bit 2p + h of qh[4i .. 4i + 3] */
+        memset(blk + qh, 0, 32);
+        for (int w = 0; w < 32; w++)
+            for (int h = 0; h < 2; h++) {
+                const int v = t[mo + 8 * (2 * w + h) + n / 2] >> 4 * (n & 1);
+                for (int j = 0; j < 4; j++) blk[qh + 4 * (w % 8) + j] |= (uint8_t)((v >> j & 1) << (2 * (w / 8) + h));
+            }
+    }
+    for (int w = 0; w < nw; w++)
+        for (int j = 0; j < 4; j++) blk[qs + 4 * w + j] = (uint8_t)(t[qo + 64 * w + 4 * n + j] ^ flip);
 }
 
 /* ── float weights (F32, F16, BF16): a group is K steps of the 16 rows'
@@ -187,11 +265,12 @@ KG_INLINE kgx_f32 kgx_q4k_sm(const uint8_t *t, int j, int mn)
     return __builtin_convertvector(r, kgx_f32);
 }
 
-/* Q4_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
- * blocks from xb[m] (one block column of 256) */
-KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+/* Q4_K's or Q5_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8
+ * activation blocks from xb[m] (one block column of 256) */
+KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
                                kgx_f32 acc[4][2])
 {
+    const int64_t qo = kgx_qoff(wt);
     kgx_f32 d[2], dm[2];
     KGQ_UNROLL
     for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]), dm[v] = kgx_f16x16(t[v] + 32);
@@ -211,9 +290,13 @@ KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const 
             kgx_u8 lo[2], hi[2];
             KGQ_UNROLL
             for (int v = 0; v < NV; v++) {
-                const kgx_u8 r = kgx_load(t[v] + 256 + 512 * p + 64 * i);
+                const kgx_u8 r = kgx_load(t[v] + qo + 512 * p + 64 * i);
                 lo[v] = r & 15;
                 hi[v] = (r >> 4) & 15;
+                if (wt == KGT_Q5_K) { /* masks (8p + i, 0), (8p + i, 1) */
+                    lo[v] = kgx_add16(lo[v], t[v] + 256 + 128 * p + 16 * i);
+                    hi[v] = kgx_add16(hi[v], t[v] + 256 + 128 * p + 16 * i + 8);
+                }
             }
             KGQ_UNROLL
             for (int m = 0; m < MT; m++) {
@@ -246,6 +329,64 @@ KG_INLINE void mm_tile_x16_q4k(int MT, int NV, const uint8_t *const t[2], const 
     }
 }
 
+/* IQ4_XS: sub-block s's scales ls - 32 of the tile's 16 rows, as floats:
+ * 4 bits of scales_l's plane 2 + s/2, 2 of scales_h's plane s/4 */
+KG_INLINE kgx_f32 kgx_iq4xs_ls(const uint8_t *t, int s)
+{
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    u8x16 h, l;
+    memcpy(&h, t + 32 + 16 * (s / 4), 16);
+    memcpy(&l, t + 32 + 16 * (2 + s / 2), 16);
+    const u8x16 ls = ((l >> (4 * (s & 1))) & 15) | (u8x16)(((h >> (2 * (s & 3))) & 3) << 4);
+    return __builtin_convertvector(ls, kgx_f32) - 32.0f;
+}
+
+/* IQ4_XS's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
+ * blocks from xb[m] (one block column of 256) */
+KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+                                 kgx_f32 acc[4][2])
+{
+    kgx_f32 d[2];
+    KGQ_UNROLL
+    for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]);
+    KGQ_NOUNROLL
+    for (int s = 0; s < 8; s++) {
+        kgx_i32 ia[4][2];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) ia[m][v] = (kgx_i32){0} - 128 * xb[m][s].sum;
+        }
+        KGQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            kgx_u8 lo[2], hi[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                const kgx_u8 r = kgx_load(t[v] + 128 + 256 * s + 64 * i);
+                lo[v] = kgx_iq4(r & 15);
+                hi[v] = kgx_iq4((r >> 4) & 15);
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m][s].qs + 4 * i);
+                    ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m][s].qs + 16 + 4 * i);
+                }
+            }
+        }
+        kgx_f32 sc[2];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) sc[v] = d[v] * kgx_iq4xs_ls(t[v], s);
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            const float dx = xb[m][s].d;
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) acc[m][v] += __builtin_convertvector(ia[m][v], kgx_f32) * (sc[v] * dx);
+        }
+    }
+}
+
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
@@ -253,23 +394,25 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                            float out[4][32])
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
-    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q8_0 ? 128 : 0;
+    const int64_t mo = kgx_moff(wt);
+    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 || wt == KGT_IQ4_NL ? 128 : 0;
     kgx_f32 acc[4][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
     }
-    for (int64_t b = 0; wt == KGT_Q4_K && b < nb; b++) {
+    for (int64_t b = 0; kgq_blk(wt) == 256 && b < nb; b++) {
         const uint8_t *t[2];
         const kgt_q8a *xb[4];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
-        mm_tile_x16_q4k(MT, NV, t, xb, acc);
+        if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
+        else mm_tile_x16_q4k(wt, MT, NV, t, xb, acc);
     }
-    for (int64_t b = 0; wt != KGT_Q4_K && b < nb; b++) {
+    for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
         const uint8_t *t[2];
         const kgt_q8a *xb[4];
         KGQ_UNROLL
@@ -303,6 +446,11 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                     const kgx_u8 r = kgx_load(t[v] + qo + 64 * i);
                     lo[v] = r & 15;
                     hi[v] = (r >> 4) & 15;
+                    if (kgx_nm(wt)) { /* Q5: masks (i, 0), (i, 1) */
+                        lo[v] = kgx_add16(lo[v], t[v] + mo + 16 * i);
+                        hi[v] = kgx_add16(hi[v], t[v] + mo + 16 * i + 8);
+                    }
+                    if (wt == KGT_IQ4_NL) lo[v] = kgx_iq4(lo[v]), hi[v] = kgx_iq4(hi[v]);
                 }
                 KGQ_UNROLL
                 for (int m = 0; m < MT; m++) {
@@ -318,7 +466,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) {
             dw[v] = kgx_f16x16(t[v]);
-            mw[v] = wt == KGT_Q4_1 ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
+            mw[v] = kgx_nf(wt) == 2 ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
         }
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
@@ -326,7 +474,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
             KGQ_UNROLL
             for (int v = 0; v < NV; v++) {
                 acc[m][v] += __builtin_convertvector(ia[m][v], kgx_f32) * (dw[v] * dx);
-                if (wt == KGT_Q4_1) acc[m][v] += mw[v] * sx;
+                if (kgx_nf(wt) == 2) acc[m][v] += mw[v] * sx;
             }
         }
     }
