@@ -120,7 +120,7 @@ static const tcase cases[] = {
      {{WEIGHTS, 64, 256}, {Q8A_IN, 3 * 256 / 32, 0}, {F32_INOUT, 3 * 96, 0}, {F32_IN, 64, 0}, {F32_INOUT, 3 * 96, 0}, {WEIGHTS, 64, 256}}},
     {"softmax", 3, {"M", "N", "scale"}, {3, 1001, 0.125}, 1, {{F32_INOUT, 3003, 0}}},
     {"attn_decode", 5, {"n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {9, 3, 64, 128, KGT_F16}, 6,
-     {{F32_IN, 9 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F32_OUT, 9 * 64, 0}, {I64, 77, 0}, {SCRATCH, 4 * 128, 0}}},
+     {{F32_IN, 9 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F16_IN, 3 * 128 * 64, 0}, {F32_OUT, 9 * 64, 0}, {I64, 77, 0}, {SCRATCH, 9 * 32 * 80, 0}}}, /* kgt_attn_scratch_floats(9, 64) */
     {"attn_prefill", 6, {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type"}, {5, 4, 2, 32, 64, KGT_F32}, 6,
      {{F32_IN, 5 * 4 * 32, 0}, {F32_IN, 2 * 64 * 32, 0}, {F32_IN, 2 * 64 * 32, 0}, {F32_OUT, 5 * 4 * 32, 0}, {I64, 10, 0}, {SCRATCH, 4 * 64, 0}}},
     {"silu", 1, {"n"}, {1001}, 2, {{F32_IN, 1001, 0}, {F32_OUT, 1001, 0}}},
@@ -142,7 +142,7 @@ static const tcase cases[] = {
       {F32_OUT, 2 * 128 * 64, 0}, {F32_POS, 32, 0}, {F32_IN, 64, 0}, {F32_IN, 64, 0}}},
     {"attn_decode", 7, {"n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type", "scale", "window"},
      {8, 2, 64, 256, KGT_F16, 0.0625, 100}, 6,
-     {{F32_IN, 8 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F32_OUT, 8 * 64, 0}, {I64, 230, 0}, {SCRATCH, 4 * 256, 0}}},
+     {{F32_IN, 8 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F16_IN, 2 * 256 * 64, 0}, {F32_OUT, 8 * 64, 0}, {I64, 230, 0}, {SCRATCH, 8 * 32 * 80, 0}}}, /* kgt_attn_scratch_floats(8, 64) */
     {"attn_prefill", 8, {"M", "n_head", "n_head_kv", "head_dim", "n_ctx", "cache_type", "scale", "window"},
      {9, 4, 2, 32, 256, KGT_F32, 0.3, 70}, 6,
      {{F32_IN, 9 * 4 * 32, 0}, {F32_IN, 2 * 256 * 32, 0}, {F32_IN, 2 * 256 * 32, 0}, {F32_OUT, 9 * 4 * 32, 0}, {I64, 150, 0}, {SCRATCH, 4 * 256, 0}}},
