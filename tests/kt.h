@@ -50,6 +50,21 @@ int kt_run(char *const argv[], char *out, size_t out_cap, char *err, size_t err_
  * runs: make check's second build reuses the first's (tests/refcache.c). */
 int kt_run_ref(char *const argv[], const char *const *outputs, char *out, size_t out_cap, char *err, size_t err_cap);
 
+/* 1 in the sanitizer build (make check's second run). A test with many
+ * similar cases may run a subset there: the plain build runs them all, and
+ * the sanitizers look for out-of-bounds and undefined behaviour, which
+ * depend on shapes and edges rather than on every combination of them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KT_SANITIZED 1
+#endif
+#endif
+#ifndef KT_SANITIZED
+#define KT_SANITIZED 0
+#endif
+
 #define KT_TEST(name)                                                         \
     static void kt_fn_##name(void);                                           \
     static kt_case kt_case_##name = {#name, kt_fn_##name, NULL};              \
