@@ -96,7 +96,8 @@ static gen_ptr ptr_of(const gen_graph *gr, int t, bool prefill, bool last_row)
 
 static gen_ptr rt_ptr(int index) { return (gen_ptr){.base = KGM_BASE_RT, .off = index * 8}; }
 
-static kg_status add_call(gen_program *pg, int mode, const gen_kinst *k, const gen_ptr *p, int np)
+static kg_status add_call(gen_program *pg, int mode, const gen_kinst *k, const gen_ptr *p, int np,
+                          const gen_call *phase)
 {
     int idx = -1;
     for (int i = 0; i < pg->nk && idx < 0; i++)
@@ -125,6 +126,8 @@ static kg_status add_call(gen_program *pg, int mode, const gen_kinst *k, const g
     c->inst = idx;
     c->np = np;
     for (int i = 0; i < np; i++) c->p[i] = p[i];
+    c->phase_rt = phase ? phase->phase_rt : -1;
+    if (phase) c->phase_above = phase->phase_above, c->phase_from = phase->phase_from, c->phase_to = phase->phase_to;
     return KG_OK;
 }
 
@@ -138,6 +141,7 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
     gen_ptr p[GEN_CALL_PTRS];
     for (int j = 0; j < GEN_CALL_PTRS; j++) p[j] = (gen_ptr){.base = B_NONE};
     int np = 0;
+    gen_call phase = {.phase_rt = -1}; /* a second phase, if any (gen_call) */
     const gen_tensor *out = n->out >= 0 ? &gr->t[n->out] : NULL;
     switch (n->op) {
     case GEN_OP_EMBED:
@@ -288,7 +292,11 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->in[2], pre, false), p[3] = ptr_of(gr, n->out, pre, false);
         p[4] = rt_ptr(pre ? KGM_RT_POS0 : KGM_RT_NKV);
-        if (!pre) p[5] = ptr_of(gr, n->in[3], pre, false); /* the scratch: see build_entry's second call */
+        if (!pre) { /* the scratch; past one chunk of positions, the merge (p[6] = the scratch) */
+            p[5] = ptr_of(gr, n->in[3], pre, false);
+            if (p[5].base != B_NONE)
+                phase = (gen_call){.phase_rt = KGM_RT_NKV, .phase_above = KGT_ATTN_CHUNK, .phase_from = 5, .phase_to = 6};
+        }
         if (n->scale != 0) pf(&k, "scale", n->scale);
         if (n->window) pi(&k, "window", n->window);
         np = pre ? 5 : 6;
@@ -305,7 +313,7 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         return kg_err(KG_ERR_UNSUPPORTED, "internal: node %d (%s, layer %d) has no kernel", i, gen_op_name(n->op),
                       n->layer);
     }
-    return add_call(pg, mode, &k, p, np);
+    return add_call(pg, mode, &k, p, np, phase.phase_rt >= 0 ? &phase : NULL);
 }
 
 /* ─────────────── barriers ─────────────── */
@@ -447,21 +455,19 @@ static kg_status build_entry(LLVMContextRef ctx, LLVMModuleRef m, const gen_targ
         }
         LLVMValueRef args[4] = {pa, bases[KGM_BASE_RT], ith, nth};
         LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, 4, "");
-        /* Decode attention with a scratch (ops.h's kgt_attn_decode): where
-         * n_kv > KGT_ATTN_CHUNK (its positions may span chunks), a barrier
-         * and the second call (p[6] non-NULL: the merge). Every thread
-         * takes the same branch (rt is read only during a step). CPU only:
-         * the CUDA launches (gen/cuda.c) are the calls themselves. */
-        if (mode == GEN_MODE_DECODE && !strcmp(k->tmpl, "attn_decode") && calls[c].np > 5 &&
-            calls[c].p[5].base != B_NONE) {
-            LLVMBasicBlockRef merge = LLVMAppendBasicBlockInContext(ctx, f, "attn_merge"),
-                              cont = LLVMAppendBasicBlockInContext(ctx, f, "attn_cont");
-            LLVMValueRef split = LLVMBuildICmp(b, LLVMIntSGT, rtv[KGM_RT_NKV], LLVMConstInt(i64, KGT_ATTN_CHUNK, 0), "");
-            LLVMBuildCondBr(b, split, merge, cont);
-            LLVMPositionBuilderAtEnd(b, merge);
-            LLVMValueRef bargs[2] = {pool, ith}, idx = LLVMConstInt(i64, 6, 0);
+        /* the call's second phase (gen_call.phase_rt): every thread takes
+         * the same branch (rt is read only during a step). CPU only: the
+         * CUDA launches (gen/cuda.c) are the calls themselves. */
+        if (calls[c].phase_rt >= 0) {
+            LLVMBasicBlockRef two = LLVMAppendBasicBlockInContext(ctx, f, "phase2"),
+                              cont = LLVMAppendBasicBlockInContext(ctx, f, "phase_cont");
+            LLVMValueRef split = LLVMBuildICmp(b, LLVMIntSGT, rtv[calls[c].phase_rt],
+                                               LLVMConstInt(i64, (unsigned long long)calls[c].phase_above, 1), "");
+            LLVMBuildCondBr(b, split, two, cont);
+            LLVMPositionBuilderAtEnd(b, two);
+            LLVMValueRef bargs[2] = {pool, ith}, idx = LLVMConstInt(i64, (unsigned long long)calls[c].phase_to, 0);
             LLVMBuildCall2(b, bty, barrier, bargs, 2, "");
-            LLVMBuildStore(b, pv[5], LLVMBuildGEP2(b, ptr, pa, &idx, 1, ""));
+            LLVMBuildStore(b, pv[calls[c].phase_from], LLVMBuildGEP2(b, ptr, pa, &idx, 1, ""));
             LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, 4, "");
             LLVMBuildBr(b, cont);
             LLVMPositionBuilderAtEnd(b, cont);

@@ -25,6 +25,12 @@ typedef struct gen_call {
                   reads or writes what it writes, or writes what it reads */
     int np;
     gen_ptr p[GEN_CALL_PTRS];
+    /* A second phase (CPU entry points): where rt[phase_rt] > phase_above,
+     * a barrier, then the same call again with p[phase_to] = p[phase_from]
+     * (non-NULL: the template's second phase; e.g. decode attention's merge
+     * of its chunks). phase_rt < 0: none. */
+    int phase_rt, phase_from, phase_to;
+    int64_t phase_above;
 } gen_call;
 
 typedef struct gen_program {
