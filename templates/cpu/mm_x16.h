@@ -78,16 +78,29 @@ typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K || wt == KGT_Q6_K;
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
 /* a tile's parts (gen/layout.c's x16_parts): its f16 fields (16 of each),
  * planes of header bytes, 64-bit masks of fifth bits, quant vectors */
 KG_INLINE int kgx_nf(int wt) { return wt == KGT_Q4_1 || wt == KGT_Q5_1 || wt == KGT_Q4_K || wt == KGT_Q5_K ? 2 : 1; }
-KG_INLINE int kgx_np(int wt) { return wt == KGT_Q4_K || wt == KGT_Q5_K ? 12 : wt == KGT_IQ4_XS ? 6 : 0; }
+KG_INLINE int kgx_np(int wt)
+{
+    return wt == KGT_Q4_K || wt == KGT_Q5_K ? 12 : wt == KGT_IQ4_XS ? 6 : wt == KGT_Q6_K ? 16 : 0;
+}
 KG_INLINE int kgx_nm(int wt) { return wt == KGT_Q5_0 || wt == KGT_Q5_1 ? 8 : wt == KGT_Q5_K ? 64 : 0; }
-KG_INLINE int kgx_nw(int wt) { return wt == KGT_Q8_0 ? 8 : kgq_blk(wt) == 256 ? 32 : 4; }
+KG_INLINE int kgx_nw(int wt) { return wt == KGT_Q8_0 ? 8 : wt == KGT_Q6_K ? 48 : kgq_blk(wt) == 256 ? 32 : 4; }
+
+/* where a GGUF block holds those parts: its f16 fields and header bytes
+ * (first, except Q6_K's: scales, then d, after the quants), its fifth bits
+ * (after the header) and its quant words (Q6_K's: ql, then qh) */
+KG_INLINE int kgx_bf(int wt) { return wt == KGT_Q6_K ? (int)offsetof(kgt_block_q6_K, d) : 0; }
+KG_INLINE int kgx_bp(int wt) { return wt == KGT_Q6_K ? (int)offsetof(kgt_block_q6_K, scales) : 2 * kgx_nf(wt); }
+KG_INLINE int kgx_bq(int wt)
+{
+    return wt == KGT_Q6_K ? 0 : 2 * kgx_nf(wt) + kgx_np(wt) + (kgx_nm(wt) ? kgx_nw(wt) : 0);
+}
 
 /* the offsets of the tile's masks and quants, and its bytes (a tile: one
  * block column) */
@@ -175,11 +188,11 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
 {
     const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
     const int n = (int)(r % 16), nf = kgx_nf(wt), np = kgx_np(wt), nw = kgx_nw(wt);
-    const int qh = 2 * nf + np, qs = qh + (kgx_nm(wt) ? nw : 0); /* the block's qh and quants */
+    const int qh = 2 * nf + np, qs = kgx_bq(wt); /* the block's qh (Q5 types) and quants */
     const int64_t mo = kgx_moff(wt), qo = kgx_qoff(wt);
     const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
-    for (int f = 0; f < nf; f++) memcpy(blk + 2 * f, t + 32 * f + 2 * n, 2);
-    for (int j = 0; j < np; j++) blk[2 * nf + j] = t[32 * nf + 16 * j + n];
+    for (int f = 0; f < nf; f++) memcpy(blk + kgx_bf(wt) + 2 * f, t + 32 * f + 2 * n, 2);
+    for (int j = 0; j < np; j++) blk[kgx_bp(wt) + j] = t[32 * nf + 16 * j + n];
     if (kgx_nm(wt) && nw == 4) { /* Q5_0, Q5_1: mask (i, h) holds bits 16h + 4i .. +3 of qh */
         uint32_t h32 = 0;
         for (int i = 0; i < 4; i++)
@@ -387,6 +400,79 @@ KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], cons
     }
 }
 
+/* Q6_K: the int8 scales of elements 16j..16j+15 of the tile's 16 rows
+ * (plane j), as floats */
+KG_INLINE kgx_f32 kgx_q6k_sc(const uint8_t *t, int j)
+{
+    typedef int8_t i8x16 __attribute__((vector_size(16)));
+    i8x16 sc;
+    memcpy(&sc, t + 32 + 16 * j, 16);
+    return __builtin_convertvector(sc, kgx_f32);
+}
+
+/* Q6_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
+ * blocks from xb[m] (one block column of 256). Block s = 4n + j (elements
+ * 32s..32s+31) is, per 4 elements i, the low (j < 2) or high nibbles of
+ * ql word 16n + 8 (j % 2) + i with bits 2j, 2j + 1 of qh word 8n + i as
+ * bits 4, 5 (GGUF's order, unchanged); its halves (scales 2s, 2s + 1)
+ * are summed apart from -32 x.hsum (the -32 offset), then scaled by
+ * d sc x.d */
+KG_INLINE void mm_tile_x16_q6k(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+                               kgx_f32 acc[4][2])
+{
+    const int64_t qo = kgx_qoff(KGT_Q6_K);
+    kgx_f32 d[2];
+    KGQ_UNROLL
+    for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]);
+    int32_t off[4][8][2]; /* -32 x the sums of each activation block's halves */
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        const kgq_i32x8 h0 = kgq_xsum16(xb[m], 8);
+        KGQ_UNROLL
+        for (int s = 0; s < 8; s++) off[m][s][0] = -32 * h0[s], off[m][s][1] = -32 * (xb[m][s].sum - h0[s]);
+    }
+    KGQ_NOUNROLL
+    for (int s = 0; s < 8; s++) {
+        const int n = s >> 2, j = s & 3;
+        kgx_i32 ia[2][4][2];
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) ia[h][m][v] = (kgx_i32){0} + off[m][s][h];
+            }
+        }
+        KGQ_UNROLL
+        for (int i = 0; i < 8; i++) {
+            kgx_u8 q[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                const kgx_u8 l = kgx_load(t[v] + qo + 64 * (16 * n + 8 * (j & 1) + i));
+                const kgx_u8 hb = kgx_load(t[v] + qo + 64 * (32 + 8 * n + i));
+                q[v] = ((l >> (4 * (j >> 1))) & 15) | ((hb >> (2 * j)) & 3) << 4;
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) ia[i / 4][m][v] = kgx_dot4(ia[i / 4][m][v], q[v], xb[m][s].qs + 4 * i);
+            }
+        }
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            kgx_f32 sc[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) sc[v] = d[v] * kgx_q6k_sc(t[v], 2 * s + h);
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                const float dx = xb[m][s].d;
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) acc[m][v] += __builtin_convertvector(ia[h][m][v], kgx_f32) * (sc[v] * dx);
+            }
+        }
+    }
+}
+
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
@@ -410,6 +496,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
         if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
+        else if (wt == KGT_Q6_K) mm_tile_x16_q6k(MT, NV, t, xb, acc);
         else mm_tile_x16_q4k(wt, MT, NV, t, xb, acc);
     }
     for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
