@@ -9,7 +9,8 @@
  * to unsigned; Q4_K's tiles: d, dmin, the scale bytes as 12 planes of 16,
  * the 32 quant words of each row (Q5_K's: the same with its fifth bits as
  * masks before the quants; IQ4_XS's: d, its 6 scale bytes as planes, its
- * 32 quant words); the float types: element k of the 16
+ * 32 quant words; Q6_K's, Q3_K's, Q2_K's: d (Q2_K: dmin), their scale
+ * bytes as planes, their quant words); the float types: element k of the 16
  * rows side by side, k = 0..K-1.
  */
 #include "layout.h"
@@ -47,7 +48,9 @@ static bool x16_parts_of(int type, x16_parts *g)
     case KGT_Q4_K: *g = (x16_parts){2, 0, 12, 4, 0, 16, 32}; return true;
     case KGT_IQ4_XS: *g = (x16_parts){1, 0, 6, 2, 0, 8, 32}; return true;
     case KGT_Q5_K: *g = (x16_parts){2, 0, 12, 4, 16, 48, 32}; return true;
-    case KGT_Q6_K: *g = (x16_parts){1, 208, 16, 192, 0, 0, 48}; return true; /* ql, qh: 48 words */
+    case KGT_Q6_K: *g = (x16_parts){1, 208, 16, 192, 0, 0, 48}; return true; /* ql, qh */
+    case KGT_Q3_K: *g = (x16_parts){1, 108, 12, 96, 0, 0, 24}; return true;  /* hmask, qs */
+    case KGT_Q2_K: *g = (x16_parts){2, 80, 16, 0, 0, 16, 16}; return true;
     default: return false;
     }
 }
@@ -61,7 +64,7 @@ bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
     if (layout != KGT_LAYOUT_X16 || N <= 0 || N % 16 || K <= 0) return false;
     if (x16_float(type)) return true;
     if (!x16_parts_of(type, &g)) return false;
-    return K % (g.nw >= 32 ? 256 : 32) == 0;
+    return K % (g.np ? 256 : 32) == 0; /* the K-quants (and only they) have planes */
 }
 
 int gen_layout_group(int layout) { return layout == KGT_LAYOUT_X16 ? 16 : 1; }
@@ -114,7 +117,7 @@ void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *row
         return;
     }
     if (!x16_parts_of(type, &g)) return; /* not reached: gen_layout_fits */
-    const int64_t be = g.nw >= 32 ? 256 : 32, bb = (int64_t)row_bytes / (K / be);
+    const int64_t be = g.np ? 256 : 32, bb = (int64_t)row_bytes / (K / be);
     for (int64_t b = 0; b < K / be; b++) {
         const uint8_t *blk[16];
         for (int n = 0; n < 16; n++) blk[n] = rows[n] + b * bb;
