@@ -9,7 +9,8 @@
  * to unsigned; Q4_K's tiles: d, dmin, the scale bytes as 12 planes of 16,
  * the 32 quant words of each row (Q5_K's: the same with its fifth bits as
  * masks before the quants; IQ4_XS's: d, its 6 scale bytes as planes, its
- * 32 quant words); the float types: element k of the 16
+ * 32 quant words; Q6_K's, Q3_K's, Q2_K's: d (Q2_K: dmin), their scale
+ * bytes as planes, their quant words); the float types: element k of the 16
  * rows side by side, k = 0..K-1.
  */
 #include "layout.h"
@@ -28,25 +29,28 @@ int gen_layout_parse(const char *name)
 }
 
 /* The x16 tile's parts, per type (mm_x16.h): nf f16 fields (d; dmin, m)
- * at the block's start and the tile's (16 of each side by side), np
- * header bytes after them as planes of 16, Q5's fifth bits (qh: at block
- * byte qh, 0 none) as 64-bit masks, then the quant words from block byte
- * qs, nw of them per row */
+ * at the tile's start (16 of each side by side; from block byte fo), np
+ * header bytes after them as planes of 16 (from block byte po), Q5's
+ * fifth bits (qh: at block byte qh, 0 none) as 64-bit masks, then the
+ * quant words from block byte qs, nw of them per row */
 typedef struct {
-    int nf, np, qh, qs, nw;
+    int nf, fo, np, po, qh, qs, nw;
 } x16_parts;
 
 static bool x16_parts_of(int type, x16_parts *g)
 {
     switch (type) {
-    case KGT_Q4_0: case KGT_IQ4_NL: *g = (x16_parts){1, 0, 0, 2, 4}; return true;
-    case KGT_Q4_1: *g = (x16_parts){2, 0, 0, 4, 4}; return true;
-    case KGT_Q8_0: *g = (x16_parts){1, 0, 0, 2, 8}; return true;
-    case KGT_Q5_0: *g = (x16_parts){1, 0, 2, 6, 4}; return true;
-    case KGT_Q5_1: *g = (x16_parts){2, 0, 4, 8, 4}; return true;
-    case KGT_Q4_K: *g = (x16_parts){2, 12, 0, 16, 32}; return true;
-    case KGT_IQ4_XS: *g = (x16_parts){1, 6, 0, 8, 32}; return true;
-    case KGT_Q5_K: *g = (x16_parts){2, 12, 16, 48, 32}; return true;
+    case KGT_Q4_0: case KGT_IQ4_NL: *g = (x16_parts){1, 0, 0, 2, 0, 2, 4}; return true;
+    case KGT_Q4_1: *g = (x16_parts){2, 0, 0, 4, 0, 4, 4}; return true;
+    case KGT_Q8_0: *g = (x16_parts){1, 0, 0, 2, 0, 2, 8}; return true;
+    case KGT_Q5_0: *g = (x16_parts){1, 0, 0, 2, 2, 6, 4}; return true;
+    case KGT_Q5_1: *g = (x16_parts){2, 0, 0, 4, 4, 8, 4}; return true;
+    case KGT_Q4_K: *g = (x16_parts){2, 0, 12, 4, 0, 16, 32}; return true;
+    case KGT_IQ4_XS: *g = (x16_parts){1, 0, 6, 2, 0, 8, 32}; return true;
+    case KGT_Q5_K: *g = (x16_parts){2, 0, 12, 4, 16, 48, 32}; return true;
+    case KGT_Q6_K: *g = (x16_parts){1, 208, 16, 192, 0, 0, 48}; return true; /* ql, qh */
+    case KGT_Q3_K: *g = (x16_parts){1, 108, 12, 96, 0, 0, 24}; return true;  /* hmask, qs */
+    case KGT_Q2_K: *g = (x16_parts){2, 80, 16, 0, 0, 16, 16}; return true;
     default: return false;
     }
 }
@@ -60,7 +64,7 @@ bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
     if (layout != KGT_LAYOUT_X16 || N <= 0 || N % 16 || K <= 0) return false;
     if (x16_float(type)) return true;
     if (!x16_parts_of(type, &g)) return false;
-    return K % (g.nw == 32 ? 256 : 32) == 0;
+    return K % (g.np ? 256 : 32) == 0; /* the K-quants (and only they) have planes */
 }
 
 int gen_layout_group(int layout) { return layout == KGT_LAYOUT_X16 ? 16 : 1; }
@@ -72,14 +76,14 @@ static void mask_put(uint8_t *m, int n, unsigned v) { m[n / 2] |= (uint8_t)((v &
 static void write_tile(int type, const x16_parts *g, const uint8_t *const blk[16], uint8_t *t)
 {
     const int mo = 32 * g->nf + 16 * g->np; /* the masks' offset in the tile */
-    const int nm = g->qh ? 2 * (g->nw == 32 ? 32 : 4) : 0; /* masks */
+    const int nm = g->qh ? 2 * g->nw : 0;                    /* masks */
     const int qo = mo + 8 * nm;                              /* the quants' */
     const uint8_t flip = type == KGT_Q8_0 ? 0x80 : 0;        /* int8 -> unsigned q + 128 */
     memset(t + mo, 0, (size_t)(8 * nm));
     for (int n = 0; n < 16; n++) {
         const uint8_t *b = blk[n];
-        for (int f = 0; f < g->nf; f++) memcpy(t + 32 * f + 2 * n, b + 2 * f, 2);
-        for (int j = 0; j < g->np; j++) t[32 * g->nf + 16 * j + n] = b[2 * g->nf + j];
+        for (int f = 0; f < g->nf; f++) memcpy(t + 32 * f + 2 * n, b + g->fo + 2 * f, 2);
+        for (int j = 0; j < g->np; j++) t[32 * g->nf + 16 * j + n] = b[g->po + j];
         if (g->qh && g->nw == 4) { /* Q5_0, Q5_1: mask (i, h) = bits 16h + 4i .. +3 of qh */
             const uint32_t qh = (uint32_t)b[g->qh] | (uint32_t)b[g->qh + 1] << 8 | (uint32_t)b[g->qh + 2] << 16 |
                                 (uint32_t)b[g->qh + 3] << 24;
@@ -113,7 +117,7 @@ void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *row
         return;
     }
     if (!x16_parts_of(type, &g)) return; /* not reached: gen_layout_fits */
-    const int64_t be = g.nw == 32 ? 256 : 32, bb = (int64_t)row_bytes / (K / be);
+    const int64_t be = g.np ? 256 : 32, bb = (int64_t)row_bytes / (K / be);
     for (int64_t b = 0; b < K / be; b++) {
         const uint8_t *blk[16];
         for (int n = 0; n < 16; n++) blk[n] = rows[n] + b * bb;

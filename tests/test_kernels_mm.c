@@ -708,17 +708,19 @@ static int amx_usable(void)
  * C), against the same
  * references and tolerances as GGUF's rows; and, where the CPU has AMX, the
  * native build's AMX tiles (mm_amx.h; Q4_0, Q4_1, Q8_0) for M 16, 21
- * and 64. Q4_K, Q5_K, IQ4_XS: K rounded up to their 256-element blocks.
+ * and 64. The K-quants and IQ4_XS: K rounded up to their 256-element blocks.
  * F32, F16, BF16 (act f32: the float tile mm_tile_x16f), K 65 among the
  * shapes. Then shapes and types it must refuse. */
 KT_TEST(kernels_mm_x16)
 {
     seed(6);
-    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_Q5_1, KGT_IQ4_NL, KGT_IQ4_XS, KGT_Q5_K, KGT_F32, KGT_F16, KGT_BF16};
+    static const int types[] = {KGT_Q4_0, KGT_Q4_1, KGT_Q8_0, KGT_Q4_K, KGT_Q5_0, KGT_Q5_1, KGT_IQ4_NL, KGT_IQ4_XS, KGT_Q5_K, KGT_Q6_K, KGT_Q3_K, KGT_Q2_K, KGT_F32, KGT_F16, KGT_BF16};
     static const int64_t shapes[][2] = {{32, 16}, {64, 96}, {576, 192}, {1536, 576}}; /* (K, N) */
     static const int64_t Ms[] = {1, 2, 5, 16, 64};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int k16 = types[ti] == KGT_Q6_K || types[ti] == KGT_Q3_K || types[ti] == KGT_Q2_K;
+            if (k16 && si == 3) continue; /* one tile for the three: not the largest shape (test time) */
             wmat a;
             const int64_t be = ref_block_elems(types[ti]), K = (shapes[si][0] + be - 1) / be * be + (be == 1 && si == 1);
             const int act = is_quant(types[ti]) ? KGT_ACT_Q8 : KGT_ACT_F32; /* float weights: K 65, not a multiple of 16 */
@@ -763,7 +765,9 @@ KT_TEST(kernels_mm_x16)
     /* where it does not fit: N not a multiple of 16 (or 0), K not a multiple
      * of the block, other types */
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_0, 97, 64));
-    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 256, 256));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q3_K, 16, 288));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q2_K, 24, 256));
+    KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q6_K, 16, 320));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q4_K, 16, 288));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_F16, 40, 64));
     KT_CHECK(!gen_layout_fits(KGT_LAYOUT_X16, KGT_Q5_0, 16, 48));

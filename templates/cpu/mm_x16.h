@@ -3,7 +3,8 @@
  * written once at compile time by gen/layout.c), against q8a activations.
  *
  * The layout. A matrix of N rows (N a multiple of 16) of a 32-element block
- * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q5_K, IQ4_XS below)
+ * type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; Q4_K, Q5_K, IQ4_XS, Q6_K
+ * below)
  * is N/16 row groups, one after the other; a group is K/32 tiles, one per
  * block column, each 16 blocks' bytes rewritten as
  *
@@ -37,6 +38,18 @@
  * nibbles, word n of vector (s, i) row n's quant word 4s + i (IQ4_NL's
  * block per sub-block): per sub-block 8 vpdpbusd of the codebook values
  * + 128 from -128 x.sum, then d (ls_s - 32) x.d scales 16 rows at once.
+ *
+ * Q6_K, Q3_K, Q2_K (256-element blocks with a scale per 16 elements): a
+ * tile is d[16] (Q2_K: then dmin[16]), the scale bytes as planes of 16
+ * (Q6_K's 16 int8 scales, Q3_K's 12 bytes of 6-bit scales, Q2_K's 16
+ * bytes of a 4-bit scale and min), then the quant words of each row in
+ * GGUF's order (word n of vector w row n's word w): Q6_K's 32 of ql
+ * (nibbles) and 16 of qh (2 more bits), Q3_K's 8 of hmask (a third bit)
+ * and 16 of qs (2 bits), Q2_K's 16 of qs (kgx_k16_q says which bits of
+ * which words make a quant vector). Per half block (16 elements) 4
+ * vpdpbusd of the unsigned quants (Q6_K's q + 32, Q3_K's q + 4) from
+ * -off x.hsum (x.hsum: the half's activation quants' sum), then
+ * d sc x.d (Q2_K: and -dmin m x.d x.hsum) scales 16 rows at once.
  *
  * F32, F16, BF16: a group is K steps of 16 elements, element k of the 16
  * rows side by side (mm_tile_x16f: one load and 16-lane fmas per k).
@@ -74,20 +87,63 @@ typedef int32_t kgx_i32 __attribute__((vector_size(64)));
 typedef float kgx_f32 __attribute__((vector_size(64)));
 typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
 
+/* the K-quants with a scale per 16 elements (mm_tile_x16_k16) */
+KG_INLINE int kgx_k16(int wt) { return wt == KGT_Q6_K || wt == KGT_Q3_K || wt == KGT_Q2_K; }
+
 /* the types the layout exists for; those with 32-element blocks (AMX's) */
 KG_INLINE int kgx_type(int wt)
 {
     return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0 || wt == KGT_Q4_K || wt == KGT_Q5_0 ||
-           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K;
+           wt == KGT_Q5_1 || wt == KGT_IQ4_NL || wt == KGT_IQ4_XS || wt == KGT_Q5_K || kgx_k16(wt);
 }
 KG_INLINE int kgx_type32(int wt) { return wt == KGT_Q4_0 || wt == KGT_Q4_1 || wt == KGT_Q8_0; }
 
 /* a tile's parts (gen/layout.c's x16_parts): its f16 fields (16 of each),
  * planes of header bytes, 64-bit masks of fifth bits, quant vectors */
-KG_INLINE int kgx_nf(int wt) { return wt == KGT_Q4_1 || wt == KGT_Q5_1 || wt == KGT_Q4_K || wt == KGT_Q5_K ? 2 : 1; }
-KG_INLINE int kgx_np(int wt) { return wt == KGT_Q4_K || wt == KGT_Q5_K ? 12 : wt == KGT_IQ4_XS ? 6 : 0; }
+KG_INLINE int kgx_nf(int wt)
+{
+    return wt == KGT_Q4_1 || wt == KGT_Q5_1 || wt == KGT_Q4_K || wt == KGT_Q5_K || wt == KGT_Q2_K ? 2 : 1;
+}
+KG_INLINE int kgx_np(int wt)
+{
+    return wt == KGT_Q4_K || wt == KGT_Q5_K || wt == KGT_Q3_K ? 12 : wt == KGT_IQ4_XS ? 6 : kgx_k16(wt) ? 16 : 0;
+}
 KG_INLINE int kgx_nm(int wt) { return wt == KGT_Q5_0 || wt == KGT_Q5_1 ? 8 : wt == KGT_Q5_K ? 64 : 0; }
-KG_INLINE int kgx_nw(int wt) { return wt == KGT_Q8_0 ? 8 : kgq_blk(wt) == 256 ? 32 : 4; }
+KG_INLINE int kgx_nw(int wt)
+{
+    switch (wt) {
+    case KGT_Q8_0: return 8;
+    case KGT_Q6_K: return 48; /* ql, qh */
+    case KGT_Q3_K: return 24; /* hmask, qs */
+    case KGT_Q2_K: return 16;
+    default: return kgq_blk(wt) == 256 ? 32 : 4;
+    }
+}
+
+/* where a GGUF block holds those parts: its f16 fields and header bytes
+ * (first, except in Q6_K, Q3_K: scales, then d, after the quants; Q2_K:
+ * scales, quants, d, dmin), its fifth bits (after the header) and its
+ * quant words */
+KG_INLINE int kgx_bf(int wt)
+{
+    return wt == KGT_Q6_K   ? (int)offsetof(kgt_block_q6_K, d)
+           : wt == KGT_Q3_K ? (int)offsetof(kgt_block_q3_K, d)
+           : wt == KGT_Q2_K ? (int)offsetof(kgt_block_q2_K, d)
+                            : 0;
+}
+KG_INLINE int kgx_bp(int wt)
+{
+    return wt == KGT_Q6_K   ? (int)offsetof(kgt_block_q6_K, scales)
+           : wt == KGT_Q3_K ? (int)offsetof(kgt_block_q3_K, scales)
+           : wt == KGT_Q2_K ? 0
+                            : 2 * kgx_nf(wt);
+}
+KG_INLINE int kgx_bq(int wt)
+{
+    return wt == KGT_Q6_K || wt == KGT_Q3_K ? 0
+           : wt == KGT_Q2_K                 ? (int)offsetof(kgt_block_q2_K, qs)
+                                            : 2 * kgx_nf(wt) + kgx_np(wt) + (kgx_nm(wt) ? kgx_nw(wt) : 0);
+}
 
 /* the offsets of the tile's masks and quants, and its bytes (a tile: one
  * block column) */
@@ -175,11 +231,11 @@ KG_INLINE void kgx_block(int wt, const uint8_t *table, int64_t rb, int64_t r, in
 {
     const uint8_t *t = table + r / 16 * 16 * rb + b * kgx_tile_bytes(wt);
     const int n = (int)(r % 16), nf = kgx_nf(wt), np = kgx_np(wt), nw = kgx_nw(wt);
-    const int qh = 2 * nf + np, qs = qh + (kgx_nm(wt) ? nw : 0); /* the block's qh and quants */
+    const int qh = 2 * nf + np, qs = kgx_bq(wt); /* the block's qh (Q5 types) and quants */
     const int64_t mo = kgx_moff(wt), qo = kgx_qoff(wt);
     const uint8_t flip = wt == KGT_Q8_0 ? 0x80 : 0;
-    for (int f = 0; f < nf; f++) memcpy(blk + 2 * f, t + 32 * f + 2 * n, 2);
-    for (int j = 0; j < np; j++) blk[2 * nf + j] = t[32 * nf + 16 * j + n];
+    for (int f = 0; f < nf; f++) memcpy(blk + kgx_bf(wt) + 2 * f, t + 32 * f + 2 * n, 2);
+    for (int j = 0; j < np; j++) blk[kgx_bp(wt) + j] = t[32 * nf + 16 * j + n];
     if (kgx_nm(wt) && nw == 4) { /* Q5_0, Q5_1: mask (i, h) holds bits 16h + 4i .. +3 of qh */
         uint32_t h32 = 0;
         for (int i = 0; i < 4; i++)
@@ -387,6 +443,118 @@ KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], cons
     }
 }
 
+/* Q6_K, Q3_K, Q2_K: vector i of the tile's block s (= 4n + j) as
+ * unsigned bytes, elements 32s + 4i .. + 3 of the 16 rows: Q6_K's q + 32
+ * (0..63: the low (j < 2) or high nibbles of ql word 16n + 8 (j % 2) + i,
+ * bits 2j, 2j + 1 of qh word 32 + 8n + i as bits 4, 5), Q3_K's q + 4
+ * (0..7: bits 2j, 2j + 1 of qs word 8 + 8n + i, bit s of hmask word i
+ * as bit 2), Q2_K's q (0..3: bits 2j, 2j + 1 of qs word 8n + i) */
+KG_INLINE kgx_u8 kgx_k16_q(int wt, const uint8_t *t, int s, int i)
+{
+    const uint8_t *q = t + kgx_qoff(wt);
+    const int n = s >> 2, j = s & 3;
+    if (wt == KGT_Q6_K) {
+        const kgx_u8 l = kgx_load(q + 64 * (16 * n + 8 * (j & 1) + i)), h = kgx_load(q + 64 * (32 + 8 * n + i));
+        return ((l >> (4 * (j >> 1))) & 15) | ((h >> (2 * j)) & 3) << 4;
+    }
+    if (wt == KGT_Q3_K) {
+        const kgx_u8 l = kgx_load(q + 64 * (8 + 8 * n + i)), h = kgx_load(q + 64 * i);
+        return ((l >> (2 * j)) & 3) | ((h >> s) & 1) << 2;
+    }
+    return (kgx_load(q + 64 * (8 * n + i)) >> (2 * j)) & 3;
+}
+
+/* the integer scale of elements 16k..16k+15 of the tile's 16 rows, as
+ * floats: Q6_K's int8 plane k; Q3_K's 6 bits - 32, 4 of plane k % 8
+ * (nibble k / 8), 2 of plane 8 + k % 4 (bits 2 (k / 4)); Q2_K's low
+ * nibble of plane k (mn: its high nibble, the min) */
+KG_INLINE kgx_f32 kgx_k16_sc(int wt, const uint8_t *t, int k, int mn)
+{
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    typedef int8_t i8x16 __attribute__((vector_size(16)));
+    const uint8_t *p = t + 32 * kgx_nf(wt);
+    u8x16 a, b;
+    if (wt == KGT_Q6_K) {
+        i8x16 sc;
+        memcpy(&sc, p + 16 * k, 16);
+        return __builtin_convertvector(sc, kgx_f32);
+    }
+    if (wt == KGT_Q3_K) {
+        memcpy(&a, p + 16 * (k % 8), 16);
+        memcpy(&b, p + 16 * (8 + k % 4), 16);
+        const u8x16 sc = ((a >> (4 * (k / 8))) & 15) | (u8x16)(((b >> (2 * (k / 4))) & 3) << 4);
+        return __builtin_convertvector(sc, kgx_f32) - 32.0f;
+    }
+    memcpy(&a, p + 16 * k, 16);
+    return __builtin_convertvector(mn ? a >> 4 : a & 15, kgx_f32);
+}
+
+/* Q6_K's, Q3_K's or Q2_K's tile: acc[m][v] += the 16 rows' dots with
+ * x[m]'s 8 activation blocks from xb[m] (one block column of 256). Each
+ * half of a block (16 elements, scale k = 2s + h) is 4 vpdpbusd of the
+ * unsigned quants from -off x.hsum (off: Q6_K 32, Q3_K 4, Q2_K 0; x.hsum
+ * the half's activation quants' sum), then d sc_k x.d scales 16 rows at
+ * once (Q2_K: minus dmin m_k x.d x.hsum) */
+KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
+                               kgx_f32 acc[4][2])
+{
+    const int32_t off = wt == KGT_Q6_K ? 32 : wt == KGT_Q3_K ? 4 : 0;
+    kgx_f32 d[2], dm[2];
+    KGQ_UNROLL
+    for (int v = 0; v < NV; v++) {
+        d[v] = kgx_f16x16(t[v]);
+        dm[v] = wt == KGT_Q2_K ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
+    }
+    int32_t hs[4][8][2]; /* the sums of each activation block's halves */
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        const kgq_i32x8 h0 = kgq_xsum16(xb[m], 8);
+        KGQ_UNROLL
+        for (int s = 0; s < 8; s++) hs[m][s][0] = h0[s], hs[m][s][1] = xb[m][s].sum - h0[s];
+    }
+    KGQ_NOUNROLL
+    for (int s = 0; s < 8; s++) {
+        kgx_i32 ia[2][4][2];
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) ia[h][m][v] = (kgx_i32){0} - off * hs[m][s][h];
+            }
+        }
+        KGQ_UNROLL
+        for (int i = 0; i < 8; i++) {
+            kgx_u8 q[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) q[v] = kgx_k16_q(wt, t[v], s, i);
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) ia[i / 4][m][v] = kgx_dot4(ia[i / 4][m][v], q[v], xb[m][s].qs + 4 * i);
+            }
+        }
+        KGQ_UNROLL
+        for (int h = 0; h < 2; h++) {
+            kgx_f32 sc[2], mn[2];
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) {
+                sc[v] = d[v] * kgx_k16_sc(wt, t[v], 2 * s + h, 0);
+                mn[v] = wt == KGT_Q2_K ? dm[v] * kgx_k16_sc(wt, t[v], 2 * s + h, 1) : (kgx_f32){0};
+            }
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                const float dx = xb[m][s].d, hx = dx * (float)hs[m][s][h];
+                KGQ_UNROLL
+                for (int v = 0; v < NV; v++) {
+                    acc[m][v] += __builtin_convertvector(ia[h][m][v], kgx_f32) * (sc[v] * dx);
+                    if (wt == KGT_Q2_K) acc[m][v] -= mn[v] * hx;
+                }
+            }
+        }
+    }
+}
+
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
@@ -410,6 +578,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
         if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
+        else if (kgx_k16(wt)) mm_tile_x16_k16(wt, MT, NV, t, xb, acc);
         else mm_tile_x16_q4k(wt, MT, NV, t, xb, acc);
     }
     for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
