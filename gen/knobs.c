@@ -54,16 +54,20 @@ void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda)
     /* x16's tile is written for AVX-512 VNNI; the CUDA templates read rows */
     if (cuda) k->layout = KGT_LAYOUT_ROWS;
     else if (k->layout < 0) k->layout = isa >= GEN_ISA_AVX512 ? KGT_LAYOUT_X16 : KGT_LAYOUT_ROWS;
-    /* AMX code exists in the amx level's bitcode only. Off unless asked
-     * for: on the Sapphire Rapids VM its tiles ran no faster than the
-     * AVX-512 VNNI tile (README, Performance: the per-32-element scales
-     * make each tile product a store and 16 vector conversions) */
-    k->amx_bf16 = !cuda && isa >= GEN_ISA_AMX && k->amx == 1;
+    /* AMX code exists in the amx level's bitcode only. For quantized
+     * (x16) weights off unless asked for: on the Sapphire Rapids VM its
+     * int8 tiles ran no faster than the AVX-512 VNNI tile (README,
+     * Performance: the per-32-element scales make each tile product a
+     * store and 16 vector conversions). For x16b weights on by default:
+     * no scales, C stays in the tile over all of K, and SmolLM2-shaped F16
+     * prefill ran 2.5-3x the f32 tile's speed there */
+    k->amx_bf16 = !cuda && isa >= GEN_ISA_AMX && k->amx != 0;
     k->amx = !cuda && isa >= GEN_ISA_AMX && k->amx == 1;
-    /* bf16 pairs for F16/BF16 weights under x16: vdpbf16ps exists in the
-     * amx level's bitcode (AVX512-BF16); elsewhere the knob, if asked for,
+    /* bf16 pairs for F16/BF16 weights under x16: vdpbf16ps and AMX-BF16
+     * exist in the amx level's bitcode; elsewhere the knob, if asked for,
      * runs the same arithmetic in portable C (slow). Default: bf16 where
-     * the target has it (README, Performance: SmolLM2-F16 prefill) */
+     * the target has AMX, for the AMX-BF16 tile (README, Performance:
+     * vdpbf16ps alone ran slower than the f32 tile on Sapphire Rapids) */
     if (k->ftile < 0) k->ftile = !cuda && isa >= GEN_ISA_AMX;
     k->ftile = k->ftile && k->layout == KGT_LAYOUT_X16;
 }
