@@ -404,8 +404,9 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     int64_t lo, hi;
     kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
     /* activation rows in blocks of about 256 KiB (kept in L2 while this
-     * thread's channels pass over them), then chunks of 32 channels, then
-     * tiles of 4 rows */
+     * thread's channels pass over them); in each, AMX-BF16's blocks of 16
+     * rows over all of them, then chunks of 32 channels, then (int8 AMX's
+     * blocks of 16 rows and) tiles of 4 rows */
     int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
     mb = mb < 16 ? 16 : mb;
 #if KGX_AMX

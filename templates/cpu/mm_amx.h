@@ -38,6 +38,10 @@
 
 #include "mm_x16.h"
 
+/* AMX-BF16's bound on K: its 16 activation rows of K bf16 sit in a 64 KiB
+ * buffer on the stack */
+enum { KGX_AMXBF_KMAX = 2048 };
+
 #if KGQ_X16_VNNI && defined(__AMX_TILE__) && defined(__AMX_INT8__) && !defined(KGQ_PORTABLE)
 #define KGX_AMX 1
 
@@ -122,8 +126,6 @@ KG_INLINE void mm_tile_amx(int wt, int NV, const uint8_t *const w[2], const uint
 
 #if KGX_BF16 && defined(__AMX_BF16__)
 #define KGX_AMXBF 1
-/* the bf16 A buffer's bound: 16 rows of K <= this */
-enum { KGX_AMXBF_KMAX = 2048 };
 
 /* y[m][16 v + n] = row n of group w[v] (x16b) . row m of a (16 rows of K
  * bf16 pairs, K a multiple of 32), m < 16, v < NV */
