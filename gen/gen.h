@@ -52,13 +52,21 @@ const char *gen_isa_name(gen_isa isa);
  *   layout   the products' weight layout (gen/layout.h): rows | x16;
  *            default x16 on AVX-512 (VNNI) targets, rows elsewhere and on
  *            CUDA; a weight the layout does not fit keeps rows
- *   amx      on | off: prefill products of x16 weights on AMX tiles
- *            (templates/cpu/mm_amx.h) when the process gets the tile state,
- *            where the target has AMX (the amx ISA level); default off
- *            (measured no faster than AVX-512 VNNI: gen/knobs.c) */
+ *   amx      on | off: prefill products of x16 and x16b weights on AMX
+ *            tiles (templates/cpu/mm_amx.h) when the process gets the tile
+ *            state, where the target has AMX (the amx ISA level); default
+ *            off for x16 (int8: measured no faster than AVX-512 VNNI), on
+ *            for x16b (AMX-BF16: 2.5-3x the f32 tile; gen/knobs.c)
+ *   ftile    bf16 | f32: under x16, F16 and BF16 weights as bf16 pairs
+ *            multiplied by vdpbf16ps against activations rounded to bf16
+ *            (layout x16b, templates/cpu/mm_x16.h), or as stored against
+ *            f32 activations; default bf16 where the target has
+ *            AVX512-BF16 (the amx level), f32 elsewhere */
 typedef struct gen_knobs {
     int layout; /* -1: the target's default */
     int amx;    /* -1: the target's default, else 0 or 1 */
+    int ftile;  /* -1: the target's default, else 0 (f32) or 1 (bf16) */
+    int amx_bf16; /* resolved from amx: AMX-BF16 for x16b weights (0 or 1); not parsed */
 } gen_knobs;
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */

@@ -135,6 +135,8 @@ typedef struct gen_graph {
     int logits;                /* the output tensor (encoders: the n_seq pooled vectors) */
     int layout;                /* the layout knob, resolved: what products' weights take where it fits */
     bool amx;                  /* the amx knob, resolved: prefill products of x16 weights may use AMX */
+    bool amx_bf16;             /* ... and those of x16b weights (AMX-BF16) */
+    bool ftile_bf16;           /* the ftile knob, resolved: F16, BF16 weights take x16b where x16 fits */
     uint64_t weight_bytes;     /* pass_repack                            */
     uint64_t ws_bytes;         /* pass_memplan                           */
 } gen_graph;

@@ -19,7 +19,7 @@ const char *gen_knobs_env(void)
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
 {
-    k->layout = k->amx = -1;
+    k->layout = k->amx = k->ftile = k->amx_bf16 = -1;
     for (const char *p = spec ? spec : ""; *p;) {
         const char *e = strchr(p, ','), *eq = strchr(p, '=');
         const size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -38,8 +38,12 @@ kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
             if (!strcmp(val, "default")) k->amx = -1;
             else if (!strcmp(val, "on") || !strcmp(val, "off")) k->amx = !strcmp(val, "on");
             else return kg_err(KG_ERR_ARG, "knobs '%s': amx '%s': expected on, off or default", spec, val);
+        } else if (!strcmp(name, "ftile")) {
+            if (!strcmp(val, "default")) k->ftile = -1;
+            else if (!strcmp(val, "bf16") || !strcmp(val, "f32")) k->ftile = !strcmp(val, "bf16");
+            else return kg_err(KG_ERR_ARG, "knobs '%s': ftile '%s': expected bf16, f32 or default", spec, val);
         } else
-            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout, amx)", spec, name);
+            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout, amx, ftile)", spec, name);
         p = e ? e + 1 : p + len;
     }
     return KG_OK;
@@ -50,9 +54,20 @@ void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda)
     /* x16's tile is written for AVX-512 VNNI; the CUDA templates read rows */
     if (cuda) k->layout = KGT_LAYOUT_ROWS;
     else if (k->layout < 0) k->layout = isa >= GEN_ISA_AVX512 ? KGT_LAYOUT_X16 : KGT_LAYOUT_ROWS;
-    /* AMX code exists in the amx level's bitcode only. Off unless asked
-     * for: on the Sapphire Rapids VM its tiles ran no faster than the
-     * AVX-512 VNNI tile (README, Performance: the per-32-element scales
-     * make each tile product a store and 16 vector conversions) */
+    /* AMX code exists in the amx level's bitcode only. For quantized
+     * (x16) weights off unless asked for: on the Sapphire Rapids VM its
+     * int8 tiles ran no faster than the AVX-512 VNNI tile (README,
+     * Performance: the per-32-element scales make each tile product a
+     * store and 16 vector conversions). For x16b weights on by default:
+     * no scales, C stays in the tile over all of K, and SmolLM2-shaped F16
+     * prefill ran 2.5-3x the f32 tile's speed there */
+    k->amx_bf16 = !cuda && isa >= GEN_ISA_AMX && k->amx != 0;
     k->amx = !cuda && isa >= GEN_ISA_AMX && k->amx == 1;
+    /* bf16 pairs for F16/BF16 weights under x16: vdpbf16ps and AMX-BF16
+     * exist in the amx level's bitcode; elsewhere the knob, if asked for,
+     * runs the same arithmetic in portable C (slow). Default: bf16 where
+     * the target has AMX, for the AMX-BF16 tile (README, Performance:
+     * vdpbf16ps alone ran slower than the f32 tile on Sapphire Rapids) */
+    if (k->ftile < 0) k->ftile = !cuda && isa >= GEN_ISA_AMX;
+    k->ftile = k->ftile && k->layout == KGT_LAYOUT_X16;
 }

@@ -12,6 +12,10 @@
  * 32 quant words; Q6_K's, Q3_K's, Q2_K's: d (Q2_K: dmin), their scale
  * bytes as planes, their quant words); the float types: element k of the 16
  * rows side by side, k = 0..K-1.
+ *
+ * x16b (F16, BF16; K even): 16 rows at a time, per pair of elements
+ * (2j, 2j + 1) the 16 rows' pairs side by side as bf16 (F16 rounded to
+ * nearest even): word n of step j = row n's elements 2j (low half), 2j + 1.
  */
 #include "layout.h"
 
@@ -21,7 +25,7 @@
 
 static const char *const names[] = {[KGT_LAYOUT_ROWS] = "rows", [KGT_LAYOUT_X16] = "x16"};
 
-int gen_layout_parse(const char *name)
+int gen_layout_parse(const char *name) /* x16b is no knob value: the ftile knob's choice within x16 */
 {
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
         if (!strcmp(names[i], name)) return i;
@@ -61,13 +65,14 @@ bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
 {
     x16_parts g;
     if (layout == KGT_LAYOUT_ROWS) return true;
+    if (layout == KGT_LAYOUT_X16B) return (type == KGT_F16 || type == KGT_BF16) && N > 0 && N % 16 == 0 && K > 0 && K % 2 == 0;
     if (layout != KGT_LAYOUT_X16 || N <= 0 || N % 16 || K <= 0) return false;
     if (x16_float(type)) return true;
     if (!x16_parts_of(type, &g)) return false;
     return K % (g.np ? 256 : 32) == 0; /* the K-quants (and only they) have planes */
 }
 
-int gen_layout_group(int layout) { return layout == KGT_LAYOUT_X16 ? 16 : 1; }
+int gen_layout_group(int layout) { return layout == KGT_LAYOUT_ROWS ? 1 : 16; }
 
 /* bits 4n..4n+3 of the 64-bit little-endian mask at m |= the 4 bits v */
 static void mask_put(uint8_t *m, int n, unsigned v) { m[n / 2] |= (uint8_t)((v & 15) << 4 * (n & 1)); }
@@ -103,11 +108,44 @@ static void write_tile(int type, const x16_parts *g, const uint8_t *const blk[16
     }
 }
 
+/* f16 bits -> bf16 bits, rounded to nearest even (exact in f32 first) */
+static uint16_t f16_to_bf16(uint16_t h)
+{
+    const unsigned e = h >> 10 & 31, m = h & 1023, s = (unsigned)(h >> 15) << 31;
+    uint32_t u;
+    if (e == 31) u = s | 0x7f800000u | m << 13 | (m ? 0x400000u : 0); /* inf, quiet NaN */
+    else if (e) u = s | (e + 112) << 23 | m << 13;
+    else if (!m) u = s;
+    else { /* subnormal: m 2^-24, normalized */
+        int sh = 0;
+        while (!(m << sh & 1024)) sh++;
+        u = s | (uint32_t)(113 - sh) << 23 | (m << sh & 1023) << 13;
+    }
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16); /* NaN: kept quiet */
+    return (uint16_t)((u + 0x7fffu + (u >> 16 & 1)) >> 16);
+}
+
+/* x16b: word n of step j = row n's elements 2j, 2j + 1 as bf16 */
+static void write_x16b(int type, int64_t K, const uint8_t *const *rows, uint8_t *out)
+{
+    for (int64_t k = 0; k < K; k++)
+        for (int n = 0; n < 16; n++) {
+            uint16_t h;
+            memcpy(&h, rows[n] + 2 * k, 2);
+            if (type == KGT_F16) h = f16_to_bf16(h);
+            memcpy(out + 4 * (16 * (k / 2) + n) + 2 * (k & 1), &h, 2);
+        }
+}
+
 void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *rows, uint64_t row_bytes, uint8_t *out)
 {
     x16_parts g;
-    if (layout != KGT_LAYOUT_X16) {
+    if (layout == KGT_LAYOUT_ROWS) {
         memcpy(out, rows[0], row_bytes);
+        return;
+    }
+    if (layout == KGT_LAYOUT_X16B) {
+        write_x16b(type, K, rows, out);
         return;
     }
     if (x16_float(type)) { /* element k of the 16 rows side by side */

@@ -8,11 +8,12 @@
  * (layout.h): the graph's layout knob (gr->layout) for a weight it fits
  * that only products (as W or W_up, with q8 activations for the quantized
  * types) and embedding lookups read, a product's two weights taking one
- * layout; GGUF's rows for the rest. The blob is written once, at compile
+ * layout (F16, BF16 weights: x16b in place of x16 under the ftile knob's
+ * bf16, gr->ftile_bf16); GGUF's rows for the rest. The blob is written once, at compile
  * time (gen_repack_write), and mapped as is at run time.
  *
  * Requires: the final set of live nodes (after pass_fuse), each weight's
- * parts and row bytes, gr->layout. Invalidates: nothing; sets every read
+ * parts and row bytes, gr->layout, gr->ftile_bf16. Invalidates: nothing; sets every read
  * weight's layout, off/size and gr->weight_bytes (unread weights get size 0:
  * not written).
  */
@@ -58,10 +59,13 @@ static void choose_layouts(gen_graph *gr)
 {
     for (int i = 0; i < gr->nt; i++) {
         gen_tensor *t = &gr->t[i];
+        const int want = gr->layout == KGT_LAYOUT_X16 && gr->ftile_bf16 && (t->type == KGT_F16 || t->type == KGT_BF16)
+                             ? KGT_LAYOUT_X16B
+                             : gr->layout;
         t->layout = KGT_LAYOUT_ROWS;
-        if (t->kind == GEN_T_WEIGHT && gr->layout != KGT_LAYOUT_ROWS &&
-            gen_layout_fits(gr->layout, t->type, t->rows, t->cols) && readers_take_layouts(gr, i))
-            t->layout = gr->layout;
+        if (t->kind == GEN_T_WEIGHT && want != KGT_LAYOUT_ROWS && gen_layout_fits(want, t->type, t->rows, t->cols) &&
+            readers_take_layouts(gr, i))
+            t->layout = want;
     }
     for (bool changed = true; changed;) {
         changed = false;

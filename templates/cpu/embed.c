@@ -29,6 +29,10 @@ KG_INLINE void embed_rows(int wt, void *const *p, int64_t lo, int64_t hi, int64_
             const uint8_t *g = table + (int64_t)ids[m] / 16 * 16 * rb;
             const int64_t es = wt == KGT_F32 ? 4 : 2, n = ids[m] % 16;
             for (int64_t k = 0; k < K; k++) y[k] = embed_elem(g + (16 * k + n) * es, 0, wt);
+        } else if (layout == KGT_LAYOUT_X16B) { /* element k of row r: half k & 1 of word r % 16 of step k / 2 */
+            const uint8_t *g = table + (int64_t)ids[m] / 16 * 16 * rb;
+            const int64_t n = ids[m] % 16;
+            for (int64_t k = 0; k < K; k++) y[k] = embed_elem(g + 4 * (16 * (k / 2) + n) + 2 * (k & 1), 0, KGT_BF16);
         } else if (layout == KGT_LAYOUT_X16 && kgx_type(wt))
             for (int64_t b = 0; b < K / kgq_blk(wt); b++) { /* each block rebuilt from its tile */
                 uint8_t blk[256];

@@ -72,6 +72,7 @@ enum {
 enum {
     KGT_LAYOUT_ROWS = 0, /* GGUF's rows as stored                           */
     KGT_LAYOUT_X16 = 1,  /* groups of 16 rows, tile by tile (mm_x16.h)       */
+    KGT_LAYOUT_X16B = 2, /* F16, BF16: x16 groups of bf16 pairs (mm_x16.h)   */
 };
 
 /* ── epilogue flags of products (bitwise or) ── */

@@ -260,12 +260,15 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         else mm_tile_x16(wt, MT, 1, wg, xr, a->K, y);
         return;
     }
-    if (a->layout == KGT_LAYOUT_X16 && act == KGT_ACT_F32 && kgx_ftype(wt)) {
+    if (a->layout != KGT_LAYOUT_ROWS && act == KGT_ACT_F32 && kgx_ftype(wt)) { /* x16, x16b (F16, BF16) */
         const int64_t gb = 16 * a->wrow;
         const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-        if (nc > 16) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, y);
+        if (a->layout == KGT_LAYOUT_X16B) {
+            if (nc > 16) mm_tile_x16b(MT, 2, wg, xr, a->K, y);
+            else mm_tile_x16b(MT, 1, wg, xr, a->K, y);
+        } else if (nc > 16) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, y);
         else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, y);
         return;
     }
@@ -335,6 +338,17 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
 }
 
 #if KGX_AMX
+/* the epilogue of 16 rows from m0, 4 at a time */
+KG_INLINE void mm_epilogue16(void *const *p, int ng, int64_t flags, int64_t ldy, int64_t m0, int64_t n0, int64_t nc,
+                             float y16[2][16][32])
+{
+    for (int i = 0; i < 4; i++) {
+        float y[2][MM_MT][MM_NC];
+        for (int g = 0; g < ng; g++) memcpy(y[g], y16[g][4 * i], sizeof y[g]);
+        mm_epilogue(p, flags, ldy, m0 + 4 * i, MM_MT, n0, nc, y);
+    }
+}
+
 /* rows m0..m0+15 of the chunk n0..n0+nc-1 on AMX (mm_amx.h), then the
  * epilogue 4 rows at a time */
 KG_INLINE void mm_rows16_amx(int wt, const mm_args *a, void *const *p, int ng, int64_t flags, int64_t ldy, int64_t m0,
@@ -347,10 +361,29 @@ KG_INLINE void mm_rows16_amx(int wt, const mm_args *a, void *const *p, int ng, i
         if (nc > 16) mm_tile_amx(wt, 2, wg, a->x + m0 * a->xrow, a->xrow, a->K, y16[g]);
         else mm_tile_amx(wt, 1, wg, a->x + m0 * a->xrow, a->xrow, a->K, y16[g]);
     }
-    for (int i = 0; i < 4; i++) {
-        float y[2][MM_MT][MM_NC];
-        for (int g = 0; g < ng; g++) memcpy(y[g], y16[g][4 * i], sizeof y[g]);
-        mm_epilogue(p, flags, ldy, m0 + 4 * i, MM_MT, n0, nc, y);
+    mm_epilogue16(p, ng, flags, ldy, m0, n0, nc, y16);
+}
+#endif
+
+#if KGX_AMXBF
+/* rows m0..m0+15 on AMX-BF16 (mm_amx.h), every chunk n0 of lo..hi: the
+ * rows rounded to bf16 once, then each chunk's two groups */
+KG_INLINE void mm_rows16_amxbf(const mm_args *a, void *const *p, int ng, int64_t flags, int64_t ldy, int64_t m0,
+                               int64_t lo, int64_t hi)
+{
+    _Alignas(64) uint32_t ab[16 * (KGX_AMXBF_KMAX / 2)];
+    for (int m = 0; m < 16; m++)
+        for (int64_t k = 0; k < a->K; k += 32) kgx_bf16_pairs(a->x + (m0 + m) * a->xrow + 4 * k, 32, ab + m * a->K / 2 + k / 2);
+    const int64_t gb = 16 * a->wrow;
+    for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
+        const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
+        float y16[2][16][32];
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb};
+            if (nc > 16) mm_tile_amxbf(2, wg, ab, a->K, y16[g]);
+            else mm_tile_amxbf(1, wg, ab, a->K, y16[g]);
+        }
+        mm_epilogue16(p, ng, flags, ldy, m0, n0, nc, y16);
     }
 }
 #endif
@@ -371,21 +404,30 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     int64_t lo, hi;
     kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
     /* activation rows in blocks of about 256 KiB (kept in L2 while this
-     * thread's channels pass over them), then chunks of 32 channels, then
-     * tiles of 4 rows */
+     * thread's channels pass over them); in each, AMX-BF16's blocks of 16
+     * rows over all of them, then chunks of 32 channels, then (int8 AMX's
+     * blocks of 16 rows and) tiles of 4 rows */
     int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
     mb = mb < 16 ? 16 : mb;
 #if KGX_AMX
+    /* int8 (x16, 32-element blocks) or bf16 (x16b, K a multiple of 32 up to the A buffer's bound) */
+    const int amxbf = KGX_AMXBF && amx && layout == KGT_LAYOUT_X16B && act == KGT_ACT_F32 && M >= 16 &&
+                      K % 32 == 0 && K <= KGX_AMXBF_KMAX;
     amx = amx && layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type32(wt) && M >= 16;
-    if (amx) mm_amx_begin();
+    if (amx || amxbf) mm_amx_begin();
 #else
     (void)amx;
 #endif
     for (int64_t b0 = 0; b0 < M; b0 += mb) {
         const int64_t b1 = M - b0 < mb ? M : b0 + mb;
+        int64_t r0 = b0; /* the block's rows left after AMX-BF16's blocks of 16 */
+#if KGX_AMXBF
+        if (amxbf)
+            for (; r0 + 16 <= b1; r0 += 16) mm_rows16_amxbf(&a, p, ng, flags, ldy ? ldy : N, r0, lo, hi);
+#endif
         for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
             const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
-            int64_t m0 = b0;
+            int64_t m0 = r0;
 #if KGX_AMX
             if (amx)
                 for (; m0 + 16 <= b1; m0 += 16) mm_rows16_amx(wt, &a, p, ng, flags, ldy ? ldy : N, m0, n0, nc);
@@ -402,7 +444,7 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
         }
     }
 #if KGX_AMX
-    if (amx) mm_amx_end();
+    if (amx || amxbf) mm_amx_end();
 #endif
 }
 
@@ -410,7 +452,8 @@ KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int
                       int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
 {
     if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, kgx_ftype(wt) ? layout : KGT_LAYOUT_ROWS, 0);
+    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);

@@ -24,11 +24,23 @@
  * (KGM_RT_AMX); 0 keeps the AVX-512 tile. mm_amx_begin loads the tile
  * configuration (per call: the thread may be new), mm_amx_end releases
  * the tiles.
+ *
+ * AMX-BF16 (mm_tile_amxbf), float weights in x16b (F16, BF16 as bf16
+ * pairs: each group's 16 steps of 64 bytes from element k are the B tile
+ * of elements k..k+31 as stored), against 16 activation rows rounded to
+ * bf16 once (kgx_bf16_pairs) into a buffer of 16 x K bf16 (the A tiles,
+ * 64 bytes of each row): no scales, so tdpbf16ps accumulates C over all of
+ * K in the tile registers (tmm4, tmm5: two groups; A tmm6, B tmm7, tmm1),
+ * stored once. The same products as mm_tile_x16b's, summed in AMX's order.
  */
 #ifndef KGEN_MM_AMX_H
 #define KGEN_MM_AMX_H
 
 #include "mm_x16.h"
+
+/* AMX-BF16's bound on K: its 16 activation rows of K bf16 sit in a 64 KiB
+ * buffer on the stack */
+enum { KGX_AMXBF_KMAX = 2048 };
 
 #if KGQ_X16_VNNI && defined(__AMX_TILE__) && defined(__AMX_INT8__) && !defined(KGQ_PORTABLE)
 #define KGX_AMX 1
@@ -47,6 +59,8 @@ KG_INLINE void mm_amx_begin(void)
     c.rows[0] = 16, c.colsb[0] = 64; /* C: 16 x 16 int32 */
     c.rows[2] = 16, c.colsb[2] = 32; /* A: 16 rows x 32 int8 */
     c.rows[3] = 8, c.colsb[3] = 64;  /* B: 8 x (16 x 4 int8) */
+    for (int t = 4; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64; /* bf16: C 16 x 16 f32 (4, 5), A 16 x 32 bf16 (6), */
+    c.rows[1] = 16, c.colsb[1] = 64;                              /* B 16 x (16 x 2 bf16) (7, 1) */
     _tile_loadconfig(&c);
 }
 
@@ -109,8 +123,34 @@ KG_INLINE void mm_tile_amx(int wt, int NV, const uint8_t *const w[2], const uint
         for (int m = 0; m < 16; m++) memcpy(y[m] + 16 * v, &acc[m], sizeof acc[m]);
     }
 }
+
+#if KGX_BF16 && defined(__AMX_BF16__)
+#define KGX_AMXBF 1
+
+/* y[m][16 v + n] = row n of group w[v] (x16b) . row m of a (16 rows of K
+ * bf16 pairs, K a multiple of 32), m < 16, v < NV */
+KG_INLINE void mm_tile_amxbf(int NV, const uint8_t *const w[2], const uint32_t *a, int64_t K, float y[16][32])
+{
+    _tile_zero(4);
+    if (NV > 1) _tile_zero(5);
+    for (int64_t k = 0; k < K; k += 32) {
+        _tile_loadd(6, a + k / 2, 2 * K);
+        _tile_loadd(7, w[0] + 32 * k, 64);
+        _tile_dpbf16ps(4, 6, 7);
+        if (NV > 1) {
+            _tile_loadd(1, w[1] + 32 * k, 64);
+            _tile_dpbf16ps(5, 6, 1);
+        }
+    }
+    _tile_stored(4, y[0], 128);
+    if (NV > 1) _tile_stored(5, y[0] + 16, 128);
+}
+#else
+#define KGX_AMXBF 0
+#endif
 #else
 #define KGX_AMX 0
+#define KGX_AMXBF 0
 #endif
 
 #endif

@@ -53,6 +53,9 @@
  *
  * F32, F16, BF16: a group is K steps of 16 elements, element k of the 16
  * rows side by side (mm_tile_x16f: one load and 16-lane fmas per k).
+ * x16b (KGT_LAYOUT_X16B; F16, BF16, K even): a group is K/2 steps of 64
+ * bytes, word n of step j row n's elements 2j (low half), 2j + 1 as bf16
+ * (mm_tile_x16b: one load and 16-lane vdpbf16ps per pair of k).
  *
  * so a tile is as big as the 16 blocks it replaces, and one 64-byte load
  * holds 4 consecutive elements of each of 16 rows: the outer-product form.
@@ -296,6 +299,108 @@ KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], c
             for (int v = 0; v < NV; v++) acc[m][v] += wv[v] * xe;
         }
     }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) memcpy(out[m] + 16 * v, &acc[m][v], sizeof acc[m][v]);
+    }
+}
+
+/* ── float weights as bf16 pairs (x16b), read against the activations
+ *    rounded to bf16 (nearest even), 32 at a time into a pair per word
+ *    (vcvtne2ps2bf16), each word broadcast into vdpbf16ps: 16 lanes of
+ *    acc += w_2j x_2j + w_2j+1 x_2j+1 per instruction, twice the fmas'
+ *    products. The products of two bf16 are exact in f32; the sums are f32
+ *    (AVX512-BF16's, with denormal inputs and results as 0: the C below
+ *    keeps them, a difference under 2^-126 per product). AVX512-BF16 in the
+ *    amx level's bitcode and native builds on a CPU with it; portable C
+ *    elsewhere (the same products; the two of a pair summed in its own
+ *    order). ── */
+#if KGQ_X16_VNNI && defined(__AVX512BF16__) && !defined(KGQ_PORTABLE)
+#define KGX_BF16 1
+#else
+#define KGX_BF16 0
+#endif
+
+/* f32 bits -> bf16 bits, nearest even (NaN kept a NaN) */
+KG_INLINE uint32_t kgx_bf16_bits(uint32_t u)
+{
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;
+    return (u + 0x7fffu + (u >> 16 & 1)) >> 16;
+}
+
+/* out[j] = the pair (x[2j], x[2j + 1]) as bf16 (low half 2j), j < n/2: the
+ * n f32 at x (n even, n <= 32) */
+KG_INLINE void kgx_bf16_pairs(const uint8_t *x, int n, uint32_t out[16])
+{
+#if KGX_BF16
+    const __mmask16 lo = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    const __mmask16 hi = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    const __m512 a = _mm512_maskz_loadu_ps(lo, x), b = _mm512_maskz_loadu_ps(hi, x + 64);
+    _mm512_storeu_si512(out, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+#else
+    for (int j = 0; j < n / 2; j++) {
+        uint32_t u[2];
+        memcpy(u, x + 8 * j, 8);
+        out[j] = kgx_bf16_bits(u[0]) | kgx_bf16_bits(u[1]) << 16;
+    }
+#endif
+}
+
+/* acc[n] += w's pair n . the pair xp */
+KG_INLINE kgx_f32 kgx_dotbf(kgx_f32 acc, kgx_u8 w, uint32_t xp)
+{
+#if KGX_BF16
+    return (kgx_f32)_mm512_dpbf16_ps((__m512)acc, (__m512bh)w, (__m512bh)_mm512_set1_epi32((int)xp));
+#else
+    kgx_i32 wi;
+    memcpy(&wi, &w, sizeof wi);
+    kgx_f32 wl, wh;
+    const kgx_i32 lo = wi << 16, hi = wi & (int32_t)0xffff0000u;
+    memcpy(&wl, &lo, sizeof wl);
+    memcpy(&wh, &hi, sizeof wh);
+    float xl, xh;
+    const uint32_t ul = xp << 16, uh = xp & 0xffff0000u;
+    memcpy(&xl, &ul, 4);
+    memcpy(&xh, &uh, 4);
+    return acc + wl * xl + wh * xh;
+#endif
+}
+
+/* n elements (n even, <= 32) from element 2 j0 of groups w[v] against
+ * activation rows x[m] (f32, from the same element) into acc[m][v] */
+KG_INLINE void kgx_x16b_run(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t j0, int n,
+                            kgx_f32 acc[4][2])
+{
+    uint32_t xp[4][16];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) kgx_bf16_pairs(x[m] + 8 * j0, n, xp[m]);
+    KGQ_UNROLL
+    for (int j = 0; j < n / 2; j++) {
+        kgx_u8 wv[2];
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) wv[v] = kgx_load(w[v] + 64 * (j0 + j));
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) {
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) acc[m][v] = kgx_dotbf(acc[m][v], wv[v], xp[m][j]);
+        }
+    }
+}
+
+/* out[m][16 v + n] = row n of group w[v] (x16b) . activation row x[m] (f32) */
+KG_INLINE void mm_tile_x16b(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
+                            float out[4][32])
+{
+    kgx_f32 acc[4][2];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) {
+        KGQ_UNROLL
+        for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
+    }
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) kgx_x16b_run(MT, NV, w, x, k / 2, 32, acc);
+    if (k < K) kgx_x16b_run(MT, NV, w, x, k / 2, (int)(K - k), acc);
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         KGQ_UNROLL

@@ -30,6 +30,8 @@
  * layout: KGT_LAYOUT_ROWS (the default): W and W_up as above;
  * KGT_LAYOUT_X16: both rewritten into groups of 16 rows (mm_x16.h), for
  * Q4_0, Q4_1, Q8_0 and Q4_K with act Q8 and N a multiple of 16 only.
+ * KGT_LAYOUT_X16B: F16, BF16 (act F32, N a multiple of 16, K even) as
+ * bf16 pairs, multiplied against the activations rounded to bf16.
  * amx (a run-time value: may the thread use AMX tiles?): with X16, rows in
  * blocks of 16 go through mm_amx.h's tile where it is compiled in (the AMX
  * ISA level); ignored elsewhere. Same results up to f32 rounding.
@@ -77,8 +79,8 @@ void kgt_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
  * in f32, in that order (Hugging Face's BertEmbeddings'): row m is
  * position m % pos_len of its sequence (sequences of pos_len rows back to
  * back). pos_len 0 (the default): p[3] and p[4] are not read. Threads
- * split the M rows. layout KGT_LAYOUT_X16: the table is in kgt_mm's x16
- * layout (a table the output product shares); rows the default. */
+ * split the M rows. layout KGT_LAYOUT_X16 (X16B): the table is in kgt_mm's
+ * x16 (x16b) layout (a table the output product shares); rows the default. */
 void kgt_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale, int64_t pos_len,
                int64_t pos_type, int64_t layout);
 
