@@ -55,10 +55,14 @@ const char *gen_isa_name(gen_isa isa);
  *   amx      on | off: prefill products of x16 weights on AMX tiles
  *            (templates/cpu/mm_amx.h) when the process gets the tile state,
  *            where the target has AMX (the amx ISA level); default off
- *            (measured no faster than AVX-512 VNNI: gen/knobs.c) */
+ *            (measured no faster than AVX-512 VNNI: gen/knobs.c)
+ *   prefetch decode's software prefetch distance in bytes over x16
+ *            weights (0: none; up to 65536); default 2048 (measured:
+ *            gen/knobs.c) */
 typedef struct gen_knobs {
-    int layout; /* -1: the target's default */
-    int amx;    /* -1: the target's default, else 0 or 1 */
+    int layout;   /* -1: the target's default */
+    int amx;      /* -1: the target's default, else 0 or 1 */
+    int prefetch; /* -1: the target's default, else bytes (0: none) */
 } gen_knobs;
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */

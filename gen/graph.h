@@ -135,6 +135,7 @@ typedef struct gen_graph {
     int logits;                /* the output tensor (encoders: the n_seq pooled vectors) */
     int layout;                /* the layout knob, resolved: what products' weights take where it fits */
     bool amx;                  /* the amx knob, resolved: prefill products of x16 weights may use AMX */
+    int prefetch;              /* the prefetch knob, resolved: decode's distance over x16 weights */
     uint64_t weight_bytes;     /* pass_repack                            */
     uint64_t ws_bytes;         /* pass_memplan                           */
 } gen_graph;
