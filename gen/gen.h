@@ -61,12 +61,16 @@ const char *gen_isa_name(gen_isa isa);
  *            multiplied by vdpbf16ps against activations rounded to bf16
  *            (layout x16b, templates/cpu/mm_x16.h), or as stored against
  *            f32 activations; default bf16 where the target has
- *            AVX512-BF16 (the amx level), f32 elsewhere */
+ *            AVX512-BF16 (the amx level), f32 elsewhere
+ *   prefetch decode's software prefetch distance in bytes over x16 and
+ *            x16b weights (0: none; up to 65536); default 2048 (measured:
+ *            gen/knobs.c) */
 typedef struct gen_knobs {
     int layout; /* -1: the target's default */
     int amx;    /* -1: the target's default, else 0 or 1 */
     int ftile;  /* -1: the target's default, else 0 (f32) or 1 (bf16) */
     int amx_bf16; /* resolved from amx: AMX-BF16 for x16b weights (0 or 1); not parsed */
+    int prefetch; /* -1: the target's default, else bytes (0: none) */
 } gen_knobs;
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */

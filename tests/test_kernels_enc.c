@@ -69,9 +69,7 @@
 #include <string.h>
 #include <time.h>
 
-/* kernels_portable.c (GCC's build of the product templates) */
-void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
+#include "kernels_portable.h"
 
 /* ── data ── */
 static uint64_t rng;
@@ -360,7 +358,7 @@ typedef struct {
 static void mm_native(const void *c, int ith, int nth)
 {
     const mm_ctx *m = c;
-    (m->portable ? kgtp_mm : kgt_mm)(m->p, ith, nth, m->type, m->act, m->M, m->N, m->K, m->flags, 0, KGT_LAYOUT_ROWS, 0);
+    (m->portable ? kgtp_mm : kgt_mm)(m->p, ith, nth, m->type, m->act, m->M, m->N, m->K, m->flags, 0, KGT_LAYOUT_ROWS, 0, 0);
 }
 
 static double mm_check(const void *c, const float *y)

@@ -74,24 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* kernels_portable.c, kernels_portable_b.c */
-void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
-void kgtp_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type, int64_t layout);
-void kgtb_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
-void kgtb_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgtb_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type, int64_t layout);
-/* kernels_portable_avx2.c */
-void kgta_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
-void kgta_quantize(void *const *p, int ith, int nth, int64_t M, int64_t K);
-void kgta_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type, int64_t layout);
-int kgta_usable(void);
+#include "kernels_portable.h"
 
 #define TOL_F32 1e-5
 
@@ -99,9 +82,9 @@ int kgta_usable(void);
  * would make (M 1: the decode instance; else M bound at run time, the
  * prefill instance), every buffer copied there and back. Thread 0 does it. */
 static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
+                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
 {
-    (void)nth, (void)layout, (void)amx; /* rows: the CUDA templates read GGUF's rows only */
+    (void)nth, (void)layout, (void)amx, (void)pf; /* rows: the CUDA templates read GGUF's rows only */
     if (ith) return;
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
     const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
@@ -153,7 +136,8 @@ static void gpu_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M
 
 typedef struct {
     const char *name;
-    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    void (*mm)(void *const *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+               int64_t);
     void (*quantize)(void *const *, int, int, int64_t, int64_t);
     void (*embed)(void *const *, int, int, int64_t, int64_t, int64_t, double, int64_t, int64_t, int64_t);
 } impl;
@@ -507,7 +491,10 @@ static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *
 {
     const int x = a->layout != KGT_LAYOUT_ROWS;
     void *p[6] = {x ? a->wx : a->w, (void *)xin, y, a->bias, (void *)res, x ? a->wupx : a->wup};
-    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout, a->amx);
+    /* x16, x16b: the decode's software prefetch on, at the default distance (it
+     * reads past the matrix's end, which a prefetch may) */
+    const int64_t pf = a->layout != KGT_LAYOUT_ROWS ? 2048 : 0;
+    for (int ith = 0; ith < nth; ith++) im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout, a->amx, pf);
 }
 
 typedef struct {
@@ -1004,7 +991,7 @@ static void slices_cases(size_t i0, size_t i1)
                         run_mm(&IMPLS[im], nth, &a, KGT_ACT_F32, x, alone, r1, M, fl);
                         void *p[6] = {a.w, x, y + c0, a.bias, y + c0, NULL};
                         for (int ith = 0; ith < nth; ith++)
-                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS, 0);
+                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS, 0, 0);
                         for (int64_t m = 0; m < M; m++)
                             for (int64_t n = 0; n < a.N; n++) {
                                 double d = fabs((double)y[m * ldy + c0 + n] - alone[m * a.N + n]);

@@ -23,10 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void kgtp_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-             int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
-void kgtp_embed(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale,
-                int64_t pos_len, int64_t pos_type, int64_t layout);
+#include "kernels_portable.h"
 
 static uint64_t rng;
 static float unif(void) /* xorshift64*: [-1, 1) */
@@ -99,8 +96,7 @@ static float *bf16_values(int type, const uint8_t *w, int64_t n)
     return f;
 }
 
-typedef void mm_fn(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
+typedef KT_MM_DECL(mm_fn);
 
 /* one product in one build, nth 1 and 2 (and amx as given), against ref */
 static void check_one(const char *who, mm_fn *mm, int type, int64_t N, int64_t K, int64_t M, int flags, int amx)
@@ -122,7 +118,7 @@ static void check_one(const char *who, mm_fn *mm, int type, int64_t N, int64_t K
     for (int nth = 1; nth <= 2; nth++) {
         void *p[6] = {wx, x, y, bias, res, ux};
         memset(y, 0, (size_t)(M * N) * sizeof *y);
-        for (int ith = 0; ith < nth; ith++) mm(p, ith, nth, type, KGT_ACT_F32, M, N, K, flags, 0, KGT_LAYOUT_X16B, amx);
+        for (int ith = 0; ith < nth; ith++) mm(p, ith, nth, type, KGT_ACT_F32, M, N, K, flags, 0, KGT_LAYOUT_X16B, amx, 2048);
         int bad = 0;
         double worst = 0;
         for (int64_t i = 0; i < M * N; i++) {

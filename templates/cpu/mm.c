@@ -34,6 +34,7 @@ typedef struct {
     int64_t wrow, xrow;  /* bytes per row */
     int64_t M, K;
     int64_t layout;      /* KGT_LAYOUT_*: of W and W_up */
+    int64_t pf;          /* x16: software prefetch this many bytes ahead (0: none) */
 } mm_args;
 
 /* chunk c0+c of W rows w[r] against activation rows x[m] (q8a); hd[r]:
@@ -256,8 +257,8 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-        if (nc > 16) mm_tile_x16(wt, MT, 2, wg, xr, a->K, y);
-        else mm_tile_x16(wt, MT, 1, wg, xr, a->K, y);
+        if (nc > 16) mm_tile_x16(wt, MT, 2, wg, xr, a->K, a->pf, y);
+        else mm_tile_x16(wt, MT, 1, wg, xr, a->K, a->pf, y);
         return;
     }
     if (a->layout != KGT_LAYOUT_ROWS && act == KGT_ACT_F32 && kgx_ftype(wt)) { /* x16, x16b (F16, BF16) */
@@ -266,10 +267,10 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
         if (a->layout == KGT_LAYOUT_X16B) {
-            if (nc > 16) mm_tile_x16b(MT, 2, wg, xr, a->K, y);
-            else mm_tile_x16b(MT, 1, wg, xr, a->K, y);
-        } else if (nc > 16) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, y);
-        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, y);
+            if (nc > 16) mm_tile_x16b(MT, 2, wg, xr, a->K, a->pf, y);
+            else mm_tile_x16b(MT, 1, wg, xr, a->K, a->pf, y);
+        } else if (nc > 16) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, a->pf, y);
+        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, a->pf, y);
         return;
     }
 #if MMF_WIDE
@@ -389,7 +390,7 @@ KG_INLINE void mm_rows16_amxbf(const mm_args *a, void *const *p, int ng, int64_t
 #endif
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
+                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -399,6 +400,7 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
         M,
         K,
         layout,
+        pf,
     };
     const int ng = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? 2 : 1;
     int64_t lo, hi;
@@ -449,19 +451,20 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx);
-    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf);
+    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
 KG_PARAM_DEFAULT(mm, layout, KGT_LAYOUT_ROWS);
 KG_PARAM_DEFAULT(mm, amx, 0);
+KG_PARAM_DEFAULT(mm, pf, 0);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf)
 }

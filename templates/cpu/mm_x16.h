@@ -177,6 +177,14 @@ KG_INLINE kgx_f32 kgx_f16x16(const uint8_t *p)
 #endif
 }
 
+/* Decode (one activation row) reads each weight once, in order: the lines
+ * of [p + pf, p + pf + bytes) requested ahead (the hardware prefetchers
+ * stop at 4 KiB pages). pf: the `prefetch` knob (gen/knobs.c) */
+KG_INLINE void kgx_prefetch(const uint8_t *p, int64_t bytes, int64_t pf)
+{
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + pf + o);
+}
+
 /* acc[n] += sum_j w[4n + j] x4[j]: unsigned weight bytes, signed activations */
 KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4)
 {
@@ -278,7 +286,7 @@ KG_INLINE kgx_f32 kgx_fload(int wt, const uint8_t *p)
 }
 
 KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                            float out[4][32])
+                            int64_t pf, float out[4][32])
 {
     const int64_t step = 16 * (wt == KGT_F32 ? 4 : 2);
     kgx_f32 acc[4][2];
@@ -289,6 +297,9 @@ KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], c
     }
     for (int64_t k = 0; k < K; k++) {
         kgx_f32 wv[2];
+        if (MT == 1 && pf && (k * step) % 64 == 0)
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) kgx_prefetch(w[v] + k * step, 64, pf);
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) wv[v] = kgx_fload(wt, w[v] + k * step);
         KGQ_UNROLL
@@ -390,7 +401,7 @@ KG_INLINE void kgx_x16b_run(int MT, int NV, const uint8_t *const w[2], const uin
 
 /* out[m][16 v + n] = row n of group w[v] (x16b) . activation row x[m] (f32) */
 KG_INLINE void mm_tile_x16b(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                            float out[4][32])
+                            int64_t pf, float out[4][32])
 {
     kgx_f32 acc[4][2];
     KGQ_UNROLL
@@ -399,7 +410,12 @@ KG_INLINE void mm_tile_x16b(int MT, int NV, const uint8_t *const w[2], const uin
         for (int v = 0; v < NV; v++) acc[m][v] = (kgx_f32){0};
     }
     int64_t k = 0;
-    for (; k + 32 <= K; k += 32) kgx_x16b_run(MT, NV, w, x, k / 2, 32, acc);
+    for (; k + 32 <= K; k += 32) {
+        if (MT == 1 && pf) /* 32 elements of 16 rows: 1 KiB */
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) kgx_prefetch(w[v] + 32 * k, 1024, pf);
+        kgx_x16b_run(MT, NV, w, x, k / 2, 32, acc);
+    }
     if (k < K) kgx_x16b_run(MT, NV, w, x, k / 2, (int)(K - k), acc);
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
@@ -664,7 +680,7 @@ KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2]
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
 KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                           float out[4][32])
+                           int64_t pf, float out[4][32])
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
     const int64_t mo = kgx_moff(wt);
@@ -680,6 +696,9 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         const kgt_q8a *xb[4];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
+        if (MT == 1 && pf)
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) kgx_prefetch(t[v], tb, pf);
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
         if (wt == KGT_IQ4_XS) mm_tile_x16_iq4xs(MT, NV, t, xb, acc);
@@ -691,6 +710,9 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
         const kgt_q8a *xb[4];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
+        if (MT == 1 && pf)
+            KGQ_UNROLL
+            for (int v = 0; v < NV; v++) kgx_prefetch(t[v], tb, pf);
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + b;
         kgx_i32 ia[4][2];

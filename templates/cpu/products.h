@@ -29,12 +29,15 @@
  *
  * layout: KGT_LAYOUT_ROWS (the default): W and W_up as above;
  * KGT_LAYOUT_X16: both rewritten into groups of 16 rows (mm_x16.h), for
- * Q4_0, Q4_1, Q8_0 and Q4_K with act Q8 and N a multiple of 16 only.
+ * the types gen/layout.c lists (act Q8; float types act F32) and N a
+ * multiple of 16 only.
  * KGT_LAYOUT_X16B: F16, BF16 (act F32, N a multiple of 16, K even) as
  * bf16 pairs, multiplied against the activations rounded to bf16.
  * amx (a run-time value: may the thread use AMX tiles?): with X16, rows in
  * blocks of 16 go through mm_amx.h's tile where it is compiled in (the AMX
  * ISA level); ignored elsewhere. Same results up to f32 rounding.
+ * pf (bytes, 0: none): with X16 and one activation row (decode), each
+ * weight tile's lines are prefetched this far ahead; the same results.
  *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
@@ -60,7 +63,7 @@
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags, int64_t ldy, int64_t layout, int64_t amx);
+            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to
