@@ -4,6 +4,7 @@
  */
 #include "gen.h"
 #include "internal.h"
+#include "cli.h"
 #include "layout.h"
 
 #include "templates/cpu/kernel.h"
@@ -43,10 +44,9 @@ kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
             else if (!strcmp(val, "bf16") || !strcmp(val, "f32")) k->ftile = !strcmp(val, "bf16");
             else return kg_err(KG_ERR_ARG, "knobs '%s': ftile '%s': expected bf16, f32 or default", spec, val);
         } else if (!strcmp(name, "prefetch")) {
-            char *end;
-            const long v = strtol(val, &end, 10);
+            int64_t v;
             if (!strcmp(val, "default")) k->prefetch = -1;
-            else if (val[0] >= '0' && val[0] <= '9' && !*end && v >= 0 && v <= 65536 && v % 64 == 0) k->prefetch = (int)v;
+            else if (cli_parse_i64(val, 0, 65536, &v) && v % 64 == 0) k->prefetch = (int)v;
             else return kg_err(KG_ERR_ARG, "knobs '%s': prefetch '%s': expected bytes, a multiple of 64 up to 65536 (0: none), or default", spec, val);
         } else
             return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout, amx, ftile, prefetch)", spec, name);
