@@ -1,6 +1,6 @@
 /* bitcode.S — the kernel templates' LLVM bitcode, one blob per ISA level,
  * and the model runtime's object, embedded in kgen so it needs no clang and no template files at run time.
- * The files are found through the assembler's include path (-Wa,-I$(B)).
+ * The files are found through the assembler's include path (-Wa,-I$(BCB): see BCB in Makefile.in).
  * gen/llvm.c reads them (see gen.h). */
 #define BLOB(name, file)                  \
     .section .rodata;                     \

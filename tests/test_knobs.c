@@ -54,11 +54,16 @@ KT_TEST(knobs_defaults)
     KT_CHECK(k.ftile == 0); /* bf16 pairs are an x16 layout */
     gen_knobs_parse("amx=on", &k), gen_knobs_resolve(&k, GEN_ISA_AVX512, false);
     KT_CHECK(k.amx == 0 && k.amx_bf16 == 0 && k.ftile == 0); /* no AMX or AVX512-BF16 code below the amx level */
-    /* AVX2: rows, where prefetch means nothing; x16 when asked, with it */
-    gen_knobs_parse("prefetch=4096", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
+    /* AVX2: x16 and its prefetch, f32 float tiles; rows when asked, where
+     * prefetch means nothing. The generic level: rows */
+    gen_knobs_parse("", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
+    KT_CHECK(k.layout == KGT_LAYOUT_X16 && k.prefetch == 2048 && k.ftile == 0 && k.amx == 0);
+    gen_knobs_parse("layout=rows,prefetch=4096", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
     KT_CHECK(k.layout == KGT_LAYOUT_ROWS && k.prefetch == 0);
     gen_knobs_parse("layout=x16,prefetch=4096", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
     KT_CHECK(k.layout == KGT_LAYOUT_X16 && k.prefetch == 4096);
+    gen_knobs_parse("", &k), gen_knobs_resolve(&k, GEN_ISA_GENERIC, false);
+    KT_CHECK(k.layout == KGT_LAYOUT_ROWS && k.prefetch == 0);
     /* CUDA: rows, none of the CPU's choices */
     gen_knobs_parse("layout=x16,amx=on,prefetch=1024", &k), gen_knobs_resolve(&k, GEN_ISA_AMX, true);
     KT_CHECK(k.layout == KGT_LAYOUT_ROWS && k.amx == 0 && k.prefetch == 0);

@@ -72,8 +72,10 @@
  *
  * Exact int32 dots as in quants_q8.h (|sum| < 32 x 255 x 127 < 2^20);
  * accumulation in f32 per (activation row, weight row) over the tiles.
- * Elsewhere than AVX-512 VNNI the same arithmetic in portable C (the tests'
- * builds, and any target a tuning selects x16 for).
+ * With AVX2 alone (x86-64-v3) the same outer products by vpmaddubsw +
+ * vpmaddwd on two ymm halves (kgx_dot4; Q8_0's and IQ4's quants made
+ * signed first, KGX_B128), F16C and vpshufb; elsewhere the same
+ * arithmetic in portable C (the tests' builds).
  */
 #ifndef KGEN_MM_X16_H
 #define KGEN_MM_X16_H
@@ -85,6 +87,18 @@
 #else
 #define KGQ_X16_VNNI 0
 #endif
+/* AVX2 without AVX-512 VNNI (the x86-64-v3 level): each 64-byte vector is
+ * two ymm halves, the dots vpmaddubsw + vpmaddwd */
+#if KGQ_AVX2 && !KGQ_X16_VNNI
+#define KGX_AVX2 1
+#else
+#define KGX_AVX2 0
+#endif
+/* the offset in the dots of weights stored as value + 128 (Q8_0, IQ4_NL,
+ * IQ4_XS; kgx_dot4's `wide`): vpdpbusd's unsigned dot keeps it (the sums
+ * start at -128 x.sum); AVX2 takes it out of the weights (its pairs would
+ * saturate int16) and computes the signed dot */
+#define KGX_B128 (KGX_AVX2 ? 0 : 128)
 
 typedef int32_t kgx_i32 __attribute__((vector_size(64)));
 typedef float kgx_f32 __attribute__((vector_size(64)));
@@ -166,6 +180,12 @@ KG_INLINE kgx_f32 kgx_f16x16(const uint8_t *p)
 {
 #if KGQ_X16_VNNI
     return (kgx_f32)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+#elif KGX_AVX2
+    const __m256 h[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)))};
+    kgx_f32 f;
+    memcpy(&f, h, sizeof f);
+    return f;
 #else
     kgx_f32 f;
     for (int n = 0; n < 16; n++) {
@@ -185,14 +205,41 @@ KG_INLINE void kgx_prefetch(const uint8_t *p, int64_t bytes, int64_t pf)
     for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + pf + o);
 }
 
-/* acc[n] += sum_j w[4n + j] x4[j]: unsigned weight bytes, signed activations */
-KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4)
+/* acc[n] += sum_j w[4n + j] x4[j]: unsigned weight bytes, signed
+ * activations (|x| <= 127). wide: the weights are value + 128 and may
+ * exceed 127 (Q8_0, IQ4), and the sum is of (w - 128 + KGX_B128) x.
+ * AVX2: vpmaddubsw's pairs saturate at int16, so narrow weights must be
+ * below 128 (every other type's are below 64: 63 x 127 x 2 < 2^15) and
+ * wide ones are made signed, |w - 128| times x with w's sign (<= 128 x 127
+ * x 2 < 2^15) */
+KG_INLINE kgx_i32 kgx_dot4(kgx_i32 acc, kgx_u8 w, const int8_t *x4, int wide)
 {
 #if KGQ_X16_VNNI
+    (void)wide;
     int32_t xv;
     memcpy(&xv, x4, 4);
     return (kgx_i32)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)w, _mm512_set1_epi32(xv));
+#elif KGX_AVX2
+    int32_t xv;
+    memcpy(&xv, x4, 4);
+    const __m256i xb = _mm256_set1_epi32(xv), one = _mm256_set1_epi16(1);
+    __m256i wv[2], av[2];
+    memcpy(wv, &w, sizeof wv);
+    memcpy(av, &acc, sizeof av);
+    for (int h = 0; h < 2; h++) {
+        __m256i p;
+        if (wide) {
+            const __m256i ws = _mm256_xor_si256(wv[h], _mm256_set1_epi8((char)0x80));
+            p = _mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(xb, ws));
+        } else {
+            p = _mm256_maddubs_epi16(wv[h], xb);
+        }
+        av[h] = _mm256_add_epi32(av[h], _mm256_madd_epi16(p, one));
+    }
+    memcpy(&acc, av, sizeof acc);
+    return acc;
 #else
+    (void)wide;
     for (int n = 0; n < 16; n++)
         acc[n] += w[4 * n] * x4[0] + w[4 * n + 1] * x4[1] + w[4 * n + 2] * x4[2] + w[4 * n + 3] * x4[3];
     return acc;
@@ -228,6 +275,14 @@ KG_INLINE kgx_u8 kgx_iq4(kgx_u8 q)
     const kgq_u8x16 tab = (kgq_u8x16)(kgq_i8x16){KGQ_IQ4_VALUES} + 128;
 #if KGQ_X16_VNNI
     return (kgx_u8)_mm512_shuffle_epi8(_mm512_broadcast_i32x4((__m128i)tab), (__m512i)q);
+#elif KGX_AVX2
+    const __m256i t2 = _mm256_broadcastsi128_si256((__m128i)tab);
+    __m256i qv[2];
+    memcpy(qv, &q, sizeof qv);
+    for (int h = 0; h < 2; h++) qv[h] = _mm256_shuffle_epi8(t2, qv[h]);
+    kgx_u8 r;
+    memcpy(&r, qv, sizeof r);
+    return r;
 #else
     kgx_u8 r;
     for (int e = 0; e < 64; e++) r[e] = tab[q[e] & 15];
@@ -481,8 +536,8 @@ KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2]
             for (int m = 0; m < MT; m++) {
                 KGQ_UNROLL
                 for (int v = 0; v < NV; v++) {
-                    ia[0][m][v] = kgx_dot4(ia[0][m][v], lo[v], xb[m][2 * p].qs + 4 * i);
-                    ia[1][m][v] = kgx_dot4(ia[1][m][v], hi[v], xb[m][2 * p + 1].qs + 4 * i);
+                    ia[0][m][v] = kgx_dot4(ia[0][m][v], lo[v], xb[m][2 * p].qs + 4 * i, 0);
+                    ia[1][m][v] = kgx_dot4(ia[1][m][v], hi[v], xb[m][2 * p + 1].qs + 4 * i, 0);
                 }
             }
         }
@@ -534,7 +589,7 @@ KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], cons
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
             KGQ_UNROLL
-            for (int v = 0; v < NV; v++) ia[m][v] = (kgx_i32){0} - 128 * xb[m][s].sum;
+            for (int v = 0; v < NV; v++) ia[m][v] = (kgx_i32){0} - KGX_B128 * xb[m][s].sum;
         }
         KGQ_UNROLL
         for (int i = 0; i < 4; i++) {
@@ -549,8 +604,8 @@ KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], cons
             for (int m = 0; m < MT; m++) {
                 KGQ_UNROLL
                 for (int v = 0; v < NV; v++) {
-                    ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m][s].qs + 4 * i);
-                    ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m][s].qs + 16 + 4 * i);
+                    ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m][s].qs + 4 * i, 1);
+                    ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m][s].qs + 16 + 4 * i, 1);
                 }
             }
         }
@@ -654,7 +709,7 @@ KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2]
             KGQ_UNROLL
             for (int m = 0; m < MT; m++) {
                 KGQ_UNROLL
-                for (int v = 0; v < NV; v++) ia[i / 4][m][v] = kgx_dot4(ia[i / 4][m][v], q[v], xb[m][s].qs + 4 * i);
+                for (int v = 0; v < NV; v++) ia[i / 4][m][v] = kgx_dot4(ia[i / 4][m][v], q[v], xb[m][s].qs + 4 * i, 0);
             }
         }
         KGQ_UNROLL
@@ -686,7 +741,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
     const int64_t mo = kgx_moff(wt);
-    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 || wt == KGT_IQ4_NL ? 128 : 0;
+    const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 || wt == KGT_IQ4_NL ? KGX_B128 : 0;
     kgx_f32 acc[4][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
@@ -732,7 +787,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                 KGQ_UNROLL
                 for (int m = 0; m < MT; m++) {
                     KGQ_UNROLL
-                    for (int v = 0; v < NV; v++) ia[m][v] = kgx_dot4(ia[m][v], q[v], xb[m]->qs + 4 * i);
+                    for (int v = 0; v < NV; v++) ia[m][v] = kgx_dot4(ia[m][v], q[v], xb[m]->qs + 4 * i, 1);
                 }
             }
         } else {
@@ -754,8 +809,8 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
                 for (int m = 0; m < MT; m++) {
                     KGQ_UNROLL
                     for (int v = 0; v < NV; v++) {
-                        ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m]->qs + 4 * i);
-                        ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m]->qs + 16 + 4 * i);
+                        ia[m][v] = kgx_dot4(ia[m][v], lo[v], xb[m]->qs + 4 * i, wt == KGT_IQ4_NL);
+                        ia[m][v] = kgx_dot4(ia[m][v], hi[v], xb[m]->qs + 16 + 4 * i, wt == KGT_IQ4_NL);
                     }
                 }
             }
