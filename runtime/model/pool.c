@@ -40,8 +40,8 @@
 #include <unistd.h>
 
 /*
- * KGR_SPIN: spin rounds (an atomic load and a pause) a waiting thread makes
- * before it sleeps on the futex. Measured on a 2-core AMD EPYC (Zen 3, KVM)
+ * KGR_SPIN: the spin rounds (an atomic load and a pause) a waiting thread
+ * starts with before it sleeps on the futex (then adapted: below). Measured on a 2-core AMD EPYC (Zen 3, KVM)
  * shared with other jobs: a round costs 24 ns (pause is ~60 cycles there;
  * ~140 on Intel since Skylake, ~10 before); a barrier between two running
  * threads costs 0.1-0.25 us; the same barrier when the early thread has
@@ -67,6 +67,21 @@
 #ifndef KGR_SPIN
 #define KGR_SPIN 256
 #endif
+/*
+ * The budget adapts per thread between KGR_SPIN_MIN and KGR_SPIN_MAX: a
+ * wait that ended while spinning doubles it, one that had to sleep halves
+ * it. On a quiet machine waits end spinning and the budget sits at the
+ * top; beside a busy process (the late thread descheduled) they sleep and
+ * it falls to the bottom. Measured, SmolLM2-shaped Q4_0 2-thread decode on
+ * the 2-core EPYC VM (tg128, quiet / tg64 beside `python3 -c 'while
+ * True: pass'`, interleaved, 2 rounds): fixed 256 rounds 127-195 / 119-130
+ * tok/s, fixed 1024 311-322 / 87-90, fixed 2048 350-420 / 83-93: the
+ * ops of a decode step got shorter than the imbalance 256 rounds cover
+ * (README, Performance, for the adaptive budget's figures).
+ */
+#define KGR_SPIN_MIN 128
+#define KGR_SPIN_MAX 4096
+static _Thread_local int spin_budget = KGR_SPIN;
 
 #define KGR_CACHELINE 64
 
@@ -118,14 +133,20 @@ static void futex_wake_all(_Atomic uint32_t *addr)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Waits until w->gen != seen: KGR_SPIN rounds of spinning, then the futex.
- * Acquire: what the advancing thread wrote before advancing is visible. */
+/* Waits until w->gen != seen: spin_budget rounds of spinning, then the
+ * futex. Acquire: what the advancing thread wrote before advancing is
+ * visible. */
 static void wait_past(kgr_wait *w, uint32_t seen)
 {
-    for (int i = 0; i < KGR_SPIN; i++) {
-        if (atomic_load_explicit(&w->gen, memory_order_acquire) != seen) return;
+    const int budget = spin_budget;
+    for (int i = 0; i < budget; i++) {
+        if (atomic_load_explicit(&w->gen, memory_order_acquire) != seen) {
+            if (budget < KGR_SPIN_MAX) spin_budget = 2 * budget;
+            return;
+        }
         cpu_relax();
     }
+    if (budget > KGR_SPIN_MIN) spin_budget = budget / 2;
     /* Announce the sleep before the last check (seq_cst on both sides: the
      * advancer either sees sleepers > 0 and wakes, or we see its new gen;
      * and FUTEX_WAIT itself re-checks gen atomically in the kernel). */
