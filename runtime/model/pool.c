@@ -41,15 +41,15 @@
 
 /*
  * KGR_SPIN: the spin rounds (an atomic load and a pause) a waiting thread
- * starts with before it sleeps on the futex (then adapted: below). Measured on a 2-core AMD EPYC (Zen 3, KVM)
- * shared with other jobs: a round costs 24 ns (pause is ~60 cycles there;
+ * starts with before it sleeps on the futex (then adapted: below).
+ * Measured on a 2-core AMD EPYC (Zen 3, KVM) shared with other jobs: a round costs 24 ns (pause is ~60 cycles there;
  * ~140 on Intel since Skylake, ~10 before); a barrier between two running
  * threads costs 0.1-0.25 us; the same barrier when the early thread has
  * gone to sleep (futex wait + wake + the scheduler waking it) costs 6-11 us.
- * 256 rounds (~6 us there, ~13 us on recent Intel) cover the usual
- * imbalance between threads within one op of a decode step, so on a quiet
- * machine those barriers do not sleep.
- * It is short, and a waiting thread never yields, because of what happens
+ * 256 rounds (~6 us there, ~13 us on recent Intel) once covered the usual
+ * imbalance between threads within one op of a decode step; with the x16
+ * kernels they often do not, hence the adaptive budget below.
+ * A waiting thread never yields, because of what happens
  * when there are fewer free cores than threads: the late thread is then
  * descheduled, and a waiter that spins holds a core it could give it, while
  * sched_yield hands the core to the competing process for its whole slice
@@ -62,7 +62,8 @@
  * (25.4-34.6); beside the other jobs alone, all four 38-54 tok/s (noise).
  * Idle workers wait the same way: between decode steps (sampling: 5-100
  * us) they are often still spinning when the next step starts, and an
- * idle model stops using CPU after ~13 us.
+ * idle model stops using CPU after at most KGR_SPIN_MAX rounds (~100 us
+ * on the EPYC VM).
  */
 #ifndef KGR_SPIN
 #define KGR_SPIN 256
