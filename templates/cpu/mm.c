@@ -330,14 +330,28 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
     const float *res = flags & KGT_EPI_RESIDUAL ? p[4] : NULL; /* may be Y: read before written */
     for (int64_t m = 0; m < mt; m++) {
         float v[MM_NC];
-        for (int64_t j = 0; j < nc; j++) {
-            float g = y[0][m][j];
-            if (flags & KGT_EPI_SWIGLU) g = g / (1.0f + expf(-g)) * y[1][m][j];
-            /* tanh GELU as kgt_vgelu: x / (1 + e^(-2u)), 2u = x (2 sqrt(2/pi) + 2 * 0.044715 sqrt(2/pi) x²) */
-            if (flags & KGT_EPI_GEGLU) g = g / (1.0f + expf(-g * (1.5957691216057308f + 0.0713548162726009f * g * g))) * y[1][m][j];
-            if (flags & KGT_EPI_BIAS) g += bias[n0 + j];
-            v[j] = g;
+        memcpy(v, y[0][m], sizeof v);
+        if (flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) { /* silu(g) or tanh GELU(g), times u */
+            const int geglu = (flags & KGT_EPI_GEGLU) != 0;
+#if defined(__clang__)
+            int64_t j = 0;
+            for (; j + KGT_VF <= nc; j += KGT_VF) {
+                const kgt_vf g = kgt_vload(v + j);
+                kgt_vstore(v + j, (geglu ? kgt_vgelu(g) : kgt_vsilu(g)) * kgt_vload(y[1][m] + j));
+            }
+            if (j < nc) {
+                const kgt_vf g = kgt_vload_part(v + j, nc - j, 0.0f);
+                kgt_vstore_part(v + j, nc - j, (geglu ? kgt_vgelu(g) : kgt_vsilu(g)) * kgt_vload_part(y[1][m] + j, nc - j, 0.0f));
+            }
+#else /* the tests' portable GCC builds: libm's expf (kgt_vgelu's formula: x / (1 + e^(-2u))) */
+            for (int64_t j = 0; j < nc; j++) {
+                const float g = v[j], t = geglu ? g * (1.5957691216057308f + 0.0713548162726009f * g * g) : g;
+                v[j] = g / (1.0f + expf(-t)) * y[1][m][j];
+            }
+#endif
         }
+        if (flags & KGT_EPI_BIAS)
+            for (int64_t j = 0; j < nc; j++) v[j] += bias[n0 + j];
         if (flags & KGT_EPI_GELU) { /* exact GELU, a vector at a time */
 #if defined(__clang__)
             int64_t j = 0;
