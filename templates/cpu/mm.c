@@ -248,11 +248,17 @@ KG_INLINE void mm_tile_fw(int wt, int MT, const uint8_t *const w[4], const uint8
 #define MMF_WIDE 0
 #endif
 
-/* AVX2: a tile's sums in registers are one group of 16 rows (MT x 2 ymm;
- * two groups, MT x 4 ymm of 16, spill): the second group of a chunk of 32
- * as a tile of its own, into y[m][16..31]. Measured on the 2-core EPYC VM
+/* Whether a tile takes both 16-row groups of a chunk of 32 at once. AVX2:
+ * a tile's sums in registers are one group of 16 rows (MT x 2 ymm; two
+ * groups, MT x 4 ymm of 16, spill), so the second group is a tile of its
+ * own (mm_x16_second), into y[m][16..31]. Measured on the 2-core EPYC VM
  * (README, Performance): SmolLM2-shaped F16 prefill 2.5x, Q4_0 decode
  * 1.5x; but F16 decode (MT 1: 4 sums) ran 10% faster with both groups */
+KG_INLINE int mm_x16_both(int wt, int MT, int layout, int64_t nc)
+{
+    return nc > 16 && (!KGX_AVX2 || layout == KGT_LAYOUT_X16B || (MT == 1 && kgx_ftype(wt)));
+}
+
 KG_INLINE void mm_x16_second(int wt, int MT, const uint8_t *wg1, const uint8_t *const xr[4], const mm_args *a,
                              float y[MM_MT][MM_NC])
 {
@@ -273,9 +279,17 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-        if (nc > 16 && !KGX_AVX2) mm_tile_x16(wt, MT, 2, wg, xr, a->K, a->pf, y);
+#if KGX_AVX2
+        if (MT > 2 && kgq_blk(wt) == 32) { /* half groups (mm_x16_avx2.h) */
+            for (int v = 0; v < (nc > 16 ? 2 : 1); v++)
+                for (int hh = 0; hh < 2; hh++) mm_tile_x16_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+            return;
+        }
+#endif
+        const int both = mm_x16_both(wt, MT, a->layout, nc);
+        if (both) mm_tile_x16(wt, MT, 2, wg, xr, a->K, a->pf, y);
         else mm_tile_x16(wt, MT, 1, wg, xr, a->K, a->pf, y);
-        if (nc > 16 && KGX_AVX2) mm_x16_second(wt, MT, wg[1], xr, a, y);
+        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y);
         return;
     }
     if (a->layout != KGT_LAYOUT_ROWS && act == KGT_ACT_F32 && kgx_ftype(wt)) { /* x16, x16b (F16, BF16) */
@@ -283,14 +297,12 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-        if (a->layout == KGT_LAYOUT_X16B) {
-            if (nc > 16) mm_tile_x16b(MT, 2, wg, xr, a->K, a->pf, y);
-            else mm_tile_x16b(MT, 1, wg, xr, a->K, a->pf, y);
-        } else if (nc > 16 && (!KGX_AVX2 || MT == 1)) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, a->pf, y);
-        else {
-            mm_tile_x16f(wt, MT, 1, wg, xr, a->K, a->pf, y);
-            if (nc > 16) mm_x16_second(wt, MT, wg[1], xr, a, y);
-        }
+        const int both = mm_x16_both(wt, MT, a->layout, nc);
+        if (a->layout == KGT_LAYOUT_X16B && both) mm_tile_x16b(MT, 2, wg, xr, a->K, a->pf, y);
+        else if (a->layout == KGT_LAYOUT_X16B) mm_tile_x16b(MT, 1, wg, xr, a->K, a->pf, y);
+        else if (both) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, a->pf, y);
+        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, a->pf, y);
+        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y); /* x16 only: x16b's both is nc > 16 */
         return;
     }
 #if MMF_WIDE

@@ -871,4 +871,6 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
     }
 }
 
+#include "mm_x16_avx2.h"
+
 #endif
