@@ -259,11 +259,17 @@ KG_INLINE int mm_x16_both(int wt, int MT, int layout, int64_t nc)
     return nc > 16 && (!KGX_AVX2 || layout == KGT_LAYOUT_X16B || (MT == 1 && kgx_ftype(wt)));
 }
 
+/* y's values so far stored and y kept in memory, so that the tiles after
+ * this point do not hold the earlier tiles' results in registers (they
+ * did: F16 prefill's second group spilled 6 of its 8 sums in its k loop) */
+#define MM_FLUSH(y) __asm__ volatile("" : : "r"(y) : "memory")
+
 KG_INLINE void mm_x16_second(int wt, int MT, const uint8_t *wg1, const uint8_t *const xr[4], const mm_args *a,
                              float y[MM_MT][MM_NC])
 {
     const uint8_t *w1[2] = {wg1, wg1};
     float y2[MM_MT][MM_NC];
+    MM_FLUSH(y);
     if (kgx_ftype(wt)) mm_tile_x16f(wt, MT, 1, w1, xr, a->K, a->pf, y2);
     else mm_tile_x16(wt, MT, 1, w1, xr, a->K, a->pf, y2);
     KGQ_UNROLL
@@ -280,9 +286,13 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
 #if KGX_AVX2
-        if (MT > 2 && kgq_blk(wt) == 32) { /* half groups (mm_x16_avx2.h) */
+        if (MT > 2 && (kgq_blk(wt) == 32 || wt == KGT_Q4_K || wt == KGT_Q5_K)) { /* half groups (mm_x16_avx2.h) */
             for (int v = 0; v < (nc > 16 ? 2 : 1); v++)
-                for (int hh = 0; hh < 2; hh++) mm_tile_x16_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+                for (int hh = 0; hh < 2; hh++) {
+                    if (kgq_blk(wt) == 32) mm_tile_x16_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+                    else mm_tile_x16k_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+                    MM_FLUSH(y);
+                }
             return;
         }
 #endif

@@ -1,7 +1,7 @@
 /*
- * mm_x16_avx2.h — AVX2's tile over the x16 layout's 32-element types
- * (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL; the layout: mm_x16.h), for MT > 2
- * activation rows.
+ * mm_x16_avx2.h — AVX2's prefill tile over the x16 layout (the layout:
+ * mm_x16.h) for MT > 2 activation rows: the 32-element types (Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, IQ4_NL), Q4_K and Q5_K.
  *
  * A 16-row group's sums are two ymm per activation row; with an f32
  * accumulator beside each, four rows need all 16 ymm and spill (measured:
@@ -118,6 +118,85 @@ KG_INLINE void mm_tile_x16_half(int wt, int MT, const uint8_t *w, const uint8_t 
         for (int m = 0; m < MT; m++) {
             acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[m]), _mm256_mul_ps(dw, _mm256_set1_ps(xb[m]->d)), acc[m]);
             if (kgx_nf(wt) == 2) acc[m] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xb[m]->d * (float)xb[m]->sum), acc[m]);
+        }
+    }
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) _mm256_storeu_ps(out[m] + col, acc[m]);
+}
+
+/* Q4_K, Q5_K: sub-block j's scales (mn 0) or mins (mn 1) of rows
+ * 8 hh .. 8 hh + 7 as floats (kgx_q4k_sm's 6 bits, half the planes) */
+KG_INLINE __m256 kgx2_q4k_sm(const uint8_t *t, int j, int mn, int hh)
+{
+    typedef uint8_t u8x8 __attribute__((vector_size(8)));
+    typedef int32_t i32x8 __attribute__((vector_size(32)));
+    u8x8 a, b, r;
+    const uint8_t *s = t + 64 + 8 * hh;
+    if (j < 4) {
+        memcpy(&a, s + 16 * (j + 4 * mn), 8);
+        r = a & 63;
+    } else {
+        memcpy(&a, s + 16 * (j + 4), 8);
+        memcpy(&b, s + 16 * (j - 4 + 4 * mn), 8);
+        r = (mn ? a >> 4 : a & 15) | (u8x8)((b >> 6) << 4);
+    }
+    const i32x8 v = __builtin_convertvector(r, i32x8);
+    __m256i vi;
+    memcpy(&vi, &v, sizeof vi);
+    return _mm256_cvtepi32_ps(vi);
+}
+
+/* Q4_K's and Q5_K's half-group tile (256-element blocks: 8 sub-blocks of
+ * 32, quant vector (p, i)'s low nibbles sub-block 2p's, high ones 2p + 1's):
+ * one sub-block at a time, so one ymm of sums per activation row; two
+ * quant vectors' products summed as int16 (nibbles <= 31: 4 x 31 x 127 <
+ * 2^15) before one vpmaddwd */
+KG_INLINE void mm_tile_x16k_half(int wt, int MT, const uint8_t *w, const uint8_t *const x[4], int64_t K, int hh,
+                                 float out[4][32], int col)
+{
+    const int64_t nb = K / 256, tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt) + 32 * hh;
+    const __m256i one = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(15);
+    __m256 acc[4];
+    KGQ_UNROLL
+    for (int m = 0; m < MT; m++) acc[m] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *t = w + b * tb;
+        const kgt_q8a *xb[4];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(t + 16 * hh)));
+        const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(t + 32 + 16 * hh)));
+        KGQ_NOUNROLL
+        for (int j = 0; j < 8; j++) { /* sub-block j: vectors (j / 2, i), nibbles j % 2 */
+            const int p = j / 2, h = j % 2;
+            __m256i ia[4];
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) ia[m] = _mm256_setzero_si256();
+            KGQ_UNROLL
+            for (int i = 0; i < 8; i += 2) {
+                __m256i q[2];
+                KGQ_UNROLL
+                for (int e = 0; e < 2; e++) {
+                    const __m256i r = kgx2_load(t + qo + 512 * p + 64 * (i + e));
+                    q[e] = _mm256_and_si256(h ? _mm256_srli_epi16(r, 4) : r, lo4);
+                    if (wt == KGT_Q5_K) /* mask (8p + i + e, h) */
+                        q[e] = _mm256_or_si256(q[e], kgx2_fifth(t + 256 + 128 * p + 16 * (i + e) + 8 * h + 4 * hh));
+                }
+                KGQ_UNROLL
+                for (int m = 0; m < MT; m++) {
+                    const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], kgx2_bcast4(xb[m][j].qs + 4 * i)),
+                                                         _mm256_maddubs_epi16(q[1], kgx2_bcast4(xb[m][j].qs + 4 * i + 4)));
+                    ia[m] = _mm256_add_epi32(ia[m], _mm256_madd_epi16(s16, one));
+                    KGX2_PIN(ia[m]);
+                }
+            }
+            const __m256 sc = _mm256_mul_ps(d, kgx2_q4k_sm(t, j, 0, hh)), mn = _mm256_mul_ps(dm, kgx2_q4k_sm(t, j, 1, hh));
+            KGQ_UNROLL
+            for (int m = 0; m < MT; m++) {
+                const float dx = xb[m][j].d;
+                acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[m]), _mm256_mul_ps(sc, _mm256_set1_ps(dx)), acc[m]);
+                acc[m] = _mm256_fnmadd_ps(mn, _mm256_set1_ps(dx * (float)xb[m][j].sum), acc[m]);
+            }
         }
     }
     KGQ_UNROLL
