@@ -17,13 +17,17 @@ Protocol, per model and thread count:
     (`build/bench-kernels --triad N`), measured before the first and after
     the last round of each configuration; decode can go no faster than
     triad / (weight bytes read per token), with the best triad of the whole
-    run at that thread count (neighbours on a shared machine only lower it).
+    run at that thread count (neighbours on a shared machine only lower it);
+    for prefill of float weights (F32, F16, BF16 in every layer), the FP32
+    FMA peak (`build/bench-kernels --fma-peak N`, measured the same way) over
+    the layers' FLOPs per prompt token.
 Weight bytes per token: every tensor except the token embedding, of which a
 token reads one row, unless the model ties it to the output matrix (then it
 is read whole). From `kgen inspect --json`.
 
 Reports medians with min-max, the kgen / llama.cpp ratio of the medians, and
-for decode the fraction of the limit each reaches: a markdown table on
+for decode (float prefill: of the FMA peak) the fraction of the limit each
+reaches: a markdown table on
 stdout, every sample and the machine in the JSON, and PNG plots (gnuplot).
 
 GPU (--gpu auto: when the CUDA driver reports a device; --gpu only: alone):
@@ -228,6 +232,21 @@ def bytes_per_token(a, model):
     return sum(t["bytes"] for t in d["tensors"] if tied or t["name"] != "token_embd.weight")
 
 
+def float_layer_flops(a, model):
+    """FLOPs per prompt token of the layers' products (2 per weight of blk.* matrices) when every
+    one of them is a float type (F32, F16, BF16), else None: the prefill row's compute limit is the
+    FP32 FMA peak over this (the output product runs for the last token only)."""
+    d = json.loads(run([a.kgen, "inspect", model, "--json"]))
+    mats = [t for t in d["tensors"] if t["name"].startswith("blk.") and len(t["shape"]) == 2]
+    if not mats or any(t["type"] not in ("F32", "F16", "BF16") for t in mats):
+        return None
+    return sum(2 * t["shape"][0] * t["shape"][1] for t in mats)
+
+
+def fma_peak(a, threads):
+    return json.loads(run([a.bench_kernels, "--fma-peak", str(threads)]))["gflops"]
+
+
 def med(v):
     return statistics.median(v)
 
@@ -385,7 +404,9 @@ def table(rows, engines):
         n = r["pp"] if r["test"] == "pp" else r["tg"]
         cells = [f"{r[k + '_med']:.1f} ({r[k + '_min']:.1f}-{r[k + '_max']:.1f})" for k, _, _ in engines]
         cells += [f"{r['kgen_med'] / r[k + '_med']:.2f}x" for k, _, _ in engines[1:]]
-        cells += [f"{100 * r[k + '_med'] / r['limit_tps']:.0f}%" if r["test"] == "tg" else "-" for k, _, _ in engines]
+        cells += [f"{100 * r[k + '_med'] / r['limit_tps']:.0f}%" if r["test"] == "tg"
+                  else f"{100 * r[k + '_med'] / r['pp_limit_tps']:.0f}% of FMA peak" if r.get("pp_limit_tps")
+                  else "-" for k, _, _ in engines]
         print(f"| {r['label']} | {r['threads'] or 'GPU'} | {r['test']}{n} | " + " | ".join(cells) + " |")
 
 
@@ -401,11 +422,13 @@ def cpu_compare(a, models):
     rows, record, peer_info = [], [], None
     for model in models:
         bpt = bytes_per_token(a, model)
+        fpt = float_layer_flops(a, model)
         label = label_of(model)
         for th in [int(x) for x in a.threads.split(",")]:
             kgen_sample(a, model, th)  # compile, warm up
             peer_sample(a, model, th)
             tri = [triad(a, th)]
+            fma = [fma_peak(a, th)] if fpt else []
             ks, ps = [], []
             for r in range(a.rounds):
                 waited = wait_quiet(a.quiet_wait)
@@ -420,6 +443,8 @@ def cpu_compare(a, models):
                 print(f"  {label} t{th} round {r + 1}/{a.rounds}: kgen pp {ks[-1]['pp']:.1f} tg {ks[-1]['tg']:.1f} | "
                       f"llama.cpp pp {p['pp']:.1f} tg {p['tg']:.1f}", file=sys.stderr)
             tri.append(triad(a, th))
+            if fpt:
+                fma.append(fma_peak(a, th))
             limit = med(tri) * 1e9 / bpt
             for test in ("pp", "tg"):
                 kv, pv = [s[test] for s in ks], [s[test] for s in ps]
@@ -428,6 +453,8 @@ def cpu_compare(a, models):
                              "peer_min": min(pv), "peer_max": max(pv), "limit_tps": limit})
             record.append({"model": model, "threads": th, "bytes_per_token": bpt, "triad_gbs": tri,
                            "limit_tps": limit, "kgen": ks, "llama_cpp": ps})
+            if fpt:
+                record[-1].update({"flops_per_prompt_token": fpt, "fma_gflops": fma})
     best_triad_limits(rows, record)
     return rows, record, peer_info
 
@@ -445,6 +472,16 @@ def best_triad_limits(rows, record):
     lim = {(s["model"], s["threads"]): s["limit_tps"] for s in record}
     for r in rows:
         r["limit_tps"] = lim[(r["model"], r["threads"])]
+    # prefill of float weights: the run's best FP32 FMA peak at the thread count over the FLOPs per token
+    peak = {}
+    for s in record:
+        if s.get("fma_gflops"):
+            peak[s["threads"]] = max(peak.get(s["threads"], 0.0), *s["fma_gflops"])
+    pl = {(s["model"], s["threads"]): peak[s["threads"]] * 1e9 / s["flops_per_prompt_token"]
+          for s in record if s.get("fma_gflops")}
+    for r in rows:
+        if r["test"] == "pp" and (r["model"], r["threads"]) in pl:
+            r["pp_limit_tps"] = pl[(r["model"], r["threads"])]
 
 
 # ── the quantizer comparison ─────────────────────────────────────────────
