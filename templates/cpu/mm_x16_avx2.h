@@ -125,25 +125,13 @@ KG_INLINE void mm_tile_x16_half(int wt, int MT, const uint8_t *w, const uint8_t 
 }
 
 /* Q4_K, Q5_K: sub-block j's scales (mn 0) or mins (mn 1) of rows
- * 8 hh .. 8 hh + 7 as floats (kgx_q4k_sm's 6 bits, half the planes) */
+ * 8 hh .. 8 hh + 7 as floats: half of kgx_q4k_sm's 16 */
 KG_INLINE __m256 kgx2_q4k_sm(const uint8_t *t, int j, int mn, int hh)
 {
-    typedef uint8_t u8x8 __attribute__((vector_size(8)));
-    typedef int32_t i32x8 __attribute__((vector_size(32)));
-    u8x8 a, b, r;
-    const uint8_t *s = t + 64 + 8 * hh;
-    if (j < 4) {
-        memcpy(&a, s + 16 * (j + 4 * mn), 8);
-        r = a & 63;
-    } else {
-        memcpy(&a, s + 16 * (j + 4), 8);
-        memcpy(&b, s + 16 * (j - 4 + 4 * mn), 8);
-        r = (mn ? a >> 4 : a & 15) | (u8x8)((b >> 6) << 4);
-    }
-    const i32x8 v = __builtin_convertvector(r, i32x8);
-    __m256i vi;
-    memcpy(&vi, &v, sizeof vi);
-    return _mm256_cvtepi32_ps(vi);
+    const kgx_f32 f = kgx_q4k_sm(t, j, mn);
+    __m256 h;
+    memcpy(&h, (const float *)&f + 8 * hh, sizeof h);
+    return h;
 }
 
 /* Q4_K's and Q5_K's half-group tile (256-element blocks: 8 sub-blocks of
