@@ -23,6 +23,7 @@
  */
 #include "bench.h"
 #include "gen.h"
+#include "tune_bench.h"
 #include "kernel.h"
 
 #include <immintrin.h>
@@ -374,31 +375,6 @@ static uint32_t rnd(void)
     return (uint32_t)rng;
 }
 
-/* random weights with finite, small scales in every block */
-static void fill_weights(uint8_t *w, uint64_t bytes, int wtype, const kg_type_info *ti)
-{
-    for (uint64_t i = 0; i < bytes; i += 4) {
-        uint32_t r = rnd();
-        memcpy(w + i, &r, bytes - i < 4 ? bytes - i : 4);
-    }
-    kgt_f16 d = kgt_f32_to_f16(0.01f);
-    if (wtype == KGT_F16 || wtype == KGT_F32 || wtype == KGT_BF16) {
-        for (uint64_t i = 0; i < bytes; i += ti->size) {
-            if (wtype == KGT_F32) { float f = (float)(rnd() % 1000) * 1e-3f; memcpy(w + i, &f, 4); }
-            else if (wtype == KGT_F16) memcpy(w + i, &d, 2);
-            else { uint16_t b = 0x3c00 >> 3; memcpy(w + i, &b, 2); }
-        }
-        return;
-    }
-    /* the f16 scale (and min) of each block: where the format keeps them */
-    size_t at = wtype == KGT_Q6_K ? 208 : wtype == KGT_Q3_K ? 108 : wtype == KGT_Q2_K ? 80 : 0;
-    const int two = wtype == KGT_Q4_1 || wtype == KGT_Q5_1 || wtype == KGT_Q4_K || wtype == KGT_Q5_K || wtype == KGT_Q2_K;
-    for (uint64_t i = 0; i < bytes; i += ti->size) {
-        memcpy(w + i + at, &d, 2);
-        if (two) memcpy(w + i + at + 2, &d, 2);
-    }
-}
-
 typedef struct result {
     const char *model;
     const char *type;
@@ -439,7 +415,7 @@ static int mm_bench(team *t, const gen_target *tg, const char *model, int wtype,
     m.w = calloc((size_t)m.ncopies, sizeof *m.w);
     for (int c = 0; c < m.ncopies; c++) {
         m.w[c] = aligned_alloc(64, (wbytes + 63) & ~63ull);
-        fill_weights(m.w[c], wbytes, wtype, ti);
+        gen_fill_weights(m.w[c], wbytes, wtype, rnd());
     }
     size_t xbytes = quant ? (size_t)(K / 32) * sizeof(kgt_q8a) : (size_t)K * 4;
     m.x = aligned_alloc(64, (xbytes + 63) & ~63ull);

@@ -33,7 +33,8 @@
 
 static const char usage[] =
     "usage: kgen bench MODEL [--pp 64,512] [--tg 128] [--depth D] [-r N] [-t THREADS]\n"
-    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]] [--kv f16|q8|f32] [--bs 1,32] [--seq-len 128]\n"
+    "                  [--json] [--cpu CPU | --target cuda[:sm_NN]] [--kv f16|q8|f32]\n"
+    "                  [--tuning FILE] [--bs 1,32] [--seq-len 128]\n"
     "MODEL: a GGUF file, a Hugging Face directory or a compiled model (.so).\n"
     "\n"
     "  --pp LIST   prompt lengths for the prefill tests (default 64; 0: none)\n"
@@ -44,6 +45,7 @@ static const char usage[] =
     "  -t N        threads (default: all CPUs)\n"
     "  --json      one JSON object on stdout instead of the table\n"
     "  --kv TYPE   the KV cache's type when compiling (GGUF or directory; default f16)\n"
+    "  --tuning FILE  compile with a tuning file's knobs (see kgen tune)\n"
     "For an encoder (BERT, e.g. a sentence-transformers directory):\n"
     "  --bs LIST     sequences per call (default 1,32)\n"
     "  --seq-len N   word pieces per sequence, [CLS] and [SEP] included (default 128)\n"
@@ -283,6 +285,8 @@ int cmd_bench(int argc, char **argv)
             if (!(lo.cpu = cli_value(&c))) return 2;
         } else if (!strcmp(o, "--target")) {
             if (!(lo.cuda = cli_value(&c))) return 2;
+        } else if (!strcmp(o, "--tuning")) {
+            if (!(lo.tuning = cli_value(&c))) return 2;
         } else if (!strcmp(o, "--kv")) {
             if (!(lo.kv = cli_value(&c))) return 2;
             if (gen_kv_type(lo.kv) < 0) {

@@ -16,6 +16,7 @@ static const char usage[] =
     "usage: kgen compile MODEL -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [--max-len L] [-j N]\n"
     "                    [--no-fuse[=RULES]] [--chat-template NAME] [--kv f16|q8|f32]\n"
+    "                    [--tuning FILE]\n"
     "                    [--knobs K=V,...]\n"
     "\n"
     "MODEL is a GGUF file or a Hugging Face directory (config.json, safetensors,\n"
@@ -43,16 +44,11 @@ static const char usage[] =
     "  --chat-template NAME  the chat format kgm_chat writes: " GEN_CHAT_TEMPLATE_NAMES ";\n"
     "              default: recognized from the file's template (Gemma 3 270M's file\n"
     "              has none: --chat-template gemma)\n"
-    "  --knobs K=V,...  performance choices (no result changes beyond rounding):\n"
-    "              layout=rows|x16|default  the products' weight layout (default:\n"
-    "              x16 on AVX-512 CPUs, rows elsewhere); amx=on|off  prefill on AMX\n"
-    "              tiles where the CPU has them (default: on for bf16 float tiles,\n"
-    "              off for quantized ones); ftile=bf16|f32  under x16, F16/BF16\n"
-    "              weights as bf16 pairs times activations rounded to bf16 (AMX-BF16,\n"
-    "              vdpbf16ps), or as stored times f32 ones (default bf16 where the\n"
-    "              CPU has AMX, f32 elsewhere); prefetch=BYTES  decode's prefetch\n"
-    "              distance over x16 weights (0: none; default 2048).\n"
-    "              Default: KGEN_KNOBS's value\n"
+    "  --knobs K=V,...  performance choices (no result changes beyond rounding;\n"
+    "              default: KGEN_KNOBS's value), listed below\n"
+    "  --tuning FILE  a tuning file of 'kgen tune': its records for this target\n"
+    "              bind the knobs of the kernel instances they name (a record for\n"
+    "              another CPU is skipped; 'kgen tune ls FILE' says which)\n"
     "  --kv TYPE   the KV cache's type: f16 (default), q8 (8-bit: per 32 values of\n"
     "              a head, int8 and an f16 scale, GGUF's Q8_0; CPU only; head size\n"
     "              a multiple of 32) or f32\n"
@@ -70,6 +66,8 @@ int cmd_compile(int argc, char **argv)
         int64_t n;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
+            fputs("Knobs (--knobs, KGEN_KNOBS):\n", stdout);
+            gen_knobs_help(stdout, "  ", 80);
             return 0;
         } else if (!strcmp(a, "-o")) {
             if (!(out = cli_value(&c))) return 2;
@@ -127,6 +125,8 @@ int cmd_compile(int argc, char **argv)
                 fprintf(stderr, "kgen compile: --knobs: %s\n", kg_last_error());
                 return 2;
             }
+        } else if (!strcmp(a, "--tuning")) {
+            if (!(o.tuning = cli_value(&c))) return 2;
         } else if (!strcmp(a, "--external-weights")) {
             ext = true;
         } else if (a[0] == '-') {

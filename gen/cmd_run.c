@@ -38,6 +38,7 @@ static const char usage[] =
     "  --target cuda[:sm_NN]  compile for the GPU instead (GGUF only; see kgen compile)\n"
     "  --no-cache             compile into a temporary file, not the cache\n"
     "  --kv f16|q8|f32        the KV cache's type (GGUF only; default f16; see kgen compile)\n"
+    "  --tuning FILE          compile with a tuning file's knobs (GGUF only; see kgen tune)\n"
     "  --dump-logits PATH     write prompt ids, generated ids and each step's logits\n"
     "                         (format: tests/ref/check_e2e.py)\n"
     "Stats (prefill and decode tokens/s) go to stderr at the end.\n";
@@ -116,6 +117,7 @@ static int parse(int argc, char **argv, run_args *a)
         else if (OPT(NULL, "--no-cache")) a->lo.no_cache = true;
         else if (OPT(NULL, "--cpu")) STR(a->lo.cpu);
         else if (OPT(NULL, "--target")) STR(a->lo.cuda);
+        else if (OPT(NULL, "--tuning")) STR(a->lo.tuning);
         else if (OPT(NULL, "--kv")) {
             STR(a->lo.kv);
             if (ok && gen_kv_type(a->lo.kv) < 0) {

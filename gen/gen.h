@@ -7,6 +7,7 @@
 #include "kgen.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* `kgen inspect`: print what `g` holds to `f`, as text or one JSON object. */
@@ -46,25 +47,14 @@ const char *gen_isa_name(gen_isa isa);
 /* ─────────────── knobs (gen/knobs.c) ─────────────── */
 
 /* Performance choices of code generation, each a named value that changes
- * no result beyond rounding: set by `kgen compile --knobs NAME=VALUE,...`
- * or KGEN_KNOBS (same syntax), each with a default per target that
- * gen_knobs_resolve fills in. What `kgen tune` will sweep.
- *   layout   the products' weight layout (gen/layout.h): rows | x16;
- *            default x16 on AVX-512 (VNNI) targets, rows elsewhere and on
- *            CUDA; a weight the layout does not fit keeps rows
- *   amx      on | off: prefill products of x16 and x16b weights on AMX
- *            tiles (templates/cpu/mm_amx.h) when the process gets the tile
- *            state, where the target has AMX (the amx ISA level); default
- *            off for x16 (int8: measured no faster than AVX-512 VNNI), on
- *            for x16b (AMX-BF16: 2.5-3x the f32 tile; gen/knobs.c)
- *   ftile    bf16 | f32: under x16, F16 and BF16 weights as bf16 pairs
- *            multiplied by vdpbf16ps against activations rounded to bf16
- *            (layout x16b, templates/cpu/mm_x16.h), or as stored against
- *            f32 activations; default bf16 where the target has
- *            AVX512-BF16 (the amx level), f32 elsewhere
- *   prefetch decode's software prefetch distance in bytes over x16 and
- *            x16b weights (0: none; up to 65536); default 2048 (measured:
- *            gen/knobs.c) */
+ * no result beyond rounding. Two kinds, both in gen/knobs.c's one table:
+ *   model knobs     set by `kgen compile --knobs NAME=VALUE,...` or
+ *                   KGEN_KNOBS (same syntax), each with a default per target
+ *                   that gen_knobs_resolve fills in (`kgen compile --help`
+ *                   lists them: layout, amx, ftile, prefetch);
+ *   instance knobs  parameters of one template (mm's `pf` and `mb`), bound
+ *                   per kernel instance by tuning records (gen/tune.h):
+ *                   what `kgen tune` sweeps. */
 typedef struct gen_knobs {
     int layout; /* -1: the target's default */
     int amx;    /* -1: the target's default, else 0 or 1 */
@@ -73,9 +63,32 @@ typedef struct gen_knobs {
     int prefetch; /* -1: the target's default, else bytes (0: none) */
 } gen_knobs;
 
+/* Where an instance knob applies (flags). */
+enum { GEN_KNOB_ALL = 0, GEN_KNOB_DECODE = 1, GEN_KNOB_PREFILL = 2, GEN_KNOB_NOT_ROWS = 4 };
+
+typedef struct gen_knob_def {
+    const char *name;
+    const char *tmpl;          /* NULL: a model knob; else the template whose parameter it is */
+    int where;                 /* instance knobs: GEN_KNOB_* flags */
+    ptrdiff_t field;           /* model knobs: the gen_knobs field (an int) */
+    const char *const *words;  /* named values (value = index), NULL-terminated; NULL: a number */
+    int64_t lo, hi, step;      /* numbers: the range, and a step the value is a multiple of */
+    int64_t sweep[8];          /* instance knobs: the values `kgen tune` tries */
+    int nsweep;
+    const char *help;
+} gen_knob_def;
+
+const gen_knob_def *gen_knob_defs(int *n);
+/* tmpl NULL: a model knob; else an instance knob of that template. NULL: none */
+const gen_knob_def *gen_knob_find(const char *tmpl, const char *name);
+bool gen_knob_valid(const gen_knob_def *d, int64_t v);
+void gen_knob_range(const gen_knob_def *d, char *out, size_t cap); /* "off, on"; "a number from..." */
+
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k); /* NULL or "": every default */
 const char *gen_knobs_env(void);                           /* KGEN_KNOBS, or "" */
 void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda);
+/* the model knobs, one wrapped paragraph each (`--help`) */
+void gen_knobs_help(FILE *f, const char *indent, int width);
 
 /* ─────────────── kernel instances (gen/llvm.c) ─────────────── */
 
@@ -171,6 +184,8 @@ typedef struct gen_model_opts {
                                  KGEN_NOFUSE's value (gen_nofuse_env)                */
     const char *chat_template; /* a chat template name (--chat-template); NULL: the file's */
     const char *knobs;        /* gen_knobs_parse's spec; NULL: KGEN_KNOBS's value     */
+    const char *tuning;       /* a tuning file (gen/tune.h; `kgen tune`): the knobs of
+                                 the instances its records for this target name  */
     const char *kv;           /* the KV cache's type: "f16", "q8" (GGUF Q8_0 blocks;
                                  head_dim a multiple of 32; CPU only) or "f32";
                                  NULL: f16 (gen_kv_type)                             */

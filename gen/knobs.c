@@ -1,6 +1,8 @@
 /*
- * knobs.c — the code generation knobs (gen.h, gen_knobs): parsing
- * "name=value,..." and the defaults per target.
+ * knobs.c — the code generation knobs (gen.h): one table of every knob,
+ * from which parsing "name=value,...", the range checks of tuning records
+ * (gen/tune_db.c), `kgen compile --help`'s list and the variants `kgen
+ * tune` sweeps are all derived; and the defaults per target.
  */
 #include "gen.h"
 #include "internal.h"
@@ -9,8 +11,85 @@
 
 #include "templates/cpu/kernel.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const LAYOUT_WORDS[] = {"rows", "x16", NULL};
+static const char *const ONOFF_WORDS[] = {"off", "on", NULL};
+static const char *const FTILE_WORDS[] = {"f32", "bf16", NULL};
+
+#define MODEL_KNOB(field) offsetof(gen_knobs, field)
+
+static const gen_knob_def KNOBS[] = {
+    {"layout", NULL, GEN_KNOB_ALL, MODEL_KNOB(layout), LAYOUT_WORDS, 0, 0, 0, {0}, 0,
+     "the products' weight layout (default: x16 on AVX2 and newer CPUs, rows elsewhere and on CUDA; a weight x16 "
+     "does not fit keeps rows)"},
+    {"amx", NULL, GEN_KNOB_ALL, MODEL_KNOB(amx), ONOFF_WORDS, 0, 0, 0, {0}, 0,
+     "prefill on AMX tiles where the CPU has them (default: on for bf16 float tiles, off for quantized ones)"},
+    {"ftile", NULL, GEN_KNOB_ALL, MODEL_KNOB(ftile), FTILE_WORDS, 0, 0, 0, {0}, 0,
+     "under x16, F16/BF16 weights as bf16 pairs times activations rounded to bf16 (AMX-BF16, vdpbf16ps), or as "
+     "stored times f32 ones (default: bf16 where the CPU has AMX, f32 elsewhere)"},
+    {"prefetch", NULL, GEN_KNOB_ALL, MODEL_KNOB(prefetch), NULL, 0, 65536, 64, {0}, 0,
+     "decode's software prefetch distance in bytes over x16 weights (0: none; default 2048); the default of every "
+     "product's `pf`"},
+    /* per kernel instance: template parameters, set by tuning records */
+    {"pf", "mm", GEN_KNOB_DECODE | GEN_KNOB_NOT_ROWS, -1, NULL, 0, 65536, 64, {0, 512, 1024, 2048, 4096, 8192}, 6,
+     "one decode product's software prefetch distance in bytes (x16 weights; 0: none)"},
+    {"mb", "mm", GEN_KNOB_PREFILL, -1, NULL, 0, 16777216, 4096, {32768, 65536, 131072, 262144, 524288, 1048576}, 6,
+     "one prefill product's block of activation rows in bytes, kept in L2 while the thread's channels pass over it "
+     "(at least 16 rows; default 262144)"},
+};
+enum { N_KNOBS = sizeof KNOBS / sizeof KNOBS[0] };
+
+const gen_knob_def *gen_knob_defs(int *n)
+{
+    *n = N_KNOBS;
+    return KNOBS;
+}
+
+const gen_knob_def *gen_knob_find(const char *tmpl, const char *name)
+{
+    for (int i = 0; i < N_KNOBS; i++)
+        if (!strcmp(KNOBS[i].name, name) && (tmpl ? KNOBS[i].tmpl && !strcmp(KNOBS[i].tmpl, tmpl) : !KNOBS[i].tmpl))
+            return &KNOBS[i];
+    return NULL;
+}
+
+bool gen_knob_valid(const gen_knob_def *d, int64_t v)
+{
+    if (d->words) {
+        int n = 0;
+        while (d->words[n]) n++;
+        return v >= 0 && v < n;
+    }
+    return v >= d->lo && v <= d->hi && (d->step <= 1 || v % d->step == 0);
+}
+
+void gen_knob_range(const gen_knob_def *d, char *out, size_t cap)
+{
+    if (d->words) {
+        size_t at = 0;
+        for (int i = 0; d->words[i] && at < cap; i++)
+            at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? ", " : "", d->words[i]);
+    } else {
+        int n = snprintf(out, cap, "a number from %lld to %lld", (long long)d->lo, (long long)d->hi);
+        if (d->step > 1 && n >= 0 && (size_t)n < cap)
+            snprintf(out + n, cap - (size_t)n, ", a multiple of %lld", (long long)d->step);
+    }
+}
+
+/* the value of `val` for d, or -2 (not one) */
+static int64_t knob_value(const gen_knob_def *d, const char *val)
+{
+    if (d->words) {
+        for (int i = 0; d->words[i]; i++)
+            if (!strcmp(val, d->words[i])) return i;
+        return -2;
+    }
+    int64_t v;
+    return cli_parse_i64(val, d->lo, d->hi, &v) && gen_knob_valid(d, v) ? v : -2;
+}
 
 const char *gen_knobs_env(void)
 {
@@ -20,39 +99,68 @@ const char *gen_knobs_env(void)
 
 kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
 {
-    k->layout = k->amx = k->ftile = k->amx_bf16 = k->prefetch = -1;
+    for (int i = 0; i < N_KNOBS; i++)
+        if (!KNOBS[i].tmpl) *(int *)((char *)k + KNOBS[i].field) = -1;
+    k->amx_bf16 = -1;
     for (const char *p = spec ? spec : ""; *p;) {
         const char *e = strchr(p, ','), *eq = strchr(p, '=');
         const size_t len = e ? (size_t)(e - p) : strlen(p);
-        char name[32], val[32];
+        char name[32], val[32], range[128];
         if (!eq || eq > p + len || eq == p || (size_t)(eq - p) >= sizeof name || len - (size_t)(eq - p) - 1 >= sizeof val)
             return kg_err(KG_ERR_ARG, "knobs '%s': expected NAME=VALUE[,NAME=VALUE...], e.g. layout=rows", spec);
         memcpy(name, p, (size_t)(eq - p));
         name[eq - p] = 0;
         memcpy(val, eq + 1, len - (size_t)(eq - p) - 1);
         val[len - (size_t)(eq - p) - 1] = 0;
-        if (!strcmp(name, "layout")) {
-            if (!strcmp(val, "default")) k->layout = -1;
-            else if ((k->layout = gen_layout_parse(val)) < 0)
-                return kg_err(KG_ERR_ARG, "knobs '%s': layout '%s': expected rows, x16 or default", spec, val);
-        } else if (!strcmp(name, "amx")) {
-            if (!strcmp(val, "default")) k->amx = -1;
-            else if (!strcmp(val, "on") || !strcmp(val, "off")) k->amx = !strcmp(val, "on");
-            else return kg_err(KG_ERR_ARG, "knobs '%s': amx '%s': expected on, off or default", spec, val);
-        } else if (!strcmp(name, "ftile")) {
-            if (!strcmp(val, "default")) k->ftile = -1;
-            else if (!strcmp(val, "bf16") || !strcmp(val, "f32")) k->ftile = !strcmp(val, "bf16");
-            else return kg_err(KG_ERR_ARG, "knobs '%s': ftile '%s': expected bf16, f32 or default", spec, val);
-        } else if (!strcmp(name, "prefetch")) {
-            int64_t v;
-            if (!strcmp(val, "default")) k->prefetch = -1;
-            else if (cli_parse_i64(val, 0, 65536, &v) && v % 64 == 0) k->prefetch = (int)v;
-            else return kg_err(KG_ERR_ARG, "knobs '%s': prefetch '%s': expected bytes, a multiple of 64 up to 65536 (0: none), or default", spec, val);
-        } else
-            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: layout, amx, ftile, prefetch)", spec, name);
+        const gen_knob_def *d = gen_knob_find(NULL, name);
+        if (!d) {
+            char known[128] = "";
+            for (int i = 0, at = 0; i < N_KNOBS; i++)
+                if (!KNOBS[i].tmpl) at += snprintf(known + at, sizeof known - (size_t)at, "%s%s", at ? ", " : "", KNOBS[i].name);
+            return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: %s)", spec, name, known);
+        }
+        int64_t v = strcmp(val, "default") ? knob_value(d, val) : -1;
+        if (v == -2) {
+            gen_knob_range(d, range, sizeof range);
+            return kg_err(KG_ERR_ARG, "knobs '%s': %s '%s': expected %s, or default", spec, name, val, range);
+        }
+        *(int *)((char *)k + d->field) = (int)v;
         p = e ? e + 1 : p + len;
     }
     return KG_OK;
+}
+
+/* text as lines of at most `width` columns: the first after `indent`, the
+ * rest after it and four more spaces */
+static void wrap(FILE *f, const char *indent, int width, const char *text)
+{
+    for (bool first = true; *text; first = false) {
+        const int room = width - (int)strlen(indent) - (first ? 0 : 4), n = (int)strlen(text);
+        int cut = n;
+        if (n > room) {
+            for (cut = room; cut > 0 && text[cut] != ' '; cut--) {}
+            if (cut == 0) cut = room;
+        }
+        fprintf(f, "%s%s%.*s\n", indent, first ? "" : "    ", cut, text);
+        text += cut;
+        while (*text == ' ') text++;
+    }
+}
+
+void gen_knobs_help(FILE *f, const char *indent, int width)
+{
+    for (int i = 0; i < N_KNOBS; i++) {
+        if (KNOBS[i].tmpl) continue;
+        char range[128], line[1024];
+        if (KNOBS[i].words) {
+            size_t at = 0;
+            for (int j = 0; KNOBS[i].words[j]; j++) at += (size_t)snprintf(range + at, sizeof range - at, "%s%s", j ? "|" : "", KNOBS[i].words[j]);
+        } else {
+            snprintf(range, sizeof range, "BYTES");
+        }
+        snprintf(line, sizeof line, "%s=%s|default  %s", KNOBS[i].name, range, KNOBS[i].help);
+        wrap(f, indent, width, line);
+    }
 }
 
 void gen_knobs_resolve(gen_knobs *k, gen_isa isa, bool cuda)

@@ -6,6 +6,7 @@
 #include "cuda.h"
 #include "internal.h"
 #include "loader.h"
+#include "tune.h"
 #include "kgen_check.h"
 
 #include <dirent.h>
@@ -202,6 +203,12 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     /* f16 (the default, however named) adds nothing: those keys stay as they were */
     if (!st && gen_kv_type(o->kv) != KG_TYPE_F16) st = kg_keytext_i64(kt, "kv_type", gen_kv_type(o->kv));
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
+    if (!st && o->tuning && !cuda) { /* the records for this target, not the file: the same knobs, the same key */
+        gen_tuning tu;
+        st = gen_tuning_load(o->tuning, &tu);
+        if (!st) st = gen_tuning_keytext(&tu, t, kt);
+        gen_tuning_free(&tu);
+    }
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);
     if (!st) st = kg_keytext_finish(kt, key);
@@ -212,7 +219,8 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
 static kg_status compile_to(const char *gguf, const char *out, const gen_load_opts *o, gen_loaded *l)
 {
     gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template,
-                         .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv};
+                         .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv,
+                         .tuning = o->tuning};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -359,6 +367,9 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     } else if (o->kv) {
         return kg_err(KG_ERR_ARG, "%s: --kv applies when compiling a GGUF file; this model was compiled with its "
                                   "KV cache type (recompile it: kgen compile --kv TYPE)", path);
+    } else if (o->tuning) {
+        return kg_err(KG_ERR_ARG, "%s: --tuning applies when compiling a GGUF file; this model was compiled with its "
+                                  "knobs (recompile it: kgen compile --tuning FILE)", path);
     } else if (o->chat_template) {
         return kg_err(KG_ERR_ARG, "%s: --chat-template applies when compiling a GGUF file; this model was compiled "
                                   "with its chat template (recompile it: kgen compile --chat-template NAME)", path);

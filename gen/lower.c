@@ -214,7 +214,8 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
         if (w->layout != KGT_LAYOUT_ROWS) pi(&k, "layout", w->layout);
         if (pre && out->per_token && ((w->layout == KGT_LAYOUT_X16 && gr->amx) || (w->layout == KGT_LAYOUT_X16B && gr->amx_bf16)))
             prt(&k, "amx", KGM_RT_AMX);
-        if (w->layout != KGT_LAYOUT_ROWS && gr->prefetch && !pre) pi(&k, "pf", gr->prefetch);
+        /* one row (decode; prefill's last-row logits): the weights stream once */
+        if (w->layout != KGT_LAYOUT_ROWS && gr->prefetch && !(pre && out->per_token)) pi(&k, "pf", gr->prefetch);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[4], pre, false);
         p[4] = ptr_of(gr, n->in[3], pre, false), p[5] = ptr_of(gr, n->in[2], pre, false);

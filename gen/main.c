@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "gen.h"
+#include "tune.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,11 @@ static const char usage[] =
     "  kernels MODEL.gguf [--target cuda[:sm_NN]] [--json]\n"
     "                                a model's kernel instances; for CUDA, compiled\n"
     "                                through NVRTC with registers and spills per kernel\n"
+    "  tune MODEL -o FILE [--budget S] [--shard I/N]\n"
+    "                                sweep the kernel variants on this machine into a\n"
+    "                                tuning file (compile|run|bench --tuning FILE)\n"
+    "  tune merge A.json B.json ... -o ALL.json | tune ls FILE\n"
+    "                                combine shards' tuning files; list the records\n"
     "  cache ls|stats|verify|gc|clear  the compiled-artifact cache\n"
     "  help                          show this help\n"
     "  version                       print the version\n"
@@ -71,6 +77,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed")) return cmd_embed(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         fputs(usage, stdout);
         return 0;

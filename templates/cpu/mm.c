@@ -13,8 +13,8 @@
  *   mm_block                   R-row steps over a chunk of up to 32 output
  *                              channels; row indices past the chunk's end are
  *                              clamped to its last row (recomputed, dropped)
- *   mm_typed                   blocks of activation rows (~256 KiB, kept in
- *                              L2); in each, this thread's channels in
+ *   mm_typed                   blocks of activation rows (about `mb`
+ *                              bytes, default 256 KiB, kept in L2); in each, this thread's channels in
  *                              chunks of 32, each for the block's rows in
  *                              tiles of 4 (the
  *                              last 2-3 rows: a clamped tile of 4; a last
@@ -446,7 +446,7 @@ KG_INLINE void mm_rows16_amxbf(const mm_args *a, void *const *p, int ng, int64_t
 #endif
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
+                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -461,11 +461,11 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     const int ng = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? 2 : 1;
     int64_t lo, hi;
     kgt_split(N, flags & KGT_EPI_OUT_Q8 ? 32 : 16, ith, nth, &lo, &hi);
-    /* activation rows in blocks of about 256 KiB (kept in L2 while this
-     * thread's channels pass over them); in each, AMX-BF16's blocks of 16
-     * rows over all of them, then chunks of 32 channels, then (int8 AMX's
-     * blocks of 16 rows and) tiles of 4 rows */
-    int64_t mb = 262144 / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
+    /* activation rows in blocks of about `mb` bytes (kept in L2 while this
+     * thread's channels pass over them; mb is in rows from here on); in
+     * each, AMX-BF16's blocks of 16 rows over all of them, then chunks of
+     * 32 channels, then (int8 AMX's blocks of 16 rows and) tiles of 4 rows */
+    mb = mb / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
     mb = mb < 16 ? 16 : mb;
 #if KGX_AMX
     /* int8 (x16, 32-element blocks) or bf16 (x16b, K a multiple of 32 up to the A buffer's bound) */
@@ -507,20 +507,21 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf);
-    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb);
+    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
 KG_PARAM_DEFAULT(mm, layout, KGT_LAYOUT_ROWS);
 KG_PARAM_DEFAULT(mm, amx, 0);
 KG_PARAM_DEFAULT(mm, pf, 0);
+KG_PARAM_DEFAULT(mm, mb, 262144);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf, mb)
 }

@@ -38,6 +38,9 @@
  * ISA level); ignored elsewhere. Same results up to f32 rounding.
  * pf (bytes, 0: none): with X16 and one activation row (decode), each
  * weight tile's lines are prefetched this far ahead; the same results.
+ * mb (bytes): activation rows are taken in blocks of about this many
+ * bytes (at least 16 rows), each kept in L2 while the thread's channels
+ * pass over it; the same results.
  *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
@@ -63,7 +66,7 @@
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf);
+            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to

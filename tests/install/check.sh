@@ -16,7 +16,7 @@ out=$("$D/prog" "$MODEL") || { say "the program built against the install failed
 say "a program built with those flags: $out"
 page=$D$P/share/man/man1/kgen.1
 warn=$(groff -man -Tutf8 -ww -z "$page" 2>&1) && [ -z "$warn" ] || { say "kgen.1 renders with warnings: $warn"; exit 1; }
-for cmd in inspect compile run embed bench kernel kernels cache; do
+for cmd in inspect compile run embed bench kernel kernels tune cache; do
     line=$("$D$P/bin/kgen" "$cmd" --help | head -n 1)
     groff -man -Tascii -P-cbou "$page" 2>/dev/null | grep -qF -- "$line" ||
         { say "kgen.1 lacks 'kgen $cmd --help' ($line)"; exit 1; }

@@ -1,0 +1,215 @@
+/*
+ * cmd_tune.c — `kgen tune`: sweep a model's kernel variants on this
+ * machine into a tuning file; merge shards; list a file's records.
+ */
+#include "cli.h"
+#include "tmpfile.h"
+#include "tune.h"
+
+#include <limits.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: kgen tune MODEL -o FILE [--budget SECONDS] [--threads N] [--pp N]\n"
+    "                 [--shard I/N] [--list] [--target cuda[:sm_NN]]\n"
+    "       kgen tune merge A.json B.json ... -o ALL.json\n"
+    "       kgen tune ls FILE\n"
+    "\n"
+    "Sweeps, on this machine's CPU, the variants of every product instance of\n"
+    "MODEL (a GGUF file or a Hugging Face directory): the values of their instance\n"
+    "knobs (pf: a decode product's prefetch distance; mb: a prefill product's\n"
+    "block of activation rows), pruned where they cannot differ. Each variant is\n"
+    "first checked against the portable reference kernel (a wrong one is never\n"
+    "timed), then timed with the model's shapes, the weights streamed from memory,\n"
+    "interleaved with the default; the best few are measured again. A variant is\n"
+    "kept only if it beats the default by more than twice the measured noise (and\n"
+    "1%). The records go to FILE (JSON), for 'kgen compile|run|bench --tuning FILE'.\n"
+    "\n"
+    "  -o FILE          where the records go (written atomically)\n"
+    "  --budget S       stop timing after S seconds (instances left are reported;\n"
+    "                   default: none, about 2 s per instance)\n"
+    "  --threads N      threads per timed call (default: the online CPUs)\n"
+    "  --pp N           rows a prefill instance is timed with (default 64)\n"
+    "  --shard I/N      only the I-th of N slices of the variants (I from 1): the\n"
+    "                   slices partition the variant list exactly, so N machines or\n"
+    "                   jobs sweep one model; combine their files with 'tune merge'\n"
+    "  --list           print the variants (index, instance, knob) and stop\n"
+    "  --target cuda    CUDA sweeps: not yet (they need a GPU; none was available\n"
+    "                   to build them)\n"
+    "\n"
+    "merge: the records of every file, one per (instance, target): the one with the\n"
+    "larger speedup over its default; the result does not depend on the order.\n"
+    "ls: the records, and whether each would be used on this machine (and why not).\n";
+
+static int do_merge(int argc, char **argv)
+{
+    const char *out = NULL;
+    cli c = {"tune merge", argc, argv, 0};
+    gen_tuning all = {0};
+    int nin = 0;
+    for (c.i = 0; c.i < argc; c.i++) {
+        if (!strcmp(argv[c.i], "-o")) {
+            if (!(out = cli_value(&c))) return 2;
+        } else if (argv[c.i][0] == '-') {
+            fprintf(stderr, "kgen tune merge: unknown option '%s'\n%s", argv[c.i], usage);
+            return 2;
+        } else {
+            gen_tuning t;
+            if (gen_tuning_load(argv[c.i], &t) || gen_tuning_merge(&all, &t)) {
+                fprintf(stderr, "kgen tune merge: %s\n", kg_last_error());
+                gen_tuning_free(&t);
+                gen_tuning_free(&all);
+                return 1;
+            }
+            gen_tuning_free(&t);
+            nin++;
+        }
+    }
+    if (!out || !nin) {
+        fprintf(stderr, "kgen tune merge: needs input files and -o FILE\n");
+        gen_tuning_free(&all);
+        return 2;
+    }
+    gen_tuning_sort(&all);
+    kg_status st = gen_tuning_save(out, &all);
+    if (st) fprintf(stderr, "kgen tune merge: %s\n", kg_last_error());
+    else fprintf(stderr, "kgen tune merge: %d records from %d files into %s\n", all.n, nin, out);
+    gen_tuning_free(&all);
+    return st ? 1 : 0;
+}
+
+static int do_ls(int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "kgen tune ls: needs one FILE\n");
+        return 2;
+    }
+    gen_tuning t;
+    gen_target host;
+    if (gen_tuning_load(argv[0], &t) || gen_target_host(&host)) {
+        fprintf(stderr, "kgen tune ls: %s\n", kg_last_error());
+        return 1;
+    }
+    int usable = 0;
+    for (int i = 0; i < t.n; i++) {
+        const gen_tune_rec *r = &t.r[i];
+        const bool ok = gen_tune_rec_matches(r, &host);
+        usable += ok;
+        printf("%s\n   ", r->inst);
+        for (int k = 0; k < r->nknob; k++) printf(" %s=%lld", r->knob[k], (long long)r->val[k]);
+        printf("  %.2f us (default %.2f, noise %.1f%%), %d threads, %s (%s), kgen %s, %s\n", r->us, r->default_us,
+               100 * r->noise, r->threads, r->cpu, r->isa, r->version, r->date);
+        if (ok) printf("    used on this machine\n");
+        else if (strcmp(r->cpu, host.cpu) || strcmp(r->isa, gen_isa_name(host.isa)))
+            printf("    skipped here: measured on %s (%s), this machine is %s (%s)\n", r->cpu, r->isa, host.cpu,
+                   gen_isa_name(host.isa));
+        else printf("    skipped here: the same CPU name, but its feature list differs from this machine's\n");
+    }
+    printf("%d records, %d for this machine (%s)\n", t.n, usable, host.cpu);
+    gen_tuning_free(&t);
+    return 0;
+}
+
+/* The whole model with the records against the default one: the records
+ * stay only if the tuned model is faster (the product of its prefill and
+ * decode speedups above 1); else they are all dropped. A shard's records
+ * are checked after the merge, by whoever compiles with them. */
+static kg_status check_model(const gen_tune_opts *o, gen_tuning *res)
+{
+    gen_tmpdir d = {0};
+    char path[PATH_MAX + 32];
+    gen_tune_ab ab;
+    kg_status st = gen_tmpdir_make("tune", &d);
+    if (!st) snprintf(path, sizeof path, "%s/trial.json", d.path), st = gen_tuning_save(path, res);
+    if (!st) fprintf(stderr, "kgen tune: the whole model with the %d records against the default (compiling both)\n", res->n);
+    if (!st) st = gen_tune_compare(o, path, &ab);
+    gen_tmpdir_remove(&d);
+    if (st) return st;
+    const double sp = ab.tps[1][0] / ab.tps[0][0], sd = ab.tps[1][1] / ab.tps[0][1];
+    fprintf(stderr, "kgen tune: prefill pp%d %.1f -> %.1f tok/s (%.3fx), decode tg%d %.1f -> %.1f tok/s (%.3fx); "
+            "medians of %d interleaved rounds\n", ab.pp, ab.tps[0][0], ab.tps[1][0], sp, ab.tg, ab.tps[0][1], ab.tps[1][1],
+            sd, ab.rounds);
+    if (sp * sd <= 1.0) {
+        fprintf(stderr, "kgen tune: the tuned model is not faster: its records are dropped (the file holds none)\n");
+        res->n = 0;
+    }
+    return KG_OK;
+}
+
+int cmd_tune(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) /* every form's --help: the one text */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    if (argc >= 1 && !strcmp(argv[0], "merge")) return do_merge(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "ls")) return do_ls(argc - 1, argv + 1);
+    gen_tune_opts o = {0};
+    const char *out = NULL;
+    cli c = {"tune", argc, argv, 0};
+    int64_t n;
+    for (c.i = 0; c.i < argc; c.i++) {
+        const char *a = argv[c.i];
+        if (!strcmp(a, "-o")) {
+            if (!(out = cli_value(&c))) return 2;
+        } else if (!strcmp(a, "--budget")) {
+            if (!cli_num(&c, 1, 1e7, &o.budget_s)) return 2;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
+            if (!cli_int(&c, 1, 256, &n)) return 2;
+            o.threads = (int)n;
+        } else if (!strcmp(a, "--pp")) {
+            if (!cli_int(&c, 2, 4096, &n)) return 2;
+            o.pp = (int)n;
+        } else if (!strcmp(a, "--shard")) {
+            const char *v = cli_value(&c);
+            int64_t i, m;
+            const char *sl = v ? strchr(v, '/') : NULL;
+            char first[24];
+            if (!v) return 2;
+            if (!sl || (size_t)(sl - v) >= sizeof first) goto bad_shard;
+            memcpy(first, v, (size_t)(sl - v));
+            first[sl - v] = 0;
+            if (!cli_parse_i64(first, 1, 1 << 20, &i) || !cli_parse_i64(sl + 1, 1, 1 << 20, &m) || i > m) goto bad_shard;
+            o.shard = (int)i, o.nshards = (int)m;
+            continue;
+        bad_shard:
+            fprintf(stderr, "kgen tune: --shard %s: expected I/N with 1 <= I <= N, e.g. 2/4\n", v);
+            return 2;
+        } else if (!strcmp(a, "--list")) {
+            o.list = true;
+        } else if (!strcmp(a, "--target")) {
+            const char *v = cli_value(&c);
+            if (!v) return 2;
+            fprintf(stderr, "kgen tune: --target %s: CUDA sweeps are not built yet (they need a GPU to time on); "
+                    "tune on the CPU without --target\n", v);
+            return 1;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "kgen tune: unknown option '%s'\n%s", a, usage);
+            return 2;
+        } else if (!o.model) {
+            o.model = a;
+        } else {
+            fprintf(stderr, "kgen tune: one MODEL only ('%s' is a second)\n", a);
+            return 2;
+        }
+    }
+    if (!o.model || (!out && !o.list)) {
+        fprintf(stderr, "kgen tune: needs MODEL and -o FILE (or --list)\n%s", usage);
+        return 2;
+    }
+    o.out = o.list ? stdout : stderr;
+    gen_tuning res;
+    kg_status st = gen_tune_run(&o, &res);
+    if (!st && !o.list) {
+        gen_tuning_sort(&res);
+        if (res.n > 0 && o.nshards <= 1) st = check_model(&o, &res);
+        if (!st) st = gen_tuning_save(out, &res);
+        if (!st) fprintf(stderr, "kgen tune: %d records written to %s\n", res.n, out);
+    }
+    if (st) fprintf(stderr, "kgen tune: %s\n", kg_last_error());
+    gen_tuning_free(&res);
+    return st ? 1 : 0;
+}
