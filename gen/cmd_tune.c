@@ -10,12 +10,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
-    "usage: kgen tune MODEL -o FILE [--budget SECONDS] [--threads N] [--pp N]\n"
+    "usage: kgen tune MODEL [-o FILE] [--budget SECONDS] [--threads N] [--pp N]\n"
     "                 [--shard I/N] [--list] [--target cuda[:sm_NN]]\n"
     "       kgen tune merge A.json B.json ... -o ALL.json\n"
-    "       kgen tune ls FILE\n"
+    "       kgen tune ls [FILE]\n"
+    "       kgen tune export FILE | import FILE... | clear\n"
     "\n"
     "Sweeps, on this machine's CPU, the variants of every product instance of\n"
     "MODEL (a GGUF file or a Hugging Face directory): the values of their instance\n"
@@ -25,9 +27,13 @@ static const char usage[] =
     "timed), then timed with the model's shapes, the weights streamed from memory,\n"
     "interleaved with the default; the best few are measured again. A variant is\n"
     "kept only if it beats the default by more than twice the measured noise (and\n"
-    "1%). The records go to FILE (JSON), for 'kgen compile|run|bench --tuning FILE'.\n"
+    "1%); then the whole model with the kept records is timed against the default\n"
+    "model, and they stay only if it is faster. The records go to the tuning\n"
+    "database beside the cache (KGEN_CACHE_DIR/tuning.json), which 'kgen run',\n"
+    "'bench' and 'compile' use for this CPU unless given '--tuning FILE' (that\n"
+    "file's records instead) or '--tuning none'; with -o, to FILE instead.\n"
     "\n"
-    "  -o FILE          where the records go (written atomically)\n"
+    "  -o FILE          write the records to FILE (JSON, atomically), not the database\n"
     "  --budget S       stop timing after S seconds (instances left are reported;\n"
     "                   default: none, about 2 s per instance)\n"
     "  --threads N      threads per timed call (default: the online CPUs)\n"
@@ -35,13 +41,18 @@ static const char usage[] =
     "  --shard I/N      only the I-th of N slices of the variants (I from 1): the\n"
     "                   slices partition the variant list exactly, so N machines or\n"
     "                   jobs sweep one model; combine their files with 'tune merge'\n"
+    "                   (needs -o)\n"
     "  --list           print the variants (index, instance, knob) and stop\n"
     "  --target cuda    CUDA sweeps: not yet (they need a GPU; none was available\n"
     "                   to build them)\n"
     "\n"
     "merge: the records of every file, one per (instance, target): the one with the\n"
     "larger speedup over its default; the result does not depend on the order.\n"
-    "ls: the records, and whether each would be used on this machine (and why not).\n";
+    "ls: the records of FILE (default: the database), and whether each would be\n"
+    "used on this machine (and why not). export: the database into FILE. import:\n"
+    "each FILE checked, then its records into the database (replacing those of the\n"
+    "same instance and target). clear: empties the database ('kgen cache clear'\n"
+    "and 'gc' leave it alone).\n";
 
 static int do_merge(int argc, char **argv)
 {
@@ -82,13 +93,20 @@ static int do_merge(int argc, char **argv)
 
 static int do_ls(int argc, char **argv)
 {
-    if (argc != 1) {
-        fprintf(stderr, "kgen tune ls: needs one FILE\n");
+    if (argc > 1) {
+        fprintf(stderr, "kgen tune ls: one FILE at most (none: the tuning database)\n");
         return 2;
     }
-    gen_tuning t;
+    gen_tuning t = {0};
     gen_target host;
-    if (gen_tuning_load(argv[0], &t) || gen_target_host(&host)) {
+    char db[PATH_MAX];
+    const char *path = argc ? argv[0] : db;
+    kg_status st = argc ? KG_OK : gen_tuning_db_path(db, sizeof db);
+    if (!st && !argc && access(db, F_OK) != 0) {
+        printf("the tuning database %s is empty\n", db);
+        return 0;
+    }
+    if (st || gen_tuning_load(path, &t) || gen_target_host(&host)) {
         fprintf(stderr, "kgen tune ls: %s\n", kg_last_error());
         return 1;
     }
@@ -112,6 +130,59 @@ static int do_ls(int argc, char **argv)
     return 0;
 }
 
+static int do_export(int argc, char **argv)
+{
+    char db[PATH_MAX];
+    gen_tuning t = {0};
+    if (argc != 1) {
+        fprintf(stderr, "kgen tune export: needs one FILE\n");
+        return 2;
+    }
+    kg_status st = gen_tuning_db_path(db, sizeof db);
+    if (!st && access(db, F_OK) == 0) st = gen_tuning_load(db, &t);
+    if (!st) st = gen_tuning_save(argv[0], &t);
+    if (st) fprintf(stderr, "kgen tune export: %s\n", kg_last_error());
+    else fprintf(stderr, "kgen tune export: %d records from %s into %s\n", t.n, db, argv[0]);
+    gen_tuning_free(&t);
+    return st ? 1 : 0;
+}
+
+static int do_import(int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "kgen tune import: needs FILE...\n");
+        return 2;
+    }
+    gen_tuning all = {0};
+    kg_status st = KG_OK;
+    for (int i = 0; i < argc && !st; i++) { /* every file checked before any is imported */
+        gen_tuning t;
+        st = gen_tuning_load(argv[i], &t);
+        if (!st) st = gen_tuning_merge(&all, &t);
+        if (!st) gen_tuning_free(&t);
+    }
+    int n = 0;
+    if (!st) st = gen_tuning_db_update(&all, &n);
+    if (st) fprintf(stderr, "kgen tune import: %s\n", kg_last_error());
+    else fprintf(stderr, "kgen tune import: %d records imported; the database holds %d\n", all.n, n);
+    gen_tuning_free(&all);
+    return st ? 1 : 0;
+}
+
+static int do_clear(int argc, char **argv)
+{
+    (void)argv;
+    int n = 0;
+    if (argc) {
+        fprintf(stderr, "kgen tune clear: takes no arguments\n");
+        return 2;
+    }
+    kg_status st = gen_tuning_db_clear(&n);
+    if (st) fprintf(stderr, "kgen tune clear: %s\n", kg_last_error());
+    else fprintf(stderr, "kgen tune clear: %d records removed\n", n);
+    return st ? 1 : 0;
+}
+
 /* The whole model with the records against the default one: the records
  * stay only if the tuned model is faster (the product of its prefill and
  * decode speedups above 1); else they are all dropped. A shard's records
@@ -121,19 +192,27 @@ static kg_status check_model(const gen_tune_opts *o, gen_tuning *res)
     gen_tmpdir d = {0};
     char path[PATH_MAX + 32];
     gen_tune_ab ab;
+    int kept = 0;
+    for (int i = 0; i < res->n; i++) kept += res->r[i].nknob > 0;
+    if (!kept) return KG_OK;
     kg_status st = gen_tmpdir_make("tune", &d);
     if (!st) snprintf(path, sizeof path, "%s/trial.json", d.path), st = gen_tuning_save(path, res);
-    if (!st) fprintf(stderr, "kgen tune: the whole model with the %d records against the default (compiling both)\n", res->n);
+    if (!st) fprintf(stderr, "kgen tune: the whole model with the %d records against the default (compiling both)\n", kept);
     if (!st) st = gen_tune_compare(o, path, &ab);
     gen_tmpdir_remove(&d);
+    if (st == KG_ERR_UNSUPPORTED) {
+        fprintf(stderr, "kgen tune: %s; the records are kept as measured per kernel\n", kg_last_error());
+        return KG_OK;
+    }
     if (st) return st;
     const double sp = ab.tps[1][0] / ab.tps[0][0], sd = ab.tps[1][1] / ab.tps[0][1];
-    fprintf(stderr, "kgen tune: prefill pp%d %.1f -> %.1f tok/s (%.3fx), decode tg%d %.1f -> %.1f tok/s (%.3fx); "
-            "medians of %d interleaved rounds\n", ab.pp, ab.tps[0][0], ab.tps[1][0], sp, ab.tg, ab.tps[0][1], ab.tps[1][1],
-            sd, ab.rounds);
-    if (sp * sd <= 1.0) {
-        fprintf(stderr, "kgen tune: the tuned model is not faster: its records are dropped (the file holds none)\n");
-        res->n = 0;
+    fprintf(stderr, "kgen tune: prefill pp%d %.1f -> %.1f tok/s (%.3fx, noise %.1f%%), decode tg%d %.1f -> %.1f tok/s "
+            "(%.3fx, noise %.1f%%); medians of %d interleaved rounds\n", ab.pp, ab.tps[0][0], ab.tps[1][0], sp,
+            100 * ab.noise[0], ab.tg, ab.tps[0][1], ab.tps[1][1], sd, 100 * ab.noise[1], ab.rounds);
+    /* faster overall, and neither slower by more than twice its noise */
+    if (sp * sd <= 1.0 || sp < 1 - 2 * ab.noise[0] || sd < 1 - 2 * ab.noise[1]) {
+        fprintf(stderr, "kgen tune: the tuned model is not faster: its records are dropped\n");
+        for (int i = 0; i < res->n; i++) res->r[i].nknob = 0; /* measured: the defaults stay */
     }
     return KG_OK;
 }
@@ -147,6 +226,9 @@ int cmd_tune(int argc, char **argv)
         }
     if (argc >= 1 && !strcmp(argv[0], "merge")) return do_merge(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "ls")) return do_ls(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "export")) return do_export(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "import")) return do_import(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "clear")) return do_clear(argc - 1, argv + 1);
     gen_tune_opts o = {0};
     const char *out = NULL;
     cli c = {"tune", argc, argv, 0};
@@ -196,8 +278,12 @@ int cmd_tune(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.model || (!out && !o.list)) {
-        fprintf(stderr, "kgen tune: needs MODEL and -o FILE (or --list)\n%s", usage);
+    if (!o.model) {
+        fprintf(stderr, "kgen tune: needs MODEL\n%s", usage);
+        return 2;
+    }
+    if (o.nshards > 1 && !out && !o.list) {
+        fprintf(stderr, "kgen tune: --shard needs -o FILE (shards are merged with 'kgen tune merge')\n");
         return 2;
     }
     o.out = o.list ? stdout : stderr;
@@ -205,9 +291,19 @@ int cmd_tune(int argc, char **argv)
     kg_status st = gen_tune_run(&o, &res);
     if (!st && !o.list) {
         gen_tuning_sort(&res);
-        if (res.n > 0 && o.nshards <= 1) st = check_model(&o, &res);
-        if (!st) st = gen_tuning_save(out, &res);
-        if (!st) fprintf(stderr, "kgen tune: %d records written to %s\n", res.n, out);
+        if (o.nshards <= 1) st = check_model(&o, &res);
+        char db[PATH_MAX];
+        int n = 0;
+        if (!st && !out) {
+            st = gen_tuning_db_update(&res, &n);
+            gen_tuning_kept(&res);
+            if (!st && !gen_tuning_db_path(db, sizeof db))
+                fprintf(stderr, "kgen tune: %d records kept; the tuning database %s holds %d\n", res.n, db, n);
+        } else if (!st) {
+            gen_tuning_kept(&res);
+            st = gen_tuning_save(out, &res);
+            if (!st) fprintf(stderr, "kgen tune: %d records written to %s\n", res.n, out);
+        }
     }
     if (st) fprintf(stderr, "kgen tune: %s\n", kg_last_error());
     gen_tuning_free(&res);

@@ -185,7 +185,10 @@ typedef struct gen_model_opts {
     const char *chat_template; /* a chat template name (--chat-template); NULL: the file's */
     const char *knobs;        /* gen_knobs_parse's spec; NULL: KGEN_KNOBS's value     */
     const char *tuning;       /* a tuning file (gen/tune.h; `kgen tune`): the knobs of
-                                 the instances its records for this target name  */
+                                 the instances its records for this target name;
+                                 NULL: the tuning database's; "none": no records  */
+    const struct gen_tuning *tuning_set; /* instead of `tuning`: records already read
+                                 (the loader's, which keyed the cache by them)  */
     const char *kv;           /* the KV cache's type: "f16", "q8" (GGUF Q8_0 blocks;
                                  head_dim a multiple of 32; CPU only) or "f32";
                                  NULL: f16 (gen_kv_type)                             */

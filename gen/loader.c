@@ -203,12 +203,9 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     /* f16 (the default, however named) adds nothing: those keys stay as they were */
     if (!st && gen_kv_type(o->kv) != KG_TYPE_F16) st = kg_keytext_i64(kt, "kv_type", gen_kv_type(o->kv));
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
-    if (!st && o->tuning && !cuda) { /* the records for this target, not the file: the same knobs, the same key */
-        gen_tuning tu;
-        st = gen_tuning_load(o->tuning, &tu);
-        if (!st) st = gen_tuning_keytext(&tu, t, kt);
-        gen_tuning_free(&tu);
-    }
+    /* the records for this target, not their file: the same knobs, the same key
+     * (none: no text, the keys of models compiled before tuning existed) */
+    if (!st && o->tuning_set && !cuda) st = gen_tuning_keytext(o->tuning_set, t, kt);
     if (!st && cuda) st = kg_keytext_str(kt, "cuda.target", cuda);
     if (!st && cuda) st = gen_cuda_keytext(kt);
     if (!st) st = kg_keytext_finish(kt, key);
@@ -220,7 +217,7 @@ static kg_status compile_to(const char *gguf, const char *out, const gen_load_op
 {
     gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template,
                          .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv,
-                         .tuning = o->tuning};
+                         .tuning = o->tuning, .tuning_set = o->tuning_set};
     gen_model_report r;
     double t0 = now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -266,7 +263,7 @@ static void warn_no_cache(const gen_load_opts *o, const char *why)
     if (o->progress) fprintf(stderr, "kgen: warning: %s; compiling into a temporary file instead\n", why);
 }
 
-static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_load_opts *o, gen_loaded *l)
+static kg_status from_gguf_with(const char *path, const XXH128_hash_t *h, const gen_load_opts *o, gen_loaded *l)
 {
     if (o->no_cache) return compile_private(path, o, l);
     gen_target t;
@@ -318,6 +315,21 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
         }
     }
     kg_cache_close(c);
+    return st;
+}
+
+/* The tuning records read once (the database may change meanwhile): the
+ * cache key and the compile both see these. */
+static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_load_opts *o, gen_loaded *l)
+{
+    gen_tuning tu;
+    char what[PATH_MAX + 32];
+    kg_status st = o->cuda ? (memset(&tu, 0, sizeof tu), KG_OK) : gen_tuning_resolve(o->tuning, &tu, what, sizeof what);
+    if (st) return st;
+    gen_load_opts oo = *o;
+    oo.tuning_set = &tu;
+    st = from_gguf_with(path, h, &oo, l);
+    gen_tuning_free(&tu);
     return st;
 }
 

@@ -343,20 +343,21 @@ static kg_status link_model(const char *dir, void *const objs[], bool obj, const
     return gen_run_cc(argv, out_path);
 }
 
-/* o->tuning's records for target t bound to pg's instances */
+/* the tuning records for target t (o->tuning_set, else o->tuning resolved:
+ * gen_tuning_resolve) bound to pg's instances */
 static kg_status apply_tuning(const gen_model_opts *o, const gen_target *t, gen_program *pg)
 {
-    gen_tuning tu;
-    int applied = 0;
-    kg_status st = gen_tuning_load(o->tuning, &tu);
-    if (!st) st = gen_tuning_apply(&tu, t, pg, &applied, NULL);
-    if (!st) {
-        int usable = 0;
-        for (int i = 0; i < tu.n; i++) usable += gen_tune_rec_matches(&tu.r[i], t);
-        progress(o, "tuning %s: %d of its %d records are for this target (%s); %d kernel instances take their knobs",
-                 o->tuning, usable, tu.n, t->cpu, applied);
-    }
-    gen_tuning_free(&tu);
+    gen_tuning own = {0};
+    char what[PATH_MAX + 32] = "the given records";
+    int applied = 0, usable = 0;
+    kg_status st = o->tuning_set ? KG_OK : gen_tuning_resolve(o->tuning, &own, what, sizeof what);
+    const gen_tuning *tu = o->tuning_set ? o->tuning_set : &own;
+    if (!st) st = gen_tuning_apply(tu, t, pg, &applied, NULL);
+    for (int i = 0; !st && i < tu->n; i++) usable += gen_tune_rec_matches(&tu->r[i], t);
+    if (!st && (usable || o->tuning))
+        progress(o, "tuning: %s: %d of its %d records are for this target (%s); %d kernel instances take their knobs",
+                 what, usable, tu->n, t->cpu, applied);
+    gen_tuning_free(&own);
     return st;
 }
 
@@ -400,7 +401,7 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_knobs_parse(o->knobs ? o->knobs : gen_knobs_env(), &kn);
     if (!st) gen_knobs_resolve(&kn, t.isa, sm != 0);
     if (!st) st = model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), o->kv, &kn, &gr, &pg);
-    if (!st && o->tuning && !sm) st = apply_tuning(o, &t, &pg);
+    if (!st && !sm) st = apply_tuning(o, &t, &pg);
     if (!st && sm && gr.hp.encoder)
         st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "
                     "yet their runtime)", gguf_path);

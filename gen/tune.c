@@ -251,11 +251,19 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
             kept++;
             fprintf(f, "    kept %s=%lld: %.1f%% faster than the default (noise %.1f%%)\n", r.knob[0], (long long)r.val[0],
                     100 * gain, 100 * bo.noise);
-        } else if (best) {
-            fprintf(f, "    the default stays: %s=%lld was %.1f%% faster, within the noise (%.1f%%)\n",
-                    sel[best - 1].knob->name, (long long)sel[best - 1].value, 100 * gain, 100 * bo.noise);
         } else {
-            fprintf(f, "    the default stays: no variant was faster (noise %.1f%%)\n", 100 * bo.noise);
+            if (best)
+                fprintf(f, "    the default stays: %s=%lld was %.1f%% faster, within the noise (%.1f%%)\n",
+                        sel[best - 1].knob->name, (long long)sel[best - 1].value, 100 * gain, 100 * bo.noise);
+            else
+                fprintf(f, "    the default stays: no variant was faster (noise %.1f%%)\n", 100 * bo.noise);
+            /* measured, no knob: replaces an older record in the database */
+            gen_tune_rec r = {0};
+            snprintf(r.inst, sizeof r.inst, "%s", key);
+            gen_tune_rec_target(&r, &t);
+            r.threads = threads;
+            r.us = r.default_us = bo.us[0], r.noise = bo.noise;
+            st = gen_tuning_add(result, &r);
         }
     }
     if (!st)

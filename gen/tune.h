@@ -61,6 +61,23 @@ kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b);
 /* Sorts by (instance, target): a merged file reads the same either way. */
 void gen_tuning_sort(gen_tuning *tu);
 
+/* ── the tuning database: KGEN_CACHE_DIR/tuning.json, beside the artifact
+ *    cache (whose clear and gc leave it alone; `kgen tune clear` empties it) ── */
+
+/* Its path (the cache directory is created if missing). */
+kg_status gen_tuning_db_path(char *out, size_t cap);
+/* What a compile uses: spec NULL, the database (missing: no records;
+ * unreadable or malformed: no records, and a warning on stderr naming it);
+ * "none", no records; else the tuning file spec (errors are errors).
+ * `what` gets a description for messages. */
+kg_status gen_tuning_resolve(const char *spec, gen_tuning *tu, char *what, size_t cap);
+/* Under the database's lock: every record of `measured`'s (instance,
+ * target) pairs removed, then those of its records that hold knobs added
+ * (a record with no knob says: measured, the default stays). */
+kg_status gen_tuning_db_update(const gen_tuning *measured, int *n_after);
+/* Empties the database (its file removed). */
+kg_status gen_tuning_db_clear(int *n_removed);
+
 /* Binds the knobs of every instance of pg that a record for target t
  * names. *applied: how many instances changed. why (may be NULL): a line
  * per record skipped, with the reason. */
@@ -98,13 +115,19 @@ static inline bool gen_tune_in_shard(int j, int shard, int nshards)
     return nshards <= 1 || j % nshards == shard - 1;
 }
 
+/* result: a record per instance measured, with the winning knob, or with
+ * none where the default stays (such records are for the database's update
+ * and are never written to a file: gen_tuning_kept drops them). */
 kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result);
+void gen_tuning_kept(gen_tuning *tu);
 
 /* The model compiled with the tuning file against the default model
  * (gen/tune_model.c): prefill of o->pp tokens (0: 64) and decode of tg
- * tokens, both models in alternating order, medians of the rounds. */
+ * tokens, both models in alternating order, medians of the rounds.
+ * KG_ERR_UNSUPPORTED for an encoder (not built yet). */
 typedef struct gen_tune_ab {
     double tps[2][2]; /* [default, tuned][prefill, decode]: tokens per second */
+    double noise[2];  /* the default's [prefill, decode]: median absolute deviation / median */
     int pp, tg, rounds;
 } gen_tune_ab;
 kg_status gen_tune_compare(const gen_tune_opts *o, const char *tuning, gen_tune_ab *ab);

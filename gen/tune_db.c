@@ -65,6 +65,14 @@ kg_status gen_tuning_add(gen_tuning *tu, const gen_tune_rec *r)
     return KG_OK;
 }
 
+void gen_tuning_kept(gen_tuning *tu)
+{
+    int n = 0;
+    for (int i = 0; i < tu->n; i++)
+        if (tu->r[i].nknob > 0) tu->r[n++] = tu->r[i];
+    tu->n = n;
+}
+
 void gen_tuning_free(gen_tuning *tu)
 {
     free(tu->r);
@@ -189,7 +197,8 @@ kg_status gen_tuning_save(const char *path, const gen_tuning *tu)
 {
     json_t *root = json_object(), *recs = json_array();
     json_object_set_new(root, "kgen_tuning", json_integer(GEN_TUNE_FORMAT));
-    for (int i = 0; i < tu->n; i++) json_array_append_new(recs, record_json(&tu->r[i]));
+    for (int i = 0; i < tu->n; i++)
+        if (tu->r[i].nknob > 0) json_array_append_new(recs, record_json(&tu->r[i]));
     json_object_set_new(root, "records", recs);
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(root);

@@ -55,6 +55,8 @@ kg_status gen_tune_compare(const gen_tune_opts *o, const char *tuning, gen_tune_
     if (!st) st = gen_load(o->model, &lo, &l[1]);
     kgm_info info = {0};
     if (!st) l[0].api->describe(l[0].m, &info);
+    if (!st && l[0].api->embed_dim(l[0].m) > 0)
+        st = kg_err(KG_ERR_UNSUPPORTED, "%s: an encoder: the whole-model check times decoders only, for now", o->model);
     int32_t *toks = !st ? malloc((size_t)(pp > tg ? pp : tg) * sizeof *toks) : NULL;
     if (!st && !toks) st = kg_err(KG_ERR_NOMEM, "out of memory");
     if (!st && (pp > info.n_ctx || info.n_vocab < 1))
@@ -76,7 +78,12 @@ kg_status gen_tune_compare(const gen_tune_opts *o, const char *tuning, gen_tune_
     for (int w = 0; !st && w < 2; w++)
         for (int k = 0; k < 2; k++) {
             qsort(v[w][k], rounds, sizeof(double), dcmp);
-            ab->tps[w][k] = v[w][k][rounds / 2];
+            const double med = ab->tps[w][k] = v[w][k][rounds / 2];
+            if (w) continue;
+            double dev[8];
+            for (int r = 0; r < rounds; r++) dev[r] = v[w][k][r] > med ? v[w][k][r] - med : med - v[w][k][r];
+            qsort(dev, rounds, sizeof(double), dcmp);
+            ab->noise[k] = dev[rounds / 2] / med;
         }
     ab->pp = pp, ab->tg = tg, ab->rounds = rounds;
     free(toks);

@@ -303,11 +303,78 @@ KT_TEST(tune_cli_sweep)
     KT_CHECKF(KGEN("tune", "ls", tf) == 0 && strstr(kc_out, "records,"), "tune ls: %s%s", kc_out, kc_err);
     kc_tpath(so1, sizeof so1, "tiny_default.so"), kc_tpath(so2, sizeof so2, "tiny_tuned.so");
     KT_REQUIRE(KGEN("compile", m, "-o", so1) == 0);
-    KT_CHECKF(KGEN("compile", m, "-o", so2, "--tuning", tf) == 0 && strstr(kc_err, "tuning "), "compile --tuning: %s",
+    KT_CHECKF(KGEN("compile", m, "-o", so2, "--tuning", tf) == 0 && strstr(kc_err, "tuning: "), "compile --tuning: %s",
               kc_err);
     char out1[4096];
     KT_REQUIRE(KGEN("run", so1, "-p", "hello world", "-n", "12", "--temp", "0") == 0);
     kc_save(out1, sizeof out1, kc_out);
     KT_CHECKF(KGEN("run", so2, "-p", "hello world", "-n", "12", "--temp", "0") == 0 && !strcmp(out1, kc_out),
               "the tuned model's tokens differ:\n%s\nagainst\n%s", kc_out, out1);
+}
+
+/* the tuning database beside the cache: filled by import, listed, used by
+ * `kgen run` for this target only (a record of it changes the cache key,
+ * so the model is compiled again), exported, skipped when damaged, cleared */
+KT_TEST(tune_database)
+{
+    char cache[512], db[600], m[512], tf[512], ex[512];
+    kc_tpath(cache, sizeof cache, "tune_cache");
+    KT_REQUIRE(kc_make_dir(cache));
+    setenv("KGEN_CACHE_DIR", cache, 1);
+    snprintf(db, sizeof db, "%s/tuning.json", cache);
+    tl_params p;
+    tl_defaults(&p);
+    kc_tpath(m, sizeof m, "tune_db.gguf");
+    KT_REQUIRE(tl_write(&p, m));
+    KT_CHECKF(KGEN("tune", "ls") == 0 && strstr(kc_out, "is empty"), "tune ls of no database: %s%s", kc_out, kc_err);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && strstr(kc_err, "compiled"),
+              "run (first): %s", kc_err);
+    char first[4096];
+    kc_save(first, sizeof first, kc_out);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && !strstr(kc_err, "compiled"),
+              "run (again, a cache hit): %s", kc_err);
+    /* a record for this CPU naming the model's first variant, one for another CPU */
+    KT_REQUIRE(KGEN("tune", m, "--list") == 0);
+    char key[256] = "", knob[32] = "";
+    long long val = 0;
+    KT_REQUIRE(sscanf(kc_out, "%*d\t%255[^\t]\t%31[^=]=%lld", key, knob, &val) == 3);
+    gen_target t;
+    KT_REQUIRE(gen_target_host(&t) == KG_OK);
+    gen_tuning tu = {0};
+    gen_tune_rec here = rec(key, t.cpu, knob, val, 1, 2), other = rec(key, "not-this-cpu", knob, val, 1, 3);
+    gen_tune_rec_target(&here, &t);
+    KT_REQUIRE(gen_tuning_add(&tu, &here) == KG_OK && gen_tuning_add(&tu, &other) == KG_OK);
+    kc_tpath(tf, sizeof tf, "tune_db_in.json");
+    KT_REQUIRE(gen_tuning_save(tf, &tu) == KG_OK);
+    gen_tuning_free(&tu);
+    KT_CHECKF(KGEN("tune", "import", tf) == 0 && strstr(kc_err, "holds 2"), "tune import: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "ls") == 0 && strstr(kc_out, "used on this machine") && strstr(kc_out, "skipped here") &&
+                  strstr(kc_out, "2 records, 1 for this machine"),
+              "tune ls: %s%s", kc_out, kc_err);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && strstr(kc_err, "compiled") &&
+                  !strcmp(kc_out, first),
+              "run with the database's record: a new compile and the same tokens expected: %s\n%s", kc_err, kc_out);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0", "--tuning", "none") == 0 && !strstr(kc_err, "compiled"),
+              "run --tuning none: the first compile's entry expected: %s", kc_err);
+    kc_tpath(ex, sizeof ex, "tune_db_out.json");
+    KT_CHECKF(KGEN("tune", "export", ex) == 0, "tune export: %s", kc_err);
+    gen_tuning a, b;
+    KT_REQUIRE(gen_tuning_load(tf, &a) == KG_OK && gen_tuning_load(ex, &b) == KG_OK);
+    gen_tuning_sort(&a), gen_tuning_sort(&b);
+    KT_CHECKF(a.n == b.n && !memcmp(a.r, b.r, (size_t)a.n * sizeof *a.r), "export differs from what was imported");
+    gen_tuning_free(&a), gen_tuning_free(&b);
+    /* a damaged database: run warns and compiles without it; import refuses */
+    FILE *f = fopen(db, "w");
+    KT_REQUIRE(f);
+    fputs("{\"kgen_tuning\": 1, \"records\": [{\"instance\"", f);
+    fclose(f);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && strstr(kc_err, "without the tuning database") &&
+                  !strcmp(kc_out, first),
+              "run with a damaged database: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "import", tf) == 1 && strstr(kc_err, "tuning.json"), "import into a damaged database: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "clear") == 0 && !kc_exists(db), "tune clear: %s", kc_err);
+    KT_CHECKF(KGEN("cache", "clear") == 0, "cache clear: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "import", tf) == 0 && KGEN("cache", "clear") == 0 && kc_exists(db),
+              "cache clear removed the tuning database");
+    kc_setup_env(); /* back to the CLI tests' cache */
 }
