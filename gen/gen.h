@@ -52,7 +52,7 @@ const char *gen_isa_name(gen_isa isa);
  *                   KGEN_KNOBS (same syntax), each with a default per target
  *                   that gen_knobs_resolve fills in (`kgen compile --help`
  *                   lists them: layout, amx, ftile, prefetch);
- *   instance knobs  parameters of one template (mm's `pf` and `mb`), bound
+ *   instance knobs  parameters of one template (mm's `pf`, `mb`, `nc`), bound
  *                   per kernel instance by tuning records (gen/tune.h):
  *                   what `kgen tune` sweeps. */
 typedef struct gen_knobs {
@@ -73,6 +73,7 @@ typedef struct gen_knob_def {
     ptrdiff_t field;           /* model knobs: the gen_knobs field (an int) */
     const char *const *words;  /* named values (value = index), NULL-terminated; NULL: a number */
     int64_t lo, hi, step;      /* numbers: the range, and a step the value is a multiple of */
+    int64_t def;               /* instance knobs: the template's KG_PARAM_DEFAULT (test_knobs checks) */
     int64_t sweep[8];          /* instance knobs: the values `kgen tune` tries */
     int nsweep;
     const char *help;

@@ -22,23 +22,26 @@ static const char *const FTILE_WORDS[] = {"f32", "bf16", NULL};
 #define MODEL_KNOB(field) offsetof(gen_knobs, field)
 
 static const gen_knob_def KNOBS[] = {
-    {"layout", NULL, GEN_KNOB_ALL, MODEL_KNOB(layout), LAYOUT_WORDS, 0, 0, 0, {0}, 0,
+    {"layout", NULL, GEN_KNOB_ALL, MODEL_KNOB(layout), LAYOUT_WORDS, 0, 0, 0, 0, {0}, 0,
      "the products' weight layout (default: x16 on AVX2 and newer CPUs, rows elsewhere and on CUDA; a weight x16 "
      "does not fit keeps rows)"},
-    {"amx", NULL, GEN_KNOB_ALL, MODEL_KNOB(amx), ONOFF_WORDS, 0, 0, 0, {0}, 0,
+    {"amx", NULL, GEN_KNOB_ALL, MODEL_KNOB(amx), ONOFF_WORDS, 0, 0, 0, 0, {0}, 0,
      "prefill on AMX tiles where the CPU has them (default: on for bf16 float tiles, off for quantized ones)"},
-    {"ftile", NULL, GEN_KNOB_ALL, MODEL_KNOB(ftile), FTILE_WORDS, 0, 0, 0, {0}, 0,
+    {"ftile", NULL, GEN_KNOB_ALL, MODEL_KNOB(ftile), FTILE_WORDS, 0, 0, 0, 0, {0}, 0,
      "under x16, F16/BF16 weights as bf16 pairs times activations rounded to bf16 (AMX-BF16, vdpbf16ps), or as "
      "stored times f32 ones (default: bf16 where the CPU has AMX, f32 elsewhere)"},
-    {"prefetch", NULL, GEN_KNOB_ALL, MODEL_KNOB(prefetch), NULL, 0, 65536, 64, {0}, 0,
+    {"prefetch", NULL, GEN_KNOB_ALL, MODEL_KNOB(prefetch), NULL, 0, 65536, 64, 0, {0}, 0,
      "decode's software prefetch distance in bytes over x16 weights (0: none; default 2048); the default of every "
      "product's `pf`"},
     /* per kernel instance: template parameters, set by tuning records */
-    {"pf", "mm", GEN_KNOB_DECODE | GEN_KNOB_NOT_ROWS, -1, NULL, 0, 65536, 64, {0, 512, 1024, 2048, 4096, 8192}, 6,
+    {"pf", "mm", GEN_KNOB_DECODE | GEN_KNOB_NOT_ROWS, -1, NULL, 0, 65536, 64, 0, {0, 512, 1024, 2048, 4096, 8192}, 6,
      "one decode product's software prefetch distance in bytes (x16 weights; 0: none)"},
-    {"mb", "mm", GEN_KNOB_PREFILL, -1, NULL, 0, 16777216, 4096, {32768, 65536, 131072, 262144, 524288, 1048576}, 6,
-     "one prefill product's block of activation rows in bytes, kept in L2 while the thread's channels pass over it "
+    {"mb", "mm", GEN_KNOB_PREFILL, -1, NULL, 0, 16777216, 4096, 262144, {32768, 65536, 131072, 262144, 524288, 1048576},
+     6, "one prefill product's block of activation rows in bytes, kept in L2 while the thread's channels pass over it "
      "(at least 16 rows; default 262144)"},
+    {"nc", "mm", GEN_KNOB_ALL, -1, NULL, 16, 32, 16, 32, {16, 32}, 2,
+     "one product's chunk of output channels, its weights used for every row of a block before the next (16 or "
+     "32; with q8 outputs always 32)"},
 };
 enum { N_KNOBS = sizeof KNOBS / sizeof KNOBS[0] };
 

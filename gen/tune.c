@@ -41,10 +41,7 @@ static int64_t pval(const gen_kinst *k, const char *name, int64_t def)
 
 /* the value an instance has for an instance knob: bound, or the template's
  * default (gen/knobs.c's table mirrors mm.c's KG_PARAM_DEFAULTs) */
-static int64_t knob_now(const gen_kinst *k, const gen_knob_def *d)
-{
-    return pval(k, d->name, !strcmp(d->name, "mb") ? 262144 : 0);
-}
+static int64_t knob_now(const gen_kinst *k, const gen_knob_def *d) { return pval(k, d->name, d->def); }
 
 static bool is_prefill(const gen_kinst *k)
 {
@@ -81,6 +78,8 @@ static bool worth(const gen_kinst *k, const gen_knob_def *d, int64_t v, int pp, 
         const int64_t wb = (int64_t)gen_row_bytes((int)pval(k, "wtype", 0), pval(k, "K", 0)) * pval(k, "N", 0);
         return v < wb / 2;
     }
+    if (!strcmp(d->name, "nc")) /* q8 outputs keep 32; one chunk of 16 either way */
+        return !(pval(k, "flags", 0) & KGT_EPI_OUT_Q8) && pval(k, "N", 0) > 16;
     if (!strcmp(d->name, "mb")) {
         const int64_t r = block_rows(k, v, pp);
         if (r == block_rows(k, now, pp)) return false;

@@ -68,3 +68,31 @@ KT_TEST(knobs_defaults)
     gen_knobs_parse("layout=x16,amx=on,prefetch=1024", &k), gen_knobs_resolve(&k, GEN_ISA_AMX, true);
     KT_CHECK(k.layout == KGT_LAYOUT_ROWS && k.amx == 0 && k.prefetch == 0);
 }
+
+/* the knob table's defaults of instance knobs are the templates' own
+ * (KG_PARAM_DEFAULT in templates/cpu/mm.c, linked here natively), and
+ * every sweep value is in range */
+extern const int64_t kgt_default_mm__pf, kgt_default_mm__mb, kgt_default_mm__nc;
+
+KT_TEST(knobs_table)
+{
+    static const struct {
+        const char *name;
+        const int64_t *def;
+    } tmpl[] = {{"pf", &kgt_default_mm__pf}, {"mb", &kgt_default_mm__mb}, {"nc", &kgt_default_mm__nc}};
+    for (size_t i = 0; i < sizeof tmpl / sizeof *tmpl; i++) {
+        const gen_knob_def *d = gen_knob_find("mm", tmpl[i].name);
+        KT_REQUIRE(d);
+        KT_CHECKF(d->def == *tmpl[i].def, "mm.%s: the table's default %lld, the template's %lld", tmpl[i].name,
+                  (long long)d->def, (long long)*tmpl[i].def);
+    }
+    int n;
+    const gen_knob_def *defs = gen_knob_defs(&n);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < defs[i].nsweep; j++)
+            KT_CHECKF(gen_knob_valid(&defs[i], defs[i].sweep[j]), "%s: sweep value %lld out of its range", defs[i].name,
+                      (long long)defs[i].sweep[j]);
+        if (defs[i].tmpl) KT_CHECKF(gen_knob_valid(&defs[i], defs[i].def), "%s: default out of its range", defs[i].name);
+    }
+    KT_CHECK(gen_knob_find(NULL, "pf") == NULL && gen_knob_find("mm", "layout") == NULL); /* the two kinds apart */
+}

@@ -59,7 +59,7 @@ KT_TEST(tune_variants_shards)
     gen_target_host(&t);
     /* x16 where the CPU takes it: decode products then have prefetch variants */
     const bool x16 = t.isa >= GEN_ISA_AVX2;
-    int npf = 0, nmb = 0;
+    int npf = 0, nmb = 0, nnc = 0;
     for (int j = 0; j < n; j++) {
         const gen_kinst *k = &pg.k[v[j].inst];
         bool prefill = false;
@@ -75,14 +75,20 @@ KT_TEST(tune_variants_shards)
             KT_CHECKF(!prefill && layout != KGT_LAYOUT_ROWS, "variant %d: pf on a %s %s instance", j,
                       prefill ? "prefill" : "decode", layout ? "x16" : "rows");
             KT_CHECKF(v[j].value != pfnow, "variant %d repeats the default pf=%lld", j, (long long)pfnow);
-        } else {
+        } else if (!strcmp(v[j].knob->name, "mb")) {
             nmb++;
-            KT_CHECKF(!strcmp(v[j].knob->name, "mb") && prefill, "variant %d: %s on a %s instance", j, v[j].knob->name,
-                      prefill ? "prefill" : "decode");
+            KT_CHECKF(prefill, "variant %d: mb on a decode instance", j);
+        } else {
+            nnc++;
+            int64_t flags = 0;
+            for (int i = 0; i < k->n_params; i++)
+                if (!strcmp(k->params[i].name, "flags")) flags = k->params[i].i;
+            KT_CHECKF(!strcmp(v[j].knob->name, "nc") && v[j].value == 16 && !(flags & KGT_EPI_OUT_Q8),
+                      "variant %d: %s=%lld (flags %lld)", j, v[j].knob->name, (long long)v[j].value, (long long)flags);
         }
         KT_CHECKF(gen_knob_valid(v[j].knob, v[j].value), "variant %d: value %lld out of range", j, (long long)v[j].value);
     }
-    KT_CHECKF(nmb > 0, "no prefill block variants among %d", n);
+    KT_CHECKF(nmb > 0 && nnc > 0, "%d prefill block and %d channel chunk variants among %d", nmb, nnc, n);
     KT_CHECKF(!x16 || npf > 0, "x16 plan, but no prefetch variants among %d", n);
     /* four shards: every variant in exactly one */
     for (int j = 0; j < n; j++) {

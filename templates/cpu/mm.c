@@ -11,11 +11,12 @@
  *                              the q8 tile goes by groups of 8 chunks
  *                              (mm_group_q8, quants_q8.h)
  *   mm_block                   R-row steps over a chunk of up to 32 output
- *                              channels; row indices past the chunk's end are
+ *                              channels (`nc`: 32, or 16); row indices past the chunk's end are
  *                              clamped to its last row (recomputed, dropped)
  *   mm_typed                   blocks of activation rows (about `mb`
- *                              bytes, default 256 KiB, kept in L2); in each, this thread's channels in
- *                              chunks of 32, each for the block's rows in
+ *                              bytes, default 256 KiB, kept in L2); in each,
+ *                              this thread's channels in chunks of `nc`
+ *                              (32 or 16), each for the block's rows in
  *                              tiles of 4 (the
  *                              last 2-3 rows: a clamped tile of 4; a last
  *                              single row: the 1 x 4 tile), then the epilogue
@@ -446,7 +447,7 @@ KG_INLINE void mm_rows16_amxbf(const mm_args *a, void *const *p, int ng, int64_t
 #endif
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
+                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc_)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -467,6 +468,8 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
      * 32 channels, then (int8 AMX's blocks of 16 rows and) tiles of 4 rows */
     mb = mb / (a.xrow > 0 ? a.xrow : 1) / 16 * 16;
     mb = mb < 16 ? 16 : mb;
+    /* channels per chunk: 16 or 32 (OUT_Q8: 32, whole q8 blocks) */
+    const int64_t cs = flags & KGT_EPI_OUT_Q8 || nc_ != 16 ? MM_NC : 16;
 #if KGX_AMX
     /* int8 (x16, 32-element blocks) or bf16 (x16b, K a multiple of 32 up to the A buffer's bound) */
     const int amxbf = KGX_AMXBF && amx && layout == KGT_LAYOUT_X16B && act == KGT_ACT_F32 && M >= 16 &&
@@ -483,8 +486,8 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
         if (amxbf)
             for (; r0 + 16 <= b1; r0 += 16) mm_rows16_amxbf(&a, p, ng, flags, ldy ? ldy : N, r0, lo, hi);
 #endif
-        for (int64_t n0 = lo; n0 < hi; n0 += MM_NC) {
-            const int64_t nc = hi - n0 < MM_NC ? hi - n0 : MM_NC;
+        for (int64_t n0 = lo; n0 < hi; n0 += cs) {
+            const int64_t nc = hi - n0 < cs ? hi - n0 : cs;
             int64_t m0 = r0;
 #if KGX_AMX
             if (amx)
@@ -507,11 +510,11 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb);
-    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc);
+    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb, nc);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
@@ -519,9 +522,10 @@ KG_PARAM_DEFAULT(mm, layout, KGT_LAYOUT_ROWS);
 KG_PARAM_DEFAULT(mm, amx, 0);
 KG_PARAM_DEFAULT(mm, pf, 0);
 KG_PARAM_DEFAULT(mm, mb, 262144);
+KG_PARAM_DEFAULT(mm, nc, 32);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf, mb)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf, mb, nc)
 }

@@ -41,6 +41,8 @@
  * mb (bytes): activation rows are taken in blocks of about this many
  * bytes (at least 16 rows), each kept in L2 while the thread's channels
  * pass over it; the same results.
+ * nc (16 or 32; OUT_Q8: always 32): output channels per chunk, each
+ * chunk's weights used for every row of a block; the same results.
  *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
@@ -66,7 +68,7 @@
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb);
+            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to
