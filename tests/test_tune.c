@@ -298,7 +298,7 @@ KT_TEST(tune_cli_sweep)
     kc_tpath(m, sizeof m, "tune_tiny.gguf");
     KT_REQUIRE(tl_write(&p, m));
     kc_tpath(tf, sizeof tf, "tiny.tuning.json");
-    KT_CHECKF(KGEN("tune", m, "-o", tf, "--budget", "20", "--threads", "2") == 0, "tune: %s", kc_err);
+    KT_CHECKF(KGEN("tune", m, "-o", tf, "--budget", "6", "--threads", "2") == 0, "tune: %s", kc_err);
     KT_CHECKF(strstr(kc_err, "records written to"), "tune's report: %s", kc_err);
     gen_tuning t;
     KT_REQUIRE(gen_tuning_load(tf, &t) == KG_OK);
