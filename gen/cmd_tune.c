@@ -67,14 +67,15 @@ static int do_merge(int argc, char **argv)
             fprintf(stderr, "kgen tune merge: unknown option '%s'\n%s", argv[c.i], usage);
             return 2;
         } else {
-            gen_tuning t;
-            if (gen_tuning_load(argv[c.i], &t) || gen_tuning_merge(&all, &t)) {
+            gen_tuning t = {0};
+            kg_status st = gen_tuning_load(argv[c.i], &t);
+            if (!st) st = gen_tuning_merge(&all, &t);
+            gen_tuning_free(&t);
+            if (st) {
                 fprintf(stderr, "kgen tune merge: %s\n", kg_last_error());
-                gen_tuning_free(&t);
                 gen_tuning_free(&all);
                 return 1;
             }
-            gen_tuning_free(&t);
             nin++;
         }
     }
@@ -156,10 +157,10 @@ static int do_import(int argc, char **argv)
     gen_tuning all = {0};
     kg_status st = KG_OK;
     for (int i = 0; i < argc && !st; i++) { /* every file checked before any is imported */
-        gen_tuning t;
+        gen_tuning t = {0};
         st = gen_tuning_load(argv[i], &t);
         if (!st) st = gen_tuning_merge(&all, &t);
-        if (!st) gen_tuning_free(&t);
+        gen_tuning_free(&t);
     }
     int n = 0;
     if (!st) st = gen_tuning_db_update(&all, &n);
@@ -185,8 +186,9 @@ static int do_clear(int argc, char **argv)
 
 /* The whole model with the records against the default one: the records
  * stay only if the tuned model is faster (the product of its prefill and
- * decode speedups above 1); else they are all dropped. A shard's records
- * are checked after the merge, by whoever compiles with them. */
+ * decode speedups above 1, neither slower than twice its noise); else
+ * they all become "the default stays". A shard's records skip this check
+ * (it needs them all): compare the merged file with kgen bench --tuning. */
 static kg_status check_model(const gen_tune_opts *o, gen_tuning *res)
 {
     gen_tmpdir d = {0};
@@ -294,15 +296,17 @@ int cmd_tune(int argc, char **argv)
         if (o.nshards <= 1) st = check_model(&o, &res);
         char db[PATH_MAX];
         int n = 0;
+        int kept = 0;
+        for (int i = 0; i < res.n; i++) kept += res.r[i].nknob > 0;
         if (!st && !out) {
             st = gen_tuning_db_update(&res, &n);
-            gen_tuning_kept(&res);
             if (!st && !gen_tuning_db_path(db, sizeof db))
-                fprintf(stderr, "kgen tune: %d records kept; the tuning database %s holds %d\n", res.n, db, n);
+                fprintf(stderr, "kgen tune: %d records with knobs kept; the tuning database %s holds %d\n", kept, db, n);
         } else if (!st) {
-            gen_tuning_kept(&res);
             st = gen_tuning_save(out, &res);
-            if (!st) fprintf(stderr, "kgen tune: %d records written to %s\n", res.n, out);
+            if (!st)
+                fprintf(stderr, "kgen tune: %d records written to %s (%d with knobs, %d where the default stays)\n", res.n,
+                        out, kept, res.n - kept);
         }
     }
     if (st) fprintf(stderr, "kgen tune: %s\n", kg_last_error());

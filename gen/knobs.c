@@ -118,7 +118,7 @@ kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
         const gen_knob_def *d = gen_knob_find(NULL, name);
         if (!d) {
             char known[128] = "";
-            for (int i = 0, at = 0; i < N_KNOBS; i++)
+            for (int i = 0, at = 0; i < N_KNOBS && at < (int)sizeof known; i++)
                 if (!KNOBS[i].tmpl) at += snprintf(known + at, sizeof known - (size_t)at, "%s%s", at ? ", " : "", KNOBS[i].name);
             return kg_err(KG_ERR_ARG, "knobs '%s': unknown knob '%s' (known: %s)", spec, name, known);
         }
@@ -138,7 +138,8 @@ kg_status gen_knobs_parse(const char *spec, gen_knobs *k)
 static void wrap(FILE *f, const char *indent, int width, const char *text)
 {
     for (bool first = true; *text; first = false) {
-        const int room = width - (int)strlen(indent) - (first ? 0 : 4), n = (int)strlen(text);
+        const int room0 = width - (int)strlen(indent) - (first ? 0 : 4), room = room0 > 8 ? room0 : 8;
+        const int n = (int)strlen(text);
         int cut = n;
         if (n > room) {
             for (cut = room; cut > 0 && text[cut] != ' '; cut--) {}
@@ -157,7 +158,8 @@ void gen_knobs_help(FILE *f, const char *indent, int width)
         char range[128], line[1024];
         if (KNOBS[i].words) {
             size_t at = 0;
-            for (int j = 0; KNOBS[i].words[j]; j++) at += (size_t)snprintf(range + at, sizeof range - at, "%s%s", j ? "|" : "", KNOBS[i].words[j]);
+            for (int j = 0; KNOBS[i].words[j] && at < sizeof range; j++)
+                at += (size_t)snprintf(range + at, sizeof range - at, "%s%s", j ? "|" : "", KNOBS[i].words[j]);
         } else {
             snprintf(range, sizeof range, "BYTES");
         }

@@ -324,6 +324,8 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
 {
     gen_tuning tu;
     char what[PATH_MAX + 32];
+    if (o->cuda && o->tuning && strcmp(o->tuning, "none"))
+        return kg_err(KG_ERR_UNSUPPORTED, "%s: --tuning: tuning records are the CPU's; a CUDA target has none yet", path);
     kg_status st = o->cuda ? (memset(&tu, 0, sizeof tu), KG_OK) : gen_tuning_resolve(o->tuning, &tu, what, sizeof what);
     if (st) return st;
     gen_load_opts oo = *o;

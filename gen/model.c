@@ -401,6 +401,8 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     if (!st) st = gen_knobs_parse(o->knobs ? o->knobs : gen_knobs_env(), &kn);
     if (!st) gen_knobs_resolve(&kn, t.isa, sm != 0);
     if (!st) st = model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), o->kv, &kn, &gr, &pg);
+    if (!st && sm && o->tuning && strcmp(o->tuning, "none"))
+        st = kg_err(KG_ERR_UNSUPPORTED, "%s: --tuning: tuning records are the CPU's; a CUDA target has none yet", gguf_path);
     if (!st && !sm) st = apply_tuning(o, &t, &pg);
     if (!st && sm && gr.hp.encoder)
         st = kg_err(KG_ERR_UNSUPPORTED, "%s: encoders run on the CPU for now (the CUDA backend has their kernels, not "

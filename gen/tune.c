@@ -179,10 +179,8 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
     }
     /* the instances with variants in this shard (variants are grouped by instance) */
     int ninst = 0, done_inst = 0;
-    for (int j = 0; j < nv; j++)
-        if (gen_tune_in_shard(j, o->shard, o->nshards) && (j == 0 || var[j].inst != var[j - 1].inst ||
-                                                          !gen_tune_in_shard(j - 1, o->shard, o->nshards)))
-            ninst++;
+    for (int j = 0, last = -1; j < nv; j++) /* variants are grouped by instance */
+        if (gen_tune_in_shard(j, o->shard, o->nshards) && var[j].inst != last) ninst++, last = var[j].inst;
     char err[256];
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     const int threads = o->threads > 0 ? o->threads : (int)(ncpu > 0 ? ncpu : 1);
@@ -202,8 +200,12 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
         while (j1 < nv && var[j1].inst == var[j0].inst) j1++;
         gen_tune_variant sel[GEN_TUNE_MAX_CAND - 1];
         int ns = 0;
+        int over = 0;
         for (int j = j0; j < j1; j++)
-            if (gen_tune_in_shard(j, o->shard, o->nshards) && ns < GEN_TUNE_MAX_CAND - 1) sel[ns++] = var[j];
+            if (gen_tune_in_shard(j, o->shard, o->nshards)) {
+                if (ns < GEN_TUNE_MAX_CAND - 1) sel[ns++] = var[j];
+                else over++;
+            }
         const gen_kinst *k = &pg.k[var[j0].inst];
         j0 = j1;
         if (!ns) continue;
@@ -221,6 +223,7 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
         done_inst++;
         if (done_inst > 1) fprintf(f, "[%d/%d] %s: %d variants (ETA %.0f s)\n", done_inst, ninst, lab, ns, eta);
         else fprintf(f, "[%d/%d] %s: %d variants\n", done_inst, ninst, lab, ns);
+        if (over) fprintf(f, "    %d more variants than one measurement takes (%d): left out\n", over, GEN_TUNE_MAX_CAND - 1);
         gen_tune_bench_in in = {k, key, sel, ns, &t, pool, pp, 5, seconds};
         gen_tune_bench_out bo;
         st = gen_tune_bench(&in, &bo);

@@ -19,6 +19,7 @@
 #include "lower.h"
 
 #define GEN_TUNE_FORMAT 1 /* the file's "kgen_tuning" */
+#define GEN_TUNE_MAX_RECORDS 65536 /* per file: a bigger one is refused */
 enum { GEN_TUNE_MAX_KNOBS = 4 };
 
 typedef struct gen_tune_rec {
@@ -55,8 +56,10 @@ kg_status gen_tuning_load(const char *path, gen_tuning *tu);
 /* Writes it atomically (a temporary renamed into place). */
 kg_status gen_tuning_save(const char *path, const gen_tuning *tu);
 /* Adds b's records to a, keeping per (instance, target) the record with
- * the larger speedup (default_us / us; ties: the smaller knob text), so
- * the result does not depend on the order of merges. */
+ * the larger speedup (default_us / us; ties: the smaller knob values, then
+ * every other field), so the result does not depend on the order of
+ * merges; a is left sorted. A record with no knob (measured, the default
+ * stays) has speedup 1. */
 kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b);
 /* Sorts by (instance, target): a merged file reads the same either way. */
 void gen_tuning_sort(gen_tuning *tu);
@@ -116,10 +119,9 @@ static inline bool gen_tune_in_shard(int j, int shard, int nshards)
 }
 
 /* result: a record per instance measured, with the winning knob, or with
- * none where the default stays (such records are for the database's update
- * and are never written to a file: gen_tuning_kept drops them). */
+ * none where the default stays (written so too: "knobs": {}; a merge or
+ * an import then replaces an older winner of that instance). */
 kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result);
-void gen_tuning_kept(gen_tuning *tu);
 
 /* The model compiled with the tuning file against the default model
  * (gen/tune_model.c): prefill of o->pp tokens (0: 64) and decode of tg

@@ -177,7 +177,7 @@ static kg_status time_rounds(const tbuf *b, const gen_kfn *fn, int nc, const boo
         us[c] = median(tmp, rounds);
     }
     for (int r = 0; r < rounds; r++) tmp[r] = fabs(samp[r] - us[0]);
-    *noise = median(tmp, rounds) / us[0];
+    *noise = us[0] > 0 ? median(tmp, rounds) / us[0] : 0;
     *nrounds = rounds;
     free(samp);
     return KG_OK;
@@ -211,7 +211,11 @@ kg_status gen_tune_bench(const gen_tune_bench_in *in, gen_tune_bench_out *out)
             bool set = false;
             for (int i = 0; i < ks[c].n_params; i++)
                 if (!strcmp(ks[c].params[i].name, v->knob->name)) ks[c].params[i].i = v->value, set = true;
-            if (!set && ks[c].n_params < GEN_MAX_PARAMS) {
+            if (!set && ks[c].n_params == GEN_MAX_PARAMS) {
+                free(ks);
+                return kg_err(KG_ERR_UNSUPPORTED, "tune: %s: no room for the knob %s", in->key, v->knob->name);
+            }
+            if (!set) {
                 gen_param *p = &ks[c].params[ks[c].n_params++];
                 memset(p, 0, sizeof *p);
                 snprintf(p->name, sizeof p->name, "%s", v->knob->name);

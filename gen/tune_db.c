@@ -21,6 +21,7 @@
 #include "tmpfile.h"
 
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,14 +66,6 @@ kg_status gen_tuning_add(gen_tuning *tu, const gen_tune_rec *r)
     return KG_OK;
 }
 
-void gen_tuning_kept(gen_tuning *tu)
-{
-    int n = 0;
-    for (int i = 0; i < tu->n; i++)
-        if (tu->r[i].nknob > 0) tu->r[n++] = tu->r[i];
-    tu->n = n;
-}
-
 void gen_tuning_free(gen_tuning *tu)
 {
     free(tu->r);
@@ -113,6 +106,8 @@ static kg_status read_record(const char *path, int i, json_t *o, gen_tune_rec *r
     if (!st) st = str_field(path, i, tg, "cpu", r->cpu, sizeof r->cpu);
     if (!st) st = str_field(path, i, tg, "isa", r->isa, sizeof r->isa);
     if (!st) st = str_field(path, i, tg, "features", r->features, sizeof r->features);
+    if (!st && !json_is_integer(json_object_get(o, "threads")))
+        st = kg_err(KG_ERR_FORMAT, "%s: record %d: \"threads\" is missing or not an integer", path, i);
     if (!st) st = num_field(path, i, o, "threads", 1, 4096, &th);
     if (!st) r->threads = (int)th;
     if (!st) st = num_field(path, i, o, "us", 0, 1e12, &r->us);
@@ -140,8 +135,7 @@ static kg_status read_record(const char *path, int i, json_t *o, gen_tune_rec *r
         snprintf(r->knob[r->nknob], sizeof r->knob[0], "%s", name);
         r->val[r->nknob++] = (int64_t)json_integer_value(v);
     }
-    if (!r->nknob) return kg_err(KG_ERR_FORMAT, "%s: record %d: \"knobs\" is empty", path, i);
-    return KG_OK;
+    return KG_OK; /* no knob: measured, the default stays (binds nothing) */
 }
 
 kg_status gen_tuning_load(const char *path, gen_tuning *tu)
@@ -162,6 +156,9 @@ kg_status gen_tuning_load(const char *path, gen_tuning *tu)
                     (long long)json_integer_value(fmt), GEN_TUNE_FORMAT);
     else if (!json_is_array(recs))
         st = kg_err(KG_ERR_FORMAT, "%s: \"records\" is missing or not an array", path);
+    if (!st && json_array_size(recs) > GEN_TUNE_MAX_RECORDS)
+        st = kg_err(KG_ERR_FORMAT, "%s: %zu records, more than the %d a tuning file may hold", path, json_array_size(recs),
+                    GEN_TUNE_MAX_RECORDS);
     for (size_t i = 0; !st && i < json_array_size(recs); i++) {
         gen_tune_rec r;
         st = read_record(path, (int)i, json_array_get(recs, i), &r);
@@ -195,12 +192,15 @@ static json_t *record_json(const gen_tune_rec *r)
 
 kg_status gen_tuning_save(const char *path, const gen_tuning *tu)
 {
+    for (int i = 0; i < tu->n; i++) /* json_real refuses them: the file would not load */
+        if (!isfinite(tu->r[i].us) || !isfinite(tu->r[i].default_us) || !isfinite(tu->r[i].noise))
+            return kg_err(KG_ERR_ARG, "%s: record %d (%s): a time or noise that is not a finite number", path, i,
+                          tu->r[i].inst);
     json_t *root = json_object(), *recs = json_array();
     json_object_set_new(root, "kgen_tuning", json_integer(GEN_TUNE_FORMAT));
-    for (int i = 0; i < tu->n; i++)
-        if (tu->r[i].nknob > 0) json_array_append_new(recs, record_json(&tu->r[i]));
+    for (int i = 0; i < tu->n; i++) json_array_append_new(recs, record_json(&tu->r[i]));
     json_object_set_new(root, "records", recs);
-    char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(root);
     if (!text) return kg_err(KG_ERR_NOMEM, "out of memory");
     gen_tmpout t;
@@ -235,40 +235,46 @@ static int same_key(const gen_tune_rec *a, const gen_tune_rec *b)
     return c;
 }
 
-/* is b the better record of one key? */
-static bool better(const gen_tune_rec *a, const gen_tune_rec *b)
-{
-    const double sa = a->us > 0 ? a->default_us / a->us : 0, sb = b->us > 0 ? b->default_us / b->us : 0;
-    if (sb != sa) return sb > sa;
-    return knob_cmp(b, a) < 0;
-}
+static double speedup(const gen_tune_rec *r) { return r->us > 0 ? r->default_us / r->us : 0; }
 
-kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b)
-{
-    for (int j = 0; j < b->n; j++) {
-        int found = -1;
-        for (int i = 0; i < a->n && found < 0; i++)
-            if (!same_key(&a->r[i], &b->r[j])) found = i;
-        if (found < 0) {
-            kg_status st = gen_tuning_add(a, &b->r[j]);
-            if (st) return st;
-        } else if (better(&a->r[found], &b->r[j])) {
-            a->r[found] = b->r[j];
-        }
-    }
-    return KG_OK;
-}
+static int num_cmp(double x, double y) { return x < y ? -1 : x > y; }
 
+/* A total order: by key; within a key the better record first (the larger
+ * speedup, then the smaller knob values), then every other field, so that
+ * sorting any arrangement of the same records gives the same sequence. */
 static int rec_cmp(const void *x, const void *y)
 {
     const gen_tune_rec *a = x, *b = y;
     int c = same_key(a, b);
-    return c ? c : knob_cmp(a, b);
+    if (!c) c = num_cmp(speedup(b), speedup(a));
+    if (!c) c = knob_cmp(a, b);
+    if (!c) c = num_cmp(a->us, b->us);
+    if (!c) c = num_cmp(a->default_us, b->default_us);
+    if (!c) c = num_cmp(a->noise, b->noise);
+    if (!c) c = a->threads - b->threads;
+    if (!c) c = strcmp(a->date, b->date);
+    if (!c) c = strcmp(a->version, b->version);
+    return c;
 }
 
 void gen_tuning_sort(gen_tuning *tu)
 {
     if (tu->n > 1) qsort(tu->r, (size_t)tu->n, sizeof *tu->r, rec_cmp);
+}
+
+kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b)
+{
+    for (int j = 0; j < b->n; j++) {
+        kg_status st = gen_tuning_add(a, &b->r[j]);
+        if (st) return st;
+    }
+    /* sorted, the best of each key comes first: keep it, drop the rest */
+    gen_tuning_sort(a);
+    int n = 0;
+    for (int i = 0; i < a->n; i++)
+        if (!n || same_key(&a->r[n - 1], &a->r[i])) a->r[n++] = a->r[i];
+    a->n = n;
+    return KG_OK;
 }
 
 /* ── binding ── */
@@ -302,8 +308,11 @@ kg_status gen_tuning_apply(const gen_tuning *tu, const gen_target *t, gen_progra
         for (int k = 0; k < pg->nk; k++) {
             gen_inst_key(&pg->k[k], key, sizeof key);
             if (strcmp(key, r->inst)) continue;
-            if (pg->k[k].n_params + r->nknob > GEN_MAX_PARAMS)
-                return kg_err(KG_ERR_ARG, "tuning: instance %s: too many parameters", r->inst);
+            if (!r->nknob) continue; /* the default stays */
+            if (pg->k[k].n_params + r->nknob > GEN_MAX_PARAMS) {
+                if (why) fprintf(why, "skipped: %s: the instance has no room for %d more parameters\n", r->inst, r->nknob);
+                continue;
+            }
             for (int j = 0; j < r->nknob; j++) set_param(&pg->k[k], r->knob[j], r->val[j]);
             used++;
         }
@@ -317,7 +326,7 @@ kg_status gen_tuning_keytext(const gen_tuning *tu, const gen_target *t, kg_keyte
     kg_status st = KG_OK;
     for (int i = 0; i < tu->n && !st; i++) {
         const gen_tune_rec *r = &tu->r[i];
-        if (!gen_tune_rec_matches(r, t)) continue;
+        if (!gen_tune_rec_matches(r, t) || !r->nknob) continue;
         st = kg_keytext_str(kt, "tuning.instance", r->inst);
         for (int k = 0; k < r->nknob && !st; k++) {
             st = kg_keytext_str(kt, "tuning.knob", r->knob[k]);

@@ -156,18 +156,24 @@ KT_TEST(tune_merge_order)
         rec(b, "znver3", "mb", 131072, 40.0, 48.0), rec(a, "znver3", "pf", 0, 10.0, 12.0), /* file 2: ties file 1's 1.2x */
     };
     for (int i = 0; i < 6; i++) KT_REQUIRE(gen_tuning_add(&f[i / 2], &rs[i]) == KG_OK);
+    /* a time no short decimal holds (the file keeps all 17 digits), and in
+     * two files the same key, speedup and knob with other fields: still one
+     * answer whatever the order */
+    gen_tune_rec odd = rec(b, "x86-64-v3", "mb", 65536, 10.123456789012345, 20.24691357802469), twin = odd;
+    twin.threads = 1, twin.noise = 0.02;
+    KT_REQUIRE(gen_tuning_add(&f[0], &odd) == KG_OK && gen_tuning_add(&f[2], &twin) == KG_OK);
     static const int orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     char first[8192] = "", path[512];
     for (int o = 0; o < 6; o++) {
         gen_tuning m = {0};
         for (int i = 0; i < 3; i++) KT_REQUIRE(gen_tuning_merge(&m, &f[orders[o][i]]) == KG_OK);
         gen_tuning_sort(&m);
-        KT_CHECKF(m.n == 3, "order %d: %d records, expected 3 (one per instance and target)", o, m.n);
+        KT_CHECKF(m.n == 4, "order %d: %d records, expected 4 (one per instance and target)", o, m.n);
         char text[8192];
         size_t at = 0;
         for (int i = 0; i < m.n; i++)
-            at += (size_t)snprintf(text + at, sizeof text - at, "%s|%s|%s=%lld\n", m.r[i].inst, m.r[i].cpu, m.r[i].knob[0],
-                                   (long long)m.r[i].val[0]);
+            at += (size_t)snprintf(text + at, sizeof text - at, "%s|%s|%s=%lld|%d %.17g\n", m.r[i].inst, m.r[i].cpu,
+                                   m.r[i].knob[0], (long long)m.r[i].val[0], m.r[i].threads, m.r[i].noise);
         if (!o) snprintf(first, sizeof first, "%s", text);
         KT_CHECKF(!strcmp(text, first), "merge order %d gives\n%s, order 0 gave\n%s", o, text, first);
         /* the file round trip keeps every field the merge compares */
@@ -182,8 +188,8 @@ KT_TEST(tune_merge_order)
     /* the larger speedup wins, and between equal ones the smaller value:
      * a on znver3 has 1.1x (pf 1024) and 1.2x twice (pf 4096, pf 0): pf 0;
      * b has 1.2x twice (mb 65536: 60/50, mb 131072: 48/40): mb 65536 */
-    KT_CHECKF(strstr(first, "M=1 N=576 K=576 flags=0 layout=1|znver3|pf=0\n") != NULL, "merged:\n%s", first);
-    KT_CHECKF(strstr(first, "M=rt N=576 K=576 flags=0 layout=1|znver3|mb=65536\n") != NULL, "merged:\n%s", first);
+    KT_CHECKF(strstr(first, "M=1 N=576 K=576 flags=0 layout=1|znver3|pf=0|") != NULL, "merged:\n%s", first);
+    KT_CHECKF(strstr(first, "M=rt N=576 K=576 flags=0 layout=1|znver3|mb=65536|") != NULL, "merged:\n%s", first);
     /* and through the CLI */
     char p0[512], p1[512], p2[512], out1[512], out2[512];
     kc_tpath(p0, sizeof p0, "shard0.json"), kc_tpath(p1, sizeof p1, "shard1.json"), kc_tpath(p2, sizeof p2, "shard2.json");
@@ -215,8 +221,10 @@ KT_TEST(tune_bad_files)
         {"range", REC("{\"pf\": 100}", ", \"date\": \"x\""), "knob pf: expected a number from 0 to 65536"},
         {"neg", REC("{\"mb\": -4096}", ", \"date\": \"x\""), "knob mb: expected"},
         {"strval", REC("{\"pf\": \"1024\"}", ", \"date\": \"x\""), "knob pf: expected"},
-        {"noknobs", REC("{}", ", \"date\": \"x\""), "\"knobs\" is empty"},
         {"dup", REC("{\"pf\": 64, \"pf\": 128}", ", \"date\": \"x\""), "duplicate"},
+        {"threads", "{\"kgen_tuning\": 1, \"records\": [{\"instance\": \"mm wtype=2\", \"target\": {\"cpu\": \"a\", "
+                    "\"isa\": \"avx2\", \"features\": \"\"}, \"threads\": 2.5, \"knobs\": {}}]}",
+         "\"threads\" is missing or not an integer"},
     };
     char path[512], so[512];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -232,6 +240,16 @@ KT_TEST(tune_bad_files)
                   bad[i].says);
         if (!st) gen_tuning_free(&t);
     }
+    /* "knobs": {} is a measured instance where the default stays: it loads */
+    kc_tpath(path, sizeof path, "stays.json");
+    FILE *sf = fopen(path, "w");
+    KT_REQUIRE(sf);
+    fputs(REC("{}", ", \"date\": \"x\""), sf);
+    fclose(sf);
+    gen_tuning st1;
+    KT_CHECKF(gen_tuning_load(path, &st1) == KG_OK && st1.n == 1 && st1.r[0].nknob == 0, "a default-stays record: %s",
+              kg_last_error());
+    gen_tuning_free(&st1);
     /* the CLI refuses such a file before compiling, and writes nothing */
     char m[512];
     kc_tpath(m, sizeof m, "tune_tiny_bad.gguf");
@@ -287,12 +305,13 @@ KT_TEST(tune_apply)
     gen_graph_free(&gr);
 }
 
-/* a real sweep of the tiny model, within a small budget; the tuned build
- * then decodes the same tokens as the default one */
+/* a real sweep of the tiny model, within a small budget; then a record
+ * binding every instance to its first variant (whatever the sweep kept):
+ * that build generates the default build's tokens */
 KT_TEST(tune_cli_sweep)
 {
     kc_setup_env();
-    char m[512], tf[512], so1[512], so2[512];
+    char m[512], tf[512], forced[512], so1[512], so2[512];
     tl_params p;
     tl_defaults(&p);
     kc_tpath(m, sizeof m, "tune_tiny.gguf");
@@ -302,15 +321,40 @@ KT_TEST(tune_cli_sweep)
     KT_CHECKF(strstr(kc_err, "records written to"), "tune's report: %s", kc_err);
     gen_tuning t;
     KT_REQUIRE(gen_tuning_load(tf, &t) == KG_OK);
+    KT_CHECKF(t.n > 0, "no instance measured");
     for (int i = 0; i < t.n; i++)
-        KT_CHECKF(t.r[i].us < t.r[i].default_us, "record %d: kept at %.3f us against the default's %.3f", i, t.r[i].us,
-                  t.r[i].default_us);
+        KT_CHECKF(t.r[i].nknob ? t.r[i].us < t.r[i].default_us : t.r[i].us == t.r[i].default_us,
+                  "record %d (%d knobs): %.3f us against the default's %.3f", i, t.r[i].nknob, t.r[i].us, t.r[i].default_us);
     gen_tuning_free(&t);
     KT_CHECKF(KGEN("tune", "ls", tf) == 0 && strstr(kc_out, "records,"), "tune ls: %s%s", kc_out, kc_err);
+    /* every instance's first variant, as records for this machine */
+    KT_REQUIRE(KGEN("tune", m, "--list") == 0);
+    gen_target host;
+    KT_REQUIRE(gen_target_host(&host) == KG_OK);
+    gen_tuning all = {0};
+    char last[256] = "";
+    for (const char *c = kc_out; *c;) {
+        char key[256], knob[32];
+        long long val;
+        if (sscanf(c, "%*d\t%255[^\t]\t%31[^=]=%lld", key, knob, &val) == 3 && strcmp(key, last)) {
+            gen_tune_rec r = rec(key, host.cpu, knob, val, 1, 2);
+            gen_tune_rec_target(&r, &host);
+            KT_REQUIRE(gen_tuning_add(&all, &r) == KG_OK);
+            snprintf(last, sizeof last, "%s", key);
+        }
+        const char *e = strchr(c, '\n');
+        c = e ? e + 1 : c + strlen(c);
+    }
+    KT_REQUIRE(all.n > 0);
+    kc_tpath(forced, sizeof forced, "tiny.forced.json");
+    KT_REQUIRE(gen_tuning_save(forced, &all) == KG_OK);
     kc_tpath(so1, sizeof so1, "tiny_default.so"), kc_tpath(so2, sizeof so2, "tiny_tuned.so");
-    KT_REQUIRE(KGEN("compile", m, "-o", so1) == 0);
-    KT_CHECKF(KGEN("compile", m, "-o", so2, "--tuning", tf) == 0 && strstr(kc_err, "tuning: "), "compile --tuning: %s",
-              kc_err);
+    KT_REQUIRE(KGEN("compile", m, "-o", so1, "--tuning", "none") == 0);
+    KT_CHECKF(KGEN("compile", m, "-o", so2, "--tuning", forced) == 0, "compile --tuning: %s", kc_err);
+    char says[64];
+    snprintf(says, sizeof says, "; %d kernel instances take their knobs", all.n);
+    KT_CHECKF(strstr(kc_err, says), "compile --tuning: expected '%s' in: %s", says, kc_err);
+    gen_tuning_free(&all);
     char out1[4096];
     KT_REQUIRE(KGEN("run", so1, "-p", "hello world", "-n", "12", "--temp", "0") == 0);
     kc_save(out1, sizeof out1, kc_out);
