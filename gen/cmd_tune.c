@@ -214,7 +214,8 @@ static kg_status check_model(const gen_tune_opts *o, gen_tuning *res)
     /* faster overall, and neither slower by more than twice its noise */
     if (sp * sd <= 1.0 || sp < 1 - 2 * ab.noise[0] || sd < 1 - 2 * ab.noise[1]) {
         fprintf(stderr, "kgen tune: the tuned model is not faster: its records are dropped\n");
-        for (int i = 0; i < res->n; i++) res->r[i].nknob = 0; /* measured: the defaults stay */
+        for (int i = 0; i < res->n; i++) /* measured: the defaults stay */
+            res->r[i].nknob = 0, res->r[i].us = res->r[i].default_us;
     }
     return KG_OK;
 }

@@ -63,6 +63,8 @@ kg_status gen_tuning_save(const char *path, const gen_tuning *tu);
 kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b);
 /* Sorts by (instance, target): a merged file reads the same either way. */
 void gen_tuning_sort(gen_tuning *tu);
+/* Has `sorted` (gen_tuning_sort'ed) a record of r's (instance, target)? */
+bool gen_tuning_has_key(const gen_tuning *sorted, const gen_tune_rec *r);
 
 /* ── the tuning database: KGEN_CACHE_DIR/tuning.json, beside the artifact
  *    cache (whose clear and gc leave it alone; `kgen tune clear` empties it) ── */

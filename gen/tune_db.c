@@ -262,6 +262,13 @@ void gen_tuning_sort(gen_tuning *tu)
     if (tu->n > 1) qsort(tu->r, (size_t)tu->n, sizeof *tu->r, rec_cmp);
 }
 
+static int key_cmp(const void *x, const void *y) { return same_key(x, y); }
+
+bool gen_tuning_has_key(const gen_tuning *sorted, const gen_tune_rec *r)
+{
+    return sorted->n > 0 && bsearch(r, sorted->r, (size_t)sorted->n, sizeof *sorted->r, key_cmp) != NULL;
+}
+
 kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b)
 {
     for (int j = 0; j < b->n; j++) {

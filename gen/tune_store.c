@@ -75,25 +75,18 @@ static kg_status db_lock(int *fd)
     return KG_OK;
 }
 
-static bool same_pair(const gen_tune_rec *a, const gen_tune_rec *b)
-{
-    return !strcmp(a->inst, b->inst) && !strcmp(a->cpu, b->cpu) && !strcmp(a->isa, b->isa) &&
-           !strcmp(a->features, b->features);
-}
-
 kg_status gen_tuning_db_update(const gen_tuning *measured, int *n_after)
 {
     char path[PATH_MAX];
     int fd = -1;
-    gen_tuning db = {0}, out = {0};
+    gen_tuning db = {0}, out = {0}, m = {0};
     kg_status st = gen_tuning_db_path(path, sizeof path);
+    for (int j = 0; !st && j < measured->n; j++) st = gen_tuning_add(&m, &measured->r[j]);
+    gen_tuning_sort(&m);
     if (!st) st = db_lock(&fd);
     if (!st && access(path, F_OK) == 0) st = gen_tuning_load(path, &db);
-    for (int i = 0; !st && i < db.n; i++) {
-        bool replaced = false;
-        for (int j = 0; j < measured->n && !replaced; j++) replaced = same_pair(&db.r[i], &measured->r[j]);
-        if (!replaced) st = gen_tuning_add(&out, &db.r[i]);
-    }
+    for (int i = 0; !st && i < db.n; i++) /* replaced by a new measurement, or kept */
+        if (!gen_tuning_has_key(&m, &db.r[i])) st = gen_tuning_add(&out, &db.r[i]);
     for (int j = 0; !st && j < measured->n; j++)
         if (measured->r[j].nknob > 0) st = gen_tuning_add(&out, &measured->r[j]);
     if (!st) {
@@ -103,6 +96,7 @@ kg_status gen_tuning_db_update(const gen_tuning *measured, int *n_after)
     if (n_after) *n_after = out.n;
     gen_tuning_free(&db);
     gen_tuning_free(&out);
+    gen_tuning_free(&m);
     if (fd >= 0) close(fd);
     return st;
 }
