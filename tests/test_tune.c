@@ -428,3 +428,41 @@ KT_TEST(tune_database)
               "cache clear removed the tuning database");
     kc_setup_env(); /* back to the CLI tests' cache */
 }
+
+/* make check-slow: a real sharded sweep of SmolLM2 (two shards, then the
+ * merge): every instance the unsharded list holds is measured by some
+ * shard, the merged file loads, and the model compiled with it generates
+ * the untuned model's tokens */
+KT_TEST(slow_tune_sharded)
+{
+    char m[512], s1[512], s2[512], all[512];
+    snprintf(m, sizeof m, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", kt_models_dir());
+    if (!kc_exists(m)) KT_SKIP("%s not found: run 'make models'", m);
+    kc_setup_env();
+    kc_tpath(s1, sizeof s1, "smol-1.json"), kc_tpath(s2, sizeof s2, "smol-2.json"), kc_tpath(all, sizeof all, "smol.json");
+    KT_CHECKF(KGEN("tune", m, "--shard", "1/2", "-o", s1, "--budget", "60") == 0, "shard 1: %s", kc_err);
+    KT_CHECKF(KGEN("tune", m, "--shard", "2/2", "-o", s2, "--budget", "60") == 0, "shard 2: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "merge", s1, s2, "-o", all) == 0, "merge: %s", kc_err);
+    KT_REQUIRE(KGEN("tune", m, "--list") == 0);
+    gen_tuning t;
+    KT_REQUIRE(gen_tuning_load(all, &t) == KG_OK);
+    int missing = 0;
+    for (const char *c = kc_out; *c;) {
+        char key[256];
+        if (sscanf(c, "%*d\t%255[^\t]", key) == 1) {
+            bool found = false;
+            for (int i = 0; i < t.n && !found; i++) found = !strcmp(t.r[i].inst, key);
+            missing += !found;
+        }
+        const char *e = strchr(c, '\n');
+        c = e ? e + 1 : c + strlen(c);
+    }
+    KT_CHECKF(missing == 0, "%d listed variants' instances have no record in the merged file", missing);
+    gen_tuning_free(&t);
+    char first[4096];
+    KT_REQUIRE(KGEN("run", m, "-p", "The capital of France is", "-n", "16", "--temp", "0", "--tuning", "none") == 0);
+    kc_save(first, sizeof first, kc_out);
+    KT_CHECKF(KGEN("run", m, "-p", "The capital of France is", "-n", "16", "--temp", "0", "--tuning", all) == 0 &&
+                  !strcmp(first, kc_out),
+              "with the merged tuning: %s\nagainst\n%s", kc_out, first);
+}
