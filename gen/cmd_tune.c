@@ -60,6 +60,8 @@ static int do_merge(int argc, char **argv)
     cli c = {"tune merge", argc, argv, 0};
     gen_tuning all = {0};
     int nin = 0;
+    const char *first_shard = NULL; /* the first shard file, and its variant list */
+    char sw0[17] = "";
     for (c.i = 0; c.i < argc; c.i++) {
         if (!strcmp(argv[c.i], "-o")) {
             if (!(out = cli_value(&c))) return 2;
@@ -69,6 +71,10 @@ static int do_merge(int argc, char **argv)
         } else {
             gen_tuning t = {0};
             kg_status st = gen_tuning_load(argv[c.i], &t);
+            if (!st && t.nshards > 1 && !first_shard) first_shard = argv[c.i], memcpy(sw0, t.sweep, sizeof sw0);
+            else if (!st && t.nshards > 1 && strcmp(sw0, t.sweep))
+                fprintf(stderr, "kgen tune merge: warning: %s and %s are shards of different variant lists (other "
+                        "models, kgen versions, CPUs or settings: --pp, KGEN_KNOBS, KGEN_NOFUSE)\n", first_shard, argv[c.i]);
             if (!st) st = gen_tuning_merge(&all, &t);
             gen_tuning_free(&t);
             if (st) {
@@ -83,6 +89,15 @@ static int do_merge(int argc, char **argv)
         fprintf(stderr, "kgen tune merge: needs input files and -o FILE\n");
         gen_tuning_free(&all);
         return 2;
+    }
+    if (all.sweep[0] && all.nshards > 1 && all.nshards <= 64) {
+        char miss[256] = "";
+        size_t at = 0;
+        for (int i = 0; i < all.nshards && at < sizeof miss; i++)
+            if (!(all.shards >> i & 1)) at += (size_t)snprintf(miss + at, sizeof miss - at, "%s%d", at ? ", " : "", i + 1);
+        if (miss[0])
+            fprintf(stderr, "kgen tune merge: warning: shards %s of %d are missing: their variants were not timed\n", miss,
+                    all.nshards);
     }
     gen_tuning_sort(&all);
     kg_status st = gen_tuning_save(out, &all);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static double now_s(void)
 {
@@ -176,6 +177,25 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
                 fprintf(f, "%d\t%s\t%s=%lld\n", j, key, var[j].knob->name, (long long)var[j].value);
             }
         goto done;
+    }
+    /* the sweep's identity: the whole variant list and the rows timed */
+    if (!st) {
+        XXH3_state_t *h = XXH3_createState();
+        char key[256], line[320];
+        if (!h) st = kg_err(KG_ERR_NOMEM, "out of memory");
+        if (h) XXH3_64bits_reset(h);
+        for (int j = 0; h && j < nv; j++) {
+            gen_inst_key(&pg.k[var[j].inst], key, sizeof key);
+            int n = snprintf(line, sizeof line, "%s\t%s=%lld\n", key, var[j].knob->name, (long long)var[j].value);
+            XXH3_64bits_update(h, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+        }
+        if (h) {
+            XXH3_64bits_update(h, &pp, sizeof pp);
+            snprintf(result->sweep, sizeof result->sweep, "%016llx", (unsigned long long)XXH3_64bits_digest(h));
+            XXH3_freeState(h);
+        }
+        result->nshards = o->nshards > 1 ? o->nshards : 1;
+        result->shards = o->nshards > 1 ? (o->shard <= 64 ? 1ull << (o->shard - 1) : 0) : 1;
     }
     /* the instances with variants in this shard (variants are grouped by instance) */
     int ninst = 0, done_inst = 0;

@@ -38,6 +38,13 @@ typedef struct gen_tune_rec {
 typedef struct gen_tuning {
     gen_tune_rec *r;
     int n, cap;
+    /* a sweep's file (optional "sweep" in the file): the variant list's
+     * identity (16 hex digits of XXH3-64 over the whole list and --pp;
+     * "" for none) and, for a shard, which shards of how many it holds
+     * (a bit per shard, up to 64) */
+    char sweep[17];
+    int nshards;
+    uint64_t shards;
 } gen_tuning;
 
 /* The instance's key without its knobs (instance knobs left out),
@@ -55,7 +62,9 @@ void gen_tuning_free(gen_tuning *tu);
 kg_status gen_tuning_load(const char *path, gen_tuning *tu);
 /* Writes it atomically (a temporary renamed into place). */
 kg_status gen_tuning_save(const char *path, const gen_tuning *tu);
-/* Adds b's records to a, keeping per (instance, target) the record with
+/* Adds b's records to a (a's sweep: the union of the shards if both hold
+ * shards of one sweep, else none), keeping per (instance, target) the
+ * record with
  * the larger speedup (default_us / us; ties: the smaller knob values, then
  * every other field), so the result does not depend on the order of
  * merges; a is left sorted. A record with no knob (measured, the default

@@ -5,6 +5,7 @@
  * The file (JSON, written by `kgen tune`, read by `kgen compile --tuning`):
  *
  *   {"kgen_tuning": 1,
+ *    "sweep": {"variants": "00112233aabbccdd", "of": 4, "shards": [2]},
  *    "records": [
  *      {"instance": "mm wtype=2 act=1 M=1 N=576 K=576 flags=0 layout=1",
  *       "target": {"cpu": "znver3", "isa": "avx2", "features": "+avx2,..."},
@@ -12,7 +13,9 @@
  *       "us": 10.2, "default_us": 11.9, "noise": 0.012,
  *       "kgen_version": "0.1.0", "date": "2026-12-07T09:00:00Z"}, ...]}
  *
- * "instance" is gen_inst_key's text; "target" must equal the compile's
+ * "sweep" (optional; `kgen tune` writes it): the variant list's hash and
+ * the shards of it the file holds (gen_tuning's sweep). "knobs": {} is an
+ * instance measured where the default stays. "instance" is gen_inst_key's text; "target" must equal the compile's
  * target exactly (gen_target's cpu, isa and feature list) for the record
  * to be used. Another "kgen_tuning" value (a future format) is refused.
  */
@@ -138,6 +141,28 @@ static kg_status read_record(const char *path, int i, json_t *o, gen_tune_rec *r
     return KG_OK; /* no knob: measured, the default stays (binds nothing) */
 }
 
+/* "sweep": {"variants": "16 hex digits", "of": N, "shards": [I, ...]} */
+static kg_status read_sweep(const char *path, json_t *sw, gen_tuning *tu)
+{
+    json_t *v = json_object_get(sw, "variants"), *of = json_object_get(sw, "of"), *sh = json_object_get(sw, "shards");
+    if (!json_is_object(sw) || !json_is_string(v) || json_string_length(v) != 16 || !json_is_integer(of) ||
+        json_integer_value(of) < 1 || json_integer_value(of) > 1 << 20 || !json_is_array(sh))
+        return kg_err(KG_ERR_FORMAT, "%s: \"sweep\" is not {\"variants\": 16 hex digits, \"of\": N, \"shards\": [...]}",
+                      path);
+    memcpy(tu->sweep, json_string_value(v), 17);
+    for (int i = 0; i < 16; i++)
+        if (!strchr("0123456789abcdef", tu->sweep[i]))
+            return kg_err(KG_ERR_FORMAT, "%s: \"sweep\": \"variants\" is not 16 hex digits", path);
+    tu->nshards = (int)json_integer_value(of);
+    for (size_t i = 0; i < json_array_size(sh); i++) {
+        json_t *x = json_array_get(sh, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > tu->nshards)
+            return kg_err(KG_ERR_FORMAT, "%s: \"sweep\": a shard outside 1..%d", path, tu->nshards);
+        if (json_integer_value(x) <= 64) tu->shards |= 1ull << (json_integer_value(x) - 1);
+    }
+    return KG_OK;
+}
+
 kg_status gen_tuning_load(const char *path, gen_tuning *tu)
 {
     memset(tu, 0, sizeof *tu);
@@ -156,6 +181,8 @@ kg_status gen_tuning_load(const char *path, gen_tuning *tu)
                     (long long)json_integer_value(fmt), GEN_TUNE_FORMAT);
     else if (!json_is_array(recs))
         st = kg_err(KG_ERR_FORMAT, "%s: \"records\" is missing or not an array", path);
+    json_t *sw = json_object_get(root, "sweep");
+    if (!st && sw) st = read_sweep(path, sw, tu);
     if (!st && json_array_size(recs) > GEN_TUNE_MAX_RECORDS)
         st = kg_err(KG_ERR_FORMAT, "%s: %zu records, more than the %d a tuning file may hold", path, json_array_size(recs),
                     GEN_TUNE_MAX_RECORDS);
@@ -198,6 +225,15 @@ kg_status gen_tuning_save(const char *path, const gen_tuning *tu)
                           tu->r[i].inst);
     json_t *root = json_object(), *recs = json_array();
     json_object_set_new(root, "kgen_tuning", json_integer(GEN_TUNE_FORMAT));
+    if (tu->sweep[0]) {
+        json_t *sw = json_object(), *sh = json_array();
+        json_object_set_new(sw, "variants", json_string(tu->sweep));
+        json_object_set_new(sw, "of", json_integer(tu->nshards));
+        for (int i = 0; i < tu->nshards && i < 64; i++)
+            if (tu->shards >> i & 1) json_array_append_new(sh, json_integer(i + 1));
+        json_object_set_new(sw, "shards", sh);
+        json_object_set_new(root, "sweep", sw);
+    }
     for (int i = 0; i < tu->n; i++) json_array_append_new(recs, record_json(&tu->r[i]));
     json_object_set_new(root, "records", recs);
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -271,6 +307,10 @@ bool gen_tuning_has_key(const gen_tuning *sorted, const gen_tune_rec *r)
 
 kg_status gen_tuning_merge(gen_tuning *a, const gen_tuning *b)
 {
+    /* one sweep's shards: their union; anything else: no sweep */
+    if (!a->n && !a->sweep[0]) memcpy(a->sweep, b->sweep, sizeof a->sweep), a->nshards = b->nshards, a->shards = b->shards;
+    else if (strcmp(a->sweep, b->sweep) || a->nshards != b->nshards) a->sweep[0] = 0, a->nshards = 0, a->shards = 0;
+    else a->shards |= b->shards;
     for (int j = 0; j < b->n; j++) {
         kg_status st = gen_tuning_add(a, &b->r[j]);
         if (st) return st;

@@ -466,3 +466,41 @@ KT_TEST(slow_tune_sharded)
                   !strcmp(first, kc_out),
               "with the merged tuning: %s\nagainst\n%s", kc_out, first);
 }
+
+/* tune merge of shard files: a missing shard and shards of different
+ * variant lists are warned about; the merged file keeps the sweep only
+ * when every input is a shard of it; a malformed "sweep" is refused */
+KT_TEST(tune_merge_shards)
+{
+    static const char *rec1 = "{\"instance\": \"mm wtype=2 act=1 M=1 N=64 K=64 flags=0 layout=1\", \"target\": {\"cpu\": "
+                              "\"c\", \"isa\": \"avx2\", \"features\": \"\"}, \"threads\": 2, \"knobs\": {}, \"us\": 1.0, "
+                              "\"default_us\": 1.0, \"noise\": 0.01, \"kgen_version\": \"v\", \"date\": \"d\"}";
+    char p[4][512], out[512];
+    const char *sweeps[4] = {"{\"variants\": \"00112233aabbccdd\", \"of\": 3, \"shards\": [1]}",
+                             "{\"variants\": \"00112233aabbccdd\", \"of\": 3, \"shards\": [2]}",
+                             "{\"variants\": \"ffff2233aabbccdd\", \"of\": 3, \"shards\": [3]}",
+                             "{\"variants\": \"00112233aabbccdd\", \"of\": 3, \"shards\": [7]}"};
+    for (int i = 0; i < 4; i++) {
+        kc_tpath(p[i], sizeof p[i], "sweep%d.json", i);
+        FILE *f = fopen(p[i], "w");
+        KT_REQUIRE(f);
+        fprintf(f, "{\"kgen_tuning\": 1, \"sweep\": %s, \"records\": [%s]}", sweeps[i], rec1);
+        fclose(f);
+    }
+    kc_tpath(out, sizeof out, "sweep-merged.json");
+    KT_CHECKF(KGEN("tune", "merge", p[0], p[1], "-o", out) == 0 && strstr(kc_err, "shards 3 of 3 are missing"),
+              "merge of shards 1 and 2 of 3: %s", kc_err);
+    gen_tuning t;
+    KT_REQUIRE(gen_tuning_load(out, &t) == KG_OK);
+    KT_CHECKF(!strcmp(t.sweep, "00112233aabbccdd") && t.nshards == 3 && t.shards == 3, "merged sweep %s of %d, shards %llx",
+              t.sweep, t.nshards, (unsigned long long)t.shards);
+    gen_tuning_free(&t);
+    KT_CHECKF(KGEN("tune", "merge", p[0], p[2], "-o", out) == 0 && strstr(kc_err, "different variant lists") &&
+                  strstr(kc_err, "sweep2.json"),
+              "merge of shards of two variant lists: %s", kc_err);
+    KT_REQUIRE(gen_tuning_load(out, &t) == KG_OK);
+    KT_CHECKF(!t.sweep[0], "a merge of two sweeps kept sweep %s", t.sweep);
+    gen_tuning_free(&t);
+    KT_CHECKF(KGEN("tune", "merge", p[3], "-o", out) == 1 && strstr(kc_err, "a shard outside 1..3"), "shard 7 of 3: %s",
+              kc_err);
+}
