@@ -327,7 +327,16 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     if (o->cuda && o->tuning && strcmp(o->tuning, "none"))
         return kg_err(KG_ERR_UNSUPPORTED, "%s: --tuning: tuning records are the CPU's; a CUDA target has none yet", path);
     kg_status st = o->cuda ? (memset(&tu, 0, sizeof tu), KG_OK) : gen_tuning_resolve(o->tuning, &tu, what, sizeof what);
-    if (st) return st;
+    /* only the records naming this model's instances: another model's
+     * records leave its cache key alone */
+    gen_target t;
+    gen_model_opts mo = {.n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv};
+    if (!st && !o->cuda) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
+    if (!st && !o->cuda) st = gen_tuning_for_model(path, &mo, &t, &tu);
+    if (st) {
+        gen_tuning_free(&tu);
+        return st;
+    }
     gen_load_opts oo = *o;
     oo.tuning_set = &tu;
     st = from_gguf_with(path, h, &oo, l);

@@ -287,6 +287,43 @@ kg_status gen_model_plan(const gen_source *src, int n_batch, int max_len, const 
     return model_plan(src, n_batch, max_len, nofuse, NULL, knobs, gr, pg);
 }
 
+kg_status gen_tuning_for_model(const char *path, const gen_model_opts *o, const gen_target *t, gen_tuning *tu)
+{
+    int usable = 0;
+    for (int i = 0; i < tu->n; i++) usable += tu->r[i].nknob > 0 && gen_tune_rec_matches(&tu->r[i], t);
+    if (!usable) return KG_OK; /* nothing to plan for */
+    gen_source *src = NULL;
+    gen_graph gr = {0};
+    gen_program pg = {0};
+    gen_knobs kn;
+    gen_tuning keys = {0}, out = {0};
+    kg_status st = gen_knobs_parse(o->knobs ? o->knobs : gen_knobs_env(), &kn);
+    if (!st) gen_knobs_resolve(&kn, t->isa, false);
+    if (!st) st = gen_source_open(path, &src);
+    if (!st) st = model_plan(src, o->n_batch, o->max_len, o->nofuse ? o->nofuse : gen_nofuse_env(), o->kv, &kn, &gr, &pg);
+    for (int k = 0; !st && k < pg.nk; k++) { /* the plan's instance keys, as records of t to look up */
+        gen_tune_rec r = {0};
+        gen_inst_key(&pg.k[k], r.inst, sizeof r.inst);
+        gen_tune_rec_target(&r, t);
+        st = gen_tuning_add(&keys, &r);
+    }
+    gen_tuning_sort(&keys);
+    for (int i = 0; !st && i < tu->n; i++)
+        if (tu->r[i].nknob > 0 && gen_tune_rec_matches(&tu->r[i], t) && gen_tuning_has_key(&keys, &tu->r[i]))
+            st = gen_tuning_add(&out, &tu->r[i]);
+    if (!st) {
+        gen_tuning_free(tu);
+        *tu = out;
+        memset(&out, 0, sizeof out);
+    }
+    gen_tuning_free(&out);
+    gen_tuning_free(&keys);
+    gen_program_free(&pg);
+    gen_graph_free(&gr);
+    gen_source_close(src);
+    return st;
+}
+
 /* An output that is one of the inputs would destroy it: refused. */
 static kg_status refuse_overwrite(const char *in, const char *out)
 {
@@ -348,7 +385,7 @@ static kg_status link_model(const char *dir, void *const objs[], bool obj, const
 static kg_status apply_tuning(const gen_model_opts *o, const gen_target *t, gen_program *pg)
 {
     gen_tuning own = {0};
-    char what[PATH_MAX + 32] = "the given records";
+    char what[PATH_MAX + 32] = "the records read before the cache lookup";
     int applied = 0, usable = 0;
     kg_status st = o->tuning_set ? KG_OK : gen_tuning_resolve(o->tuning, &own, what, sizeof what);
     const gen_tuning *tu = o->tuning_set ? o->tuning_set : &own;

@@ -96,6 +96,10 @@ kg_status gen_tuning_db_clear(int *n_removed);
  * names. *applied: how many instances changed. why (may be NULL): a line
  * per record skipped, with the reason. */
 kg_status gen_tuning_apply(const gen_tuning *tu, const gen_target *t, gen_program *pg, int *applied, FILE *why);
+/* tu reduced to the records for target t that name an instance of the
+ * model at `path` as compiled with o (its plan; gen/model.c): what binds,
+ * and so what the cache key needs. Plans only when tu has records for t. */
+kg_status gen_tuning_for_model(const char *path, const gen_model_opts *o, const gen_target *t, gen_tuning *tu);
 /* The text of the records for t, for the model's cache key (loader.c). */
 kg_status gen_tuning_keytext(const gen_tuning *tu, const gen_target *t, kg_keytext *kt);
 

@@ -383,13 +383,28 @@ KT_TEST(tune_database)
     kc_save(first, sizeof first, kc_out);
     KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && !strstr(kc_err, "compiled"),
               "run (again, a cache hit): %s", kc_err);
+    /* a record for this CPU naming an instance the model does not have: its
+     * cache key stays, no compile */
+    gen_target t;
+    KT_REQUIRE(gen_target_host(&t) == KG_OK);
+    {
+        gen_tuning fo = {0};
+        gen_tune_rec r = rec("mm wtype=2 act=1 M=1 N=999936 K=64 flags=0 layout=1", t.cpu, "pf", 1024, 1, 2);
+        gen_tune_rec_target(&r, &t);
+        KT_REQUIRE(gen_tuning_add(&fo, &r) == KG_OK);
+        kc_tpath(tf, sizeof tf, "tune_db_foreign.json");
+        KT_REQUIRE(gen_tuning_save(tf, &fo) == KG_OK);
+        gen_tuning_free(&fo);
+    }
+    KT_CHECKF(KGEN("tune", "import", tf) == 0, "tune import: %s", kc_err);
+    KT_CHECKF(KGEN("run", m, "-p", "hello", "-n", "4", "--temp", "0") == 0 && !strstr(kc_err, "compiled"),
+              "run with another model's record in the database: a cache hit expected: %s", kc_err);
+    KT_CHECKF(KGEN("tune", "clear") == 0, "tune clear: %s", kc_err);
     /* a record for this CPU naming the model's first variant, one for another CPU */
     KT_REQUIRE(KGEN("tune", m, "--list") == 0);
     char key[256] = "", knob[32] = "";
     long long val = 0;
     KT_REQUIRE(sscanf(kc_out, "%*d\t%255[^\t]\t%31[^=]=%lld", key, knob, &val) == 3);
-    gen_target t;
-    KT_REQUIRE(gen_target_host(&t) == KG_OK);
     gen_tuning tu = {0};
     gen_tune_rec here = rec(key, t.cpu, knob, val, 1, 2), other = rec(key, "not-this-cpu", knob, val, 1, 3);
     gen_tune_rec_target(&here, &t);
