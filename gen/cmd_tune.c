@@ -217,15 +217,11 @@ static kg_status check_model(const gen_tune_opts *o, gen_tuning *res)
     if (!st) fprintf(stderr, "kgen tune: the whole model with the %d records against the default (compiling both)\n", kept);
     if (!st) st = gen_tune_compare(o, path, &ab);
     gen_tmpdir_remove(&d);
-    if (st == KG_ERR_UNSUPPORTED) {
-        fprintf(stderr, "kgen tune: %s; the records are kept as measured per kernel\n", kg_last_error());
-        return KG_OK;
-    }
     if (st) return st;
     const double sp = ab.tps[1][0] / ab.tps[0][0], sd = ab.tps[1][1] / ab.tps[0][1];
-    fprintf(stderr, "kgen tune: prefill pp%d %.1f -> %.1f tok/s (%.3fx, noise %.1f%%), decode tg%d %.1f -> %.1f tok/s "
-            "(%.3fx, noise %.1f%%); medians of %d interleaved rounds\n", ab.pp, ab.tps[0][0], ab.tps[1][0], sp,
-            100 * ab.noise[0], ab.tg, ab.tps[0][1], ab.tps[1][1], sd, 100 * ab.noise[1], ab.rounds);
+    fprintf(stderr, "kgen tune: %s %.1f -> %.1f %s (%.3fx, noise %.1f%%), %s %.1f -> %.1f (%.3fx, noise %.1f%%); "
+            "medians of %d interleaved rounds\n", ab.what[0], ab.tps[0][0], ab.tps[1][0], ab.unit, sp,
+            100 * ab.noise[0], ab.what[1], ab.tps[0][1], ab.tps[1][1], sd, 100 * ab.noise[1], ab.rounds);
     /* faster overall, and neither slower by more than twice its noise */
     if (sp * sd <= 1.0 || sp < 1 - 2 * ab.noise[0] || sd < 1 - 2 * ab.noise[1]) {
         fprintf(stderr, "kgen tune: the tuned model is not faster: its records are dropped\n");

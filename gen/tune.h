@@ -138,14 +138,16 @@ static inline bool gen_tune_in_shard(int j, int shard, int nshards)
  * an import then replaces an older winner of that instance). */
 kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result);
 
-/* The model compiled with the tuning file against the default model
- * (gen/tune_model.c): prefill of o->pp tokens (0: 64) and decode of tg
- * tokens, both models in alternating order, medians of the rounds.
- * KG_ERR_UNSUPPORTED for an encoder (not built yet). */
+/* The model compiled with the tuning file against the model with none
+ * (gen/tune_model.c): prefill of o->pp tokens (0: 64) and decode of 32
+ * (encoders: embedding 32 sequences of up to 128 tokens, and one), both
+ * models in alternating order, medians of the rounds. */
 typedef struct gen_tune_ab {
-    double tps[2][2]; /* [default, tuned][prefill, decode]: tokens per second */
-    double noise[2];  /* the default's [prefill, decode]: median absolute deviation / median */
-    int pp, tg, rounds;
+    double tps[2][2]; /* [default, tuned][test]: tokens (encoders: sentences) per second */
+    double noise[2];  /* the default's, per test: median absolute deviation / median */
+    char what[2][40]; /* the tests: "prefill pp64", "decode tg32"; encoders: a batch of 32, and 1 */
+    const char *unit;
+    int rounds;
 } gen_tune_ab;
 kg_status gen_tune_compare(const gen_tune_opts *o, const char *tuning, gen_tune_ab *ab);
 

@@ -519,3 +519,46 @@ KT_TEST(tune_merge_shards)
     KT_CHECKF(KGEN("tune", "merge", p[3], "-o", out) == 1 && strstr(kc_err, "a shard outside 1..3"), "shard 7 of 3: %s",
               kc_err);
 }
+
+/* make check-slow: the whole-model check of an encoder (all-MiniLM-L6-v2
+ * with a record binding its first product's channel chunk): both models
+ * embed, the speeds are measured and named as embeddings */
+KT_TEST(slow_tune_compare_encoder)
+{
+    char dir[512], tf[512];
+    snprintf(dir, sizeof dir, "%s/all-MiniLM-L6-v2", kt_models_dir());
+    if (!kc_exists(dir)) KT_SKIP("%s not found: run 'make models'", dir);
+    kc_setup_env();
+    gen_graph gr = {0};
+    gen_program pg = {0};
+    gen_source *src = NULL;
+    gen_target t;
+    gen_knobs kn;
+    KT_REQUIRE(gen_target_host(&t) == KG_OK && gen_knobs_parse("", &kn) == KG_OK);
+    gen_knobs_resolve(&kn, t.isa, false);
+    KT_REQUIRE(gen_source_open(dir, &src) == KG_OK);
+    KT_REQUIRE(gen_model_plan(src, 0, 0, "", &kn, &gr, &pg) == KG_OK);
+    gen_source_close(src);
+    int at = -1;
+    for (int i = 0; i < pg.nk && at < 0; i++)
+        if (!strcmp(pg.k[i].tmpl, "mm")) at = i;
+    KT_REQUIRE(at >= 0);
+    char key[256];
+    gen_inst_key(&pg.k[at], key, sizeof key);
+    gen_program_free(&pg);
+    gen_graph_free(&gr);
+    gen_tuning tu = {0};
+    gen_tune_rec r = rec(key, t.cpu, "nc", 16, 1, 2);
+    gen_tune_rec_target(&r, &t);
+    KT_REQUIRE(gen_tuning_add(&tu, &r) == KG_OK);
+    kc_tpath(tf, sizeof tf, "minilm.forced.json");
+    KT_REQUIRE(gen_tuning_save(tf, &tu) == KG_OK);
+    gen_tuning_free(&tu);
+    gen_tune_opts o = {.model = dir, .threads = 2};
+    gen_tune_ab ab;
+    KT_REQUIRE(gen_tune_compare(&o, tf, &ab) == KG_OK);
+    KT_CHECKF(!strncmp(ab.what[0], "embed 32 x", 10) && !strcmp(ab.unit, "sentences/s"), "tests '%s', '%s' in %s",
+              ab.what[0], ab.what[1], ab.unit);
+    for (int w = 0; w < 2; w++)
+        for (int k = 0; k < 2; k++) KT_CHECKF(ab.tps[w][k] > 0, "speed [%d][%d] is %g", w, k, ab.tps[w][k]);
+}
