@@ -55,13 +55,6 @@ static const char usage[] =
 
 #define MAX_TESTS 16
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* "64,512": integers 0..2^20 (0s dropped); the count, or -1 */
 static int parse_list(const char *s, int *out, int cap)
 {
@@ -101,7 +94,7 @@ static void stats(result *r)
 /* Compile in a child (fresh address space: its peak memory is not ours). */
 static kg_status cold_compile(const char *model, const gen_load_opts *lo, double *secs)
 {
-    double t0 = now_s();
+    double t0 = gen_now_s();
     pid_t pid = fork();
     if (pid < 0) return kg_err(KG_ERR_IO, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -117,7 +110,7 @@ static kg_status cold_compile(const char *model, const gen_load_opts *lo, double
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    *secs = now_s() - t0;
+    *secs = gen_now_s() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status)) return kg_err(KG_ERR_IO, "%s: the compile failed", model);
     return KG_OK;
 }
@@ -155,12 +148,12 @@ static int run_tests(gen_loaded *l, const int *lens, int nl, bool decode, int de
         }
         for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
             if (depth == 0) api->reset(l->m);
-            double t0 = now_s();
+            double t0 = gen_now_s();
             if (decode)
                 for (int i = 0; i < n && ok; i++) ok = api->decode(l->m, run[i], depth + i) != NULL;
             else
                 ok = api->prefill(l->m, run, n, depth) != NULL;
-            double dt = now_s() - t0;
+            double dt = gen_now_s() - t0;
             if (!ok) {
                 fprintf(stderr, "kgen bench: %s\n", api->error(l->m));
                 free(toks);
@@ -207,9 +200,9 @@ static int run_embed(gen_loaded *l, const int *bs, int nb, int len, int reps, re
         res[t].n = lat[t].n = bs[t];
         res[t].ns = lat[t].ns = 0;
         for (int r = -1; r < reps && !rc; r++) { /* r = -1: warm-up */
-            double t0 = now_s();
+            double t0 = gen_now_s();
             rc = api->embed_tokens(l->m, rows, lens, bs[t], out) == bs[t] ? 0 : 1;
-            double dt = now_s() - t0;
+            double dt = gen_now_s() - t0;
             if (rc) fprintf(stderr, "kgen bench: %s\n", api->error(l->m));
             if (r >= 0 && res[t].ns < 64) res[t].samples[res[t].ns++] = bs[t] / dt, lat[t].samples[lat[t].ns++] = dt * 1e3;
         }

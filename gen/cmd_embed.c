@@ -14,13 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static const char usage[] =
     "usage: kgen embed MODEL (-p TEXT)... [--file F] [--json] [-t N] [--batch B] [--max-len L]\n"
     "                  [--cpu CPU] [--no-cache]\n"
@@ -152,9 +145,9 @@ int cmd_embed(int argc, char **argv)
     if (dim <= 0) fprintf(stderr, "kgen embed: %s: not an encoder (kgen run generates text with it)\n", model);
     else if (!out) fprintf(stderr, "kgen embed: out of memory\n");
     else {
-        double t0 = now_s();
+        double t0 = gen_now_s();
         int got = l.api->embed(l.m, (const char *const *)t.s, t.n, out);
-        double dt = now_s() - t0;
+        double dt = gen_now_s() - t0;
         if (got != t.n) {
             fprintf(stderr, "kgen embed: %s\n", l.api->error(l.m));
         } else {

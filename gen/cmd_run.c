@@ -43,13 +43,6 @@ static const char usage[] =
     "                         (format: tests/ref/check_e2e.py)\n"
     "Stats (prefill and decode tokens/s) go to stderr at the end.\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -246,9 +239,9 @@ static int generate(const run_args *a, gen_loaded *l)
     }
     api->sampler_init(l->m, &a->sp);
     for (int i = 0; i < np; i++) api->sampler_accept(l->m, toks[i]);
-    double t0 = now_s();
+    double t0 = gen_now_s();
     const float *logits = api->prefill(l->m, toks, np, 0);
-    double t_pre = now_s() - t0, t_dec = 0;
+    double t_pre = gen_now_s() - t0, t_dec = 0;
     int ng = 0, rc = 0;
     char piece[256];
     while (logits && ng < n_gen) {
@@ -261,9 +254,9 @@ static int generate(const run_args *a, gen_loaded *l)
         if (pl > 0) fwrite(piece, 1, (size_t)(pl < (int)sizeof piece ? pl : (int)sizeof piece), stdout);
         fflush(stdout);
         if (ng == n_gen) break;
-        double t1 = now_s();
+        double t1 = gen_now_s();
         logits = api->decode(l->m, t, np + ng - 1);
-        t_dec += now_s() - t1;
+        t_dec += gen_now_s() - t1;
     }
     fputc('\n', stdout);
     fflush(stdout); /* before the stats on stderr */

@@ -144,12 +144,7 @@ kg_status gen_cuda_target(const char *spec, int *sm, char *note, size_t cap)
 
 /* ─────────────── instances as template instantiations ─────────────── */
 
-static const gen_param *par(const gen_kinst *k, const char *name)
-{
-    for (int i = 0; i < k->n_params; i++)
-        if (!strcmp(k->params[i].name, name)) return &k->params[i];
-    return NULL;
-}
+static const gen_param *par(const gen_kinst *k, const char *name) { return gen_kinst_param(k, name); }
 
 static long long pv(const gen_kinst *k, const char *name)
 {

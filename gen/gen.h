@@ -9,6 +9,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
+
+/* seconds on the monotonic clock (for the commands' timings) */
+static inline double gen_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* `kgen inspect`: print what `g` holds to `f`, as text or one JSON object. */
 void inspect_print(const kg_gguf *g, FILE *f, bool as_json);
@@ -112,6 +121,9 @@ typedef struct gen_kinst {
     int n_params;
     gen_param params[GEN_MAX_PARAMS];
 } gen_kinst;
+
+/* The instance's parameter `name`, or NULL where it is unbound. */
+const gen_param *gen_kinst_param(const gen_kinst *k, const char *name);
 
 /* The optimization pipeline after pruning. O1, not O3: the templates are
  * vectorized by hand and fully specialized, so O3's loop vectorizer and

@@ -484,6 +484,13 @@ kg_status gen_jit_lookup(gen_jit *j, const char *sym, gen_kfn *out)
     return KG_OK;
 }
 
+const gen_param *gen_kinst_param(const gen_kinst *k, const char *name)
+{
+    for (int i = 0; i < k->n_params; i++)
+        if (!strcmp(k->params[i].name, name)) return &k->params[i];
+    return NULL;
+}
+
 void gen_jit_destroy(gen_jit *j)
 {
     if (!j) return;

@@ -24,13 +24,6 @@
 
 extern const char kgen_bc_rt[], kgen_bc_rt_end[];
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 typedef enum { FILE_GGUF, FILE_ELF, FILE_HF } file_kind;
 
 /* ── the GGUF's content hash, memoized ──
@@ -219,9 +212,9 @@ static kg_status compile_to(const char *gguf, const char *out, const gen_load_op
                          .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv,
                          .tuning = o->tuning, .tuning_set = o->tuning_set};
     gen_model_report r;
-    double t0 = now_s();
+    double t0 = gen_now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
-    l->compile_s = now_s() - t0;
+    l->compile_s = gen_now_s() - t0;
     l->compiled = true;
     if (!st && o->progress)
         fprintf(stderr, "kgen: compiled %s in %.2f s (code generation %.2f s, link %.2f s)\n", gguf, l->compile_s,
@@ -370,7 +363,7 @@ static kg_status load_so(const char *path, gen_loaded *l)
 kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
 {
     memset(l, 0, sizeof *l);
-    double t0 = now_s();
+    double t0 = gen_now_s();
     file_kind k = FILE_ELF;
     XXH128_hash_t h = {0};
     kg_cache *c = NULL;
@@ -399,15 +392,15 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     } else {
         snprintf(l->so_path, sizeof l->so_path, "%s%s", strchr(path, '/') ? "" : "./", path);
     }
-    l->lookup_s = now_s() - t0 - l->compile_s;
-    double t1 = now_s();
+    l->lookup_s = gen_now_s() - t0 - l->compile_s;
+    double t1 = gen_now_s();
     st = load_so(path, l);
     if (!st) {
         char err[512];
         l->m = l->api->open(&o->open, err, sizeof err);
         if (!l->m) st = kg_err(KG_ERR_ARG, "%s: %s", path, err);
     }
-    l->open_s = now_s() - t1;
+    l->open_s = gen_now_s() - t1;
     if (st) gen_unload(l);
     return st;
 }

@@ -39,13 +39,6 @@
 extern const char kgen_bc_rt[], kgen_bc_rt_end[];
 extern const char kgen_bc_model_h[], kgen_bc_model_h_end[];
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static bool debug_on(void)
 {
     const char *d = getenv("KGEN_DEBUG");
@@ -400,7 +393,7 @@ static kg_status apply_tuning(const gen_model_opts *o, const gen_target *t, gen_
 
 kg_status gen_model_compile(const char *gguf_path, const char *out_path, const gen_model_opts *o, gen_model_report *r)
 {
-    double t0 = now_s(), t1;
+    double t0 = gen_now_s(), t1;
     memset(r, 0, sizeof *r);
     gen_source *src = NULL;
     gen_graph gr = {0};
@@ -461,10 +454,10 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         else snprintf(r->cpu, sizeof r->cpu, "%s", t.cpu);
         progress(o, "%s: %s, %lld layers, %d ops after fusion, %d kernel instances, weights %.1f MiB, target %s",
                  gguf_path, gr.hp.arch, (long long)gr.hp.n_layer, gr.nn, pg.nk, gr.weight_bytes / 1048576.0, r->cpu);
-        r->graph_s = now_s() - t0;
+        r->graph_s = gen_now_s() - t0;
     }
     /* the code */
-    t1 = now_s();
+    t1 = gen_now_s();
     if (!st && sm) {
         st = gen_cuda_compile(&pg, sm, true, &cr);
         if (!st) st = gen_cuda_blob(&pg, &cr, &cblob, &ncblob);
@@ -479,11 +472,11 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         st = gen_program_compile(&pg, &t, shards, objs, sizes);
     }
     for (int i = 0; i < GEN_MAX_SHARDS; i++) nobj += sizes[i];
-    r->codegen_s = now_s() - t1;
+    r->codegen_s = gen_now_s() - t1;
     r->code_bytes = nobj;
     if (!st && !sm) progress(o, "code generated in %.2f s (%zu KiB of object code)", r->codegen_s, nobj / 1024);
     /* the files for the link, in a locked work directory */
-    t1 = now_s();
+    t1 = gen_now_s();
     if (!st) st = gen_tmpdir_make("model", &work);
     for (int i = 0; i < GEN_MAX_SHARDS && !st && objs[i]; i++)
         snprintf(p, sizeof p, "%s/model%d.o", work.path, i), st = write_file(p, objs[i], sizes[i]);
@@ -521,8 +514,8 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
         snprintf(p, sizeof p, "%s/note.bin", work.path), st = write_file(p, &note, sizeof note);
     }
     if (!st) snprintf(p, sizeof p, "%s/data.S", work.path), st = write_data_s(p, o->emit_obj && !o->weights_file);
-    r->pack_s = now_s() - t1;
-    t1 = now_s();
+    r->pack_s = gen_now_s() - t1;
+    t1 = gen_now_s();
     if (!st) st = link_model(work.path, objs, o->emit_obj, out_path);
     snprintf(p, sizeof p, "%s/linked", work.path);
     if (!st && append) st = write_so(&gr, p, &t_out, &d, whash);
@@ -535,8 +528,8 @@ kg_status gen_model_compile(const char *gguf_path, const char *out_path, const g
     gen_tmpout_abort(&t_out);
     gen_tmpout_abort(&t_w);
     gen_tmpout_abort(&t_h);
-    r->link_s = now_s() - t1;
-    r->total_s = now_s() - t0;
+    r->link_s = gen_now_s() - t1;
+    r->total_s = gen_now_s() - t0;
     gen_tmpdir_remove(&work);
     for (int i = 0; i < GEN_MAX_SHARDS; i++) free(objs[i]);
     free(tok);

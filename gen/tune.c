@@ -20,23 +20,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static const gen_param *find_param(const gen_kinst *k, const char *name)
-{
-    for (int i = 0; i < k->n_params; i++)
-        if (!strcmp(k->params[i].name, name)) return &k->params[i];
-    return NULL;
-}
-
 static int64_t pval(const gen_kinst *k, const char *name, int64_t def)
 {
-    const gen_param *p = find_param(k, name);
+    const gen_param *p = gen_kinst_param(k, name);
     return p ? p->i : def;
 }
 
@@ -46,7 +32,7 @@ static int64_t knob_now(const gen_kinst *k, const gen_knob_def *d) { return pval
 
 static bool is_prefill(const gen_kinst *k)
 {
-    const gen_param *m = find_param(k, "M");
+    const gen_param *m = gen_kinst_param(k, "M");
     return m && m->runtime;
 }
 
@@ -162,7 +148,7 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
     gen_tune_variant *var = NULL;
     kgr_pool *pool = NULL;
     int nv = 0;
-    const double t0 = now_s();
+    const double t0 = gen_now_s();
     kg_status st = gen_target_host(&t);
     if (!st) st = gen_knobs_parse(gen_knobs_env(), &kn);
     if (!st) gen_knobs_resolve(&kn, t.isa, false);
@@ -234,7 +220,7 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
         label(k, lab, sizeof lab);
         /* the budget: an instance starts only if, at the pace so far, it ends
          * within 80% of it (the rest for the whole-model check) */
-        const double el = now_s() - t0, pace = done_inst ? el / done_inst : 0;
+        const double el = gen_now_s() - t0, pace = done_inst ? el / done_inst : 0;
         if (o->budget_s > 0 && el + pace > 0.8 * o->budget_s) {
             skipped++;
             continue;
@@ -292,7 +278,7 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
         }
     }
     if (!st)
-        fprintf(f, "kgen tune: %d records kept in %.1f s%s\n", kept, now_s() - t0,
+        fprintf(f, "kgen tune: %d records kept in %.1f s%s\n", kept, gen_now_s() - t0,
                 skipped ? " (the budget ran out: instances left untimed)" : "");
     if (!st && skipped) fprintf(f, "kgen tune: %d instances left untimed by --budget\n", skipped);
 done:

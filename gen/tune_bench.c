@@ -25,13 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
     *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
@@ -68,16 +61,8 @@ void gen_fill_weights(uint8_t *w, uint64_t bytes, int wtype, uint64_t seed)
 
 static int64_t param(const gen_kinst *k, const char *name, int64_t def)
 {
-    for (int i = 0; i < k->n_params; i++)
-        if (!strcmp(k->params[i].name, name)) return k->params[i].i;
-    return def;
-}
-
-static bool is_runtime(const gen_kinst *k, const char *name)
-{
-    for (int i = 0; i < k->n_params; i++)
-        if (!strcmp(k->params[i].name, name)) return k->params[i].runtime;
-    return false;
+    const gen_param *p = gen_kinst_param(k, name);
+    return p ? p->i : def;
 }
 
 /* k without its layout and knobs: the reference's instance */
@@ -153,22 +138,22 @@ static kg_status time_rounds(const tbuf *b, const gen_kfn *fn, int nc, const boo
     double *samp = calloc((size_t)(nc * GEN_TUNE_MAX_ROUNDS), sizeof *samp), tmp[GEN_TUNE_MAX_ROUNDS];
     if (!samp) return kg_err(KG_ERR_NOMEM, "out of memory");
     int rounds = 0;
-    const double t1 = now_s();
+    const double t1 = gen_now_s();
     while (rounds < GEN_TUNE_MAX_ROUNDS) {
         for (int i = 0; i < nc; i++) {
             const int c = (i + rounds) % nc;
             if (!use[c]) continue;
             b->rc->f = fn[c];
-            const double ts = now_s();
+            const double ts = gen_now_s();
             for (int cp = 0; cp < b->ncopy; cp++) {
                 void *p[6] = {b->copy[cp], b->x, b->y, b->bias, b->resid, b->up ? b->copy[cp] + b->up : NULL};
                 memcpy(b->rc->p, p, sizeof p);
                 kgr_pool_run(b->pool, run_one, b->rc);
             }
-            samp[c * GEN_TUNE_MAX_ROUNDS + rounds] = (now_s() - ts) / b->ncopy * 1e6;
+            samp[c * GEN_TUNE_MAX_ROUNDS + rounds] = (gen_now_s() - ts) / b->ncopy * 1e6;
         }
         rounds++;
-        if (rounds >= min_rounds && now_s() - t1 > seconds) break;
+        if (rounds >= min_rounds && gen_now_s() - t1 > seconds) break;
     }
     for (int c = 0; c < nc; c++) {
         us[c] = 0;
@@ -188,7 +173,7 @@ kg_status gen_tune_bench(const gen_tune_bench_in *in, gen_tune_bench_out *out)
     const gen_kinst *k = in->k;
     const int wt = (int)param(k, "wtype", -1), act = (int)param(k, "act", 0), layout = (int)param(k, "layout", 0);
     const int64_t N = param(k, "N", 0), K = param(k, "K", 0), flags = param(k, "flags", 0);
-    const int64_t M = is_runtime(k, "M") ? in->pp : param(k, "M", 1);
+    const int64_t M = gen_kinst_param(k, "M") && gen_kinst_param(k, "M")->runtime ? in->pp : param(k, "M", 1);
     const int64_t ldy = param(k, "ldy", 0) ? param(k, "ldy", 0) : N;
     const bool two = flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU), q8out = flags & KGT_EPI_OUT_Q8;
     const uint64_t rowb = gen_row_bytes(wt, K), wbytes = (uint64_t)N * rowb * (two ? 2 : 1);
@@ -230,7 +215,7 @@ kg_status gen_tune_bench(const gen_tune_bench_in *in, gen_tune_bench_out *out)
     size_t nobj = 0, nrobj = 0;
     gen_jit *j = NULL;
     gen_kfn *fn = calloc((size_t)nc, sizeof *fn), rfn = NULL;
-    double t0 = now_s();
+    double t0 = gen_now_s();
     kg_status st = fn ? KG_OK : kg_err(KG_ERR_NOMEM, "out of memory");
     if (!st) st = gen_compile(in->target, ks, nc, GEN_EMIT_OBJ, &obj, &nobj);
     if (!st) st = gen_target_parse("x86-64-v2", &generic);
@@ -242,7 +227,7 @@ kg_status gen_tune_bench(const gen_tune_bench_in *in, gen_tune_bench_out *out)
     if (!st) st = gen_jit_lookup(j, ref.sym, &rfn);
     free(obj);
     free(robj);
-    out->compile_s = now_s() - t0;
+    out->compile_s = gen_now_s() - t0;
 
     /* the buffers: weights as rows (the reference's) and in the layout, in
      * enough copies to stream from memory; activations; outputs */

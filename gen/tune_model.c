@@ -12,13 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int dcmp(const void *a, const void *b)
 {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -41,14 +34,14 @@ static kg_status one(gen_loaded *l, const ab_in *in, int kind, double *tps)
     const kgm_api_v2 *api = l->api;
     bool ok = true;
     if (kind < 2) api->reset(l->m);
-    const double t0 = now_s();
+    const double t0 = gen_now_s();
     if (kind == 1)
         for (int i = 0; i < in->n && ok; i++) ok = api->decode(l->m, in->toks[i], i) != NULL;
     else if (kind == 0)
         ok = api->prefill(l->m, in->toks, in->n, 0) != NULL;
     else
         ok = api->embed_tokens(l->m, in->rows, in->lens, in->n, in->out) == in->n;
-    const double dt = now_s() - t0;
+    const double dt = gen_now_s() - t0;
     if (!ok) return kg_err(KG_ERR_ARG, "tune: %s", api->error(l->m));
     *tps = in->n / dt;
     return KG_OK;
