@@ -60,8 +60,8 @@ const char *gen_isa_name(gen_isa isa);
  *   model knobs     set by `kgen compile --knobs NAME=VALUE,...` or
  *                   KGEN_KNOBS (same syntax), each with a default per target
  *                   that gen_knobs_resolve fills in (`kgen compile --help`
- *                   lists them: layout, amx, ftile, prefetch);
- *   instance knobs  parameters of one template (mm's `pf`, `mb`, `nc`), bound
+ *                   lists them: layout, amx, ftile, prefetch, mtile);
+ *   instance knobs  parameters of one template (mm's `pf`, `mb`, `nc`, `mt`), bound
  *                   per kernel instance by tuning records (gen/tune.h):
  *                   what `kgen tune` sweeps. */
 typedef struct gen_knobs {
@@ -70,6 +70,8 @@ typedef struct gen_knobs {
     int ftile;  /* -1: the target's default, else 0 (f32) or 1 (bf16) */
     int amx_bf16; /* resolved from amx: AMX-BF16 for x16b weights (0 or 1); not parsed */
     int prefetch; /* -1: the target's default, else bytes (0: none) */
+    int mtile;    /* -1: the target's default, else 4, 6 or 8; resolved: for float weights */
+    int mtile_q;  /* resolved from mtile: for quantized weights; not parsed */
 } gen_knobs;
 
 /* Where an instance knob applies (flags). */

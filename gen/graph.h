@@ -138,6 +138,7 @@ typedef struct gen_graph {
     bool amx_bf16;             /* ... and those of x16b weights (AMX-BF16) */
     bool ftile_bf16;           /* the ftile knob, resolved: F16, BF16 weights take x16b where x16 fits */
     int prefetch;              /* the prefetch knob, resolved: decode's distance over x16, x16b weights */
+    int mtile, mtile_q;        /* the mtile knob, resolved: prefill's rows per tile over x16 float, quantized weights */
     uint64_t weight_bytes;     /* pass_repack                            */
     uint64_t ws_bytes;         /* pass_memplan                           */
 } gen_graph;

@@ -59,7 +59,7 @@ static bool x16_parts_of(int type, x16_parts *g)
     }
 }
 
-static bool x16_float(int type) { return type == KGT_F32 || type == KGT_F16 || type == KGT_BF16; }
+bool gen_layout_float(int type) { return type == KGT_F32 || type == KGT_F16 || type == KGT_BF16; }
 
 bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
 {
@@ -67,7 +67,7 @@ bool gen_layout_fits(int layout, int type, int64_t N, int64_t K)
     if (layout == KGT_LAYOUT_ROWS) return true;
     if (layout == KGT_LAYOUT_X16B) return (type == KGT_F16 || type == KGT_BF16) && N > 0 && N % 16 == 0 && K > 0 && K % 2 == 0;
     if (layout != KGT_LAYOUT_X16 || N <= 0 || N % 16 || K <= 0) return false;
-    if (x16_float(type)) return true;
+    if (gen_layout_float(type)) return true;
     if (!x16_parts_of(type, &g)) return false;
     return K % (g.np ? 256 : 32) == 0; /* the K-quants (and only they) have planes */
 }
@@ -148,7 +148,7 @@ void gen_layout_write(int layout, int type, int64_t K, const uint8_t *const *row
         write_x16b(type, K, rows, out);
         return;
     }
-    if (x16_float(type)) { /* element k of the 16 rows side by side */
+    if (gen_layout_float(type)) { /* element k of the 16 rows side by side */
         const int es = type == KGT_F32 ? 4 : 2;
         for (int64_t k = 0; k < K; k++)
             for (int n = 0; n < 16; n++) memcpy(out + (16 * k + n) * es, rows[n] + k * es, (size_t)es);

@@ -18,6 +18,8 @@
 int gen_layout_parse(const char *name);
 /* Can an N x K matrix of `type` take `layout`? (rows: always) */
 bool gen_layout_fits(int layout, int type, int64_t N, int64_t K);
+/* F32, F16, BF16: the types the float tiles read (against f32 activations) */
+bool gen_layout_float(int type);
 /* Rows of a group the layout rewrites together (rows: 1, x16: 16). */
 int gen_layout_group(int layout);
 /* Rewrites one group: rows[0..group-1] (each `row_bytes` of `type`, K

@@ -22,6 +22,7 @@
  */
 #include "graph.h"
 #include "internal.h"
+#include "layout.h"
 #include "lower.h"
 #include "runtime/model/desc.h"
 #include "templates/cpu/kernel.h"
@@ -216,6 +217,9 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
             prt(&k, "amx", KGM_RT_AMX);
         /* one row (decode; prefill's last-row logits): the weights stream once */
         if (w->layout != KGT_LAYOUT_ROWS && gr->prefetch && !(pre && out->per_token)) pi(&k, "pf", gr->prefetch);
+        /* prefill: activation rows per tile (x16 tiles; the template's default 4) */
+        const int mt = gen_layout_float(w->type) ? gr->mtile : gr->mtile_q;
+        if (w->layout != KGT_LAYOUT_ROWS && pre && out->per_token && mt != 4) pi(&k, "mt", mt);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[4], pre, false);
         p[4] = ptr_of(gr, n->in[3], pre, false), p[5] = ptr_of(gr, n->in[2], pre, false);

@@ -258,7 +258,8 @@ static kg_status model_plan(const gen_source *src, int n_batch, int max_len, con
     if (!st && dbg) gen_graph_print(gr, "fuse", stderr);
     if (!st)
         gr->layout = knobs->layout, gr->amx = knobs->amx == 1, gr->amx_bf16 = knobs->amx_bf16 == 1,
-        gr->ftile_bf16 = knobs->ftile == 1, gr->prefetch = knobs->prefetch > 0 ? knobs->prefetch : 0;
+        gr->ftile_bf16 = knobs->ftile == 1, gr->prefetch = knobs->prefetch > 0 ? knobs->prefetch : 0,
+        gr->mtile = knobs->mtile > 0 ? knobs->mtile : 4, gr->mtile_q = knobs->mtile_q > 0 ? knobs->mtile_q : 4;
     if (!st) st = gen_pass_repack(gr);
     if (!st && dbg) gen_graph_print(gr, "repack", stderr);
     if (!st) st = gen_pass_memplan(gr);

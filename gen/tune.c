@@ -67,6 +67,8 @@ static bool worth(const gen_kinst *k, const gen_knob_def *d, int64_t v, int pp, 
     }
     if (!strcmp(d->name, "nc")) /* q8 outputs keep 32; one chunk of 16 either way */
         return !(pval(k, "flags", 0) & KGT_EPI_OUT_Q8) && pval(k, "N", 0) > 16;
+    if (!strcmp(d->name, "mt")) /* 4 rows or fewer: one tile of 4 whatever mt is */
+        return pp > 4;
     if (!strcmp(d->name, "mb")) {
         const int64_t r = block_rows(k, v, pp);
         if (r == block_rows(k, now, pp)) return false;

@@ -125,7 +125,8 @@ typedef struct gen_tune_variant {
 /* The variants of a planned model, in a fixed order (instances by key,
  * then the knobs' table order, then their sweep order), pruned by what
  * cannot differ (a prefetch past the instance's weights; a block past
- * the rows it is timed with). A deterministic function of the plan. */
+ * the rows it is timed with; tiles over 4 rows when timing 4). A
+ * deterministic function of the plan. */
 kg_status gen_tune_variants(const gen_program *pg, int pp, gen_tune_variant **out, int *n);
 /* shard i (1-based) of n: variant j belongs to it if j % n == i - 1 */
 static inline bool gen_tune_in_shard(int j, int shard, int nshards)

@@ -12,7 +12,8 @@
 
 #define KT_MM_DECL(name)                                                                                          \
     void name(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,    \
-              int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
+              int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc,     \
+              int64_t mt)
 #define KT_QUANTIZE_DECL(name) void name(void *const *p, int ith, int nth, int64_t M, int64_t K)
 #define KT_EMBED_DECL(name)                                                                                       \
     void name(void *const *p, int ith, int nth, int64_t wtype, int64_t M, int64_t K, double scale, int64_t pos_len, \

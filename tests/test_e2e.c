@@ -18,7 +18,8 @@
  *     16 tokens: the plain graph's own kernels give the same model.
  *   e2e_smollm2_knobs: the same, 16 tokens, with the weight layout the
  *     target's default does not pick (KGEN_KNOBS layout=rows on an AVX2 or
- *     AVX-512 CPU, x16 elsewhere) and, where the CPU has AMX, with amx=on.
+ *     AVX-512 CPU, x16 elsewhere), where the CPU has AMX with amx=on, and
+ *     on x16 CPUs with prefill's tiles of 8 rows (mtile=8).
  *
  * Both skip, saying why, when the model is not fetched or Python lacks
  * numpy/gguf (check_e2e.py exits 77).
@@ -131,5 +132,10 @@ KT_TEST(e2e_smollm2_knobs)
         run_check(a);
     } else
         printf("    amx=on is not run here: the CPU has no AMX\n");
+    if (x16) { /* prefill's tiles of 8 rows (x16 weights; the default: 4 for quantized ones) */
+        printf("    mtile=8\n");
+        setenv("KGEN_KNOBS", "mtile=8", 1);
+        run_check(a);
+    }
     unsetenv("KGEN_KNOBS");
 }

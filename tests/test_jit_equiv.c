@@ -52,7 +52,8 @@ static void native(const tcase *c, void *const *p, int ith, int nth)
 #define I(k) ((int64_t)v[k])
 #define D(name, def) val(c, name, def)
 #define L(name) ((int64_t)val(c, name, 0))
-    if (!strcmp(c->tmpl, "mm")) kgt_mm(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), L("ldy"), L("layout"), 0, L("pf"), (int64_t)D("mb", 262144), (int64_t)D("nc", 32));
+    if (!strcmp(c->tmpl, "mm")) kgt_mm(p, ith, nth, I(0), I(1), I(2), I(3), I(4), I(5), L("ldy"), L("layout"), 0, L("pf"), (int64_t)D("mb", 262144), (int64_t)D("nc", 32),
+                                        (int64_t)D("mt", 4));
     else if (!strcmp(c->tmpl, "quantize")) kgt_quantize(p, ith, nth, I(0), I(1));
     else if (!strcmp(c->tmpl, "embed")) kgt_embed(p, ith, nth, I(0), I(1), I(2), D("scale", 1.0), 0, KGT_F32, L("layout"));
     else if (!strcmp(c->tmpl, "rmsnorm")) kgt_rmsnorm(p, ith, nth, I(0), I(1), v[2], I(3), (int64_t)D("G", 1));

@@ -358,7 +358,7 @@ typedef struct {
 static void mm_native(const void *c, int ith, int nth)
 {
     const mm_ctx *m = c;
-    (m->portable ? kgtp_mm : kgt_mm)(m->p, ith, nth, m->type, m->act, m->M, m->N, m->K, m->flags, 0, KGT_LAYOUT_ROWS, 0, 0, 262144, 32);
+    (m->portable ? kgtp_mm : kgt_mm)(m->p, ith, nth, m->type, m->act, m->M, m->N, m->K, m->flags, 0, KGT_LAYOUT_ROWS, 0, 0, 262144, 32, 4);
 }
 
 static double mm_check(const void *c, const float *y)

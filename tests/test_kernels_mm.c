@@ -82,9 +82,9 @@
  * would make (M 1: the decode instance; else M bound at run time, the
  * prefill instance), every buffer copied there and back. Thread 0 does it. */
 static void gpu_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
+                   int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc, int64_t mt)
 {
-    (void)nth, (void)layout, (void)amx, (void)pf, (void)mb, (void)nc; /* rows: the CUDA templates read GGUF's rows only */
+    (void)nth, (void)layout, (void)amx, (void)pf, (void)mb, (void)nc, (void)mt; /* rows: the CUDA templates read GGUF's rows only */
     if (ith) return;
     static const char *const names[] = {"wtype", "act", "M", "N", "K", "flags", "ldy"};
     const int64_t vals[] = {wtype, act, M, N, K, flags, ldy};
@@ -496,10 +496,11 @@ static void run_mm(const impl *im, int nth, const wmat *a, int act, const void *
     /* M > 16: activation rows in blocks of 16 (the smallest `mb`), so the
      * block loop runs more than once (with the default 256 KiB it runs once
      * at these widths: the models' tests run it so); odd M: chunks of 16
-     * channels (`nc`), even M: the default 32 */
-    const int64_t mb = M > 16 ? 0 : 262144, nc = M % 2 ? 16 : 32;
+     * channels (`nc`), even M: the default 32; tiles (`mt`) of 6 rows for
+     * odd M (5: one tile, 17: 6 + 6 + 4 + 1), 8 for M >= 16, else 4 */
+    const int64_t mb = M > 16 ? 0 : 262144, nc = M % 2 ? 16 : 32, mt = M % 2 ? 6 : M >= 16 ? 8 : 4;
     for (int ith = 0; ith < nth; ith++)
-        im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout, a->amx, pf, mb, nc);
+        im->mm(p, ith, nth, a->type, act, M, a->N, a->K, flags, 0, a->layout, a->amx, pf, mb, nc, mt);
 }
 
 typedef struct {
@@ -1001,7 +1002,7 @@ static void slices_cases(size_t i0, size_t i1)
                         run_mm(&IMPLS[im], nth, &a, KGT_ACT_F32, x, alone, r1, M, fl);
                         void *p[6] = {a.w, x, y + c0, a.bias, y + c0, NULL};
                         for (int ith = 0; ith < nth; ith++)
-                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS, 0, 0, 262144, 16);
+                            IMPLS[im].mm(p, ith, nth, a.type, KGT_ACT_F32, M, a.N, K, fl, ldy, KGT_LAYOUT_ROWS, 0, 0, 262144, 16, 4);
                         for (int64_t m = 0; m < M; m++)
                             for (int64_t n = 0; n < a.N; n++) {
                                 double d = fabs((double)y[m * ldy + c0 + n] - alone[m * a.N + n]);

@@ -20,6 +20,7 @@ KT_TEST(knobs_parse)
     KT_CHECK(gen_knobs_parse("prefetch=0,layout=x16,amx=off,ftile=f32", &k) == KG_OK);
     KT_CHECK(k.prefetch == 0 && k.layout == KGT_LAYOUT_X16 && k.amx == 0 && k.ftile == 0);
     KT_CHECK(gen_knobs_parse("prefetch=65536,prefetch=default", &k) == KG_OK && k.prefetch == -1);
+    KT_CHECK(gen_knobs_parse("mtile=8", &k) == KG_OK && k.mtile == 8 && k.prefetch == -1);
     static const struct {
         const char *spec, *says;
     } bad[] = {
@@ -28,7 +29,8 @@ KT_TEST(knobs_parse)
         {"prefetch=1e3", "prefetch '1e3'"},     {"prefetch=", "prefetch ''"},
         {"prefetch= 64", "prefetch ' 64'"},     {"layout=x32", "layout 'x32'"},
         {"amx=maybe", "amx 'maybe'"},           {"bogus=1", "unknown knob 'bogus'"},
-        {"ftile=f16", "ftile 'f16'"},
+        {"ftile=f16", "ftile 'f16'"},           {"mtile=5", "mtile '5'"},
+        {"mtile=2", "mtile '2'"},               {"mtile=10", "mtile '10'"},
         {"layout", "expected NAME=VALUE"},      {"=rows", "expected NAME=VALUE"},
         {"layout=rows,,amx=on", "expected NAME=VALUE"},
     };
@@ -58,6 +60,11 @@ KT_TEST(knobs_defaults)
      * prefetch means nothing. The generic level: rows */
     gen_knobs_parse("", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
     KT_CHECK(k.layout == KGT_LAYOUT_X16 && k.prefetch == 2048 && k.ftile == 0 && k.amx == 0);
+    KT_CHECK(k.mtile == 6 && k.mtile_q == 4); /* 6-row float tiles, measured; quantized ones 4 */
+    gen_knobs_parse("mtile=8", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
+    KT_CHECK(k.mtile == 8 && k.mtile_q == 8); /* asked for: every x16 product */
+    gen_knobs_parse("", &k), gen_knobs_resolve(&k, GEN_ISA_AVX512, false);
+    KT_CHECK(k.mtile == 4 && k.mtile_q == 4);
     gen_knobs_parse("layout=rows,prefetch=4096", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
     KT_CHECK(k.layout == KGT_LAYOUT_ROWS && k.prefetch == 0);
     gen_knobs_parse("layout=x16,prefetch=4096", &k), gen_knobs_resolve(&k, GEN_ISA_AVX2, false);
@@ -72,14 +79,17 @@ KT_TEST(knobs_defaults)
 /* the knob table's defaults of instance knobs are the templates' own
  * (KG_PARAM_DEFAULT in templates/cpu/mm.c, linked here natively), and
  * every sweep value is in range */
-extern const int64_t kgt_default_mm__pf, kgt_default_mm__mb, kgt_default_mm__nc;
+extern const int64_t kgt_default_mm__pf, kgt_default_mm__mb, kgt_default_mm__nc, kgt_default_mm__mt;
 
 KT_TEST(knobs_table)
 {
     static const struct {
         const char *name;
         const int64_t *def;
-    } tmpl[] = {{"pf", &kgt_default_mm__pf}, {"mb", &kgt_default_mm__mb}, {"nc", &kgt_default_mm__nc}};
+    } tmpl[] = {{"pf", &kgt_default_mm__pf},
+                {"mb", &kgt_default_mm__mb},
+                {"nc", &kgt_default_mm__nc},
+                {"mt", &kgt_default_mm__mt}};
     for (size_t i = 0; i < sizeof tmpl / sizeof *tmpl; i++) {
         const gen_knob_def *d = gen_knob_find("mm", tmpl[i].name);
         KT_REQUIRE(d);

@@ -118,8 +118,9 @@ static void check_one(const char *who, mm_fn *mm, int type, int64_t N, int64_t K
     for (int nth = 1; nth <= 2; nth++) {
         void *p[6] = {wx, x, y, bias, res, ux};
         memset(y, 0, (size_t)(M * N) * sizeof *y);
-        for (int ith = 0; ith < nth; ith++) /* M 21: chunks of 16 channels */
-            mm(p, ith, nth, type, KGT_ACT_F32, M, N, K, flags, 0, KGT_LAYOUT_X16B, amx, 2048, 262144, M == 21 ? 16 : 32);
+        for (int ith = 0; ith < nth; ith++) /* M 21: chunks of 16 channels, tiles of 6 rows; M 64: tiles of 8 */
+            mm(p, ith, nth, type, KGT_ACT_F32, M, N, K, flags, 0, KGT_LAYOUT_X16B, amx, 2048, 262144, M == 21 ? 16 : 32,
+               M == 21 ? 6 : M == 64 ? 8 : 4);
         int bad = 0;
         double worst = 0;
         for (int64_t i = 0; i < M * N; i++) {

@@ -59,7 +59,7 @@ KT_TEST(tune_variants_shards)
     gen_target_host(&t);
     /* x16 where the CPU takes it: decode products then have prefetch variants */
     const bool x16 = t.isa >= GEN_ISA_AVX2;
-    int npf = 0, nmb = 0, nnc = 0;
+    int npf = 0, nmb = 0, nnc = 0, nmt = 0;
     for (int j = 0; j < n; j++) {
         const gen_kinst *k = &pg.k[v[j].inst];
         bool prefill = false;
@@ -78,6 +78,10 @@ KT_TEST(tune_variants_shards)
         } else if (!strcmp(v[j].knob->name, "mb")) {
             nmb++;
             KT_CHECKF(prefill, "variant %d: mb on a decode instance", j);
+        } else if (!strcmp(v[j].knob->name, "mt")) {
+            nmt++;
+            KT_CHECKF(prefill && layout != KGT_LAYOUT_ROWS, "variant %d: mt on a %s %s instance", j,
+                      prefill ? "prefill" : "decode", layout ? "x16" : "rows");
         } else {
             nnc++;
             int64_t flags = 0;
@@ -89,7 +93,7 @@ KT_TEST(tune_variants_shards)
         KT_CHECKF(gen_knob_valid(v[j].knob, v[j].value), "variant %d: value %lld out of range", j, (long long)v[j].value);
     }
     KT_CHECKF(nmb > 0 && nnc > 0, "%d prefill block and %d channel chunk variants among %d", nmb, nnc, n);
-    KT_CHECKF(!x16 || npf > 0, "x16 plan, but no prefetch variants among %d", n);
+    KT_CHECKF(!x16 || (npf > 0 && nmt > 0), "x16 plan, but %d prefetch and %d tile variants among %d", npf, nmt, n);
     /* four shards: every variant in exactly one */
     for (int j = 0; j < n; j++) {
         int in = 0;

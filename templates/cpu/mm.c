@@ -9,7 +9,9 @@
  *                              accumulators (in registers: MT and R are
  *                              constants and the loops fully unrolled);
  *                              the q8 tile goes by groups of 8 chunks
- *                              (mm_group_q8, quants_q8.h)
+ *                              (mm_group_q8, quants_q8.h). MT <= 4.
+ *   mm_tile_x16*               the x16 layouts' tiles (mm_x16.h): MT rows
+ *                              x 16 or 32 channels, MT <= 8
  *   mm_block                   R-row steps over a chunk of up to 32 output
  *                              channels (`nc`: 32, or 16); row indices past the chunk's end are
  *                              clamped to its last row (recomputed, dropped)
@@ -17,9 +19,10 @@
  *                              bytes, default 256 KiB, kept in L2); in each,
  *                              this thread's channels in chunks of `nc`
  *                              (32 or 16), each for the block's rows in
- *                              tiles of 4 (the
- *                              last 2-3 rows: a clamped tile of 4; a last
- *                              single row: the 1 x 4 tile), then the epilogue
+ *                              tiles of `mt` rows (4, 6 or 8; the rest of
+ *                              a block: the smallest tile that holds it,
+ *                              rows past it clamped; a last single row:
+ *                              the 1-row tile), then the epilogue
  *   kgt_mm                     one mm_typed per (type, activation mode)
  */
 #include "ops.h" /* kgt_vgelu_erf (the GELU epilogue; clang only) */
@@ -27,7 +30,19 @@
 #include "mm_amx.h"
 #include "quants_q8.h"
 
-enum { MM_MT = 4, MM_NC = 32 };
+enum { MM_MT = KGX_MT, MM_NC = 32 }; /* the most rows per tile (mm_x16.h), channels per chunk */
+
+/* The tiles compiled: clang (the bitcode; the native build) has tiles of
+ * 1, 4, 6 and 8 rows; GCC (the tests' portable builds) only 1 and 8, any
+ * other count of rows running as a tile of 8 (the same arithmetic per
+ * row, rows past the count recomputed and dropped): every always-inlined
+ * tile size is another copy of every type's code, and four tripled their
+ * compile time */
+#if defined(__clang__)
+#define MM_TILES_ALL 1
+#else
+#define MM_TILES_ALL 0
+#endif
 
 typedef struct {
     const uint8_t *w[2]; /* W, W_up */
@@ -265,7 +280,7 @@ KG_INLINE int mm_x16_both(int wt, int MT, int layout, int64_t nc)
  * did: F16 prefill's second group spilled 6 of its 8 sums in its k loop) */
 #define MM_FLUSH(y) __asm__ volatile("" : : "r"(y) : "memory")
 
-KG_INLINE void mm_x16_second(int wt, int MT, const uint8_t *wg1, const uint8_t *const xr[4], const mm_args *a,
+KG_INLINE void mm_x16_second(int wt, int MT, const uint8_t *wg1, const uint8_t *const xr[MM_MT], const mm_args *a,
                              float y[MM_MT][MM_NC])
 {
     const uint8_t *w1[2] = {wg1, wg1};
@@ -277,45 +292,10 @@ KG_INLINE void mm_x16_second(int wt, int MT, const uint8_t *wg1, const uint8_t *
     for (int m = 0; m < MT; m++) memcpy(y[m] + 16, y2[m], 16 * sizeof(float));
 }
 
-/* y[m][j] = (W or W_up, by g) row n0+j . X row m0+m, j < nc, m < MT */
-KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
-                        float y[MM_MT][MM_NC])
+/* mm_block over rows-layout weights (and the float types' rows), MT <= 4 */
+KG_INLINE void mm_block_rows(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
+                             float y[][MM_NC])
 {
-    if (a->layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type(wt)) { /* nc: 16 or 32, n0 % 16 = 0 */
-        const int64_t gb = 16 * a->wrow;
-        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
-        KGQ_UNROLL
-        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-#if KGX_AVX2
-        if (MT > 2 && (kgq_blk(wt) == 32 || wt == KGT_Q4_K || wt == KGT_Q5_K)) { /* half groups (mm_x16_avx2.h) */
-            for (int v = 0; v < (nc > 16 ? 2 : 1); v++)
-                for (int hh = 0; hh < 2; hh++) {
-                    if (kgq_blk(wt) == 32) mm_tile_x16_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
-                    else mm_tile_x16k_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
-                    MM_FLUSH(y);
-                }
-            return;
-        }
-#endif
-        const int both = mm_x16_both(wt, MT, a->layout, nc);
-        if (both) mm_tile_x16(wt, MT, 2, wg, xr, a->K, a->pf, y);
-        else mm_tile_x16(wt, MT, 1, wg, xr, a->K, a->pf, y);
-        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y);
-        return;
-    }
-    if (a->layout != KGT_LAYOUT_ROWS && act == KGT_ACT_F32 && kgx_ftype(wt)) { /* x16, x16b (F16, BF16) */
-        const int64_t gb = 16 * a->wrow;
-        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[4];
-        KGQ_UNROLL
-        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
-        const int both = mm_x16_both(wt, MT, a->layout, nc);
-        if (a->layout == KGT_LAYOUT_X16B && both) mm_tile_x16b(MT, 2, wg, xr, a->K, a->pf, y);
-        else if (a->layout == KGT_LAYOUT_X16B) mm_tile_x16b(MT, 1, wg, xr, a->K, a->pf, y);
-        else if (both) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, a->pf, y);
-        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, a->pf, y);
-        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y); /* x16 only: x16b's both is nc > 16 */
-        return;
-    }
 #if MMF_WIDE
     const int wide = act != KGT_ACT_Q8 && mmf_type(wt);
 #else
@@ -341,6 +321,54 @@ KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_
             for (int r = 0; r < R; r++)
                 if (j + r < nc) y[m][j + r] = out[m][r];
         }
+    }
+}
+
+/* y[m][j] = (W or W_up, by g) row n0+j . X row m0+m, j < nc, m < MT (1,
+ * 2, 4, 6 or 8; rows past M are row M-1's, recomputed and dropped) */
+KG_INLINE void mm_block(int wt, int act, int MT, const mm_args *a, int g, int64_t m0, int64_t n0, int64_t nc,
+                        float y[MM_MT][MM_NC])
+{
+    if (a->layout == KGT_LAYOUT_X16 && act == KGT_ACT_Q8 && kgx_type(wt)) { /* nc: 16 or 32, n0 % 16 = 0 */
+        const int64_t gb = 16 * a->wrow;
+        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[MM_MT];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
+#if KGX_AVX2
+        if (MT > 2 && (kgq_blk(wt) == 32 || wt == KGT_Q4_K || wt == KGT_Q5_K)) { /* half groups (mm_x16_avx2.h) */
+            for (int v = 0; v < (nc > 16 ? 2 : 1); v++)
+                for (int hh = 0; hh < 2; hh++) {
+                    if (kgq_blk(wt) == 32) mm_tile_x16_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+                    else mm_tile_x16k_half(wt, MT, wg[v], xr, a->K, hh, y, 16 * v + 8 * hh);
+                    MM_FLUSH(y);
+                }
+            return;
+        }
+#endif
+        const int both = mm_x16_both(wt, MT, a->layout, nc);
+        if (both) mm_tile_x16(wt, MT, 2, wg, xr, a->K, a->pf, y);
+        else mm_tile_x16(wt, MT, 1, wg, xr, a->K, a->pf, y);
+        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y);
+        return;
+    }
+    if (a->layout != KGT_LAYOUT_ROWS && act == KGT_ACT_F32 && kgx_ftype(wt)) { /* x16, x16b (F16, BF16) */
+        const int64_t gb = 16 * a->wrow;
+        const uint8_t *wg[2] = {a->w[g] + n0 / 16 * gb, a->w[g] + (n0 / 16 + 1) * gb}, *xr[MM_MT];
+        KGQ_UNROLL
+        for (int m = 0; m < MT; m++) xr[m] = a->x + (m0 + m < a->M ? m0 + m : a->M - 1) * a->xrow;
+        const int both = mm_x16_both(wt, MT, a->layout, nc);
+        if (a->layout == KGT_LAYOUT_X16B && both) mm_tile_x16b(MT, 2, wg, xr, a->K, a->pf, y);
+        else if (a->layout == KGT_LAYOUT_X16B) mm_tile_x16b(MT, 1, wg, xr, a->K, a->pf, y);
+        else if (both) mm_tile_x16f(wt, MT, 2, wg, xr, a->K, a->pf, y);
+        else mm_tile_x16f(wt, MT, 1, wg, xr, a->K, a->pf, y);
+        if (nc > 16 && !both) mm_x16_second(wt, MT, wg[1], xr, a, y); /* x16 only: x16b's both is nc > 16 */
+        return;
+    }
+    if (MT > 4) { /* the rows layout's tiles hold 4 rows: two tiles */
+        mm_block_rows(wt, act, 4, a, g, m0, n0, nc, y);
+        mm_block_rows(wt, act, MT - 4, a, g, m0 + 4, n0, nc, y + 4);
+    } else {
+        mm_block_rows(wt, act, MT, a, g, m0, n0, nc, y);
     }
 }
 
@@ -396,14 +424,15 @@ KG_INLINE void mm_epilogue(void *const *p, int64_t flags, int64_t ldy, int64_t m
 }
 
 #if KGX_AMX
-/* the epilogue of 16 rows from m0, 4 at a time */
+/* the epilogue of 16 rows from m0, MM_MT at a time */
 KG_INLINE void mm_epilogue16(void *const *p, int ng, int64_t flags, int64_t ldy, int64_t m0, int64_t n0, int64_t nc,
                              float y16[2][16][32])
 {
-    for (int i = 0; i < 4; i++) {
+    _Static_assert(16 % MM_MT == 0, "16 rows are whole tiles");
+    for (int i = 0; i < 16 / MM_MT; i++) {
         float y[2][MM_MT][MM_NC];
-        for (int g = 0; g < ng; g++) memcpy(y[g], y16[g][4 * i], sizeof y[g]);
-        mm_epilogue(p, flags, ldy, m0 + 4 * i, MM_MT, n0, nc, y);
+        for (int g = 0; g < ng; g++) memcpy(y[g], y16[g][MM_MT * i], sizeof y[g]);
+        mm_epilogue(p, flags, ldy, m0 + MM_MT * i, MM_MT, n0, nc, y);
     }
 }
 
@@ -447,7 +476,8 @@ KG_INLINE void mm_rows16_amxbf(const mm_args *a, void *const *p, int ng, int64_t
 #endif
 
 KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64_t M, int64_t N, int64_t K,
-                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc_)
+                        int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc_,
+                        int64_t mt)
 {
     const mm_args a = {
         {p[0], flags & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU) ? p[5] : NULL},
@@ -470,6 +500,8 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
     mb = mb < 16 ? 16 : mb;
     /* channels per chunk: 16 or 32 (OUT_Q8: 32, whole q8 blocks) */
     const int64_t cs = flags & KGT_EPI_OUT_Q8 || nc_ != 16 ? MM_NC : 16;
+    /* activation rows per tile: 4, 6 or 8 */
+    mt = mt == 6 || mt == 8 ? mt : 4;
 #if KGX_AMX
     /* int8 (x16, 32-element blocks) or bf16 (x16b, K a multiple of 32 up to the A buffer's bound) */
     const int amxbf = KGX_AMXBF && amx && layout == KGT_LAYOUT_X16B && act == KGT_ACT_F32 && M >= 16 &&
@@ -493,14 +525,16 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
             if (amx)
                 for (; m0 + 16 <= b1; m0 += 16) mm_rows16_amx(wt, &a, p, ng, flags, ldy ? ldy : N, m0, n0, nc);
 #endif
-            for (; m0 < b1; m0 += MM_MT) {
-                const int64_t mt = b1 - m0 < MM_MT ? b1 - m0 : MM_MT;
+            for (; m0 < b1; m0 += mt) {
+                const int64_t rows = b1 - m0 < mt ? b1 - m0 : mt;
                 float y[2][MM_MT][MM_NC];
-                for (int g = 0; g < ng; g++) {
-                    if (mt > 1) mm_block(wt, act, MM_MT, &a, g, m0, n0, nc, y[g]);
-                    else mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+                for (int g = 0; g < ng; g++) { /* the smallest tile that holds the rows */
+                    if (rows == 1) mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+                    else if (MM_TILES_ALL && rows <= 4) mm_block(wt, act, 4, &a, g, m0, n0, nc, y[g]);
+                    else if (MM_TILES_ALL && rows <= 6) mm_block(wt, act, 6, &a, g, m0, n0, nc, y[g]);
+                    else mm_block(wt, act, 8, &a, g, m0, n0, nc, y[g]);
                 }
-                mm_epilogue(p, flags, ldy ? ldy : N, m0, mt, n0, nc, y);
+                mm_epilogue(p, flags, ldy ? ldy : N, m0, rows, n0, nc, y);
             }
         }
     }
@@ -510,11 +544,12 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 }
 
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc,
+                      int64_t mt)
 {
-    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc);
-    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc);
-    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb, nc);
+    if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc, mt);
+    else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc, mt);
+    else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb, nc, mt);
 }
 
 KG_PARAM_DEFAULT(mm, ldy, 0);
@@ -523,9 +558,11 @@ KG_PARAM_DEFAULT(mm, amx, 0);
 KG_PARAM_DEFAULT(mm, pf, 0);
 KG_PARAM_DEFAULT(mm, mb, 262144);
 KG_PARAM_DEFAULT(mm, nc, 32);
+KG_PARAM_DEFAULT(mm, mt, 4);
 
 KG_KERNEL void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc)
+                      int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc,
+                      int64_t mt)
 {
-    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf, mb, nc)
+    KGQ_DISPATCH(wtype, mm_act, p, ith, nth, act, M, N, K, flags, ldy, layout, amx, pf, mb, nc, mt)
 }

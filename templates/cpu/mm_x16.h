@@ -100,6 +100,10 @@
  * saturate int16) and computes the signed dot */
 #define KGX_B128 (KGX_AVX2 ? 0 : 128)
 
+/* the most activation rows one tile holds (mm.c's `mt` knob: 4, 6 or 8);
+ * the row-indexed arrays below are this long, a tile uses its MT of them */
+enum { KGX_MT = 8 };
+
 typedef int32_t kgx_i32 __attribute__((vector_size(64)));
 typedef float kgx_f32 __attribute__((vector_size(64)));
 typedef uint8_t kgx_u8 __attribute__((vector_size(64)));
@@ -365,11 +369,11 @@ KG_INLINE kgx_f32 kgx_fload(int wt, const uint8_t *p)
     return (kgx_f32)(__builtin_convertvector(h, kgx_i32) << 16);
 }
 
-KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                            int64_t pf, float out[4][32])
+KG_INLINE void mm_tile_x16f(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[KGX_MT], int64_t K,
+                            int64_t pf, float out[KGX_MT][32])
 {
     const int64_t step = 16 * (wt == KGT_F32 ? 4 : 2);
-    kgx_f32 acc[4][2];
+    kgx_f32 acc[KGX_MT][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         KGQ_UNROLL
@@ -460,10 +464,10 @@ KG_INLINE kgx_f32 kgx_dotbf(kgx_f32 acc, kgx_u8 w, uint32_t xp)
 
 /* n elements (n even, <= 32) from element 2 j0 of groups w[v] against
  * activation rows x[m] (f32, from the same element) into acc[m][v] */
-KG_INLINE void kgx_x16b_run(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t j0, int n,
-                            kgx_f32 acc[4][2])
+KG_INLINE void kgx_x16b_run(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[KGX_MT], int64_t j0, int n,
+                            kgx_f32 acc[KGX_MT][2])
 {
-    uint32_t xp[4][16];
+    uint32_t xp[KGX_MT][16];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) kgx_bf16_pairs(x[m] + 8 * j0, n, xp[m]);
     /* not unroll(full): n is a run-time tail where K is not specialized
@@ -482,10 +486,10 @@ KG_INLINE void kgx_x16b_run(int MT, int NV, const uint8_t *const w[2], const uin
 }
 
 /* out[m][16 v + n] = row n of group w[v] (x16b) . activation row x[m] (f32) */
-KG_INLINE void mm_tile_x16b(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                            int64_t pf, float out[4][32])
+KG_INLINE void mm_tile_x16b(int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[KGX_MT], int64_t K,
+                            int64_t pf, float out[KGX_MT][32])
 {
-    kgx_f32 acc[4][2];
+    kgx_f32 acc[KGX_MT][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         KGQ_UNROLL
@@ -526,8 +530,8 @@ KG_INLINE kgx_f32 kgx_q4k_sm(const uint8_t *t, int j, int mn)
 
 /* Q4_K's or Q5_K's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8
  * activation blocks from xb[m] (one block column of 256) */
-KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
-                               kgx_f32 acc[4][2])
+KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[KGX_MT],
+                               kgx_f32 acc[KGX_MT][2])
 {
     const int64_t qo = kgx_qoff(wt);
     kgx_f32 d[2], dm[2];
@@ -535,7 +539,7 @@ KG_INLINE void mm_tile_x16_q4k(int wt, int MT, int NV, const uint8_t *const t[2]
     for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]), dm[v] = kgx_f16x16(t[v] + 32);
     KGQ_NOUNROLL
     for (int p = 0; p < 4; p++) {
-        kgx_i32 ia[2][4][2]; /* sub-blocks 2p, 2p + 1 */
+        kgx_i32 ia[2][KGX_MT][2]; /* sub-blocks 2p, 2p + 1 */
         KGQ_UNROLL
         for (int h = 0; h < 2; h++) {
             KGQ_UNROLL
@@ -602,15 +606,15 @@ KG_INLINE kgx_f32 kgx_iq4xs_ls(const uint8_t *t, int s)
 
 /* IQ4_XS's tile: acc[m][v] += the 16 rows' dots with x[m]'s 8 activation
  * blocks from xb[m] (one block column of 256) */
-KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
-                                 kgx_f32 acc[4][2])
+KG_INLINE void mm_tile_x16_iq4xs(int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[KGX_MT],
+                                 kgx_f32 acc[KGX_MT][2])
 {
     kgx_f32 d[2];
     KGQ_UNROLL
     for (int v = 0; v < NV; v++) d[v] = kgx_f16x16(t[v]);
     KGQ_NOUNROLL
     for (int s = 0; s < 8; s++) {
-        kgx_i32 ia[4][2];
+        kgx_i32 ia[KGX_MT][2];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
             KGQ_UNROLL
@@ -698,8 +702,8 @@ KG_INLINE kgx_f32 kgx_k16_sc(int wt, const uint8_t *t, int k, int mn)
  * unsigned quants from -off x.hsum (off: Q6_K 32, Q3_K 4, Q2_K 0; x.hsum
  * the half's activation quants' sum), then d sc_k x.d scales 16 rows at
  * once (Q2_K: minus dmin m_k x.d x.hsum) */
-KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[4],
-                               kgx_f32 acc[4][2])
+KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2], const kgt_q8a *const xb[KGX_MT],
+                               kgx_f32 acc[KGX_MT][2])
 {
     const int32_t off = wt == KGT_Q6_K ? 32 : wt == KGT_Q3_K ? 4 : 0;
     kgx_f32 d[2], dm[2];
@@ -708,7 +712,7 @@ KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2]
         d[v] = kgx_f16x16(t[v]);
         dm[v] = wt == KGT_Q2_K ? kgx_f16x16(t[v] + 32) : (kgx_f32){0};
     }
-    int32_t hs[4][8][2]; /* the sums of each activation block's halves */
+    int32_t hs[KGX_MT][8][2]; /* the sums of each activation block's halves */
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         const kgq_i32x8 h0 = kgq_xsum16(xb[m], 8);
@@ -717,7 +721,7 @@ KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2]
     }
     KGQ_NOUNROLL
     for (int s = 0; s < 8; s++) {
-        kgx_i32 ia[2][4][2];
+        kgx_i32 ia[2][KGX_MT][2];
         KGQ_UNROLL
         for (int h = 0; h < 2; h++) {
             KGQ_UNROLL
@@ -765,13 +769,13 @@ KG_INLINE void mm_tile_x16_k16(int wt, int MT, int NV, const uint8_t *const t[2]
 /* out[m][16 v + n] = row n of group w[v] . activation row x[m] (q8a), for
  * m < MT, v < NV: the groups' tiles one after the other, each decoded once
  * for the MT rows */
-KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[4], int64_t K,
-                           int64_t pf, float out[4][32])
+KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], const uint8_t *const x[KGX_MT], int64_t K,
+                           int64_t pf, float out[KGX_MT][32])
 {
     const int64_t nb = K / kgq_blk(wt), tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt);
     const int64_t mo = kgx_moff(wt);
     const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : wt == KGT_Q8_0 || wt == KGT_IQ4_NL ? KGX_B128 : 0;
-    kgx_f32 acc[4][2];
+    kgx_f32 acc[KGX_MT][2];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) {
         KGQ_UNROLL
@@ -779,7 +783,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
     }
     for (int64_t b = 0; kgq_blk(wt) == 256 && b < nb; b++) {
         const uint8_t *t[2];
-        const kgt_q8a *xb[4];
+        const kgt_q8a *xb[KGX_MT];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
         if (MT == 1 && pf)
@@ -793,7 +797,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
     }
     for (int64_t b = 0; kgq_blk(wt) == 32 && b < nb; b++) {
         const uint8_t *t[2];
-        const kgt_q8a *xb[4];
+        const kgt_q8a *xb[KGX_MT];
         KGQ_UNROLL
         for (int v = 0; v < NV; v++) t[v] = w[v] + b * tb;
         if (MT == 1 && pf)
@@ -801,7 +805,7 @@ KG_INLINE void mm_tile_x16(int wt, int MT, int NV, const uint8_t *const w[2], co
             for (int v = 0; v < NV; v++) kgx_prefetch(t[v], tb, pf);
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + b;
-        kgx_i32 ia[4][2];
+        kgx_i32 ia[KGX_MT][2];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
             KGQ_UNROLL

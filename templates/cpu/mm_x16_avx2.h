@@ -51,21 +51,21 @@ KG_INLINE __m256i kgx2_fifth(const uint8_t *m)
 
 /* out[m][col + n] = row 8 hh + n of group w . activation row x[m], m < MT,
  * n < 8 */
-KG_INLINE void mm_tile_x16_half(int wt, int MT, const uint8_t *w, const uint8_t *const x[4], int64_t K, int hh,
-                                float out[4][32], int col)
+KG_INLINE void mm_tile_x16_half(int wt, int MT, const uint8_t *w, const uint8_t *const x[KGX_MT], int64_t K, int hh,
+                                float out[KGX_MT][32], int col)
 {
     const int64_t nb = K / 32, tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt) + 32 * hh, mo = kgx_moff(wt) + 4 * hh;
     const int32_t off = wt == KGT_Q4_0 ? 8 : wt == KGT_Q5_0 ? 16 : 0;
     const int wide = wt == KGT_Q8_0 || wt == KGT_IQ4_NL, ni = wt == KGT_Q8_0 ? 8 : 4, ns = 8 / ni; /* Q8_0: 8 x 1 vectors, IQ4_NL: 4 x 2 */
     const __m256i one = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(15);
     const __m256i iq4 = _mm256_broadcastsi128_si256(_mm_setr_epi8(KGQ_IQ4_VALUES));
-    __m256 acc[4];
+    __m256 acc[KGX_MT];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) acc[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *t = w + b * tb;
-        const kgt_q8a *xb[4];
-        __m256i ia[4];
+        const kgt_q8a *xb[KGX_MT];
+        __m256i ia[KGX_MT];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) {
             xb[m] = (const kgt_q8a *)(const void *)x[m] + b;
@@ -139,17 +139,17 @@ KG_INLINE __m256 kgx2_q4k_sm(const uint8_t *t, int j, int mn, int hh)
  * one sub-block at a time, so one ymm of sums per activation row; two
  * quant vectors' products summed as int16 (nibbles <= 31: 4 x 31 x 127 <
  * 2^15) before one vpmaddwd */
-KG_INLINE void mm_tile_x16k_half(int wt, int MT, const uint8_t *w, const uint8_t *const x[4], int64_t K, int hh,
-                                 float out[4][32], int col)
+KG_INLINE void mm_tile_x16k_half(int wt, int MT, const uint8_t *w, const uint8_t *const x[KGX_MT], int64_t K, int hh,
+                                 float out[KGX_MT][32], int col)
 {
     const int64_t nb = K / 256, tb = kgx_tile_bytes(wt), qo = kgx_qoff(wt) + 32 * hh;
     const __m256i one = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(15);
-    __m256 acc[4];
+    __m256 acc[KGX_MT];
     KGQ_UNROLL
     for (int m = 0; m < MT; m++) acc[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *t = w + b * tb;
-        const kgt_q8a *xb[4];
+        const kgt_q8a *xb[KGX_MT];
         KGQ_UNROLL
         for (int m = 0; m < MT; m++) xb[m] = (const kgt_q8a *)(const void *)x[m] + 8 * b;
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(t + 16 * hh)));
@@ -157,7 +157,7 @@ KG_INLINE void mm_tile_x16k_half(int wt, int MT, const uint8_t *w, const uint8_t
         KGQ_NOUNROLL
         for (int j = 0; j < 8; j++) { /* sub-block j: vectors (j / 2, i), nibbles j % 2 */
             const int p = j / 2, h = j % 2;
-            __m256i ia[4];
+            __m256i ia[KGX_MT];
             KGQ_UNROLL
             for (int m = 0; m < MT; m++) ia[m] = _mm256_setzero_si256();
             KGQ_UNROLL

@@ -43,6 +43,9 @@
  * pass over it; the same results.
  * nc (16 or 32; OUT_Q8: always 32): output channels per chunk, each
  * chunk's weights used for every row of a block; the same results.
+ * mt (4, 6 or 8; others read as 4): activation rows per tile, each
+ * weight vector decoded once for them (the x16 tiles hold up to 8; rows
+ * layout tiles hold 4, so 6 or 8 run as two); the same results.
  *
  * Valid combinations (the generator refuses others; the template assumes
  * them): float weight types with act F32 only; quantized types with either;
@@ -59,16 +62,16 @@
  *
  * Threads split the N output channels (in multiples of 16, or 32 with
  * OUT_Q8, so no two threads write one cache line or block). Within its
- * share a thread walks chunks of 32 channels and, for each, tiles of 4
- * activation rows x 2 weight rows (M = 1: 1 x 4), so each weight block is
- * decoded once per 4 activation rows.
+ * share a thread walks chunks of 32 channels and, for each, tiles of `mt`
+ * activation rows x 16 weight rows (x16; rows layout: 4 x 2, M = 1: 1 x
+ * 4), so each weight block is decoded once per tile.
  *
  * Accuracy: act F32 accumulates in f32 with 8-lane partial sums; act Q8
  * computes each 32-element chunk's dot exactly in int32 and accumulates
  * the scaled chunks, and the min/offset terms (scale x activation sum), in
  * f32 (quants_q8.h). */
 void kgt_mm(void *const *p, int ith, int nth, int64_t wtype, int64_t act, int64_t M, int64_t N, int64_t K,
-            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc);
+            int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc, int64_t mt);
 
 /* p[0] X f32[M][K] -> p[1] kgt_q8a[M][K/32], K a multiple of 32, X finite.
  * Per 32 values: d = amax/127, q = rint(x * (127/amax)) (nearest, ties to
