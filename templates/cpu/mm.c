@@ -32,16 +32,26 @@
 
 enum { MM_MT = KGX_MT, MM_NC = 32 }; /* the most rows per tile (mm_x16.h), channels per chunk */
 
-/* The tiles compiled: clang (the bitcode; the native build) has tiles of
- * 1, 4, 6 and 8 rows; GCC (the tests' portable builds) only 1 and 8, any
- * other count of rows running as a tile of 8 (the same arithmetic per
- * row, rows past the count recomputed and dropped): every always-inlined
- * tile size is another copy of every type's code, and four tripled their
- * compile time */
-#if defined(__clang__)
-#define MM_TILES_ALL 1
-#else
-#define MM_TILES_ALL 0
+/* The tiles compiled. Every always-inlined tile size is another copy of
+ * every type's code: four tripled GCC's compile time (15 minutes for one
+ * file) and took clang with ASan past 20 minutes for mm.c alone. So:
+ *   clang (the bitcode; the native build)   tiles of 1, 4, 6 and 8 rows;
+ *   GCC (the tests' portable builds)        1 and 8, other counts of rows
+ *                                           as a tile of 8;
+ *   clang with sanitizers (native)          1 and 4, 5-8 rows as two
+ *                                           tiles of 4 (GCC's sanitized
+ *                                           builds run the 8-row tiles).
+ * The same arithmetic per row throughout; rows past the count are
+ * recomputed and dropped. */
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define MM_TILES 14
+#endif
+#endif
+#if !defined(MM_TILES) && defined(__clang__)
+#define MM_TILES 1468
+#elif !defined(MM_TILES)
+#define MM_TILES 18
 #endif
 
 typedef struct {
@@ -529,10 +539,17 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
                 const int64_t rows = b1 - m0 < mt ? b1 - m0 : mt;
                 float y[2][MM_MT][MM_NC];
                 for (int g = 0; g < ng; g++) { /* the smallest tile that holds the rows */
-                    if (rows == 1) mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
-                    else if (MM_TILES_ALL && rows <= 4) mm_block(wt, act, 4, &a, g, m0, n0, nc, y[g]);
-                    else if (MM_TILES_ALL && rows <= 6) mm_block(wt, act, 6, &a, g, m0, n0, nc, y[g]);
-                    else mm_block(wt, act, 8, &a, g, m0, n0, nc, y[g]);
+                    if (rows == 1) {
+                        mm_block(wt, act, 1, &a, g, m0, n0, nc, y[g]);
+                    } else if (MM_TILES == 14) { /* one call site: one copy of the tile */
+                        for (int64_t h = 0; h < rows; h += 4) mm_block(wt, act, 4, &a, g, m0 + h, n0, nc, y[g] + h);
+                    } else if (MM_TILES == 1468 && rows <= 4) {
+                        mm_block(wt, act, 4, &a, g, m0, n0, nc, y[g]);
+                    } else if (MM_TILES == 1468 && rows <= 6) {
+                        mm_block(wt, act, 6, &a, g, m0, n0, nc, y[g]);
+                    } else {
+                        mm_block(wt, act, 8, &a, g, m0, n0, nc, y[g]);
+                    }
                 }
                 mm_epilogue(p, flags, ldy ? ldy : N, m0, rows, n0, nc, y);
             }
