@@ -144,11 +144,10 @@ kg_status gen_cuda_target(const char *spec, int *sm, char *note, size_t cap)
 
 /* ─────────────── instances as template instantiations ─────────────── */
 
-static const gen_param *par(const gen_kinst *k, const char *name) { return gen_kinst_param(k, name); }
 
 static long long pv(const gen_kinst *k, const char *name)
 {
-    const gen_param *p = par(k, name);
+    const gen_param *p = gen_kinst_param(k, name);
     return p ? (long long)p->i : 0;
 }
 
@@ -158,13 +157,13 @@ static long long pv(const gen_kinst *k, const char *name)
  * same thing on both backends. */
 static long long pvd(const gen_kinst *k, const char *name, long long def)
 {
-    const gen_param *p = par(k, name);
+    const gen_param *p = gen_kinst_param(k, name);
     return p ? (long long)p->i : def;
 }
 
 static unsigned long long dbits_or(const gen_kinst *k, const char *name, double def)
 {
-    const gen_param *p = par(k, name);
+    const gen_param *p = gen_kinst_param(k, name);
     double f = p ? p->f : def;
     unsigned long long u;
     memcpy(&u, &f, 8);
@@ -202,7 +201,7 @@ static long long prefill_smem(long long hd, long long ct)
 kg_status gen_cuda_shape(const gen_kinst *k, gen_cuda_shape_t *s)
 {
     memset(s, 0, sizeof *s);
-    const gen_param *mp = par(k, "M");
+    const gen_param *mp = gen_kinst_param(k, "M");
     const int m1 = !(mp && mp->runtime);
     s->grid[0] = s->grid[1] = s->grid[2] = 1;
     if (!strcmp(k->tmpl, "mm")) {
