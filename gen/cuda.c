@@ -144,7 +144,6 @@ kg_status gen_cuda_target(const char *spec, int *sm, char *note, size_t cap)
 
 /* ─────────────── instances as template instantiations ─────────────── */
 
-
 static long long pv(const gen_kinst *k, const char *name)
 {
     const gen_param *p = gen_kinst_param(k, name);
