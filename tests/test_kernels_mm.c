@@ -793,8 +793,8 @@ KT_TEST(gpu_mm_vs_ref)
                                KGT_EPI_OUT_Q8, 0};
     static const int64_t Ms[] = {1, 5, 8, 17};
     /* the stand-in checks the plumbing, not the kernels: every type on one
-     * of the first two shapes and its epilogue, alternately (each instance
-     * is compiled by NVRTC and the JIT, under ASan in make check) */
+     * of the first two shapes and its epilogue, alternately, at M 1 and 17
+     * (each instance is compiled by NVRTC and the JIT) */
     const bool standin = ktc_standin();
     for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t si = standin ? ti % 2 : 0; si < (standin ? ti % 2 + 1 : sizeof shapes / sizeof *shapes); si++) {
@@ -805,7 +805,8 @@ KT_TEST(gpu_mm_vs_ref)
             wmat_init(&a, type, shapes[si][1], K, (epis[si] & (KGT_EPI_SWIGLU | KGT_EPI_GEGLU)) != 0);
             for (int act = 0; act < n_acts(type); act++)
                 for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
-                    check_mm(&a, act, Ms[mi], epis[si], (mm_runs){1, 1, 1, IMPL_CUDA});
+                    if (!standin || Ms[mi] == 1 || Ms[mi] == 17)
+                        check_mm(&a, act, Ms[mi], epis[si], (mm_runs){1, 1, 1, IMPL_CUDA});
             wmat_free(&a);
         }
     print_max_errors();

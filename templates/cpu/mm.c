@@ -560,10 +560,18 @@ KG_INLINE void mm_typed(int wt, int act, void *const *p, int ith, int nth, int64
 #endif
 }
 
+/* A test build may compile some weight types only: KGT_MM_TYPES(wt) is
+ * nonzero for those (tests/kernels_portable_b.c); wt is a constant in each
+ * case of the dispatch, so the others' code is never generated. */
+#ifndef KGT_MM_TYPES
+#define KGT_MM_TYPES(wt) 1
+#endif
+
 KG_INLINE void mm_act(int wt, void *const *p, int ith, int nth, int64_t act, int64_t M, int64_t N, int64_t K,
                       int64_t flags, int64_t ldy, int64_t layout, int64_t amx, int64_t pf, int64_t mb, int64_t nc,
                       int64_t mt)
 {
+    if (!KGT_MM_TYPES(wt)) return;
     if (act == KGT_ACT_Q8 && kgq_is_quant(wt)) mm_typed(wt, KGT_ACT_Q8, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc, mt);
     else if (kgx_ftype(wt)) mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, layout, amx, pf, mb, nc, mt);
     else mm_typed(wt, KGT_ACT_F32, p, ith, nth, M, N, K, flags, ldy, KGT_LAYOUT_ROWS, 0, 0, mb, nc, mt);
