@@ -32,12 +32,32 @@
 
 #include <math.h>
 
-/* s[j] = scale q·k_j for the n keys of a tile (K rows at kt), four keys at
- * a time: four vector accumulators, reduced together by kgt_vhsum4. */
+/* s[j] = scale q·k_j for the n keys of a tile (K rows at kt): KGT_VF keys
+ * at a time, a vector accumulator each, reduced four at a time by
+ * kgt_vhsum4 into one vector of scores and stored whole (scalar stores
+ * read back as a vector stall store forwarding); the rest four at a time. */
 KG_INLINE void attn_scores(const float *q, const char *kt, int64_t row_bytes, int64_t n, int64_t D, int64_t type,
                            float scale, float *s)
 {
-    for (int64_t j = 0; j < n; j += 4) {
+    int64_t j0 = 0;
+    for (; j0 + KGT_VF <= n; j0 += KGT_VF) {
+        kgt_vf a[KGT_VF] = {{0}}, qv, r;
+        int64_t d = 0;
+        for (; d + KGT_VF <= D; d += KGT_VF) {
+            qv = kgt_vload(q + d);
+            for (int c = 0; c < KGT_VF; c++) a[c] += qv * kgt_vload_t(kt + (j0 + c) * row_bytes, d, type);
+        }
+        if (d < D) {
+            qv = kgt_vload_part(q + d, D - d, 0.0f);
+            for (int c = 0; c < KGT_VF; c++) a[c] += qv * kgt_vload_t_part(kt + (j0 + c) * row_bytes, d, D - d, type);
+        }
+        for (int g = 0; g < KGT_VF / 4; g++) {
+            const kgt_v4f r4 = kgt_vhsum4(a + 4 * g);
+            for (int c = 0; c < 4; c++) r[4 * g + c] = r4[c];
+        }
+        kgt_vstore(s + j0, r * scale);
+    }
+    for (int64_t j = j0; j < n; j += 4) {
         const char *k[4];
         for (int c = 0; c < 4; c++) k[c] = kt + (j + c < n ? j + c : n - 1) * row_bytes; /* past n: recompute the last */
         kgt_vf a[4] = {{0}}, qv;
