@@ -53,7 +53,10 @@ int kt_run_ref(char *const argv[], const char *const *outputs, char *out, size_t
 /* 1 in the sanitizer build (make check's second run). A test with many
  * similar cases may run a subset there: the plain build runs them all, and
  * the sanitizers look for out-of-bounds and undefined behaviour, which
- * depend on shapes and edges rather than on every combination of them. */
+ * depend on shapes and edges rather than on every combination of them.
+ * Likewise cases that differ only in what the sanitizers do not watch
+ * (the compiled kernels, LLVM's or NVRTC's work), and a test whose every
+ * part other tests run under the sanitizers (it skips, naming them). */
 #if defined(__SANITIZE_ADDRESS__)
 #define KT_SANITIZED 1
 #elif defined(__has_feature)
