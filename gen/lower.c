@@ -217,9 +217,11 @@ static kg_status lower_node(const gen_graph *gr, gen_program *pg, int mode, int 
             prt(&k, "amx", KGM_RT_AMX);
         /* one row (decode; prefill's last-row logits): the weights stream once */
         if (w->layout != KGT_LAYOUT_ROWS && gr->prefetch && !(pre && out->per_token)) pi(&k, "pf", gr->prefetch);
-        /* prefill: activation rows per tile (x16 tiles; the template's default 4) */
+        /* prefill: activation rows per tile (x16 tiles), bound where not the
+         * template's default (the knob table's, which test_knobs checks) */
         const int mt = gen_layout_float(w->type) ? gr->mtile : gr->mtile_q;
-        if (w->layout != KGT_LAYOUT_ROWS && pre && out->per_token && mt != 4) pi(&k, "mt", mt);
+        if (w->layout != KGT_LAYOUT_ROWS && pre && out->per_token && mt != gen_knob_find("mm", "mt")->def)
+            pi(&k, "mt", mt);
         p[0] = ptr_of(gr, n->in[0], pre, false), p[1] = ptr_of(gr, n->in[1], pre, false);
         p[2] = ptr_of(gr, n->out, pre, false), p[3] = ptr_of(gr, n->in[4], pre, false);
         p[4] = ptr_of(gr, n->in[3], pre, false), p[5] = ptr_of(gr, n->in[2], pre, false);
