@@ -4,27 +4,29 @@
  *
  * ── Prefill (kgt_attn_prefill) ──
  * Decode has its own formulation (flash-decoding: the next section).
- * The work units are the
- * (KV head, token, query head in the group) triples, in that order, split
- * between threads; a thread takes its units in blocks of up to KGT_ATTN_QB
- * rows that share a KV head (the query heads of a group, then the next
- * token's), and walks the block's rows over one tile of K and V at a time,
- * so the tile is read from memory once and from cache by the other rows.
+ * The work units are the (KV head, token, query head in the group)
+ * triples, in that order, split between threads so that each sees about
+ * as many positions (causal rows grow in length); a thread takes its units
+ * in blocks of up to ATTN_ROWS rows (two vectors' lanes) that share a KV
+ * head (the query heads of a group, then the next token's), one row per
+ * vector lane (attn_block), and walks the block over one tile of K and V
+ * at a time, so each tile is read from memory and converted to f32 once
+ * for all the block's rows.
  *
  * A block walks the cache in tiles of KGT_ATTN_KT positions with an online
  * softmax (as in flash attention): per row a running max mx and sum l; per
- * tile and row, the scores s_j = scale q·k_j of the positions the row sees
- * (four keys at a time), then
+ * tile and row, the scores s_j = (scale q)·k_j of the positions the row
+ * sees, then
  *     mx' = max(mx, max_j s_j),  alpha = e^(mx - mx'),
  *     p_j = e^(s_j - mx'),  l = alpha l + sum_j p_j,  o = alpha o + sum_j p_j v_j
- * and at the end o /= l. The output rows are the accumulators; no scratch.
+ * and at the end o /= l.
  *
  * A row sees the positions [lo, len): lo = 0, or with a sliding window W
  * the window's first position p - W + 1 (p the row's position). The tiles
- * lie on one grid, multiples of KGT_ATTN_KT from 0, and a row takes the
- * part of each tile inside [lo, len) (a window starts mid-tile); the
- * block starts at the tile of its rows' smallest lo, so tiles wholly before
- * every row's window are not read. Each row's arithmetic (its tile parts,
+ * lie on one grid, multiples of KGT_ATTN_KT from 0; a block's tiles run
+ * from the tile of its rows' smallest lo to their largest len (tiles
+ * wholly before every row's window are not read), and a row's positions
+ * outside its [lo, len) weigh exactly 0. Each row's arithmetic (its lane,
  * on the fixed grid) does not depend on which rows share its block, so the
  * result does not depend on the thread count.
  */
@@ -32,135 +34,209 @@
 
 #include <math.h>
 
-/* s[j] = scale q·k_j for the n keys of a tile (K rows at kt): KGT_VF keys
- * at a time, a vector accumulator each, reduced four at a time by
- * kgt_vhsum4 into one vector of scores and stored whole (scalar stores
- * read back as a vector stall store forwarding); the rest four at a time. */
-KG_INLINE void attn_scores(const float *q, const char *kt, int64_t row_bytes, int64_t n, int64_t D, int64_t type,
-                           float scale, float *s)
+/* n rows of D elements of `type` (row_bytes apart from rows) as f32 rows,
+ * *ld floats apart: an f32 cache's rows themselves, others converted into
+ * buf (n * D floats). */
+KG_INLINE const float *attn_f32_rows(const char *rows, int64_t row_bytes, int64_t n, int64_t D, int64_t type,
+                                     float *buf, int64_t *ld)
 {
-    int64_t j0 = 0;
-    for (; j0 + KGT_VF <= n; j0 += KGT_VF) {
-        kgt_vf a[KGT_VF] = {{0}}, qv, r;
-        int64_t d = 0;
-        for (; d + KGT_VF <= D; d += KGT_VF) {
-            qv = kgt_vload(q + d);
-            for (int c = 0; c < KGT_VF; c++) a[c] += qv * kgt_vload_t(kt + (j0 + c) * row_bytes, d, type);
-        }
-        if (d < D) {
-            qv = kgt_vload_part(q + d, D - d, 0.0f);
-            for (int c = 0; c < KGT_VF; c++) a[c] += qv * kgt_vload_t_part(kt + (j0 + c) * row_bytes, d, D - d, type);
-        }
-        for (int g = 0; g < KGT_VF / 4; g++) {
-            const kgt_v4f r4 = kgt_vhsum4(a + 4 * g);
-            for (int c = 0; c < 4; c++) r[4 * g + c] = r4[c];
-        }
-        kgt_vstore(s + j0, r * scale);
+    if (type == KGT_F32) {
+        *ld = row_bytes / (int64_t)sizeof(float);
+        return (const float *)rows;
     }
-    for (int64_t j = j0; j < n; j += 4) {
-        const char *k[4];
-        for (int c = 0; c < 4; c++) k[c] = kt + (j + c < n ? j + c : n - 1) * row_bytes; /* past n: recompute the last */
-        kgt_vf a[4] = {{0}}, qv;
+    for (int64_t j = 0; j < n; j++) {
         int64_t d = 0;
-        for (; d + KGT_VF <= D; d += KGT_VF) {
-            qv = kgt_vload(q + d);
-            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t(k[c], d, type);
+        for (; d + KGT_VF <= D; d += KGT_VF) kgt_vstore(buf + j * D + d, kgt_vload_t(rows + j * row_bytes, d, type));
+        if (d < D) kgt_vstore_part(buf + j * D + d, D - d, kgt_vload_t_part(rows + j * row_bytes, d, D - d, type));
+    }
+    *ld = D;
+    return buf;
+}
+
+/* A block's register tiles: ATTN_ACC accumulators, sized to the vector
+ * registers (16 below AVX-512, 32 with it) with room for the operands. With
+ * R vectors of query rows (ATTN_RV at most), the scores go ATTN_ACC / R keys
+ * at a time, the output ATTN_ACC / R dimensions at a time: per step, R + NJ
+ * loads (broadcasts) for R * NJ FMAs. */
+#if KGT_VF == 16
+enum { ATTN_ACC = 24, ATTN_RV = 2 };
+#else
+enum { ATTN_ACC = 12, ATTN_RV = 2 };
+#endif
+#define ATTN_ROWS (ATTN_RV * KGT_VF)   /* the rows of a block, at most */
+#define ATTN_DC (ATTN_ACC / ATTN_RV) /* output dimensions per chunk at R = ATTN_RV */
+
+/* ot[c][v] = alpha[v] ot[c][v] + sum_j s[j][v] vf[j][c] for the nd (<=
+ * ATTN_ACC / R) dimensions c of a chunk, in registers across the n keys
+ * (V rows ld floats apart); a constant nd unrolls */
+KG_INLINE void attn_out_chunk(kgt_vf *ot, const kgt_vf *alpha, const kgt_vf *s, const float *vf, int64_t ld, int64_t n,
+                              int64_t nd, const int R)
+{
+    kgt_vf acc[ATTN_ACC];
+    for (int c = 0; c < nd; c++)
+        for (int v = 0; v < R; v++) acc[c * R + v] = ot[c * R + v] * alpha[v];
+    for (int64_t j = 0; j < n; j++)
+        for (int c = 0; c < nd; c++)
+            for (int v = 0; v < R; v++) acc[c * R + v] += s[j * R + v] * vf[j * ld + c];
+    for (int c = 0; c < nd; c++)
+        for (int v = 0; v < R; v++) ot[c * R + v] = acc[c * R + v];
+}
+
+/* nb (<= R KGT_VF) rows, one per vector lane of R vectors: query q[r],
+ * output o[r], attending to positions lo[r]..len[r]-1 of the KV head whose
+ * K and V rows start at kb and vb (D elements of `type` each, row_bytes
+ * apart: consecutive in a cache, a fused QKV row's width for the encoder).
+ * Q is transposed once (qt[d]: dimension d of every row, pre-scaled), so
+ * the scores of key j are the vectors sum_d qt[d] k_j[d] (broadcast FMAs,
+ * no horizontal sums), the online softmax runs lane by lane (max and sum
+ * as vectors), and the transposed output ot[d] gains p_j v_j[d] likewise.
+ * Each tile's K rows (NJ at a time) and V rows are converted to f32 once
+ * for all the lanes. Positions no lane sees are not read. A lane sees the
+ * positions of its row only: the others' scores are -inf, so their weights
+ * are exactly 0 and leave its max, sum and output as they were (tiles
+ * before its first visible one leave them at their start, -FLT_MAX, 0, 0),
+ * as if the lane had skipped them. Lanes past nb compute a copy of the
+ * last row and are not stored. R is a constant (attn_block picks it). */
+KG_INLINE void attn_block_r(const float *const *q, float *const *o, const int64_t *lo, const int64_t *len, int64_t nb,
+                            const char *kb, const char *vb, int64_t row_bytes, int64_t D, int64_t type, float scale,
+                            const int R)
+{
+    enum { KT = KGT_ATTN_KT };
+    const int NJ = ATTN_ACC / R, DC = ATTN_ACC / R;
+    kgt_vf qt[D * R], ot[D * R], s[KT * R], mx[ATTN_RV], l[ATTN_RV], alpha[ATTN_RV];
+    float t[KGT_VF], kbuf[ATTN_ACC * D], vbuf[KT * D];
+    kgt_vi vlo[ATTN_RV], vlen[ATTN_RV];
+    int64_t lo_min = INT64_MAX, lo_max = 0, len_min = INT64_MAX, len_max = 0;
+    for (int v = 0; v < R; v++) {
+        for (int i = 0; i < KGT_VF; i++) {
+            const int64_t r = v * KGT_VF + i < nb ? v * KGT_VF + i : nb - 1;
+            vlo[v][i] = (int32_t)lo[r], vlen[v][i] = (int32_t)len[r];
+            lo_min = lo[r] < lo_min ? lo[r] : lo_min, lo_max = lo[r] > lo_max ? lo[r] : lo_max;
+            len_min = len[r] < len_min ? len[r] : len_min, len_max = len[r] > len_max ? len[r] : len_max;
         }
-        if (d < D) {
-            qv = kgt_vload_part(q + d, D - d, 0.0f);
-            for (int c = 0; c < 4; c++) a[c] += qv * kgt_vload_t_part(k[c], d, D - d, type);
+        mx[v] = kgt_vsplat(-__FLT_MAX__), l[v] = kgt_vsplat(0.0f);
+    }
+    for (int64_t d = 0; d < D; d++)
+        for (int v = 0; v < R; v++) {
+            for (int i = 0; i < KGT_VF; i++) t[i] = q[v * KGT_VF + i < nb ? v * KGT_VF + i : nb - 1][d];
+            qt[d * R + v] = kgt_vload(t) * scale;
+            ot[d * R + v] = kgt_vsplat(0.0f);
         }
-        kgt_v4f r = kgt_vhsum4(a) * scale;
-        for (int c = 0; c < 4 && j + c < n; c++) s[j + c] = r[c];
+    for (int64_t t0 = lo_min / KT * KT; t0 < len_max; t0 += KT) {
+        /* the positions [a, a + n) of the tile that some lane sees */
+        const int64_t a = t0 > lo_min ? t0 : lo_min, n = (len_max < t0 + KT ? len_max : t0 + KT) - a;
+        for (int64_t j0 = 0; j0 < n; j0 += NJ) {
+            const int64_t nj = n - j0 < NJ ? n - j0 : NJ;
+            int64_t ld;
+            const float *kf = attn_f32_rows(kb + (a + j0) * row_bytes, row_bytes, nj, D, type, kbuf, &ld);
+            const float *kr[ATTN_ACC];
+            kgt_vf acc[ATTN_ACC];
+            for (int c = 0; c < NJ; c++) kr[c] = kf + (c < nj ? c : nj - 1) * ld; /* past nj: the last key again */
+            for (int c = 0; c < NJ * R; c++) acc[c] = kgt_vsplat(0.0f);
+            for (int64_t d = 0; d < D; d++)
+                for (int c = 0; c < NJ; c++)
+                    for (int v = 0; v < R; v++) acc[c * R + v] += qt[d * R + v] * kr[c][d];
+            for (int c = 0; c < NJ && c < nj; c++)
+                for (int v = 0; v < R; v++) s[(j0 + c) * R + v] = acc[c * R + v];
+        }
+        if (a < lo_max || a + n > len_min) /* some lane does not see them all */
+            for (int64_t j = 0; j < n; j++) {
+                const kgt_vi jv = (kgt_vi){0} + (int32_t)(a + j);
+                for (int v = 0; v < R; v++)
+                    s[j * R + v] = kgt_vsel((jv >= vlo[v]) & (jv < vlen[v]), s[j * R + v], kgt_vsplat(-__builtin_inff()));
+            }
+        for (int v = 0; v < R; v++) {
+            kgt_vf m1 = mx[v], sum = kgt_vsplat(0.0f);
+            for (int64_t j = 0; j < n; j++) m1 = kgt_vmax(m1, s[j * R + v]);
+            alpha[v] = kgt_vexp(mx[v] - m1); /* 0 on a lane's first tile: e^(-FLT_MAX - m1) */
+            for (int64_t j = 0; j < n; j++) {
+                s[j * R + v] = kgt_vexp(s[j * R + v] - m1);
+                sum += s[j * R + v];
+            }
+            l[v] = alpha[v] * l[v] + sum;
+            mx[v] = m1;
+        }
+        int64_t ld;
+        const float *vf = attn_f32_rows(vb + a * row_bytes, row_bytes, n, D, type, vbuf, &ld);
+        /* chunks of DC, then of ATTN_DC (DC's divisor), then the rest:
+         * which dimensions fall in the rest (a loop, not unrolled code,
+         * where the compiler may fuse multiplies and adds otherwise, as
+         * it does under the sanitizers) does not depend on R */
+        int64_t d0 = 0;
+        for (; d0 + DC <= D; d0 += DC) attn_out_chunk(ot + d0 * R, alpha, s, vf + d0, ld, n, DC, R);
+        for (; d0 + ATTN_DC <= D; d0 += ATTN_DC) attn_out_chunk(ot + d0 * R, alpha, s, vf + d0, ld, n, ATTN_DC, R);
+        if (d0 < D) attn_out_chunk(ot + d0 * R, alpha, s, vf + d0, ld, n, D - d0, R);
+    }
+    for (int v = 0; v < R; v++) {
+        const kgt_vf rl = kgt_vsel(l[v] > 0.0f, 1.0f / l[v], kgt_vsplat(0.0f));
+        for (int64_t d = 0; d < D; d++) {
+            kgt_vstore(t, ot[d * R + v] * rl);
+            for (int64_t i = 0; i < KGT_VF && v * KGT_VF + i < nb; i++) o[v * KGT_VF + i][d] = t[i];
+        }
     }
 }
 
-/* o = alpha o + sum_j p[j] v_j over the n V rows of a tile at vt: KGT_ATTN_DV
- * vectors of o at a time stay in registers across the tile. */
-KG_INLINE void attn_accum(float *o, float alpha, const float *p, const char *vt, int64_t row_bytes, int64_t n,
-                          int64_t D, int64_t type)
-{
-    kgt_vf acc[KGT_ATTN_DV];
-    int64_t d0 = 0;
-    while (d0 + KGT_VF <= D) {
-        int64_t nv = (D - d0) / KGT_VF < KGT_ATTN_DV ? (D - d0) / KGT_VF : KGT_ATTN_DV;
-        for (int64_t k = 0; k < nv; k++) acc[k] = kgt_vload(o + d0 + k * KGT_VF) * alpha;
-        for (int64_t j = 0; j < n; j++) {
-            const kgt_vf pj = kgt_vsplat(p[j]);
-            for (int64_t k = 0; k < nv; k++) acc[k] += pj * kgt_vload_t(vt + j * row_bytes, d0 + k * KGT_VF, type);
-        }
-        for (int64_t k = 0; k < nv; k++) kgt_vstore(o + d0 + k * KGT_VF, acc[k]);
-        d0 += nv * KGT_VF;
-    }
-    if (d0 < D) {
-        acc[0] = kgt_vload_part(o + d0, D - d0, 0.0f) * alpha;
-        for (int64_t j = 0; j < n; j++) acc[0] += p[j] * kgt_vload_t_part(vt + j * row_bytes, d0, D - d0, type);
-        kgt_vstore_part(o + d0, D - d0, acc[0]);
-    }
-}
-
-/* nb rows: query q[r], output o[r], attending to positions lo[r]..len[r]-1
- * of the KV head whose K and V rows start at kb and vb (D elements of
- * `type` each, row_bytes apart: consecutive in a cache, a fused QKV row's
- * width for the encoder). Tile by tile, row by row: the tile's
- * K and V rows stay in cache while the block's rows use them. */
+/* nb (<= ATTN_ROWS) rows: one vector of lanes where they fit in one */
 KG_INLINE void attn_block(const float *const *q, float *const *o, const int64_t *lo, const int64_t *len, int64_t nb,
                           const char *kb, const char *vb, int64_t row_bytes, int64_t D, int64_t type, float scale)
 {
-    float s[KGT_ATTN_KT], mx[KGT_ATTN_QB], l[KGT_ATTN_QB] = {0};
-    int64_t n_max = 0, lo_min = INT64_MAX;
-    /* all KGT_ATTN_QB rows: a loop to nb would become a memset call */
-    for (int r = 0; r < KGT_ATTN_QB; r++) mx[r] = -__builtin_inff();
-    for (int64_t r = 0; r < nb; r++) {
-        memset(o[r], 0, (size_t)D * sizeof(float)); /* D is a constant once specialized: inline stores */
-        n_max = len[r] > n_max ? len[r] : n_max;
-        lo_min = lo[r] < lo_min ? lo[r] : lo_min;
-    }
-    for (int64_t t0 = lo_min / KGT_ATTN_KT * KGT_ATTN_KT; t0 < n_max; t0 += KGT_ATTN_KT)
-        for (int64_t r = 0; r < nb; r++) {
-            /* the positions [a, e) of this tile that row r sees */
-            const int64_t a = lo[r] > t0 ? lo[r] : t0, e = len[r] < t0 + KGT_ATTN_KT ? len[r] : t0 + KGT_ATTN_KT;
-            const int64_t n = e - a;
-            if (n <= 0) continue;
-            attn_scores(q[r], kb + a * row_bytes, row_bytes, n, D, type, scale, s);
-            float m1 = kgt_max_scaled(s, n, 1.0f);
-            m1 = m1 > mx[r] ? m1 : mx[r];
-            const float alpha = kgt_expf(mx[r] - m1); /* 0 on the first tile */
-            l[r] = alpha * l[r] + kgt_exp_sum(s, n, 1.0f, m1);
-            mx[r] = m1;
-            attn_accum(o[r], alpha, s, vb + a * row_bytes, row_bytes, n, D, type);
-        }
-    for (int64_t r = 0; r < nb; r++) kgt_scale(o[r], D, l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
+    if (nb <= KGT_VF)
+        attn_block_r(q, o, lo, len, nb, kb, vb, row_bytes, D, type, scale, 1);
+    else
+        attn_block_r(q, o, lo, len, nb, kb, vb, row_bytes, D, type, scale, ATTN_RV);
 }
 
-/* prefill: M tokens at positions pos0.. (token i sees 0..pos0+i, clamped
- * to the cache; with window > 0 from pos0+i-window+1 on) */
+/* the positions [*lo, *len) that token m of a prefill sees: 0..pos0+m,
+ * clamped to the cache; with window > 0 from pos0+m-window+1 on */
+KG_INLINE void attn_row_span(int64_t m, int64_t pos0, int64_t n_ctx, int64_t window, int64_t *lo, int64_t *len)
+{
+    const int64_t n = pos0 + m + 1, w = n - window;
+    *len = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
+    *lo = window > 0 && w > 0 ? w : 0;
+}
+
+/* prefill: M tokens at positions pos0.. */
 KG_INLINE void attn_rows(void *const *p, int ith, int nth, int64_t M, int64_t n_head, int64_t n_head_kv, int64_t D,
                          int64_t n_ctx, int64_t type, int64_t pos0, double scale_arg, int64_t window)
 {
     const float *Q = p[0];
     const char *Kc = p[1], *Vc = p[2];
     float *O = p[3];
-    const int64_t G = n_head / n_head_kv, per_kv = M * G;
+    const int64_t G = n_head / n_head_kv, per_kv = M * G, units = n_head_kv * per_kv;
     const int64_t row_bytes = kgt_kv_row_bytes(type, D), kv_bytes = n_ctx * row_bytes;
     const float scale = (float)(scale_arg != 0.0 ? scale_arg : 1.0 / sqrt((double)D));
-    int64_t lo, hi;
-    kgt_split(n_head_kv * per_kv, 1, ith, nth, &lo, &hi);
+    /* the thread's units: causal rows differ in length, so the split evens
+     * out the positions seen (plus a tile's worth per row for its fixed
+     * costs), not the count */
+    int64_t total = 0, lo = units, hi = units, acc = 0, a, e;
+    for (int64_t m = 0; m < M; m++) {
+        attn_row_span(m, pos0, n_ctx, window, &a, &e);
+        total += (e > a ? e - a : 0) + KGT_ATTN_KT;
+    }
+    total *= n_head_kv * G;
+    for (int64_t u = 0; u < units; u++) {
+        if (lo == units && acc * nth >= total * ith) lo = u;
+        if (acc * nth >= total * (ith + 1)) {
+            hi = u;
+            break;
+        }
+        attn_row_span(u % per_kv / G, pos0, n_ctx, window, &a, &e);
+        acc += (e > a ? e - a : 0) + KGT_ATTN_KT;
+    }
     for (int64_t u = lo; u < hi;) {
         const int64_t g = u / per_kv, first = u % per_kv;
         int64_t nb = hi - u < per_kv - first ? hi - u : per_kv - first;
-        nb = nb < KGT_ATTN_QB ? nb : KGT_ATTN_QB;
-        const float *q[KGT_ATTN_QB];
-        float *o[KGT_ATTN_QB];
-        int64_t lo[KGT_ATTN_QB], len[KGT_ATTN_QB];
+        nb = nb < ATTN_ROWS ? nb : ATTN_ROWS;
+        const float *q[ATTN_ROWS];
+        float *o[ATTN_ROWS];
+        int64_t rlo[ATTN_ROWS], rlen[ATTN_ROWS];
         for (int64_t r = 0; r < nb; r++) {
-            const int64_t m = (first + r) / G, h = g * G + (first + r) % G, n = pos0 + m + 1, w = n - window;
+            const int64_t m = (first + r) / G, h = g * G + (first + r) % G;
             q[r] = Q + (m * n_head + h) * D;
             o[r] = O + (m * n_head + h) * D;
-            len[r] = n < 0 ? 0 : n < n_ctx ? n : n_ctx;
-            lo[r] = window > 0 && w > 0 ? w : 0;
+            attn_row_span(m, pos0, n_ctx, window, &rlo[r], &rlen[r]);
         }
-        attn_block(q, o, lo, len, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, row_bytes, D, type, scale);
+        attn_block(q, o, rlo, rlen, nb, Kc + g * kv_bytes, Vc + g * kv_bytes, row_bytes, D, type, scale);
         u += nb;
     }
 }
@@ -428,81 +504,11 @@ KG_PARAM_DEFAULT_F(attn_prefill, scale, 0.0);
 KG_PARAM_DEFAULT(attn_prefill, window, 0);
 
 /* ── the encoder's attention (kgt_attn_enc) ──
- * Every valid row of a sequence sees the same keys 0..len-1, so a tile of
- * query rows can be held across the vector lanes, one row per lane: with
- * Q transposed once per tile (qt[d], pre-scaled), the scores of key j are
- * the vector sum_d qt[d] * k_j[d] (a broadcast FMA per dimension, no
- * horizontal sums); the online softmax per row is lane by lane (running
- * max and sum as vectors); and the output, transposed (ot[d]), gains
- * p_j * v_j[d] likewise. Keys go by tiles of KGT_ATTN_KT (scores of ENC_NJ
- * keys at a time in registers), ot by ENC_DC dimensions at a time; only Q
- * in and O out are transposed, once per tile of rows. Lanes past the
- * sequence's last row compute a copy of it and are not stored. Each row's
- * arithmetic is its lane's, whatever the tile's other rows, so the result
- * does not depend on the thread count. head_dim a multiple of ENC_DC up
- * to ENC_TD; other head sizes take attn_block's path (8 rows per tile,
- * keys by rows). */
-enum { ENC_TD = 256, ENC_DC = 16, ENC_NJ = 8 };
-
-/* rows i0..i0+nb-1 (nb <= KGT_VF) of the sequence whose QKV rows start at
- * X (ld floats apart; head h's q, k, v at hq, hq + D, hq + 2D) into O
- * (rows D apart), attending to rows 0..len-1 */
-KG_INLINE void enc_tile(const float *X, float *O, int64_t ld, int64_t D, int64_t hq, int64_t i0, int64_t nb, int64_t len,
-                        int64_t hd, float scale)
-{
-    enum { KT = KGT_ATTN_KT };
-    kgt_vf qt[ENC_TD], ot[ENC_TD], s[KT];
-    float t[KGT_VF];
-    for (int64_t d = 0; d < hd; d++) {
-        for (int r = 0; r < KGT_VF; r++) t[r] = X[(i0 + (r < nb ? r : nb - 1)) * ld + hq + d];
-        qt[d] = kgt_vload(t) * scale;
-        ot[d] = kgt_vsplat(0.0f);
-    }
-    const float *kb = X + hq + D, *vb = X + hq + 2 * D;
-    kgt_vf mx = kgt_vsplat(-__builtin_inff()), l = kgt_vsplat(0.0f);
-    for (int64_t t0 = 0; t0 < len; t0 += KT) {
-        const int64_t n = len - t0 < KT ? len - t0 : KT;
-        for (int64_t j0 = 0; j0 < n; j0 += ENC_NJ) {
-            const float *kr[ENC_NJ];
-            kgt_vf acc[ENC_NJ];
-            for (int c = 0; c < ENC_NJ; c++) {
-                kr[c] = kb + (t0 + (j0 + c < n ? j0 + c : n - 1)) * ld; /* past n: the last key again (dropped) */
-                acc[c] = kgt_vsplat(0.0f);
-            }
-            for (int64_t d = 0; d < hd; d++)
-                for (int c = 0; c < ENC_NJ; c++) acc[c] += qt[d] * kr[c][d];
-            for (int c = 0; c < ENC_NJ && j0 + c < n; c++) s[j0 + c] = acc[c];
-        }
-        kgt_vf m1 = mx, sum = kgt_vsplat(0.0f);
-        for (int64_t j = 0; j < n; j++) m1 = kgt_vmax(m1, s[j]);
-        const kgt_vf alpha = kgt_vexp(mx - m1); /* 0 on the first tile (e^-inf) */
-        for (int64_t j = 0; j < n; j++) {
-            s[j] = kgt_vexp(s[j] - m1);
-            sum += s[j];
-        }
-        l = alpha * l + sum;
-        mx = m1;
-        for (int64_t d0 = 0; d0 < hd; d0 += ENC_DC) {
-            kgt_vf a[ENC_DC];
-            for (int c = 0; c < ENC_DC; c++) a[c] = ot[d0 + c] * alpha;
-            for (int64_t j = 0; j < n; j++) {
-                const float *vr = vb + (t0 + j) * ld + d0;
-                for (int c = 0; c < ENC_DC; c++) a[c] += s[j] * vr[c];
-            }
-            for (int c = 0; c < ENC_DC; c++) ot[d0 + c] = a[c];
-        }
-    }
-    const kgt_vf rl = 1.0f / l;
-    for (int64_t d = 0; d < hd; d++) {
-        kgt_vstore(t, ot[d] * rl);
-        for (int64_t r = 0; r < nb; r++) O[(i0 + r) * D + hq + d] = t[r];
-    }
-}
-
-/* Work items: per sequence b, per head h, its tiles of valid query rows
- * (KGT_VF rows for enc_tile, KGT_ATTN_QB for attn_block), in the order
- * (b, h, tile), split evenly between threads. Padded rows are zeroed by
- * the threads' shares of the B*L rows. */
+ * Every valid row of a sequence sees the same keys 0..len-1: attn_block
+ * with the fused QKV rows as the cache (f32, a row's width apart). Work
+ * items: per sequence b, per head h, its tiles of ATTN_ROWS valid query rows,
+ * in the order (b, h, tile), split evenly between threads. Padded rows are
+ * zeroed by the threads' shares of the B*L rows. */
 KG_KERNEL void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t L, int64_t n_head, int64_t head_dim,
                             double scale)
 {
@@ -510,28 +516,22 @@ KG_KERNEL void kgt_attn_enc(void *const *p, int ith, int nth, int64_t B, int64_t
     const int32_t *lens = p[1];
     float *O = p[2];
     const int64_t D = n_head * head_dim, ld = 3 * D;
-    const int lanes = head_dim % ENC_DC == 0 && head_dim <= ENC_TD;
-    const int64_t QB = lanes ? KGT_VF : KGT_ATTN_QB;
     const float sc = (float)(scale != 0.0 ? scale : 1.0 / sqrt((double)head_dim));
 #define ENC_LEN(b) (lens[b] < 0 ? 0 : lens[b] > L ? L : (int64_t)lens[b])
     int64_t lo, hi, total = 0;
     kgt_split(B * L, 1, ith, nth, &lo, &hi);
     for (int64_t r = lo; r < hi; r++)
         if (r % L >= ENC_LEN(r / L)) memset(O + r * D, 0, (size_t)D * sizeof(float));
-    for (int64_t b = 0; b < B; b++) total += n_head * ((ENC_LEN(b) + QB - 1) / QB);
+    for (int64_t b = 0; b < B; b++) total += n_head * ((ENC_LEN(b) + ATTN_ROWS - 1) / ATTN_ROWS);
     kgt_split(total, 1, ith, nth, &lo, &hi);
     for (int64_t b = 0, u = 0; b < B && u < hi; b++) {
-        const int64_t len = ENC_LEN(b), nt = (len + QB - 1) / QB, cnt = n_head * nt;
+        const int64_t len = ENC_LEN(b), nt = (len + ATTN_ROWS - 1) / ATTN_ROWS, cnt = n_head * nt;
         const float *X = QKV + b * L * ld;
         for (int64_t it = lo > u ? lo - u : 0; it < cnt && u + it < hi; it++) {
-            const int64_t h = it / nt, i0 = it % nt * QB, nb = len - i0 < QB ? len - i0 : QB;
-            if (lanes) {
-                enc_tile(X, O + b * L * D, ld, D, h * head_dim, i0, nb, len, head_dim, sc);
-                continue;
-            }
-            const float *q[KGT_ATTN_QB];
-            float *o[KGT_ATTN_QB];
-            int64_t rlo[KGT_ATTN_QB], rlen[KGT_ATTN_QB];
+            const int64_t h = it / nt, i0 = it % nt * ATTN_ROWS, nb = len - i0 < ATTN_ROWS ? len - i0 : ATTN_ROWS;
+            const float *q[ATTN_ROWS];
+            float *o[ATTN_ROWS];
+            int64_t rlo[ATTN_ROWS], rlen[ATTN_ROWS];
             for (int64_t r = 0; r < nb; r++) {
                 q[r] = X + (i0 + r) * ld + h * head_dim;
                 o[r] = O + (b * L + i0 + r) * D + h * head_dim;

@@ -52,11 +52,11 @@ enum {
     KGT_POOL_MEAN_SQRT = 3, /* sum over the valid rows / sqrt(len)             */
 };
 
-/* Attention processes up to KGT_ATTN_QB query rows that share a KV head
- * together, over tiles of KGT_ATTN_KT cache positions (online softmax). */
+/* Attention walks the cache in tiles of KGT_ATTN_KT positions (online
+ * softmax); decode takes up to KGT_ATTN_QB query heads of a KV head
+ * together (prefill: a vector's lanes of query rows). */
 #define KGT_ATTN_QB 8
 #define KGT_ATTN_KT 64
-#define KGT_ATTN_DV 8 /* vectors of an output row accumulated in registers */
 
 /* Decode splits each KV head's positions into chunks (flash-decoding): on a
  * grid of KGT_ATTN_CHUNK positions from 0, the chunk doubled, tripled, ...
@@ -180,7 +180,9 @@ static inline int64_t kgt_kv_row_bytes(int64_t cache_type, int64_t D)
  *                tiles wholly before every row's window are not read).
  *                p[0] q f32[M][n_head][head_dim], p[3] out likewise; the
  *                rest (scale, window) as decode; p[5] is not read.
- *                Threads split (token, head) pairs.
+ *                Threads split (token, head) pairs, evening out the
+ *                positions seen; the result does not depend on the thread
+ *                count.
  * kgt_attn_enc  bidirectional attention of an encoder over B padded
  *                sequences of L rows: p[0] QKV f32[B*L][3*D], D = n_head *
  *                head_dim (a row: the q of every head, then k, then v; head
@@ -192,9 +194,8 @@ static inline int64_t kgt_kv_row_bytes(int64_t cache_type, int64_t D)
  *                j < len of scale q_i·k_j (scale 0, the default:
  *                1/sqrt(head_dim)), times v_j; online softmax over tiles of
  *                KGT_ATTN_KT keys, f32 accumulation. Padded rows (i >= len)
- *                are zeros. Work items are (b, h, tile of valid query
- *                rows: KGT_VF, a row per vector lane, for head_dim a
- *                multiple of 16 up to 256; else KGT_ATTN_QB), split evenly
+ *                are zeros. Work items are (b, h, tile of up to two
+ *                vectors' lanes of valid query rows, a row per lane), split evenly
  *                between threads; padded rows cost nothing but their
  *                zeroing. A row's arithmetic does not depend on the thread
  *                count.
