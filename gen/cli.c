@@ -2,12 +2,14 @@
  * cli.c — option values and exact numbers for the kgen commands (cli.h).
  */
 #include "cli.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *cli_value(cli *c)
 {
@@ -85,3 +87,38 @@ bool cli_num(cli *c, double lo, double hi, double *out)
     fprintf(stderr, "kgen %s: %s %s: expected a number from %g to %g\n", c->cmd, o, v, lo, hi);
     return false;
 }
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        kg_err(KG_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *q = realloc(b, cap *= 2);
+            if (!q) free(b);
+            b = q;
+        }
+    }
+    const bool err = ferror(f);
+    fclose(f);
+    if (!b) {
+        kg_err(KG_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (err) {
+        free(b);
+        kg_err(KG_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    b[n] = 0;
+    if (len) *len = n;
+    return b;
+}
+
+bool cli_is(const char *o, const char *s, const char *l) { return (s && !strcmp(o, s)) || !strcmp(o, l); }

@@ -15,6 +15,7 @@
 #define KGEN_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct cli {
@@ -44,4 +45,9 @@ bool cli_num(cli *c, double lo, double hi, double *out);
  * "64,512" use it per item). */
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
+/* Whether option o is the short name s (NULL: none) or the long name l. */
+bool cli_is(const char *o, const char *s, const char *l);
+/* The whole file, NUL-terminated (malloc'd; *len its bytes, if len is
+ * not NULL), or NULL with kg_last_error() naming the file and the reason. */
+char *cli_read_file(const char *path, size_t *len);
 #endif

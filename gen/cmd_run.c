@@ -43,31 +43,6 @@ static const char usage[] =
     "                         (format: tests/ref/check_e2e.py)\n"
     "Stats (prefill and decode tokens/s) go to stderr at the end.\n";
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kg_err(KG_ERR_IO, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (cap - n - 1 == 0) {
-            char *q = realloc(b, cap *= 2);
-            if (!q) free(b);
-            b = q;
-        }
-    }
-    fclose(f);
-    if (!b) kg_err(KG_ERR_NOMEM, "out of memory");
-    else b[n] = 0;
-    return b;
-}
-
-static bool is_opt(const char *o, const char *s, const char *l) { return (s && !strcmp(o, s)) || !strcmp(o, l); }
-
 typedef struct {
     const char *model, *prompt, *prompt_file, *system, *dump;
     int n_gen;
@@ -89,7 +64,7 @@ static int parse(int argc, char **argv, run_args *a)
         int64_t n;
         double d;
         bool ok = true;
-#define OPT(s, l) is_opt(o, s, l)
+#define OPT(s, l) cli_is(o, s, l)
 #define STR(dst) ok = ((dst) = cli_value(&c)) != NULL
 #define INT(lo, hi, dst) if ((ok = cli_int(&c, lo, hi, &n))) (dst) = (int)n
 #define NUM(lo, hi, dst) if ((ok = cli_num(&c, lo, hi, &d))) (dst) = (float)d
@@ -197,7 +172,7 @@ static int generate(const run_args *a, gen_loaded *l)
     const kgm_api_v2 *api = l->api;
     kgm_info info;
     api->describe(l->m, &info);
-    char *user = a->prompt_file ? read_file(a->prompt_file) : strdup(a->prompt);
+    char *user = a->prompt_file ? cli_read_file(a->prompt_file, NULL) : strdup(a->prompt);
     char *text = user ? prompt_text(a, l, user) : NULL;
     free(user);
     if (!text) {

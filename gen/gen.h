@@ -235,6 +235,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* ─────────────── tokenizer data (gen/tokdata.c) ─────────────── */
 

@@ -26,6 +26,9 @@ static const char usage[] =
     "                                loaded from the cache)\n"
     "  embed MODEL (-p TEXT)... | --file F [--json]\n"
     "                                sentence embeddings from an encoder (BERT)\n"
+    "  perplexity MODEL --file TEXT [--ctx N] [--kl-base BASE] [--json]\n"
+    "                                perplexity over a text (llama.cpp's definition);\n"
+    "                                KL divergence and top-1 agreement against a base\n"
     "  bench MODEL.gguf|libNAME.so [--pp 64,512] [--tg 128] [-r N] [-t N] [--json]\n"
     "                                prefill and decode speed, compile and open time,\n"
     "                                peak memory\n"
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed")) return cmd_embed(argc - 2, argv + 2);
+    if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 2, argv + 2);
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         fputs(usage, stdout);

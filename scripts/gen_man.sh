@@ -30,7 +30,7 @@ trap 'rm -f "$tmp"' EXIT INT TERM
     printf 'shared object per model with a small C ABI (kgen_model.h). Compiled\n'
     printf 'artifacts are cached on disk by content hash.\n'
     printf '.SH COMMANDS\n'
-    for cmd in inspect compile run embed bench kernel kernels tune cache; do
+    for cmd in inspect compile run embed perplexity bench kernel kernels tune cache; do
         printf '.SS %s\n' "$cmd"
         "$KGEN" "$cmd" --help | block
     done

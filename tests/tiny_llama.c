@@ -234,6 +234,7 @@ bool tl_write(const tl_params *p, const char *path)
         {"tokenizer.ggml.token_type", tw_arr(KG_V_I32, (uint64_t)nv, types)},
         {"tokenizer.ggml.merges", tw_arr_of(KG_V_STRING, N_PAIRS, merge_v)},
         {"tokenizer.ggml.bos_token_id", tw_int(KG_V_U32, 1)},
+        {"tokenizer.ggml.add_bos_token", tw_int(KG_V_BOOL, 1)}, /* written only with p->add_bos */
         {"tokenizer.ggml.eos_token_id", tw_int(KG_V_U32, 2)},
         {"tokenizer.ggml.padding_token_id", tw_int(KG_V_U32, 0)},
         {"tokenizer.chat_template", tw_cs(CHAT_TEMPLATE)},
@@ -261,7 +262,9 @@ bool tl_write(const tl_params *p, const char *path)
     tw_init(&w);
     tw_header(&w, 3, 0, 0);
     for (size_t i = 0; i < sizeof kvs / sizeof *kvs; i++)
-        if (!p->omit_key || strcmp(kvs[i].key, p->omit_key)) tw_kv(&w, kvs[i].key, &kvs[i].v);
+        if ((!p->omit_key || strcmp(kvs[i].key, p->omit_key)) &&
+            (p->add_bos || strcmp(kvs[i].key, "tokenizer.ggml.add_bos_token")))
+            tw_kv(&w, kvs[i].key, &kvs[i].v);
     tw_tensors(&w, td, (size_t)nt);
     tw_fix_counts(&w);
     tw_pad(&w, ALIGN);

@@ -30,6 +30,7 @@ typedef struct tl_params {
     bool untied;          /* a separate output.weight (else tied to token_embd) */
     bool sparse;          /* write no tensor data: the file is extended to its size (a hole
                              reading as zeros), for shape-only uses of big models */
+    bool add_bos;         /* tokenizer.ggml.add_bos_token = true (else the key is left out: no BOS) */
 
     /* mutations (NULL / 0: none) */
     const char *omit_key;    /* full metadata key left out, e.g. "llama.block_count" */
