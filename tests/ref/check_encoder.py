@@ -98,6 +98,9 @@ def main():
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--min-cos", type=float, default=None)
     ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--compare", action="store_true",
+                    help="also check `kgen embed MODEL --compare ORIGINAL`: its cosines against those of the two "
+                         "models' embeddings computed here")
     a = ap.parse_args()
     # the reference reads the same (rewritten) weights, so every form is held
     # to the same bound: tighter than the issue's 0.9999 / 0.999, which miss a
@@ -126,7 +129,46 @@ def main():
         sys.stderr.write(c.stderr)
         if timing:
             print(timing[-1])
-        return c.returncode
+        if c.returncode or not a.compare:
+            return c.returncode
+        return check_compare(cmd, model, a.model, got)
+
+
+def check_compare(cmd, model, base, got):
+    """kgen embed MODEL --compare BASE: each text's cosine within 2e-9 of the
+    one computed here from the two models' own `kgen embed` embeddings, and
+    its mean and minimum those of the list"""
+    import json
+    import numpy as np
+    runs = {}
+    for what, c in (("base", [cmd[0], "embed", base] + cmd[3:]), ("compare", cmd + ["--compare", base])):
+        r = subprocess.run(c, capture_output=True, text=True, timeout=900)
+        if r.returncode:
+            print(f"FAIL: {' '.join(c)} exited {r.returncode}:\n{r.stderr[-3000:]}")
+            return 1
+        runs[what] = json.loads(r.stdout)
+    with open(got) as f:
+        x = np.array(json.load(f)["embeddings"], dtype=np.float64)
+    y = np.array(runs["base"]["embeddings"], dtype=np.float64)
+    cos = (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
+    cmp = runs["compare"]
+    got_cos = np.array(cmp["cosine"], dtype=np.float64)
+    bad = []
+    if got_cos.shape != cos.shape:
+        bad.append(f"{len(got_cos)} cosines for {len(cos)} texts")
+    elif np.abs(got_cos - cos).max() > 2e-9:  # printed with 9 significant digits
+        i = int(np.abs(got_cos - cos).argmax())
+        bad.append(f"text {i + 1}: cosine {got_cos[i]!r}, computed here {cos[i]!r}")
+    if abs(cmp["cosine_mean"] - got_cos.mean()) > 2e-9 or abs(cmp["cosine_min"] - got_cos.min()) > 2e-9 or \
+            abs(got_cos[cmp["cosine_min_text"] - 1] - got_cos.min()) > 2e-9:
+        bad.append(f"mean/min {cmp['cosine_mean']}/{cmp['cosine_min']} (text {cmp['cosine_min_text']}) are not "
+                   f"the list's {got_cos.mean()}/{got_cos.min()}")
+    for b in bad:
+        print(f"FAIL --compare: {b}")
+    print(f"--compare against {os.path.basename(base)}: cosine mean {cmp['cosine_mean']:.9f}, min "
+          f"{cmp['cosine_min']:.9f} over {len(got_cos)} texts (kgen's own embeddings: max difference "
+          f"{np.abs(got_cos - cos).max() if got_cos.shape == cos.shape else float('nan'):.1e})")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
