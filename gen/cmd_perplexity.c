@@ -112,17 +112,22 @@ static int parse(int argc, char **argv, ppl_args *a)
     return -1;
 }
 
-/* log p over the vocabulary from logits, in double: lp[v] = l[v] - lse */
-static void log_softmax(const float *l, int n, double *lp)
+/* log sum_v e^l[v], in double (max + log of the shifted sum); e (when not
+ * NULL) gets e^(l[v] - max), whose sum is e^(lse - max) */
+static double log_sum_exp(const float *l, int n, double *e, double *sum)
 {
     double m = l[0], s = 0;
     for (int v = 1; v < n; v++) m = l[v] > m ? l[v] : m;
-    for (int v = 0; v < n; v++) s += exp((double)l[v] - m);
-    const double lse = m + log(s);
-    for (int v = 0; v < n; v++) lp[v] = (double)l[v] - lse;
+    for (int v = 0; v < n; v++) {
+        const double x = exp((double)l[v] - m);
+        if (e) e[v] = x;
+        s += x;
+    }
+    if (sum) *sum = s;
+    return m + log(s);
 }
 
-static int argmax(const double *x, int n)
+static int argmax(const float *x, int n)
 {
     int b = 0;
     for (int v = 1; v < n; v++) b = x[v] > x[b] ? v : b;
@@ -157,27 +162,29 @@ static int32_t *tokenize(const gen_loaded *l, const char *what, const char *text
 }
 
 /* scores one position: p (the model's logits) and q (the base's, or NULL)
- * for the token `next` */
-static void score(const float *p, const float *q, int nv, int32_t next, double *lp, double *lq, ppl_sums *s)
+ * for the token `next`; e: n_vocab doubles of scratch. One pass of
+ * exponentials per model: p_base[v] = e[v] / sum, and KL = sum_v
+ * p_base[v] (log p_base[v] - log p[v]). */
+static void score(const float *p, const float *q, int nv, int32_t next, double *e, ppl_sums *s)
 {
-    log_softmax(p, nv, lp);
-    const double nll = -lp[next];
+    const double lse_p = log_sum_exp(p, nv, NULL, NULL), nll = lse_p - p[next];
     s->nll += nll, s->nll2 += nll * nll, s->n++;
     if (!q) return;
-    log_softmax(q, nv, lq);
+    double sum;
+    const double lse_q = log_sum_exp(q, nv, e, &sum);
     double kl = 0;
-    for (int v = 0; v < nv; v++) kl += exp(lq[v]) * (lq[v] - lp[v]);
+    for (int v = 0; v < nv; v++) kl += e[v] * (((double)q[v] - lse_q) - ((double)p[v] - lse_p));
+    kl /= sum;
     kl = kl > 0 ? kl : 0; /* rounding can leave -1e-17 for identical models */
     s->kl += kl, s->kl_max = kl > s->kl_max ? kl : s->kl_max;
-    s->base_nll -= lq[next];
-    s->top1 += argmax(lp, nv) == argmax(lq, nv);
+    s->base_nll += lse_q - q[next];
+    s->top1 += argmax(p, nv) == argmax(q, nv);
 }
 
 /* the chunk's tokens t[0..ctx) through the model (and the base): the first
  * half as one prefill, then a decode per token; scores positions
  * first..ctx-2. false with the reason in kg_last_error(). */
-static bool run_chunk(gen_loaded *m, gen_loaded *b, const int32_t *t, int ctx, int nv, double *lp, double *lq,
-                      ppl_sums *s)
+static bool run_chunk(gen_loaded *m, gen_loaded *b, const int32_t *t, int ctx, int nv, double *e, ppl_sums *s)
 {
     const int first = ctx / 2;
     gen_loaded *ls[2] = {m, b};
@@ -191,7 +198,7 @@ static bool run_chunk(gen_loaded *m, gen_loaded *b, const int32_t *t, int ctx, i
                 return false;
             }
         }
-        score(lg[0], lg[1], nv, t[j + 1], lp, lq, s);
+        score(lg[0], lg[1], nv, t[j + 1], e, s);
     }
     return true;
 }
@@ -290,10 +297,10 @@ static int evaluate(const ppl_args *a, gen_loaded *m, gen_loaded *b, const char 
         return 1;
     }
     if (a->chunks && a->chunks < chunks) chunks = a->chunks;
-    double *lp = malloc((size_t)im.n_vocab * sizeof *lp), *lq = malloc((size_t)im.n_vocab * sizeof *lq);
-    if (!lp || !lq) {
+    double *e = malloc((size_t)im.n_vocab * sizeof *e);
+    if (!e) {
         fprintf(stderr, "kgen perplexity: out of memory\n");
-        free(t), free(lp), free(lq);
+        free(t);
         return 1;
     }
     ppl_sums s = {0};
@@ -302,7 +309,7 @@ static int evaluate(const ppl_args *a, gen_loaded *m, gen_loaded *b, const char 
     for (int c = 0; c < chunks && !rc; c++) {
         int32_t *ch = t + (size_t)c * (size_t)a->ctx, keep = ch[0];
         if (bos >= 0) ch[0] = bos;
-        if (!run_chunk(m, b, ch, a->ctx, im.n_vocab, lp, lq, &s)) {
+        if (!run_chunk(m, b, ch, a->ctx, im.n_vocab, e, &s)) {
             fprintf(stderr, "kgen perplexity: chunk %d: %s\n", c + 1, kg_last_error());
             rc = 1;
         }
@@ -313,7 +320,7 @@ static int evaluate(const ppl_args *a, gen_loaded *m, gen_loaded *b, const char 
                     chunks, exp(s.nll / (double)s.n), el, el / (c + 1) * (chunks - c - 1));
     }
     if (!rc) report(a, &s, chunks, gen_now_s() - t0);
-    free(t), free(lp), free(lq);
+    free(t), free(e);
     return rc;
 }
 
