@@ -14,6 +14,9 @@
  *   --ctx past the model's context, a base with another vocabulary, a
  *   --dump-tokens naming an input, and no --file: exit 1 or 2 with a
  *   message naming what is wrong.
+ * slow_perplexity_*_vs_llama_cpp (make check-slow): the real SmolLM2 and
+ *   Gemma 3 over models/texts/eval.txt against llama.cpp's own logits on the
+ *   same tokens (tests/ref/check_ppl_llama_cpp.py): within 1%.
  *
  *   build/kgen-tests perplexity_
  */
@@ -117,3 +120,33 @@ KT_TEST(perplexity_bad_input)
                   rc, cases[c].rc, kc_tail(kc_err, 600));
     }
 }
+
+/* slow tier: kgen's perplexity of the real SmolLM2 and Gemma 3 (which adds
+ * BOS) over the evaluation text against llama.cpp's own logits on the same
+ * tokens (llama-cpp-python in bench/.venv, made by bench/setup_peer.sh) */
+static void vs_llama_cpp(const char *file, const char *chunks)
+{
+    static const char py[] = "bench/.venv/bin/python";
+    char model[512], text[512], toks[600], res[600];
+    snprintf(model, sizeof model, "%s/%s", kt_models_dir(), file);
+    snprintf(text, sizeof text, "%s/texts/eval.txt", kt_models_dir());
+    if (!kc_exists(model) || !kc_exists(text)) KT_SKIP("%s or %s not found: run 'make models'", model, text);
+    if (!kc_exists(py)) KT_SKIP("%s is absent: llama.cpp runs there; run sh bench/setup_peer.sh", py);
+    kc_setup_env();
+    kc_tpath(toks, sizeof toks, "ppl-llama-tokens.bin");
+    kc_tpath(res, sizeof res, "ppl-llama-result.json");
+    int rc = KGEN("perplexity", model, "--file", text, "--chunks", chunks, "--json", "--dump-tokens", toks, "-t", "2");
+    REQUIRE_F(rc == 0, "kgen perplexity exited %d: %s", rc, kc_tail(kc_err, 2000));
+    FILE *f = fopen(res, "wb");
+    KT_REQUIRE(f && fputs(kc_out, f) >= 0 && fclose(f) == 0);
+    char *argv[] = {(char *)py, "tests/ref/check_ppl_llama_cpp.py", model, toks, res, "--ctx", "512", "--chunks",
+                    (char *)chunks, NULL};
+    static char out[1 << 16], err[1 << 16];
+    rc = kt_run(argv, out, sizeof out, err, sizeof err);
+    if (rc == 77) KT_SKIP("%s lacks llama_cpp or numpy: run sh bench/setup_peer.sh", py);
+    KT_CHECKF(rc == 0, "check_ppl_llama_cpp.py exited %d\n%s\n%s", rc, kc_tail(out, 3000), kc_tail(err, 2000));
+    if (rc == 0) printf("    %s", out);
+}
+
+KT_TEST(slow_perplexity_smollm2_vs_llama_cpp) { vs_llama_cpp("SmolLM2-135M-Instruct.Q4_1.gguf", "8"); }
+KT_TEST(slow_perplexity_gemma3_vs_llama_cpp) { vs_llama_cpp("gemma-3-270m-q4_k_m.gguf", "6"); }
