@@ -30,17 +30,12 @@ sys.path.insert(0, HERE)
 try:
     import numpy as np
     from model_ref import ModelRef, _field
+    from ppl_chunks import chunks, log_softmax
 except ImportError as e:
     print(f"check_ppl: {e}", file=sys.stderr)
     sys.exit(77)
 
 PPL_REL, KL_ABS, TOP1_ABS = 1e-2, 2e-3, 0.02
-
-
-def log_softmax(x):
-    x = x.astype(np.float64)
-    m = x.max(axis=-1, keepdims=True)
-    return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
 
 
 def model(path):
@@ -65,22 +60,17 @@ def main():
     b = model(a.base) if a.base else None
     bos_id = _field(m._reader, "tokenizer.ggml.bos_token_id")
     bos = int(bos_id) if bos_id is not None and len(toks) and toks[0] == int(bos_id) else None
-    n_chunks = min(len(toks) // a.ctx, a.chunks)
-    first = a.ctx // 2
-    nll, kls, top1, base_nll = [], [], [], []
-    for c in range(n_chunks):
-        chunk = toks[c * a.ctx:(c + 1) * a.ctx].copy()
-        if bos is not None:
-            chunk[0] = bos
+    nll, kls, top1, base_nll, n_chunks = [], [], [], [], 0
+    for chunk, pos, target in chunks(toks, a.ctx, a.chunks, bos):
+        n_chunks += 1
         lp = log_softmax(m.forward(chunk))
-        target = chunk[first + 1:]
-        nll += list(-lp[np.arange(first, a.ctx - 1), target])
+        nll += list(-lp[pos, target])
         if b:
             lq = log_softmax(b.forward(chunk))
-            kl = (np.exp(lq) * (lq - lp)).sum(axis=-1)[first:a.ctx - 1]
+            kl = (np.exp(lq) * (lq - lp)).sum(axis=-1)[pos]
             kls += list(np.maximum(kl, 0))
-            top1 += list(lp.argmax(-1)[first:a.ctx - 1] == lq.argmax(-1)[first:a.ctx - 1])
-            base_nll += list(-lq[np.arange(first, a.ctx - 1), target])
+            top1 += list(lp.argmax(-1)[pos] == lq.argmax(-1)[pos])
+            base_nll += list(-lq[pos, target])
     want = {"ppl": float(np.exp(np.mean(nll))), "tokens": len(nll), "chunks": n_chunks}
     if b:
         want.update(kl=float(np.mean(kls)), top1=float(np.mean(top1)), base_ppl=float(np.exp(np.mean(base_nll))))

@@ -12,11 +12,15 @@ Exit 0 when they agree, 1 otherwise, 77 without llama_cpp or numpy.
 """
 import argparse
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:
     import numpy as np
     import llama_cpp
+    from ppl_chunks import chunks, log_softmax
 except ImportError as e:
     print(f"check_ppl_llama_cpp: {e}", file=sys.stderr)
     sys.exit(77)
@@ -39,17 +43,12 @@ def main():
                           n_threads=2)
     bos = llm.token_bos()
     add_bos = len(toks) > 0 and toks[0] == bos
-    first, nll = a.ctx // 2, []
-    for c in range(min(a.chunks, len(toks) // a.ctx)):
-        ch = toks[c * a.ctx:(c + 1) * a.ctx].copy()
-        if add_bos:
-            ch[0] = bos
+    nll = []
+    for chunk, pos, target in chunks(toks, a.ctx, a.chunks, bos if add_bos else None):
         llm.reset()
-        llm.eval(ch.tolist())
-        lg = np.array(llm.scores[:a.ctx], dtype=np.float64)
-        m = lg.max(1, keepdims=True)
-        lse = (m + np.log(np.exp(lg - m).sum(1, keepdims=True)))[:, 0]
-        nll += [lse[j] - lg[j, ch[j + 1]] for j in range(first, a.ctx - 1)]
+        llm.eval(chunk.tolist())
+        lp = log_softmax(np.array(llm.scores[:a.ctx]))
+        nll += list(-lp[pos, target])
     ppl = float(np.exp(np.mean(nll)))
     print(f"perplexity: kgen {got['ppl']:.4f}, llama.cpp {ppl:.4f} over {len(nll)} tokens "
           f"({(got['ppl'] / ppl - 1) * 100:+.2f}%; BOS replaced: {bool(add_bos)})")
