@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "internal.h"
+#include "quant.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -122,3 +123,39 @@ char *cli_read_file(const char *path, size_t *len)
 }
 
 bool cli_is(const char *o, const char *s, const char *l) { return (s && !strcmp(o, s)) || !strcmp(o, l); }
+
+int cli_quant_opt(cli *c, cli_quant *q)
+{
+    const char *o = c->argv[c->i], *v;
+    if (!strcmp(o, "--requant")) return q->requant = true, 1;
+    if (strcmp(o, "--quant") && strcmp(o, "--quant-tensor")) return 0;
+    if (!(v = cli_value(c))) return -1;
+    char one[512];
+    snprintf(one, sizeof one, "none;%s", v);
+    const bool tensor = !strcmp(o, "--quant-tensor");
+    if (strchr(v, ';') || strlen(v) >= sizeof one - 6 || gen_quant_check(tensor ? one : v)) {
+        fprintf(stderr, "kgen %s: %s\n", c->cmd,
+                strchr(v, ';') || strlen(v) >= sizeof one - 6 ? "--quant-tensor: a ';' or an over-long value" : kg_last_error());
+        return -1;
+    }
+    if (!tensor) return q->scheme = v, 1;
+    const size_t n = strlen(q->tensors);
+    if (n + strlen(v) + 2 > sizeof q->tensors) {
+        fprintf(stderr, "kgen %s: too many --quant-tensor options\n", c->cmd);
+        return -1;
+    }
+    snprintf(q->tensors + n, sizeof q->tensors - n, ";%s", v);
+    return 1;
+}
+
+bool cli_quant_spec(const cli *c, cli_quant *q, const char **spec)
+{
+    *spec = NULL;
+    if (!q->scheme && !q->tensors[0]) {
+        if (q->requant) fprintf(stderr, "kgen %s: --requant: give the scheme (--quant or --quant-tensor)\n", c->cmd);
+        return !q->requant;
+    }
+    snprintf(q->spec, sizeof q->spec, "%s%s", q->scheme ? q->scheme : "none", q->tensors);
+    *spec = q->spec;
+    return true;
+}

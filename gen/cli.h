@@ -47,6 +47,30 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
 /* Whether option o is the short name s (NULL: none) or the long name l. */
 bool cli_is(const char *o, const char *s, const char *l);
+/* kgen's own quantization options (gen/quant.h), gathered while parsing:
+ *   --quant SCHEME, --quant-tensor PATTERN=SCHEME (repeatable), --requant.
+ * cli_quant_opt: 1 if argv[i] was one of them (taken), 0 if not, -1 after
+ * a message (bad value). cli_quant_spec: *spec for gen_model_opts' quant
+ * (NULL when none was given); false after a message (--requant alone). */
+typedef struct cli_quant {
+    const char *scheme;
+    bool requant;
+    char tensors[2048]; /* ";PATTERN=SCHEME" per --quant-tensor */
+    char spec[2112];
+} cli_quant;
+int cli_quant_opt(cli *c, cli_quant *q);
+bool cli_quant_spec(const cli *c, cli_quant *q, const char **spec);
+/* The text --help shows for them, indented by two spaces */
+#define CLI_QUANT_HELP \
+    "  --quant SCHEME  quantize the weights at compile time: the matrices (blk.*,\n" \
+    "              token_embd, output) whose rows are whole groups of 32 values:\n" \
+    "              w8g32 (GGUF Q8_0), w4g32 (Q4_0), w4g32a (Q4_1: with a minimum),\n" \
+    "              w5g32 (Q5_0), w5g32a (Q5_1), f16, none; tensors the source has\n" \
+    "              quantized stay as they are\n" \
+    "  --quant-tensor PATTERN=SCHEME  the tensors whose name matches the glob\n" \
+    "              PATTERN take SCHEME instead (repeatable; the last match wins)\n" \
+    "  --requant   quantize the source's quantized tensors too, from their values\n"
+
 /* The whole file, NUL-terminated (malloc'd; *len its bytes, if len is
  * not NULL), or NULL with kg_last_error() naming the file and the reason. */
 char *cli_read_file(const char *path, size_t *len);

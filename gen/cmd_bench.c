@@ -46,6 +46,8 @@ static const char usage[] =
     "  --json      one JSON object on stdout instead of the table\n"
     "  --kv TYPE   the KV cache's type when compiling (GGUF or directory; default f16)\n"
     "  --tuning FILE  compile with a tuning file's knobs (see kgen tune)\n"
+    "  --quant SCHEME, --quant-tensor PATTERN=SCHEME, --requant   quantize the\n"
+    "              weights when compiling (see kgen compile)\n"
     "For an encoder (BERT, e.g. a sentence-transformers directory):\n"
     "  --bs LIST     sequences per call (default 1,32)\n"
     "  --seq-len N   word pieces per sequence, [CLS] and [SEP] included (default 128)\n"
@@ -238,10 +240,14 @@ int cmd_bench(int argc, char **argv)
     bool as_json = false;
     gen_load_opts lo = {0};
     cli c = {"bench", argc, argv, 0};
+    cli_quant q = {0};
     for (c.i = 0; c.i < argc; c.i++) {
         const char *o = argv[c.i], *v;
         int64_t n;
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+        const int qo = cli_quant_opt(&c, &q);
+        if (qo) {
+            if (qo < 0) return 2;
+        } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             fputs(usage, stdout);
             return 0;
         } else if (!strcmp(o, "--json")) {
@@ -300,6 +306,8 @@ int cmd_bench(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (!cli_quant_spec(&c, &q, &lo.quant)) return 2;
+    lo.requant = q.requant;
     int maxlen = 0;
     for (int i = 0; i < npp; i++) maxlen = pp[i] > maxlen ? pp[i] : maxlen;
     for (int i = 0; i < ntg; i++) maxlen = tg[i] > maxlen ? tg[i] : maxlen;

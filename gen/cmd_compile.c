@@ -16,8 +16,8 @@ static const char usage[] =
     "usage: kgen compile MODEL -o OUT [--cpu CPU[,+feat,-feat] | --target cuda[:sm_NN]]\n"
     "                    [--emit so|obj] [--external-weights] [--batch N] [--max-len L] [-j N]\n"
     "                    [--no-fuse[=RULES]] [--chat-template NAME] [--kv f16|q8|f32]\n"
-    "                    [--tuning FILE]\n"
-    "                    [--knobs K=V,...]\n"
+    "                    [--tuning FILE] [--knobs K=V,...]\n"
+    "                    [--quant SCHEME] [--quant-tensor PATTERN=SCHEME]... [--requant]\n"
     "\n"
     "MODEL is a GGUF file or a Hugging Face directory (config.json, safetensors,\n"
     "tokenizer.json; sentence-transformers' settings when present).\n"
@@ -52,6 +52,7 @@ static const char usage[] =
     "  --kv TYPE   the KV cache's type: f16 (default), q8 (8-bit: per 32 values of\n"
     "              a head, int8 and an f16 scale, GGUF's Q8_0; CPU only; head size\n"
     "              a multiple of 32) or f32\n"
+    CLI_QUANT_HELP
     "Progress goes to stderr, with the timings at the end. KGEN_DEBUG=1 also\n"
     "prints the graph after every pass.\n";
 
@@ -61,10 +62,14 @@ int cmd_compile(int argc, char **argv)
     gen_model_opts o = {.progress = true};
     bool ext = false;
     cli c = {"compile", argc, argv, 0};
+    cli_quant q = {0};
     for (c.i = 0; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         int64_t n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const int qo = cli_quant_opt(&c, &q);
+        if (qo) {
+            if (qo < 0) return 2;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             fputs("Knobs (--knobs, KGEN_KNOBS):\n", stdout);
             gen_knobs_help(stdout, "  ", 80);
@@ -143,6 +148,8 @@ int cmd_compile(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (!cli_quant_spec(&c, &q, &o.quant)) return 2;
+    o.requant = q.requant;
     char wpath[PATH_MAX], wname[NAME_MAX + 1];
     if (ext) {
         const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;

@@ -34,6 +34,8 @@ static const char usage[] =
     "                maximum sequence length); longer texts are truncated\n"
     "  --cpu CPU     compile for this CPU (default: this machine)\n"
     "  --no-cache    compile into a temporary file instead of the cache\n"
+    "  --quant SCHEME, --quant-tensor PATTERN=SCHEME, --requant   quantize the\n"
+    "                weights when compiling (see kgen compile; BASE as it is)\n"
     "  --compare BASE  embed the texts with BASE too (an encoder with the same\n"
     "                dimension, compiled with the same options) and print, instead of\n"
     "                the vectors, the cosine similarity of each text's two embeddings:\n"
@@ -156,11 +158,15 @@ int cmd_embed(int argc, char **argv)
     texts t = {0};
     gen_load_opts lo = {.progress = true};
     cli c = {"embed", argc, argv, 0};
+    cli_quant q = {0};
     int rc = 2;
     for (c.i = 0; c.i < argc; c.i++) {
         const char *a = argv[c.i], *v;
         int64_t n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const int qo = cli_quant_opt(&c, &q);
+        if (qo) {
+            if (qo < 0) goto done;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             rc = 0;
             goto done;
@@ -199,11 +205,15 @@ int cmd_embed(int argc, char **argv)
         fputs(model ? "kgen embed: no text given (-p TEXT or --file F)\n" : usage, stderr);
         goto done;
     }
+    if (!cli_quant_spec(&c, &q, &lo.quant)) goto done;
+    lo.requant = q.requant;
+    gen_load_opts lob = lo; /* BASE as it is */
+    lob.quant = NULL, lob.requant = false;
     rc = 1;
     float *out = NULL, *ref = NULL;
     int dim = 0, dim_b = 0;
     double dt = 0, dt_b = 0;
-    if (!embed_all(model, &lo, &t, &out, &dim, &dt) || (base && !embed_all(base, &lo, &t, &ref, &dim_b, &dt_b)))
+    if (!embed_all(model, &lo, &t, &out, &dim, &dt) || (base && !embed_all(base, &lob, &t, &ref, &dim_b, &dt_b)))
         goto free_out;
     if (base && dim_b != dim) {
         fprintf(stderr, "kgen embed: --compare %s: %d floats per embedding, %s's %d: not comparable\n", base, dim_b,

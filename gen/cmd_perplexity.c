@@ -49,6 +49,8 @@ static const char usage[] =
     "  -t, --threads N   threads (default: all CPUs)\n"
     "  --kv f16|q8|f32   MODEL's KV cache type (GGUF/HF only; BASE keeps f16)\n"
     "  --cpu CPU, --tuning FILE, --no-cache   for MODEL, as in kgen run\n"
+    "  --quant SCHEME, --quant-tensor PATTERN=SCHEME, --requant   MODEL quantized\n"
+    "                    at compile time, as kgen compile does it (BASE as it is)\n"
     "Progress goes to stderr, one line per chunk.\n";
 
 typedef struct {
@@ -56,6 +58,7 @@ typedef struct {
     int ctx, chunks;
     bool json;
     gen_load_opts lo;
+    cli_quant q;
 } ppl_args;
 
 /* 0 or 2: exit with it; -1: go on */
@@ -68,7 +71,10 @@ static int parse(int argc, char **argv, ppl_args *a)
         const char *o = argv[c.i];
         int64_t n;
         bool ok = true;
-        if (cli_is(o, "-h", "--help")) {
+        const int qo = cli_quant_opt(&c, &a->q);
+        if (qo) {
+            if (qo < 0) return 2;
+        } else if (cli_is(o, "-h", "--help")) {
             fputs(usage, stdout);
             return 0;
         } else if (cli_is(o, "-f", "--file")) ok = (a->file = cli_value(&c)) != NULL;
@@ -104,6 +110,8 @@ static int parse(int argc, char **argv, ppl_args *a)
         fprintf(stderr, "kgen perplexity: %s\n%s", a->model ? "no text (--file PATH)" : "no model given", usage);
         return 2;
     }
+    if (!cli_quant_spec(&c, &a->q, &a->lo.quant)) return 2;
+    a->lo.requant = a->q.requant;
     if (a->dump && (gen_same_file(a->dump, a->model) || gen_same_file(a->dump, a->file) ||
                     (a->base && gen_same_file(a->dump, a->base)))) {
         fprintf(stderr, "kgen perplexity: --dump-tokens %s: that is an input: refusing to overwrite it\n", a->dump);

@@ -39,6 +39,8 @@ static const char usage[] =
     "  --no-cache             compile into a temporary file, not the cache\n"
     "  --kv f16|q8|f32        the KV cache's type (GGUF only; default f16; see kgen compile)\n"
     "  --tuning FILE          compile with a tuning file's knobs (GGUF only; see kgen tune)\n"
+    "  --quant SCHEME, --quant-tensor PATTERN=SCHEME, --requant   quantize the\n"
+    "                         weights when compiling (GGUF or directory; see kgen compile)\n"
     "  --dump-logits PATH     write prompt ids, generated ids and each step's logits\n"
     "                         (format: tests/ref/check_e2e.py)\n"
     "Stats (prefill and decode tokens/s) go to stderr at the end.\n";
@@ -49,6 +51,7 @@ typedef struct {
     bool chat, ignore_eos;
     kgm_sampler_params sp;
     gen_load_opts lo;
+    cli_quant q;
 } run_args;
 
 /* 0 or 2: exit with it; -1: go on */
@@ -64,6 +67,11 @@ static int parse(int argc, char **argv, run_args *a)
         int64_t n;
         double d;
         bool ok = true;
+        const int qo = cli_quant_opt(&c, &a->q);
+        if (qo) {
+            if (qo < 0) return 2;
+            continue;
+        }
 #define OPT(s, l) cli_is(o, s, l)
 #define STR(dst) ok = ((dst) = cli_value(&c)) != NULL
 #define INT(lo, hi, dst) if ((ok = cli_int(&c, lo, hi, &n))) (dst) = (int)n
@@ -129,6 +137,8 @@ static int parse(int argc, char **argv, run_args *a)
         fprintf(stderr, "kgen run: %s\n%s", a->model ? "no prompt (-p TEXT or -f FILE)" : "no model given", usage);
         return 2;
     }
+    if (!cli_quant_spec(&c, &a->q, &a->lo.quant)) return 2;
+    a->lo.requant = a->q.requant;
     return -1;
 }
 

@@ -207,6 +207,9 @@ typedef struct gen_model_opts {
     const char *kv;           /* the KV cache's type: "f16", "q8" (GGUF Q8_0 blocks;
                                  head_dim a multiple of 32; CPU only) or "f32";
                                  NULL: f16 (gen_kv_type)                             */
+    const char *quant;        /* kgen's own quantization of the weights: a spec of
+                                 gen/quant.h ("SCHEME[;PATTERN=SCHEME]..."); NULL: none */
+    bool requant;             /* with quant: tensors the source has quantized too    */
 } gen_model_opts;
 
 /* The cache type id (KG_TYPE_F16, KG_TYPE_Q8_0, KG_TYPE_F32) that `kgen compile --kv`

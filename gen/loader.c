@@ -196,6 +196,9 @@ static kg_status cache_key(const XXH128_hash_t *model, const gen_target *t, cons
     /* f16 (the default, however named) adds nothing: those keys stay as they were */
     if (!st && gen_kv_type(o->kv) != KG_TYPE_F16) st = kg_keytext_i64(kt, "kv_type", gen_kv_type(o->kv));
     if (!st && chat) st = kg_keytext_str(kt, "chat_template", chat);
+    /* kgen's own quantization (none adds nothing) */
+    if (!st && o->quant && *o->quant) st = kg_keytext_str(kt, "quant", o->quant);
+    if (!st && o->quant && *o->quant) st = kg_keytext_i64(kt, "requant", o->requant);
     /* the records for this target, not their file: the same knobs, the same key
      * (none: no text, the keys of models compiled before tuning existed) */
     if (!st && o->tuning_set && !cuda) st = gen_tuning_keytext(o->tuning_set, t, kt);
@@ -210,7 +213,7 @@ static kg_status compile_to(const char *gguf, const char *out, const gen_load_op
 {
     gen_model_opts mo = {.cpu = o->cpu, .cuda = o->cuda, .progress = o->progress, .chat_template = o->chat_template,
                          .n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv,
-                         .tuning = o->tuning, .tuning_set = o->tuning_set};
+                         .quant = o->quant, .requant = o->requant, .tuning = o->tuning, .tuning_set = o->tuning_set};
     gen_model_report r;
     double t0 = gen_now_s();
     kg_status st = gen_model_compile(gguf, out, &mo, &r);
@@ -323,7 +326,8 @@ static kg_status from_gguf(const char *path, const XXH128_hash_t *h, const gen_l
     /* only the records naming this model's instances: another model's
      * records leave its cache key alone */
     gen_target t;
-    gen_model_opts mo = {.n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv};
+    gen_model_opts mo = {.n_batch = o->n_batch, .max_len = o->max_len, .kv = o->kv, .quant = o->quant,
+                         .requant = o->requant};
     if (!st && !o->cuda) st = o->cpu ? gen_target_parse(o->cpu, &t) : gen_target_host(&t);
     if (!st && !o->cuda) st = gen_tuning_for_model(path, &mo, &t, &tu);
     if (st) {
@@ -383,6 +387,9 @@ kg_status gen_load(const char *path, const gen_load_opts *o, gen_loaded *l)
     } else if (o->kv) {
         return kg_err(KG_ERR_ARG, "%s: --kv applies when compiling a GGUF file; this model was compiled with its "
                                   "KV cache type (recompile it: kgen compile --kv TYPE)", path);
+    } else if (o->quant || o->requant) {
+        return kg_err(KG_ERR_ARG, "%s: --quant applies when compiling a GGUF file or a model directory; this model "
+                                  "was compiled with its weights (recompile it: kgen compile --quant SCHEME)", path);
     } else if (o->tuning) {
         return kg_err(KG_ERR_ARG, "%s: --tuning applies when compiling a GGUF file; this model was compiled with its "
                                   "knobs (recompile it: kgen compile --tuning FILE)", path);

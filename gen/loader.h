@@ -22,6 +22,8 @@ typedef struct gen_load_opts {
     const char *chat_template; /* a chat template name (GGUF only; NULL: the file's) */
     int n_batch, max_len;  /* gen_model_opts' (0: the defaults)               */
     const char *kv;        /* the KV cache's type, gen_model_opts' kv (GGUF only; NULL: f16) */
+    const char *quant;     /* gen_model_opts' quant and requant (not for a .so)  */
+    bool requant;
     const char *tuning;    /* gen_model_opts' tuning (GGUF only; NULL: the tuning database,
                               "none": no records) */
     const struct gen_tuning *tuning_set; /* set by the loader: the records resolved once */

@@ -273,7 +273,9 @@ static kg_status fuse_q8(gen_graph *gr)
         if (gr->t[x].type == GEN_ACT_Q8) continue;
         int p = producer(gr, x, i);
         int rd[64], nr = gen_graph_readers(gr, x, rd, 64);
-        bool all_q = nr <= 64 && p >= 0 && gr->t[x].kind == GEN_T_ACT;
+        int writers = 0; /* the epilogue retypes x: p must be its only writer */
+        for (int j = 0; j < gr->nn; j++) writers += !gr->n[j].dead && gr->n[j].out == x;
+        bool all_q = nr <= 64 && p >= 0 && writers == 1 && gr->t[x].kind == GEN_T_ACT;
         for (int r = 0; r < nr && all_q; r++)
             all_q = gr->n[rd[r]].op == GEN_OP_MATMUL && gr->n[rd[r]].in[1] == x && quantized(gr->t[gr->n[rd[r]].in[0]].type);
         bool epi = all_q && ((gr->n[p].op == GEN_OP_RMSNORM) ||
@@ -292,10 +294,14 @@ static kg_status fuse_q8(gen_graph *gr)
         int layer = gr->n[i].layer;
         if (insert_node(gr, i, GEN_OP_QUANTIZE, layer, xq, x) < 0) return KG_ERR_NOMEM;
         i++; /* the product moved one down */
-        for (int j = i; j < gr->nn; j++) /* every later quantized product of x reads xq */
-            if (!gr->n[j].dead && gr->n[j].op == GEN_OP_MATMUL && gr->n[j].in[1] == x &&
-                quantized(gr->t[gr->n[j].in[0]].type))
+        /* every later quantized product of x reads xq, up to the next write
+         * of x (an encoder's in-place residual and norm): after it xq is stale */
+        for (int j = i; j < gr->nn; j++) {
+            if (gr->n[j].dead) continue;
+            if (gr->n[j].op == GEN_OP_MATMUL && gr->n[j].in[1] == x && quantized(gr->t[gr->n[j].in[0]].type))
                 gr->n[j].in[1] = xq;
+            if (gr->n[j].out == x) break;
+        }
     }
     return KG_OK;
 }

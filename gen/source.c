@@ -88,6 +88,7 @@ static const kg_gguf *gg(const gen_source *s) { return ((const gguf_src *)s->imp
 
 static const kg_value *gguf_find(const gen_source *s, const char *key) { return kg_gguf_find(gg(s), key); }
 static const kg_tensor *gguf_tensor(const gen_source *s, const char *name) { return kg_gguf_find_tensor(gg(s), name); }
+static const kg_tensor *gguf_tensor_at(const gen_source *s, uint64_t i) { return kg_gguf_tensor(gg(s), i); }
 static kg_status gguf_tokdata(const gen_source *s, const char *chat_template, void **blob, size_t *size)
 {
     return gen_tokdata(gg(s), chat_template, blob, size);
@@ -100,7 +101,7 @@ static void gguf_close(gen_source *s)
     free(s);
 }
 
-static const gen_source_vt gguf_vt = {"GGUF", gguf_find, gguf_tensor, gguf_tokdata, gguf_close};
+static const gen_source_vt gguf_vt = {"GGUF", gguf_find, gguf_tensor, gguf_tensor_at, gguf_tokdata, gguf_close};
 
 static kg_status wrap(kg_gguf *owned, const kg_gguf *g, gen_source **out)
 {

@@ -12,8 +12,9 @@
  * kg_tensor (type, shape, bytes in memory), both from kgen.h.
  *
  * Implementations: source.c (a GGUF file), source_hf.c (a Hugging Face
- * directory: config.json, safetensors, tokenizer.json). The metadata helpers below
- * (gen_src_*) are shared by every builder.
+ * directory: config.json, safetensors, tokenizer.json), source_quant.c
+ * (another source with some tensors quantized: `--quant`, gen/quant.h).
+ * The metadata helpers below (gen_src_*) are shared by every builder.
  */
 #ifndef KGEN_SOURCE_H
 #define KGEN_SOURCE_H
@@ -30,6 +31,7 @@ typedef struct gen_source_vt {
     const char *format;                                              /* "GGUF", ... */
     const kg_value *(*find)(const gen_source *s, const char *key);    /* NULL if absent */
     const kg_tensor *(*tensor)(const gen_source *s, const char *name); /* NULL if absent */
+    const kg_tensor *(*tensor_at)(const gen_source *s, uint64_t i);   /* every tensor, in order; NULL past the end */
     /* The tokenizer as the blob runtime/model/tokenizer.c reads (gen/tokdata.c
      * documents it); chat_template: a template name to use instead of the
      * model's (NULL: the model's). *blob is malloc'd. */

@@ -574,6 +574,12 @@ static const kg_tensor *hf_tensor_find(const gen_source *s, const char *name)
     return NULL;
 }
 
+static const kg_tensor *hf_tensor_at(const gen_source *s, uint64_t i)
+{
+    const hf_src *h = s->impl;
+    return i < (uint64_t)h->nt ? &h->t[i].t : NULL;
+}
+
 static kg_status hf_tokdata(const gen_source *s, const char *chat_template, void **blob, size_t *size)
 {
     const hf_src *h = s->impl;
@@ -597,7 +603,7 @@ static void hf_close(gen_source *s)
     free(s);
 }
 
-static const gen_source_vt hf_vt = {"Hugging Face", hf_find, hf_tensor_find, hf_tokdata, hf_close};
+static const gen_source_vt hf_vt = {"Hugging Face", hf_find, hf_tensor_find, hf_tensor_at, hf_tokdata, hf_close};
 
 kg_status gen_source_hf(const char *dir, gen_source **out)
 {

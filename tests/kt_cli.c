@@ -157,6 +157,19 @@ bool kc_tiny_ready(void)
     return true;
 }
 
+bool kc_same_bytes(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF;) {
+        ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
 const char *kc_tail(const char *s, size_t n)
 {
     size_t len = strlen(s);

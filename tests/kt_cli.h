@@ -29,6 +29,8 @@ int kc_kgen_args(const char *const *args);
 /* A copy of src, truncated to fit. */
 void kc_save(char *dst, size_t cap, const char *src);
 bool kc_exists(const char *p);
+/* two files have the same bytes (false if either cannot be read) */
+bool kc_same_bytes(const char *a, const char *b);
 bool kc_make_dir(const char *p);
 
 /* The entries of dir other than `keep` (NULL-terminated list), written into

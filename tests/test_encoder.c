@@ -9,7 +9,8 @@
  *   >= 0.9999995 per sentence (tighter than the issue's 0.9999) at f32
  *   weights, with the weights rewritten as F16 or BF16 safetensors, and from
  *   a GGUF of llama.cpp's `bert` layout written from the same weights (the
- *   reference reading the same rewritten file); the retrieval example's
+ *   reference reading the same rewritten file; also with Q8_0 matrices,
+ *   to a looser bound: kgen's int8 activations); the retrieval example's
  *   ranking the reference's. encoder_minilm_f16 also checks `kgen embed
  *   --compare` (the F16 model against the original): each text's cosine
  *   within 2e-9 of the one computed from the two models' own embeddings.
@@ -54,20 +55,27 @@ static bool minilm(char *path, size_t cap)
 /* F16 and BF16 weights on the f32 tiles (ftile=f32): the bound checks
  * their reading; the default bf16 tiles (where the CPU has AMX) round the
  * activations to bf16, measured at cosine >= 0.99994 on these sentences */
-static void check_as(const char *how, const char *max_len, bool compare)
+static void check_as(const char *how, const char *max_len, bool compare, const char *min_cos)
 {
     NEED_MINILM(model);
     char *argv[] = {NULL, NULL, "tests/ref/check_encoder.py", "--kgen", (char *)kt_kgen_bin(), "--model", model,
-                    "--as", (char *)how, "--max-len", (char *)max_len, "-t", "2", compare ? "--compare" : NULL, NULL};
+                    "--as", (char *)how, "--max-len", (char *)max_len, "-t", "2", "--min-cos",
+                    (char *)(min_cos ? min_cos : "0.9999995"), compare ? "--compare" : NULL, NULL};
     setenv("KGEN_KNOBS", "ftile=f32", 1);
     kc_ref_check(argv);
     unsetenv("KGEN_KNOBS");
 }
 
-KT_TEST(encoder_minilm) { check_as("f32", "256", false); }
-KT_TEST(encoder_minilm_f16) { check_as("f16", "128", true); }
-KT_TEST(encoder_minilm_bf16) { check_as("bf16", "128", false); }
-KT_TEST(encoder_minilm_gguf) { check_as("gguf-f16", "256", false); }
+KT_TEST(encoder_minilm) { check_as("f32", "256", false, NULL); }
+KT_TEST(encoder_minilm_f16) { check_as("f16", "128", true, NULL); }
+KT_TEST(encoder_minilm_bf16) { check_as("bf16", "128", false, NULL); }
+KT_TEST(encoder_minilm_gguf) { check_as("gguf-f16", "256", false, NULL); }
+/* Q8_0 matrices (the gguf package's quantizer): kgen's products read int8
+ * activations (per 32 values), the reference's float ones: measured 0.998
+ * (min) and 0.99972 (mean) on these sentences; a stale int8 copy of the
+ * residual read by the next layer's product (fixed in gen/pass_fuse.c) gave
+ * 0.10 and 0.29 */
+KT_TEST(encoder_minilm_gguf_q8_0) { check_as("gguf-q8_0", "128", false, "0.997"); }
 
 static float cosine(const float *a, const float *b, int n)
 {

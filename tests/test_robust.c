@@ -14,7 +14,9 @@
  *   robust_readonly_cache    a cache that cannot be written: kgen warns before
  *                            compiling, runs from a temporary file, exits 0
  *                            (as another user when run as root)
- *   robust_reproducible      two compiles of one model: byte-identical
+ *   robust_reproducible      two compiles of one model: byte-identical, also
+ *                            from a directory holding files named like the
+ *                            compiler's temporaries (tok.bin, ...)
  *   robust_corrupt_cache_model a corrupted model in the cache is reported in
  *                            one line and rebuilt
  */
@@ -23,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -33,19 +36,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static bool same_bytes(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    bool same = fa && fb;
-    for (int ca = 0, cb = 0; same && ca != EOF;) {
-        ca = fgetc(fa), cb = fgetc(fb);
-        same = ca == cb;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 
 static bool copy(const char *from, const char *to) { return SH("cp", from, to) == 0; }
 
@@ -67,7 +57,7 @@ KT_TEST(robust_output_is_input)
         char label[64];
         snprintf(label, sizeof label, "compile m.gguf -o %s", strrchr(outs[i], '/') + 1);
         kc_expect_failure(label, 1, dir, keep, STRS(outs[i], "overwrite"), STRS("compile", in, "-o", outs[i]));
-        KT_CHECKF(same_bytes(in, ref), "%s changed the input", label);
+        KT_CHECKF(kc_same_bytes(in, ref), "%s changed the input", label);
     }
     /* the input is named like the header of an object, or like external weights */
     snprintf(h_in, sizeof h_in, "%s/m.h", dir);
@@ -76,17 +66,17 @@ KT_TEST(robust_output_is_input)
     snprintf(o_out, sizeof o_out, "%s/m.o", dir);
     kc_expect_failure("--emit obj over its input's name", 1, dir, keep, STRS("overwrite"),
                       STRS("compile", h_in, "--emit", "obj", "-o", o_out));
-    KT_CHECKF(same_bytes(h_in, ref), "--emit obj overwrote the input m.h");
+    KT_CHECKF(kc_same_bytes(h_in, ref), "--emit obj overwrote the input m.h");
     snprintf(w_in, sizeof w_in, "%s/w.so.weights", dir);
     snprintf(w_out, sizeof w_out, "%s/w.so", dir);
     KT_REQUIRE(copy(kc_tiny_gguf, w_in));
     kc_expect_failure("--external-weights over the input", 1, dir, keep, STRS("overwrite"),
                       STRS("compile", w_in, "--external-weights", "-o", w_out));
-    KT_CHECKF(same_bytes(w_in, ref), "--external-weights overwrote the input");
+    KT_CHECKF(kc_same_bytes(w_in, ref), "--external-weights overwrote the input");
     /* a logits dump onto the model */
     kc_expect_failure("run --dump-logits MODEL", 2, dir, keep, STRS("overwrite"),
                       STRS("run", in, "-p", "hi", "-n", "1", "--dump-logits", lnk));
-    KT_CHECKF(same_bytes(in, ref), "--dump-logits overwrote the model");
+    KT_CHECKF(kc_same_bytes(in, ref), "--dump-logits overwrote the model");
 }
 
 /* ───────────────────────── temporaries ───────────────────────── */
@@ -281,7 +271,35 @@ KT_TEST(robust_reproducible)
     KT_CHECKF(rc == 0, "compile exited %d: %s", rc, kc_err);
     rc = KGEN("compile", kc_tiny_gguf, "-o", b);
     KT_CHECKF(rc == 0, "compile exited %d: %s", rc, kc_err);
-    KT_CHECKF(same_bytes(a, b), "two compiles of the same model differ: cmp %s %s", a, b);
+    KT_CHECKF(kc_same_bytes(a, b), "two compiles of the same model differ: cmp %s %s", a, b);
+    /* ... also from a directory holding files named like the compiler's own
+     * temporaries (desc.bin, tok.bin, ...), which the assembler once took
+     * instead of them: the same bytes, for a shared object and an object */
+    char dir[600], decoy[700], kgen[PATH_MAX], c[600], d[600];
+    kc_tpath(dir, sizeof dir, "decoys");
+    KT_REQUIRE(kc_make_dir(dir) && realpath(kt_kgen_bin(), kgen));
+    static const char *const names[] = {"desc.bin", "tok.bin", "cuda.bin", "note.bin", "weights.bin"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(decoy, sizeof decoy, "%s/%s", dir, names[i]);
+        FILE *f = fopen(decoy, "w");
+        KT_REQUIRE(f);
+        fputs("decoy: not the compiler's\n", f);
+        fclose(f);
+    }
+    kc_tpath(c, sizeof c, "tiny/repro-c.o");
+    kc_tpath(d, sizeof d, "tiny/repro-d.o");
+    rc = KGEN("compile", kc_tiny_gguf, "--emit", "obj", "-o", c);
+    KT_CHECKF(rc == 0, "compile --emit obj exited %d: %s", rc, kc_err);
+    const char *outs[][2] = {{a, b}, {c, d}};
+    for (int k = 0; k < 2; k++) {
+        char *argv[] = {"/bin/sh", "-c", "cd \"$1\" && exec \"$2\" compile \"$3\" --emit \"$4\" -o \"$5\"", "sh", dir, kgen,
+                        kc_tiny_gguf, (char *)(k ? "obj" : "so"), (char *)outs[k][1], NULL};
+        char err[4096];
+        rc = kt_run(argv, NULL, 0, err, sizeof err);
+        KT_CHECKF(rc == 0, "compile from %s exited %d: %s", dir, rc, err);
+        KT_CHECKF(kc_same_bytes(outs[k][0], outs[k][1]), "compiled from a directory of decoys, the %s differs: cmp %s %s",
+                  k ? "object" : "shared object", outs[k][0], outs[k][1]);
+    }
 }
 
 /* A corrupted model in the cache: kgen run says so in one line, rebuilds it

@@ -178,7 +178,8 @@ def main():
     ap = argparse.ArgumentParser(description="a llama.cpp bert GGUF from a Hugging Face BERT directory")
     ap.add_argument("hf_dir")
     ap.add_argument("out")
-    ap.add_argument("--type", choices=("f32", "f16"), default="f32")
+    ap.add_argument("--type", choices=("f32", "f16", "q8_0"), default="f32",
+                    help="the matrices' type (q8_0: quantized by the gguf package, llama.cpp's quantizer)")
     args = ap.parse_args()
     d = args.hf_dir
     try:
@@ -195,10 +196,11 @@ def main():
     except BadModel as e:
         print(f"bert_gguf: {e}", file=sys.stderr)
         return 1
-    f16 = args.type == "f16"
+    f16, q8 = args.type == "f16", args.type == "q8_0"
     w = gguf.GGUFWriter(args.out, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT])
     w.add_name(os.path.basename(os.path.normpath(d)))
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.MOSTLY_Q8_0 if q8
+                    else gguf.LlamaFileType.ALL_F32)
     w.add_block_count(n_layer)
     w.add_context_length(int(c["max_position_embeddings"]))
     w.add_embedding_length(int(c["hidden_size"]))
@@ -236,6 +238,10 @@ def main():
         if f16 and not keep32:
             w.add_tensor(new, np.ascontiguousarray(a, dtype=np.float16))
             n16 += 1
+        elif q8 and not keep32:
+            q = gguf.quants.quantize(np.ascontiguousarray(a, dtype=np.float32), gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(new, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            n16 += 1
         else:
             w.add_tensor(new, np.ascontiguousarray(a, dtype=np.float32))
             n32 += 1
@@ -244,7 +250,7 @@ def main():
     w.write_tensors_to_file()
     w.close()
     print(f"bert_gguf: wrote {args.out}: {n_layer} layers, {len(tokens)} tokens (pre {pre}), "
-          f"pooling {pt.name if pt is not None else 'none'}, {n32} F32 + {n16} F16 tensors")
+          f"pooling {pt.name if pt is not None else 'none'}, {n32} F32 + {n16} {args.type.upper()} tensors")
     return 0
 
 

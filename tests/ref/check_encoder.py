@@ -92,7 +92,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kgen", required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--as", dest="how", default="f32", choices=["f32", "f16", "bf16", "gguf-f32", "gguf-f16"])
+    ap.add_argument("--as", dest="how", default="f32", choices=["f32", "f16", "bf16", "gguf-f32", "gguf-f16", "gguf-q8_0"])
     ap.add_argument("--sentences", default=os.path.join(HERE, "sentences.txt"))
     ap.add_argument("--max-len", type=int, default=0)
     ap.add_argument("--batch", type=int, default=0)
