@@ -8,6 +8,7 @@
 #include "gen.h"
 #include "graph.h"
 #include "internal.h"
+#include "quant.h"
 #include "source.h"
 
 #include <stdio.h>
@@ -15,9 +16,11 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: kgen kernels MODEL.gguf [--target cuda[:sm_NN]] [--batch N] [--json] [--no-cache]\n"
+    "usage: kgen kernels MODEL [--target cuda[:sm_NN]] [--batch N] [--json] [--no-cache]\n"
+    "                    [--quant SCHEME] [--quant-tensor PATTERN=SCHEME]... [--requant]\n"
     "\n"
-    "Lists the model's distinct kernel instances (template and bound parameters).\n"
+    "Lists the model's distinct kernel instances (template and bound parameters),\n"
+    "with --quant those of the model quantized as kgen compile would quantize it.\n"
     "With a CUDA target, compiles them all through NVRTC for that arch (cuda: the\n"
     "local GPU's, else sm_90; through the cache unless --no-cache) and reports,\n"
     "per kernel, registers, bytes spilled to local memory, stack frame and static\n"
@@ -42,9 +45,14 @@ int cmd_kernels(int argc, char **argv)
     bool json = false, cache = true;
     int n_batch = 0;
     cli c = {"kernels", argc, argv, 0};
+    cli_quant q = {0};
+    const char *spec = NULL;
     for (c.i = 0; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         int64_t n;
+        const int qo = cli_quant_opt(&c, &q);
+        if (qo < 0) return 2;
+        if (qo) continue;
         if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--no-cache")) cache = false;
         else if (!strcmp(a, "--target")) { if (!(target = cli_value(&c))) return 2; }
@@ -55,6 +63,7 @@ int cmd_kernels(int argc, char **argv)
         else path = a;
     }
     if (!path) return fputs(usage, stderr), 2;
+    if (!cli_quant_spec(&c, &q, &spec)) return 2;
     if (target && !gen_cuda_is_target(target))
         return fprintf(stderr, "kgen kernels: --target: '%s' is not a CUDA target (cuda or cuda:sm_NN)\n", target), 2;
     gen_source *src = NULL;
@@ -63,7 +72,7 @@ int cmd_kernels(int argc, char **argv)
     gen_cuda_result r = {0};
     int sm = 0;
     char note[256] = "";
-    kg_status st = gen_source_open(path, &src);
+    kg_status st = gen_source_open_quant(path, spec, q.requant, false, &src);
     gen_knobs kn;
     gen_target ht;
     if (!st) st = gen_knobs_parse(gen_knobs_env(), &kn);

@@ -8,7 +8,8 @@
  *                              kept, and with --requant): for each scheme and for
  *                              per-tensor overrides, `kgen compile --quant`
  *                              packs byte for byte the weights kgen packs from
- *                              the file quant_ref.py wrote
+ *                              the file quant_ref.py wrote; `kgen kernels
+ *                              --quant` lists the quantized model's instances
  *   quant_minilm_matches_gguf  the real all-MiniLM-L6-v2 directory compiled with
  *                              --quant w8g32 packs the weights of the GGUF that
  *                              tests/ref/bert_gguf.py --type q8_0 quantizes
@@ -103,6 +104,11 @@ KT_TEST(quant_matches_gguf_quants)
                                        "output.weight=w8g32", "--quant-tensor", "token_embd.weight=none", NULL});
     same_weights("q8-kept", q8, (const char *const[]){"--quant", "w4g32", NULL});
     same_weights("q8-requant", q8, (const char *const[]){"--quant", "w4g32", "--requant", NULL});
+    /* kgen kernels sees the quantized model too (its CUDA instances: --target) */
+    int rc = KGEN("kernels", f32, "--quant", "w5g32a");
+    KT_CHECKF(rc == 0 && strstr(kc_out, "mm(wtype=7,") && !strstr(kc_out, "mm(wtype=0,"),
+              "kgen kernels --quant w5g32a: exit %d, no Q5_1 (type 7) product or an F32 one left:\n%s%s", rc, kc_out,
+              kc_err);
 }
 
 KT_TEST(quant_minilm_matches_gguf)
