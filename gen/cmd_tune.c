@@ -15,6 +15,7 @@
 static const char usage[] =
     "usage: kgen tune MODEL [-o FILE] [--budget SECONDS] [--threads N] [--pp N]\n"
     "                 [--shard I/N] [--list] [--target cuda[:sm_NN]]\n"
+    "                 [--quant SCHEME] [--quant-tensor PATTERN=SCHEME]... [--requant]\n"
     "       kgen tune merge A.json B.json ... -o ALL.json\n"
     "       kgen tune ls [FILE]\n"
     "       kgen tune export FILE | import FILE... | clear\n"
@@ -44,6 +45,9 @@ static const char usage[] =
     "                   jobs sweep one model; combine their files with 'tune merge'\n"
     "                   (needs -o)\n"
     "  --list           print the variants (index, instance, knob) and stop\n"
+    "  --quant SCHEME, --quant-tensor PATTERN=SCHEME, --requant   sweep the model\n"
+    "                   quantized as kgen compile --quant quantizes it (its records\n"
+    "                   serve a compile with the same options)\n"
     "  --target cuda    CUDA sweeps: not yet (they need a GPU; none was available\n"
     "                   to build them)\n"
     "\n"
@@ -247,9 +251,13 @@ int cmd_tune(int argc, char **argv)
     gen_tune_opts o = {0};
     const char *out = NULL;
     cli c = {"tune", argc, argv, 0};
+    cli_quant q = {0};
     int64_t n;
     for (c.i = 0; c.i < argc; c.i++) {
         const char *a = argv[c.i];
+        const int qo = cli_quant_opt(&c, &q);
+        if (qo < 0) return 2;
+        if (qo) continue;
         if (!strcmp(a, "-o")) {
             if (!(out = cli_value(&c))) return 2;
         } else if (!strcmp(a, "--budget")) {
@@ -297,6 +305,8 @@ int cmd_tune(int argc, char **argv)
         fprintf(stderr, "kgen tune: needs MODEL\n%s", usage);
         return 2;
     }
+    if (!cli_quant_spec(&c, &q, &o.quant)) return 2;
+    o.requant = q.requant;
     if (o.nshards > 1 && !out && !o.list) {
         fprintf(stderr, "kgen tune: --shard needs -o FILE (shards are merged with 'kgen tune merge')\n");
         return 2;

@@ -9,6 +9,7 @@
 #include "tune.h"
 #include "tune_bench.h"
 #include "internal.h"
+#include "quant.h"
 #include "source.h"
 #include "runtime/model/rt.h"
 #include "templates/cpu/kernel.h"
@@ -154,7 +155,7 @@ kg_status gen_tune_run(const gen_tune_opts *o, gen_tuning *result)
     kg_status st = gen_target_host(&t);
     if (!st) st = gen_knobs_parse(gen_knobs_env(), &kn);
     if (!st) gen_knobs_resolve(&kn, t.isa, false);
-    if (!st) st = gen_source_open(o->model, &src);
+    if (!st) st = gen_source_open_quant(o->model, o->quant, o->requant, false, &src);
     if (!st) st = gen_model_plan(src, 0, 0, gen_nofuse_env(), &kn, &gr, &pg);
     if (!st) st = gen_tune_variants(&pg, pp, &var, &nv);
     if (!st && o->list) {

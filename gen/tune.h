@@ -112,6 +112,8 @@ typedef struct gen_tune_opts {
     double budget_s;       /* 0: none */
     int shard, nshards;    /* 1-based shard of nshards (0/0: all) */
     bool list;             /* only print the variants (no compile, no timing) */
+    const char *quant;     /* gen_model_opts' quant and requant: the model quantized */
+    bool requant;
     FILE *out;             /* the table, the progress (NULL: stderr) */
 } gen_tune_opts;
 

@@ -53,6 +53,7 @@ kg_status gen_tune_compare(const gen_tune_opts *o, const char *tuning, gen_tune_
     const int pp = o->pp > 0 ? o->pp : 64, tg = 32, rounds = 5;
     gen_load_opts lo = {0};
     lo.open.n_threads = o->threads;
+    lo.quant = o->quant, lo.requant = o->requant;
     lo.tuning = "none"; /* the default model: no records (not the database's) */
     gen_loaded l[2];
     memset(l, 0, sizeof l);

@@ -9,7 +9,8 @@
  *                              per-tensor overrides, `kgen compile --quant`
  *                              packs byte for byte the weights kgen packs from
  *                              the file quant_ref.py wrote; `kgen kernels
- *                              --quant` lists the quantized model's instances
+ *                              --quant` lists the quantized model's instances,
+ *                              `kgen tune --list --quant` their variants
  *   quant_minilm_matches_gguf  the real all-MiniLM-L6-v2 directory compiled with
  *                              --quant w8g32 packs the weights of the GGUF that
  *                              tests/ref/bert_gguf.py --type q8_0 quantizes
@@ -109,6 +110,11 @@ KT_TEST(quant_matches_gguf_quants)
     KT_CHECKF(rc == 0 && strstr(kc_out, "mm(wtype=7,") && !strstr(kc_out, "mm(wtype=0,"),
               "kgen kernels --quant w5g32a: exit %d, no Q5_1 (type 7) product or an F32 one left:\n%s%s", rc, kc_out,
               kc_err);
+    /* ... and kgen tune's variants are those of the quantized model's products */
+    rc = KGEN("tune", f32, "--list", "--quant", "w4g32");
+    KT_CHECKF(rc == 0 && strstr(kc_out, "mm wtype=2 ") && !strstr(kc_out, "mm wtype=0 "),
+              "kgen tune --list --quant w4g32: exit %d, no Q4_0 (type 2) product or an F32 one left:\n%s%s", rc,
+              kc_tail(kc_out, 2000), kc_err);
 }
 
 KT_TEST(quant_minilm_matches_gguf)
