@@ -145,15 +145,15 @@ static kg_status decide(const char *model, const kg_tensor *t, const rule *r, bo
     const uint32_t blk = to->blck > 1 ? to->blck : 1;
     const bool named = r->pat != NULL;
     char why[160] = "";
-    if (!from || !from->kernels)
+    if (from && from->blck > 1 && !requant) {
+        if (!named) return ty->kept_quant++, KG_OK;
+        snprintf(why, sizeof why, "is %s in the source: add --requant to quantize it again from its values", from->name);
+    } else if (!from || !from->kernels) {
         snprintf(why, sizeof why, "has type %s, which kgen cannot dequantize", from ? from->name : "?");
-    else if (t->ne[0] % blk) {
+    } else if (t->ne[0] % blk) {
         if (!named) return ty->kept_rows++, KG_OK;
         snprintf(why, sizeof why, "has rows of %llu values, not a multiple of %s's %u", (unsigned long long)t->ne[0],
                  r->scheme, blk);
-    } else if (from->blck > 1 && !requant) {
-        if (!named) return ty->kept_quant++, KG_OK;
-        snprintf(why, sizeof why, "is %s in the source: add --requant to quantize it again from its values", from->name);
     }
     if (why[0])
         return kg_err(KG_ERR_ARG, "%s: --quant-tensor '%s=%s': tensor %s %s", model, named ? r->pat : "*", r->scheme,
