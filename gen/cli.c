@@ -132,10 +132,10 @@ int cli_quant_opt(cli *c, cli_quant *q)
     if (!(v = cli_value(c))) return -1;
     char one[512];
     snprintf(one, sizeof one, "none;%s", v);
-    const bool tensor = !strcmp(o, "--quant-tensor");
-    if (strchr(v, ';') || strlen(v) >= sizeof one - 6 || gen_quant_check(tensor ? one : v)) {
-        fprintf(stderr, "kgen %s: %s\n", c->cmd,
-                strchr(v, ';') || strlen(v) >= sizeof one - 6 ? "--quant-tensor: a ';' or an over-long value" : kg_last_error());
+    const bool tensor = !strcmp(o, "--quant-tensor"), odd = strchr(v, ';') || strlen(v) >= sizeof one - 6;
+    if (odd || gen_quant_check(tensor ? one : v)) {
+        if (odd) fprintf(stderr, "kgen %s: %s '%s': a ';' or an over-long value\n", c->cmd, o, v);
+        else fprintf(stderr, "kgen %s: %s\n", c->cmd, kg_last_error());
         return -1;
     }
     if (!tensor) return q->scheme = v, 1;

@@ -40,22 +40,42 @@ int gen_quant_scheme_type(const char *name)
     return -2;
 }
 
+kg_status gen_quant_parse(const char *spec, char **buf, gen_quant_rule **rules, int *n)
+{
+    char *copy = strdup(spec ? spec : ""), *save = NULL;
+    gen_quant_rule *r = calloc(strlen(copy) / 2 + 2, sizeof *r); /* items are 2 bytes apart at least */
+    *buf = NULL, *rules = NULL, *n = 0;
+    kg_status st = copy && r ? KG_OK : kg_err(KG_ERR_NOMEM, "out of memory");
+    int i = 0;
+    for (char *it = st ? NULL : strtok_r(copy, ";", &save); it && !st; it = strtok_r(NULL, ";", &save), i++) {
+        char *eq = i ? strrchr(it, '=') : NULL;
+        const char *scheme = eq ? eq + 1 : it;
+        if (i && (!eq || eq == it)) {
+            st = kg_err(KG_ERR_ARG, "--quant-tensor '%s': expected PATTERN=SCHEME", it);
+        } else if (gen_quant_scheme_type(scheme) == -2) {
+            st = kg_err(KG_ERR_ARG, "%s '%s': unknown scheme '%s' (known: " GEN_QUANT_NAMES ")",
+                        i ? "--quant-tensor" : "--quant", it, scheme);
+        } else {
+            if (eq) *eq = 0;
+            r[i] = (gen_quant_rule){i ? it : NULL, scheme, gen_quant_scheme_type(scheme), 0};
+        }
+    }
+    if (st || i == 0) {
+        free(copy), free(r);
+        return st ? st : kg_err(KG_ERR_ARG, "--quant: an empty spec");
+    }
+    *buf = copy, *rules = r, *n = i;
+    return KG_OK;
+}
+
 kg_status gen_quant_check(const char *spec)
 {
     if (!spec || !*spec) return KG_OK;
-    char *copy = strdup(spec), *save = NULL;
-    if (!copy) return kg_err(KG_ERR_NOMEM, "out of memory");
-    kg_status st = KG_OK;
-    int i = 0;
-    for (char *it = strtok_r(copy, ";", &save); it && !st; it = strtok_r(NULL, ";", &save), i++) {
-        char *eq = i ? strrchr(it, '=') : NULL;
-        if (i && (!eq || eq == it))
-            st = kg_err(KG_ERR_ARG, "--quant-tensor '%s': expected PATTERN=SCHEME", it);
-        else if (gen_quant_scheme_type(eq ? eq + 1 : it) == -2)
-            st = kg_err(KG_ERR_ARG, "%s '%s': unknown scheme '%s' (known: " GEN_QUANT_NAMES ")",
-                        i ? "--quant-tensor" : "--quant", it, eq ? eq + 1 : it);
-    }
-    free(copy);
+    char *buf;
+    gen_quant_rule *rules;
+    int n;
+    kg_status st = gen_quant_parse(spec, &buf, &rules, &n);
+    if (!st) free(buf), free(rules);
     return st;
 }
 

@@ -30,6 +30,18 @@
  * it is), -2 for an unknown name. */
 int gen_quant_scheme_type(const char *name);
 
+/* A spec parsed: rule 0 is the default scheme (pat NULL), then each
+ * override in order; type is gen_quant_scheme_type's (-1: none); hits is
+ * the caller's to count matches in. */
+typedef struct gen_quant_rule {
+    const char *pat, *scheme;
+    int type, hits;
+} gen_quant_rule;
+
+/* Parses a non-empty spec (errors name the item): *rules[*n], their
+ * strings in *buf; free both. */
+kg_status gen_quant_parse(const char *spec, char **buf, gen_quant_rule **rules, int *n);
+
 /* Checks a spec (messages name the item); KG_OK for NULL or "". */
 kg_status gen_quant_check(const char *spec);
 

@@ -65,12 +65,6 @@ static const gen_source_vt quant_vt = {"quantized", q_find, q_tensor, q_tensor_a
 
 /* ─────────────── which tensors, and the rewriting ─────────────── */
 
-typedef struct {
-    const char *pat; /* NULL: the default scheme */
-    const char *scheme;
-    int type, hits;
-} rule;
-
 /* The matrices --quant rewrites by default */
 static bool by_default(const kg_tensor *t)
 {
@@ -137,7 +131,7 @@ typedef struct {
 } tally;
 
 /* what rule r (or the default) asks of tensor t: its type, or -1 to leave it */
-static kg_status decide(const char *model, const kg_tensor *t, const rule *r, bool requant, tally *ty, int *type)
+static kg_status decide(const char *model, const kg_tensor *t, const gen_quant_rule *r, bool requant, tally *ty, int *type)
 {
     *type = -1;
     if (r->type < 0 || (kg_type)r->type == t->type) return KG_OK;
@@ -165,22 +159,17 @@ static kg_status decide(const char *model, const kg_tensor *t, const rule *r, bo
 static kg_status build(qsrc *q, const char *spec, bool requant, tally *ty)
 {
     const char *model = q->inner->name;
-    char *copy = strdup(spec), *save = NULL;
-    rule *rules = calloc(strlen(spec) / 2 + 2, sizeof *rules);
+    char *copy = NULL;
+    gen_quant_rule *rules = NULL;
+    int nr = 0;
     uint64_t nt = 0;
     while (q->inner->vt->tensor_at(q->inner, nt)) nt++;
     q->t = calloc(nt ? nt : 1, sizeof *q->t);
-    kg_status st = copy && rules && q->t ? gen_quant_check(spec) : kg_err(KG_ERR_NOMEM, "out of memory");
-    int nr = 0;
-    for (char *it = st ? NULL : strtok_r(copy, ";", &save); it; it = strtok_r(NULL, ";", &save), nr++) {
-        char *eq = nr ? strrchr(it, '=') : NULL;
-        if (eq) *eq = 0;
-        rules[nr] = (rule){nr ? it : NULL, eq ? eq + 1 : it, gen_quant_scheme_type(eq ? eq + 1 : it), 0};
-    }
+    kg_status st = q->t ? gen_quant_parse(spec, &copy, &rules, &nr) : kg_err(KG_ERR_NOMEM, "out of memory");
     for (uint64_t i = 0; !st && i < nt; i++) {
         const kg_tensor *t = q->inner->vt->tensor_at(q->inner, i);
         if (t->n_dims != 2) continue; /* only matrices are quantized: a pattern skips the rest */
-        rule *r = by_default(t) ? &rules[0] : NULL;
+        gen_quant_rule *r = by_default(t) ? &rules[0] : NULL;
         for (int k = 1; k < nr; k++)
             if (fnmatch(rules[k].pat, t->name, 0) == 0) r = &rules[k];
         if (!r) continue;

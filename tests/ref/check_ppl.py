@@ -20,7 +20,6 @@ with margin (the tiny test models, ctx 64, 3 chunks: ppl 660.16 against
 658.67, 0.23%, the base's 0.05%; KL 1.41452 against 1.41459).
 Exit 0 when every figure agrees; 1 otherwise; 77 without numpy/gguf.
 """
-import argparse
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, HERE)
 try:
     import numpy as np
     from model_ref import ModelRef, _field
-    from ppl_chunks import chunks, log_softmax
+    from ppl_chunks import arg_parser, chunks, log_softmax
 except ImportError as e:
     print(f"check_ppl: {e}", file=sys.stderr)
     sys.exit(77)
@@ -45,12 +44,7 @@ def model(path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("tokens")
-    ap.add_argument("result")
-    ap.add_argument("--ctx", type=int, required=True)
-    ap.add_argument("--chunks", type=int, required=True)
+    ap = arg_parser(__doc__.splitlines()[0])
     ap.add_argument("--base")
     a = ap.parse_args()
     toks = np.fromfile(a.tokens, dtype=np.int32).astype(np.int64)

@@ -10,7 +10,6 @@ models/texts/eval.txt, 8 chunks of 512: SmolLM2-135M Q4_1 15.026 against
 15.061, Gemma 3 270M Q4_K_M 14.489 against 14.555 over 6 chunks).
 Exit 0 when they agree, 1 otherwise, 77 without llama_cpp or numpy.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import numpy as np
     import llama_cpp
-    from ppl_chunks import chunks, log_softmax
+    from ppl_chunks import arg_parser, chunks, log_softmax
 except ImportError as e:
     print(f"check_ppl_llama_cpp: {e}", file=sys.stderr)
     sys.exit(77)
@@ -29,12 +28,7 @@ PPL_REL = 1e-2
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("tokens")
-    ap.add_argument("result")
-    ap.add_argument("--ctx", type=int, required=True)
-    ap.add_argument("--chunks", type=int, required=True)
+    ap = arg_parser(__doc__.splitlines()[0])
     a = ap.parse_args()
     toks = np.fromfile(a.tokens, dtype=np.int32)
     with open(a.result) as f:
